@@ -1,0 +1,4 @@
+export function generateSigningJwk(): Promise<{ kty: string; crv: string; x: string; d: string; kid: string; alg: string; use: string }>;
+export function randomSecret(bytes?: number): string;
+export function readDevVars(path: string): Record<string, string>;
+export function writeDevVars(path: string, vars: Record<string, string>): void;

@@ -1,0 +1,81 @@
+/**
+ * Builds the Latchkey app: middleware, the error model, and every feature's routes. `createApp`
+ * takes the clock (and config cache timing) so tests drive the same app with a movable clock.
+ */
+import { cors } from "hono/cors";
+import { HTTPException } from "hono/http-exception";
+import { ConfigCache } from "./config/config.service";
+import { authRoutes } from "./features/auth/auth.routes";
+import { meRoutes } from "./features/me/me.routes";
+import { metaRoutes } from "./features/meta/meta.routes";
+import { type Clock, systemClock } from "./lib/clock";
+import { AppError, problemResponse } from "./lib/errors";
+import { createRouter } from "./lib/openapi";
+import { jsonBody } from "./middleware/body";
+import { requestContext } from "./middleware/context";
+import { securityHeaders } from "./middleware/security-headers";
+
+export const API_BASE = "/api/v1";
+
+/** Routes whose request body is not JSON (they enforce their own type and size limits). */
+const NON_JSON_ROUTES = new Set<string>([`${API_BASE}/me/avatar`]);
+
+function toAppError(error: unknown): AppError {
+  if (error instanceof AppError) return error;
+  if (error instanceof HTTPException) {
+    // Raised by hono's validator when the JSON body cannot be parsed.
+    if (error.status === 400) return new AppError("malformed_json", "The body is not valid JSON.");
+    if (error.status === 413) return new AppError("payload_too_large");
+    if (error.status === 401) return new AppError("unauthorized");
+  }
+  return new AppError("internal_error");
+}
+
+export function createApp(options: { clock?: Clock; configCacheMs?: number } = {}) {
+  const clock = options.clock ?? systemClock;
+  const config = ConfigCache({ clock, ttlMs: options.configCacheMs });
+  const json = jsonBody();
+
+  const app = createRouter();
+  app.use(securityHeaders());
+  app.use(
+    cors({
+      // Only listed origins are reflected; "null" and unlisted origins get no CORS headers.
+      origin: (origin, c) => {
+        const allowed = (c.env.CORS_ORIGINS ?? "")
+          .split(",")
+          .map((o: string) => o.trim())
+          .filter(Boolean);
+        return origin && origin !== "null" && allowed.includes(origin) ? origin : null;
+      },
+      allowHeaders: ["Authorization", "Content-Type"],
+      allowMethods: ["GET", "POST", "PUT", "PATCH", "DELETE"],
+      maxAge: 600,
+    }),
+  );
+  app.use(requestContext({ clock, config }));
+  app.use(`${API_BASE}/*`, (c, next) => (NON_JSON_ROUTES.has(c.req.path) ? next() : json(c, next)));
+
+  app.onError((error, c) => {
+    const appError = toAppError(error);
+    if (appError.status >= 500) console.error(`[error] ${c.req.method} ${c.req.path}`, error);
+    return problemResponse(appError);
+  });
+  app.notFound(() => problemResponse(new AppError("not_found", "No such route.")));
+
+  app.openAPIRegistry.registerComponent("securitySchemes", "bearerAuth", { type: "http", scheme: "bearer", bearerFormat: "JWT" });
+  app.doc31("/openapi.json", {
+    openapi: "3.1.0",
+    info: {
+      title: "Latchkey",
+      version: "1.0.0",
+      description: "Accounts, sign-in and tokens at the edge. Errors are RFC 9457 problem documents (application/problem+json).",
+    },
+  });
+
+  const routes = app.route("/", metaRoutes).route(API_BASE, authRoutes).route(API_BASE, meRoutes);
+  return routes;
+}
+
+/** The app's type, for `hc<AppType>()` from `hono/client`. */
+export type AppType = ReturnType<typeof createApp>;

@@ -1,0 +1,151 @@
+/**
+ * Latchkey's storage schema (D1 / SQLite). Times are integer milliseconds since the epoch.
+ * Every table that belongs to a user cascades on the user's deletion, so deleting the user row
+ * is the one statement that removes an account and everything it owns (D1 enforces foreign keys).
+ * Secrets are never stored: refresh tokens as SHA-256, one-time codes as HMAC-SHA256.
+ */
+
+import { index, integer, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
+
+const timestamp = (name: string) => integer(name, { mode: "number" });
+
+export const users = sqliteTable(
+  "users",
+  {
+    id: text("id").primaryKey(),
+    /** Canonical (NFKC, trimmed, lower-cased) email; also the only address mail is sent to. */
+    email: text("email").notNull(),
+    /** Canonical username, or null when the user never chose one. */
+    username: text("username"),
+    passwordHash: text("password_hash").notNull(),
+    isActive: integer("is_active", { mode: "boolean" }).notNull().default(true),
+    isStaff: integer("is_staff", { mode: "boolean" }).notNull().default(false),
+    emailVerified: integer("email_verified", { mode: "boolean" }).notNull().default(false),
+    /** Access tokens issued before this instant are rejected (password change, logout-all, disable). */
+    tokensValidAfter: timestamp("tokens_valid_after").notNull().default(0),
+    createdAt: timestamp("created_at").notNull(),
+    updatedAt: timestamp("updated_at").notNull(),
+  },
+  (t) => [uniqueIndex("users_email_unique").on(t.email), uniqueIndex("users_username_unique").on(t.username)],
+);
+
+export const refreshTokens = sqliteTable(
+  "refresh_tokens",
+  {
+    id: text("id").primaryKey(),
+    userId: text("user_id")
+      .notNull()
+      .references(() => users.id, { onDelete: "cascade" }),
+    /** The login this token descends from; reuse of any rotated token revokes the whole family. */
+    familyId: text("family_id").notNull(),
+    parentId: text("parent_id"),
+    tokenHash: text("token_hash").notNull(),
+    createdAt: timestamp("created_at").notNull(),
+    expiresAt: timestamp("expires_at").notNull(),
+    revokedAt: timestamp("revoked_at"),
+    /** Why it stopped working: "rotated", "logout", "reuse", "password", "admin", … */
+    revokedReason: text("revoked_reason"),
+    userAgent: text("user_agent"),
+    ip: text("ip"),
+  },
+  (t) => [
+    uniqueIndex("refresh_tokens_hash_unique").on(t.tokenHash),
+    index("refresh_tokens_family_idx").on(t.familyId),
+    index("refresh_tokens_user_idx").on(t.userId, t.revokedAt),
+  ],
+);
+
+/** Fixed-window counters for rate limits; strongly consistent because D1 serialises writes. */
+export const rateLimits = sqliteTable("rate_limits", {
+  key: text("key").primaryKey(),
+  count: integer("count").notNull(),
+  resetAt: timestamp("reset_at").notNull(),
+});
+
+export const otpCodes = sqliteTable(
+  "otp_codes",
+  {
+    id: text("id").primaryKey(),
+    userId: text("user_id")
+      .notNull()
+      .references(() => users.id, { onDelete: "cascade" }),
+    purpose: text("purpose", { enum: ["verify_email", "login", "reset_password"] }).notNull(),
+    codeHash: text("code_hash").notNull(),
+    createdAt: timestamp("created_at").notNull(),
+    expiresAt: timestamp("expires_at").notNull(),
+    attempts: integer("attempts").notNull().default(0),
+    /** Set when the code was used, superseded by a newer one, or killed by too many attempts. */
+    consumedAt: timestamp("consumed_at"),
+  },
+  (t) => [index("otp_codes_user_purpose_idx").on(t.userId, t.purpose)],
+);
+
+export const profiles = sqliteTable("profiles", {
+  userId: text("user_id")
+    .primaryKey()
+    .references(() => users.id, { onDelete: "cascade" }),
+  name: text("name"),
+  surname: text("surname"),
+  age: integer("age"),
+  phoneNumber: text("phone_number"),
+  profession: text("profession"),
+  aboutMe: text("about_me"),
+  avatarKey: text("avatar_key"),
+  avatarContentType: text("avatar_content_type"),
+  avatarEtag: text("avatar_etag"),
+  updatedAt: timestamp("updated_at").notNull(),
+});
+
+export const statuses = sqliteTable(
+  "statuses",
+  {
+    id: text("id").primaryKey(),
+    userId: text("user_id")
+      .notNull()
+      .references(() => users.id, { onDelete: "cascade" }),
+    content: text("content").notNull(),
+    createdAt: timestamp("created_at").notNull(),
+    updatedAt: timestamp("updated_at").notNull(),
+  },
+  (t) => [index("statuses_created_idx").on(t.createdAt, t.id), index("statuses_user_created_idx").on(t.userId, t.createdAt, t.id)],
+);
+
+export const activity = sqliteTable(
+  "activity",
+  {
+    id: text("id").primaryKey(),
+    userId: text("user_id")
+      .notNull()
+      .references(() => users.id, { onDelete: "cascade" }),
+    type: text("type").notNull(),
+    createdAt: timestamp("created_at").notNull(),
+    ip: text("ip"),
+    userAgent: text("user_agent"),
+    /** A small JSON object; never passwords, codes or tokens. */
+    details: text("details").notNull().default("{}"),
+  },
+  (t) => [index("activity_user_created_idx").on(t.userId, t.createdAt, t.id), index("activity_created_idx").on(t.createdAt)],
+);
+
+export const adminAudit = sqliteTable(
+  "admin_audit",
+  {
+    id: text("id").primaryKey(),
+    /** The staff user who made the change; kept (as null) if that account is later deleted. */
+    actorId: text("actor_id").references(() => users.id, { onDelete: "set null" }),
+    createdAt: timestamp("created_at").notNull(),
+    action: text("action").notNull(),
+    target: text("target").notNull(),
+    oldValue: text("old_value"),
+    newValue: text("new_value"),
+  },
+  (t) => [index("admin_audit_created_idx").on(t.createdAt, t.id)],
+);
+
+export type User = typeof users.$inferSelect;
+export type RefreshToken = typeof refreshTokens.$inferSelect;
+export type Profile = typeof profiles.$inferSelect;
+export type Status = typeof statuses.$inferSelect;
+export type ActivityEntry = typeof activity.$inferSelect;
+
+/** Used by raw conditional SQL in services. */

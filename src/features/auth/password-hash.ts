@@ -1,0 +1,78 @@
+/**
+ * Password hashing, stored as PHC strings so each hash carries its own parameters:
+ *   $argon2id$v=19$m=19456,t=2,p=1$<salt>$<hash>   (default; OWASP's minimum for argon2id)
+ *   $pbkdf2-sha256$i=100000$<salt>$<hash>           (WebCrypto; for plans with a tight CPU limit)
+ * A login that verifies a hash made with other settings than the configured ones re-hashes it.
+ *
+ * argon2 runs as WebAssembly. workerd forbids compiling WASM from bytes at run time, so the
+ * worker hands argon2-wasm-edge pre-compiled modules (see argon2-modules.ts).
+ */
+import { argon2id, argon2Verify } from "argon2-wasm-edge";
+import { base64urlDecode, base64urlEncode, randomBytes, timingSafeEqual } from "../../lib/crypto";
+
+export const ARGON2_PARAMS = { memorySize: 19_456, iterations: 2, parallelism: 1, hashLength: 32 } as const;
+export const PBKDF2_ITERATIONS = 100_000;
+/** Production workerd throws for PBKDF2 above 100,000 iterations (wrangler dev does not). */
+export const WORKERD_PBKDF2_MAX_ITERATIONS = 100_000;
+
+export type HasherName = "argon2id" | "pbkdf2";
+
+export function hasherFromEnv(value: string | undefined): HasherName {
+  return value === "pbkdf2" ? "pbkdf2" : "argon2id";
+}
+
+const encoder = new TextEncoder();
+
+async function pbkdf2(password: string, salt: Uint8Array, iterations: number): Promise<Uint8Array> {
+  const key = await crypto.subtle.importKey("raw", encoder.encode(password), "PBKDF2", false, ["deriveBits"]);
+  const bits = await crypto.subtle.deriveBits({ name: "PBKDF2", hash: "SHA-256", salt, iterations }, key, 256);
+  return new Uint8Array(bits);
+}
+
+export async function hashPassword(password: string, hasher: HasherName): Promise<string> {
+  const salt = randomBytes(16);
+  if (hasher === "pbkdf2") {
+    const hash = await pbkdf2(password, salt, PBKDF2_ITERATIONS);
+    return `$pbkdf2-sha256$i=${PBKDF2_ITERATIONS}$${base64urlEncode(salt)}$${base64urlEncode(hash)}`;
+  }
+  return argon2id({ ...ARGON2_PARAMS, password, salt, outputType: "encoded" });
+}
+
+export async function verifyPassword(password: string, stored: string): Promise<boolean> {
+  if (stored.startsWith("$argon2")) {
+    try {
+      return await argon2Verify({ password, hash: stored });
+    } catch {
+      return false;
+    }
+  }
+  const match = /^\$pbkdf2-sha256\$i=(\d+)\$([A-Za-z0-9_-]+)\$([A-Za-z0-9_-]+)$/.exec(stored);
+  if (!match) return false;
+  const iterations = Number(match[1]);
+  const salt = base64urlDecode(match[2] as string);
+  if (!salt || iterations < 1 || iterations > WORKERD_PBKDF2_MAX_ITERATIONS) return false;
+  const hash = await pbkdf2(password, salt, iterations);
+  return timingSafeEqual(base64urlEncode(hash), match[3] as string);
+}
+
+/** True when `stored` was made with other settings than `hasher`'s current ones. */
+export function needsRehash(stored: string, hasher: HasherName): boolean {
+  if (hasher === "pbkdf2") return !stored.startsWith(`$pbkdf2-sha256$i=${PBKDF2_ITERATIONS}$`);
+  const { memorySize, iterations, parallelism } = ARGON2_PARAMS;
+  return !stored.startsWith(`$argon2id$v=19$m=${memorySize},t=${iterations},p=${parallelism}$`);
+}
+
+const dummyHashes = new Map<HasherName, Promise<string>>();
+
+/**
+ * Verifies against a fixed dummy hash so that a login for an unknown account costs what a real
+ * one does and the response time does not reveal whether the account exists.
+ */
+export async function burnPasswordCheck(password: string, hasher: HasherName): Promise<void> {
+  let dummy = dummyHashes.get(hasher);
+  if (!dummy) {
+    dummy = hashPassword("latchkey-dummy-password", hasher);
+    dummyHashes.set(hasher, dummy);
+  }
+  await verifyPassword(password, await dummy);
+}

@@ -1,0 +1,177 @@
+/**
+ * Token pairs and refresh-token rotation (OAuth 2.0 Security BCP, RFC 9700 §4.14.2: refresh
+ * token rotation with reuse detection). A refresh token is 256 random bits shown to the client
+ * once; only its SHA-256 is stored. Each login starts a family; every refresh replaces the
+ * presented token with a child in the same family. Presenting a token that was already rotated
+ * means two parties hold it, so the whole family is revoked.
+ */
+import { and, eq, isNull, sql } from "drizzle-orm";
+import type { Db, Query } from "../../db/client";
+import { runBatch } from "../../db/client";
+import { refreshTokens, type User, users } from "../../db/schema";
+import type { Deps } from "../../env";
+import { base64urlEncode, randomBytes, randomId, sha256Hex } from "../../lib/crypto";
+import { AppError } from "../../lib/errors";
+import { enforceRateLimit } from "../../lib/rate-limit";
+import { activityInsert } from "../activity/activity.record";
+import { signAccessToken } from "./access-tokens";
+
+export interface TokenResponse {
+  access_token: string;
+  token_type: "Bearer";
+  expires_in: number;
+  refresh_token: string;
+  refresh_expires_in: number;
+}
+
+export function accessTokenSettings(env: Env) {
+  return { keys: env.JWT_KEYS, issuer: env.JWT_ISSUER, audience: env.JWT_AUDIENCE };
+}
+
+export const hashRefreshToken = (token: string) => sha256Hex(token);
+
+/**
+ * Signs an access token and mints a refresh token for `userId`. Nothing is written: the caller
+ * puts `insert` into the batch that makes the sign-in real, and returns `response` only after
+ * that batch succeeded.
+ */
+export async function prepareTokenPair(
+  deps: Deps,
+  userId: string,
+  family?: { familyId: string; parentId: string },
+): Promise<{ response: TokenResponse; insert: Query; row: typeof refreshTokens.$inferInsert }> {
+  const config = await deps.config();
+  const now = deps.clock.now();
+  const refreshToken = base64urlEncode(randomBytes(32));
+  const row = {
+    id: randomId(),
+    userId,
+    familyId: family?.familyId ?? randomId(),
+    parentId: family?.parentId ?? null,
+    tokenHash: await hashRefreshToken(refreshToken),
+    createdAt: now,
+    expiresAt: now + config.refresh_token_ttl * 1000,
+    userAgent: deps.meta.userAgent,
+    ip: deps.meta.ip,
+  };
+  const { token } = await signAccessToken(accessTokenSettings(deps.env), {
+    userId,
+    nowMs: now,
+    ttlSeconds: config.access_token_ttl,
+    sessionId: row.familyId,
+  });
+  return {
+    response: {
+      access_token: token,
+      token_type: "Bearer",
+      expires_in: config.access_token_ttl,
+      refresh_token: refreshToken,
+      refresh_expires_in: config.refresh_token_ttl,
+    },
+    insert: deps.db.insert(refreshTokens).values(row),
+    row,
+  };
+}
+
+/** Revokes every live token of one family (a sign-in), e.g. on logout or detected reuse. */
+export function revokeFamily(db: Db, familyId: string, reason: string, nowMs: number) {
+  return db
+    .update(refreshTokens)
+    .set({ revokedAt: nowMs, revokedReason: reason })
+    .where(and(eq(refreshTokens.familyId, familyId), isNull(refreshTokens.revokedAt)));
+}
+
+/** Revokes every live token of a user, optionally sparing one family (the caller's own session). */
+export function revokeAllForUser(db: Db, userId: string, reason: string, nowMs: number, exceptFamilyId?: string) {
+  return db
+    .update(refreshTokens)
+    .set({ revokedAt: nowMs, revokedReason: reason })
+    .where(
+      and(
+        eq(refreshTokens.userId, userId),
+        isNull(refreshTokens.revokedAt),
+        exceptFamilyId ? sql`${refreshTokens.familyId} <> ${exceptFamilyId}` : undefined,
+      ),
+    );
+}
+
+/** Cuts off access tokens already issued to the user (checked by `requireUser`). */
+export function invalidateAccessTokens(db: Db, userId: string, nowMs: number) {
+  // iat has whole-second precision: round down so tokens issued later in this second stay valid.
+  return db
+    .update(users)
+    .set({ tokensValidAfter: Math.floor(nowMs / 1000) * 1000, updatedAt: nowMs })
+    .where(eq(users.id, userId));
+}
+
+async function findByToken(db: Db, token: string) {
+  const [row] = await db
+    .select({ token: refreshTokens, user: users })
+    .from(refreshTokens)
+    .innerJoin(users, eq(users.id, refreshTokens.userId))
+    .where(eq(refreshTokens.tokenHash, await hashRefreshToken(token)))
+    .limit(1);
+  return row ?? null;
+}
+
+/** `POST /auth/refresh`: rotates the presented token. Exactly one of two concurrent uses wins. */
+export async function rotateRefreshToken(deps: Deps, presented: string): Promise<TokenResponse> {
+  const { db, clock, meta } = deps;
+  const now = clock.now();
+  await enforceRateLimit(db, "refreshPerIp", meta.ip ?? "unknown", now);
+  const found = await findByToken(db, presented);
+  const invalid = new AppError("invalid_refresh_token");
+  if (!found) throw invalid;
+  const { token, user } = found;
+  if (token.revokedAt !== null) {
+    if (token.revokedReason === "rotated") {
+      console.warn(`[auth] refresh token reuse detected; revoking family for user ${user.id}`);
+      await runBatch(db, [
+        revokeFamily(db, token.familyId, "reuse", now),
+        activityInsert(db, { userId: user.id, type: "token_reuse_detected", nowMs: now, meta, details: { session_id: token.familyId } }),
+      ]);
+    }
+    throw invalid;
+  }
+  if (token.expiresAt <= now || !user.isActive) throw invalid;
+
+  const pair = await prepareTokenPair(deps, user.id, { familyId: token.familyId, parentId: token.id });
+  const r = pair.row;
+  // One transaction: the successor is inserted only if the parent is still live, and the parent
+  // is revoked only if it was live. Whichever concurrent request runs second changes nothing.
+  const [, revoked] = await runBatch(db, [
+    db.run(sql`INSERT INTO refresh_tokens (id, user_id, family_id, parent_id, token_hash, created_at, expires_at, user_agent, ip)
+      SELECT ${r.id}, ${r.userId}, ${r.familyId}, ${r.parentId}, ${r.tokenHash}, ${r.createdAt}, ${r.expiresAt}, ${r.userAgent}, ${r.ip}
+      WHERE EXISTS (SELECT 1 FROM refresh_tokens WHERE id = ${token.id} AND revoked_at IS NULL)`),
+    db
+      .update(refreshTokens)
+      .set({ revokedAt: now, revokedReason: "rotated" })
+      .where(and(eq(refreshTokens.id, token.id), isNull(refreshTokens.revokedAt)))
+      .returning({ id: refreshTokens.id }),
+  ]);
+  if (!Array.isArray(revoked) || revoked.length !== 1) throw invalid;
+  return pair.response;
+}
+
+/** `POST /auth/logout`: revokes the token's family. Unknown or already revoked tokens are fine. */
+export async function logout(deps: Deps, presented: string): Promise<void> {
+  const { db, clock, meta } = deps;
+  const found = await findByToken(db, presented);
+  if (!found || found.token.revokedAt !== null) return;
+  const now = clock.now();
+  await runBatch(db, [
+    revokeFamily(db, found.token.familyId, "logout", now),
+    activityInsert(db, { userId: found.user.id, type: "logout", nowMs: now, meta, details: { session_id: found.token.familyId } }),
+  ]);
+}
+
+/** `POST /auth/logout-all`: every refresh token of the user, and every access token issued so far. */
+export async function logoutAll(deps: Deps, user: User): Promise<void> {
+  const { db, clock, meta } = deps;
+  const now = clock.now();
+  await runBatch(db, [
+    revokeAllForUser(db, user.id, "logout_all", now),
+    invalidateAccessTokens(db, user.id, now),
+    activityInsert(db, { userId: user.id, type: "logout_all", nowMs: now, meta }),
+  ]);
+}

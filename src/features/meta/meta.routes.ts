@@ -1,0 +1,57 @@
+import { createRoute, z } from "@hono/zod-openapi";
+import { createRouter, jsonContent, problems } from "../../lib/openapi";
+import { getSigningKeys } from "../auth/access-tokens";
+
+/**
+ * The docs page. Its scripts and styles are Swagger UI's, served as Workers static assets from
+ * public/docs-assets (copied from node_modules at install), so it works offline and keeps the
+ * worker bundle small. Hence a CSP of 'self' only.
+ */
+const DOCS_HTML = `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Latchkey API</title>
+<link rel="stylesheet" href="/docs-assets/vendor/swagger-ui.css">
+</head>
+<body>
+<div id="swagger-ui"></div>
+<script src="/docs-assets/vendor/swagger-ui-bundle.js"></script>
+<script src="/docs-assets/init.js"></script>
+</body>
+</html>`;
+const DOCS_CSP =
+  "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; font-src 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+const JwksSchema = z
+  .object({
+    keys: z.array(z.object({ kty: z.string(), crv: z.string(), x: z.string(), kid: z.string(), alg: z.string(), use: z.string() })),
+  })
+  .openapi("JWKS");
+
+export const metaRoutes = createRouter()
+  .openapi(
+    createRoute({
+      method: "get",
+      path: "/health",
+      tags: ["meta"],
+      summary: "Liveness",
+      responses: { 200: jsonContent(z.object({ status: z.literal("ok") }), "The worker is up") },
+    }),
+    (c) => c.json({ status: "ok" as const }, 200),
+  )
+  .openapi(
+    createRoute({
+      method: "get",
+      path: "/.well-known/jwks.json",
+      tags: ["meta"],
+      summary: "Public keys that verify access tokens",
+      responses: { 200: jsonContent(JwksSchema, "JWK set (RFC 7517)"), ...problems() },
+    }),
+    async (c) => {
+      const { publicJwks } = await getSigningKeys(c.env.JWT_KEYS);
+      return c.json(publicJwks as z.infer<typeof JwksSchema>, 200, { "Cache-Control": "public, max-age=300" });
+    },
+  )
+  .get("/docs", (c) => c.html(DOCS_HTML, 200, { "Content-Security-Policy": DOCS_CSP }));

@@ -1,0 +1,87 @@
+/**
+ * The one error model. Services throw `AppError(code)`; `app.onError` renders it as an RFC 9457
+ * problem document. Public titles are deliberately generic where detail would help an attacker
+ * (login, codes); the `detail` given at the throw site is for cases where telling is safe.
+ */
+
+export const ERRORS = {
+  validation_failed: { status: 400, title: "The request is not valid." },
+  malformed_json: { status: 400, title: "The request body is not valid JSON." },
+  invalid_token: { status: 400, title: "The token is malformed." },
+  invalid_code: { status: 400, title: "The code is invalid or has expired." },
+  invalid_cursor: { status: 400, title: "The pagination cursor is not valid." },
+  unauthorized: { status: 401, title: "Authentication is required." },
+  invalid_credentials: { status: 401, title: "The credentials are not valid." },
+  invalid_refresh_token: { status: 401, title: "The refresh token is not valid." },
+  invalid_current_password: { status: 401, title: "The current password is not correct." },
+  forbidden: { status: 403, title: "You are not allowed to do this." },
+  email_not_verified: { status: 403, title: "The email address has not been verified." },
+  not_found: { status: 404, title: "Not found." },
+  method_not_allowed: { status: 405, title: "Method not allowed." },
+  email_taken: { status: 409, title: "An account with this email already exists." },
+  username_taken: { status: 409, title: "This username is taken." },
+  conflict: { status: 409, title: "The request conflicts with the current state." },
+  payload_too_large: { status: 413, title: "The request body is too large." },
+  unsupported_media_type: { status: 415, title: "The content type is not supported." },
+  unprocessable_image: { status: 422, title: "The image cannot be accepted." },
+  rate_limited: { status: 429, title: "Too many requests." },
+  internal_error: { status: 500, title: "An unexpected error occurred." },
+  service_unavailable: { status: 503, title: "A dependency is unavailable; nothing was changed." },
+} as const satisfies Record<string, { status: number; title: string }>;
+
+export type ErrorCode = keyof typeof ERRORS;
+
+export interface FieldError {
+  path: string;
+  message: string;
+}
+
+export class AppError extends Error {
+  readonly status: number;
+  constructor(
+    readonly code: ErrorCode,
+    readonly detail?: string,
+    readonly extra: { errors?: FieldError[]; retryAfterSeconds?: number } = {},
+  ) {
+    super(detail ?? ERRORS[code].title);
+    this.name = "AppError";
+    this.status = ERRORS[code].status;
+  }
+}
+
+/** Shorthand for a 400 naming one field. */
+export function fieldError(path: string, message: string): AppError {
+  return new AppError("validation_failed", `${path}: ${message}`, { errors: [{ path, message }] });
+}
+
+export interface ProblemDocument {
+  type: string;
+  title: string;
+  status: number;
+  detail: string;
+  code: ErrorCode;
+  errors?: FieldError[];
+}
+
+export function problemBody(error: AppError): ProblemDocument {
+  const spec = ERRORS[error.code];
+  return {
+    type: `https://latchkey.dev/problems/${error.code.replace(/_/g, "-")}`,
+    title: spec.title,
+    status: spec.status,
+    detail: error.detail ?? spec.title,
+    code: error.code,
+    ...(error.extra.errors ? { errors: error.extra.errors } : {}),
+  };
+}
+
+export function problemResponse(error: AppError, headers: HeadersInit = {}): Response {
+  const response = new Response(JSON.stringify(problemBody(error)), {
+    status: error.status,
+    headers: { "Content-Type": "application/problem+json", ...headers },
+  });
+  if (error.extra.retryAfterSeconds !== undefined) {
+    response.headers.set("Retry-After", String(Math.max(1, Math.ceil(error.extra.retryAfterSeconds))));
+  }
+  return response;
+}

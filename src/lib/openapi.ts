@@ -1,0 +1,78 @@
+/**
+ * Shared pieces for declaring routes with @hono/zod-openapi: one router factory whose validation
+ * hook turns zod issues into the app's 400 problem document, and response helpers so every route
+ * documents its error shapes (the OpenAPI document and the typed client both see them).
+ */
+import { OpenAPIHono, z } from "@hono/zod-openapi";
+import type { AppEnv } from "../env";
+import { AppError, ERRORS, type FieldError } from "./errors";
+
+export const ProblemSchema = z
+  .object({
+    type: z.string(),
+    title: z.string(),
+    status: z.number().int(),
+    detail: z.string(),
+    code: z.enum(Object.keys(ERRORS) as [keyof typeof ERRORS, ...(keyof typeof ERRORS)[]]),
+    errors: z.array(z.object({ path: z.string(), message: z.string() })).optional(),
+  })
+  .openapi("Problem");
+
+function issuesToErrors(issues: z.ZodIssue[]): FieldError[] {
+  return issues.map((issue) => {
+    const path = issue.path.map(String).join(".") || "body";
+    if (issue.code === "unrecognized_keys") {
+      return { path: issue.keys.join(", "), message: "is not a field you can set" };
+    }
+    return { path, message: issue.message };
+  });
+}
+
+/** Turns a failed zod parse into the app's validation problem. */
+export function validationError(error: z.ZodError): AppError {
+  const errors = issuesToErrors(error.issues);
+  return new AppError("validation_failed", errors.map((e) => `${e.path}: ${e.message}`).join("; "), { errors });
+}
+
+export function createRouter() {
+  return new OpenAPIHono<AppEnv>({
+    defaultHook: (result) => {
+      if (!result.success) throw validationError(result.error);
+    },
+  });
+}
+
+const STATUS_TEXT: Record<number, string> = {
+  400: "Invalid input (validation_failed, malformed_json, …)",
+  401: "Missing, invalid or expired credentials",
+  403: "Not allowed",
+  404: "Not found",
+  409: "Conflict with existing data",
+  413: "Body too large",
+  415: "Unsupported content type",
+  422: "Unprocessable content",
+  429: "Rate limited; see Retry-After",
+  500: "Unexpected error",
+  503: "A dependency is unavailable",
+};
+
+/** Problem responses for the given statuses (plus 500, which any route can answer). */
+export function problems<const S extends number>(...statuses: S[]) {
+  const all = [...new Set([...statuses, 500])] as (S | 500)[];
+  return Object.fromEntries(
+    all.map((status) => [
+      status,
+      { description: STATUS_TEXT[status] ?? "Error", content: { "application/problem+json": { schema: ProblemSchema } } },
+    ]),
+  ) as { [K in S | 500]: { description: string; content: { "application/problem+json": { schema: typeof ProblemSchema } } } };
+}
+
+export function jsonContent<T extends z.ZodType>(schema: T, description: string) {
+  return { description, content: { "application/json": { schema } } };
+}
+
+export function jsonBody<T extends z.ZodType>(schema: T) {
+  return { required: true, content: { "application/json": { schema } } };
+}
+
+export const bearerAuth = [{ bearerAuth: [] }];

@@ -1,0 +1,15 @@
+/**
+ * Canonical forms of identifiers. NFKC folds compatibility look-alikes (full-width letters,
+ * ligatures, …) so `ａｄａ@example.com` and `ada@example.com` are one account, and lower-casing
+ * makes comparison case-insensitive. The canonical form is what is stored and what mail goes to.
+ */
+export function normalizeIdentifier(value: string): string {
+  return value.normalize("NFKC").trim().toLowerCase();
+}
+
+/** Trims and NFC-normalises free text; returns null when it contains control characters. */
+export function cleanText(value: string): string | null {
+  const text = value.normalize("NFC").trim();
+  // Allow \n and \t in long text; refuse every other C0/C1 control and bidi override.
+  return /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/.test(text) ? null : text;
+}

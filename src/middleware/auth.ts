@@ -1,0 +1,41 @@
+import { eq } from "drizzle-orm";
+import type { MiddlewareHandler } from "hono";
+import { users } from "../db/schema";
+import type { AppEnv } from "../env";
+import { verifyAccessToken } from "../features/auth/access-tokens";
+import { AppError } from "../lib/errors";
+
+/**
+ * Requires `Authorization: Bearer <access token>`. The JWT is verified without I/O; then the user
+ * row is read (one primary-key lookup, which the handler needs anyway) so that a disabled or
+ * deleted account, or a token issued before `tokens_valid_after`, is refused at once.
+ */
+export function requireUser(): MiddlewareHandler<AppEnv> {
+  return async function requireUser(c, next) {
+    const { db, clock, env } = c.var.deps;
+    const match = /^Bearer ([A-Za-z0-9._~+/-]+=*)$/.exec(c.req.header("authorization") ?? "");
+    if (!match?.[1]) throw new AppError("unauthorized", "Send a valid access token as 'Authorization: Bearer <token>'.");
+    const claims = await verifyAccessToken(
+      { keys: env.JWT_KEYS, issuer: env.JWT_ISSUER, audience: env.JWT_AUDIENCE },
+      match[1],
+      clock.now(),
+    );
+    if (!claims) throw new AppError("unauthorized", "The access token is invalid or has expired.");
+    const user = await db.query.users.findFirst({ where: eq(users.id, claims.sub) });
+    // tokens_valid_after has second precision on the token side (iat is in whole seconds).
+    if (!user?.isActive || claims.iat * 1000 < user.tokensValidAfter) {
+      throw new AppError("unauthorized", "The access token is no longer valid.");
+    }
+    c.set("user", user);
+    c.set("token", { jti: claims.jti, iat: claims.iat, sessionId: claims.sid });
+    await next();
+  };
+}
+
+/** Requires a staff user; use after `requireUser`. */
+export function requireStaff(): MiddlewareHandler<AppEnv> {
+  return async function requireStaff(c, next) {
+    if (!c.var.user.isStaff) throw new AppError("forbidden", "This needs a staff account.");
+    await next();
+  };
+}

@@ -1,0 +1,76 @@
+/**
+ * Wraps the real local D1 binding to count statements and to make chosen statements fail, for
+ * query budgets and fault injection. A failing statement inside a batch fails the whole batch
+ * before it runs, which is what D1 does (a batch is one transaction: all or nothing).
+ */
+
+export interface D1Probe {
+  db: D1Database;
+  /** SQL of every statement executed, in order (a batch contributes each of its statements). */
+  statements: string[];
+  /** Round trips to D1 (a batch is one). */
+  roundTrips: number;
+  /** Makes statements whose SQL matches fail (until cleared with `null`). */
+  failWhen(pattern: RegExp | null): void;
+  reset(): void;
+}
+
+const REAL = Symbol("real");
+const SQL = Symbol("sql");
+
+type Wrapped = D1PreparedStatement & { [REAL]: D1PreparedStatement; [SQL]: string };
+
+export function probeD1(real: D1Database): D1Probe {
+  let failPattern: RegExp | null = null;
+  const probe: D1Probe = {
+    db: undefined as unknown as D1Database,
+    statements: [],
+    roundTrips: 0,
+    failWhen(pattern) {
+      failPattern = pattern;
+    },
+    reset() {
+      probe.statements = [];
+      probe.roundTrips = 0;
+    },
+  };
+  const injected = (sql: string) => new Error(`D1_ERROR: injected failure for test: ${sql.slice(0, 40)}`);
+
+  function wrap(statement: D1PreparedStatement, sql: string): Wrapped {
+    const run =
+      (method: "run" | "all" | "first" | "raw") =>
+      async (...args: unknown[]) => {
+        probe.statements.push(sql);
+        probe.roundTrips++;
+        if (failPattern?.test(sql)) throw injected(sql);
+        // biome-ignore lint/suspicious/noExplicitAny: forwarding the binding's own overloads
+        return (statement[method] as any)(...args);
+      };
+    return {
+      [REAL]: statement,
+      [SQL]: sql,
+      bind: (...values: unknown[]) => wrap(statement.bind(...values), sql),
+      run: run("run"),
+      all: run("all"),
+      first: run("first"),
+      raw: run("raw"),
+    } as unknown as Wrapped;
+  }
+
+  probe.db = {
+    prepare: (sql: string) => wrap(real.prepare(sql), sql),
+    batch: async (statements: Wrapped[]) => {
+      probe.roundTrips++;
+      for (const s of statements) probe.statements.push(s[SQL]);
+      const failing = statements.find((s) => failPattern?.test(s[SQL]));
+      if (failing) throw injected(failing[SQL]);
+      return real.batch(statements.map((s) => s[REAL]));
+    },
+    exec: (sql: string) => real.exec(sql),
+    dump: () => real.dump(),
+    withSession: () => {
+      throw new Error("sessions are not used by Latchkey");
+    },
+  } as unknown as D1Database;
+  return probe;
+}

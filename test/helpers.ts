@@ -1,0 +1,86 @@
+/**
+ * Test helpers: the real app (same middleware, same services) driven through its fetch handler
+ * with the real local bindings and a movable clock. Storage is shared within a test file, so
+ * factories make unique users.
+ */
+import { env } from "cloudflare:test";
+import { createApp } from "../src/app";
+import { FixedClock } from "../src/lib/clock";
+
+export const BASE = "http://latchkey.test";
+let counter = 0;
+export const unique = (prefix = "u") => `${prefix}${Date.now().toString(36)}${(counter++).toString(36)}${Math.random().toString(36).slice(2, 6)}`;
+
+export interface CallOptions {
+  token?: string;
+  headers?: Record<string, string>;
+  /** A raw body sent as-is (no JSON encoding). */
+  raw?: BodyInit;
+  env?: Env;
+}
+
+/** A test harness around one app instance with its own clock (config cache disabled). */
+export function harness(options: { configCacheMs?: number; start?: number } = {}) {
+  const clock = FixedClock(options.start ?? Date.now());
+  const app = createApp({ clock, configCacheMs: options.configCacheMs ?? 0 });
+  let ipCounter = 0;
+  /** A distinct client IP per call unless given, so per-IP limits don't couple unrelated tests. */
+  const nextIp = () => `203.0.113.${(ipCounter++ % 250) + 1}`;
+
+  async function call(method: string, path: string, body?: unknown, opts: CallOptions = {}) {
+    const headers: Record<string, string> = { "cf-connecting-ip": nextIp(), ...opts.headers };
+    if (opts.token) headers.authorization = `Bearer ${opts.token}`;
+    let payload: BodyInit | undefined = opts.raw;
+    if (body !== undefined && payload === undefined) {
+      payload = JSON.stringify(body);
+      headers["content-type"] ??= "application/json";
+    }
+    const res = await app.fetch(new Request(`${BASE}${path}`, { method, headers, body: payload }), opts.env ?? env);
+    const text = await res.text();
+    let json: any = null;
+    try {
+      json = text ? JSON.parse(text) : null;
+    } catch {
+      json = null;
+    }
+    return { status: res.status, headers: res.headers, json, text };
+  }
+
+  async function registerVerified(overrides: { email?: string; username?: string; password?: string } = {}) {
+    const email = overrides.email ?? `${unique("user")}@example.com`;
+    const password = overrides.password ?? "Tr0ub4dor&3-horse";
+    const username = overrides.username ?? unique("n");
+    const res = await call("POST", "/api/v1/auth/register", { email, password, username });
+    if (res.status !== 201) throw new Error(`register failed: ${res.status} ${res.text}`);
+    await env.DB.prepare("UPDATE users SET email_verified = 1 WHERE id = ?").bind(res.json.user.id).run();
+    return { id: res.json.user.id as string, email, password, username };
+  }
+
+  async function login(email: string, password: string, opts: CallOptions = {}) {
+    const res = await call("POST", "/api/v1/auth/login", { email, password }, opts);
+    if (res.status !== 200) throw new Error(`login failed: ${res.status} ${res.text}`);
+    return res.json as { access_token: string; refresh_token: string; expires_in: number; refresh_expires_in: number };
+  }
+
+  /** A verified user with a fresh token pair. */
+  async function signedInUser(overrides: { email?: string; username?: string; password?: string } = {}) {
+    const user = await registerVerified(overrides);
+    const tokens = await login(user.email, user.password);
+    return { ...user, ...tokens };
+  }
+
+  return { app, clock, call, registerVerified, login, signedInUser };
+}
+
+/** Sets (or with `undefined`, deletes) a hot config key in the local KV. */
+export async function setConfig(key: string, value: string | undefined) {
+  if (value === undefined) await env.CONFIG.delete(key);
+  else await env.CONFIG.put(key, value);
+}
+
+/** Decodes a JWT's header and payload without verifying it. */
+export function decodeJwt(token: string) {
+  const [h, p] = token.split(".");
+  const decode = (part: string) => JSON.parse(atob(part.replace(/-/g, "+").replace(/_/g, "/")));
+  return { header: decode(h as string), payload: decode(p as string) };
+}
