@@ -1,16 +1,17 @@
 import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-pool-workers";
-import { defineConfig } from "vitest/config";
+import { configDefaults, defineConfig } from "vitest/config";
 import { generateSigningJwk, randomSecret } from "./scripts/lib/keys.mjs";
 
 /**
  * Tests run inside workerd with the bindings declared in wrangler.toml (local D1, KV, R2,
  * Queues). Secrets that .dev.vars would hold are generated fresh for each run; the migrations
- * in migrations/ are handed to test/setup.ts, which applies them.
+ * in migrations/ are handed to test/setup.ts, which applies them. A second project runs the
+ * operator scripts' tests (test/scripts/) in plain Node.
  */
 export default defineConfig(async () => {
   const migrations = await readD1Migrations("./migrations");
   const keys = [await generateSigningJwk(), await generateSigningJwk()];
-  return {
+  const workers = {
     plugins: [
       cloudflareTest({
         wrangler: { configPath: "./wrangler.toml" },
@@ -25,9 +26,23 @@ export default defineConfig(async () => {
       }),
     ],
     test: {
+      name: "workers",
+      include: ["test/**/*.test.ts"],
+      exclude: [...configDefaults.exclude, "test/scripts/**"],
       setupFiles: ["./test/setup.ts"],
       testTimeout: 30_000,
       hookTimeout: 30_000,
     },
   };
+  // The operator scripts are Node programs that drive wrangler against a temporary local state.
+  const scripts = {
+    test: {
+      name: "scripts",
+      include: ["test/scripts/**/*.test.ts"],
+      environment: "node",
+      testTimeout: 120_000,
+      hookTimeout: 120_000,
+    },
+  };
+  return { test: { projects: [workers, scripts] } };
 });

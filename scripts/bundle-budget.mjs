@@ -1,7 +1,7 @@
 // Builds the production bundle (`wrangler deploy --dry-run --minify`) and fails when the worker
 // script is over its gzip budget. Static assets (the docs UI) are not part of the script.
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, readdirSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { gzipSync } from "node:zlib";

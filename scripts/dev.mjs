@@ -23,7 +23,10 @@ execFileSync("npx", ["wrangler", "d1", "migrations", "apply", "DB", "--local"], 
 });
 
 if (process.argv.includes("--start")) {
-  const dev = spawn("npx", ["wrangler", "dev", ...process.argv.slice(process.argv.indexOf("--start") + 1)], { stdio: "inherit", env: offline });
+  const dev = spawn("npx", ["wrangler", "dev", ...process.argv.slice(process.argv.indexOf("--start") + 1)], {
+    stdio: "inherit",
+    env: offline,
+  });
   dev.on("exit", (code) => process.exit(code ?? 0));
   for (const signal of ["SIGINT", "SIGTERM"]) process.on(signal, () => dev.kill(signal));
 }

@@ -5,9 +5,16 @@
 import { cors } from "hono/cors";
 import { HTTPException } from "hono/http-exception";
 import { ConfigCache } from "./config/config.service";
+import { activityRoutes } from "./features/activity/activity.routes";
+import { adminRoutes } from "./features/admin/admin.routes";
 import { authRoutes } from "./features/auth/auth.routes";
+import { exportRoutes } from "./features/export/export.routes";
 import { meRoutes } from "./features/me/me.routes";
 import { metaRoutes } from "./features/meta/meta.routes";
+import { otpRoutes } from "./features/otp/otp.routes";
+import { profilesRoutes } from "./features/profiles/profiles.routes";
+import { sessionsRoutes } from "./features/sessions/sessions.routes";
+import { statusesRoutes } from "./features/statuses/statuses.routes";
 import { type Clock, systemClock } from "./lib/clock";
 import { AppError, problemResponse } from "./lib/errors";
 import { createRouter } from "./lib/openapi";
@@ -73,7 +80,17 @@ export function createApp(options: { clock?: Clock; configCacheMs?: number } = {
     },
   });
 
-  const routes = app.route("/", metaRoutes).route(API_BASE, authRoutes).route(API_BASE, meRoutes);
+  const routes = app
+    .route("/", metaRoutes)
+    .route(API_BASE, authRoutes)
+    .route(API_BASE, otpRoutes)
+    .route(API_BASE, meRoutes)
+    .route(API_BASE, profilesRoutes)
+    .route(API_BASE, adminRoutes)
+    .route(API_BASE, statusesRoutes)
+    .route(API_BASE, activityRoutes)
+    .route(API_BASE, sessionsRoutes)
+    .route(API_BASE, exportRoutes);
   return routes;
 }
 

@@ -13,6 +13,8 @@ export interface Deps {
   clock: Clock;
   /** The effective hot configuration (KV, validated, cached per isolate for a few seconds). */
   config: () => Promise<Config>;
+  /** Drops this isolate's cached config so the next `config()` reads KV (after an admin write). */
+  invalidateConfig: () => void;
   env: Env;
   meta: RequestMeta;
 }

@@ -1,6 +1,10 @@
-/** The worker's entry: HTTP requests (the Hono app), and later the mail queue and cron handlers. */
+/** The worker's entry: HTTP requests (the Hono app), the mail queue's consumer, and the daily cron job. */
 import "./features/auth/argon2-modules";
 import { createApp } from "./app";
+import { scheduledRetention } from "./features/activity/activity.retention";
+import { consumeMailBatch } from "./features/mail/mail.consumer";
+import type { MailMessage } from "./features/otp/otp.service";
+import { systemClock } from "./lib/clock";
 
 const app = createApp();
 
@@ -8,4 +12,13 @@ export type { AppType } from "./app";
 
 export default {
   fetch: app.fetch,
-} satisfies ExportedHandler<Env>;
+  // latchkey-mail: one-time-code mails, sent off the request path.
+  async queue(batch, env) {
+    await consumeMailBatch(batch, env);
+  },
+  // The cron trigger in wrangler.toml: retention of activity, dead tokens, rate-limit windows and codes.
+  // Awaited rather than passed to ctx.waitUntil, so a failed run shows as a failed invocation.
+  async scheduled(_controller, env, _ctx) {
+    await scheduledRetention(env, systemClock);
+  },
+} satisfies ExportedHandler<Env, MailMessage>;

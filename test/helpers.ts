@@ -9,7 +9,8 @@ import { FixedClock } from "../src/lib/clock";
 
 export const BASE = "http://latchkey.test";
 let counter = 0;
-export const unique = (prefix = "u") => `${prefix}${Date.now().toString(36)}${(counter++).toString(36)}${Math.random().toString(36).slice(2, 6)}`;
+export const unique = (prefix = "u") =>
+  `${prefix}${Date.now().toString(36)}${(counter++).toString(36)}${Math.random().toString(36).slice(2, 6)}`;
 
 export interface CallOptions {
   token?: string;
@@ -37,6 +38,7 @@ export function harness(options: { configCacheMs?: number; start?: number } = {}
     }
     const res = await app.fetch(new Request(`${BASE}${path}`, { method, headers, body: payload }), opts.env ?? env);
     const text = await res.text();
+    // biome-ignore lint/suspicious/noExplicitAny: tests read arbitrary JSON shapes
     let json: any = null;
     try {
       json = text ? JSON.parse(text) : null;

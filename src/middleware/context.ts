@@ -18,6 +18,7 @@ export function requestContext(options: { clock: Clock; config: ConfigCache }): 
       db: createDb(env.DB),
       clock: options.clock,
       config: () => options.config.get(env.CONFIG),
+      invalidateConfig: () => options.config.invalidate(),
       env,
       meta: {
         ip: c.req.header("cf-connecting-ip")?.slice(0, 64) ?? null,

@@ -3,6 +3,7 @@
  * put it in the same `db.batch()` as the change it describes, so an event is never lost and never
  * recorded for a change that did not happen. `details` must never hold passwords, codes or tokens.
  */
+import { getTableColumns, type SQL, sql } from "drizzle-orm";
 import type { Db } from "../../db/client";
 import { activity } from "../../db/schema";
 import { randomId } from "../../lib/crypto";
@@ -53,4 +54,26 @@ export function activityInsert(
     userAgent: entry.meta.userAgent,
     details: JSON.stringify(entry.details ?? {}),
   });
+}
+
+/**
+ * Like `activityInsert`, but the entry is written only if `condition` (an SQL boolean such as
+ * `EXISTS (…)`) still holds when the batch runs. Put it before the change in the batch: when a
+ * concurrent request already made the change (deleted the status, revoked the session), this
+ * request's batch changes nothing and records nothing. A query builder (`INSERT … SELECT … WHERE`),
+ * not `db.run`, so that it can go into a batch.
+ */
+export function activityInsertIf(db: Db, entry: Parameters<typeof activityInsert>[1], condition: SQL) {
+  const values: Record<keyof typeof activity.$inferSelect, unknown> = {
+    id: randomId(),
+    userId: entry.userId,
+    type: entry.type,
+    createdAt: entry.nowMs,
+    ip: entry.meta.ip,
+    userAgent: entry.meta.userAgent,
+    details: JSON.stringify(entry.details ?? {}),
+  };
+  // drizzle lists every column in table order for INSERT … SELECT; select the values in that order.
+  const columns = Object.keys(getTableColumns(activity)).map((key) => sql`${values[key as keyof typeof values]}`);
+  return db.insert(activity).select(sql`SELECT ${sql.join(columns, sql`, `)} WHERE ${condition}`);
 }

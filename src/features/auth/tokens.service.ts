@@ -5,7 +5,7 @@
  * presented token with a child in the same family. Presenting a token that was already rotated
  * means two parties hold it, so the whole family is revoked.
  */
-import { and, eq, isNull, sql } from "drizzle-orm";
+import { and, eq, getTableColumns, isNull, sql } from "drizzle-orm";
 import type { Db, Query } from "../../db/client";
 import { runBatch } from "../../db/client";
 import { refreshTokens, type User, users } from "../../db/schema";
@@ -27,6 +27,13 @@ export interface TokenResponse {
 export function accessTokenSettings(env: Env) {
   return { keys: env.JWT_KEYS, issuer: env.JWT_ISSUER, audience: env.JWT_AUDIENCE };
 }
+
+/**
+ * How long after a rotation a second use of the same token counts as a concurrent duplicate
+ * rather than reuse (cf. Auth0's "reuse interval"). Short: a thief racing the real client inside
+ * it gets a 401 but no family revocation; past it, reuse revokes the whole family.
+ */
+export const REFRESH_RACE_GRACE_MS = 5_000;
 
 export const hashRefreshToken = (token: string) => sha256Hex(token);
 
@@ -114,6 +121,21 @@ async function findByToken(db: Db, token: string) {
   return row ?? null;
 }
 
+/**
+ * `INSERT … SELECT` of the successor row that inserts nothing unless the parent is still live.
+ * A query builder (not `db.run`, which executes at once) so it can go into the rotation's batch.
+ */
+function insertWhileParentLive(db: Db, row: typeof refreshTokens.$inferInsert, parentId: string) {
+  const values: Record<string, unknown> = { revokedAt: null, revokedReason: null, ...row };
+  // drizzle lists every column in table order for INSERT … SELECT; select the values in that order.
+  const columns = Object.keys(getTableColumns(refreshTokens)).map((key) => sql`${values[key] ?? null}`);
+  return db
+    .insert(refreshTokens)
+    .select(
+      sql`SELECT ${sql.join(columns, sql`, `)} WHERE EXISTS (SELECT 1 FROM ${refreshTokens} WHERE ${and(eq(refreshTokens.id, parentId), isNull(refreshTokens.revokedAt))})`,
+    );
+}
+
 /** `POST /auth/refresh`: rotates the presented token. Exactly one of two concurrent uses wins. */
 export async function rotateRefreshToken(deps: Deps, presented: string): Promise<TokenResponse> {
   const { db, clock, meta } = deps;
@@ -124,7 +146,10 @@ export async function rotateRefreshToken(deps: Deps, presented: string): Promise
   if (!found) throw invalid;
   const { token, user } = found;
   if (token.revokedAt !== null) {
-    if (token.revokedReason === "rotated") {
+    // A rotated token presented again is theft — unless it was rotated a moment ago, which is
+    // what a client's own duplicate request looks like (two tabs, a retry after a timeout). Then
+    // only this request fails, so the concurrent winner's new token stays valid.
+    if (token.revokedReason === "rotated" && now - (token.revokedAt ?? 0) >= REFRESH_RACE_GRACE_MS) {
       console.warn(`[auth] refresh token reuse detected; revoking family for user ${user.id}`);
       await runBatch(db, [
         revokeFamily(db, token.familyId, "reuse", now),
@@ -136,13 +161,10 @@ export async function rotateRefreshToken(deps: Deps, presented: string): Promise
   if (token.expiresAt <= now || !user.isActive) throw invalid;
 
   const pair = await prepareTokenPair(deps, user.id, { familyId: token.familyId, parentId: token.id });
-  const r = pair.row;
   // One transaction: the successor is inserted only if the parent is still live, and the parent
   // is revoked only if it was live. Whichever concurrent request runs second changes nothing.
   const [, revoked] = await runBatch(db, [
-    db.run(sql`INSERT INTO refresh_tokens (id, user_id, family_id, parent_id, token_hash, created_at, expires_at, user_agent, ip)
-      SELECT ${r.id}, ${r.userId}, ${r.familyId}, ${r.parentId}, ${r.tokenHash}, ${r.createdAt}, ${r.expiresAt}, ${r.userAgent}, ${r.ip}
-      WHERE EXISTS (SELECT 1 FROM refresh_tokens WHERE id = ${token.id} AND revoked_at IS NULL)`),
+    insertWhileParentLive(db, pair.row, token.id),
     db
       .update(refreshTokens)
       .set({ revokedAt: now, revokedReason: "rotated" })

@@ -3,6 +3,8 @@ import { bearerAuth, createRouter, jsonBody, jsonContent, problems } from "../..
 import { requireUser } from "../../middleware/auth";
 import { EmailSchema, PasswordSchema, UsernameSchema, UserSchema } from "../auth/auth.schemas";
 import { userView } from "../auth/auth.service";
+import { ProfileSchema } from "../profiles/profiles.schemas";
+import { loadOwnProfile, profileView } from "../profiles/profiles.service";
 import { changePassword, deleteMe, updateMe } from "./me.service";
 
 const tags = ["me"];
@@ -42,9 +44,9 @@ export const meRoutes = createRouter()
       tags,
       summary: "The signed-in account",
       ...auth,
-      responses: { 200: jsonContent(UserSchema, "The account"), ...problems(401) },
+      responses: { 200: jsonContent(UserSchema.extend({ profile: ProfileSchema }), "The account and its profile"), ...problems(401) },
     }),
-    (c) => c.json(userView(c.var.user), 200),
+    async (c) => c.json({ ...userView(c.var.user), profile: profileView(await loadOwnProfile(c.var.deps, c.var.user.id)) }, 200),
   )
   .openapi(
     createRoute({

@@ -17,3 +17,18 @@ export async function deleteAllAvatarObjects(bucket: R2Bucket, userId: string): 
     console.error(`[avatars] could not delete avatar objects of deleted user ${userId}`, error);
   }
 }
+
+/** Public URLs are served by the worker itself (`GET /api/v1/profiles/{id}/avatar`). */
+const AVATAR_URL_BASE = "/api/v1/profiles";
+
+/** The random part of a key: it changes with every upload, so it versions the public URL. */
+export function avatarVersion(key: string): string {
+  const name = key.slice(key.lastIndexOf("/") + 1);
+  const dot = name.lastIndexOf(".");
+  return dot === -1 ? name : name.slice(0, dot);
+}
+
+/** The avatar's public, cacheable URL, or null when there is none. */
+export function avatarUrl(userId: string, key: string | null): string | null {
+  return key ? `${AVATAR_URL_BASE}/${encodeURIComponent(userId)}/avatar?v=${encodeURIComponent(avatarVersion(key))}` : null;
+}

@@ -1,0 +1,172 @@
+// Seeds the benchmark's local D1 and R2 directly (batched SQL through Miniflare's binding proxy),
+// never through the API: 10,000 sign-ups would spend minutes hashing passwords. Every user shares
+// one password hash made once by the worker's own code, so rows look exactly like real ones.
+import { createHash, randomBytes } from "node:crypto";
+import { readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { deflateSync } from "node:zlib";
+
+export const BENCH_PASSWORD = "bench-horse-battery-staple-7";
+const ROWS_PER_STATEMENT = 250;
+
+const q = (value) => (value === null ? "NULL" : typeof value === "number" ? String(value) : `'${String(value).replaceAll("'", "''")}'`);
+const b64url = (bytes) => Buffer.from(bytes).toString("base64url");
+export const sha256Hex = (text) => createHash("sha256").update(text).digest("hex");
+
+export const userId = (i) => `bench${i.toString(36).padStart(6, "0")}`;
+export const userEmail = (i) => `bench${i}@example.com`;
+
+/** Applies every migration in `dir` in name order (drizzle's breakpoints separate statements). */
+export async function applyMigrations(db, dir) {
+  for (const file of readdirSync(dir)
+    .filter((f) => f.endsWith(".sql"))
+    .sort()) {
+    const statements = readFileSync(join(dir, file), "utf8")
+      .split("--> statement-breakpoint")
+      .map((s) => s.trim())
+      .filter(Boolean);
+    await db.batch(statements.map((s) => db.prepare(s)));
+  }
+}
+
+async function insertRows(db, table, columns, rows) {
+  const statements = [];
+  for (let i = 0; i < rows.length; i += ROWS_PER_STATEMENT) {
+    const values = rows
+      .slice(i, i + ROWS_PER_STATEMENT)
+      .map((row) => `(${row.map(q).join(",")})`)
+      .join(",");
+    statements.push(db.prepare(`INSERT INTO ${table} (${columns.join(",")}) VALUES ${values}`));
+  }
+  for (let i = 0; i < statements.length; i += 20) await db.batch(statements.slice(i, i + 20));
+}
+
+/** A real PNG of random pixels (noise does not compress, so its size is its pixel count × 3). */
+export function noisePng(side) {
+  const crcTable = Array.from({ length: 256 }, (_, n) => {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    return c >>> 0;
+  });
+  const crc32 = (buf) => {
+    let c = 0xffffffff;
+    for (const byte of buf) c = crcTable[(c ^ byte) & 0xff] ^ (c >>> 8);
+    return (c ^ 0xffffffff) >>> 0;
+  };
+  const chunk = (type, data) => {
+    const out = Buffer.alloc(12 + data.length);
+    out.writeUInt32BE(data.length, 0);
+    out.write(type, 4, "latin1");
+    data.copy(out, 8);
+    out.writeUInt32BE(crc32(out.subarray(4, 8 + data.length)), 8 + data.length);
+    return out;
+  };
+  const header = Buffer.alloc(13);
+  header.writeUInt32BE(side, 0);
+  header.writeUInt32BE(side, 4);
+  header.set([8, 2, 0, 0, 0], 8); // 8-bit RGB, no interlace
+  const raw = Buffer.alloc(side * (side * 3 + 1));
+  for (let y = 0; y < side; y++) randomBytes(side * 3).copy(raw, y * (side * 3 + 1) + 1);
+  const signature = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+  return Buffer.concat([signature, chunk("IHDR", header), chunk("IDAT", deflateSync(raw)), chunk("IEND", Buffer.alloc(0))]);
+}
+
+/**
+ * Users (verified, active) with profiles, `statusesPerUser` statuses for every user, and an avatar
+ * in R2 for every `avatarEvery`-th user. Returns the users with an avatar, their keys and versions.
+ */
+export async function seed({ db, bucket, users, passwordHash, statusesPerUser = 2, avatarEvery = 50, progress }) {
+  const now = Date.now();
+  const avatars = [];
+  const png = noisePng(96);
+  // A standalone ArrayBuffer: Miniflare's binding proxy refuses a view into Node's Buffer pool.
+  const pngBytes = png.buffer.slice(png.byteOffset, png.byteOffset + png.length);
+  const chunk = 1000;
+  for (let start = 0; start < users; start += chunk) {
+    const end = Math.min(users, start + chunk);
+    const userRows = [];
+    const profileRows = [];
+    const statusRows = [];
+    for (let i = start; i < end; i++) {
+      const id = userId(i);
+      const created = now - (users - i) * 60_000;
+      userRows.push([id, userEmail(i), `bench${i}`, passwordHash, 1, 0, 1, 0, created, created]);
+      let avatar = [null, null, null];
+      if (i % avatarEvery === 0) {
+        // The worker's own key shape and stored ETag form (avatars/{user_id}/{random}.{ext}, httpEtag).
+        const version = b64url(randomBytes(16));
+        const key = `avatars/${id}/${version}.png`;
+        const object = await bucket.put(key, pngBytes, { httpMetadata: { contentType: "image/png" } });
+        avatar = [key, "image/png", object.httpEtag];
+        avatars.push({ userId: id, key, version });
+      }
+      profileRows.push([id, `Name${i}`, `Surname${i}`, 20 + (i % 60), null, "Engineer", `About bench user ${i}.`, ...avatar, created]);
+      for (let s = 0; s < statusesPerUser; s++) {
+        const at = created + s * 1000;
+        statusRows.push([`st${id}${s}`, id, `Status ${s} of bench user ${i}: measuring the edge.`, at, at]);
+      }
+    }
+    await insertRows(
+      db,
+      "users",
+      [
+        "id",
+        "email",
+        "username",
+        "password_hash",
+        "is_active",
+        "is_staff",
+        "email_verified",
+        "tokens_valid_after",
+        "created_at",
+        "updated_at",
+      ],
+      userRows,
+    );
+    await insertRows(
+      db,
+      "profiles",
+      [
+        "user_id",
+        "name",
+        "surname",
+        "age",
+        "phone_number",
+        "profession",
+        "about_me",
+        "avatar_key",
+        "avatar_content_type",
+        "avatar_etag",
+        "updated_at",
+      ],
+      profileRows,
+    );
+    await insertRows(db, "statuses", ["id", "user_id", "content", "created_at", "updated_at"], statusRows);
+    progress?.(end, users);
+  }
+  return { avatars, avatarBytes: png.length };
+}
+
+/**
+ * Inserts `count` live refresh tokens (one new family each, cycling over the seeded users) and
+ * returns the plain tokens. Only their SHA-256 is stored, as the worker stores them.
+ */
+export async function mintRefreshTokens(db, { count, users, offset = 0 }) {
+  const now = Date.now();
+  const tokens = [];
+  const rows = [];
+  for (let n = 0; n < count; n++) {
+    const token = b64url(randomBytes(32));
+    tokens.push(token);
+    rows.push([
+      b64url(randomBytes(16)),
+      userId((offset + n) % users),
+      b64url(randomBytes(16)),
+      sha256Hex(token),
+      now,
+      now + 30 * 86_400_000,
+    ]);
+  }
+  await insertRows(db, "refresh_tokens", ["id", "user_id", "family_id", "token_hash", "created_at", "expires_at"], rows);
+  return tokens;
+}

@@ -1,0 +1,521 @@
+#!/usr/bin/env node
+// `npm run bench`: Latchkey's hot endpoints against their floors (issue 7).
+//
+// Builds the real worker and the floor worker (bench/floor) with wrangler's production bundler,
+// runs both in one workerd through Miniflare's API (not `wrangler dev`, whose proxy caps any
+// worker at about 2,000 req/s here), each on its own direct loopback socket, with local D1, KV
+// and R2. Seeds 10,000 users, then drives each endpoint and its floor with autocannon from this
+// process (workerd is a separate process), alternating endpoint and floor runs for each round,
+// and reports medians. Server CPU per request comes from workerd's own CPU time in /proc.
+//
+//   npm run bench -- [--duration S] [--connections N] [--rounds N] [--users N] [--only a,b] [--hash]
+//
+// --hash runs only the hashing/signing micro-benchmark (it also runs at the end of a full run).
+import { execFileSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import autocannon from "autocannon";
+import { importJWK, SignJWT } from "jose";
+import { Miniflare } from "miniflare";
+import { generateSigningJwk, randomSecret } from "../scripts/lib/keys.mjs";
+import { applyMigrations, BENCH_PASSWORD, mintRefreshTokens, seed, userEmail, userId } from "./lib/seed.mjs";
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
+const { values: args } = parseArgs({
+  options: {
+    duration: { type: "string", default: "4" },
+    connections: { type: "string", default: "10" },
+    rounds: { type: "string", default: "3" },
+    users: { type: "string", default: "10000" },
+    only: { type: "string" },
+    hash: { type: "boolean", default: false },
+  },
+});
+const DURATION = Number(args.duration);
+const CONNECTIONS = Number(args.connections);
+const ROUNDS = Number(args.rounds);
+const USERS = Number(args.users);
+const LOGIN_CONNECTIONS = Math.min(2, CONNECTIONS);
+const started = Date.now();
+const log = (line) => console.log(`[bench ${((Date.now() - started) / 1000).toFixed(0).padStart(3)}s] ${line}`);
+
+// ---------------------------------------------------------------------------------------------
+// Build: the same command as production (and the CI bundle budget), into a temp dir.
+
+const tmp = mkdtempSync(join(os.tmpdir(), "latchkey-bench-"));
+const wranglerEnv = { ...process.env, WRANGLER_LOG_PATH: join(tmp, "wrangler-logs"), WRANGLER_SEND_METRICS: "false" };
+
+function build(name, configPath) {
+  const outdir = join(tmp, name);
+  execFileSync("npx", ["wrangler", "deploy", "--dry-run", "--minify", "--config", configPath, "--outdir", outdir], {
+    cwd: ROOT,
+    env: wranglerEnv,
+    stdio: ["ignore", "ignore", "inherit"],
+  });
+  const types = { ".js": "ESModule", ".wasm": "CompiledWasm", ".txt": "Text" };
+  const modules = readdirSync(outdir)
+    .filter((f) => Object.keys(types).some((ext) => f.endsWith(ext)))
+    .sort((a, b) => (a === "index.js" ? -1 : b === "index.js" ? 1 : a.localeCompare(b)))
+    .map((f) => ({ type: types[f.slice(f.lastIndexOf("."))], path: join(outdir, f) }));
+  return { modules, modulesRoot: outdir };
+}
+
+log("building the worker and the floor worker (wrangler deploy --dry-run --minify)");
+const appBuild = build("app", join(ROOT, "wrangler.toml"));
+const floorBuild = build("floor", join(ROOT, "bench/floor/wrangler.toml"));
+
+// ---------------------------------------------------------------------------------------------
+// Runtime: one workerd, two workers sharing one D1 database and one R2 bucket by id.
+
+const signingJwk = await generateSigningJwk();
+const JWT_KEYS = JSON.stringify({ keys: [signingJwk] });
+const vars = Object.fromEntries(
+  [...readFileSync(join(ROOT, "wrangler.toml"), "utf8").matchAll(/^([A-Z][A-Z0-9_]*) = "(.*)"$/gm)].map((m) => [m[1], m[2]]),
+);
+const shared = {
+  compatibilityDate: /^compatibility_date = "(.+)"$/m.exec(readFileSync(join(ROOT, "wrangler.toml"), "utf8"))[1],
+  d1Databases: { DB: "latchkey-bench-db" },
+  r2Buckets: { AVATARS: "latchkey-bench-avatars" },
+  unsafeDirectSockets: [{ host: "127.0.0.1", port: 0 }],
+};
+const workerdLog = [];
+const mf = new Miniflare({
+  host: "127.0.0.1",
+  port: 0,
+  d1Persist: join(tmp, "d1"),
+  kvPersist: join(tmp, "kv"),
+  r2Persist: join(tmp, "r2"),
+  handleRuntimeStdio(stdout, stderr) {
+    // Keep the last lines for diagnosis instead of printing a line per failed request under load.
+    for (const stream of [stdout, stderr]) {
+      stream.on("data", (data) => {
+        workerdLog.push(...String(data).split("\n").filter(Boolean));
+        if (workerdLog.length > 200) workerdLog.splice(0, workerdLog.length - 200);
+      });
+    }
+  },
+  workers: [
+    {
+      name: "latchkey",
+      ...appBuild,
+      ...shared,
+      kvNamespaces: { CONFIG: "latchkey-bench-config" },
+      queueProducers: { MAIL_QUEUE: "latchkey-mail" },
+      bindings: { ...vars, MAIL_DRIVER: "console", JWT_KEYS, OTP_SECRET: randomSecret() },
+    },
+    {
+      name: "floor",
+      ...floorBuild,
+      ...shared,
+      bindings: { JWT_KEYS, JWT_ISSUER: vars.JWT_ISSUER, JWT_AUDIENCE: vars.JWT_AUDIENCE },
+    },
+  ],
+});
+await mf.ready;
+const APP = (await mf.unsafeGetDirectURL("latchkey")).origin;
+const FLOOR = (await mf.unsafeGetDirectURL("floor")).origin;
+const workerdPid = findWorkerdPid();
+log(`workerd ${workerdPid ?? "(pid unknown)"}: app ${APP}, floor ${FLOOR}`);
+
+/** workerd is spawned by Miniflare as a child of this process; its CPU time is the server's. */
+function findWorkerdPid() {
+  for (const pid of readdirSync("/proc").filter((p) => /^\d+$/.test(p))) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      if (Number(fields[1]) === process.pid && stat.includes("(workerd)")) return Number(pid);
+    } catch {}
+  }
+  return null;
+}
+const CLK_TCK = 100; // Linux USER_HZ: /proc reports CPU time in 1/100 s on every mainstream kernel.
+/** workerd's total CPU time (user + system, all threads) in microseconds, or null off Linux. */
+function serverCpuUs() {
+  if (workerdPid === null) return null;
+  try {
+    const stat = readFileSync(`/proc/${workerdPid}/stat`, "utf8");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return ((Number(fields[11]) + Number(fields[12])) * 1_000_000) / CLK_TCK;
+  } catch {
+    return null;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Hashing and signing micro-benchmark, inside workerd.
+//
+// workerd stops its clocks while JavaScript runs (Date.now and performance.now only advance at
+// I/O, a Spectre mitigation), so a loop cannot time itself in the worker. Instead, each request
+// runs one primitive n times before answering, and this process times requests with n = N and
+// n = 0 (the same request without the loop) from outside, alternating; per op is the difference
+// of the medians over N. workerd's CPU time from /proc over the same requests gives CPU per op,
+// which a loaded machine inflates far less than wall time.
+
+async function timedGet(url) {
+  const cpu0 = serverCpuUs();
+  const t0 = process.hrtime.bigint();
+  const res = await fetch(url);
+  const body = await res.text();
+  const wallUs = Number(process.hrtime.bigint() - t0) / 1000;
+  if (!res.ok) throw new Error(`${url}: ${res.status} ${body}`);
+  return { wallUs, cpuUs: cpu0 === null ? null : serverCpuUs() - cpu0 };
+}
+
+const median = (xs) => {
+  const s = xs.filter((x) => x !== null && Number.isFinite(x)).sort((a, b) => a - b);
+  if (s.length === 0) return null;
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+
+async function primitives() {
+  const ops = [
+    { op: "argon2id", n: 5, label: "argon2id hash (m = 19 MiB, t = 2, p = 1)", memory: "19 MiB" },
+    { op: "argon2id-verify", n: 5, label: "argon2id verify", memory: "19 MiB" },
+    { op: "pbkdf2", n: 10, label: "PBKDF2-SHA256, 100,000 iterations", memory: "< 1 KiB" },
+    { op: "ed25519-sign", n: 5000, label: "EdDSA (Ed25519) JWT sign" },
+    { op: "ed25519-verify", n: 5000, label: "EdDSA (Ed25519) JWT verify" },
+    { op: "es256-sign", n: 5000, label: "ES256 (P-256) JWT sign" },
+    { op: "es256-verify", n: 5000, label: "ES256 (P-256) JWT verify" },
+  ];
+  const repeats = 5;
+  const out = [];
+  for (const { op, n, label, memory } of ops) {
+    const url = (count) => `${FLOOR}/primitive?op=${op}&n=${count}`;
+    await timedGet(url(1)); // warm: key import, WASM instantiation
+    const loop = [];
+    const empty = [];
+    for (let r = 0; r < repeats; r++) {
+      loop.push(await timedGet(url(n)));
+      empty.push(await timedGet(url(0)));
+    }
+    const wall = (median(loop.map((x) => x.wallUs)) - median(empty.map((x) => x.wallUs))) / n;
+    const cpuLoop = loop.reduce((a, x) => a + (x.cpuUs ?? Number.NaN), 0);
+    const cpuEmpty = empty.reduce((a, x) => a + (x.cpuUs ?? Number.NaN), 0);
+    const cpu = Number.isFinite(cpuLoop) ? (cpuLoop - cpuEmpty) / (repeats * n) : null;
+    out.push({ op, label, memory: memory ?? null, n, wall_ms: round(wall / 1000, 3), cpu_ms: cpu === null ? null : round(cpu / 1000, 3) });
+    log(`primitive ${op}: ${fmt(wall / 1000, 3)} ms wall, ${cpu === null ? "n/a" : fmt(cpu / 1000, 3)} ms CPU per op`);
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Load generation.
+
+let ipCounter = 0;
+/** A distinct CF-Connecting-IP per request, so per-IP rate limits measure nothing but themselves. */
+function nextIp() {
+  const n = ipCounter++;
+  return `10.${(n >> 16) & 255}.${(n >> 8) & 255}.${n & 255}`;
+}
+
+/**
+ * One autocannon run. `request()` returns {method, path, headers?, body?} per request;
+ * `onBody(status, body)` sees every response (refresh uses it to chain rotated tokens).
+ */
+function load(origin, request, onBody, connections = CONNECTIONS) {
+  return new Promise((resolve, reject) => {
+    const cpu0 = serverCpuUs();
+    autocannon(
+      {
+        url: origin,
+        connections,
+        duration: durationOverride ?? DURATION,
+        requests: [
+          {
+            setupRequest(req) {
+              const r = request();
+              return {
+                ...req,
+                method: r.method,
+                path: r.path,
+                body: r.body,
+                headers: {
+                  ...req.headers,
+                  "cf-connecting-ip": nextIp(),
+                  ...(r.body ? { "content-type": "application/json" } : {}),
+                  ...r.headers,
+                },
+              };
+            },
+            ...(onBody ? { onResponse: (status, body) => onBody(status, body) } : {}),
+          },
+        ],
+      },
+      (error, result) => {
+        if (error) return reject(error);
+        const cpu1 = serverCpuUs();
+        const ok = result["2xx"];
+        resolve({
+          rps: ok / (result.duration || DURATION),
+          p50: result.latency.p50,
+          p99: result.latency.p99,
+          cpuUs: cpu0 === null || cpu1 === null || result.requests.total === 0 ? null : (cpu1 - cpu0) / result.requests.total,
+          requests: result.requests.total,
+          non2xx: result.non2xx,
+          errors: result.errors + result.timeouts,
+          statusCodes: Object.fromEntries(Object.entries(result.statusCodeStats).map(([code, s]) => [code, s.count])),
+        });
+      },
+    );
+  });
+}
+
+/** A refresh-token pool that chains: every rotated token the server returns is used next. */
+async function refreshLoad(origin, path) {
+  const db = await mf.getD1Database("DB", "latchkey");
+  const pool = await mintRefreshTokens(db, { count: CONNECTIONS * 4, users: USERS, offset: Math.floor(Math.random() * USERS) });
+  return load(
+    origin,
+    () => ({ method: "POST", path, body: JSON.stringify({ refresh_token: pool.pop() ?? "exhausted" }) }),
+    (status, body) => {
+      if (status === 200) pool.push(JSON.parse(body).refresh_token);
+    },
+  );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Main.
+
+const round = (x, digits = 1) => (x === null || !Number.isFinite(x) ? null : Number(x.toFixed(digits)));
+const fmt = (x, digits = 0) => (x === null || !Number.isFinite(x) ? "n/a" : x.toFixed(digits));
+
+const machine = {
+  cpu: os.cpus()[0]?.model ?? "unknown",
+  cores: os.cpus().length,
+  memory_gb: round(os.totalmem() / 2 ** 30),
+  platform: `${os.type()} ${os.release()} ${os.arch()}`,
+  node: process.version,
+  workerd: execFileSync(join(ROOT, "node_modules/.bin/workerd"), ["--version"]).toString().trim(),
+  load_average_at_start: os.loadavg().map((x) => round(x, 2)),
+};
+
+async function runEndpoints() {
+  const db = await mf.getD1Database("DB", "latchkey");
+  const bucket = await mf.getR2Bucket("AVATARS", "latchkey");
+  await applyMigrations(db, join(ROOT, "migrations"));
+  const hashRes = await fetch(`${FLOOR}/setup/password-hash`, { method: "POST", body: JSON.stringify({ password: BENCH_PASSWORD }) });
+  const { hash } = await hashRes.json();
+  const t0 = Date.now();
+  const { avatars, avatarBytes } = await seed({
+    db,
+    bucket,
+    users: USERS,
+    passwordHash: hash,
+    progress: (done, total) => process.stdout.write(`\r[bench] seeding users, profiles, statuses, avatars: ${done}/${total}`),
+  });
+  process.stdout.write("\n");
+  log(
+    `seeded ${USERS} users, ${USERS} profiles, ${USERS * 2} statuses, ${avatars.length} avatars (${avatarBytes} B) in ${Date.now() - t0} ms`,
+  );
+
+  // Access tokens signed here with the worker's key, valid for the whole run (the worker's own
+  // would expire after access_token_ttl, 30 s by default).
+  const key = await importJWK(signingJwk, "EdDSA");
+  const iat = Math.floor(Date.now() / 1000);
+  const accessTokens = [];
+  for (let i = 0; i < 500; i++) {
+    accessTokens.push(
+      await new SignJWT({ jti: `bench-${i}`, sid: `bench-session-${i}` })
+        .setProtectedHeader({ alg: "EdDSA", typ: "at+jwt", kid: signingJwk.kid })
+        .setIssuer(vars.JWT_ISSUER)
+        .setAudience(vars.JWT_AUDIENCE)
+        .setSubject(userId(i))
+        .setIssuedAt(iat)
+        .setExpirationTime(iat + 3600)
+        .sign(key),
+    );
+  }
+  let n = 0;
+  const cycle = (list) => list[n++ % list.length];
+  let loginUser = 0;
+  const loginBody = () => JSON.stringify({ email: userEmail(loginUser++ % USERS), password: BENCH_PASSWORD });
+  const avatarPath = (a) => `/api/v1/profiles/${a.userId}/avatar?v=${a.version}`;
+  const bearer = () => ({ authorization: `Bearer ${cycle(accessTokens)}` });
+
+  const endpoints = [
+    {
+      name: "GET /health",
+      app: () => load(APP, () => ({ method: "GET", path: "/health" })),
+      floor: () => load(FLOOR, () => ({ method: "GET", path: "/health" })),
+      probe: { method: "GET", path: "/health" },
+    },
+    {
+      name: "GET /api/v1/me",
+      app: () => load(APP, () => ({ method: "GET", path: "/api/v1/me", headers: bearer() })),
+      floor: () => load(FLOOR, () => ({ method: "GET", path: "/me", headers: bearer() })),
+      probe: { method: "GET", path: "/api/v1/me", headers: bearer() },
+    },
+    {
+      name: "POST /api/v1/auth/refresh",
+      app: () => refreshLoad(APP, "/api/v1/auth/refresh"),
+      floor: () => refreshLoad(FLOOR, "/refresh"),
+      probe: async () => {
+        const [token] = await mintRefreshTokens(db, { count: 1, users: USERS });
+        return { method: "POST", path: "/api/v1/auth/refresh", body: JSON.stringify({ refresh_token: token }) };
+      },
+    },
+    {
+      name: "POST /api/v1/auth/login",
+      // One isolate hashes one password at a time (~50-60 ms of CPU): more connections only queue,
+      // and at 10 a short run can end before the first answers arrive.
+      app: () => load(APP, () => ({ method: "POST", path: "/api/v1/auth/login", body: loginBody() }), undefined, LOGIN_CONNECTIONS),
+      floor: () => load(FLOOR, () => ({ method: "POST", path: "/login", body: loginBody() }), undefined, LOGIN_CONNECTIONS),
+      probe: () => ({ method: "POST", path: "/api/v1/auth/login", body: loginBody() }),
+    },
+    {
+      name: "GET /api/v1/profiles",
+      app: () => load(APP, () => ({ method: "GET", path: "/api/v1/profiles" })),
+      floor: () => load(FLOOR, () => ({ method: "GET", path: "/profiles" })),
+      probe: { method: "GET", path: "/api/v1/profiles" },
+    },
+    {
+      name: "GET /api/v1/statuses",
+      app: () => load(APP, () => ({ method: "GET", path: "/api/v1/statuses" })),
+      floor: () => load(FLOOR, () => ({ method: "GET", path: "/statuses" })),
+      probe: { method: "GET", path: "/api/v1/statuses" },
+    },
+    {
+      name: "GET /api/v1/profiles/{id}/avatar",
+      // The avatar_url a client gets from the profile: versioned, so the immutable cacheable form.
+      app: () => load(APP, () => ({ method: "GET", path: avatarPath(cycle(avatars)) })),
+      floor: () => load(FLOOR, () => ({ method: "GET", path: `/avatar?key=${encodeURIComponent(cycle(avatars).key)}` })),
+      probe: { method: "GET", path: avatars[0] ? avatarPath(avatars[0]) : "/api/v1/profiles/none/avatar" },
+    },
+  ].filter((e) => !args.only || args.only.split(",").some((word) => e.name.includes(word)));
+
+  const rows = [];
+  for (const endpoint of endpoints) {
+    const state = await probe(endpoint);
+    if (state.status !== "ok") {
+      log(`${endpoint.name}: ${state.status} (${state.detail})`);
+      rows.push({ name: endpoint.name, status: state.status, detail: state.detail });
+      continue;
+    }
+    // One short unmeasured pass each, so neither side pays for isolate start-up or cold caches.
+    await withDuration(1, async () => {
+      await endpoint.app();
+      await endpoint.floor();
+    });
+    const appRuns = [];
+    const floorRuns = [];
+    for (let r = 0; r < ROUNDS; r++) {
+      appRuns.push(await endpoint.app());
+      floorRuns.push(await endpoint.floor());
+      const a = appRuns.at(-1);
+      const f = floorRuns.at(-1);
+      log(
+        `${endpoint.name} round ${r + 1}/${ROUNDS}: ${fmt(a.rps)} req/s (floor ${fmt(f.rps)})${a.non2xx || f.non2xx ? ` non-2xx ${a.non2xx}/${f.non2xx}` : ""}`,
+      );
+    }
+    rows.push(summarize(endpoint.name, appRuns, floorRuns));
+  }
+
+  const hashing = await primitives();
+  writeResults({
+    machine,
+    settings: { duration_s: DURATION, connections: CONNECTIONS, login_connections: LOGIN_CONNECTIONS, rounds: ROUNDS, users: USERS },
+    endpoints: rows,
+    hashing,
+  });
+  const bad = rows.filter((r) => r.status === "errors");
+  if (bad.length > 0 && workerdLog.length > 0) console.log(`\nlast workerd output:\n${workerdLog.slice(-10).join("\n")}`);
+}
+
+let durationOverride = null;
+async function withDuration(seconds, fn) {
+  durationOverride = seconds;
+  try {
+    await fn();
+  } finally {
+    durationOverride = null;
+  }
+}
+
+/** One request before the runs: a route that answers 404 "No such route." is not there yet. */
+async function probe(endpoint) {
+  const r = typeof endpoint.probe === "function" ? await endpoint.probe() : endpoint.probe;
+  const res = await fetch(`${APP}${r.path}`, {
+    method: r.method,
+    body: r.body,
+    headers: { "cf-connecting-ip": nextIp(), ...(r.body ? { "content-type": "application/json" } : {}), ...r.headers },
+  });
+  const text = await res.text();
+  if (res.status === 404 && text.includes("No such route")) return { status: "missing", detail: "404 no such route" };
+  if (!res.ok) return { status: "errors", detail: `probe answered ${res.status}: ${text.slice(0, 160)}` };
+  return { status: "ok" };
+}
+
+function summarize(name, appRuns, floorRuns) {
+  const all = [...appRuns, ...floorRuns];
+  // Throughput counts only 2xx answers; a run with anything else is reported as errors.
+  const failed = all.filter((r) => r.non2xx > 0 || r.errors > 0 || r.requests === 0);
+  if (failed.length > 0) {
+    const codes = {};
+    for (const r of failed)
+      for (const [code, count] of Object.entries(r.statusCodes)) if (!code.startsWith("2")) codes[code] = (codes[code] ?? 0) + count;
+    const errors = failed.reduce((a, r) => a + r.errors, 0);
+    return {
+      name,
+      status: "errors",
+      detail: `non-2xx ${JSON.stringify(codes)}, socket errors/timeouts ${errors}, runs without any answer ${failed.filter((r) => r.requests === 0).length} (app ${appRuns.reduce((a, r) => a + r.non2xx, 0)}, floor ${floorRuns.reduce((a, r) => a + r.non2xx, 0)})`,
+    };
+  }
+  const rps = median(appRuns.map((r) => r.rps));
+  const floorRps = median(floorRuns.map((r) => r.rps));
+  return {
+    name,
+    status: "ok",
+    rps: round(rps),
+    p50_ms: round(median(appRuns.map((r) => r.p50))),
+    p99_ms: round(median(appRuns.map((r) => r.p99))),
+    cpu_us: round(median(appRuns.map((r) => r.cpuUs)), 0),
+    floor_rps: round(floorRps),
+    floor_p50_ms: round(median(floorRuns.map((r) => r.p50))),
+    floor_p99_ms: round(median(floorRuns.map((r) => r.p99))),
+    floor_cpu_us: round(median(floorRuns.map((r) => r.cpuUs)), 0),
+    ratio: floorRps ? round(rps / floorRps, 2) : null,
+  };
+}
+
+function writeResults(results) {
+  const out = join(ROOT, "bench/results");
+  mkdirSync(out, { recursive: true });
+  const full = { ...results, finished_at: new Date().toISOString(), total_seconds: Math.round((Date.now() - started) / 1000) };
+  writeFileSync(join(out, "latest.json"), `${JSON.stringify(full, null, 2)}\n`);
+  if (results.endpoints.length > 0) {
+    console.log("\n| endpoint | req/s | p50 ms | p99 ms | CPU µs/req | floor req/s | floor p50 ms | floor CPU µs/req | ratio |");
+    console.log("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for (const r of results.endpoints) {
+      if (r.status !== "ok") console.log(`| ${r.name} | ${r.status}: ${r.detail} | | | | | | | |`);
+      else
+        console.log(
+          `| ${r.name} | ${fmt(r.rps)} | ${fmt(r.p50_ms, 1)} | ${fmt(r.p99_ms, 1)} | ${fmt(r.cpu_us)} | ${fmt(r.floor_rps)} | ${fmt(r.floor_p50_ms, 1)} | ${fmt(r.floor_cpu_us)} | ${fmt(r.ratio, 2)}× |`,
+        );
+    }
+  }
+  if (results.hashing?.length) {
+    console.log("\n| primitive (in workerd) | per op, wall ms | per op, CPU ms | memory |");
+    console.log("|---|---:|---:|---|");
+    for (const h of results.hashing) console.log(`| ${h.label} | ${fmt(h.wall_ms, 3)} | ${fmt(h.cpu_ms, 3)} | ${h.memory ?? ""} |`);
+  }
+  console.log(
+    `\n${results.endpoints.length ? `${CONNECTIONS} connections (login ${LOGIN_CONNECTIONS}), ${DURATION} s per run, ${ROUNDS} rounds (medians); ` : ""}machine: ${results.machine.cpu}, ${results.machine.cores} cores, node ${results.machine.node}, workerd ${results.machine.workerd}`,
+  );
+  console.log(`wrote bench/results/latest.json (${Math.round((Date.now() - started) / 1000)} s)`);
+}
+
+try {
+  log(`machine: ${machine.cpu}, ${machine.cores} cores, node ${machine.node}, load average ${machine.load_average_at_start.join(" ")}`);
+  if (args.hash) {
+    const hashing = await primitives();
+    writeResults({ machine, hashing, endpoints: [] });
+  } else {
+    await runEndpoints();
+  }
+} finally {
+  await mf.dispose();
+  rmSync(tmp, { recursive: true, force: true });
+}

@@ -1,0 +1,83 @@
+// npm run config:get [-- <key>] [--remote | --persist-to <dir>]
+// npm run config:set -- <key> <value> [--remote | --persist-to <dir>]
+//
+// Reads and writes the hot configuration in the CONFIG KV namespace through `wrangler kv`, after
+// validating with parseConfigValue, the parser the worker itself uses on every read: a value this
+// refuses is a value the worker would ignore. Each change is also recorded in the admin audit
+// trail (actor: none, meaning the operator CLI), like a change made through the admin API.
+import { CliError, d1, parseCli, runCli, sqlString, targetArgs, wrangler } from "./lib/cli.mjs";
+import { loadWorkerCode } from "./lib/worker-code.mjs";
+
+const USAGE = `usage: npm run config:get [-- <key>] [--remote | --persist-to <dir>]
+       npm run config:set -- <key> <value> [--remote | --persist-to <dir>]`;
+
+// `wrangler kv key get` prints this (exit code 0) for a missing key. No valid value of any key
+// can be this text, so reading it as "not set" never hides a value the worker would use.
+const NOT_FOUND = "Value not found";
+
+const kvArgs = (values) => ["--binding", "CONFIG", ...targetArgs(values)];
+
+async function kvGet(values, key) {
+  const out = (await wrangler(["kv", "key", "get", key, ...kvArgs(values)])).replace(/\n$/, "");
+  return out === NOT_FOUND ? null : out;
+}
+
+/** Keys present in the namespace, so `config:get` reads only those (each wrangler call costs seconds). */
+async function kvKeys(values) {
+  const out = await wrangler(["kv", "key", "list", ...kvArgs(values)]);
+  try {
+    return new Set(JSON.parse(out).map((entry) => entry.name));
+  } catch {
+    throw new CliError(`unexpected output from wrangler kv key list:\n${out.slice(0, 500)}`);
+  }
+}
+
+function requireKey(worker, key) {
+  if (!worker.isConfigKey(key)) throw new CliError(`unknown key '${key}'; known keys: ${worker.CONFIG_KEY_NAMES.join(", ")}`);
+  return key;
+}
+
+function describe(worker, key, stored) {
+  const def = worker.CONFIG_KEYS[key];
+  if (stored === null) return `${key} = ${def.default} (default)`;
+  const parsed = worker.parseConfigValue(key, stored);
+  if (parsed.ok) return `${key} = ${parsed.value}`;
+  return `${key} = ${def.default} (default; KV holds ${JSON.stringify(stored)}, which is invalid: ${parsed.reason})`;
+}
+
+async function get(worker, values, positionals) {
+  if (positionals.length > 1) throw new CliError(USAGE);
+  const keys = positionals.length === 1 ? [requireKey(worker, positionals[0])] : worker.CONFIG_KEY_NAMES;
+  const present = keys.length === 1 ? null : await kvKeys(values);
+  for (const key of keys) {
+    const stored = present && !present.has(key) ? null : await kvGet(values, key);
+    console.log(describe(worker, key, stored));
+  }
+}
+
+async function set(worker, values, positionals) {
+  if (positionals.length !== 2) throw new CliError(USAGE);
+  const key = requireKey(worker, positionals[0]);
+  const parsed = worker.parseConfigValue(key, positionals[1]);
+  if (!parsed.ok) throw new CliError(`refusing ${key}=${JSON.stringify(positionals[1])}: ${parsed.reason}; nothing was written`);
+  const text = String(parsed.value);
+  const previous = await kvGet(values, key);
+  await wrangler(["kv", "key", "put", key, text, ...kvArgs(values)]);
+  const now = Date.now();
+  await d1(values, {
+    command: `INSERT INTO admin_audit (id, actor_id, created_at, action, target, old_value, new_value) VALUES (${sqlString(worker.randomId())}, NULL, ${now}, 'config.set', ${sqlString(key)}, ${sqlString(previous)}, ${sqlString(text)})`,
+  });
+  console.log(`${key} = ${text}${previous === null ? "" : ` (was ${previous})`}`);
+  console.log("Takes effect on the next request (workers cache config for up to 5 s; KV may take up to 60 s to reach every location).");
+}
+
+await runCli(async () => {
+  const [command, ...args] = process.argv.slice(2);
+  const { values, positionals } = parseCli({}, { args });
+  if (values.help) return console.log(USAGE);
+  targetArgs(values);
+  const worker = await loadWorkerCode();
+  if (command === "get") return get(worker, values, positionals);
+  if (command === "set") return set(worker, values, positionals);
+  throw new CliError(USAGE);
+});

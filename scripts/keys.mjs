@@ -1,0 +1,113 @@
+// npm run keys:rotate [-- --file <path>]
+// npm run keys:retire -- <kid> [--file <path>]
+// node scripts/keys.mjs print [--file <path>] | npx wrangler secret put JWT_KEYS
+//
+// Manages the JWT_KEYS signing set (a JWK set of Ed25519 private keys) in a vars file, by
+// default .dev.vars. The LAST key signs and every key verifies (src/features/auth/access-tokens.ts),
+// so rotation is: append a key (it signs from the next deploy on; tokens signed by the old key
+// still verify), wait one access-token lifetime, then retire the old kid.
+//
+// Cloudflare secrets cannot be read back, so for production keep the production set in its own
+// file readable only by you (chmod 600), rotate that file with --file, and pipe it to wrangler
+// with `print`. Private keys are never written to a terminal: `print` refuses unless piped.
+import { chmodSync, existsSync } from "node:fs";
+import { parseArgs } from "node:util";
+import { CliError, runCli } from "./lib/cli.mjs";
+import { generateSigningJwk, readDevVars, writeDevVars } from "./lib/keys.mjs";
+
+const USAGE = `usage: npm run keys:rotate [-- --file <vars file>]
+       npm run keys:retire -- <kid> [--file <vars file>]
+       node scripts/keys.mjs print [--file <vars file>] | npx wrangler secret put JWT_KEYS`;
+
+function readKeys(file) {
+  if (!existsSync(file)) throw new CliError(`${file} does not exist (npm run dev creates .dev.vars)`);
+  const vars = readDevVars(file);
+  let keys;
+  try {
+    keys = JSON.parse(vars.JWT_KEYS ?? "").keys;
+  } catch {
+    throw new CliError(`${file} has no valid JWT_KEYS (a JSON JWK set)`);
+  }
+  if (!Array.isArray(keys) || keys.length === 0) throw new CliError(`${file}: JWT_KEYS holds no keys`);
+  return { vars, keys };
+}
+
+function writeKeys(file, vars, keys) {
+  writeDevVars(file, { ...vars, JWT_KEYS: JSON.stringify({ keys }) });
+  chmodSync(file, 0o600); // writeFileSync's mode applies only when it creates the file
+}
+
+function printKeyList(keys) {
+  keys.forEach((key, i) => {
+    console.log(`  ${key.kid}${i === keys.length - 1 ? "  (signs)" : "  (verifies only)"}`);
+  });
+}
+
+function printProductionStep(file) {
+  const print = `node scripts/keys.mjs print${file === ".dev.vars" ? "" : ` --file ${file}`}`;
+  console.log(`\nProduction: keep the production set in its own 0600 file and rotate it with --file <that file>, then:
+  ${print} | npx wrangler secret put JWT_KEYS
+  (the secret applies to the deployed worker at once; nothing needs redeploying)
+Locally: restart \`npm run dev\` to load the changed .dev.vars.`);
+}
+
+await runCli(async () => {
+  const { values, positionals } = (() => {
+    try {
+      return parseArgs({
+        options: { file: { type: "string", default: ".dev.vars" }, help: { type: "boolean", short: "h" } },
+        allowPositionals: true,
+      });
+    } catch (error) {
+      throw new CliError(error.message);
+    }
+  })();
+  const [command, ...args] = positionals;
+  if (values.help || !command) return console.log(USAGE);
+  const file = values.file;
+
+  if (command === "rotate") {
+    if (args.length > 0) throw new CliError(USAGE);
+    // A missing file starts a new set: that is how a production set is first made.
+    const { vars, keys } = existsSync(file) ? readKeys(file) : { vars: {}, keys: [] };
+    const key = await generateSigningJwk();
+    keys.push(key);
+    writeKeys(file, vars, keys);
+    console.log(`Added key ${key.kid} to ${file}; it signs new access tokens, the others still verify:`);
+    printKeyList(keys);
+    if (keys.length > 1) {
+      console.log("\nRetire the previous key once every token it signed has expired (one access_token_ttl):");
+      console.log(`  npm run keys:retire -- ${keys[keys.length - 2].kid}${file === ".dev.vars" ? "" : ` --file ${file}`}`);
+    }
+    printProductionStep(file);
+    return;
+  }
+
+  if (command === "retire") {
+    if (args.length !== 1) throw new CliError(USAGE);
+    const kid = args[0];
+    const { vars, keys } = readKeys(file);
+    const index = keys.findIndex((key) => key.kid === kid);
+    if (index === -1) throw new CliError(`no key with kid ${kid} in ${file}; keys: ${keys.map((k) => k.kid).join(", ")}`);
+    if (keys.length === 1) throw new CliError(`${kid} is the only key in ${file}; rotate first so something can still sign`);
+    if (index === keys.length - 1) {
+      throw new CliError(`${kid} is the signing key; rotate first, then retire it once its tokens have expired`);
+    }
+    keys.splice(index, 1);
+    writeKeys(file, vars, keys);
+    console.log(`Removed key ${kid} from ${file}; tokens it signed no longer verify. Keys now:`);
+    printKeyList(keys);
+    printProductionStep(file);
+    return;
+  }
+
+  if (command === "print") {
+    if (process.stdout.isTTY)
+      throw new CliError("refusing to print private keys to a terminal; pipe it: ... | npx wrangler secret put JWT_KEYS");
+    const { keys } = readKeys(file);
+    process.stdout.write(JSON.stringify({ keys }));
+    return;
+  }
+
+  throw new CliError(USAGE);
+});

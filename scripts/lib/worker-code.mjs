@@ -1,0 +1,41 @@
+// Loads the worker's own TypeScript (password hashing and policy, identifier rules, the config
+// definitions) into Node, so the operator scripts apply exactly what the worker applies: same
+// argon2id parameters, same password policy, same email normalisation, same config bounds.
+// The source is bundled in memory with esbuild (the bundler wrangler itself uses; no extra
+// dependency) because it imports a .txt file, which Node cannot load. argon2-wasm-edge compiles
+// its WebAssembly itself in Node (workerd is the one that needs pre-compiled modules).
+import { createRequire } from "node:module";
+import { fileURLToPath } from "node:url";
+
+const ROOT = fileURLToPath(new URL("../..", import.meta.url));
+
+const ENTRY = `
+export { ARGON2_PARAMS, hashPassword, hasherFromEnv, verifyPassword } from "./src/features/auth/password-hash";
+export { checkPasswordPolicy } from "./src/features/auth/password-policy";
+export { EmailSchema, UsernameSchema } from "./src/features/auth/auth.schemas";
+export { CONFIG_KEYS, CONFIG_KEY_NAMES, isConfigKey, parseConfigValue } from "./src/config/config.definitions";
+export { randomId } from "./src/lib/crypto";
+`;
+
+let loaded;
+
+/** The worker modules the scripts need, bundled once per process. */
+export function loadWorkerCode() {
+  loaded ??= (async () => {
+    const require = createRequire(import.meta.url);
+    const esbuild = createRequire(require.resolve("wrangler/package.json"))("esbuild");
+    const result = await esbuild.build({
+      stdin: { contents: ENTRY, resolveDir: ROOT, loader: "ts", sourcefile: "worker-code.ts" },
+      bundle: true,
+      format: "esm",
+      platform: "node",
+      target: "node20",
+      write: false,
+      loader: { ".txt": "text" },
+      logLevel: "error",
+    });
+    const code = Buffer.from(result.outputFiles[0].text).toString("base64");
+    return import(`data:text/javascript;base64,${code}`);
+  })();
+  return loaded;
+}

@@ -1,0 +1,146 @@
+/**
+ * The daily maintenance job (the cron trigger in wrangler.toml). It deletes:
+ * - activity entries older than KV `activity_retention_days`;
+ * - refresh tokens of sign-ins that are entirely over (every token of the family has expired).
+ *   A family with any unexpired token keeps all its rotated tokens, because presenting one of
+ *   those is how reuse is detected (RFC 9700 §4.14.2);
+ * - rate-limit windows that have ended (a new hit starts a fresh window anyway);
+ * - one-time codes past their expiry, used or not (a consumed code is gone within `otp_ttl`).
+ *
+ * Every statement deletes at most `batchSize` rows (D1 limits a statement's duration, and a huge
+ * delete would hold the database's single writer), and each kind gets at most `maxRounds`
+ * statements per run. A backlog larger than that is worked off over the following days.
+ */
+import { and, eq, gt, inArray, lt, lte, notExists } from "drizzle-orm";
+import { alias } from "drizzle-orm/sqlite-core";
+import { ConfigCache } from "../../config/config.service";
+import { createDb } from "../../db/client";
+import { activity, otpCodes, rateLimits, refreshTokens } from "../../db/schema";
+import type { Deps } from "../../env";
+import type { Clock } from "../../lib/clock";
+
+export const RETENTION_BATCH_SIZE = 500;
+export const RETENTION_MAX_ROUNDS = 20;
+const DAY_MS = 86_400_000;
+
+export interface RetentionResult {
+  activity: number;
+  refreshTokens: number;
+  rateLimits: number;
+  otpCodes: number;
+  /** False when some kind hit `maxRounds` with rows possibly left for the next run. */
+  complete: boolean;
+}
+
+/** Runs `deleteBatch` until it deletes fewer than `batchSize` rows or `maxRounds` is reached. */
+async function drain(deleteBatch: () => Promise<D1Result>, batchSize: number, maxRounds: number) {
+  let deleted = 0;
+  for (let round = 0; round < maxRounds; round++) {
+    const changes = (await deleteBatch()).meta.changes ?? 0;
+    deleted += changes;
+    if (changes < batchSize) return { deleted, complete: true };
+  }
+  return { deleted, complete: false };
+}
+
+/**
+ * Deletes what has outlived its use (see the module comment). Time comes from `deps.clock`, so
+ * tests run it at any instant; the retention period is read from the effective config.
+ */
+export async function runRetention(
+  deps: Pick<Deps, "db" | "clock" | "config">,
+  options: { batchSize?: number; maxRounds?: number } = {},
+): Promise<RetentionResult> {
+  const { db, clock } = deps;
+  const batchSize = options.batchSize ?? RETENTION_BATCH_SIZE;
+  const maxRounds = options.maxRounds ?? RETENTION_MAX_ROUNDS;
+  const now = clock.now();
+  const config = await deps.config();
+  const activityCutoff = now - config.activity_retention_days * DAY_MS;
+
+  const oldActivity = await drain(
+    () =>
+      db
+        .delete(activity)
+        .where(
+          inArray(
+            activity.id,
+            db.select({ id: activity.id }).from(activity).where(lt(activity.createdAt, activityCutoff)).limit(batchSize),
+          ),
+        )
+        .run(),
+    batchSize,
+    maxRounds,
+  );
+
+  const live = alias(refreshTokens, "live");
+  const deadTokens = await drain(
+    () =>
+      db
+        .delete(refreshTokens)
+        .where(
+          inArray(
+            refreshTokens.id,
+            db
+              .select({ id: refreshTokens.id })
+              .from(refreshTokens)
+              .where(
+                and(
+                  lte(refreshTokens.expiresAt, now),
+                  notExists(
+                    db
+                      .select({ id: live.id })
+                      .from(live)
+                      .where(and(eq(live.familyId, refreshTokens.familyId), gt(live.expiresAt, now))),
+                  ),
+                ),
+              )
+              .limit(batchSize),
+          ),
+        )
+        .run(),
+    batchSize,
+    maxRounds,
+  );
+
+  const endedWindows = await drain(
+    () =>
+      db
+        .delete(rateLimits)
+        .where(
+          inArray(rateLimits.key, db.select({ key: rateLimits.key }).from(rateLimits).where(lte(rateLimits.resetAt, now)).limit(batchSize)),
+        )
+        .run(),
+    batchSize,
+    maxRounds,
+  );
+
+  const deadCodes = await drain(
+    () =>
+      db
+        .delete(otpCodes)
+        .where(inArray(otpCodes.id, db.select({ id: otpCodes.id }).from(otpCodes).where(lte(otpCodes.expiresAt, now)).limit(batchSize)))
+        .run(),
+    batchSize,
+    maxRounds,
+  );
+
+  return {
+    activity: oldActivity.deleted,
+    refreshTokens: deadTokens.deleted,
+    rateLimits: endedWindows.deleted,
+    otpCodes: deadCodes.deleted,
+    complete: oldActivity.complete && deadTokens.complete && endedWindows.complete && deadCodes.complete,
+  };
+}
+
+/** The cron entry point: wires the job's dependencies from the bindings and logs a summary. */
+export async function scheduledRetention(env: Env, clock: Clock): Promise<RetentionResult> {
+  // No cache across runs: a cron invocation reads KV once, fresh.
+  const config = ConfigCache({ clock, ttlMs: 0 });
+  const result = await runRetention({ db: createDb(env.DB), clock, config: () => config.get(env.CONFIG) });
+  console.log(
+    `[retention] deleted activity=${result.activity} refresh_tokens=${result.refreshTokens} rate_limits=${result.rateLimits} otp_codes=${result.otpCodes}${result.complete ? "" : " (more left for the next run)"}`,
+  );
+  return result;
+}

@@ -1,0 +1,68 @@
+/**
+ * The admin audit trail: who changed what, when, from which value to which. Like activity
+ * entries, `auditInsert` returns a query so the entry is written in the same D1 batch as the
+ * change it records (a user change is never applied unaudited, nor audited without applying).
+ * Values are stored as text: raw KV strings for config, small JSON objects for account flags.
+ */
+import { desc, eq } from "drizzle-orm";
+import type { Db } from "../../db/client";
+import { adminAudit, users } from "../../db/schema";
+import type { Deps } from "../../env";
+import { randomId } from "../../lib/crypto";
+import { decodeCursor, olderThan, type Page, toPage } from "../../lib/pagination";
+
+export const AUDIT_ACTIONS = ["config.set", "config.delete", "user.update", "user.logout_all"] as const;
+export type AuditAction = (typeof AUDIT_ACTIONS)[number];
+
+export function auditInsert(
+  db: Db,
+  entry: { actorId: string; action: AuditAction; target: string; oldValue: string | null; newValue: string | null; nowMs: number },
+) {
+  return db.insert(adminAudit).values({
+    id: randomId(),
+    actorId: entry.actorId,
+    createdAt: entry.nowMs,
+    action: entry.action,
+    target: entry.target,
+    oldValue: entry.oldValue,
+    newValue: entry.newValue,
+  });
+}
+
+export interface AuditEntryView {
+  id: string;
+  actor_id: string | null;
+  actor_email: string | null;
+  created_at: string;
+  action: string;
+  target: string;
+  old_value: string | null;
+  new_value: string | null;
+}
+
+/** One page of the audit trail, newest first, with a cursor for the next page (or null). */
+export async function listAudit(deps: Deps, input: { limit: number; cursor?: string }): Promise<Page<AuditEntryView>> {
+  const after = input.cursor ? decodeCursor(input.cursor) : null;
+  const rows = await deps.db
+    .select({ entry: adminAudit, actorEmail: users.email })
+    .from(adminAudit)
+    .leftJoin(users, eq(users.id, adminAudit.actorId))
+    .where(olderThan(adminAudit.createdAt, adminAudit.id, after))
+    .orderBy(desc(adminAudit.createdAt), desc(adminAudit.id))
+    .limit(input.limit + 1);
+  return toPage(
+    rows,
+    input.limit,
+    ({ entry, actorEmail }) => ({
+      id: entry.id,
+      actor_id: entry.actorId,
+      actor_email: actorEmail,
+      created_at: new Date(entry.createdAt).toISOString(),
+      action: entry.action,
+      target: entry.target,
+      old_value: entry.oldValue,
+      new_value: entry.newValue,
+    }),
+    ({ entry }) => ({ t: entry.createdAt, id: entry.id }),
+  );
+}

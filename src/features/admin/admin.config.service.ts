@@ -1,0 +1,126 @@
+/**
+ * Reading and changing the hot configuration over the admin API. Every value goes through
+ * `parseConfigValue`, the same parser the worker applies when it reads KV, so the API can never
+ * store a value the worker would ignore. KV has no transactions: atomicity here means every value
+ * is validated before the first write, and a failed write puts back the values already written.
+ */
+import { CONFIG_KEY_NAMES, CONFIG_KEYS, type ConfigKey, isConfigKey, parseConfigValue } from "../../config/config.definitions";
+import { type ConfigEntry, readConfigEntries } from "../../config/config.service";
+import { runBatch } from "../../db/client";
+import type { User } from "../../db/schema";
+import type { Deps } from "../../env";
+import { AppError, type FieldError } from "../../lib/errors";
+import { auditInsert } from "./admin.audit";
+
+export interface ConfigEntryView {
+  key: ConfigKey;
+  /** The value in force (the default when KV holds nothing or something invalid). */
+  value: number | boolean;
+  default: number | boolean;
+  source: "kv" | "default";
+  /** False when KV holds a value the worker ignores; `stored` shows it. */
+  valid: boolean;
+  stored: string | null;
+  min: number | null;
+  max: number | null;
+  description: string;
+}
+
+function entryView(entry: ConfigEntry): ConfigEntryView {
+  const def = CONFIG_KEYS[entry.key];
+  return {
+    key: entry.key,
+    value: entry.value,
+    default: entry.default,
+    source: entry.source,
+    valid: entry.valid,
+    stored: entry.raw,
+    min: "min" in def ? def.min : null,
+    max: "max" in def ? def.max : null,
+    description: def.description,
+  };
+}
+
+/** Every known key with its effective value, default, bounds and where the value comes from. */
+export async function getConfig(deps: Deps): Promise<ConfigEntryView[]> {
+  return (await readConfigEntries(deps.env.CONFIG)).map(entryView);
+}
+
+/**
+ * Validates every given value, then writes them all to KV and records one audit entry per key
+ * whose stored value changes. Any invalid value or unknown key rejects the whole request with a
+ * 400 naming each offender, before anything is written.
+ */
+export async function patchConfig(deps: Deps, actor: User, input: Record<string, unknown>): Promise<ConfigEntryView[]> {
+  const errors: FieldError[] = [];
+  const updates: { key: ConfigKey; text: string }[] = [];
+  for (const [key, raw] of Object.entries(input)) {
+    if (!isConfigKey(key)) {
+      errors.push({ path: key, message: "is not a configuration key" });
+      continue;
+    }
+    const parsed = parseConfigValue(key, raw);
+    if (parsed.ok) updates.push({ key, text: String(parsed.value) });
+    else errors.push({ path: key, message: parsed.reason });
+  }
+  if (errors.length > 0) {
+    throw new AppError("validation_failed", errors.map((e) => `${e.path}: ${e.message}`).join("; "), { errors });
+  }
+  if (updates.length === 0) throw new AppError("validation_failed", "Give at least one configuration key to change.");
+
+  const kv = deps.env.CONFIG;
+  const before = new Map((await readConfigEntries(kv)).map((e) => [e.key, e.raw]));
+  const changed = updates.filter((u) => before.get(u.key) !== u.text);
+  const results = await Promise.allSettled(changed.map((u) => kv.put(u.key, u.text)));
+  if (results.some((r) => r.status === "rejected")) {
+    // Best effort: undo the writes that did land so the request changes nothing as a whole.
+    await Promise.allSettled(
+      changed.map((u, i) => {
+        if (results[i]?.status !== "fulfilled") return Promise.resolve();
+        const previous = before.get(u.key);
+        return previous == null ? kv.delete(u.key) : kv.put(u.key, previous);
+      }),
+    );
+    deps.invalidateConfig();
+    throw new AppError("service_unavailable", "The configuration store did not accept the change; nothing was changed.");
+  }
+  deps.invalidateConfig();
+  const now = deps.clock.now();
+  await runBatch(
+    deps.db,
+    changed.map((u) =>
+      auditInsert(deps.db, {
+        actorId: actor.id,
+        action: "config.set",
+        target: u.key,
+        oldValue: before.get(u.key) ?? null,
+        newValue: u.text,
+        nowMs: now,
+      }),
+    ),
+  );
+  return getConfig(deps);
+}
+
+/** Removes `key` from KV so its default applies again. Unknown keys are a 404. */
+export async function resetConfigKey(deps: Deps, actor: User, key: string): Promise<ConfigEntryView[]> {
+  if (!isConfigKey(key))
+    throw new AppError("not_found", `There is no configuration key '${key}'. Known keys: ${CONFIG_KEY_NAMES.join(", ")}.`);
+  const kv = deps.env.CONFIG;
+  const previous = await kv.get(key);
+  if (previous !== null) {
+    await kv.delete(key);
+    deps.invalidateConfig();
+    await runBatch(deps.db, [
+      auditInsert(deps.db, {
+        actorId: actor.id,
+        action: "config.delete",
+        target: key,
+        oldValue: previous,
+        newValue: null,
+        nowMs: deps.clock.now(),
+      }),
+    ]);
+  }
+  return getConfig(deps);
+}

@@ -1,0 +1,44 @@
+import { createRoute, z } from "@hono/zod-openapi";
+import { bearerAuth, createRouter, jsonContent, problems } from "../../lib/openapi";
+import { requireUser } from "../../middleware/auth";
+import { ActivityEntrySchema } from "../activity/activity.schemas";
+import { UserSchema } from "../auth/auth.schemas";
+import { ProfileSchema } from "../profiles/profiles.schemas";
+import { ExportedSessionSchema } from "../sessions/sessions.schemas";
+import { StatusSchema } from "../statuses/statuses.schemas";
+import { exportUserData } from "./export.service";
+
+const ExportedProfileSchema = ProfileSchema.extend({ avatar_content_type: z.string().nullable() }).openapi("ExportedProfile");
+
+const ExportSchema = z
+  .object({
+    format_version: z.number().int(),
+    exported_at: z.string().openapi({ format: "date-time" }),
+    account: UserSchema,
+    profile: ExportedProfileSchema.nullable(),
+    statuses: z.array(StatusSchema),
+    activity: z.array(ActivityEntrySchema),
+    sessions: z.array(ExportedSessionSchema),
+  })
+  .openapi("DataExport");
+
+/** A download of personal data: never kept by a cache or proxy. */
+const EXPORT_HEADERS = {
+  "Content-Disposition": 'attachment; filename="latchkey-export.json"',
+  "Cache-Control": "no-store",
+};
+
+export const exportRoutes = createRouter().openapi(
+  createRoute({
+    method: "get",
+    path: "/me/export",
+    tags: ["me"],
+    summary: "Download everything stored about you",
+    description:
+      "Account, profile, statuses, the whole activity history and every stored sign-in (ended ones too), as one JSON attachment. Never contains password, token or code hashes.",
+    security: bearerAuth,
+    middleware: [requireUser()],
+    responses: { 200: jsonContent(ExportSchema, "The export (Content-Disposition: attachment)"), ...problems(401) },
+  }),
+  async (c) => c.json(await exportUserData(c.var.deps, c.var.user), 200, EXPORT_HEADERS),
+);

@@ -1,0 +1,104 @@
+/**
+ * The `latchkey-mail` queue consumer. Each message is one code's mail. Before sending, the code
+ * row is read: a code that was used, superseded or has expired since it was queued is acked
+ * without a mail, so retries and late deliveries never mail a dead code. A send failure retries
+ * the message with exponential backoff; after `max_retries` (wrangler.toml) the queue moves it to
+ * the dead-letter queue `latchkey-mail-dlq`. A malformed message is acked and logged: retrying it
+ * could never succeed.
+ */
+import { eq } from "drizzle-orm";
+import { z } from "zod";
+import { createDb, type Db } from "../../db/client";
+import { otpCodes } from "../../db/schema";
+import { type Clock, systemClock } from "../../lib/clock";
+import { OTP_PURPOSES } from "../otp/otp.service";
+import { renderOtpMail } from "./mail.templates";
+import { type Mailer, mailerFromEnv } from "./mailer";
+
+/** Mirrors `MailMessage` (otp.service.ts); anything else on the queue is malformed. */
+const MailMessageSchema = z.object({
+  kind: z.literal("otp"),
+  to: z.string().email().max(254),
+  purpose: z.enum(OTP_PURPOSES),
+  code: z.string().regex(/^\d{6}$/),
+  code_id: z.string().min(1).max(64),
+  expires_at: z.string().datetime(),
+});
+
+/** First retry after 5 s, doubling: 5, 10, 20, 40, 80 s keeps five retries inside a 10-minute code. */
+export const RETRY_BASE_SECONDS = 5;
+/** Queues accept at most 12 hours of delay; codes live far shorter, so cap well below. */
+export const RETRY_MAX_SECONDS = 15 * 60;
+
+/** The delay before retry number `attempts` (1 = the first delivery failed). */
+export function retryDelaySeconds(attempts: number): number {
+  return Math.min(RETRY_MAX_SECONDS, RETRY_BASE_SECONDS * 2 ** Math.max(0, attempts - 1));
+}
+
+export type MailOutcome = "sent" | "skipped" | "malformed" | "retry";
+
+async function handleMessage(message: Message<unknown>, db: Db, mailer: Mailer, clock: Clock): Promise<MailOutcome> {
+  const parsed = MailMessageSchema.safeParse(message.body);
+  if (!parsed.success) {
+    // The body is not logged: it may hold a code. Its id is enough to find it in the queue's metrics.
+    const fields = parsed.error.issues.map((issue) => issue.path.join(".") || "body").join(", ");
+    console.error(`[mail] dropping malformed message ${message.id} (bad: ${fields})`);
+    message.ack();
+    return "malformed";
+  }
+  const body = parsed.data;
+  try {
+    const now = clock.now();
+    const row = await db.query.otpCodes.findFirst({
+      columns: { consumedAt: true, expiresAt: true },
+      where: eq(otpCodes.id, body.code_id),
+    });
+    const state = !row ? "gone" : row.consumedAt !== null ? "used or superseded" : row.expiresAt <= now ? "expired" : "live";
+    if (state !== "live" || !row) {
+      console.log(`[mail] skipping message ${message.id}: its ${body.purpose} code is ${state}`);
+      message.ack();
+      return "skipped";
+    }
+    const rendered = renderOtpMail({ to: body.to, purpose: body.purpose, code: body.code, expiresAtMs: row.expiresAt, nowMs: now });
+    await mailer.send({
+      to: body.to,
+      ...rendered,
+      idempotencyKey: body.code_id,
+      summary: { purpose: body.purpose, code: body.code, expires: body.expires_at },
+    });
+    message.ack();
+    return "sent";
+  } catch (error) {
+    const delaySeconds = retryDelaySeconds(message.attempts);
+    console.warn(
+      `[mail] ${mailer.name} could not send message ${message.id} (attempt ${message.attempts}); retrying in ${delaySeconds} s`,
+      error,
+    );
+    message.retry({ delaySeconds });
+    return "retry";
+  }
+}
+
+/**
+ * Handles one batch from `latchkey-mail`. `clock` and `mailer` are injectable for tests; by
+ * default the mailer is the one `MAIL_DRIVER` names. Never throws: every message is acked or
+ * retried individually, so one bad message does not hold back the others.
+ */
+export async function consumeMailBatch(
+  batch: MessageBatch<unknown>,
+  env: Env,
+  options: { clock?: Clock; mailer?: Mailer; fetch?: typeof fetch } = {},
+): Promise<MailOutcome[]> {
+  const clock = options.clock ?? systemClock;
+  let mailer: Mailer;
+  try {
+    mailer = options.mailer ?? mailerFromEnv(env, { fetch: options.fetch, clock });
+  } catch (error) {
+    // A misconfigured driver is fixed by a deploy: keep the mails (retry, then the DLQ).
+    console.error("[mail] no mail driver; retrying the batch", error);
+    batch.retryAll({ delaySeconds: RETRY_MAX_SECONDS });
+    return batch.messages.map(() => "retry");
+  }
+  const db = createDb(env.DB);
+  return Promise.all(batch.messages.map((message) => handleMessage(message, db, mailer, clock)));
+}

@@ -1,0 +1,73 @@
+/**
+ * One mail template per one-time-code purpose, each rendered as plain text and HTML from the same
+ * wording so the two bodies never disagree. Everything interpolated into HTML is escaped.
+ */
+import type { OtpPurpose } from "../otp/otp.service";
+
+export interface RenderedMail {
+  subject: string;
+  text: string;
+  html: string;
+}
+
+interface Template {
+  subject: string;
+  /** What the code is for, as one sentence. */
+  lead: string;
+  /** Said after the code: what to do if the reader did not ask for it. */
+  ignore: string;
+}
+
+const TEMPLATES: Record<OtpPurpose, Template> = {
+  verify_email: {
+    subject: "Your Latchkey activation code",
+    lead: "Use this code to confirm your email address and activate your account:",
+    ignore: "If you did not create an account, you can ignore this email.",
+  },
+  login: {
+    subject: "Your Latchkey sign-in code",
+    lead: "Use this code to sign in:",
+    ignore: "If you did not try to sign in, you can ignore this email; nobody can sign in without the code.",
+  },
+  reset_password: {
+    subject: "Your Latchkey password reset code",
+    lead: "Use this code to choose a new password:",
+    ignore: "If you did not ask to reset your password, you can ignore this email; your password has not changed.",
+  },
+};
+
+const HTML_ESCAPES: Record<string, string> = { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" };
+
+export function escapeHtml(text: string): string {
+  return text.replace(/[&<>"']/g, (ch) => HTML_ESCAPES[ch] as string);
+}
+
+/** "10 minutes", "1 minute": the time left, rounded up so a fresh 600 s code reads "10 minutes". */
+export function describeLifetime(expiresAtMs: number, nowMs: number): string {
+  const minutes = Math.max(1, Math.ceil((expiresAtMs - nowMs) / 60_000));
+  return minutes === 1 ? "1 minute" : `${minutes} minutes`;
+}
+
+/**
+ * Renders the mail carrying `code`. The lifetime is measured from `nowMs` (when the mail is sent),
+ * so a message that waited in the queue does not promise more time than the code has left.
+ */
+export function renderOtpMail(input: { to: string; purpose: OtpPurpose; code: string; expiresAtMs: number; nowMs: number }): RenderedMail {
+  const t = TEMPLATES[input.purpose];
+  const lifetime = describeLifetime(input.expiresAtMs, input.nowMs);
+  const expiresIso = new Date(input.expiresAtMs).toISOString();
+  const validity = `The code works once and expires in ${lifetime} (at ${expiresIso}).`;
+  const footer = `This email was sent to ${input.to}.`;
+
+  const text = [t.lead, "", `    ${input.code}`, "", validity, t.ignore, "", footer, ""].join("\n");
+  const html = `<!doctype html>
+<html><body style="font-family:system-ui,sans-serif;color:#111">
+<p>${escapeHtml(t.lead)}</p>
+<p style="font-size:28px;font-weight:bold;letter-spacing:6px;font-family:monospace">${escapeHtml(input.code)}</p>
+<p>${escapeHtml(validity)}</p>
+<p>${escapeHtml(t.ignore)}</p>
+<p style="color:#666;font-size:12px">${escapeHtml(footer)}</p>
+</body></html>
+`;
+  return { subject: t.subject, text, html };
+}

@@ -1,0 +1,90 @@
+import { createRoute, z } from "@hono/zod-openapi";
+import { createRouter, jsonBody, jsonContent, problems } from "../../lib/openapi";
+import { TokenResponseSchema, UserSchema } from "../auth/auth.schemas";
+import { userView } from "../auth/auth.service";
+import { OtpAcceptedSchema, OtpLoginSchema, OtpRequestSchema, PasswordResetSchema, VerifyEmailSchema } from "./otp.schemas";
+import { loginWithCode, requestCode, resetPassword, verifyEmail } from "./otp-flows.service";
+
+const tags = ["auth"];
+/** Token responses must never be stored by a cache (RFC 6749 §5.1). */
+const NO_STORE = { "Cache-Control": "no-store", Pragma: "no-cache" };
+/** The one answer to every code request, so it cannot tell which addresses have accounts. */
+const ACCEPTED = { detail: "If an account with this email address exists, a code is on its way." };
+const CODE_RULES =
+  "Any wrong, expired, used, superseded or unknown email/code combination answers the same 400 `invalid_code`. " +
+  "A code works once, expires after KV `otp_ttl` seconds and dies after KV `otp_max_attempts` wrong guesses.";
+
+export const otpRoutes = createRouter()
+  .openapi(
+    createRoute({
+      method: "post",
+      path: "/auth/otp",
+      tags,
+      summary: "Email a one-time code",
+      description:
+        "Issues a fresh code for `purpose` (the previous one stops working) and mails it. Always `202` with the same body, " +
+        "whether or not the account exists; at most one code per email per minute and a few per hour (beyond that, still " +
+        "`202` but no mail). Too many requests from one client IP answer `429` with `Retry-After`.",
+      request: { body: jsonBody(OtpRequestSchema) },
+      responses: {
+        202: jsonContent(OtpAcceptedSchema, "Accepted; a code is mailed if the account exists"),
+        ...problems(400, 413, 415, 429),
+      },
+    }),
+    async (c) => {
+      await requestCode(c.var.deps, c.req.valid("json"));
+      return c.json(ACCEPTED, 202);
+    },
+  )
+  .openapi(
+    createRoute({
+      method: "post",
+      path: "/auth/verify-email",
+      tags,
+      summary: "Confirm the email address with a code",
+      description: `Uses a \`verify_email\` code. ${CODE_RULES}`,
+      request: { body: jsonBody(VerifyEmailSchema) },
+      responses: {
+        200: jsonContent(z.object({ user: UserSchema }), "The account, now verified"),
+        ...problems(400, 413, 415),
+      },
+    }),
+    async (c) => {
+      const user = await verifyEmail(c.var.deps, c.req.valid("json"));
+      return c.json({ user: userView(user) }, 200);
+    },
+  )
+  .openapi(
+    createRoute({
+      method: "post",
+      path: "/auth/login/otp",
+      tags,
+      summary: "Sign in with an emailed code instead of a password",
+      description: `Uses a \`login\` code; also marks the email verified. ${CODE_RULES}`,
+      request: { body: jsonBody(OtpLoginSchema) },
+      responses: {
+        200: jsonContent(TokenResponseSchema, "A new token pair"),
+        ...problems(400, 413, 415),
+      },
+    }),
+    async (c) => c.json(await loginWithCode(c.var.deps, c.req.valid("json")), 200, NO_STORE),
+  )
+  .openapi(
+    createRoute({
+      method: "post",
+      path: "/auth/password/reset",
+      tags,
+      summary: "Set a new password with an emailed code",
+      description:
+        "Uses a `reset_password` code. The new password follows the registration policy; every session ends and the old " +
+        `password stops working. ${CODE_RULES}`,
+      request: { body: jsonBody(PasswordResetSchema) },
+      responses: { 204: { description: "Password changed; every session ended" }, ...problems(400, 413, 415) },
+    }),
+    async (c) => {
+      await resetPassword(c.var.deps, c.req.valid("json"));
+      return c.body(null, 204);
+    },
+  );
+
+export type OtpRoutes = typeof otpRoutes;

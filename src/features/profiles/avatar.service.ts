@@ -1,0 +1,208 @@
+/**
+ * Avatars in R2. The order of writes keeps R2 and D1 consistent without a shared transaction:
+ * the object is written first (a failure leaves the profile untouched), then the profile points
+ * at it in one D1 batch with the activity entry (a failure deletes the new object), and only then
+ * is the replaced object deleted. The batch also reads the key it replaces, inside the same
+ * transaction, so two concurrent uploads each delete exactly the object they displaced.
+ */
+import { and, eq } from "drizzle-orm";
+import { runBatch } from "../../db/client";
+import { profiles, type User, users } from "../../db/schema";
+import type { Deps } from "../../env";
+import { randomId, toHex } from "../../lib/crypto";
+import { AppError, fieldError } from "../../lib/errors";
+import { activityInsert } from "../activity/activity.record";
+import { AVATAR_MAX_BYTES, type ImageInfo, inspectImage } from "./avatar.image";
+import { avatarPrefix, avatarUrl, avatarVersion } from "./avatar.storage";
+import { isPublicAccount, loadOwnProfile } from "./profiles.service";
+
+/** Room for a form's boundary lines and part headers around the file (an HTML form sends ~300 bytes). */
+export const MULTIPART_OVERHEAD_BYTES = 16 * 1024;
+
+const tooLarge = () => new AppError("payload_too_large", `The image must be at most ${AVATAR_MAX_BYTES} bytes (2 MiB).`);
+
+/**
+ * Reads a body into memory, refusing it (413) as soon as it passes `maxBytes`: the declared
+ * Content-Length is checked first, then the bytes are counted as they stream, so a chunked or
+ * lying upload never makes the worker buffer more than the limit.
+ */
+async function readBounded(body: ReadableStream<Uint8Array> | null, contentLength: string | null, maxBytes: number): Promise<Uint8Array> {
+  if (contentLength !== null && Number(contentLength) > maxBytes) throw tooLarge();
+  if (!body) return new Uint8Array(0);
+  const reader = body.getReader();
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    total += value.byteLength;
+    if (total > maxBytes) {
+      await reader.cancel().catch(() => {});
+      throw tooLarge();
+    }
+    chunks.push(value);
+  }
+  const bytes = new Uint8Array(total);
+  let offset = 0;
+  for (const chunk of chunks) {
+    bytes.set(chunk, offset);
+    offset += chunk.byteLength;
+  }
+  return bytes;
+}
+
+/**
+ * The uploaded file's bytes: the raw body, or the `avatar` field of a multipart/form-data body.
+ * The declared type only tells the two apart; what the file is gets decided by its bytes.
+ */
+export async function readAvatarUpload(request: Request): Promise<Uint8Array> {
+  const contentType = request.headers.get("content-type") ?? "";
+  const contentLength = request.headers.get("content-length");
+  if (!/^multipart\/form-data\s*;/i.test(contentType)) {
+    const bytes = await readBounded(request.body, contentLength, AVATAR_MAX_BYTES);
+    if (bytes.byteLength === 0) throw fieldError("avatar", "the body is empty; send the image bytes");
+    return bytes;
+  }
+  const body = await readBounded(request.body, contentLength, AVATAR_MAX_BYTES + MULTIPART_OVERHEAD_BYTES);
+  let form: FormData;
+  try {
+    form = await new Response(body, { headers: { "content-type": contentType } }).formData();
+  } catch {
+    throw new AppError("validation_failed", "The multipart body cannot be parsed.");
+  }
+  const parts = form.getAll("avatar");
+  const file = parts[0];
+  if (parts.length !== 1 || typeof file === "string" || file === undefined) {
+    throw fieldError("avatar", "send exactly one file in the 'avatar' field");
+  }
+  if (file.size > AVATAR_MAX_BYTES) throw tooLarge();
+  if (file.size === 0) throw fieldError("avatar", "the file is empty");
+  return new Uint8Array(await file.arrayBuffer());
+}
+
+/** Maps the inspector's verdict to the error model: not an allowed image 415, a bad one 422. */
+function assertAcceptableImage(bytes: Uint8Array): ImageInfo {
+  const result = inspectImage(bytes);
+  if (result.ok) return result.image;
+  const code = result.reason === "unsupported" || result.reason === "polyglot" ? "unsupported_media_type" : "unprocessable_image";
+  throw new AppError(code, result.detail);
+}
+
+async function deleteObject(bucket: R2Bucket, key: string, why: string) {
+  try {
+    await bucket.delete(key);
+  } catch (error) {
+    console.error(`[avatars] could not delete ${why} object ${key}`, error);
+  }
+}
+
+/**
+ * Stores a new avatar and points the profile at it. Returns its public URL. Keys are made here
+ * (`avatars/{user_id}/{random}.{ext}`), never from input.
+ */
+export async function uploadAvatar(deps: Deps, user: User, bytes: Uint8Array): Promise<{ avatar_url: string }> {
+  const image = assertAcceptableImage(bytes);
+  const { db, env, clock, meta } = deps;
+  await loadOwnProfile(deps, user.id);
+  const key = `${avatarPrefix(user.id)}${randomId()}.${image.extension}`;
+  const sha256 = toHex(await crypto.subtle.digest("SHA-256", bytes));
+
+  let stored: R2Object | null;
+  try {
+    // R2 verifies the body against `sha256`; the hex copy in customMetadata survives for audits.
+    stored = await env.AVATARS.put(key, bytes, {
+      httpMetadata: { contentType: image.contentType },
+      customMetadata: { sha256, width: String(image.width), height: String(image.height) },
+      sha256,
+    });
+  } catch (error) {
+    console.error(`[avatars] R2 put failed for ${key}`, error);
+    stored = null;
+  }
+  if (!stored) throw new AppError("service_unavailable", "The image could not be stored; your profile is unchanged.");
+
+  const now = clock.now();
+  let replacedKey: string | null;
+  try {
+    const [before] = (await runBatch(db, [
+      db.select({ key: profiles.avatarKey }).from(profiles).where(eq(profiles.userId, user.id)),
+      db
+        .update(profiles)
+        .set({ avatarKey: key, avatarContentType: image.contentType, avatarEtag: stored.httpEtag, updatedAt: now })
+        .where(eq(profiles.userId, user.id)),
+      activityInsert(db, {
+        userId: user.id,
+        type: "avatar_updated",
+        nowMs: now,
+        meta,
+        details: { content_type: image.contentType, width: image.width, height: image.height, bytes: bytes.byteLength },
+      }),
+    ])) as [{ key: string | null }[], ...unknown[]];
+    replacedKey = before[0]?.key ?? null;
+  } catch (error) {
+    console.error(`[avatars] profile update failed after storing ${key}; deleting it`, error);
+    await deleteObject(env.AVATARS, key, "orphaned");
+    throw new AppError("service_unavailable", "The avatar could not be saved; your profile is unchanged.");
+  }
+  if (replacedKey && replacedKey !== key) await deleteObject(env.AVATARS, replacedKey, "replaced");
+  return { avatar_url: avatarUrl(user.id, key) as string };
+}
+
+/** Removes the avatar (idempotent: no avatar, nothing to do and nothing recorded). */
+export async function deleteAvatar(deps: Deps, user: User): Promise<void> {
+  const { db, env, clock, meta } = deps;
+  const profile = await loadOwnProfile(deps, user.id);
+  if (!profile.avatarKey) return;
+  const now = clock.now();
+  const [before] = (await runBatch(db, [
+    db.select({ key: profiles.avatarKey }).from(profiles).where(eq(profiles.userId, user.id)),
+    db
+      .update(profiles)
+      .set({ avatarKey: null, avatarContentType: null, avatarEtag: null, updatedAt: now })
+      .where(eq(profiles.userId, user.id)),
+    activityInsert(db, { userId: user.id, type: "avatar_deleted", nowMs: now, meta }),
+  ])) as [{ key: string | null }[], ...unknown[]];
+  const removedKey = before[0]?.key;
+  if (removedKey) await deleteObject(env.AVATARS, removedKey, "deleted");
+}
+
+export type AvatarRead =
+  | { status: 304; etag: string; current: boolean }
+  | { status: 200; etag: string; current: boolean; contentType: string; body: ReadableStream; size: number };
+
+/** True when an If-None-Match header lists `etag` (weak comparison, RFC 9110 §13.1.2) or is `*`. */
+function matchesEtag(ifNoneMatch: string, etag: string): boolean {
+  const strip = (tag: string) => tag.trim().replace(/^W\//, "");
+  return ifNoneMatch.split(",").some((tag) => tag.trim() === "*" || strip(tag) === strip(etag));
+}
+
+/**
+ * Opens a user's avatar for the public URL. `current` says whether the requested version is
+ * the current one (only that URL may be cached as immutable). 404 when the account is not public
+ * or has no avatar.
+ */
+export async function openAvatar(
+  deps: Pick<Deps, "db" | "env">,
+  userId: string,
+  request: { version?: string; ifNoneMatch?: string },
+): Promise<AvatarRead> {
+  const [row] = await deps.db
+    .select({ key: profiles.avatarKey, etag: profiles.avatarEtag, contentType: profiles.avatarContentType })
+    .from(users)
+    .innerJoin(profiles, eq(profiles.userId, users.id))
+    .where(and(eq(users.id, userId), isPublicAccount()))
+    .limit(1);
+  if (!row?.key || !row.etag) throw new AppError("not_found", "This profile has no avatar.");
+  const current = request.version === avatarVersion(row.key);
+  if (request.ifNoneMatch && matchesEtag(request.ifNoneMatch, row.etag)) return { status: 304, etag: row.etag, current };
+  const object = await deps.env.AVATARS.get(row.key);
+  if (!object) throw new AppError("not_found", "This profile has no avatar.");
+  return {
+    status: 200,
+    etag: object.httpEtag,
+    current,
+    contentType: object.httpMetadata?.contentType ?? row.contentType ?? "application/octet-stream",
+    body: object.body,
+    size: object.size,
+  };
+}

@@ -1,0 +1,127 @@
+/**
+ * Profile fields as the API takes and returns them. Input text is NFC-normalised and trimmed;
+ * control characters are refused (a newline only in `about_me`); an empty string clears a field.
+ * Lengths count characters (code points), not UTF-16 units, so an emoji is one character.
+ */
+import { z } from "@hono/zod-openapi";
+import { pageQuery } from "../../lib/pagination";
+import { cleanText } from "../../lib/text";
+
+export const PROFILE_LIMITS = { name: 50, surname: 50, profession: 100, about_me: 2000, age: 150 } as const;
+/** E.164: a plus sign, then 8–15 digits, the first not 0 (ITU-T E.164 §6). */
+const E164 = /^\+[1-9][0-9]{7,14}$/;
+
+function textField(max: number, options: { multiline: boolean; example: string }) {
+  return z
+    .string({ invalid_type_error: "must be a string or null" })
+    .transform((value, ctx) => {
+      // Browsers submit textarea line breaks as CRLF; store them as LF.
+      const text = cleanText(options.multiline ? value.replace(/\r\n/g, "\n") : value);
+      if (text === null || (!options.multiline && /[\n\t]/.test(text))) {
+        ctx.addIssue({ code: z.ZodIssueCode.custom, message: "must not contain control characters" });
+        return z.NEVER;
+      }
+      if ([...text].length > max) {
+        ctx.addIssue({ code: z.ZodIssueCode.custom, message: `must be at most ${max} characters` });
+        return z.NEVER;
+      }
+      return text === "" ? null : text;
+    })
+    .nullable()
+    .openapi({ type: "string", maxLength: max, example: options.example });
+}
+
+const PhoneSchema = z
+  .string({ invalid_type_error: "must be a string or null" })
+  .max(64, { message: "must be in E.164 form: + and 8–15 digits" })
+  .transform((value, ctx) => {
+    const trimmed = value.trim();
+    if (trimmed === "") return null;
+    const compact = trimmed.replace(/[ -]/g, "");
+    if (!E164.test(compact)) {
+      ctx.addIssue({ code: z.ZodIssueCode.custom, message: "must be in E.164 form: + and 8–15 digits" });
+      return z.NEVER;
+    }
+    return compact;
+  })
+  .nullable()
+  .openapi({ type: "string", example: "+44 20 7946 0958", description: "E.164; spaces and dashes are removed" });
+
+const AGE_MESSAGE = `must be an integer from 0 to ${PROFILE_LIMITS.age}`;
+const AgeSchema = z
+  .number({ invalid_type_error: AGE_MESSAGE })
+  .int({ message: AGE_MESSAGE })
+  .min(0, { message: AGE_MESSAGE })
+  .max(PROFILE_LIMITS.age, { message: AGE_MESSAGE })
+  .nullable();
+
+const editableFields = {
+  name: textField(PROFILE_LIMITS.name, { multiline: false, example: "Ada" }).optional(),
+  surname: textField(PROFILE_LIMITS.surname, { multiline: false, example: "Lovelace" }).optional(),
+  age: AgeSchema.optional(),
+  phone_number: PhoneSchema.optional(),
+  profession: textField(PROFILE_LIMITS.profession, { multiline: false, example: "Mathematician" }).optional(),
+  about_me: textField(PROFILE_LIMITS.about_me, { multiline: true, example: "I write programs for engines." }).optional(),
+};
+
+// Strict: `avatar_key`, `user_id`, `updated_at` … are refused with 400, never silently dropped.
+export const ReplaceProfileSchema = z.strictObject(editableFields).openapi("ReplaceProfileRequest", {
+  description: "Every editable field; omitted ones are cleared to null",
+});
+export const UpdateProfileSchema = z.strictObject(editableFields).openapi("UpdateProfileRequest", {
+  description: "Only the fields given change",
+});
+export type ProfileInput = z.infer<typeof ReplaceProfileSchema>;
+export type EditableField = keyof ProfileInput;
+export const EDITABLE_FIELDS = Object.keys(editableFields) as EditableField[];
+
+const avatarUrl = z
+  .string()
+  .nullable()
+  .openapi({ example: "/api/v1/profiles/3J9x…/avatar?v=Qm2…", description: "Changes whenever the avatar changes" });
+
+export const ProfileSchema = z
+  .object({
+    name: z.string().nullable(),
+    surname: z.string().nullable(),
+    age: z.number().int().nullable(),
+    phone_number: z.string().nullable(),
+    profession: z.string().nullable(),
+    about_me: z.string().nullable(),
+    avatar_url: avatarUrl,
+    updated_at: z.string().openapi({ format: "date-time" }),
+  })
+  .openapi("Profile");
+
+/** What anyone may see: never email, phone number or age. */
+export const PublicProfileSchema = z
+  .object({
+    user_id: z.string(),
+    username: z.string().nullable(),
+    name: z.string().nullable(),
+    surname: z.string().nullable(),
+    profession: z.string().nullable(),
+    about_me: z.string().nullable(),
+    avatar_url: avatarUrl,
+  })
+  .openapi("PublicProfile");
+
+export const ProfilePageSchema = z
+  .object({ items: z.array(PublicProfileSchema), next_cursor: z.string().nullable() })
+  .openapi("ProfilePage", { description: "`next_cursor` is null on the last page" });
+
+export const DirectoryQuerySchema = z.object({
+  q: z
+    .string()
+    .max(100, { message: "must be at most 100 characters" })
+    .optional()
+    .openapi({ description: "Prefix of a username or name (case-insensitive for ASCII)" }),
+  ...pageQuery,
+});
+
+export const UserIdParamSchema = z.object({
+  user_id: z
+    .string()
+    .max(128)
+    .openapi({ param: { name: "user_id", in: "path" }, example: "3J9xQ2…" }),
+});

@@ -1,0 +1,95 @@
+/**
+ * Keyset (cursor) pagination shared by every list endpoint. A page is ordered by a time column and
+ * the row id as a tie-breaker, so the order is total and stable while rows are added or removed
+ * (offsets would skip or repeat rows). The cursor is the position of the last row returned,
+ * encoded as opaque base64url: clients pass it back unchanged and must not build one.
+ */
+import { z } from "@hono/zod-openapi";
+import { and, eq, gt, lt, or, type SQL } from "drizzle-orm";
+import type { SQLiteColumn } from "drizzle-orm/sqlite-core";
+import { base64urlDecode, base64urlEncode } from "./crypto";
+import { AppError } from "./errors";
+
+/** Page sizes: small by default, bounded so one request never reads an unbounded table slice. */
+export const PAGE_DEFAULT_LIMIT = 20;
+export const PAGE_MAX_LIMIT = 100;
+/** Real cursors are ~40 characters; anything far longer is not one of ours, refused unparsed. */
+const CURSOR_MAX_LENGTH = 256;
+/** Row ids are server-made base64url (`randomId`). */
+const ID_PATTERN = /^[A-Za-z0-9_-]{1,128}$/;
+
+/** Where a page ends: the sort time (ms) and id of its last row. */
+export interface Cursor {
+  t: number;
+  id: string;
+}
+
+export interface Page<T> {
+  items: T[];
+  next_cursor: string | null;
+}
+
+export function encodeCursor(position: Cursor): string {
+  return base64urlEncode(new TextEncoder().encode(JSON.stringify([position.t, position.id])));
+}
+
+/** Decodes a cursor made by `encodeCursor`; anything else is a 400 `invalid_cursor`. */
+export function decodeCursor(cursor: string): Cursor {
+  const invalid = () => new AppError("invalid_cursor", "Pass back the next_cursor of a previous page unchanged.");
+  if (cursor.length > CURSOR_MAX_LENGTH) throw invalid();
+  const bytes = base64urlDecode(cursor);
+  if (!bytes) throw invalid();
+  let value: unknown;
+  try {
+    value = JSON.parse(new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(bytes));
+  } catch {
+    throw invalid();
+  }
+  if (!Array.isArray(value) || value.length !== 2) throw invalid();
+  const [t, id] = value as unknown[];
+  if (typeof t !== "number" || !Number.isSafeInteger(t) || typeof id !== "string" || !ID_PATTERN.test(id)) throw invalid();
+  return { t, id };
+}
+
+/** Rows after `cursor` in newest-first order: `(t, id) < cursor`. No condition without a cursor. */
+export function olderThan(t: SQLiteColumn, id: SQLiteColumn, cursor: Cursor | null): SQL | undefined {
+  return cursor ? or(lt(t, cursor.t), and(eq(t, cursor.t), lt(id, cursor.id))) : undefined;
+}
+
+/** Rows after `cursor` in oldest-first order: `(t, id) > cursor`. No condition without a cursor. */
+export function newerThan(t: SQLiteColumn, id: SQLiteColumn, cursor: Cursor | null): SQL | undefined {
+  return cursor ? or(gt(t, cursor.t), and(eq(t, cursor.t), gt(id, cursor.id))) : undefined;
+}
+
+/**
+ * Turns `limit + 1` fetched rows into a page: the extra row only proves there is a next page,
+ * whose cursor is the position of the last row kept (by default its `createdAt` and `id`).
+ */
+export function toPage<R, T>(
+  rows: R[],
+  limit: number,
+  view: (row: R) => T,
+  positionOf: (row: R) => Cursor = (row) => {
+    const r = row as unknown as { createdAt: number; id: string };
+    return { t: r.createdAt, id: r.id };
+  },
+): Page<T> {
+  const kept = rows.slice(0, limit);
+  const last = kept[kept.length - 1];
+  return { items: kept.map(view), next_cursor: rows.length > limit && last !== undefined ? encodeCursor(positionOf(last)) : null };
+}
+
+const LIMIT_MESSAGE = `must be an integer from 1 to ${PAGE_MAX_LIMIT}`;
+
+/** `limit` and `cursor` query parameters, as every list endpoint takes them: spread into a query object. */
+export const pageQuery = {
+  limit: z.coerce
+    .number({ invalid_type_error: LIMIT_MESSAGE })
+    .int({ message: LIMIT_MESSAGE })
+    .min(1, { message: LIMIT_MESSAGE })
+    .max(PAGE_MAX_LIMIT, { message: LIMIT_MESSAGE })
+    .default(PAGE_DEFAULT_LIMIT)
+    .openapi({ type: "integer", minimum: 1, maximum: PAGE_MAX_LIMIT, default: PAGE_DEFAULT_LIMIT }),
+  // No length rule here: a malformed cursor of any length is an `invalid_cursor` from decodeCursor.
+  cursor: z.string().optional().openapi({ description: "The previous page's next_cursor, unchanged" }),
+};

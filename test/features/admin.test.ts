@@ -1,0 +1,375 @@
+import { env } from "cloudflare:test";
+import { afterEach, describe, expect, it } from "vitest";
+import { CONFIG_KEY_NAMES } from "../../src/config/config.definitions";
+import { probeD1 } from "../d1-wrap";
+import { decodeJwt, harness, setConfig, unique } from "../helpers";
+
+const h = harness();
+const ADMIN = "/api/v1/admin";
+
+async function staffUser(hh = h) {
+  const user = await hh.registerVerified();
+  await env.DB.prepare("UPDATE users SET is_staff = 1 WHERE id = ?").bind(user.id).run();
+  return { ...user, ...(await hh.login(user.email, user.password)) };
+}
+
+/** Audit entries about `target`, oldest first; by `actorId` only when given (config keys are shared targets). */
+async function auditFor(target: string, actorId?: string) {
+  const { results } = await env.DB.prepare(
+    "SELECT * FROM admin_audit WHERE target = ?1 AND (?2 IS NULL OR actor_id = ?2) ORDER BY created_at, id",
+  )
+    .bind(target, actorId ?? null)
+    .all();
+  return results as { actor_id: string; action: string; old_value: string | null; new_value: string | null }[];
+}
+
+afterEach(async () => {
+  for (const key of CONFIG_KEY_NAMES) await setConfig(key, undefined);
+});
+
+describe("admin access control", () => {
+  /** Every admin route, with a request that would succeed for staff. */
+  const routes = (victimId: string): [string, string, unknown?][] => [
+    ["GET", "/config"],
+    ["PATCH", "/config", { otp_max_attempts: 7 }],
+    ["DELETE", "/config/otp_max_attempts"],
+    ["GET", "/audit"],
+    ["GET", "/users?q=a"],
+    ["GET", `/users/${victimId}`],
+    ["PATCH", `/users/${victimId}`, { email_verified: true }],
+    ["POST", `/users/${victimId}/logout-all`],
+  ];
+
+  it("answers 401 on every admin route without an access token", async () => {
+    const victim = await h.registerVerified();
+    for (const [method, path, body] of routes(victim.id)) {
+      const res = await h.call(method, `${ADMIN}${path}`, body);
+      expect(res.status, `${method} ${path}`).toBe(401);
+    }
+  });
+
+  it("answers 403 on every admin route to a signed-in user who is not staff, and changes nothing", async () => {
+    const victim = await h.signedInUser();
+    const user = await h.signedInUser();
+    for (const [method, path, body] of routes(victim.id)) {
+      const res = await h.call(method, `${ADMIN}${path}`, body, { token: user.access_token });
+      expect(res.status, `${method} ${path}`).toBe(403);
+      expect(res.json.code).toBe("forbidden");
+    }
+    expect(await env.CONFIG.get("otp_max_attempts")).toBeNull();
+    const me = await h.call("GET", "/api/v1/me", undefined, { token: victim.access_token });
+    expect(me.status).toBe(200);
+  });
+
+  it("lets a staff user use every admin route", async () => {
+    const admin = await staffUser();
+    const victim = await h.registerVerified();
+    for (const [method, path, body] of routes(victim.id)) {
+      const res = await h.call(method, `${ADMIN}${path}`, body, { token: admin.access_token });
+      expect(res.status, `${method} ${path}: ${res.text}`).toBe(method === "POST" ? 204 : 200);
+    }
+  });
+
+  it("refuses a user whose staff flag was removed, on their very next request", async () => {
+    const admin = await staffUser();
+    const other = await staffUser();
+    expect((await h.call("GET", `${ADMIN}/config`, undefined, { token: other.access_token })).status).toBe(200);
+    const demote = await h.call("PATCH", `${ADMIN}/users/${other.id}`, { is_staff: false }, { token: admin.access_token });
+    expect(demote.status).toBe(200);
+    expect(demote.json.is_staff).toBe(false);
+    expect((await h.call("GET", `${ADMIN}/config`, undefined, { token: other.access_token })).status).toBe(403);
+  });
+});
+
+describe("GET /admin/config", () => {
+  it("lists every key with its value, default, bounds, source and description", async () => {
+    const admin = await staffUser();
+    await setConfig("refresh_token_ttl", "3600");
+    const res = await h.call("GET", `${ADMIN}/config`, undefined, { token: admin.access_token });
+    expect(res.status).toBe(200);
+    expect(res.json.config.map((e: { key: string }) => e.key)).toEqual(CONFIG_KEY_NAMES);
+    const byKey = Object.fromEntries(res.json.config.map((e: { key: string }) => [e.key, e]));
+    expect(byKey.access_token_ttl).toMatchObject({ value: 30, default: 30, source: "default", valid: true, min: 5, max: 86_400 });
+    expect(byKey.access_token_ttl.description).toMatch(/Access-token lifetime/);
+    expect(byKey.refresh_token_ttl).toMatchObject({ value: 3600, source: "kv", valid: true, stored: "3600" });
+    expect(byKey.require_email_verification).toMatchObject({ value: true, min: null, max: null });
+  });
+
+  it("shows an invalid KV value as valid: false with the default in force", async () => {
+    const admin = await staffUser();
+    await setConfig("otp_ttl", "ten minutes");
+    await setConfig("access_token_ttl", "4");
+    const res = await h.call("GET", `${ADMIN}/config`, undefined, { token: admin.access_token });
+    const byKey = Object.fromEntries(res.json.config.map((e: { key: string }) => [e.key, e]));
+    expect(byKey.otp_ttl).toMatchObject({ value: 600, default: 600, source: "kv", valid: false, stored: "ten minutes" });
+    expect(byKey.access_token_ttl).toMatchObject({ value: 30, source: "kv", valid: false, stored: "4" });
+  });
+});
+
+describe("PATCH /admin/config", () => {
+  it("writes every valid value to KV and answers the new effective configuration", async () => {
+    const admin = await staffUser();
+    const res = await h.call(
+      "PATCH",
+      `${ADMIN}/config`,
+      { access_token_ttl: 120, require_email_verification: false, otp_ttl: "900" },
+      { token: admin.access_token },
+    );
+    expect(res.status).toBe(200);
+    const byKey = Object.fromEntries(res.json.config.map((e: { key: string }) => [e.key, e]));
+    expect(byKey.access_token_ttl).toMatchObject({ value: 120, source: "kv" });
+    expect(byKey.require_email_verification).toMatchObject({ value: false, source: "kv" });
+    expect(byKey.otp_ttl).toMatchObject({ value: 900, source: "kv" });
+    expect(await env.CONFIG.get("access_token_ttl")).toBe("120");
+    expect(await env.CONFIG.get("require_email_verification")).toBe("false");
+    expect(await env.CONFIG.get("otp_ttl")).toBe("900");
+  });
+
+  it("rejects the whole request naming the bad value when one value is invalid, and writes nothing", async () => {
+    const admin = await staffUser();
+    const res = await h.call(
+      "PATCH",
+      `${ADMIN}/config`,
+      { access_token_ttl: 120, refresh_token_ttl: 10, otp_max_attempts: 2.5 },
+      { token: admin.access_token },
+    );
+    expect(res.status).toBe(400);
+    expect(res.json.code).toBe("validation_failed");
+    expect(res.json.errors.map((e: { path: string }) => e.path).sort()).toEqual(["otp_max_attempts", "refresh_token_ttl"]);
+    for (const key of CONFIG_KEY_NAMES) expect(await env.CONFIG.get(key)).toBeNull();
+    expect(await auditFor("access_token_ttl", admin.id)).toEqual([]);
+  });
+
+  it("rejects an unknown key or a value of the wrong type with 400 and writes nothing", async () => {
+    const admin = await staffUser();
+    const unknownKey = await h.call("PATCH", `${ADMIN}/config`, { access_token_ttl: 60, session_ttl: 60 }, { token: admin.access_token });
+    expect(unknownKey.status).toBe(400);
+    expect(unknownKey.json.errors[0].path).toBe("session_ttl");
+    const wrongType = await h.call(
+      "PATCH",
+      `${ADMIN}/config`,
+      { access_token_ttl: 60, require_email_verification: "yes" },
+      { token: admin.access_token },
+    );
+    expect(wrongType.status).toBe(400);
+    expect(wrongType.json.errors[0].path).toBe("require_email_verification");
+    const empty = await h.call("PATCH", `${ADMIN}/config`, {}, { token: admin.access_token });
+    expect(empty.status).toBe(400);
+    expect(await env.CONFIG.get("access_token_ttl")).toBeNull();
+  });
+
+  it("takes effect on the next login even when this isolate had the old value cached", async () => {
+    const cached = harness({ configCacheMs: 60_000 });
+    const admin = await staffUser(cached);
+    const before = await cached.signedInUser();
+    expect(before.expires_in).toBe(30);
+    const res = await cached.call("PATCH", `${ADMIN}/config`, { access_token_ttl: 120 }, { token: admin.access_token });
+    expect(res.status).toBe(200);
+    const after = await cached.login(before.email, before.password);
+    expect(after.expires_in).toBe(120);
+    const { payload } = decodeJwt(after.access_token);
+    expect(payload.exp - payload.iat).toBe(120);
+  });
+
+  it("records one audit entry per changed key, with who, old and new value", async () => {
+    const admin = await staffUser();
+    await setConfig("otp_ttl", "900");
+    const res = await h.call(
+      "PATCH",
+      `${ADMIN}/config`,
+      { access_token_ttl: 45, otp_ttl: 900, otp_max_attempts: 3 },
+      { token: admin.access_token },
+    );
+    expect(res.status).toBe(200);
+    expect(await auditFor("access_token_ttl", admin.id)).toMatchObject([{ action: "config.set", old_value: null, new_value: "45" }]);
+    expect(await auditFor("otp_max_attempts", admin.id)).toMatchObject([{ old_value: null, new_value: "3" }]);
+    // Unchanged (already "900"): nothing to record.
+    expect(await auditFor("otp_ttl", admin.id)).toEqual([]);
+  });
+});
+
+describe("DELETE /admin/config/{key}", () => {
+  it("puts a key back to its default and audits the change", async () => {
+    const admin = await staffUser();
+    await setConfig("otp_max_attempts", "9");
+    const res = await h.call("DELETE", `${ADMIN}/config/otp_max_attempts`, undefined, { token: admin.access_token });
+    expect(res.status).toBe(200);
+    const entry = res.json.config.find((e: { key: string }) => e.key === "otp_max_attempts");
+    expect(entry).toMatchObject({ value: 5, source: "default", stored: null });
+    expect(await env.CONFIG.get("otp_max_attempts")).toBeNull();
+    expect(await auditFor("otp_max_attempts", admin.id)).toMatchObject([{ action: "config.delete", old_value: "9", new_value: null }]);
+  });
+
+  it("answers 404 for a key that does not exist", async () => {
+    const admin = await staffUser();
+    const res = await h.call("DELETE", `${ADMIN}/config/session_ttl`, undefined, { token: admin.access_token });
+    expect(res.status).toBe(404);
+  });
+});
+
+describe("GET /admin/audit", () => {
+  it("pages through the trail newest first with an opaque cursor", async () => {
+    // The trail is global: a clock far ahead of every other test makes these entries the newest.
+    const later = harness({ start: Date.now() + 100 * 365 * 86_400_000 });
+    const admin = await staffUser(later);
+    for (const value of [11, 12, 13]) {
+      later.clock.advance(1000);
+      await later.call("PATCH", `${ADMIN}/config`, { otp_max_attempts: value }, { token: admin.access_token });
+    }
+    const first = await later.call("GET", `${ADMIN}/audit?limit=2`, undefined, { token: admin.access_token });
+    expect(first.status).toBe(200);
+    expect(first.json.items.map((e: { new_value: string }) => e.new_value)).toEqual(["13", "12"]);
+    expect(first.json.items[0]).toMatchObject({
+      actor_id: admin.id,
+      actor_email: admin.email,
+      action: "config.set",
+      target: "otp_max_attempts",
+      old_value: "12",
+    });
+    expect(typeof first.json.next_cursor).toBe("string");
+    const second = await later.call("GET", `${ADMIN}/audit?limit=2&cursor=${first.json.next_cursor}`, undefined, {
+      token: admin.access_token,
+    });
+    expect(second.json.items[0].new_value).toBe("11");
+  });
+
+  it("refuses a forged cursor and an out-of-range limit with 400", async () => {
+    const admin = await staffUser();
+    expect((await h.call("GET", `${ADMIN}/audit?cursor=not-a-cursor`, undefined, { token: admin.access_token })).status).toBe(400);
+    expect((await h.call("GET", `${ADMIN}/audit?limit=0`, undefined, { token: admin.access_token })).status).toBe(400);
+    expect((await h.call("GET", `${ADMIN}/audit?limit=1000`, undefined, { token: admin.access_token })).status).toBe(400);
+  });
+});
+
+describe("GET /admin/users", () => {
+  it("finds accounts by email or username prefix and pages through them", async () => {
+    const admin = await staffUser();
+    const prefix = unique("srch");
+    const a = await h.registerVerified({ email: `${prefix}.a@example.com` });
+    h.clock.advance(1000);
+    const b = await h.registerVerified({ email: `${prefix}.b@example.com` });
+    h.clock.advance(1000);
+    const c = await h.registerVerified({ username: `${prefix}c` });
+    const page1 = await h.call("GET", `${ADMIN}/users?q=${prefix.toUpperCase()}&limit=2`, undefined, { token: admin.access_token });
+    expect(page1.status).toBe(200);
+    expect(page1.json.items.map((u: { id: string }) => u.id)).toEqual([c.id, b.id]);
+    const page2 = await h.call("GET", `${ADMIN}/users?q=${prefix}&limit=2&cursor=${page1.json.next_cursor}`, undefined, {
+      token: admin.access_token,
+    });
+    expect(page2.json.items.map((u: { id: string }) => u.id)).toEqual([a.id]);
+    expect(page2.json.next_cursor).toBeNull();
+  });
+
+  it("treats LIKE wildcards in the search literally", async () => {
+    const admin = await staffUser();
+    await h.registerVerified();
+    for (const q of ["%", "_", "%25"]) {
+      const res = await h.call("GET", `${ADMIN}/users?q=${encodeURIComponent(q)}`, undefined, { token: admin.access_token });
+      expect(res.status).toBe(200);
+      expect(res.json.items, q).toEqual([]);
+    }
+  });
+
+  it("shows one account with its live sessions, and 404 for an unknown id", async () => {
+    const admin = await staffUser();
+    const user = await h.signedInUser();
+    const res = await h.call("GET", `${ADMIN}/users/${user.id}`, undefined, { token: admin.access_token });
+    expect(res.status).toBe(200);
+    expect(res.json).toMatchObject({ id: user.id, email: user.email, is_active: true, is_staff: false, active_sessions: 1 });
+    expect(res.json.password_hash).toBeUndefined();
+    expect((await h.call("GET", `${ADMIN}/users/nope`, undefined, { token: admin.access_token })).status).toBe(404);
+  });
+});
+
+describe("PATCH /admin/users/{id}", () => {
+  it("disabling a user kills their refresh tokens and their /me at once, and is audited", async () => {
+    const admin = await staffUser();
+    const victim = await h.signedInUser();
+    const second = await h.login(victim.email, victim.password);
+    // iat has whole-second precision: tokens issued in the cut-off's second would survive.
+    h.clock.advance(1500);
+    const res = await h.call("PATCH", `${ADMIN}/users/${victim.id}`, { is_active: false }, { token: admin.access_token });
+    expect(res.status).toBe(200);
+    expect(res.json).toMatchObject({ is_active: false, active_sessions: 0 });
+
+    expect((await h.call("GET", "/api/v1/me", undefined, { token: victim.access_token })).status).toBe(401);
+    for (const refresh_token of [victim.refresh_token, second.refresh_token]) {
+      expect((await h.call("POST", "/api/v1/auth/refresh", { refresh_token })).status).toBe(401);
+    }
+    const { results } = await env.DB.prepare("SELECT revoked_reason FROM refresh_tokens WHERE user_id = ?").bind(victim.id).all();
+    expect(results.map((r) => r.revoked_reason)).toEqual(["admin", "admin"]);
+    expect((await h.call("POST", "/api/v1/auth/login", { email: victim.email, password: victim.password })).status).toBe(401);
+    expect(await auditFor(victim.id)).toMatchObject([
+      { actor_id: admin.id, action: "user.update", old_value: '{"is_active":true}', new_value: '{"is_active":false}' },
+    ]);
+
+    const enable = await h.call("PATCH", `${ADMIN}/users/${victim.id}`, { is_active: true }, { token: admin.access_token });
+    expect(enable.json.is_active).toBe(true);
+    expect((await h.call("POST", "/api/v1/auth/login", { email: victim.email, password: victim.password })).status).toBe(200);
+  });
+
+  it("changes nothing when the audit entry cannot be written (flag, revocation and audit are one batch)", async () => {
+    const admin = await staffUser();
+    const victim = await h.signedInUser();
+    const probe = probeD1(env.DB);
+    probe.failWhen(/insert into "admin_audit"/i);
+    const res = await h.call(
+      "PATCH",
+      `${ADMIN}/users/${victim.id}`,
+      { is_active: false },
+      { token: admin.access_token, env: { ...env, DB: probe.db } },
+    );
+    expect(res.status).toBe(500);
+    const row = await env.DB.prepare("SELECT is_active FROM users WHERE id = ?").bind(victim.id).first();
+    expect(row?.is_active).toBe(1);
+    expect((await h.call("POST", "/api/v1/auth/refresh", { refresh_token: victim.refresh_token })).status).toBe(200);
+  });
+
+  it("refuses with 409 when staff would remove their own staff flag or disable themselves", async () => {
+    const admin = await staffUser();
+    for (const body of [{ is_staff: false }, { is_active: false }, { is_active: false, is_staff: true }]) {
+      const res = await h.call("PATCH", `${ADMIN}/users/${admin.id}`, body, { token: admin.access_token });
+      expect(res.status, JSON.stringify(body)).toBe(409);
+    }
+    const row = await env.DB.prepare("SELECT is_staff, is_active FROM users WHERE id = ?").bind(admin.id).first();
+    expect(row).toMatchObject({ is_staff: 1, is_active: 1 });
+    expect((await h.call("GET", `${ADMIN}/config`, undefined, { token: admin.access_token })).status).toBe(200);
+    expect(await auditFor(admin.id)).toEqual([]);
+  });
+
+  it("promotes a user to staff and marks an email verified", async () => {
+    const admin = await staffUser();
+    const user = await h.signedInUser();
+    const res = await h.call("PATCH", `${ADMIN}/users/${user.id}`, { is_staff: true, email_verified: true }, { token: admin.access_token });
+    expect(res.status).toBe(200);
+    // email_verified was already true: only the staff flag is recorded as changed.
+    expect(await auditFor(user.id)).toMatchObject([{ old_value: '{"is_staff":false}', new_value: '{"is_staff":true}' }]);
+    expect((await h.call("GET", `${ADMIN}/config`, undefined, { token: user.access_token })).status).toBe(200);
+  });
+
+  it("refuses fields other than the three flags, and non-boolean values, with 400", async () => {
+    const admin = await staffUser();
+    const user = await h.registerVerified();
+    for (const body of [{ is_admin: true }, { password_hash: "x" }, { is_active: "false" }, {}]) {
+      const res = await h.call("PATCH", `${ADMIN}/users/${user.id}`, body, { token: admin.access_token });
+      expect(res.status, JSON.stringify(body)).toBe(400);
+    }
+    expect((await h.call("PATCH", `${ADMIN}/users/nope`, { is_active: false }, { token: admin.access_token })).status).toBe(404);
+  });
+});
+
+describe("POST /admin/users/{id}/logout-all", () => {
+  it("ends every session of the user, answers 204 and is audited", async () => {
+    const admin = await staffUser();
+    const victim = await h.signedInUser();
+    h.clock.advance(1000);
+    const res = await h.call("POST", `${ADMIN}/users/${victim.id}/logout-all`, undefined, { token: admin.access_token });
+    expect(res.status).toBe(204);
+    expect((await h.call("GET", "/api/v1/me", undefined, { token: victim.access_token })).status).toBe(401);
+    expect((await h.call("POST", "/api/v1/auth/refresh", { refresh_token: victim.refresh_token })).status).toBe(401);
+    expect(await auditFor(victim.id)).toMatchObject([{ actor_id: admin.id, action: "user.logout_all" }]);
+    // The account itself still works: a new sign-in succeeds.
+    expect((await h.call("POST", "/api/v1/auth/login", { email: victim.email, password: victim.password })).status).toBe(200);
+    expect((await h.call("POST", `${ADMIN}/users/nope/logout-all`, undefined, { token: admin.access_token })).status).toBe(404);
+  });
+});

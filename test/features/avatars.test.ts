@@ -1,0 +1,453 @@
+import { env } from "cloudflare:test";
+import { describe, expect, it } from "vitest";
+import { probeD1 } from "../d1-wrap";
+import { BASE, harness } from "../helpers";
+
+const h = harness();
+const AVATAR = "/api/v1/me/avatar";
+const MiB = 1024 * 1024;
+
+// ---- Small real images, built byte by byte -------------------------------------------------
+
+const bytes = (...parts: (number[] | Uint8Array | string)[]) => {
+  const arrays = parts.map((p) => (typeof p === "string" ? new TextEncoder().encode(p) : p instanceof Uint8Array ? p : Uint8Array.from(p)));
+  const out = new Uint8Array(arrays.reduce((n, a) => n + a.length, 0));
+  let offset = 0;
+  for (const a of arrays) {
+    out.set(a, offset);
+    offset += a.length;
+  }
+  return out;
+};
+const be32 = (n: number) => [(n >>> 24) & 255, (n >>> 16) & 255, (n >>> 8) & 255, n & 255];
+const le16 = (n: number) => [n & 255, (n >>> 8) & 255];
+const le24 = (n: number) => [n & 255, (n >>> 8) & 255, (n >>> 16) & 255];
+const le32 = (n: number) => [n & 255, (n >>> 8) & 255, (n >>> 16) & 255, (n >>> 24) & 255];
+
+const CRC_TABLE = Array.from({ length: 256 }, (_, n) => {
+  let c = n;
+  for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+  return c >>> 0;
+});
+function crc32(data: Uint8Array): number {
+  let c = 0xffffffff;
+  for (const byte of data) c = (CRC_TABLE[(c ^ byte) & 255] as number) ^ (c >>> 8);
+  return (c ^ 0xffffffff) >>> 0;
+}
+function pngChunk(type: string, data: Uint8Array) {
+  const body = bytes(type, data);
+  return bytes(be32(data.length), body, be32(crc32(body)));
+}
+async function deflate(data: Uint8Array): Promise<Uint8Array> {
+  const stream = new Blob([data]).stream().pipeThrough(new CompressionStream("deflate"));
+  return new Uint8Array(await new Response(stream).arrayBuffer());
+}
+
+/** A decodable 8-bit grayscale PNG; `rows` lets a header announce more rows than are encoded. */
+async function png(width: number, height: number, rows = height) {
+  const raw = new Uint8Array((Math.min(width, 4096) + 1) * Math.min(rows, 4096)).fill(128);
+  for (let r = 0; r < Math.min(rows, 4096); r++) raw[r * (Math.min(width, 4096) + 1)] = 0; // filter: none
+  const ihdr = bytes(be32(width), be32(height), [8, 0, 0, 0, 0]);
+  const sig = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
+  return bytes(sig, pngChunk("IHDR", ihdr), pngChunk("IDAT", await deflate(raw)), pngChunk("IEND", new Uint8Array(0)));
+}
+
+/** GIF89a: a `width`×`height` canvas with one 1×1 frame (a real, decodable file). */
+function gif(width: number, height: number, extra: Uint8Array = new Uint8Array(0)) {
+  return bytes(
+    "GIF89a",
+    le16(width),
+    le16(height),
+    [0x80, 0, 0], // global colour table of 2 entries
+    [0, 0, 0, 255, 255, 255],
+    extra,
+    [0x2c, 0, 0, 0, 0, 1, 0, 1, 0, 0], // image descriptor: 1×1 at 0,0
+    [2, 2, 0x44, 0x01, 0], // LZW minimum code size 2, one sub-block, terminator
+    [0x3b],
+  );
+}
+
+/** Baseline JPEG structure: SOI, APP0 JFIF, DQT, SOF0 (1 component), DHT, SOS, scan data, EOI. */
+function jpeg(width: number, height: number, trailer: Uint8Array = new Uint8Array(0)) {
+  return bytes(
+    [0xff, 0xd8],
+    [0xff, 0xe0, 0, 16],
+    "JFIF\0",
+    [1, 1, 0, 0, 1, 0, 1, 0, 0],
+    [0xff, 0xdb, 0, 67, 0],
+    new Uint8Array(64).fill(1),
+    [0xff, 0xc0, 0, 11, 8],
+    [(height >> 8) & 255, height & 255, (width >> 8) & 255, width & 255],
+    [1, 1, 0x11, 0],
+    [0xff, 0xc4, 0, 20, 0x00, 1, ...new Array(15).fill(0), 0],
+    [0xff, 0xda, 0, 8, 1, 1, 0, 0, 63, 0],
+    [0x12, 0xff, 0x00, 0x34, 0xff, 0xd0, 0x56], // entropy data with a stuffed FF and a restart marker
+    [0xff, 0xd9],
+    trailer,
+  );
+}
+
+function riff(chunk: string, data: number[] | Uint8Array) {
+  const payload = bytes(chunk, le32(data.length), data, data.length % 2 ? [0] : []);
+  return bytes("RIFF", le32(4 + payload.length), "WEBP", payload);
+}
+/** Lossless WebP (VP8L): 14-bit width−1 and height−1 after the 0x2f signature. */
+const webpLossless = (width: number, height: number) =>
+  riff("VP8L", [
+    0x2f,
+    ...le32(((width - 1) & 0x3fff) | (((height - 1) & 0x3fff) << 14)),
+    0x00,
+    0x07,
+    0x10,
+    0x11,
+    0x11,
+    0x88,
+    0x88,
+    0xfe,
+    0x07,
+    0x00,
+  ]);
+/** Lossy WebP (VP8): frame tag, start code 9d 01 2a, 14-bit width and height. */
+const webpLossy = (width: number, height: number) =>
+  riff("VP8 ", [0x30, 0x01, 0x00, 0x9d, 0x01, 0x2a, ...le16(width), ...le16(height), 0x01, 0x40, 0x25, 0xa4, 0x00, 0x03, 0x70, 0x00]);
+/** Extended WebP (VP8X): 24-bit canvas width−1 and height−1, followed by the image chunk. */
+function webpExtended(width: number, height: number) {
+  const vp8x = bytes("VP8X", le32(10), [0, 0, 0, 0], le24(width - 1), le24(height - 1));
+  const image = bytes("VP8L", le32(6), [0x2f, 0, 0, 0, 0, 0]);
+  return bytes("RIFF", le32(4 + vp8x.length + image.length), "WEBP", vp8x, image);
+}
+
+// ---- Helpers ---------------------------------------------------------------------------------
+
+async function upload(token: string, body: BodyInit, contentType?: string, opts: { env?: Env } = {}) {
+  return h.call("PUT", AVATAR, undefined, { token, raw: body, headers: contentType ? { "content-type": contentType } : {}, env: opts.env });
+}
+
+async function avatarRow(userId: string) {
+  return env.DB.prepare("SELECT avatar_key, avatar_content_type, avatar_etag FROM profiles WHERE user_id = ?")
+    .bind(userId)
+    .first<{ avatar_key: string | null; avatar_content_type: string | null; avatar_etag: string | null }>();
+}
+
+async function activityTypes(userId: string) {
+  const { results } = await env.DB.prepare("SELECT type FROM activity WHERE user_id = ? ORDER BY created_at, rowid")
+    .bind(userId)
+    .all<{ type: string }>();
+  return results.map((r) => r.type).filter((t) => t.startsWith("avatar_"));
+}
+
+async function objectsOf(userId: string) {
+  return (await env.AVATARS.list({ prefix: `avatars/${userId}/` })).objects.map((o) => o.key);
+}
+
+/** GET through the worker, keeping the body as bytes. */
+async function fetchRaw(path: string, headers: Record<string, string> = {}) {
+  const res = await h.app.fetch(new Request(`${BASE}${path}`, { headers }), env);
+  return { status: res.status, headers: res.headers, body: new Uint8Array(await res.arrayBuffer()) };
+}
+
+describe("avatar upload: accepted images", () => {
+  const cases: [string, () => Promise<Uint8Array> | Uint8Array, string, string][] = [
+    ["PNG", () => png(64, 48), "image/png", "png"],
+    ["JPEG", () => jpeg(640, 480), "image/jpeg", "jpg"],
+    ["GIF", () => gif(32, 32), "image/gif", "gif"],
+    ["lossless WebP", () => webpLossless(100, 50), "image/webp", "webp"],
+    ["lossy WebP", () => webpLossy(320, 240), "image/webp", "webp"],
+    ["extended WebP", () => webpExtended(4096, 4096), "image/webp", "webp"],
+  ];
+  for (const [name, make, contentType, ext] of cases) {
+    it(`stores a ${name} under a server-made key and serves the same bytes as ${contentType}`, async () => {
+      const u = await h.signedInUser();
+      const image = await make();
+      const res = await upload(u.access_token, image, contentType);
+      expect(res.status, res.text).toBe(200);
+      expect(res.json.avatar_url).toMatch(new RegExp(`^/api/v1/profiles/${u.id}/avatar\\?v=[A-Za-z0-9_-]{22}$`));
+
+      const row = await avatarRow(u.id);
+      expect(row?.avatar_key).toMatch(new RegExp(`^avatars/${u.id}/[A-Za-z0-9_-]{22}\\.${ext}$`));
+      expect(row?.avatar_content_type).toBe(contentType);
+      const object = await env.AVATARS.head(row?.avatar_key as string);
+      expect(object?.httpMetadata?.contentType).toBe(contentType);
+      const digest = [...new Uint8Array(await crypto.subtle.digest("SHA-256", image))].map((b) => b.toString(16).padStart(2, "0")).join("");
+      expect(object?.customMetadata?.sha256).toBe(digest);
+
+      const served = await fetchRaw(res.json.avatar_url);
+      expect(served.status).toBe(200);
+      expect(served.headers.get("content-type")).toBe(contentType);
+      expect(served.body).toEqual(image);
+      expect(await activityTypes(u.id)).toEqual(["avatar_updated"]);
+      const profile = await h.call("GET", "/api/v1/me/profile", undefined, { token: u.access_token });
+      expect(profile.json.profile.avatar_url).toBe(res.json.avatar_url);
+    });
+  }
+
+  it("decides the type by the bytes, not the declared Content-Type", async () => {
+    const u = await h.signedInUser();
+    const res = await upload(u.access_token, await png(8, 8), "image/gif");
+    expect(res.status).toBe(200);
+    expect((await avatarRow(u.id))?.avatar_content_type).toBe("image/png");
+    expect((await avatarRow(u.id))?.avatar_key).toMatch(/\.png$/);
+  });
+
+  it("accepts multipart/form-data with the file in the field avatar (what curl -F sends)", async () => {
+    const u = await h.signedInUser();
+    const image = await png(16, 16);
+    const form = new FormData();
+    form.append("avatar", new File([image], "me.png", { type: "image/png" }));
+    const res = await h.call("PUT", AVATAR, undefined, { token: u.access_token, raw: form });
+    expect(res.status, res.text).toBe(200);
+    const served = await fetchRaw(res.json.avatar_url);
+    expect(served.body).toEqual(image);
+  });
+
+  it("accepts the largest allowed canvas, 4096×4096", async () => {
+    const u = await h.signedInUser();
+    expect((await upload(u.access_token, gif(4096, 4096), "image/gif")).status).toBe(200);
+  });
+
+  it("shows the avatar_url in the public profile and the directory", async () => {
+    const u = await h.signedInUser();
+    const { json } = await upload(u.access_token, gif(10, 10), "image/gif");
+    expect((await h.call("GET", `/api/v1/profiles/${u.id}`)).json.profile.avatar_url).toBe(json.avatar_url);
+    expect((await h.call("GET", `/api/v1/profiles?q=${u.username}`)).json.items[0].avatar_url).toBe(json.avatar_url);
+  });
+});
+
+describe("avatar upload: refused input", () => {
+  const svg = '<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><script>alert(document.cookie)</script></svg>';
+  const html = "<!doctype html><html><body><script>fetch('/api/v1/me')</script></body></html>";
+
+  async function expectRefused(body: BodyInit, contentType: string | undefined, status: number) {
+    const u = await h.signedInUser();
+    const res = await upload(u.access_token, body, contentType);
+    expect(res.status, res.text).toBe(status);
+    expect(res.headers.get("content-type")).toContain("application/problem+json");
+    expect(await avatarRow(u.id)).toMatchObject({ avatar_key: null });
+    expect(await objectsOf(u.id)).toEqual([]);
+    expect(await activityTypes(u.id)).toEqual([]);
+    return res;
+  }
+
+  it("refuses an SVG with a script (415)", async () => {
+    await expectRefused(svg, "image/svg+xml", 415);
+  });
+
+  it("refuses an SVG sent as multipart with an image/png label (415)", async () => {
+    const u = await h.signedInUser();
+    const form = new FormData();
+    form.append("avatar", new File([svg], "me.png", { type: "image/png" }));
+    expect((await h.call("PUT", AVATAR, undefined, { token: u.access_token, raw: form })).status).toBe(415);
+  });
+
+  it("refuses HTML labelled image/png (415)", async () => {
+    const res = await expectRefused(html, "image/png", 415);
+    expect(res.json.code).toBe("unsupported_media_type");
+  });
+
+  it("refuses a PNG with HTML appended after IEND, a polyglot (415)", async () => {
+    await expectRefused(bytes(await png(4, 4), html), "image/png", 415);
+  });
+
+  it("refuses a JPEG with data after EOI (415)", async () => {
+    await expectRefused(jpeg(4, 4, bytes("PK\u0003\u0004zip-payload")), "image/jpeg", 415);
+  });
+
+  it("refuses a GIF carrying a script in a comment block (415)", async () => {
+    const comment = bytes([0x21, 0xfe, 27], "<script>alert(1)</script>!!", [0]);
+    await expectRefused(gif(4, 4, comment), "image/gif", 415);
+  });
+
+  it("refuses a WebP whose RIFF size leaves bytes after it (415)", async () => {
+    await expectRefused(bytes(webpLossless(4, 4), "<html>"), "image/webp", 415);
+  });
+
+  it("refuses a PNG header announcing 100000×100000 pixels (422)", async () => {
+    const res = await expectRefused(await png(100_000, 100_000, 1), "image/png", 422);
+    expect(res.json.code).toBe("unprocessable_image");
+    expect(res.json.detail).toContain("100000×100000");
+  });
+
+  it("refuses each format over 4096 pixels on a side (422)", async () => {
+    await expectRefused(gif(4097, 1), "image/gif", 422);
+    await expectRefused(jpeg(1, 4097), "image/jpeg", 422);
+    await expectRefused(webpExtended(5000, 10), "image/webp", 422);
+  });
+
+  it("refuses a zero-sized image (422)", async () => {
+    await expectRefused(await png(0, 10, 1), "image/png", 422);
+    await expectRefused(jpeg(10, 0), "image/jpeg", 422);
+    await expectRefused(webpLossy(0, 0), "image/webp", 422);
+  });
+
+  it("refuses a truncated PNG (422)", async () => {
+    const whole = await png(8, 8);
+    await expectRefused(whole.subarray(0, whole.length - 12), "image/png", 422);
+  });
+
+  it("refuses a 3 MiB body (413)", async () => {
+    const big = bytes(await png(8, 8), new Uint8Array(3 * MiB));
+    const res = await expectRefused(big, "image/png", 413);
+    expect(res.json.code).toBe("payload_too_large");
+  });
+
+  it("stops reading a streamed body without Content-Length once it passes 2 MiB (413)", async () => {
+    const u = await h.signedInUser();
+    const CHUNK = 64 * 1024;
+    let pulled = 0;
+    const stream = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        if (pulled * CHUNK >= 3 * MiB) return controller.close();
+        pulled++;
+        controller.enqueue(new Uint8Array(CHUNK));
+      },
+    });
+    const res = await upload(u.access_token, stream, "image/png");
+    expect(res.status).toBe(413);
+    expect(pulled * CHUNK).toBeLessThan(3 * MiB);
+    expect(await objectsOf(u.id)).toEqual([]);
+  });
+
+  it("refuses a multipart body over the limit (413)", async () => {
+    const u = await h.signedInUser();
+    const form = new FormData();
+    form.append("avatar", new File([bytes(await png(8, 8), new Uint8Array(3 * MiB))], "me.png", { type: "image/png" }));
+    expect((await h.call("PUT", AVATAR, undefined, { token: u.access_token, raw: form })).status).toBe(413);
+  });
+
+  it("refuses an empty body (400 naming avatar)", async () => {
+    const res = await expectRefused(new Uint8Array(0), "image/png", 400);
+    expect(res.json.errors[0].path).toBe("avatar");
+  });
+
+  it("refuses multipart without an avatar file (400)", async () => {
+    const u = await h.signedInUser();
+    const form = new FormData();
+    form.append("avatar", "not a file");
+    const res = await h.call("PUT", AVATAR, undefined, { token: u.access_token, raw: form });
+    expect(res.status).toBe(400);
+    expect(res.json.errors[0].path).toBe("avatar");
+  });
+
+  it("requires a token", async () => {
+    expect((await h.call("PUT", AVATAR, undefined, { raw: gif(1, 1), headers: { "content-type": "image/gif" } })).status).toBe(401);
+    expect((await h.call("DELETE", AVATAR)).status).toBe(401);
+  });
+});
+
+describe("avatar lifecycle", () => {
+  it("deletes the previous object when the avatar is replaced, and the URL changes", async () => {
+    const u = await h.signedInUser();
+    const first = await upload(u.access_token, await png(8, 8), "image/png");
+    const oldKey = (await avatarRow(u.id))?.avatar_key as string;
+    const second = await upload(u.access_token, jpeg(8, 8), "image/jpeg");
+    expect(second.status).toBe(200);
+    const newKey = (await avatarRow(u.id))?.avatar_key as string;
+    expect(newKey).not.toBe(oldKey);
+    expect(second.json.avatar_url).not.toBe(first.json.avatar_url);
+    expect(await env.AVATARS.get(oldKey)).toBeNull();
+    expect(await objectsOf(u.id)).toEqual([newKey]);
+    expect(await activityTypes(u.id)).toEqual(["avatar_updated", "avatar_updated"]);
+    // The old URL now shows the current image, but must not be cached as immutable.
+    const stale = await fetchRaw(first.json.avatar_url);
+    expect(stale.headers.get("content-type")).toBe("image/jpeg");
+    expect(stale.headers.get("cache-control")).not.toContain("immutable");
+  });
+
+  it("DELETE /me/avatar removes the object and the URL (204), and is idempotent", async () => {
+    const u = await h.signedInUser();
+    const { json } = await upload(u.access_token, gif(2, 2), "image/gif");
+    const key = (await avatarRow(u.id))?.avatar_key as string;
+    const res = await h.call("DELETE", AVATAR, undefined, { token: u.access_token });
+    expect(res.status).toBe(204);
+    expect(await env.AVATARS.get(key)).toBeNull();
+    expect(await avatarRow(u.id)).toEqual({ avatar_key: null, avatar_content_type: null, avatar_etag: null });
+    expect((await h.call("GET", "/api/v1/me/profile", undefined, { token: u.access_token })).json.profile.avatar_url).toBeNull();
+    expect((await fetchRaw(json.avatar_url)).status).toBe(404);
+    expect((await h.call("DELETE", AVATAR, undefined, { token: u.access_token })).status).toBe(204);
+    expect(await activityTypes(u.id)).toEqual(["avatar_updated", "avatar_deleted"]);
+  });
+
+  it("deleting the account removes the avatar object", async () => {
+    const u = await h.signedInUser();
+    await upload(u.access_token, gif(2, 2), "image/gif");
+    const key = (await avatarRow(u.id))?.avatar_key as string;
+    expect(await env.AVATARS.head(key)).not.toBeNull();
+    const res = await h.call("DELETE", "/api/v1/me", { current_password: u.password }, { token: u.access_token });
+    expect(res.status).toBe(204);
+    expect(await env.AVATARS.get(key)).toBeNull();
+    expect(await objectsOf(u.id)).toEqual([]);
+  });
+
+  it("leaves the profile and the old avatar unchanged when the R2 write fails (503)", async () => {
+    const u = await h.signedInUser();
+    await upload(u.access_token, gif(2, 2), "image/gif");
+    const before = await avatarRow(u.id);
+    const failingBucket = {
+      put: async () => {
+        throw new Error("R2 is down");
+      },
+      get: (key: string) => env.AVATARS.get(key),
+      head: (key: string) => env.AVATARS.head(key),
+      delete: (keys: string | string[]) => env.AVATARS.delete(keys),
+      list: (options?: R2ListOptions) => env.AVATARS.list(options),
+    } as unknown as R2Bucket;
+    const res = await upload(u.access_token, await png(4, 4), "image/png", { env: { ...env, AVATARS: failingBucket } });
+    expect(res.status).toBe(503);
+    expect(res.json.code).toBe("service_unavailable");
+    expect(await avatarRow(u.id)).toEqual(before);
+    expect(await objectsOf(u.id)).toEqual([before?.avatar_key]);
+    expect(await activityTypes(u.id)).toEqual(["avatar_updated"]);
+  });
+
+  it("deletes the new object when the database write fails after the upload (503, no orphan)", async () => {
+    const u = await h.signedInUser();
+    await upload(u.access_token, gif(2, 2), "image/gif");
+    const before = await avatarRow(u.id);
+    const probe = probeD1(env.DB);
+    probe.failWhen(/update .profiles/i);
+    const res = await upload(u.access_token, await png(4, 4), "image/png", { env: { ...env, DB: probe.db } });
+    expect(res.status).toBe(503);
+    expect(probe.statements.some((s) => /update .profiles/i.test(s))).toBe(true);
+    expect(await avatarRow(u.id)).toEqual(before);
+    expect(await objectsOf(u.id)).toEqual([before?.avatar_key]);
+    expect(await activityTypes(u.id)).toEqual(["avatar_updated"]);
+  });
+});
+
+describe("serving avatars", () => {
+  it("streams with the stored type, an ETag and long-lived, locked-down caching headers", async () => {
+    const u = await h.signedInUser();
+    const { json } = await upload(u.access_token, await png(8, 8), "image/png");
+    const res = await fetchRaw(json.avatar_url);
+    expect(res.status).toBe(200);
+    expect(res.headers.get("content-type")).toBe("image/png");
+    expect(res.headers.get("etag")).toBe((await avatarRow(u.id))?.avatar_etag);
+    expect(res.headers.get("cache-control")).toBe("public, max-age=31536000, immutable");
+    expect(res.headers.get("x-content-type-options")).toBe("nosniff");
+    expect(res.headers.get("content-security-policy")).toBe("default-src 'none'");
+  });
+
+  it("answers a matching If-None-Match with 304 and no body, a different one with 200", async () => {
+    const u = await h.signedInUser();
+    const { json } = await upload(u.access_token, gif(3, 3), "image/gif");
+    const etag = (await fetchRaw(json.avatar_url)).headers.get("etag") as string;
+    const same = await fetchRaw(json.avatar_url, { "if-none-match": etag });
+    expect(same.status).toBe(304);
+    expect(same.body).toHaveLength(0);
+    expect(same.headers.get("etag")).toBe(etag);
+    expect((await fetchRaw(json.avatar_url, { "if-none-match": `"other", W/${etag}` })).status).toBe(304);
+    expect((await fetchRaw(json.avatar_url, { "if-none-match": '"something-else"' })).status).toBe(200);
+  });
+
+  it("answers 404 without an avatar, for an unknown user, and for unverified or disabled accounts", async () => {
+    const u = await h.signedInUser();
+    expect((await fetchRaw(`/api/v1/profiles/${u.id}/avatar`)).status).toBe(404);
+    expect((await fetchRaw("/api/v1/profiles/nobody/avatar")).status).toBe(404);
+    const { json } = await upload(u.access_token, gif(3, 3), "image/gif");
+    expect((await fetchRaw(json.avatar_url)).status).toBe(200);
+    await env.DB.prepare("UPDATE users SET email_verified = 0 WHERE id = ?").bind(u.id).run();
+    expect((await fetchRaw(json.avatar_url)).status).toBe(404);
+    await env.DB.prepare("UPDATE users SET email_verified = 1, is_active = 0 WHERE id = ?").bind(u.id).run();
+    expect((await fetchRaw(json.avatar_url)).status).toBe(404);
+  });
+});

@@ -1,0 +1,138 @@
+/**
+ * Each multi-statement change is one D1 batch, so a failure of any statement leaves nothing
+ * half-written. These tests make one chosen statement fail (test/d1-wrap.ts) and check both the
+ * stored state and that the client gets a clean 5xx problem with nothing internal in it.
+ */
+import { env } from "cloudflare:test";
+import { describe, expect, it } from "vitest";
+import { type D1Probe, probeD1 } from "../d1-wrap";
+import { harness, unique } from "../helpers";
+
+type Result = Awaited<ReturnType<ReturnType<typeof harness>["call"]>>;
+
+function expectCleanServerError(res: Result) {
+  expect(res.status).toBeGreaterThanOrEqual(500);
+  expect(res.status).toBeLessThan(600);
+  expect(res.headers.get("content-type")).toBe("application/problem+json");
+  expect(res.json).toMatchObject({ type: expect.any(String), title: expect.any(String), status: res.status, detail: expect.any(String) });
+  for (const leak of ["D1_ERROR", "injected", "SQLITE", "refresh_tokens", "insert into", "update ", "delete from", "stack", ".ts:"]) {
+    expect(res.text).not.toContain(leak);
+  }
+}
+
+async function count(sql: string, ...params: unknown[]) {
+  const row = await env.DB.prepare(sql)
+    .bind(...params)
+    .first<{ n: number }>();
+  return row?.n ?? 0;
+}
+
+/** Runs `fn` with statements matching `pattern` failing, against the same local D1. */
+function failing(pattern: RegExp): { probe: D1Probe; env: Env } {
+  const probe = probeD1(env.DB);
+  probe.failWhen(pattern);
+  return { probe, env: { ...env, DB: probe.db } };
+}
+
+describe("fault injection: registration", () => {
+  const h = harness();
+  const PASSWORD = "Tr0ub4dor&3-horse";
+
+  it.each([
+    ["the user insert", /insert into "users"/i],
+    ["the profile insert", /insert into "profiles"/i],
+    ["the activity insert", /insert into "activity"/i],
+  ])("leaves no account behind when %s fails", async (_name, pattern) => {
+    const email = `${unique("fault")}@example.com`;
+    const f = failing(pattern);
+    const res = await h.call("POST", "/api/v1/auth/register", { email, password: PASSWORD }, { env: f.env });
+    expectCleanServerError(res);
+    expect(f.probe.statements.some((s) => pattern.test(s))).toBe(true);
+    expect(await count("SELECT COUNT(*) AS n FROM users WHERE email = ?", email)).toBe(0);
+    expect(await count("SELECT COUNT(*) AS n FROM profiles p WHERE NOT EXISTS (SELECT 1 FROM users u WHERE u.id = p.user_id)")).toBe(0);
+
+    // Nothing is left to conflict with: the same registration works once the fault is gone.
+    expect((await h.call("POST", "/api/v1/auth/register", { email, password: PASSWORD })).status).toBe(201);
+  });
+});
+
+describe("fault injection: login", () => {
+  const h = harness();
+
+  it("issues no token when the refresh-token insert fails", async () => {
+    const u = await h.registerVerified();
+    const f = failing(/insert into "refresh_tokens"/i);
+    const res = await h.call("POST", "/api/v1/auth/login", { email: u.email, password: u.password }, { env: f.env });
+    expectCleanServerError(res);
+    expect(res.text).not.toContain("access_token");
+    expect(await count("SELECT COUNT(*) AS n FROM refresh_tokens WHERE user_id = ?", u.id)).toBe(0);
+  });
+});
+
+describe("fault injection: refresh rotation", () => {
+  const h = harness();
+
+  it.each([
+    ["the successor insert", /insert into "refresh_tokens"/i],
+    ["the parent revocation", /update "refresh_tokens"/i],
+  ])("keeps the old token valid and issues none when %s fails", async (_name, pattern) => {
+    const u = await h.signedInUser();
+    const f = failing(pattern);
+    const res = await h.call("POST", "/api/v1/auth/refresh", { refresh_token: u.refresh_token }, { env: f.env });
+    expectCleanServerError(res);
+    expect(f.probe.statements.some((s) => pattern.test(s))).toBe(true);
+    expect(await count("SELECT COUNT(*) AS n FROM refresh_tokens WHERE user_id = ?", u.id)).toBe(1);
+    expect(await count("SELECT COUNT(*) AS n FROM refresh_tokens WHERE user_id = ? AND revoked_at IS NULL", u.id)).toBe(1);
+
+    // The client retries with the same token and it works (no false reuse detection).
+    const retry = await h.call("POST", "/api/v1/auth/refresh", { refresh_token: u.refresh_token });
+    expect(retry.status).toBe(200);
+  });
+});
+
+describe("fault injection: password change", () => {
+  const h = harness();
+  const NEW_PASSWORD = "Brand-new-passw0rd-42";
+
+  it.each([
+    ["the password update", /update "users" set "password_hash"/i],
+    ["the revocation of other sessions", /update "refresh_tokens"/i],
+    ["the activity insert", /insert into "activity"/i],
+  ])("keeps the old password and sessions when %s fails", async (_name, pattern) => {
+    const u = await h.signedInUser();
+    const other = await h.login(u.email, u.password);
+    h.clock.advance(1000);
+    const f = failing(pattern);
+    const res = await h.call(
+      "POST",
+      "/api/v1/me/password",
+      { current_password: u.password, new_password: NEW_PASSWORD },
+      { token: u.access_token, env: f.env },
+    );
+    expectCleanServerError(res);
+    expect(f.probe.statements.some((s) => pattern.test(s))).toBe(true);
+
+    expect((await h.call("GET", "/api/v1/me", undefined, { token: other.access_token })).status).toBe(200);
+    expect((await h.call("POST", "/api/v1/auth/refresh", { refresh_token: other.refresh_token })).status).toBe(200);
+    expect((await h.call("POST", "/api/v1/auth/login", { email: u.email, password: u.password })).status).toBe(200);
+    expect((await h.call("POST", "/api/v1/auth/login", { email: u.email, password: NEW_PASSWORD })).status).toBe(401);
+  });
+});
+
+describe("fault injection: account deletion", () => {
+  const h = harness();
+
+  it("leaves the account intact when the delete fails", async () => {
+    const u = await h.signedInUser();
+    const f = failing(/delete from "users"/i);
+    const res = await h.call("DELETE", "/api/v1/me", { current_password: u.password }, { token: u.access_token, env: f.env });
+    expectCleanServerError(res);
+    expect(f.probe.statements.some((s) => /delete from "users"/i.test(s))).toBe(true);
+
+    expect(await count("SELECT COUNT(*) AS n FROM users WHERE id = ?", u.id)).toBe(1);
+    expect(await count("SELECT COUNT(*) AS n FROM profiles WHERE user_id = ?", u.id)).toBe(1);
+    expect(await count("SELECT COUNT(*) AS n FROM refresh_tokens WHERE user_id = ? AND revoked_at IS NULL", u.id)).toBe(1);
+    expect((await h.call("GET", "/api/v1/me", undefined, { token: u.access_token })).status).toBe(200);
+    expect((await h.call("POST", "/api/v1/auth/refresh", { refresh_token: u.refresh_token })).status).toBe(200);
+  });
+});

@@ -1,0 +1,275 @@
+import { env } from "cloudflare:test";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { RETRY_MAX_SECONDS, retryDelaySeconds } from "../../src/features/mail/mail.consumer";
+import { escapeHtml, renderOtpMail } from "../../src/features/mail/mail.templates";
+import { CloudflareMailer, ConsoleMailer, HttpMailer, MemoryMailer } from "../../src/features/mail/mailer";
+import { addressOf, buildMimeMessage } from "../../src/features/mail/mime";
+import type { MailMessage } from "../../src/features/otp/otp.service";
+import { harness, unique } from "../helpers";
+import { capturingEnv, codeInMail, deliver } from "../mail-helpers";
+
+const PASSWORD = "Tr0ub4dor&3-horse";
+
+describe("mail queue and drivers", () => {
+  const h = harness();
+  const cap = capturingEnv();
+
+  afterEach(() => {
+    vi.restoreAllMocks();
+  });
+
+  async function registerUnverified() {
+    const email = `${unique("mq")}@example.com`;
+    const from = cap.sent.length;
+    const res = await h.call("POST", "/api/v1/auth/register", { email, password: PASSWORD }, { env: cap.env });
+    expect(res.status).toBe(201);
+    return { id: res.json.user.id as string, email, message: cap.sent[from] as MailMessage };
+  }
+
+  async function requestCode(email: string, purpose: MailMessage["purpose"]) {
+    const from = cap.sent.length;
+    expect((await h.call("POST", "/api/v1/auth/otp", { email, purpose }, { env: cap.env })).status).toBe(202);
+    return cap.sent[from] as MailMessage;
+  }
+
+  it("delivers a registration code through the real local queue to the console log", async () => {
+    const lines: string[] = [];
+    vi.spyOn(console, "log").mockImplementation((...args: unknown[]) => {
+      lines.push(args.map(String).join(" "));
+    });
+    const email = `${unique("live")}@example.com`;
+    const live = harness();
+    // The real MAIL_QUEUE binding: the message is delivered to this worker's queue() handler.
+    expect((await live.call("POST", "/api/v1/auth/register", { email, password: PASSWORD })).status).toBe(201);
+
+    const pattern = new RegExp(`^\\[mail\\] to=${email.replace(/\./g, "\\.")} purpose=verify_email code=(\\d{6}) expires=(\\S+)$`);
+    let code = "";
+    await vi.waitFor(
+      () => {
+        const line = lines.find((l) => pattern.test(l));
+        expect(line).toBeDefined();
+        code = pattern.exec(line as string)?.[1] as string;
+      },
+      { timeout: 10_000, interval: 50 },
+    );
+    // The text body follows the summary line.
+    expect(lines.some((l) => l.includes(`    ${code}`) && l.includes("activate"))).toBe(true);
+    expect((await live.call("POST", "/api/v1/auth/verify-email", { email, code })).status).toBe(200);
+  });
+
+  it("mails a code with a text and an HTML body, then acks the message", async () => {
+    const user = await registerUnverified();
+    const mailer = MemoryMailer();
+    const { ids, result } = await deliver([user.message], { clock: h.clock, mailer });
+    expect(result.explicitAcks).toEqual(ids);
+    expect(result.retryMessages).toEqual([]);
+    const [mail] = mailer.outbox;
+    expect(mail).toMatchObject({ to: user.email, subject: "Your Latchkey activation code", idempotencyKey: user.message.code_id });
+    expect(codeInMail(mail!)).toBe(user.message.code);
+    expect(mail!.html).toContain(`>${user.message.code}</p>`);
+  });
+
+  it("acks without mailing when the code was superseded, used or has expired", async () => {
+    const superseded = await registerUnverified();
+    h.clock.advance(61_000);
+    const replacement = await requestCode(superseded.email, "verify_email");
+
+    const used = await registerUnverified();
+    expect((await h.call("POST", "/api/v1/auth/verify-email", { email: used.email, code: used.message.code })).status).toBe(200);
+
+    const expiring = await registerUnverified();
+    const logs = vi.spyOn(console, "log").mockImplementation(() => {});
+    const mailer = MemoryMailer();
+    const late = { now: () => Date.parse(expiring.message.expires_at) };
+    const { ids, outcomes, result } = await deliver([superseded.message, used.message, expiring.message], { clock: late, mailer });
+    expect(outcomes).toEqual(["skipped", "skipped", "skipped"]);
+    expect(result.explicitAcks.sort()).toEqual([...ids].sort());
+    expect(result.retryMessages).toEqual([]);
+    expect(mailer.outbox).toEqual([]);
+    const skipLines = logs.mock.calls.map((c) => String(c[0]));
+    expect(skipLines.some((l) => l.includes("used or superseded"))).toBe(true);
+    expect(skipLines.some((l) => l.includes("expired"))).toBe(true);
+    expect(skipLines.join("\n")).not.toContain(superseded.message.code);
+
+    // The replacement is still live and goes out.
+    const fresh = MemoryMailer();
+    await deliver([replacement], { clock: h.clock, mailer: fresh });
+    expect(fresh.outbox.map(codeInMail)).toEqual([replacement.code]);
+  });
+
+  it("acks and logs a malformed message instead of retrying it forever, without logging its body", async () => {
+    const errors = vi.spyOn(console, "error").mockImplementation(() => {});
+    const mailer = MemoryMailer();
+    const valid = (await registerUnverified()).message;
+    const bodies = [
+      {},
+      "hello",
+      null,
+      { ...valid, code: "12ab56" },
+      { ...valid, purpose: "delete_account" },
+      { ...valid, kind: "newsletter" },
+    ];
+    const { ids, outcomes, result } = await deliver(bodies, { clock: h.clock, mailer });
+    expect(outcomes).toEqual(bodies.map(() => "malformed"));
+    expect(result.explicitAcks.sort()).toEqual([...ids].sort());
+    expect(result.retryMessages).toEqual([]);
+    expect(mailer.outbox).toEqual([]);
+    const logged = errors.mock.calls.map((c) => String(c[0])).join("\n");
+    expect(logged).toContain("malformed");
+    expect(logged).not.toContain(valid.code);
+    expect(logged).not.toContain(valid.to);
+  });
+
+  it("retries with backoff while the provider fails, then sends through the http driver", async () => {
+    vi.spyOn(console, "warn").mockImplementation(() => {});
+    const user = await registerUnverified();
+    const requests: { url: string; headers: Headers; body: Record<string, unknown> }[] = [];
+    const statuses = [500, 502, 200];
+    // A stub of the provider's endpoint: answers 500, 502, then 200, recording what it received.
+    const provider: typeof fetch = async (input, init) => {
+      const request = new Request(input, init);
+      requests.push({ url: request.url, headers: request.headers, body: await request.json() });
+      const status = statuses.shift() ?? 200;
+      return new Response(JSON.stringify(status === 200 ? { id: "email-1" } : { message: "boom" }), { status });
+    };
+    const httpEnv = { ...env, MAIL_DRIVER: "http" } as Env;
+
+    const first = await deliver([user.message], { clock: h.clock, env: httpEnv, fetch: provider, attempts: 1 });
+    expect(first.result.explicitAcks).toEqual([]);
+    expect(first.result.retryMessages).toEqual([{ msgId: first.ids[0] }]);
+    expect(first.retries).toEqual([{ msgId: first.ids[0], delaySeconds: 5 }]);
+
+    const second = await deliver([user.message], { clock: h.clock, env: httpEnv, fetch: provider, attempts: 2 });
+    expect(second.retries).toEqual([{ msgId: second.ids[0], delaySeconds: 10 }]);
+
+    const third = await deliver([user.message], { clock: h.clock, env: httpEnv, fetch: provider, attempts: 3 });
+    expect(third.outcomes).toEqual(["sent"]);
+    expect(third.result.explicitAcks).toEqual(third.ids);
+    expect(third.result.retryMessages).toEqual([]);
+
+    expect(requests).toHaveLength(3);
+    const sent = requests[2]!;
+    expect(sent.url).toBe(env.MAIL_API_URL);
+    expect(sent.headers.get("authorization")).toBe(`Bearer ${env.MAIL_API_KEY}`);
+    expect(sent.headers.get("idempotency-key")).toBe(user.message.code_id);
+    expect(sent.body).toMatchObject({ from: env.MAIL_FROM, to: [user.email], subject: "Your Latchkey activation code" });
+    expect(String(sent.body.text)).toContain(user.message.code);
+    expect(String(sent.body.html)).toContain(user.message.code);
+  });
+
+  it("treats an unreachable provider as a failure to retry", async () => {
+    vi.spyOn(console, "warn").mockImplementation(() => {});
+    const user = await registerUnverified();
+    const unreachable: typeof fetch = async () => {
+      throw new TypeError("network connection lost");
+    };
+    const { ids, result, retries } = await deliver([user.message], {
+      clock: h.clock,
+      env: { ...env, MAIL_DRIVER: "http" } as Env,
+      fetch: unreachable,
+      attempts: 4,
+    });
+    expect(result.retryMessages).toEqual([{ msgId: ids[0] }]);
+    expect(retries).toEqual([{ msgId: ids[0], delaySeconds: 40 }]);
+  });
+
+  it("retries the whole batch when MAIL_DRIVER names no driver, so no mail is lost", async () => {
+    vi.spyOn(console, "error").mockImplementation(() => {});
+    const user = await registerUnverified();
+    const { outcomes, result, retryAllDelays } = await deliver([user.message], {
+      clock: h.clock,
+      env: { ...env, MAIL_DRIVER: "carrier-pigeon" } as Env,
+    });
+    expect(outcomes).toEqual(["retry"]);
+    expect(result.retryBatch).toEqual({ retry: true });
+    expect(retryAllDelays).toEqual([RETRY_MAX_SECONDS]);
+  });
+
+  it("backs off exponentially from 5 s, capped", () => {
+    expect([1, 2, 3, 4, 5].map(retryDelaySeconds)).toEqual([5, 10, 20, 40, 80]);
+    expect(retryDelaySeconds(30)).toBe(RETRY_MAX_SECONDS);
+  });
+
+  it("the console driver writes one summary line and the text body", async () => {
+    const lines: string[] = [];
+    await ConsoleMailer((line) => lines.push(line)).send({
+      to: "ada@example.com",
+      subject: "s",
+      text: "body text",
+      html: "<p>x</p>",
+      summary: { purpose: "login", code: "123456", expires: "2026-11-21T10:00:00.000Z" },
+    });
+    expect(lines).toEqual(["[mail] to=ada@example.com purpose=login code=123456 expires=2026-11-21T10:00:00.000Z", "body text"]);
+  });
+
+  it("the http driver refuses to send without an API key", async () => {
+    const mailer = HttpMailer({ url: "https://mail.invalid/emails", apiKey: "", from: "a@b.c", fetch: async () => new Response("{}") });
+    await expect(mailer.send({ to: "x@example.com", subject: "s", text: "t", html: "h" })).rejects.toThrow(/MAIL_API_KEY/);
+  });
+
+  it("renders one template per purpose naming the code and its lifetime, escaping the HTML", () => {
+    const now = Date.UTC(2026, 0, 1);
+    const subjects = new Set<string>();
+    for (const purpose of ["verify_email", "login", "reset_password"] as const) {
+      const mail = renderOtpMail({ to: "a<b>&c@example.com", purpose, code: "042917", expiresAtMs: now + 600_000, nowMs: now });
+      subjects.add(mail.subject);
+      expect(mail.text).toContain("    042917\n");
+      expect(mail.text).toContain("expires in 10 minutes (at 2026-01-01T00:10:00.000Z)");
+      expect(mail.html).toContain("042917");
+      expect(mail.html).toContain("10 minutes");
+      expect(mail.html).toContain("a&lt;b&gt;&amp;c@example.com");
+      expect(mail.html).not.toContain("a<b>");
+    }
+    expect(subjects.size).toBe(3);
+    const late = renderOtpMail({ to: "a@example.com", purpose: "login", code: "111111", expiresAtMs: now + 30_000, nowMs: now });
+    expect(late.text).toContain("expires in 1 minute ");
+    expect(escapeHtml(`"'`)).toBe("&quot;&#39;");
+  });
+
+  it("builds a multipart/alternative MIME message for the send_email binding and sends it", async () => {
+    const raw = buildMimeMessage({
+      from: "Latchkey <no-reply@latchkey.local>",
+      to: "ada@example.com",
+      subject: "Your code — 042917",
+      text: "Code: 042917\n",
+      html: "<p>042917</p>",
+      date: new Date(Date.UTC(2026, 0, 1)),
+      messageIdDomain: "latchkey.local",
+    });
+    const [head, ...rest] = raw.split("\r\n\r\n");
+    expect(head).toContain("From: Latchkey <no-reply@latchkey.local>\r\nTo: ada@example.com\r\n");
+    expect(head).toMatch(/^Subject: =\?UTF-8\?B\?[A-Za-z0-9+/=]+\?=$/m);
+    expect(head).toMatch(/^Message-ID: <[A-Za-z0-9_-]+@latchkey\.local>$/m);
+    expect(head).toContain("Date: Thu, 01 Jan 2026 00:00:00 GMT");
+    const boundary = /boundary="([^"]+)"/.exec(head!)?.[1];
+    expect(boundary).toBeDefined();
+    const body = rest.join("\r\n\r\n");
+    expect(body.trimEnd().endsWith(`--${boundary}--`)).toBe(true);
+    const parts = body.split(`--${boundary}`).slice(1, -1);
+    const decoded = parts.map((part) => {
+      const [headers, content] = part.split("\r\n\r\n");
+      const bytes = Uint8Array.from(atob((content ?? "").replace(/\r\n/g, "")), (ch) => ch.charCodeAt(0));
+      return { headers, content: new TextDecoder().decode(bytes) };
+    });
+    expect(decoded.map((p) => /Content-Type: ([^;]+)/.exec(p.headers ?? "")?.[1])).toEqual(["text/plain", "text/html"]);
+    expect(decoded.map((p) => p.content)).toEqual(["Code: 042917\n", "<p>042917</p>"]);
+
+    const mailer = CloudflareMailer({ binding: env.SEND_EMAIL, from: env.MAIL_FROM, clock: h.clock });
+    await expect(mailer.send({ to: "ada@example.com", subject: "s", text: "t", html: "<p>h</p>" })).resolves.toBeUndefined();
+  });
+
+  it("refuses header injection in a MIME header", () => {
+    const input = {
+      from: "a@latchkey.local",
+      to: "ada@example.com",
+      subject: "hi\r\nBcc: victim@example.com",
+      text: "",
+      html: "",
+      date: new Date(0),
+      messageIdDomain: "latchkey.local",
+    };
+    expect(() => buildMimeMessage(input)).toThrow(/line break/);
+    expect(addressOf("Latchkey <no-reply@latchkey.local>")).toBe("no-reply@latchkey.local");
+    expect(addressOf("plain@latchkey.local")).toBe("plain@latchkey.local");
+  });
+});

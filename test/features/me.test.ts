@@ -1,0 +1,256 @@
+import { env } from "cloudflare:test";
+import { afterEach, describe, expect, it } from "vitest";
+import { harness, setConfig, unique } from "../helpers";
+
+const ME = "/api/v1/me";
+const REFRESH = "/api/v1/auth/refresh";
+const LOGIN = "/api/v1/auth/login";
+
+async function countRows(table: string, userId: string) {
+  const row = await env.DB.prepare(`SELECT COUNT(*) AS n FROM ${table} WHERE ${table === "users" ? "id" : "user_id"} = ?`)
+    .bind(userId)
+    .first<{ n: number }>();
+  return row?.n ?? 0;
+}
+
+describe("GET /me", () => {
+  const h = harness();
+
+  it("returns the signed-in account", async () => {
+    const u = await h.signedInUser();
+    const res = await h.call("GET", ME, undefined, { token: u.access_token });
+    expect(res.status).toBe(200);
+    expect(res.json).toMatchObject({
+      id: u.id,
+      email: u.email,
+      username: u.username,
+      is_active: true,
+      is_staff: false,
+      email_verified: true,
+      created_at: expect.any(String),
+    });
+    expect(res.text).not.toMatch(/password|hash|tokens_valid_after/i);
+  });
+
+  it("answers 401 for a disabled user's still-unexpired token", async () => {
+    const u = await h.signedInUser();
+    await env.DB.prepare("UPDATE users SET is_active = 0 WHERE id = ?").bind(u.id).run();
+    const res = await h.call("GET", ME, undefined, { token: u.access_token });
+    expect(res.status).toBe(401);
+  });
+});
+
+describe("PUT and PATCH /me", () => {
+  const h = harness();
+
+  afterEach(async () => {
+    await setConfig("require_email_verification", undefined);
+  });
+
+  it("PATCH changes only the username when only the username is given", async () => {
+    const u = await h.signedInUser();
+    const username = unique("renamed");
+    const res = await h.call("PATCH", ME, { username: username.toUpperCase() }, { token: u.access_token });
+    expect(res.status).toBe(200);
+    expect(res.json.user).toMatchObject({ id: u.id, email: u.email, username });
+    const me = await h.call("GET", ME, undefined, { token: u.access_token });
+    expect(me.json.username).toBe(username);
+  });
+
+  it("PATCH can clear the username with null", async () => {
+    const u = await h.signedInUser();
+    const res = await h.call("PATCH", ME, { username: null }, { token: u.access_token });
+    expect(res.status).toBe(200);
+    expect(res.json.user.username).toBeNull();
+  });
+
+  it("PUT replaces both fields, clearing an omitted username", async () => {
+    const u = await h.signedInUser();
+    const res = await h.call("PUT", ME, { email: u.email }, { token: u.access_token });
+    expect(res.status).toBe(200);
+    expect(res.json.user).toMatchObject({ email: u.email, username: null });
+  });
+
+  it("PUT requires the email", async () => {
+    const u = await h.signedInUser();
+    const res = await h.call("PUT", ME, { username: unique("x") }, { token: u.access_token });
+    expect(res.status).toBe(400);
+    expect(res.json.errors.map((e: { path: string }) => e.path)).toContain("email");
+  });
+
+  it("changing the email needs the current password", async () => {
+    const u = await h.signedInUser();
+    const email = `${unique("new")}@example.com`;
+    const missing = await h.call("PATCH", ME, { email }, { token: u.access_token });
+    expect(missing.status).toBe(401);
+    expect(missing.json.code).toBe("invalid_current_password");
+    const wrong = await h.call("PATCH", ME, { email, current_password: "not-it-at-all-1" }, { token: u.access_token });
+    expect(wrong.status).toBe(401);
+    expect((await h.call("GET", ME, undefined, { token: u.access_token })).json.email).toBe(u.email);
+
+    const ok = await h.call("PUT", ME, { email, username: u.username, current_password: u.password }, { token: u.access_token });
+    expect(ok.status).toBe(200);
+    expect(ok.json.user).toMatchObject({ email, username: u.username });
+    // The new address signs in; the old one no longer does.
+    expect((await h.call("POST", LOGIN, { email: u.email, password: u.password })).status).toBe(401);
+  });
+
+  it("a changed email must be verified again when verification is required", async () => {
+    await setConfig("require_email_verification", "true");
+    const u = await h.signedInUser();
+    const email = `${unique("reverify")}@example.com`;
+    const res = await h.call("PATCH", ME, { email, current_password: u.password }, { token: u.access_token });
+    expect(res.status).toBe(200);
+    expect(res.json.user.email_verified).toBe(false);
+  });
+
+  it("normalises a new email and answers 409 when another account has it", async () => {
+    const a = await h.signedInUser();
+    const b = await h.signedInUser();
+    const res = await h.call("PATCH", ME, { email: ` ${b.email.toUpperCase()} `, current_password: a.password }, { token: a.access_token });
+    expect(res.status).toBe(409);
+    expect(res.json.code).toBe("email_taken");
+  });
+
+  it("answers 409 when the username is taken, in any case", async () => {
+    const a = await h.signedInUser();
+    const b = await h.signedInUser();
+    const res = await h.call("PATCH", ME, { username: b.username.toUpperCase() }, { token: a.access_token });
+    expect(res.status).toBe(409);
+    expect(res.json.code).toBe("username_taken");
+    expect((await h.call("GET", ME, undefined, { token: a.access_token })).json.username).toBe(a.username);
+  });
+
+  it("keeping one's own username is not a conflict", async () => {
+    const u = await h.signedInUser();
+    const res = await h.call("PUT", ME, { email: u.email, username: u.username }, { token: u.access_token });
+    expect(res.status).toBe(200);
+    expect(res.json.user.username).toBe(u.username);
+  });
+
+  it("rejects an invalid username with 400", async () => {
+    const u = await h.signedInUser();
+    const res = await h.call("PATCH", ME, { username: "no spaces allowed" }, { token: u.access_token });
+    expect(res.status).toBe(400);
+  });
+
+  it.each([
+    ["is_staff", true],
+    ["is_active", false],
+    ["id", "someone-else"],
+    ["password", "N3w-Secret-horse"],
+    ["password_hash", "$argon2id$x"],
+    ["created_at", "2020-01-01T00:00:00Z"],
+    ["updated_at", 0],
+    ["email_verified", true],
+    ["tokens_valid_after", 0],
+  ])("rejects %s with 400 and changes nothing (mass assignment)", async (field, value) => {
+    const u = await h.signedInUser();
+    for (const method of ["PATCH", "PUT"]) {
+      const res = await h.call(method, ME, { email: u.email, [field]: value }, { token: u.access_token });
+      expect(res.status).toBe(400);
+      expect(res.json.code).toBe("validation_failed");
+    }
+    const row = await env.DB.prepare("SELECT is_staff, is_active, id FROM users WHERE id = ?").bind(u.id).first();
+    expect(row).toEqual({ is_staff: 0, is_active: 1, id: u.id });
+  });
+
+  it("needs a bearer token", async () => {
+    expect((await h.call("PATCH", ME, { username: unique("x") })).status).toBe(401);
+  });
+});
+
+describe("POST /me/password", () => {
+  const h = harness();
+  const NEW_PASSWORD = "Brand-new-passw0rd-42";
+
+  it("changes the password and cuts off every other session", async () => {
+    const u = await h.signedInUser();
+    const otherSession = await h.login(u.email, u.password);
+    h.clock.advance(1000);
+
+    const res = await h.call(
+      "POST",
+      "/api/v1/me/password",
+      { current_password: u.password, new_password: NEW_PASSWORD },
+      { token: u.access_token },
+    );
+    expect(res.status).toBe(204);
+
+    expect((await h.call("POST", LOGIN, { email: u.email, password: u.password })).status).toBe(401);
+    expect((await h.call("POST", LOGIN, { email: u.email, password: NEW_PASSWORD })).status).toBe(200);
+
+    // Access tokens issued before the change are dead, this session's included.
+    expect((await h.call("GET", ME, undefined, { token: u.access_token })).status).toBe(401);
+    expect((await h.call("GET", ME, undefined, { token: otherSession.access_token })).status).toBe(401);
+    // The other session cannot refresh; this session can, and gets a working access token.
+    expect((await h.call("POST", REFRESH, { refresh_token: otherSession.refresh_token })).status).toBe(401);
+    const refreshed = await h.call("POST", REFRESH, { refresh_token: u.refresh_token });
+    expect(refreshed.status).toBe(200);
+    expect((await h.call("GET", ME, undefined, { token: refreshed.json.access_token })).status).toBe(200);
+  });
+
+  it("answers 401 for a wrong current password and keeps the old one", async () => {
+    const u = await h.signedInUser();
+    const res = await h.call(
+      "POST",
+      "/api/v1/me/password",
+      { current_password: "wrong-password-1", new_password: NEW_PASSWORD },
+      { token: u.access_token },
+    );
+    expect(res.status).toBe(401);
+    expect(res.json.code).toBe("invalid_current_password");
+    expect((await h.call("POST", LOGIN, { email: u.email, password: u.password })).status).toBe(200);
+  });
+
+  it("applies the password policy to the new password", async () => {
+    const u = await h.signedInUser();
+    for (const new_password of ["password", "12345678901", "short"]) {
+      const res = await h.call("POST", "/api/v1/me/password", { current_password: u.password, new_password }, { token: u.access_token });
+      expect(res.status).toBe(400);
+      expect(res.json.errors.some((e: { path: string }) => e.path === "new_password")).toBe(true);
+    }
+    expect((await h.call("POST", LOGIN, { email: u.email, password: u.password })).status).toBe(200);
+  });
+});
+
+describe("DELETE /me", () => {
+  const h = harness();
+
+  it("answers 401 for a wrong password and keeps the account", async () => {
+    const u = await h.signedInUser();
+    const res = await h.call("DELETE", ME, { current_password: "wrong-password-1" }, { token: u.access_token });
+    expect(res.status).toBe(401);
+    expect(await countRows("users", u.id)).toBe(1);
+  });
+
+  it("needs the current password in the body", async () => {
+    const u = await h.signedInUser();
+    expect((await h.call("DELETE", ME, {}, { token: u.access_token })).status).toBe(400);
+    expect((await h.call("DELETE", ME, undefined, { token: u.access_token })).status).toBe(400);
+    expect(await countRows("users", u.id)).toBe(1);
+  });
+
+  it("deletes the account and everything it owns; its tokens stop working", async () => {
+    const u = await h.signedInUser();
+    const second = await h.login(u.email, u.password);
+    expect(await countRows("refresh_tokens", u.id)).toBe(2);
+    expect(await countRows("profiles", u.id)).toBe(1);
+    expect(await countRows("activity", u.id)).toBeGreaterThan(0);
+
+    const res = await h.call("DELETE", ME, { current_password: u.password }, { token: u.access_token });
+    expect(res.status).toBe(204);
+
+    for (const table of ["users", "refresh_tokens", "profiles", "activity", "otp_codes", "statuses"]) {
+      expect(await countRows(table, u.id), table).toBe(0);
+    }
+    expect((await h.call("GET", ME, undefined, { token: u.access_token })).status).toBe(401);
+    expect((await h.call("GET", ME, undefined, { token: second.access_token })).status).toBe(401);
+    expect((await h.call("POST", REFRESH, { refresh_token: second.refresh_token })).status).toBe(401);
+    expect((await h.call("POST", LOGIN, { email: u.email, password: u.password })).status).toBe(401);
+
+    // The email is free again.
+    const again = await h.call("POST", "/api/v1/auth/register", { email: u.email, password: u.password });
+    expect(again.status).toBe(201);
+  });
+});

@@ -1,0 +1,138 @@
+import { env } from "cloudflare:test";
+import { describe, expect, it } from "vitest";
+import { API_BASE } from "../../src/app";
+import { harness } from "../helpers";
+
+/** The foundation's own routes; features add more, and every one must be documented too. */
+const FOUNDATION_ROUTES = [
+  ["post", "/api/v1/auth/register"],
+  ["post", "/api/v1/auth/login"],
+  ["post", "/api/v1/auth/refresh"],
+  ["post", "/api/v1/auth/logout"],
+  ["post", "/api/v1/auth/logout-all"],
+  ["get", "/api/v1/me"],
+  ["put", "/api/v1/me"],
+  ["patch", "/api/v1/me"],
+  ["delete", "/api/v1/me"],
+  ["post", "/api/v1/me/password"],
+] as const;
+
+type Operation = { responses: Record<string, { content?: Record<string, unknown> }>; security?: unknown[] };
+
+describe("GET /health", () => {
+  const h = harness();
+
+  it("answers 200 {status: ok}", async () => {
+    const res = await h.call("GET", "/health");
+    expect(res.status).toBe(200);
+    expect(res.json).toEqual({ status: "ok" });
+  });
+});
+
+describe("GET /.well-known/jwks.json", () => {
+  const h = harness();
+
+  it("lists the public half of every signing key, and tokens name one of them", async () => {
+    const res = await h.call("GET", "/.well-known/jwks.json");
+    expect(res.status).toBe(200);
+    const configured = JSON.parse(env.JWT_KEYS).keys as { kid: string; x: string; d: string }[];
+    expect(res.json.keys.map((k: { kid: string }) => k.kid)).toEqual(configured.map((k) => k.kid));
+    for (const [i, key] of res.json.keys.entries()) {
+      expect(key).toEqual({ kty: "OKP", crv: "Ed25519", alg: "EdDSA", use: "sig", kid: configured[i]?.kid, x: configured[i]?.x });
+      expect(res.text).not.toContain(configured[i]?.d);
+    }
+    const u = await h.signedInUser();
+    const kid = JSON.parse(atob(u.access_token.split(".")[0]?.replace(/-/g, "+").replace(/_/g, "/") ?? "")).kid;
+    expect(res.json.keys.map((k: { kid: string }) => k.kid)).toContain(kid);
+  });
+});
+
+describe("GET /openapi.json", () => {
+  const h = harness();
+
+  it("is an OpenAPI 3.1 document listing every foundation route with its error responses", async () => {
+    const res = await h.call("GET", "/openapi.json");
+    expect(res.status).toBe(200);
+    const doc = res.json;
+    expect(doc.openapi).toMatch(/^3\.1\./);
+    expect(doc.info.title).toBe("Latchkey");
+    expect(doc.components.securitySchemes.bearerAuth).toMatchObject({ type: "http", scheme: "bearer" });
+    for (const [method, path] of FOUNDATION_ROUTES) {
+      const op = doc.paths[path]?.[method] as Operation | undefined;
+      expect(op, `${method} ${path}`).toBeDefined();
+      const statuses = Object.keys(op?.responses ?? {});
+      expect(
+        statuses.some((s) => s.startsWith("2")),
+        `${method} ${path} success`,
+      ).toBe(true);
+      expect(statuses, `${method} ${path}`).toContain("500");
+      expect(statuses.filter((s) => s.startsWith("4")).length, `${method} ${path} 4xx`).toBeGreaterThan(0);
+    }
+    // Spot checks of the statuses each route can really answer.
+    expect(Object.keys(doc.paths["/api/v1/auth/register"].post.responses)).toEqual(
+      expect.arrayContaining(["201", "400", "409", "413", "415", "429"]),
+    );
+    expect(Object.keys(doc.paths["/api/v1/auth/login"].post.responses)).toEqual(
+      expect.arrayContaining(["200", "400", "401", "403", "429"]),
+    );
+    expect(Object.keys(doc.paths["/api/v1/auth/refresh"].post.responses)).toEqual(expect.arrayContaining(["200", "400", "401"]));
+    expect(doc.paths["/api/v1/me"].get.security).toEqual([{ bearerAuth: [] }]);
+  });
+
+  it("documents every /api/v1 route the app serves, each error as a problem document", async () => {
+    const doc = (await h.call("GET", "/openapi.json")).json;
+    const served = new Set(
+      h.app.routes
+        .filter((r) => r.method !== "ALL" && r.path.startsWith(`${API_BASE}/`))
+        .map((r) => `${r.method.toLowerCase()} ${r.path.replace(/:(\w+)(\{[^}]*\})?/g, "{$1}")}`),
+    );
+    expect(served.size).toBeGreaterThanOrEqual(FOUNDATION_ROUTES.length);
+    for (const route of served) {
+      const [method, path] = route.split(" ") as [string, string];
+      const op = doc.paths[path]?.[method] as Operation | undefined;
+      expect(op, `${route} is missing from /openapi.json`).toBeDefined();
+      for (const [status, response] of Object.entries(op?.responses ?? {})) {
+        if (Number(status) >= 400) {
+          expect(Object.keys(response.content ?? {}), `${route} ${status}`).toEqual(["application/problem+json"]);
+        }
+      }
+    }
+    const problem = doc.components.schemas.Problem;
+    expect(problem.required).toEqual(expect.arrayContaining(["type", "title", "status", "detail", "code"]));
+  });
+});
+
+describe("GET /docs", () => {
+  const h = harness();
+
+  it("serves an HTML reference page whose scripts and styles all come from this origin", async () => {
+    const res = await h.call("GET", "/docs");
+    expect(res.status).toBe(200);
+    expect(res.headers.get("content-type")).toMatch(/^text\/html/);
+    expect(res.text).not.toMatch(/https?:\/\//);
+    expect(res.text).not.toMatch(/src=["']\/\//);
+    const refs = [...res.text.matchAll(/<(?:script|link)\b[^>]*(?:src|href)=["']([^"']+)["']/g)].map((m) => m[1] as string);
+    expect(refs.length).toBeGreaterThanOrEqual(2);
+    for (const ref of refs) expect(ref, ref).toMatch(/^\/[^/]/);
+
+    const csp = res.headers.get("content-security-policy") ?? "";
+    expect(csp).toMatch(/script-src 'self'/);
+    expect(csp).toMatch(/default-src 'none'/);
+    expect(csp).not.toMatch(/https?:|\*/);
+    expect(res.headers.get("x-content-type-options")).toBe("nosniff");
+  });
+
+  it("points the page at the worker's own OpenAPI document, and its assets exist", async () => {
+    const res = await h.call("GET", "/docs");
+    const refs = [...res.text.matchAll(/(?:src|href)=["'](\/[^"']+)["']/g)].map((m) => m[1] as string);
+    for (const ref of refs) {
+      const asset = await env.ASSETS.fetch(`http://latchkey.test${ref}`);
+      expect(asset.status, ref).toBe(200);
+      const text = await asset.text();
+      if (ref.endsWith("init.js")) {
+        expect(text).toContain('"/openapi.json"');
+        expect(text).not.toMatch(/https?:\/\//);
+      }
+    }
+  });
+});

@@ -1,0 +1,354 @@
+import { env } from "cloudflare:test";
+import { describe, expect, it } from "vitest";
+import { harness, unique } from "../helpers";
+
+const h = harness();
+const PROFILE = "/api/v1/me/profile";
+
+async function activityOf(userId: string, type: string) {
+  const { results } = await env.DB.prepare("SELECT details FROM activity WHERE user_id = ? AND type = ? ORDER BY created_at, rowid")
+    .bind(userId, type)
+    .all<{ details: string }>();
+  return results.map((r) => JSON.parse(r.details));
+}
+
+async function profileRow(userId: string) {
+  return env.DB.prepare("SELECT * FROM profiles WHERE user_id = ?").bind(userId).first<Record<string, unknown>>();
+}
+
+/**
+ * Inserts verified accounts with profiles directly (registration runs argon2 per user, far too slow
+ * for dozens). `createdAt` repeats in pairs so the id tie-break of the order is exercised too.
+ */
+async function insertAccounts(prefix: string, count: number, start = Date.UTC(2026, 0, 1)) {
+  const statements: D1PreparedStatement[] = [];
+  const ids: string[] = [];
+  for (let i = 0; i < count; i++) {
+    const id = `${prefix}${String(i).padStart(3, "0")}${unique("i")}`.replace(/[^A-Za-z0-9_-]/g, "");
+    ids.push(id);
+    const createdAt = start + Math.floor(i / 2) * 1000;
+    statements.push(
+      env.DB.prepare(
+        "INSERT INTO users (id, email, username, password_hash, email_verified, created_at, updated_at) VALUES (?, ?, ?, 'x', 1, ?, ?)",
+      ).bind(id, `${id.toLowerCase()}@example.com`, `${prefix}${i}`.toLowerCase(), createdAt, createdAt),
+      env.DB.prepare("INSERT INTO profiles (user_id, name, phone_number, age, updated_at) VALUES (?, ?, '+441234567890', 42, ?)").bind(
+        id,
+        `Person ${i}`,
+        createdAt,
+      ),
+    );
+  }
+  await env.DB.batch(statements);
+  return ids;
+}
+
+describe("own profile", () => {
+  it("is created with the account, empty, and readable at once", async () => {
+    const u = await h.signedInUser();
+    expect(await profileRow(u.id)).toMatchObject({ user_id: u.id, name: null, avatar_key: null });
+    const res = await h.call("GET", PROFILE, undefined, { token: u.access_token });
+    expect(res.status).toBe(200);
+    expect(res.json.profile).toEqual({
+      name: null,
+      surname: null,
+      age: null,
+      phone_number: null,
+      profession: null,
+      about_me: null,
+      avatar_url: null,
+      updated_at: expect.any(String),
+    });
+  });
+
+  it("creates the profile on first use for an account that has none (made outside registration)", async () => {
+    const u = await h.signedInUser();
+    await env.DB.prepare("DELETE FROM profiles WHERE user_id = ?").bind(u.id).run();
+    const read = await h.call("GET", PROFILE, undefined, { token: u.access_token });
+    expect(read.status).toBe(200);
+    expect(read.json.profile.name).toBeNull();
+    expect(await profileRow(u.id)).toMatchObject({ user_id: u.id });
+    expect((await h.call("PATCH", PROFILE, { name: "Ada" }, { token: u.access_token })).json.profile.name).toBe("Ada");
+  });
+
+  it("requires a token", async () => {
+    expect((await h.call("GET", PROFILE)).status).toBe(401);
+    expect((await h.call("PATCH", PROFILE, { name: "Ada" })).status).toBe(401);
+  });
+
+  it("is included in GET /me, next to the account fields", async () => {
+    const u = await h.signedInUser();
+    await h.call("PATCH", PROFILE, { name: "Ada", profession: "Analyst" }, { token: u.access_token });
+    const me = await h.call("GET", "/api/v1/me", undefined, { token: u.access_token });
+    expect(me.status).toBe(200);
+    expect(me.json).toMatchObject({ id: u.id, email: u.email, username: u.username });
+    expect(me.json.profile).toMatchObject({ name: "Ada", profession: "Analyst", age: null, avatar_url: null });
+  });
+
+  it("PUT sets every field and clears the ones left out", async () => {
+    const u = await h.signedInUser();
+    const full = {
+      name: "Ada",
+      surname: "Lovelace",
+      age: 36,
+      phone_number: "+442079460958",
+      profession: "Mathematician",
+      about_me: "Notes.",
+    };
+    const first = await h.call("PUT", PROFILE, full, { token: u.access_token });
+    expect(first.status).toBe(200);
+    expect(first.json.profile).toMatchObject(full);
+    const second = await h.call("PUT", PROFILE, { name: "Augusta" }, { token: u.access_token });
+    expect(second.json.profile).toMatchObject({
+      name: "Augusta",
+      surname: null,
+      age: null,
+      phone_number: null,
+      profession: null,
+      about_me: null,
+    });
+    expect(await profileRow(u.id)).toMatchObject({ name: "Augusta", surname: null, age: null });
+  });
+
+  it("PATCH changes only the fields given, and null clears one", async () => {
+    const u = await h.signedInUser();
+    await h.call("PUT", PROFILE, { name: "Ada", surname: "Lovelace", age: 36 }, { token: u.access_token });
+    const res = await h.call("PATCH", PROFILE, { age: 37, surname: null }, { token: u.access_token });
+    expect(res.status).toBe(200);
+    expect(res.json.profile).toMatchObject({ name: "Ada", surname: null, age: 37 });
+  });
+
+  it("trims text, clears a field given as an empty string, and normalises a phone number", async () => {
+    const u = await h.signedInUser();
+    await h.call("PATCH", PROFILE, { surname: "Byron" }, { token: u.access_token });
+    const res = await h.call(
+      "PATCH",
+      PROFILE,
+      { name: "  Ada  ", surname: "   ", phone_number: " +44 20-7946 0958 ", about_me: " line one\r\nline two\t(tab) " },
+      { token: u.access_token },
+    );
+    expect(res.status).toBe(200);
+    expect(res.json.profile).toMatchObject({
+      name: "Ada",
+      surname: null,
+      phone_number: "+442079460958",
+      about_me: "line one\nline two\t(tab)",
+    });
+  });
+
+  it("counts characters, not UTF-16 units: 50 emoji are a valid name", async () => {
+    const u = await h.signedInUser();
+    const res = await h.call("PATCH", PROFILE, { name: "😀".repeat(50) }, { token: u.access_token });
+    expect(res.status).toBe(200);
+    expect(res.json.profile.name).toBe("😀".repeat(50));
+  });
+
+  const invalid: [string, Record<string, unknown>, string][] = [
+    ["name over 50 characters", { name: "a".repeat(51) }, "name"],
+    ["surname over 50 characters", { surname: "b".repeat(51) }, "surname"],
+    ["profession over 100 characters", { profession: "c".repeat(101) }, "profession"],
+    ["about_me over 2000 characters", { about_me: "d".repeat(2001) }, "about_me"],
+    ["a control character in a name", { name: "Ada\u0007" }, "name"],
+    ["a newline in a surname", { surname: "Love\nlace" }, "surname"],
+    ["a bidi override in about_me", { about_me: "hello \u202e dlrow" }, "about_me"],
+    ["a number as a name", { name: 42 }, "name"],
+    ["a negative age", { age: -1 }, "age"],
+    ["an age over 150", { age: 151 }, "age"],
+    ["a fractional age", { age: 30.5 }, "age"],
+    ["an age given as a string", { age: "30" }, "age"],
+    ["a phone number without +", { phone_number: "442079460958" }, "phone_number"],
+    ["a phone number with 7 digits", { phone_number: "+1234567" }, "phone_number"],
+    ["a phone number with 16 digits", { phone_number: "+1234567890123456" }, "phone_number"],
+    ["a phone number with letters", { phone_number: "+44 20 CALL ME" }, "phone_number"],
+    ["a phone number starting with +0", { phone_number: "+0123456789" }, "phone_number"],
+    ["an unknown field", { nickname: "ada" }, "nickname"],
+    ["a field that is not editable", { avatar_key: "avatars/x/evil.png" }, "avatar_key"],
+  ];
+  for (const [what, body, field] of invalid) {
+    it(`refuses ${what} with a 400 naming ${field}, writing nothing`, async () => {
+      const u = await h.signedInUser();
+      await h.call("PATCH", PROFILE, { name: "Before" }, { token: u.access_token });
+      const before = await profileRow(u.id);
+      for (const method of ["PUT", "PATCH"]) {
+        const res = await h.call(method, PROFILE, { ...body }, { token: u.access_token });
+        expect(res.status).toBe(400);
+        expect(res.json.code).toBe("validation_failed");
+        expect(res.json.errors.map((e: { path: string }) => e.path)).toContain(field);
+      }
+      expect(await profileRow(u.id)).toEqual(before);
+      expect(await activityOf(u.id, "profile_updated")).toHaveLength(1);
+    });
+  }
+
+  it("accepts the boundary values", async () => {
+    const u = await h.signedInUser();
+    const body = {
+      name: "n".repeat(50),
+      surname: "s".repeat(50),
+      age: 150,
+      phone_number: "+123456789012345",
+      profession: "p".repeat(100),
+      about_me: "a".repeat(2000),
+    };
+    const res = await h.call("PUT", PROFILE, body, { token: u.access_token });
+    expect(res.status).toBe(200);
+    expect(res.json.profile).toMatchObject(body);
+    expect((await h.call("PATCH", PROFILE, { age: 0, phone_number: "+12345678" }, { token: u.access_token })).status).toBe(200);
+  });
+
+  it("records profile_updated with the names of the changed fields only, and nothing for a no-op", async () => {
+    const u = await h.signedInUser();
+    await h.call("PUT", PROFILE, { name: "Ada", age: 36 }, { token: u.access_token });
+    await h.call("PATCH", PROFILE, { name: "Ada", age: 37 }, { token: u.access_token });
+    await h.call("PATCH", PROFILE, { name: "Ada" }, { token: u.access_token });
+    await h.call("PATCH", PROFILE, {}, { token: u.access_token });
+    const entries = await activityOf(u.id, "profile_updated");
+    expect(entries).toEqual([{ fields: ["name", "age"] }, { fields: ["age"] }]);
+    expect(JSON.stringify(entries)).not.toContain("Ada");
+  });
+
+  it("updates updated_at only when something changed", async () => {
+    const u = await h.signedInUser();
+    const first = await h.call("PATCH", PROFILE, { name: "Ada" }, { token: u.access_token });
+    h.clock.advance(5_000);
+    const same = await h.call("PATCH", PROFILE, { name: "Ada" }, { token: u.access_token });
+    expect(same.json.profile.updated_at).toBe(first.json.profile.updated_at);
+    const changed = await h.call("PATCH", PROFILE, { name: "Augusta" }, { token: u.access_token });
+    expect(Date.parse(changed.json.profile.updated_at)).toBe(Date.parse(first.json.profile.updated_at) + 5_000);
+  });
+
+  it("refuses a body that is not JSON", async () => {
+    const u = await h.signedInUser();
+    const res = await h.call("PATCH", PROFILE, undefined, {
+      token: u.access_token,
+      raw: "name=Ada",
+      headers: { "content-type": "text/plain" },
+    });
+    expect(res.status).toBe(415);
+  });
+});
+
+describe("public directory", () => {
+  const PUBLIC_KEYS = ["about_me", "avatar_url", "name", "profession", "surname", "user_id", "username"];
+
+  it("pages through every matching profile in registration order over three pages", async () => {
+    const prefix = unique("dir").toLowerCase();
+    const ids = await insertAccounts(prefix, 45);
+    const seen: string[] = [];
+    let cursor: string | null = null;
+    const sizes: number[] = [];
+    do {
+      const query: string = `?q=${prefix}${cursor ? `&cursor=${cursor}` : ""}`;
+      const res = await h.call("GET", `/api/v1/profiles${query}`);
+      expect(res.status).toBe(200);
+      sizes.push(res.json.items.length);
+      for (const item of res.json.items) {
+        expect(Object.keys(item).sort()).toEqual(PUBLIC_KEYS);
+        seen.push(item.user_id);
+      }
+      cursor = res.json.next_cursor;
+    } while (cursor);
+    expect(sizes).toEqual([20, 20, 5]);
+    // Pairs share created_at: the id breaks the tie, so the order is (created_at, id).
+    const expected = ids
+      .map((id, i) => ({ id, t: Math.floor(i / 2) }))
+      .sort((a, b) => a.t - b.t || (a.id < b.id ? -1 : 1))
+      .map((x) => x.id);
+    expect(seen).toEqual(expected);
+  });
+
+  it("honours limit and refuses one out of range", async () => {
+    const prefix = unique("lim").toLowerCase();
+    await insertAccounts(prefix, 3);
+    const two = await h.call("GET", `/api/v1/profiles?q=${prefix}&limit=2`);
+    expect(two.json.items).toHaveLength(2);
+    expect(two.json.next_cursor).toEqual(expect.any(String));
+    const rest = await h.call("GET", `/api/v1/profiles?q=${prefix}&limit=2&cursor=${two.json.next_cursor}`);
+    expect(rest.json.items).toHaveLength(1);
+    expect(rest.json.next_cursor).toBeNull();
+    for (const limit of ["0", "101", "abc", "2.5"]) {
+      const res = await h.call("GET", `/api/v1/profiles?limit=${limit}`);
+      expect(res.status).toBe(400);
+      expect(res.json.errors[0].path).toBe("limit");
+    }
+    const all = await h.call("GET", "/api/v1/profiles?limit=100");
+    expect(all.status).toBe(200);
+  });
+
+  it("defaults to 20 per page", async () => {
+    await insertAccounts(unique("def").toLowerCase(), 21);
+    const res = await h.call("GET", "/api/v1/profiles");
+    expect(res.json.items).toHaveLength(20);
+    expect(res.json.next_cursor).not.toBeNull();
+  });
+
+  it("answers a bad cursor with 400 invalid_cursor", async () => {
+    const forged = btoa(JSON.stringify({ t: "x", id: "'; DROP TABLE users; --" })).replace(/=+$/, "");
+    for (const cursor of ["not*a*cursor", "AAAA", forged, encodeCursorLike([1, 2]), "x".repeat(400)]) {
+      const res = await h.call("GET", `/api/v1/profiles?cursor=${encodeURIComponent(cursor)}`);
+      expect(res.status).toBe(400);
+      expect(res.json.code).toBe("invalid_cursor");
+    }
+  });
+
+  it("shows public fields only: never email, phone number or age", async () => {
+    const u = await h.signedInUser();
+    await h.call(
+      "PUT",
+      PROFILE,
+      { name: "Grace", surname: "Hopper", age: 85, phone_number: "+12025550123", profession: "Admiral", about_me: "COBOL" },
+      { token: u.access_token },
+    );
+    const res = await h.call("GET", `/api/v1/profiles/${u.id}`);
+    expect(res.status).toBe(200);
+    expect(res.json.profile).toEqual({
+      user_id: u.id,
+      username: u.username,
+      name: "Grace",
+      surname: "Hopper",
+      profession: "Admiral",
+      about_me: "COBOL",
+      avatar_url: null,
+    });
+    const listed = await h.call("GET", `/api/v1/profiles?q=${u.username}`);
+    expect(listed.json.items).toEqual([res.json.profile]);
+    expect(listed.text).not.toContain(u.email);
+    expect(listed.text).not.toContain("+12025550123");
+    expect(listed.text).not.toContain("85");
+  });
+
+  it("hides unverified and disabled accounts from the list and the single read", async () => {
+    const prefix = unique("hid").toLowerCase();
+    const [visible, unverified, disabled] = (await insertAccounts(prefix, 3)) as [string, string, string];
+    await env.DB.prepare("UPDATE users SET email_verified = 0 WHERE id = ?").bind(unverified).run();
+    await env.DB.prepare("UPDATE users SET is_active = 0 WHERE id = ?").bind(disabled).run();
+    const res = await h.call("GET", `/api/v1/profiles?q=${prefix}`);
+    expect(res.json.items.map((i: { user_id: string }) => i.user_id)).toEqual([visible]);
+    expect((await h.call("GET", `/api/v1/profiles/${visible}`)).status).toBe(200);
+    expect((await h.call("GET", `/api/v1/profiles/${unverified}`)).status).toBe(404);
+    expect((await h.call("GET", `/api/v1/profiles/${disabled}`)).status).toBe(404);
+    expect((await h.call("GET", "/api/v1/profiles/no-such-user")).status).toBe(404);
+  });
+
+  it("searches by username or name prefix, case-insensitively, with LIKE wildcards taken literally", async () => {
+    const prefix = unique("q").toLowerCase();
+    const [a, b, c] = (await insertAccounts(prefix, 3)) as [string, string, string];
+    const name = `Zed${prefix}`;
+    await env.DB.prepare("UPDATE users SET username = ? WHERE id = ?").bind(`${prefix}x_1`, a).run();
+    await env.DB.prepare("UPDATE users SET username = ? WHERE id = ?").bind(`${prefix}xa1`, b).run();
+    await env.DB.prepare("UPDATE profiles SET name = ? WHERE user_id = ?").bind(name, c).run();
+    const ids = async (q: string) =>
+      (await h.call("GET", `/api/v1/profiles?q=${encodeURIComponent(q)}`)).json.items.map((i: { user_id: string }) => i.user_id);
+    expect(await ids(`${prefix}x_`)).toEqual([a]);
+    expect(await ids(`${prefix}x`)).toEqual([a, b]);
+    expect(await ids(`${prefix.toUpperCase()}XA`)).toEqual([b]);
+    expect(await ids(`zed${prefix}`)).toEqual([c]);
+    expect(await ids(`${prefix}%`)).toEqual([]);
+    expect(await ids("%")).toEqual([]);
+    expect((await h.call("GET", `/api/v1/profiles?q=${encodeURIComponent("a\u0000")}`)).status).toBe(400);
+  });
+});
+
+/** A syntactically valid base64url cursor whose content is not a position. */
+function encodeCursorLike(value: unknown): string {
+  return btoa(JSON.stringify(value)).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+}

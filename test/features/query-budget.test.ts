@@ -1,0 +1,70 @@
+/**
+ * Query budgets for the hot endpoints (issue 7): the exact D1 statements and round trips each
+ * success path issues, counted by a wrapper on the real local binding. A new N+1, an extra
+ * lookup or a write pulled out of its batch changes a count here and fails CI; when a change is
+ * deliberate, update the pinned numbers together with the reason.
+ */
+import { env } from "cloudflare:test";
+import { beforeEach, describe, expect, it } from "vitest";
+import { hashPassword } from "../../src/features/auth/password-hash";
+import { type D1Probe, probeD1 } from "../d1-wrap";
+import { harness } from "../helpers";
+
+/** The statements' first words, e.g. "select", "insert", "update", "delete", "with". */
+const verbs = (probe: D1Probe) => probe.statements.map((sql) => sql.trimStart().split(/\s+/, 1)[0]?.toLowerCase());
+
+describe("query budget", () => {
+  const h = harness();
+  let probe: D1Probe;
+  let probed: Env;
+
+  beforeEach(() => {
+    probe = probeD1(env.DB);
+    probed = { ...env, DB: probe.db };
+  });
+
+  it("reads /me with one primary-key lookup of the user and one of its profile", async () => {
+    const u = await h.signedInUser();
+    const res = await h.call("GET", "/api/v1/me", undefined, { token: u.access_token, env: probed });
+    expect(res.status).toBe(200);
+    expect(res.json.profile).toBeTruthy();
+    // requireUser's user row, then the handler's profile row: two round trips (a JOIN in
+    // requireUser could make it one; see the README's Performance section).
+    expect(verbs(probe)).toEqual(["select", "select"]);
+    expect(probe.statements[0]).toMatch(/from "users".*where "users"\."id" = \?/i);
+    expect(probe.statements[1]).toMatch(/from "profiles".*where "profiles"\."user_id" = \?/i);
+    expect(probe.roundTrips).toBe(2);
+  });
+
+  it("rotates a refresh token with a rate-limit hit, one lookup and one two-statement batch", async () => {
+    const u = await h.signedInUser();
+    const res = await h.call("POST", "/api/v1/auth/refresh", { refresh_token: u.refresh_token }, { env: probed });
+    expect(res.status).toBe(200);
+    // countHit upsert; token+user lookup by hash; batch of the conditional insert and the conditional revoke.
+    expect(verbs(probe)).toEqual(["insert", "select", "insert", "update"]);
+    expect(probe.statements[1]).toMatch(/"token_hash" = \?/);
+    expect(probe.roundTrips).toBe(3);
+  });
+
+  it("signs in with a user lookup, one rate-limit read and one three-statement batch", async () => {
+    const u = await h.registerVerified();
+    const res = await h.call("POST", "/api/v1/auth/login", { email: u.email, password: u.password }, { env: probed });
+    expect(res.status).toBe(200);
+    // user by email; failure counters; batch of refresh-token insert, counter reset and activity entry.
+    expect(verbs(probe)).toEqual(["select", "select", "insert", "delete", "insert"]);
+    expect(probe.statements[1]).toMatch(/from "rate_limits"/);
+    expect(probe.roundTrips).toBe(3);
+  });
+
+  it("upgrades an outdated password hash inside the sign-in batch, not in another round trip", async () => {
+    const u = await h.registerVerified();
+    const outdated = await hashPassword(u.password, "pbkdf2");
+    await env.DB.prepare("UPDATE users SET password_hash = ? WHERE email = ?").bind(outdated, u.email).run();
+    const res = await h.call("POST", "/api/v1/auth/login", { email: u.email, password: u.password }, { env: probed });
+    expect(res.status).toBe(200);
+    expect(verbs(probe)).toEqual(["select", "select", "insert", "delete", "insert", "update"]);
+    expect(probe.roundTrips).toBe(3);
+    const row = await env.DB.prepare("SELECT password_hash FROM users WHERE email = ?").bind(u.email).first<{ password_hash: string }>();
+    expect(row?.password_hash).toMatch(/^\$argon2id\$/);
+  });
+});

@@ -1,0 +1,313 @@
+import { env } from "cloudflare:test";
+import { describe, expect, it } from "vitest";
+import { harness } from "../helpers";
+
+const h = harness();
+
+async function makeStaff(userId: string) {
+  await env.DB.prepare("UPDATE users SET is_staff = 1 WHERE id = ?").bind(userId).run();
+}
+
+async function post(token: string, content: unknown) {
+  return h.call("POST", "/api/v1/statuses", { content }, { token });
+}
+
+async function activityOf(userId: string, type: string) {
+  const { results } = await env.DB.prepare("SELECT * FROM activity WHERE user_id = ? AND type = ? ORDER BY created_at, id")
+    .bind(userId, type)
+    .all<{ details: string; ip: string | null; user_agent: string | null }>();
+  return results.map((r) => ({ ...r, details: JSON.parse(r.details) }));
+}
+
+async function statusCount(userId: string) {
+  const row = await env.DB.prepare("SELECT COUNT(*) AS n FROM statuses WHERE user_id = ?").bind(userId).first<{ n: number }>();
+  return row?.n ?? 0;
+}
+
+describe("POST /statuses", () => {
+  it("publishes a status with its author's username and records status_created", async () => {
+    const u = await h.signedInUser();
+    const res = await post(u.access_token, "  Hello, world!  ");
+    expect(res.status).toBe(201);
+    const status = res.json.status;
+    expect(status).toMatchObject({ user_id: u.id, username: u.username, content: "Hello, world!" });
+    expect(Object.keys(status).sort()).toEqual(["content", "created_at", "id", "updated_at", "user_id", "username"]);
+    expect(status.created_at).toBe(new Date(h.clock.now()).toISOString());
+    expect(status.updated_at).toBe(status.created_at);
+    const entries = await activityOf(u.id, "status_created");
+    expect(entries).toHaveLength(1);
+    expect(entries[0]?.details).toEqual({ status_id: status.id });
+  });
+
+  it("accepts exactly 500 characters after trimming, counting code points, and keeps line breaks", async () => {
+    const u = await h.signedInUser();
+    const emoji = "😀".repeat(500);
+    expect((await post(u.access_token, `   ${emoji}\n `)).status).toBe(201);
+    const multiline = await post(u.access_token, "line one\nline two\tend");
+    expect(multiline.status).toBe(201);
+    expect(multiline.json.status.content).toBe("line one\nline two\tend");
+  });
+
+  it.each([
+    ["empty", ""],
+    ["whitespace only", "   \n\t "],
+    ["501 characters", "a".repeat(501)],
+    ["a control character", "hello\u0007there"],
+    ["a bidi override", "abc\u202Edef"],
+    ["a number", 42],
+    ["null", null],
+  ])("refuses content that is %s with 400 and writes nothing", async (_label, content) => {
+    const u = await h.signedInUser();
+    const res = await post(u.access_token, content);
+    expect(res.status).toBe(400);
+    expect(res.json.code).toBe("validation_failed");
+    expect(res.json.errors[0].path).toBe("content");
+    expect(await statusCount(u.id)).toBe(0);
+    expect(await activityOf(u.id, "status_created")).toHaveLength(0);
+  });
+
+  it("refuses a user_id in the body (the author is always the caller)", async () => {
+    const u = await h.signedInUser();
+    const other = await h.registerVerified();
+    const res = await h.call("POST", "/api/v1/statuses", { content: "hi", user_id: other.id }, { token: u.access_token });
+    expect(res.status).toBe(400);
+    expect(res.json.errors[0].path).toBe("user_id");
+    expect(await statusCount(other.id)).toBe(0);
+    expect(await statusCount(u.id)).toBe(0);
+  });
+
+  it("needs a token", async () => {
+    const res = await h.call("POST", "/api/v1/statuses", { content: "anonymous" });
+    expect(res.status).toBe(401);
+  });
+
+  it("allows 30 statuses a minute per user, then answers 429 with Retry-After until the window ends", async () => {
+    const u = await h.signedInUser();
+    const other = await h.signedInUser();
+    for (let i = 0; i < 30; i++) expect((await post(u.access_token, `post ${i}`)).status).toBe(201);
+    h.clock.advance(20_000);
+    const refused = await post(u.access_token, "one too many");
+    expect(refused.status).toBe(429);
+    expect(refused.json.code).toBe("rate_limited");
+    expect(refused.headers.get("retry-after")).toBe("40");
+    expect(await statusCount(u.id)).toBe(30);
+    expect(await activityOf(u.id, "status_created")).toHaveLength(30);
+    // The limit is per user: someone else still posts.
+    expect((await post(other.access_token, "unaffected")).status).toBe(201);
+    h.clock.advance(40_000);
+    // The access token (30 s by default) has expired meanwhile; sign in again.
+    const again = await h.login(u.email, u.password);
+    expect((await post(again.access_token, "next minute")).status).toBe(201);
+  });
+});
+
+describe("GET /statuses", () => {
+  it("lists newest first across pages with no repeats, ties broken by id, without a token", async () => {
+    const u = await h.signedInUser();
+    const created: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      created.push((await post(u.access_token, `spaced ${i}`)).json.status.id);
+      h.clock.advance(1);
+    }
+    // Three more in the same millisecond: the cursor must not skip or repeat any of them.
+    for (let i = 0; i < 3; i++) created.push((await post(u.access_token, `same instant ${i}`)).json.status.id);
+
+    const seen: string[] = [];
+    let cursor: string | null = null;
+    let pages = 0;
+    do {
+      const query: string = `/api/v1/statuses?user_id=${u.id}&limit=2${cursor ? `&cursor=${cursor}` : ""}`;
+      const res = await h.call("GET", query);
+      expect(res.status).toBe(200);
+      expect(res.json.items.length).toBeLessThanOrEqual(2);
+      seen.push(...res.json.items.map((s: { id: string }) => s.id));
+      cursor = res.json.next_cursor;
+      pages++;
+    } while (cursor && pages < 10);
+
+    expect(pages).toBe(3);
+    expect(new Set(seen).size).toBe(6);
+    expect(seen.sort()).toEqual([...created].sort());
+    const all = await h.call("GET", `/api/v1/statuses?user_id=${u.id}&limit=100`);
+    const times = all.json.items.map((s: { created_at: string }) => s.created_at);
+    expect(times).toEqual([...times].sort().reverse());
+    expect(all.json.items.slice(0, 3).map((s: { content: string }) => s.content.startsWith("same instant"))).toEqual([true, true, true]);
+    expect(all.json.next_cursor).toBeNull();
+  });
+
+  it("shows everyone's statuses without a filter and only one author's with user_id", async () => {
+    const a = await h.signedInUser();
+    const b = await h.signedInUser();
+    h.clock.advance(1000);
+    const fromA = (await post(a.access_token, "from a")).json.status.id;
+    h.clock.advance(1);
+    const fromB = (await post(b.access_token, "from b")).json.status.id;
+    const all = await h.call("GET", "/api/v1/statuses?limit=2");
+    expect(all.json.items.map((s: { id: string }) => s.id)).toEqual([fromB, fromA]);
+    const onlyA = await h.call("GET", `/api/v1/statuses?user_id=${a.id}`);
+    expect(onlyA.json.items.map((s: { id: string }) => s.id)).toEqual([fromA]);
+    const nobody = await h.call("GET", "/api/v1/statuses?user_id=no-such-user");
+    expect(nobody.json).toEqual({ items: [], next_cursor: null });
+  });
+
+  it.each([
+    ["limit=0", "validation_failed"],
+    ["limit=101", "validation_failed"],
+    ["limit=abc", "validation_failed"],
+    ["cursor=not-a-cursor", "invalid_cursor"],
+    [`cursor=${btoa(JSON.stringify({ t: "x", id: 1 }))}`, "invalid_cursor"],
+  ])("refuses %s with 400", async (query, code) => {
+    const res = await h.call("GET", `/api/v1/statuses?${query}`);
+    expect(res.status).toBe(400);
+    expect(res.json.code).toBe(code);
+  });
+
+  it("reads one status publicly and answers 404 for an unknown id", async () => {
+    const u = await h.signedInUser();
+    const id = (await post(u.access_token, "readable")).json.status.id;
+    const res = await h.call("GET", `/api/v1/statuses/${id}`);
+    expect(res.status).toBe(200);
+    expect(res.json.status).toMatchObject({ id, user_id: u.id, username: u.username, content: "readable" });
+    const missing = await h.call("GET", "/api/v1/statuses/doesnotexist");
+    expect(missing.status).toBe(404);
+    expect(missing.json.code).toBe("not_found");
+  });
+});
+
+describe("changing and deleting statuses: owner, other, staff, anonymous", () => {
+  async function cast() {
+    const owner = await h.signedInUser();
+    const other = await h.signedInUser();
+    const staff = await h.signedInUser();
+    await makeStaff(staff.id);
+    const id = (await post(owner.access_token, "original")).json.status.id as string;
+    return { owner, other, staff, id };
+  }
+
+  for (const method of ["PUT", "PATCH"] as const) {
+    it(`${method}: the author changes the content and updated_at moves, created_at stays`, async () => {
+      const { owner, id } = await cast();
+      const before = (await h.call("GET", `/api/v1/statuses/${id}`)).json.status;
+      h.clock.advance(5000);
+      const res = await h.call(method, `/api/v1/statuses/${id}`, { content: " edited " }, { token: owner.access_token });
+      expect(res.status).toBe(200);
+      expect(res.json.status).toMatchObject({ id, user_id: owner.id, content: "edited", created_at: before.created_at });
+      expect(res.json.status.updated_at).toBe(new Date(h.clock.now()).toISOString());
+      expect((await h.call("GET", `/api/v1/statuses/${id}`)).json.status.content).toBe("edited");
+    });
+
+    it(`${method}: another user gets 403 and nothing changes`, async () => {
+      const { other, id } = await cast();
+      const res = await h.call(method, `/api/v1/statuses/${id}`, { content: "hijacked" }, { token: other.access_token });
+      expect(res.status).toBe(403);
+      expect(res.json.code).toBe("forbidden");
+      expect((await h.call("GET", `/api/v1/statuses/${id}`)).json.status.content).toBe("original");
+    });
+
+    it(`${method}: staff may change someone else's status; the author stays the author`, async () => {
+      const { owner, staff, id } = await cast();
+      const res = await h.call(method, `/api/v1/statuses/${id}`, { content: "moderated" }, { token: staff.access_token });
+      expect(res.status).toBe(200);
+      expect(res.json.status).toMatchObject({ content: "moderated", user_id: owner.id, username: owner.username });
+    });
+
+    it(`${method}: no token gets 401`, async () => {
+      const { id } = await cast();
+      const res = await h.call(method, `/api/v1/statuses/${id}`, { content: "anon" });
+      expect(res.status).toBe(401);
+      expect((await h.call("GET", `/api/v1/statuses/${id}`)).json.status.content).toBe("original");
+    });
+
+    it(`${method}: an unknown id gets 404`, async () => {
+      const { owner } = await cast();
+      const res = await h.call(method, "/api/v1/statuses/nope", { content: "x" }, { token: owner.access_token });
+      expect(res.status).toBe(404);
+    });
+
+    it(`${method}: user_id in the body is refused with 400, even from staff`, async () => {
+      const { owner, staff, other, id } = await cast();
+      for (const token of [owner.access_token, staff.access_token]) {
+        const res = await h.call(method, `/api/v1/statuses/${id}`, { content: "x", user_id: other.id }, { token });
+        expect(res.status).toBe(400);
+        expect(res.json.errors[0].path).toBe("user_id");
+      }
+      const status = (await h.call("GET", `/api/v1/statuses/${id}`)).json.status;
+      expect(status).toMatchObject({ user_id: owner.id, content: "original" });
+    });
+
+    it(`${method}: invalid content is refused with 400`, async () => {
+      const { owner, id } = await cast();
+      const res = await h.call(method, `/api/v1/statuses/${id}`, { content: "bad\u0000byte" }, { token: owner.access_token });
+      expect(res.status).toBe(400);
+      expect((await h.call("GET", `/api/v1/statuses/${id}`)).json.status.content).toBe("original");
+    });
+  }
+
+  it("PUT requires content; an empty PATCH changes nothing", async () => {
+    const { owner, id } = await cast();
+    expect((await h.call("PUT", `/api/v1/statuses/${id}`, {}, { token: owner.access_token })).status).toBe(400);
+    const patched = await h.call("PATCH", `/api/v1/statuses/${id}`, {}, { token: owner.access_token });
+    expect(patched.status).toBe(200);
+    expect(patched.json.status.content).toBe("original");
+  });
+
+  it("DELETE: the author deletes; status_deleted is recorded with the request's IP", async () => {
+    const { owner, id } = await cast();
+    const res = await h.call("DELETE", `/api/v1/statuses/${id}`, undefined, {
+      token: owner.access_token,
+      headers: { "cf-connecting-ip": "198.51.100.7" },
+    });
+    expect(res.status).toBe(204);
+    expect((await h.call("GET", `/api/v1/statuses/${id}`)).status).toBe(404);
+    const entries = await activityOf(owner.id, "status_deleted");
+    expect(entries).toHaveLength(1);
+    expect(entries[0]).toMatchObject({ ip: "198.51.100.7", details: { status_id: id } });
+    // Gone means gone: a second delete is a 404 and records nothing more.
+    expect((await h.call("DELETE", `/api/v1/statuses/${id}`, undefined, { token: owner.access_token })).status).toBe(404);
+    expect(await activityOf(owner.id, "status_deleted")).toHaveLength(1);
+  });
+
+  it("DELETE: another user gets 403 and the status stays", async () => {
+    const { other, owner, id } = await cast();
+    const res = await h.call("DELETE", `/api/v1/statuses/${id}`, undefined, { token: other.access_token });
+    expect(res.status).toBe(403);
+    expect((await h.call("GET", `/api/v1/statuses/${id}`)).status).toBe(200);
+    expect(await activityOf(owner.id, "status_deleted")).toHaveLength(0);
+    expect(await activityOf(other.id, "status_deleted")).toHaveLength(0);
+  });
+
+  it("DELETE: staff deletes someone else's status; the author's history says by staff, without the moderator's IP", async () => {
+    const { owner, staff, id } = await cast();
+    const res = await h.call("DELETE", `/api/v1/statuses/${id}`, undefined, {
+      token: staff.access_token,
+      headers: { "cf-connecting-ip": "192.0.2.99", "user-agent": "ModTool/1.0" },
+    });
+    expect(res.status).toBe(204);
+    const entries = await activityOf(owner.id, "status_deleted");
+    expect(entries).toHaveLength(1);
+    expect(entries[0]).toMatchObject({ ip: null, user_agent: null, details: { status_id: id, by: "staff" } });
+    expect(await activityOf(staff.id, "status_deleted")).toHaveLength(0);
+  });
+
+  it("DELETE: a staff user deleting their own status is an ordinary author delete", async () => {
+    const staff = await h.signedInUser();
+    await makeStaff(staff.id);
+    const id = (await post(staff.access_token, "mine")).json.status.id;
+    expect((await h.call("DELETE", `/api/v1/statuses/${id}`, undefined, { token: staff.access_token })).status).toBe(204);
+    expect((await activityOf(staff.id, "status_deleted"))[0]?.details).toEqual({ status_id: id });
+  });
+
+  it("DELETE: no token gets 401, an unknown id 404", async () => {
+    const { owner, id } = await cast();
+    expect((await h.call("DELETE", `/api/v1/statuses/${id}`)).status).toBe(401);
+    expect((await h.call("DELETE", "/api/v1/statuses/unknown-id", undefined, { token: owner.access_token })).status).toBe(404);
+    expect((await h.call("GET", `/api/v1/statuses/${id}`)).status).toBe(200);
+  });
+
+  it("shows the author's current username after they rename", async () => {
+    const { owner, id } = await cast();
+    const renamed = `r${owner.username}`.slice(0, 30);
+    expect((await h.call("PATCH", "/api/v1/me", { username: renamed }, { token: owner.access_token })).status).toBe(200);
+    expect((await h.call("GET", `/api/v1/statuses/${id}`)).json.status.username).toBe(renamed);
+  });
+});

@@ -1,0 +1,78 @@
+/**
+ * Helpers for tests of emailed codes: read what a request put on the mail queue, run those
+ * messages through the real consumer (with a memory mailer or a stub provider), and read the code
+ * out of the rendered mail the way a user would.
+ */
+import { createExecutionContext, createMessageBatch, env, getQueueResult } from "cloudflare:test";
+import { vi } from "vitest";
+import { consumeMailBatch } from "../src/features/mail/mail.consumer";
+import { type Mail, MemoryMailer } from "../src/features/mail/mailer";
+import type { MailMessage } from "../src/features/otp/otp.service";
+import type { Clock } from "../src/lib/clock";
+
+export const MAIL_QUEUE_NAME = "latchkey-mail";
+
+/**
+ * An env whose MAIL_QUEUE producer also records each message, so a test can read what a request
+ * enqueued. Only the producer is doubled; delivery is done by `deliver` through the real consumer.
+ */
+export function capturingEnv(base: Env = env) {
+  const sent: MailMessage[] = [];
+  const queue = {
+    send: async (body: MailMessage) => {
+      sent.push(body);
+    },
+    sendBatch: async (messages: Iterable<{ body: MailMessage }>) => {
+      for (const m of messages) sent.push(m.body);
+    },
+  } as unknown as Queue;
+  return { env: { ...base, MAIL_QUEUE: queue } as Env, sent };
+}
+
+let messageCounter = 0;
+
+/**
+ * Runs `bodies` through `consumeMailBatch` as one batch; returns the queue's ack/retry result and
+ * the delays the consumer asked for.
+ */
+export async function deliver(
+  bodies: unknown[],
+  options: { clock?: Clock; mailer?: ReturnType<typeof MemoryMailer>; fetch?: typeof fetch; env?: Env; attempts?: number } = {},
+) {
+  const messages = bodies.map((body) => ({
+    id: `msg-${messageCounter++}`,
+    timestamp: new Date(options.clock?.now() ?? Date.now()),
+    attempts: options.attempts ?? 1,
+    body,
+  }));
+  const batch = createMessageBatch(MAIL_QUEUE_NAME, messages);
+  // getQueueResult reports which messages were retried but not the delay asked for; record it.
+  const retrySpies = batch.messages.map((message) => vi.spyOn(message, "retry"));
+  const retryAllSpy = vi.spyOn(batch, "retryAll");
+  const ctx = createExecutionContext();
+  const outcomes = await consumeMailBatch(batch, options.env ?? env, {
+    clock: options.clock,
+    mailer: options.mailer,
+    fetch: options.fetch,
+  });
+  const result = await getQueueResult(batch, ctx);
+  const retries = batch.messages.flatMap((message, i) =>
+    (retrySpies[i]?.mock.calls ?? []).map(([opts]) => ({ msgId: message.id, delaySeconds: opts?.delaySeconds })),
+  );
+  const retryAllDelays = retryAllSpy.mock.calls.map(([opts]) => opts?.delaySeconds);
+  return { ids: messages.map((m) => m.id), outcomes, result, retries, retryAllDelays };
+}
+
+/** The code as the user reads it: the indented line of digits in the text body. */
+export function codeInMail(mail: Pick<Mail, "text">): string {
+  const match = /^ {4}(\d{6})$/m.exec(mail.text);
+  if (!match) throw new Error(`no code in mail:\n${mail.text}`);
+  return match[1] as string;
+}
+
+/** Delivers every message `sent` holds from `from` on and returns the mails the user received. */
+export async function mailsFor(sent: MailMessage[], clock: Clock, from = 0): Promise<Mail[]> {
+  const mailer = MemoryMailer();
+  await deliver(sent.slice(from), { clock, mailer });
+  return mailer.outbox;
+}

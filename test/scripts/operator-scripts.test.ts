@@ -1,0 +1,173 @@
+/**
+ * The operator scripts, run as an operator runs them (node, real wrangler) against a temporary
+ * local state (`--persist-to`), never the developer's own .wrangler state or .dev.vars. Each
+ * wrangler call takes seconds, so each test checks a whole path rather than one assertion, and
+ * the tests share one temporary state.
+ */
+import { execFile } from "node:child_process";
+import { mkdtempSync, rmSync, statSync } from "node:fs";
+import { createRequire } from "node:module";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { afterAll, describe, expect, it } from "vitest";
+import { generateSigningJwk, readDevVars, writeDevVars } from "../../scripts/lib/keys.mjs";
+import { loadWorkerCode } from "../../scripts/lib/worker-code.mjs";
+
+const WRANGLER = createRequire(import.meta.url).resolve("wrangler/bin/wrangler.js");
+const exec = promisify(execFile);
+const dirs: string[] = [];
+afterAll(() => {
+  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+});
+
+function tempDir(prefix: string) {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  dirs.push(dir);
+  return dir;
+}
+
+async function run(script: string, args: string[], env: Record<string, string> = {}) {
+  try {
+    const { stdout, stderr } = await exec(process.execPath, [script, ...args], {
+      env: { ...process.env, LATCHKEY_ADMIN_PASSWORD: "", ...env },
+    });
+    return { code: 0, stdout, stderr };
+  } catch (error) {
+    const e = error as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
+async function wrangler(args: string[]) {
+  return (await exec(process.execPath, [WRANGLER, ...args], { env: { ...process.env, CI: "true" } })).stdout;
+}
+
+/** A fresh local state with the migrations applied, and a SQL runner over it. */
+async function createLocalState() {
+  const state = tempDir("latchkey-scripts-");
+  await wrangler(["d1", "migrations", "apply", "DB", "--local", "--persist-to", state]);
+  const sql = async (command: string): Promise<Record<string, unknown>[]> =>
+    JSON.parse(await wrangler(["d1", "execute", "DB", "--local", "--persist-to", state, "--json", "--command", command])).at(-1).results;
+  return { state, sql };
+}
+let shared: ReturnType<typeof createLocalState> | undefined;
+/** One temporary state for the file (tests use distinct emails): applying migrations costs a wrangler call. */
+const localState = () => {
+  shared ??= createLocalState();
+  return shared;
+};
+
+describe("operator scripts", () => {
+  describe("admin:create", () => {
+    it("creates a verified staff account whose hash verifies with the worker's code and argon2id parameters", async () => {
+      const { state, sql } = await localState();
+      const password = "pale-blue-dot-1990";
+      const res = await run("scripts/admin-create.mjs", ["--email", " Ops@Example.COM ", "--username", "Ops", "--persist-to", state], {
+        LATCHKEY_ADMIN_PASSWORD: password,
+      });
+      expect(res.code, res.stderr).toBe(0);
+      const [user] = await sql(
+        "SELECT u.*, p.user_id AS profile, a.action AS audited FROM users u LEFT JOIN profiles p ON p.user_id = u.id LEFT JOIN admin_audit a ON a.target = u.id WHERE u.email = 'ops@example.com'",
+      );
+      expect(user).toMatchObject({ username: "ops", is_staff: 1, is_active: 1, email_verified: 1, audited: "user.create_staff" });
+      expect(user?.profile).toBe(user?.id);
+      expect(res.stdout).not.toContain(password);
+
+      const worker = await loadWorkerCode();
+      const { memorySize, iterations, parallelism } = worker.ARGON2_PARAMS;
+      const hash = String(user?.password_hash);
+      expect(hash.startsWith(`$argon2id$v=19$m=${memorySize},t=${iterations},p=${parallelism}$`)).toBe(true);
+      expect(await worker.verifyPassword(password, hash)).toBe(true);
+      expect(await worker.verifyPassword("pale-blue-dot-1991", hash)).toBe(false);
+    });
+
+    it("refuses a password the worker's policy refuses, and an invalid email, writing nothing", async () => {
+      const { state, sql } = await localState();
+      const weak = await run("scripts/admin-create.mjs", ["--email", "weak@example.com", "--persist-to", state], {
+        LATCHKEY_ADMIN_PASSWORD: "password",
+      });
+      expect(weak.code).toBe(1);
+      expect(weak.stderr).toMatch(/too common/);
+      const bad = await run("scripts/admin-create.mjs", ["--email", "not-an-email", "--persist-to", state], {
+        LATCHKEY_ADMIN_PASSWORD: "pale-blue-dot-1990",
+      });
+      expect(bad.code).toBe(1);
+      expect(bad.stderr).toMatch(/--email: must be a valid email/);
+      const noPassword = await run("scripts/admin-create.mjs", ["--email", "nopw@example.com", "--persist-to", state]);
+      expect(noPassword.code).toBe(1);
+      expect(noPassword.stderr).toMatch(/LATCHKEY_ADMIN_PASSWORD/);
+      expect(await sql("SELECT email FROM users WHERE email IN ('weak@example.com', 'nopw@example.com')")).toEqual([]);
+    });
+
+    it("promotes an existing account to verified staff, keeping its password", async () => {
+      const { state, sql } = await localState();
+      await sql(
+        "INSERT INTO users (id, email, password_hash, is_active, is_staff, email_verified, tokens_valid_after, created_at, updated_at) VALUES ('existing1', 'plain@example.com', 'kept-hash', 1, 0, 0, 0, 1, 1)",
+      );
+      const res = await run("scripts/admin-create.mjs", ["--email", "plain@example.com", "--persist-to", state]);
+      expect(res.code, res.stderr).toBe(0);
+      expect(await sql("SELECT is_staff, email_verified, password_hash FROM users WHERE id = 'existing1'")).toEqual([
+        { is_staff: 1, email_verified: 1, password_hash: "kept-hash" },
+      ]);
+    });
+  });
+
+  describe("config:get / config:set", () => {
+    it("refuses an invalid value or unknown key before touching KV, and writes a valid one that config:get reads back", async () => {
+      const { state, sql } = await localState();
+      const invalid = await run("scripts/config.mjs", ["set", "access_token_ttl", "4", "--persist-to", state]);
+      expect(invalid.code).toBe(1);
+      expect(invalid.stderr).toMatch(/access_token_ttl.*must be from 5 to 86400; nothing was written/);
+      const unknown = await run("scripts/config.mjs", ["set", "session_ttl", "60", "--persist-to", state]);
+      expect(unknown.code).toBe(1);
+      expect(unknown.stderr).toMatch(/unknown key 'session_ttl'/);
+
+      const valid = await run("scripts/config.mjs", ["set", "access_token_ttl", "120", "--persist-to", state]);
+      expect(valid.code, valid.stderr).toBe(0);
+      const all = await run("scripts/config.mjs", ["get", "--persist-to", state]);
+      expect(all.code, all.stderr).toBe(0);
+      expect(all.stdout).toMatch(/^access_token_ttl = 120$/m);
+      expect(all.stdout).toMatch(/^otp_ttl = 600 \(default\)$/m);
+      expect(await sql("SELECT old_value, new_value FROM admin_audit WHERE target = 'access_token_ttl'")).toEqual([
+        { old_value: null, new_value: "120" },
+      ]);
+    });
+  });
+
+  describe("keys:rotate / keys:retire", () => {
+    it("appends a signing key, retires an old one, refuses to retire the signer or the last key, never printing private keys", async () => {
+      const dir = tempDir("latchkey-keys-");
+      const file = join(dir, ".dev.vars");
+      const first = await generateSigningJwk();
+      writeDevVars(file, { JWT_KEYS: JSON.stringify({ keys: [first] }), OTP_SECRET: "keep-me" });
+      const keysIn = () => JSON.parse(readDevVars(file).JWT_KEYS as string).keys as { kid: string; d: string }[];
+
+      const lonely = await run("scripts/keys.mjs", ["retire", first.kid, "--file", file]);
+      expect(lonely.code).toBe(1);
+      expect(lonely.stderr).toMatch(/only key/);
+
+      const rotated = await run("scripts/keys.mjs", ["rotate", "--file", file]);
+      expect(rotated.code, rotated.stderr).toBe(0);
+      const keys = keysIn();
+      expect(keys.map((k) => k.kid)).toEqual([first.kid, expect.any(String)]);
+      const second = keys[1] as { kid: string; d: string };
+      expect(rotated.stdout).toContain(`${second.kid}  (signs)`);
+      expect(rotated.stdout).toContain("wrangler secret put JWT_KEYS");
+      for (const key of keys) expect(rotated.stdout).not.toContain(key.d);
+      expect(readDevVars(file).OTP_SECRET).toBe("keep-me");
+      expect(statSync(file).mode & 0o777).toBe(0o600);
+
+      expect((await run("scripts/keys.mjs", ["retire", second.kid, "--file", file])).stderr).toMatch(/signing key/);
+      expect((await run("scripts/keys.mjs", ["retire", "no-such-kid", "--file", file])).code).toBe(1);
+      const retired = await run("scripts/keys.mjs", ["retire", first.kid, "--file", file]);
+      expect(retired.code, retired.stderr).toBe(0);
+      expect(retired.stdout).not.toContain(second.d);
+      expect(keysIn().map((k) => k.kid)).toEqual([second.kid]);
+
+      // Piped (not a terminal), `print` emits the set for `wrangler secret put JWT_KEYS`.
+      const printed = await run("scripts/keys.mjs", ["print", "--file", file]);
+      expect(JSON.parse(printed.stdout).keys.map((k: { kid: string }) => k.kid)).toEqual([second.kid]);
+    });
+  });
+});

@@ -1,0 +1,81 @@
+import { describe, expect, it } from "vitest";
+import {
+  ARGON2_PARAMS,
+  hasherFromEnv,
+  hashPassword,
+  needsRehash,
+  PBKDF2_ITERATIONS,
+  verifyPassword,
+  WORKERD_PBKDF2_MAX_ITERATIONS,
+} from "../../src/features/auth/password-hash";
+
+const PASSWORD = "Tr0ub4dor&3-horse";
+
+describe("password hashing", () => {
+  it("never configures more PBKDF2 iterations than production workerd allows", () => {
+    // Production workerd throws above 100,000 iterations while `wrangler dev` does not, so only
+    // this test stands between a raised constant and every login failing in production.
+    expect(WORKERD_PBKDF2_MAX_ITERATIONS).toBe(100_000);
+    expect(PBKDF2_ITERATIONS).toBeLessThanOrEqual(WORKERD_PBKDF2_MAX_ITERATIONS);
+    expect(PBKDF2_ITERATIONS).toBeGreaterThanOrEqual(100_000);
+  });
+
+  it("uses OWASP's argon2id minimum (m = 19 MiB, t = 2, p = 1)", () => {
+    expect(ARGON2_PARAMS).toMatchObject({ memorySize: 19_456, iterations: 2, parallelism: 1 });
+  });
+
+  it("round-trips argon2id as a PHC string carrying its parameters", async () => {
+    const hash = await hashPassword(PASSWORD, "argon2id");
+    expect(hash).toMatch(/^\$argon2id\$v=19\$m=19456,t=2,p=1\$[A-Za-z0-9+/]+\$[A-Za-z0-9+/]+$/);
+    expect(await verifyPassword(PASSWORD, hash)).toBe(true);
+    expect(await verifyPassword(`${PASSWORD}x`, hash)).toBe(false);
+    expect(await verifyPassword("", hash)).toBe(false);
+  });
+
+  it("round-trips PBKDF2-SHA256 as a PHC string carrying its parameters", async () => {
+    const hash = await hashPassword(PASSWORD, "pbkdf2");
+    expect(hash).toMatch(/^\$pbkdf2-sha256\$i=100000\$[A-Za-z0-9_-]{22}\$[A-Za-z0-9_-]{43}$/);
+    expect(await verifyPassword(PASSWORD, hash)).toBe(true);
+    expect(await verifyPassword(`${PASSWORD}x`, hash)).toBe(false);
+  });
+
+  it("salts every hash", async () => {
+    const [a, b] = await Promise.all([hashPassword(PASSWORD, "argon2id"), hashPassword(PASSWORD, "argon2id")]);
+    expect(a).not.toBe(b);
+    const [c, d] = await Promise.all([hashPassword(PASSWORD, "pbkdf2"), hashPassword(PASSWORD, "pbkdf2")]);
+    expect(c).not.toBe(d);
+  });
+
+  it("refuses malformed hashes and PBKDF2 hashes above the workerd cap instead of throwing", async () => {
+    const pbkdf2 = await hashPassword(PASSWORD, "pbkdf2");
+    for (const stored of [
+      "",
+      "plaintext",
+      "$argon2id$garbage",
+      "$pbkdf2-sha256$i=abc$x$y",
+      pbkdf2.replace("i=100000", "i=100001"),
+      pbkdf2.replace("i=100000", "i=0"),
+    ]) {
+      expect(await verifyPassword(PASSWORD, stored), stored).toBe(false);
+    }
+  });
+
+  it("knows when a stored hash needs re-hashing", async () => {
+    const argon = await hashPassword(PASSWORD, "argon2id");
+    const pbkdf2 = await hashPassword(PASSWORD, "pbkdf2");
+    expect(needsRehash(argon, "argon2id")).toBe(false);
+    expect(needsRehash(pbkdf2, "pbkdf2")).toBe(false);
+    expect(needsRehash(pbkdf2, "argon2id")).toBe(true);
+    expect(needsRehash(argon, "pbkdf2")).toBe(true);
+    expect(needsRehash(argon.replace("m=19456,t=2", "m=4096,t=3"), "argon2id")).toBe(true);
+    expect(needsRehash(pbkdf2.replace("i=100000", "i=10000"), "pbkdf2")).toBe(true);
+    expect(needsRehash("$argon2i$v=19$m=19456,t=2,p=1$abc$def", "argon2id")).toBe(true);
+  });
+
+  it("selects the hasher from PASSWORD_HASHER, defaulting to argon2id", () => {
+    expect(hasherFromEnv("pbkdf2")).toBe("pbkdf2");
+    expect(hasherFromEnv("argon2id")).toBe("argon2id");
+    expect(hasherFromEnv(undefined)).toBe("argon2id");
+    expect(hasherFromEnv("md5")).toBe("argon2id");
+  });
+});
