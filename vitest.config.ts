@@ -2,6 +2,10 @@ import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-pool-worker
 import { configDefaults, defineConfig } from "vitest/config";
 import { generateSigningJwk, randomSecret } from "./scripts/lib/keys.mjs";
 
+// Tests run offline: no telemetry, and no download of the `Request.cf` sample by miniflare.
+process.env.WRANGLER_SEND_METRICS = "false";
+process.env.CLOUDFLARE_CF_FETCH_ENABLED = "false";
+
 /**
  * Tests run inside workerd with the bindings declared in wrangler.toml (local D1, KV, R2,
  * Queues). Secrets that .dev.vars would hold are generated fresh for each run; the migrations

@@ -1,6 +1,6 @@
 import type { Config } from "./config/config.definitions";
 import type { Db } from "./db/client";
-import type { User } from "./db/schema";
+import type { Profile, User } from "./db/schema";
 import type { RequestMeta } from "./features/activity/activity.record";
 import type { Clock } from "./lib/clock";
 
@@ -25,6 +25,8 @@ export interface AppEnv {
     deps: Deps;
     /** Set by `requireUser`: the caller, loaded fresh from D1 on this request. */
     user: User;
+    /** Set by `requireUser({ withProfile: true })`: the caller's profile row, if it exists. */
+    profile: Profile | null;
     /** Claims of the access token that authenticated this request; `sessionId` is its sign-in. */
     token: { jti: string; iat: number; sessionId: string };
   };

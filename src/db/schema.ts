@@ -26,7 +26,12 @@ export const users = sqliteTable(
     createdAt: timestamp("created_at").notNull(),
     updatedAt: timestamp("updated_at").notNull(),
   },
-  (t) => [uniqueIndex("users_email_unique").on(t.email), uniqueIndex("users_username_unique").on(t.username)],
+  (t) => [
+    uniqueIndex("users_email_unique").on(t.email),
+    uniqueIndex("users_username_unique").on(t.username),
+    // The public directory pages by (created_at, id); without this every page sorts all users.
+    index("users_created_idx").on(t.createdAt, t.id),
+  ],
 );
 
 export const refreshTokens = sqliteTable(

@@ -5,7 +5,7 @@
 
 const encoder = new TextEncoder();
 
-export function randomBytes(length: number): Uint8Array {
+export function randomBytes(length: number): Uint8Array<ArrayBuffer> {
   return crypto.getRandomValues(new Uint8Array(length));
 }
 
@@ -16,7 +16,7 @@ export function base64urlEncode(bytes: Uint8Array): string {
 }
 
 /** Decodes base64url; returns null for anything that is not canonical base64url. */
-export function base64urlDecode(text: string): Uint8Array | null {
+export function base64urlDecode(text: string): Uint8Array<ArrayBuffer> | null {
   if (!/^[A-Za-z0-9_-]*$/.test(text) || text.length % 4 === 1) return null;
   const padded = text.replace(/-/g, "+").replace(/_/g, "/") + "=".repeat((4 - (text.length % 4)) % 4);
   const binary = atob(padded);

@@ -3,7 +3,7 @@
  * counter read right after its write is exact: unlike KV (eventually consistent, up to 60 s),
  * two edges cannot both see "9 of 10" and both let an attempt through.
  */
-import { and, eq, inArray, type SQL, sql } from "drizzle-orm";
+import { and, eq, type SQL, sql } from "drizzle-orm";
 import type { Db } from "../db/client";
 import { rateLimits } from "../db/schema";
 import { AppError } from "./errors";
@@ -47,26 +47,28 @@ export function countHit(db: Db, name: RateLimitName, subject: string, nowMs: nu
     .returning({ count: rateLimits.count, resetAt: rateLimits.resetAt });
 }
 
-/** Counts a hit and throws 429 (with Retry-After) when it goes over the limit. */
-export async function enforceRateLimit(db: Db, name: RateLimitName, subject: string, nowMs: number): Promise<void> {
-  const [row] = await countHit(db, name, subject, nowMs);
+export interface RateLimitRow {
+  count: number;
+  resetAt: number;
+}
+
+/** Throws 429 (with Retry-After) when the counter `countHit` returned has gone over the limit. */
+export function assertWithinLimit(name: RateLimitName, row: RateLimitRow | undefined, nowMs: number): void {
   if (row && row.count > RATE_LIMITS[name].limit) {
     throw new AppError("rate_limited", "Too many requests; try again later.", { retryAfterSeconds: (row.resetAt - nowMs) / 1000 });
   }
 }
 
-/** Reads counters without counting; returns the seconds until the first exhausted one resets, or null. */
-export async function exhaustedFor(db: Db, checks: [RateLimitName, string][], nowMs: number): Promise<number | null> {
-  const keys = checks.map(([name, subject]) => rateLimitKey(name, subject));
-  const rows = await db.select().from(rateLimits).where(inArray(rateLimits.key, keys));
-  let wait: number | null = null;
-  for (const [name, subject] of checks) {
-    const row = rows.find((r) => r.key === rateLimitKey(name, subject));
-    if (row && row.resetAt > nowMs && row.count >= RATE_LIMITS[name].limit) {
-      wait = Math.max(wait ?? 0, (row.resetAt - nowMs) / 1000);
-    }
-  }
-  return wait;
+/** Counts a hit and throws 429 (with Retry-After) when it goes over the limit. */
+export async function enforceRateLimit(db: Db, name: RateLimitName, subject: string, nowMs: number): Promise<void> {
+  const [row] = await countHit(db, name, subject, nowMs);
+  assertWithinLimit(name, row, nowMs);
+}
+
+/** Seconds until an exhausted counter resets, or null when `row` still allows an attempt. */
+export function secondsUntilReset(name: RateLimitName, row: RateLimitRow | null | undefined, nowMs: number): number | null {
+  if (!row || row.resetAt <= nowMs || row.count < RATE_LIMITS[name].limit) return null;
+  return (row.resetAt - nowMs) / 1000;
 }
 
 /** Clears a counter (a successful login forgives that account's earlier failures). */

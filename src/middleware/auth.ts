@@ -1,6 +1,6 @@
 import { eq } from "drizzle-orm";
 import type { MiddlewareHandler } from "hono";
-import { users } from "../db/schema";
+import { profiles, type User, users } from "../db/schema";
 import type { AppEnv } from "../env";
 import { verifyAccessToken } from "../features/auth/access-tokens";
 import { AppError } from "../lib/errors";
@@ -9,8 +9,9 @@ import { AppError } from "../lib/errors";
  * Requires `Authorization: Bearer <access token>`. The JWT is verified without I/O; then the user
  * row is read (one primary-key lookup, which the handler needs anyway) so that a disabled or
  * deleted account, or a token issued before `tokens_valid_after`, is refused at once.
+ * `withProfile` also loads the user's profile (or null) into `c.var.profile` in that same query.
  */
-export function requireUser(): MiddlewareHandler<AppEnv> {
+export function requireUser(options: { withProfile?: boolean } = {}): MiddlewareHandler<AppEnv> {
   return async function requireUser(c, next) {
     const { db, clock, env } = c.var.deps;
     const match = /^Bearer ([A-Za-z0-9._~+/-]+=*)$/.exec(c.req.header("authorization") ?? "");
@@ -21,7 +22,20 @@ export function requireUser(): MiddlewareHandler<AppEnv> {
       clock.now(),
     );
     if (!claims) throw new AppError("unauthorized", "The access token is invalid or has expired.");
-    const user = await db.query.users.findFirst({ where: eq(users.id, claims.sub) });
+    let user: User | undefined;
+    if (options.withProfile) {
+      // Routes that show the profile get it in the same query (no second round trip).
+      const [row] = await db
+        .select({ user: users, profile: profiles })
+        .from(users)
+        .leftJoin(profiles, eq(profiles.userId, users.id))
+        .where(eq(users.id, claims.sub))
+        .limit(1);
+      user = row?.user;
+      c.set("profile", row?.profile ?? null);
+    } else {
+      user = await db.query.users.findFirst({ where: eq(users.id, claims.sub) });
+    }
     // tokens_valid_after has second precision on the token side (iat is in whole seconds).
     if (!user?.isActive || claims.iat * 1000 < user.tokensValidAfter) {
       throw new AppError("unauthorized", "The access token is no longer valid.");

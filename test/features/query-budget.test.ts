@@ -23,37 +23,37 @@ describe("query budget", () => {
     probed = { ...env, DB: probe.db };
   });
 
-  it("reads /me with one primary-key lookup of the user and one of its profile", async () => {
+  it("reads /me with one query: the user joined with its profile", async () => {
     const u = await h.signedInUser();
     const res = await h.call("GET", "/api/v1/me", undefined, { token: u.access_token, env: probed });
     expect(res.status).toBe(200);
     expect(res.json.profile).toBeTruthy();
-    // requireUser's user row, then the handler's profile row: two round trips (a JOIN in
-    // requireUser could make it one; see the README's Performance section).
-    expect(verbs(probe)).toEqual(["select", "select"]);
-    expect(probe.statements[0]).toMatch(/from "users".*where "users"\."id" = \?/i);
-    expect(probe.statements[1]).toMatch(/from "profiles".*where "profiles"\."user_id" = \?/i);
-    expect(probe.roundTrips).toBe(2);
+    // requireUser({ withProfile: true }) reads the user and its profile in one statement.
+    expect(verbs(probe)).toEqual(["select"]);
+    expect(probe.statements[0]).toMatch(/from "users" left join "profiles".*where "users"\."id" = \?/i);
+    expect(probe.roundTrips).toBe(1);
   });
 
-  it("rotates a refresh token with a rate-limit hit, one lookup and one two-statement batch", async () => {
+  it("rotates a refresh token in two round trips: rate-limit hit with lookup, then the rotation batch", async () => {
     const u = await h.signedInUser();
     const res = await h.call("POST", "/api/v1/auth/refresh", { refresh_token: u.refresh_token }, { env: probed });
     expect(res.status).toBe(200);
-    // countHit upsert; token+user lookup by hash; batch of the conditional insert and the conditional revoke.
+    // Batch 1: countHit upsert and token+user lookup by hash. Batch 2: conditional insert and conditional revoke.
     expect(verbs(probe)).toEqual(["insert", "select", "insert", "update"]);
     expect(probe.statements[1]).toMatch(/"token_hash" = \?/);
-    expect(probe.roundTrips).toBe(3);
+    expect(probe.roundTrips).toBe(2);
   });
 
-  it("signs in with a user lookup, one rate-limit read and one three-statement batch", async () => {
+  it("signs in in two round trips: account and failure counters, then one three-statement batch", async () => {
     const u = await h.registerVerified();
     const res = await h.call("POST", "/api/v1/auth/login", { email: u.email, password: u.password }, { env: probed });
     expect(res.status).toBe(200);
-    // user by email; failure counters; batch of refresh-token insert, counter reset and activity entry.
+    // Batch 1: user by email with its failure counter, and the IP's counter. Batch 2: refresh-token
+    // insert, counter reset and activity entry.
     expect(verbs(probe)).toEqual(["select", "select", "insert", "delete", "insert"]);
+    expect(probe.statements[0]).toMatch(/from "users" left join "rate_limits"/);
     expect(probe.statements[1]).toMatch(/from "rate_limits"/);
-    expect(probe.roundTrips).toBe(3);
+    expect(probe.roundTrips).toBe(2);
   });
 
   it("upgrades an outdated password hash inside the sign-in batch, not in another round trip", async () => {
@@ -63,7 +63,7 @@ describe("query budget", () => {
     const res = await h.call("POST", "/api/v1/auth/login", { email: u.email, password: u.password }, { env: probed });
     expect(res.status).toBe(200);
     expect(verbs(probe)).toEqual(["select", "select", "insert", "delete", "insert", "update"]);
-    expect(probe.roundTrips).toBe(3);
+    expect(probe.roundTrips).toBe(2);
     const row = await env.DB.prepare("SELECT password_hash FROM users WHERE email = ?").bind(u.email).first<{ password_hash: string }>();
     expect(row?.password_hash).toMatch(/^\$argon2id\$/);
   });

@@ -172,6 +172,14 @@ describe("GET /statuses", () => {
     expect(missing.status).toBe(404);
     expect(missing.json.code).toBe("not_found");
   });
+
+  it("drops a disabled account's statuses from the public list", async () => {
+    const u = await h.signedInUser();
+    await post(u.access_token, "soon hidden");
+    expect((await h.call("GET", `/api/v1/statuses?user_id=${u.id}`)).json.items).toHaveLength(1);
+    await env.DB.prepare("UPDATE users SET is_active = 0 WHERE id = ?").bind(u.id).run();
+    expect((await h.call("GET", `/api/v1/statuses?user_id=${u.id}`)).json.items).toHaveLength(0);
+  });
 });
 
 describe("changing and deleting statuses: owner, other, staff, anonymous", () => {

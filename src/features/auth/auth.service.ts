@@ -2,13 +2,13 @@
  * Accounts and password sign-in. Enumeration-safe: an unknown account, a wrong password and a
  * disabled account get the same 401 and cost the same hashing time.
  */
-import { eq, or } from "drizzle-orm";
+import { eq, or, sql } from "drizzle-orm";
 import { isUniqueViolation, runBatch } from "../../db/client";
-import { profiles, type User, users } from "../../db/schema";
+import { profiles, rateLimits, type User, users } from "../../db/schema";
 import type { Deps } from "../../env";
 import { randomId } from "../../lib/crypto";
 import { AppError, type FieldError } from "../../lib/errors";
-import { clearCounter, countHit, enforceRateLimit, exhaustedFor } from "../../lib/rate-limit";
+import { clearCounter, countHit, enforceRateLimit, type RateLimitRow, rateLimitKey, secondsUntilReset } from "../../lib/rate-limit";
 import { activityInsert } from "../activity/activity.record";
 import { prepareCode } from "../otp/otp.service";
 import { burnPasswordCheck, hasherFromEnv, hashPassword, needsRehash, verifyPassword } from "./password-hash";
@@ -108,13 +108,26 @@ export async function login(deps: Deps, input: { email?: string; username?: stri
   const hasher = hasherFromEnv(env.PASSWORD_HASHER);
   const now = clock.now();
   const ip = meta.ip ?? "unknown";
-  const user = await db.query.users.findFirst({
-    where: input.email ? eq(users.email, input.email) : eq(users.username, input.username ?? ""),
-  });
-
-  const limits: Parameters<typeof exhaustedFor>[1] = [["loginFailuresPerIp", ip]];
-  if (user) limits.push(["loginFailuresPerAccount", user.id]);
-  const wait = await exhaustedFor(db, limits, now);
+  // One round trip: the account with its failure counter (keyed by user id, so email and
+  // username share it), and the client IP's failure counter.
+  const [accounts, ipCounters] = (await runBatch(db, [
+    db
+      .select({ user: users, counter: rateLimits })
+      .from(users)
+      .leftJoin(rateLimits, eq(rateLimits.key, sql`${rateLimitKey("loginFailuresPerAccount", "")} || ${users.id}`))
+      .where(input.email ? eq(users.email, input.email) : eq(users.username, input.username ?? ""))
+      .limit(1),
+    db
+      .select()
+      .from(rateLimits)
+      .where(eq(rateLimits.key, rateLimitKey("loginFailuresPerIp", ip))),
+  ])) as [{ user: User; counter: RateLimitRow | null }[], RateLimitRow[]];
+  const user = accounts[0]?.user;
+  const waits = [
+    secondsUntilReset("loginFailuresPerIp", ipCounters[0], now),
+    secondsUntilReset("loginFailuresPerAccount", accounts[0]?.counter, now),
+  ];
+  const wait = waits.reduce<number | null>((max, w) => (w === null ? max : Math.max(max ?? 0, w)), null);
   if (wait !== null) {
     throw new AppError("rate_limited", "Too many failed sign-in attempts; try again later.", { retryAfterSeconds: wait });
   }

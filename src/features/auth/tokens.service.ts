@@ -12,7 +12,7 @@ import { refreshTokens, type User, users } from "../../db/schema";
 import type { Deps } from "../../env";
 import { base64urlEncode, randomBytes, randomId, sha256Hex } from "../../lib/crypto";
 import { AppError } from "../../lib/errors";
-import { enforceRateLimit } from "../../lib/rate-limit";
+import { assertWithinLimit, countHit, type RateLimitRow } from "../../lib/rate-limit";
 import { activityInsert } from "../activity/activity.record";
 import { signAccessToken } from "./access-tokens";
 
@@ -111,13 +111,22 @@ export function invalidateAccessTokens(db: Db, userId: string, nowMs: number) {
     .where(eq(users.id, userId));
 }
 
-async function findByToken(db: Db, token: string) {
-  const [row] = await db
-    .select({ token: refreshTokens, user: users })
+/**
+ * A query, not a promise (drizzle builders run when awaited), so it can join a batch. Only
+ * `is_active` is taken from users: inside a D1 batch drizzle maps rows by column name, and
+ * columns both tables have (`id`, `created_at`) would overwrite each other.
+ */
+function selectByTokenHash(db: Db, tokenHash: string) {
+  return db
+    .select({ token: refreshTokens, userActive: users.isActive })
     .from(refreshTokens)
     .innerJoin(users, eq(users.id, refreshTokens.userId))
-    .where(eq(refreshTokens.tokenHash, await hashRefreshToken(token)))
+    .where(eq(refreshTokens.tokenHash, tokenHash))
     .limit(1);
+}
+
+async function findByToken(db: Db, token: string) {
+  const [row] = await selectByTokenHash(db, await hashRefreshToken(token));
   return row ?? null;
 }
 
@@ -140,27 +149,39 @@ function insertWhileParentLive(db: Db, row: typeof refreshTokens.$inferInsert, p
 export async function rotateRefreshToken(deps: Deps, presented: string): Promise<TokenResponse> {
   const { db, clock, meta } = deps;
   const now = clock.now();
-  await enforceRateLimit(db, "refreshPerIp", meta.ip ?? "unknown", now);
-  const found = await findByToken(db, presented);
+  // The per-IP counter and the lookup share one round trip; the limit is judged right after.
+  const tokenHash = await hashRefreshToken(presented);
+  const [limit, rows] = (await runBatch(db, [
+    countHit(db, "refreshPerIp", meta.ip ?? "unknown", now),
+    selectByTokenHash(db, tokenHash),
+  ])) as [RateLimitRow[], Awaited<ReturnType<typeof findByToken>>[]];
+  assertWithinLimit("refreshPerIp", limit[0], now);
+  const found = rows[0] ?? null;
   const invalid = new AppError("invalid_refresh_token");
   if (!found) throw invalid;
-  const { token, user } = found;
+  const { token, userActive } = found;
   if (token.revokedAt !== null) {
     // A rotated token presented again is theft — unless it was rotated a moment ago, which is
     // what a client's own duplicate request looks like (two tabs, a retry after a timeout). Then
     // only this request fails, so the concurrent winner's new token stays valid.
     if (token.revokedReason === "rotated" && now - (token.revokedAt ?? 0) >= REFRESH_RACE_GRACE_MS) {
-      console.warn(`[auth] refresh token reuse detected; revoking family for user ${user.id}`);
+      console.warn(`[auth] refresh token reuse detected; revoking family for user ${token.userId}`);
       await runBatch(db, [
         revokeFamily(db, token.familyId, "reuse", now),
-        activityInsert(db, { userId: user.id, type: "token_reuse_detected", nowMs: now, meta, details: { session_id: token.familyId } }),
+        activityInsert(db, {
+          userId: token.userId,
+          type: "token_reuse_detected",
+          nowMs: now,
+          meta,
+          details: { session_id: token.familyId },
+        }),
       ]);
     }
     throw invalid;
   }
-  if (token.expiresAt <= now || !user.isActive) throw invalid;
+  if (token.expiresAt <= now || !userActive) throw invalid;
 
-  const pair = await prepareTokenPair(deps, user.id, { familyId: token.familyId, parentId: token.id });
+  const pair = await prepareTokenPair(deps, token.userId, { familyId: token.familyId, parentId: token.id });
   // One transaction: the successor is inserted only if the parent is still live, and the parent
   // is revoked only if it was live. Whichever concurrent request runs second changes nothing.
   const [, revoked] = await runBatch(db, [
@@ -183,7 +204,7 @@ export async function logout(deps: Deps, presented: string): Promise<void> {
   const now = clock.now();
   await runBatch(db, [
     revokeFamily(db, found.token.familyId, "logout", now),
-    activityInsert(db, { userId: found.user.id, type: "logout", nowMs: now, meta, details: { session_id: found.token.familyId } }),
+    activityInsert(db, { userId: found.token.userId, type: "logout", nowMs: now, meta, details: { session_id: found.token.familyId } }),
   ]);
 }
 

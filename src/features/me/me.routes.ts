@@ -43,10 +43,12 @@ export const meRoutes = createRouter()
       path: "/me",
       tags,
       summary: "The signed-in account",
-      ...auth,
+      security: bearerAuth,
+      middleware: [requireUser({ withProfile: true })],
       responses: { 200: jsonContent(UserSchema.extend({ profile: ProfileSchema }), "The account and its profile"), ...problems(401) },
     }),
-    async (c) => c.json({ ...userView(c.var.user), profile: profileView(await loadOwnProfile(c.var.deps, c.var.user.id)) }, 200),
+    async (c) =>
+      c.json({ ...userView(c.var.user), profile: profileView(c.var.profile ?? (await loadOwnProfile(c.var.deps, c.var.user.id))) }, 200),
   )
   .openapi(
     createRoute({

@@ -90,7 +90,12 @@ export async function listStatuses(
   const cursor = query.cursor === undefined ? null : decodeCursor(query.cursor);
   const rows = await selectStatuses(deps)
     .where(
-      and(query.userId === undefined ? undefined : eq(statuses.userId, query.userId), olderThan(statuses.createdAt, statuses.id, cursor)),
+      and(
+        // A disabled account's posts leave the public timeline with it (staff can still act on them by id).
+        eq(users.isActive, true),
+        query.userId === undefined ? undefined : eq(statuses.userId, query.userId),
+        olderThan(statuses.createdAt, statuses.id, cursor),
+      ),
     )
     .orderBy(desc(statuses.createdAt), desc(statuses.id))
     .limit(limit + 1);
