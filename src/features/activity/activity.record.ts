@@ -35,36 +35,16 @@ export interface RequestMeta {
   userAgent: string | null;
 }
 
-export function activityInsert(
-  db: Db,
-  entry: {
-    userId: string;
-    type: ActivityType;
-    nowMs: number;
-    meta: RequestMeta;
-    details?: Record<string, string | number | boolean | string[]>;
-  },
-) {
-  return db.insert(activity).values({
-    id: randomId(),
-    userId: entry.userId,
-    type: entry.type,
-    createdAt: entry.nowMs,
-    ip: entry.meta.ip,
-    userAgent: entry.meta.userAgent,
-    details: JSON.stringify(entry.details ?? {}),
-  });
+export interface ActivityEntry {
+  userId: string;
+  type: ActivityType;
+  nowMs: number;
+  meta: RequestMeta;
+  details?: Record<string, string | number | boolean | string[]>;
 }
 
-/**
- * Like `activityInsert`, but the entry is written only if `condition` (an SQL boolean such as
- * `EXISTS (…)`) still holds when the batch runs. Put it before the change in the batch: when a
- * concurrent request already made the change (deleted the status, revoked the session), this
- * request's batch changes nothing and records nothing. A query builder (`INSERT … SELECT … WHERE`),
- * not `db.run`, so that it can go into a batch.
- */
-export function activityInsertIf(db: Db, entry: Parameters<typeof activityInsert>[1], condition: SQL) {
-  const values: Record<keyof typeof activity.$inferSelect, unknown> = {
+function activityRow(entry: ActivityEntry) {
+  return {
     id: randomId(),
     userId: entry.userId,
     type: entry.type,
@@ -73,7 +53,34 @@ export function activityInsertIf(db: Db, entry: Parameters<typeof activityInsert
     userAgent: entry.meta.userAgent,
     details: JSON.stringify(entry.details ?? {}),
   };
+}
+
+export function activityInsert(db: Db, entry: ActivityEntry) {
+  return db.insert(activity).values(activityRow(entry));
+}
+
+/**
+ * The entry as `INSERT … SELECT`, for writes that must depend on the database's state when the
+ * batch runs: `where` makes the entry conditional; `userIdFrom` takes the user id from a
+ * sub-select (NULL there fails the NOT NULL constraint and rolls back the whole batch). A query
+ * builder, not `db.run`, so that it can go into a batch.
+ */
+export function activityInsertSelect(db: Db, entry: ActivityEntry, options: { where?: SQL; userIdFrom?: SQL }) {
+  const row: Record<string, unknown> = activityRow(entry);
   // drizzle lists every column in table order for INSERT … SELECT; select the values in that order.
-  const columns = Object.keys(getTableColumns(activity)).map((key) => sql`${values[key as keyof typeof values]}`);
-  return db.insert(activity).select(sql`SELECT ${sql.join(columns, sql`, `)} WHERE ${condition}`);
+  const columns = Object.keys(getTableColumns(activity)).map((key) =>
+    key === "userId" && options.userIdFrom ? options.userIdFrom : sql`${row[key] ?? null}`,
+  );
+  const where = options.where ? sql` WHERE ${options.where}` : sql``;
+  return db.insert(activity).select(sql`SELECT ${sql.join(columns, sql`, `)}${where}`);
+}
+
+/**
+ * Like `activityInsert`, but the entry is written only if `condition` (an SQL boolean such as
+ * `EXISTS (…)`) still holds when the batch runs. Put it before the change in the batch: when a
+ * concurrent request already made the change (deleted the status, revoked the session), this
+ * request's batch changes nothing and records nothing.
+ */
+export function activityInsertIf(db: Db, entry: ActivityEntry, condition: SQL) {
+  return activityInsertSelect(db, entry, { where: condition });
 }

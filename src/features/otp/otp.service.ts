@@ -8,13 +8,13 @@
  * `spendCode` then runs the caller's change in one D1 batch that also consumes the code, so the
  * change happens exactly once or not at all, whatever runs concurrently.
  */
-import { and, desc, eq, getTableColumns, gt, isNull, lt, sql } from "drizzle-orm";
+import { and, desc, eq, gt, isNull, lt, sql } from "drizzle-orm";
 import { type Db, type Query, runBatch } from "../../db/client";
-import { activity, otpCodes, type User } from "../../db/schema";
+import { otpCodes, type User } from "../../db/schema";
 import type { Deps } from "../../env";
 import { hmacSha256Hex, randomDigits, randomId, timingSafeEqual } from "../../lib/crypto";
 import { AppError } from "../../lib/errors";
-import type { ActivityType, RequestMeta } from "../activity/activity.record";
+import { type ActivityEntry, type ActivityType, activityInsertSelect } from "../activity/activity.record";
 
 export const OTP_PURPOSES = ["verify_email", "login", "reset_password"] as const;
 export type OtpPurpose = (typeof OTP_PURPOSES)[number];
@@ -145,29 +145,14 @@ function killCode(db: Db, codeId: string, nowMs: number) {
  * on activity.user_id fails, and D1 rolls back the whole batch. So the statements after it need
  * no conditions of their own: they run only if this request is the one that spends the code.
  */
-function guardedActivityInsert(
-  db: Db,
-  codeId: string,
-  entry: { userId: string; type: ActivityType; nowMs: number; meta: RequestMeta; details?: Record<string, string | number | boolean> },
-) {
+function guardedActivityInsert(db: Db, codeId: string, entry: ActivityEntry) {
   const liveCodeOwner = sql`(SELECT ${otpCodes.userId} FROM ${otpCodes} WHERE ${and(
     eq(otpCodes.id, codeId),
     eq(otpCodes.userId, entry.userId),
     isNull(otpCodes.consumedAt),
     gt(otpCodes.expiresAt, entry.nowMs),
   )})`;
-  const values: Record<string, unknown> = {
-    id: randomId(),
-    type: entry.type,
-    createdAt: entry.nowMs,
-    ip: entry.meta.ip,
-    userAgent: entry.meta.userAgent,
-    details: JSON.stringify(entry.details ?? {}),
-  };
-  // An INSERT … SELECT query builder (db.run() cannot go into a batch). drizzle lists every
-  // column in table order, so the selected values follow that order.
-  const columns = Object.keys(getTableColumns(activity)).map((key) => (key === "userId" ? liveCodeOwner : sql`${values[key] ?? null}`));
-  return db.insert(activity).select(sql`SELECT ${sql.join(columns, sql`, `)}`);
+  return activityInsertSelect(db, entry, { userIdFrom: liveCodeOwner });
 }
 
 function isGuardFailure(error: unknown): boolean {

@@ -30,6 +30,25 @@ export interface ExportedSessionView extends Omit<SessionView, "current"> {
 
 const iso = (ms: number) => new Date(ms).toISOString();
 
+/** The fields both views share, from the family's newest token and its first/last times. */
+function sessionFields(row: {
+  familyId: string;
+  firstAt: number;
+  lastAt: number;
+  expiresAt: number;
+  ip: string | null;
+  userAgent: string | null;
+}) {
+  return {
+    id: row.familyId,
+    created_at: iso(row.firstAt),
+    last_used_at: iso(row.lastAt),
+    expires_at: iso(row.expiresAt),
+    ip: row.ip,
+    user_agent: row.userAgent,
+  };
+}
+
 /** SQL: the token is neither revoked nor expired at `nowMs`. */
 const isLive = (nowMs: number) => and(isNull(refreshTokens.revokedAt), gt(refreshTokens.expiresAt, nowMs));
 
@@ -84,15 +103,7 @@ export async function listSessions(deps: Pick<Deps, "db" | "clock">, userId: str
     .innerJoin(spans, eq(spans.familyId, refreshTokens.familyId))
     .where(and(eq(refreshTokens.userId, userId), isLive(now)))
     .orderBy(desc(spans.lastAt), desc(refreshTokens.createdAt));
-  return onePerFamily(rows).map((row) => ({
-    id: row.familyId,
-    created_at: iso(row.firstAt),
-    last_used_at: iso(row.lastAt),
-    expires_at: iso(row.expiresAt),
-    ip: row.ip,
-    user_agent: row.userAgent,
-    current: row.familyId === currentSessionId,
-  }));
+  return onePerFamily(rows).map((row) => ({ ...sessionFields(row), current: row.familyId === currentSessionId }));
 }
 
 /** Every sign-in still stored for the user, ended ones included (for the data export). */
@@ -107,12 +118,7 @@ export async function allSessions(deps: Pick<Deps, "db" | "clock">, userId: stri
     .where(eq(refreshTokens.userId, userId))
     .orderBy(desc(spans.lastAt));
   return onePerFamily(rows).map((row) => ({
-    id: row.familyId,
-    created_at: iso(row.firstAt),
-    last_used_at: iso(row.lastAt),
-    expires_at: iso(row.expiresAt),
-    ip: row.ip,
-    user_agent: row.userAgent,
+    ...sessionFields(row),
     active: row.revokedAt === null && row.expiresAt > now,
     revoked_at: row.revokedAt === null ? null : iso(row.revokedAt),
     revoked_reason: row.revokedReason,
