@@ -1,6 +1,6 @@
-import { eq } from "drizzle-orm";
+import { eq, sql } from "drizzle-orm";
 import type { MiddlewareHandler } from "hono";
-import { profiles, type User, users } from "../db/schema";
+import { profiles, refreshTokens, type User, users } from "../db/schema";
 import type { AppEnv } from "../env";
 import { verifyAccessToken } from "../features/auth/access-tokens";
 import { AppError } from "../lib/errors";
@@ -8,7 +8,8 @@ import { AppError } from "../lib/errors";
 /**
  * Requires `Authorization: Bearer <access token>`. The JWT is verified without I/O; then the user
  * row is read (one primary-key lookup, which the handler needs anyway) so that a disabled or
- * deleted account, or a token issued before `tokens_valid_after`, is refused at once.
+ * deleted account, a token issued before `tokens_valid_after`, or a token whose sign-in (`sid`,
+ * its refresh-token family) has been revoked, is refused at once.
  * `withProfile` also loads the user's profile (or null) into `c.var.profile` in that same query.
  */
 export function requireUser(options: { withProfile?: boolean } = {}): MiddlewareHandler<AppEnv> {
@@ -22,22 +23,29 @@ export function requireUser(options: { withProfile?: boolean } = {}): Middleware
       clock.now(),
     );
     if (!claims) throw new AppError("unauthorized", "The access token is invalid or has expired.");
-    let user: User | undefined;
+    // The token's sign-in must still be live: logging out, revoking the session or reuse
+    // detection then cut off its access tokens at once, not when they expire. Same statement.
+    const sessionLive =
+      sql<number>`EXISTS (SELECT 1 FROM ${refreshTokens} WHERE ${refreshTokens.familyId} = ${claims.sid} AND ${refreshTokens.userId} = ${claims.sub} AND ${refreshTokens.revokedAt} IS NULL)`.as(
+        "session_live",
+      );
+    let row: { user: User; sessionLive: number } | undefined;
     if (options.withProfile) {
       // Routes that show the profile get it in the same query (no second round trip).
-      const [row] = await db
-        .select({ user: users, profile: profiles })
+      const [found] = await db
+        .select({ user: users, sessionLive, profile: profiles })
         .from(users)
         .leftJoin(profiles, eq(profiles.userId, users.id))
         .where(eq(users.id, claims.sub))
         .limit(1);
-      user = row?.user;
-      c.set("profile", row?.profile ?? null);
+      row = found;
+      c.set("profile", found?.profile ?? null);
     } else {
-      user = await db.query.users.findFirst({ where: eq(users.id, claims.sub) });
+      [row] = await db.select({ user: users, sessionLive }).from(users).where(eq(users.id, claims.sub)).limit(1);
     }
+    const user = row?.user;
     // tokens_valid_after has second precision on the token side (iat is in whole seconds).
-    if (!user?.isActive || claims.iat * 1000 < user.tokensValidAfter) {
+    if (!user?.isActive || !row?.sessionLive || claims.iat * 1000 < user.tokensValidAfter) {
       throw new AppError("unauthorized", "The access token is no longer valid.");
     }
     c.set("user", user);

@@ -127,9 +127,12 @@ describe("GET /me/activity: each event, recorded by the action itself", () => {
     h.clock.advance(REFRESH_RACE_GRACE_MS);
     const reused = await h.call("POST", "/api/v1/auth/refresh", { refresh_token: u.refresh_token });
     expect(reused.status).toBe(401);
-    const entries = await allEntries(h, rotated.json.access_token);
-    expect(types(entries)).toEqual(["token_reuse_detected", "login", "register"]);
-    expect(entries[0]?.details).toEqual({ session_id: decodeJwt(u.access_token).payload.sid });
+    // The whole sign-in is revoked, its access tokens included: read the history from a new one.
+    expect((await h.call("GET", "/api/v1/me/activity", undefined, { token: rotated.json.access_token })).status).toBe(401);
+    const fresh = await h.login(u.email, u.password);
+    const entries = await allEntries(h, fresh.access_token);
+    expect(types(entries)).toEqual(["login", "token_reuse_detected", "login", "register"]);
+    expect(entries[1]?.details).toEqual({ session_id: decodeJwt(u.access_token).payload.sid });
   });
 
   it("records password_changed; a wrong current password or a weak new one records nothing", async () => {

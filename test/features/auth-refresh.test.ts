@@ -182,6 +182,8 @@ describe("POST /auth/logout", () => {
     expect((await h.call("POST", LOGOUT, { refresh_token: rotated.json.refresh_token })).status).toBe(204);
     expect((await h.call("POST", REFRESH, { refresh_token: rotated.json.refresh_token })).status).toBe(401);
     expect((await tokenRows(u.id)).every((r) => r.revoked_at !== null)).toBe(true);
+    // Access tokens of the ended sign-in stop at once, not when they expire.
+    expect((await h.call("GET", "/api/v1/me", undefined, { token: rotated.json.access_token })).status).toBe(401);
   });
 
   it("is idempotent: an already revoked or unknown token also answers 204", async () => {

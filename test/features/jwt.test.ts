@@ -29,7 +29,15 @@ describe("access-token verification", () => {
   /** Claims a valid token for `user` would carry at the harness clock's current time. */
   function validClaims() {
     const iat = Math.floor(h.clock.now() / 1000);
-    return { iss: env.JWT_ISSUER, aud: env.JWT_AUDIENCE, sub: user.id, iat, exp: iat + 30, jti: crypto.randomUUID(), sid: "session" };
+    return {
+      iss: env.JWT_ISSUER,
+      aud: env.JWT_AUDIENCE,
+      sub: user.id,
+      iat,
+      exp: iat + 30,
+      jti: crypto.randomUUID(),
+      sid: decodeJwt(user.access_token).payload.sid,
+    };
   }
 
   /** Signs `payload` with the deployment's real signing key (or `jwk`), with header overrides. */
@@ -150,11 +158,11 @@ describe("access-token verification", () => {
     const probe = probeD1(env.DB);
     const res = await h.call("GET", ME, undefined, { token: user.access_token, env: { ...env, DB: probe.db } });
     expect(res.status).toBe(200);
-    // The first statement is the one user-row read; anything after it is GET /me's own handler
-    // (e.g. the profile), never a token lookup, a denylist or a session check.
+    // One statement: the user row, with the session-still-live check as a sub-select of the same
+    // query (no separate token lookup, denylist or session round trip).
+    expect(probe.roundTrips).toBe(1);
     expect(probe.statements[0]).toMatch(/^select .* from "users" .*where "users"\."id" = \?/i);
-    expect(probe.statements.filter((sql) => /from "users"/i.test(sql))).toHaveLength(1);
-    expect(probe.statements.filter((sql) => /refresh_tokens|rate_limits|otp_codes|activity/i.test(sql))).toEqual([]);
+    expect(probe.statements.filter((sql) => /rate_limits|otp_codes|activity/i.test(sql))).toEqual([]);
 
     // An invalid token is refused before any database work at all.
     probe.reset();

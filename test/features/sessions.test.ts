@@ -127,6 +127,9 @@ describe("DELETE /me/sessions/{id}", () => {
     const res = await h.call("DELETE", `/api/v1/me/sessions/${sidOf(phone.access_token)}`, undefined, { token: laptop.access_token });
     expect(res.status).toBe(204);
     expect((await refresh(phone.refresh_token)).status).toBe(401);
+    // The revoked session's access token stops at once too; the other session's does not.
+    expect((await h.call("GET", "/api/v1/me", undefined, { token: phone.access_token })).status).toBe(401);
+    expect((await h.call("GET", "/api/v1/me", undefined, { token: laptop.access_token })).status).toBe(200);
     const stillFine = await refresh(laptop.refresh_token);
     expect(stillFine.status).toBe(200);
     expect((await sessions(stillFine.json.access_token)).map((s) => s.id)).toEqual([sidOf(laptop.access_token)]);
@@ -154,7 +157,10 @@ describe("DELETE /me/sessions/{id}", () => {
     const res = await h.call("DELETE", `/api/v1/me/sessions/${sidOf(u.access_token)}`, undefined, { token: u.access_token });
     expect(res.status).toBe(204);
     expect((await refresh(u.refresh_token)).status).toBe(401);
-    expect(await sessions(u.access_token)).toEqual([]);
+    // This device's access token ended with its session; another sign-in sees no trace of it.
+    expect((await h.call("GET", "/api/v1/me/sessions", undefined, { token: u.access_token })).status).toBe(401);
+    const other = await h.login(u.email, u.password);
+    expect((await sessions(other.access_token)).map((s) => s.id)).toEqual([sidOf(other.access_token)]);
   });
 
   it("answers 404 for another user's session and leaves it alive", async () => {
