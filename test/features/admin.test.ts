@@ -186,6 +186,40 @@ describe("PATCH /admin/config", () => {
     // Unchanged (already "900"): nothing to record.
     expect(await auditFor("otp_ttl", admin.id)).toEqual([]);
   });
+
+  it("changes nothing, audit included, when KV refuses one of the writes", async () => {
+    const admin = await staffUser();
+    // The real local KV, except that writes of otp_ttl fail.
+    const flakyKv = {
+      get: (...args: Parameters<KVNamespace["get"]>) => env.CONFIG.get(...args),
+      delete: (key: string) => env.CONFIG.delete(key),
+      put: (key: string, value: string) => (key === "otp_ttl" ? Promise.reject(new Error("KV unavailable")) : env.CONFIG.put(key, value)),
+    } as unknown as KVNamespace;
+    const res = await h.call(
+      "PATCH",
+      `${ADMIN}/config`,
+      { access_token_ttl: 77, otp_ttl: 900 },
+      { token: admin.access_token, env: { ...env, CONFIG: flakyKv } },
+    );
+    expect(res.status).toBe(503);
+    expect(res.json.code).toBe("service_unavailable");
+    expect(await env.CONFIG.get("access_token_ttl")).toBeNull();
+    expect(await auditFor("access_token_ttl", admin.id)).toEqual([]);
+  });
+
+  it("writes nothing to KV when the audit entry cannot be recorded", async () => {
+    const admin = await staffUser();
+    const probe = probeD1(env.DB);
+    probe.failWhen(/insert into "admin_audit"/i);
+    const res = await h.call(
+      "PATCH",
+      `${ADMIN}/config`,
+      { access_token_ttl: 66 },
+      { token: admin.access_token, env: { ...env, DB: probe.db } },
+    );
+    expect(res.status).toBe(500);
+    expect(await env.CONFIG.get("access_token_ttl")).toBeNull();
+  });
 });
 
 describe("DELETE /admin/config/{key}", () => {

@@ -4,7 +4,7 @@
  * change it records (a user change is never applied unaudited, nor audited without applying).
  * Values are stored as text: raw KV strings for config, small JSON objects for account flags.
  */
-import { desc, eq } from "drizzle-orm";
+import { desc, eq, inArray } from "drizzle-orm";
 import type { Db } from "../../db/client";
 import { adminAudit, users } from "../../db/schema";
 import type { Deps } from "../../env";
@@ -16,10 +16,18 @@ export type AuditAction = (typeof AUDIT_ACTIONS)[number];
 
 export function auditInsert(
   db: Db,
-  entry: { actorId: string; action: AuditAction; target: string; oldValue: string | null; newValue: string | null; nowMs: number },
+  entry: {
+    id?: string;
+    actorId: string;
+    action: AuditAction;
+    target: string;
+    oldValue: string | null;
+    newValue: string | null;
+    nowMs: number;
+  },
 ) {
   return db.insert(adminAudit).values({
-    id: randomId(),
+    id: entry.id ?? randomId(),
     actorId: entry.actorId,
     createdAt: entry.nowMs,
     action: entry.action,
@@ -27,6 +35,11 @@ export function auditInsert(
     oldValue: entry.oldValue,
     newValue: entry.newValue,
   });
+}
+
+/** Removes entries written for a change that was then rolled back (see patchConfig). */
+export function deleteAuditEntries(db: Db, ids: string[]) {
+  return db.delete(adminAudit).where(inArray(adminAudit.id, ids));
 }
 
 export interface AuditEntryView {

@@ -9,8 +9,9 @@ import { type ConfigEntry, readConfigEntries } from "../../config/config.service
 import { runBatch } from "../../db/client";
 import type { User } from "../../db/schema";
 import type { Deps } from "../../env";
+import { randomId } from "../../lib/crypto";
 import { AppError, type FieldError } from "../../lib/errors";
-import { auditInsert } from "./admin.audit";
+import { auditInsert, deleteAuditEntries } from "./admin.audit";
 
 export interface ConfigEntryView {
   key: ConfigKey;
@@ -71,25 +72,16 @@ export async function patchConfig(deps: Deps, actor: User, input: Record<string,
   const kv = deps.env.CONFIG;
   const before = new Map((await readConfigEntries(kv)).map((e) => [e.key, e.raw]));
   const changed = updates.filter((u) => before.get(u.key) !== u.text);
-  const results = await Promise.allSettled(changed.map((u) => kv.put(u.key, u.text)));
-  if (results.some((r) => r.status === "rejected")) {
-    // Best effort: undo the writes that did land so the request changes nothing as a whole.
-    await Promise.allSettled(
-      changed.map((u, i) => {
-        if (results[i]?.status !== "fulfilled") return Promise.resolve();
-        const previous = before.get(u.key);
-        return previous == null ? kv.delete(u.key) : kv.put(u.key, previous);
-      }),
-    );
-    deps.invalidateConfig();
-    throw new AppError("service_unavailable", "The configuration store did not accept the change; nothing was changed.");
-  }
-  deps.invalidateConfig();
+  // The audit entries go first: KV has no transactions, and a change must never land without
+  // its audit entry. If a KV write then fails, the writes that landed are put back and the
+  // entries removed, so the request changes nothing as a whole.
   const now = deps.clock.now();
+  const auditIds = changed.map(() => randomId());
   await runBatch(
     deps.db,
-    changed.map((u) =>
+    changed.map((u, i) =>
       auditInsert(deps.db, {
+        id: auditIds[i],
         actorId: actor.id,
         action: "config.set",
         target: u.key,
@@ -99,6 +91,22 @@ export async function patchConfig(deps: Deps, actor: User, input: Record<string,
       }),
     ),
   );
+  const results = await Promise.allSettled(changed.map((u) => kv.put(u.key, u.text)));
+  if (results.some((r) => r.status === "rejected")) {
+    await Promise.allSettled(
+      changed.map((u, i) => {
+        if (results[i]?.status !== "fulfilled") return Promise.resolve();
+        const previous = before.get(u.key);
+        return previous == null ? kv.delete(u.key) : kv.put(u.key, previous);
+      }),
+    );
+    await runBatch(deps.db, [deleteAuditEntries(deps.db, auditIds)]).catch((error) =>
+      console.error("[admin] could not remove audit entries of a config change that was rolled back", error),
+    );
+    deps.invalidateConfig();
+    throw new AppError("service_unavailable", "The configuration store did not accept the change; nothing was changed.");
+  }
+  deps.invalidateConfig();
   return getConfig(deps);
 }
 
@@ -109,10 +117,11 @@ export async function resetConfigKey(deps: Deps, actor: User, key: string): Prom
   const kv = deps.env.CONFIG;
   const previous = await kv.get(key);
   if (previous !== null) {
-    await kv.delete(key);
-    deps.invalidateConfig();
+    // Audited first, as in patchConfig; a failed delete takes the entry back out.
+    const auditId = randomId();
     await runBatch(deps.db, [
       auditInsert(deps.db, {
+        id: auditId,
         actorId: actor.id,
         action: "config.delete",
         target: key,
@@ -121,6 +130,14 @@ export async function resetConfigKey(deps: Deps, actor: User, key: string): Prom
         nowMs: deps.clock.now(),
       }),
     ]);
+    try {
+      await kv.delete(key);
+    } catch (error) {
+      console.error(`[admin] KV delete of ${key} failed`, error);
+      await runBatch(deps.db, [deleteAuditEntries(deps.db, [auditId])]).catch(() => undefined);
+      throw new AppError("service_unavailable", "The configuration store did not accept the change; nothing was changed.");
+    }
+    deps.invalidateConfig();
   }
   return getConfig(deps);
 }
