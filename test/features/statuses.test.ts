@@ -173,12 +173,13 @@ describe("GET /statuses", () => {
     expect(missing.json.code).toBe("not_found");
   });
 
-  it("drops a disabled account's statuses from the public list", async () => {
+  it("drops a disabled account's statuses from the public list and the public read", async () => {
     const u = await h.signedInUser();
-    await post(u.access_token, "soon hidden");
+    const id = (await post(u.access_token, "soon hidden")).json.status.id;
     expect((await h.call("GET", `/api/v1/statuses?user_id=${u.id}`)).json.items).toHaveLength(1);
     await env.DB.prepare("UPDATE users SET is_active = 0 WHERE id = ?").bind(u.id).run();
     expect((await h.call("GET", `/api/v1/statuses?user_id=${u.id}`)).json.items).toHaveLength(0);
+    expect((await h.call("GET", `/api/v1/statuses/${id}`)).status).toBe(404);
   });
 });
 

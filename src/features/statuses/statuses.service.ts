@@ -102,8 +102,13 @@ export async function listStatuses(
   return toPage(rows, limit, statusView);
 }
 
+/** The public read: a disabled account's statuses are gone from it, as from the list. */
 export async function getStatus(deps: Pick<Deps, "db">, id: string): Promise<StatusView> {
-  return statusView(await findStatus(deps, id));
+  const [row] = await selectStatuses(deps)
+    .where(and(eq(statuses.id, id), eq(users.isActive, true)))
+    .limit(1);
+  if (!row) throw new AppError("not_found", "No such status.");
+  return statusView(row);
 }
 
 /**
