@@ -328,6 +328,17 @@ async function runEndpoints() {
         .sign(key),
     );
   }
+  // Each token's sign-in must be live (requireUser checks that its refresh-token family still
+  // has an unrevoked token), so give every bench session one stored refresh token.
+  await db.batch(
+    accessTokens.map((_, i) =>
+      db
+        .prepare(
+          "INSERT INTO refresh_tokens (id, user_id, family_id, parent_id, token_hash, created_at, expires_at) VALUES (?, ?, ?, NULL, ?, ?, ?)",
+        )
+        .bind(`bench-session-token-${i}`, userId(i), `bench-session-${i}`, `bench-session-hash-${i}`, iat * 1000, (iat + 86_400) * 1000),
+    ),
+  );
   let n = 0;
   const cycle = (list) => list[n++ % list.length];
   let loginUser = 0;
