@@ -16,7 +16,7 @@ import { profilesRoutes } from "./features/profiles/profiles.routes";
 import { sessionsRoutes } from "./features/sessions/sessions.routes";
 import { statusesRoutes } from "./features/statuses/statuses.routes";
 import { type Clock, systemClock } from "./lib/clock";
-import { AppError, problemResponse } from "./lib/errors";
+import { AppError, loggableError, problemResponse } from "./lib/errors";
 import { createRouter } from "./lib/openapi";
 import { jsonBody } from "./middleware/body";
 import { requestContext } from "./middleware/context";
@@ -65,7 +65,7 @@ export function createApp(options: { clock?: Clock; configCacheMs?: number } = {
 
   app.onError((error, c) => {
     const appError = toAppError(error);
-    if (appError.status >= 500) console.error(`[error] ${c.req.method} ${c.req.path}`, error);
+    if (appError.status >= 500) console.error(`[error] ${c.req.method} ${c.req.path} ${loggableError(error)}`);
     return problemResponse(appError);
   });
   app.notFound(() => problemResponse(new AppError("not_found", "No such route.")));

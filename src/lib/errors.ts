@@ -85,3 +85,23 @@ export function problemResponse(error: AppError, headers: HeadersInit = {}): Res
   }
   return response;
 }
+
+/**
+ * An error as it may be logged. Drizzle's query errors put every bound parameter in their message
+ * ("Failed query: … params: <email>,<password hash>,…"), so for an error carrying `params` only
+ * the SQL text is kept; the driver's own cause (e.g. "UNIQUE constraint failed: users.email")
+ * names columns, not values. Stack frames are kept, the message lines in the stack are not.
+ */
+export function loggableError(error: unknown, depth = 0): string {
+  if (!(error instanceof Error) || depth > 4) return String(error);
+  const withParams = "params" in error && "query" in error;
+  const message = withParams ? `query failed: ${String((error as { query: unknown }).query)}` : error.message;
+  // Only the "at …" lines: the stack starts with the message, which may span several lines.
+  const frames = (error.stack ?? "")
+    .split("\n")
+    .filter((line) => /^\s+at /.test(line))
+    .slice(0, 5)
+    .join("\n");
+  const cause = (error as { cause?: unknown }).cause;
+  return `${error.name}: ${message}${frames ? `\n${frames}` : ""}${cause ? `\ncaused by ${loggableError(cause, depth + 1)}` : ""}`;
+}

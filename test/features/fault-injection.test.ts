@@ -4,7 +4,7 @@
  * stored state and that the client gets a clean 5xx problem with nothing internal in it.
  */
 import { env } from "cloudflare:test";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { type D1Probe, probeD1 } from "../d1-wrap";
 import { harness, unique } from "../helpers";
 
@@ -53,6 +53,21 @@ describe("fault injection: registration", () => {
 
     // Nothing is left to conflict with: the same registration works once the fault is gone.
     expect((await h.call("POST", "/api/v1/auth/register", { email, password: PASSWORD })).status).toBe(201);
+  });
+
+  it("logs the failed query without its bound values (emails, hashes)", async () => {
+    const email = `${unique("logged")}@example.com`;
+    const logged = vi.spyOn(console, "error").mockImplementation(() => undefined);
+    try {
+      // The duplicate check is a single statement: drizzle wraps its failure with every parameter.
+      const res = await h.call("POST", "/api/v1/auth/register", { email, password: PASSWORD }, { env: failing(/from "users"/i).env });
+      expectCleanServerError(res);
+      const lines = logged.mock.calls.map((args) => args.map(String).join(" ")).join("\n");
+      expect(lines).toContain("query failed: select");
+      expect(lines).not.toContain(email);
+    } finally {
+      logged.mockRestore();
+    }
   });
 });
 

@@ -10,7 +10,7 @@ import { runBatch } from "../../db/client";
 import type { User } from "../../db/schema";
 import type { Deps } from "../../env";
 import { randomId } from "../../lib/crypto";
-import { AppError, type FieldError } from "../../lib/errors";
+import { AppError, type FieldError, loggableError } from "../../lib/errors";
 import { auditInsert, deleteAuditEntries } from "./admin.audit";
 
 export interface ConfigEntryView {
@@ -101,7 +101,7 @@ export async function patchConfig(deps: Deps, actor: User, input: Record<string,
       }),
     );
     await runBatch(deps.db, [deleteAuditEntries(deps.db, auditIds)]).catch((error) =>
-      console.error("[admin] could not remove audit entries of a config change that was rolled back", error),
+      console.error(`[admin] could not remove audit entries of a config change that was rolled back: ${loggableError(error)}`),
     );
     deps.invalidateConfig();
     throw new AppError("service_unavailable", "The configuration store did not accept the change; nothing was changed.");

@@ -10,7 +10,7 @@ import { runBatch } from "../../db/client";
 import { profiles, type User, users } from "../../db/schema";
 import type { Deps } from "../../env";
 import { randomId, toHex } from "../../lib/crypto";
-import { AppError, fieldError } from "../../lib/errors";
+import { AppError, fieldError, loggableError } from "../../lib/errors";
 import { activityInsert } from "../activity/activity.record";
 import { AVATAR_MAX_BYTES, type ImageInfo, inspectImage } from "./avatar.image";
 import { avatarPrefix, avatarUrl, avatarVersion } from "./avatar.storage";
@@ -140,7 +140,7 @@ export async function uploadAvatar(deps: Deps, user: User, bytes: Uint8Array): P
     ])) as [{ key: string | null }[], ...unknown[]];
     replacedKey = before[0]?.key ?? null;
   } catch (error) {
-    console.error(`[avatars] profile update failed after storing ${key}; deleting it`, error);
+    console.error(`[avatars] profile update failed after storing ${key}; deleting it: ${loggableError(error)}`);
     await deleteObject(env.AVATARS, key, "orphaned");
     throw new AppError("service_unavailable", "The avatar could not be saved; your profile is unchanged.");
   }
