@@ -27,6 +27,23 @@ export const API_BASE = "/api/v1";
 /** Routes whose request body is not JSON (they enforce their own type and size limits). */
 const NON_JSON_ROUTES = new Set<string>([`${API_BASE}/me/avatar`]);
 
+/** CORS_ORIGINS parsed once per isolate (per distinct value), not on every request. */
+const originSets = new Map<string, Set<string>>();
+function allowedOrigins(list: string | undefined): Set<string> {
+  const key = list ?? "";
+  let set = originSets.get(key);
+  if (!set) {
+    set = new Set(
+      key
+        .split(",")
+        .map((o) => o.trim())
+        .filter(Boolean),
+    );
+    originSets.set(key, set);
+  }
+  return set;
+}
+
 function toAppError(error: unknown): AppError {
   if (error instanceof AppError) return error;
   if (error instanceof HTTPException) {
@@ -48,13 +65,7 @@ export function createApp(options: { clock?: Clock; configCacheMs?: number } = {
   app.use(
     cors({
       // Only listed origins are reflected; "null" and unlisted origins get no CORS headers.
-      origin: (origin, c) => {
-        const allowed = (c.env.CORS_ORIGINS ?? "")
-          .split(",")
-          .map((o: string) => o.trim())
-          .filter(Boolean);
-        return origin && origin !== "null" && allowed.includes(origin) ? origin : null;
-      },
+      origin: (origin, c) => (origin && origin !== "null" && allowedOrigins(c.env.CORS_ORIGINS).has(origin) ? origin : null),
       allowHeaders: ["Authorization", "Content-Type"],
       allowMethods: ["GET", "POST", "PUT", "PATCH", "DELETE"],
       maxAge: 600,

@@ -51,6 +51,11 @@ export function decodeCursor(cursor: string): Cursor {
   return { t, id };
 }
 
+/** The page a list request asks for: its size (default 20) and where it starts (null: the first page). */
+export function pageRequest(query: { limit?: number; cursor?: string }): { limit: number; cursor: Cursor | null } {
+  return { limit: query.limit ?? PAGE_DEFAULT_LIMIT, cursor: query.cursor === undefined ? null : decodeCursor(query.cursor) };
+}
+
 /** Rows after `cursor` in newest-first order: `(t, id) < cursor`. No condition without a cursor. */
 export function olderThan(t: SQLiteColumn, id: SQLiteColumn, cursor: Cursor | null): SQL | undefined {
   return cursor ? or(lt(t, cursor.t), and(eq(t, cursor.t), lt(id, cursor.id))) : undefined;

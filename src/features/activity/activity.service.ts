@@ -2,7 +2,7 @@
 import { and, desc, eq } from "drizzle-orm";
 import { type ActivityEntry, activity } from "../../db/schema";
 import type { Deps } from "../../env";
-import { decodeCursor, olderThan, PAGE_DEFAULT_LIMIT, toPage } from "../../lib/pagination";
+import { olderThan, type Page, pageRequest, toPage } from "../../lib/pagination";
 import type { ActivityType } from "./activity.record";
 
 export interface ActivityView {
@@ -43,9 +43,8 @@ export async function listActivity(
   deps: Pick<Deps, "db">,
   userId: string,
   query: { type?: ActivityType; limit?: number; cursor?: string },
-): Promise<{ items: ActivityView[]; next_cursor: string | null }> {
-  const limit = query.limit ?? PAGE_DEFAULT_LIMIT;
-  const cursor = query.cursor === undefined ? null : decodeCursor(query.cursor);
+): Promise<Page<ActivityView>> {
+  const { limit, cursor } = pageRequest(query);
   const rows = await deps.db
     .select()
     .from(activity)

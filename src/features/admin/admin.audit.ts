@@ -9,7 +9,7 @@ import type { Db } from "../../db/client";
 import { adminAudit, users } from "../../db/schema";
 import type { Deps } from "../../env";
 import { randomId } from "../../lib/crypto";
-import { decodeCursor, olderThan, type Page, toPage } from "../../lib/pagination";
+import { olderThan, type Page, pageRequest, toPage } from "../../lib/pagination";
 
 export const AUDIT_ACTIONS = ["config.set", "config.delete", "user.update", "user.logout_all"] as const;
 export type AuditAction = (typeof AUDIT_ACTIONS)[number];
@@ -55,14 +55,14 @@ export interface AuditEntryView {
 
 /** One page of the audit trail, newest first, with a cursor for the next page (or null). */
 export async function listAudit(deps: Deps, input: { limit: number; cursor?: string }): Promise<Page<AuditEntryView>> {
-  const after = input.cursor ? decodeCursor(input.cursor) : null;
+  const { limit, cursor } = pageRequest(input);
   const rows = await deps.db
     .select({ entry: adminAudit, actorEmail: users.email })
     .from(adminAudit)
     .leftJoin(users, eq(users.id, adminAudit.actorId))
-    .where(olderThan(adminAudit.createdAt, adminAudit.id, after))
+    .where(olderThan(adminAudit.createdAt, adminAudit.id, cursor))
     .orderBy(desc(adminAudit.createdAt), desc(adminAudit.id))
-    .limit(input.limit + 1);
+    .limit(limit + 1);
   return toPage(
     rows,
     input.limit,

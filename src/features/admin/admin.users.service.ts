@@ -8,7 +8,8 @@ import { runBatch } from "../../db/client";
 import { refreshTokens, type User, users } from "../../db/schema";
 import type { Deps } from "../../env";
 import { AppError } from "../../lib/errors";
-import { decodeCursor, olderThan, toPage } from "../../lib/pagination";
+import { olderThan, pageRequest, toPage } from "../../lib/pagination";
+import { startsWith } from "../../lib/search";
 import { normalizeIdentifier } from "../../lib/text";
 import { activityInsert } from "../activity/activity.record";
 import { userView } from "../auth/auth.service";
@@ -24,28 +25,17 @@ export function adminUserView(user: User) {
   };
 }
 
-/** Escapes LIKE wildcards so a search for `a_b%` matches those characters literally. */
-export function escapeLike(text: string): string {
-  return text.replace(/[\\%_]/g, (ch) => `\\${ch}`);
-}
-
 /** Accounts whose email or username starts with `q` (canonicalised like stored identifiers), newest first. */
 export async function searchUsers(deps: Deps, input: { q?: string; limit: number; cursor?: string }) {
-  const after = input.cursor ? decodeCursor(input.cursor) : null;
+  const { limit, cursor } = pageRequest(input);
   const q = input.q ? normalizeIdentifier(input.q) : "";
-  const pattern = `${escapeLike(q)}%`;
   const rows = await deps.db
     .select()
     .from(users)
-    .where(
-      and(
-        q ? or(sql`${users.email} LIKE ${pattern} ESCAPE '\\'`, sql`${users.username} LIKE ${pattern} ESCAPE '\\'`) : undefined,
-        olderThan(users.createdAt, users.id, after),
-      ),
-    )
+    .where(and(q ? or(startsWith(users.email, q), startsWith(users.username, q)) : undefined, olderThan(users.createdAt, users.id, cursor)))
     .orderBy(desc(users.createdAt), desc(users.id))
-    .limit(input.limit + 1);
-  return toPage(rows, input.limit, adminUserView);
+    .limit(limit + 1);
+  return toPage(rows, limit, adminUserView);
 }
 
 async function findUser(deps: Deps, id: string): Promise<User> {

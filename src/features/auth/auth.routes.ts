@@ -89,5 +89,3 @@ export const authRoutes = createRouter()
       return c.body(null, 204);
     },
   );
-
-export type AuthRoutes = typeof authRoutes;

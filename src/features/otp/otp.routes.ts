@@ -86,5 +86,3 @@ export const otpRoutes = createRouter()
       return c.body(null, 204);
     },
   );
-
-export type OtpRoutes = typeof otpRoutes;

@@ -3,12 +3,13 @@
  * profile row in the registration batch; an account made another way (the admin CLI) gets it
  * on first use, so readers never see an account without one.
  */
-import { and, asc, eq, or, sql } from "drizzle-orm";
+import { and, asc, eq, or } from "drizzle-orm";
 import { runBatch } from "../../db/client";
 import { type Profile, profiles, type User, users } from "../../db/schema";
 import type { Deps } from "../../env";
 import { AppError, fieldError } from "../../lib/errors";
-import { type Cursor, decodeCursor, newerThan, PAGE_DEFAULT_LIMIT, type Page, toPage } from "../../lib/pagination";
+import { newerThan, type Page, pageRequest, toPage } from "../../lib/pagination";
+import { startsWith } from "../../lib/search";
 import { cleanText, normalizeIdentifier } from "../../lib/text";
 import { activityInsert } from "../activity/activity.record";
 import { avatarUrl } from "./avatar.storage";
@@ -120,11 +121,6 @@ function publicProfileView(row: PublicRow) {
 }
 export type PublicProfileView = ReturnType<typeof publicProfileView>;
 
-/** `%`, `_` and the escape character itself match literally in a LIKE pattern. */
-function escapeLike(text: string): string {
-  return text.replace(/[\\%_]/g, (c) => `\\${c}`);
-}
-
 /**
  * The public directory in registration order (oldest first; ties by id), optionally filtered by
  * a prefix of the username or the name. `cursor` is the previous page's `next_cursor`.
@@ -133,16 +129,10 @@ export async function listDirectory(
   deps: Pick<Deps, "db">,
   query: { q?: string; limit?: number; cursor?: string },
 ): Promise<Page<PublicProfileView>> {
-  const limit = query.limit ?? PAGE_DEFAULT_LIMIT;
-  const cursor: Cursor | null = query.cursor === undefined ? null : decodeCursor(query.cursor);
+  const { limit, cursor } = pageRequest(query);
   const q = query.q === undefined ? "" : cleanText(query.q);
   if (q === null) throw fieldError("q", "must not contain control characters");
-  const byPrefix = q
-    ? or(
-        sql`${users.username} LIKE ${`${escapeLike(normalizeIdentifier(q))}%`} ESCAPE '\\'`,
-        sql`${profiles.name} LIKE ${`${escapeLike(q)}%`} ESCAPE '\\'`,
-      )
-    : undefined;
+  const byPrefix = q ? or(startsWith(users.username, normalizeIdentifier(q)), startsWith(profiles.name, q)) : undefined;
   const rows = await deps.db
     .select(publicColumns)
     .from(users)

@@ -9,7 +9,7 @@ import { statuses, type User, users } from "../../db/schema";
 import type { Deps } from "../../env";
 import { randomId } from "../../lib/crypto";
 import { AppError } from "../../lib/errors";
-import { decodeCursor, olderThan, PAGE_DEFAULT_LIMIT, toPage } from "../../lib/pagination";
+import { olderThan, type Page, pageRequest, toPage } from "../../lib/pagination";
 import { enforceRateLimit } from "../../lib/rate-limit";
 import { activityInsert, activityInsertIf } from "../activity/activity.record";
 
@@ -85,9 +85,8 @@ export async function createStatus(deps: Deps, user: User, content: string): Pro
 export async function listStatuses(
   deps: Pick<Deps, "db">,
   query: { userId?: string; limit?: number; cursor?: string },
-): Promise<{ items: StatusView[]; next_cursor: string | null }> {
-  const limit = query.limit ?? PAGE_DEFAULT_LIMIT;
-  const cursor = query.cursor === undefined ? null : decodeCursor(query.cursor);
+): Promise<Page<StatusView>> {
+  const { limit, cursor } = pageRequest(query);
   const rows = await selectStatuses(deps)
     .where(
       and(
