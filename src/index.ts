@@ -3,7 +3,7 @@ import "./features/auth/argon2-modules";
 import { createApp } from "./app";
 import { scheduledRetention } from "./features/activity/activity.retention";
 import { consumeMailBatch } from "./features/mail/mail.consumer";
-import type { MailMessage } from "./features/otp/otp.service";
+import type { MailMessage } from "./features/mail/mail.messages";
 import { systemClock } from "./lib/clock";
 
 const app = createApp();

@@ -6,8 +6,8 @@
 import { createExecutionContext, createMessageBatch, env, getQueueResult } from "cloudflare:test";
 import { vi } from "vitest";
 import { consumeMailBatch } from "../src/features/mail/mail.consumer";
+import type { MailMessage, NoticeMail, OtpMail } from "../src/features/mail/mail.messages";
 import { type Mail, MemoryMailer } from "../src/features/mail/mailer";
-import type { MailMessage } from "../src/features/otp/otp.service";
 import type { Clock } from "../src/lib/clock";
 
 export const MAIL_QUEUE_NAME = "latchkey-mail";
@@ -17,16 +17,21 @@ export const MAIL_QUEUE_NAME = "latchkey-mail";
  * enqueued. Only the producer is doubled; delivery is done by `deliver` through the real consumer.
  */
 export function capturingEnv(base: Env = env) {
-  const sent: MailMessage[] = [];
+  /** Code mails, in the order they were enqueued. */
+  const sent: OtpMail[] = [];
+  /** Security notices (no code). */
+  const notices: NoticeMail[] = [];
+  const record = (body: MailMessage) => {
+    if (body.kind === "otp") sent.push(body);
+    else notices.push(body);
+  };
   const queue = {
-    send: async (body: MailMessage) => {
-      sent.push(body);
-    },
+    send: async (body: MailMessage) => record(body),
     sendBatch: async (messages: Iterable<{ body: MailMessage }>) => {
-      for (const m of messages) sent.push(m.body);
+      for (const m of messages) record(m.body);
     },
   } as unknown as Queue;
-  return { env: { ...base, MAIL_QUEUE: queue } as Env, sent };
+  return { env: { ...base, MAIL_QUEUE: queue } as Env, sent, notices };
 }
 
 let messageCounter = 0;

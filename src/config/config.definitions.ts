@@ -31,7 +31,15 @@ export const CONFIG_KEYS = {
     default: 2_592_000,
     min: 60,
     max: 31_536_000,
-    description: "Refresh-token lifetime in seconds; each rotation issues a token with a fresh lifetime.",
+    description:
+      "Idle lifetime of a sign-in in seconds: each rotation issues a token with a fresh lifetime, never past the sign-in's session_max_age.",
+  },
+  session_max_age: {
+    type: "integer",
+    default: 2_592_000,
+    min: 3_600,
+    max: 31_536_000,
+    description: "Absolute lifetime of a sign-in in seconds, counted from its login; refreshing never extends it (OWASP ASVS 10.4.8).",
   },
   require_email_verification: {
     type: "boolean",
@@ -51,6 +59,14 @@ export const CONFIG_KEYS = {
     min: 1,
     max: 20,
     description: "Wrong guesses allowed per one-time code; after that the code is dead even for the right digits.",
+  },
+  otp_max_failures_per_day: {
+    type: "integer",
+    default: 20,
+    min: 1,
+    max: 1_000,
+    description:
+      "Wrong codes allowed per email address in 24 hours, across all its codes; past it, code sign-in, verification and reset are refused until the window ends.",
   },
   activity_retention_days: {
     type: "integer",

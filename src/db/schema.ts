@@ -13,8 +13,13 @@ export const users = sqliteTable(
   "users",
   {
     id: text("id").primaryKey(),
-    /** Canonical (NFKC, trimmed, lower-cased) email; also the only address mail is sent to. */
+    /** Canonical (NFKC, trimmed, lower-cased) email; the verified one unless `email_verified` is false. */
     email: text("email").notNull(),
+    /**
+     * An address the user asked to change to, not yet proven by its `change_email` code. It
+     * reserves nothing: it has no unique index, and whoever proves it first gets it.
+     */
+    pendingEmail: text("pending_email"),
     /** Canonical username, or null when the user never chose one. */
     username: text("username"),
     passwordHash: text("password_hash").notNull(),
@@ -43,6 +48,8 @@ export const refreshTokens = sqliteTable(
       .references(() => users.id, { onDelete: "cascade" }),
     /** The login this token descends from; reuse of any rotated token revokes the whole family. */
     familyId: text("family_id").notNull(),
+    /** When the sign-in began; rotation never extends a family beyond this + `session_max_age`. */
+    familyCreatedAt: timestamp("family_created_at").notNull().default(0),
     parentId: text("parent_id"),
     tokenHash: text("token_hash").notNull(),
     createdAt: timestamp("created_at").notNull(),
@@ -74,7 +81,9 @@ export const otpCodes = sqliteTable(
     userId: text("user_id")
       .notNull()
       .references(() => users.id, { onDelete: "cascade" }),
-    purpose: text("purpose", { enum: ["verify_email", "login", "reset_password"] }).notNull(),
+    purpose: text("purpose", { enum: ["verify_email", "login", "reset_password", "change_email"] }).notNull(),
+    /** The canonical address the code was mailed to: it proves that address and no other. */
+    sentTo: text("sent_to").notNull().default(""),
     codeHash: text("code_hash").notNull(),
     createdAt: timestamp("created_at").notNull(),
     expiresAt: timestamp("expires_at").notNull(),
@@ -82,7 +91,7 @@ export const otpCodes = sqliteTable(
     /** Set when the code was used, superseded by a newer one, or killed by too many attempts. */
     consumedAt: timestamp("consumed_at"),
   },
-  (t) => [index("otp_codes_user_purpose_idx").on(t.userId, t.purpose)],
+  (t) => [index("otp_codes_user_purpose_idx").on(t.userId, t.purpose), index("otp_codes_sent_to_idx").on(t.sentTo, t.purpose)],
 );
 
 export const profiles = sqliteTable("profiles", {

@@ -2,12 +2,14 @@
  * Keyset (cursor) pagination shared by every list endpoint. A page is ordered by a time column and
  * the row id as a tie-breaker, so the order is total and stable while rows are added or removed
  * (offsets would skip or repeat rows). The cursor is the position of the last row returned,
- * encoded as opaque base64url: clients pass it back unchanged and must not build one.
+ * encoded as opaque base64url and signed (HMAC-SHA256 under a server secret, truncated to 128
+ * bits): clients pass it back unchanged, and a cursor they built or altered is a 400, even when it
+ * is well-formed.
  */
 import { z } from "@hono/zod-openapi";
 import { and, eq, gt, lt, or, type SQL } from "drizzle-orm";
 import type { SQLiteColumn } from "drizzle-orm/sqlite-core";
-import { base64urlDecode, base64urlEncode } from "./crypto";
+import { base64urlDecode, base64urlEncode, hmacSha256Hex, timingSafeEqual } from "./crypto";
 import { AppError } from "./errors";
 
 /** Page sizes: small by default, bounded so one request never reads an unbounded table slice. */
@@ -29,15 +31,24 @@ export interface Page<T> {
   next_cursor: string | null;
 }
 
-export function encodeCursor(position: Cursor): string {
-  return base64urlEncode(new TextEncoder().encode(JSON.stringify([position.t, position.id])));
+/** The cursor's signature: domain-separated from the secret's other uses, 128 bits in hex. */
+async function cursorMac(secret: string, payload: string): Promise<string> {
+  return (await hmacSha256Hex(secret, `pagination-cursor:${payload}`)).slice(0, 32);
 }
 
-/** Decodes a cursor made by `encodeCursor`; anything else is a 400 `invalid_cursor`. */
-export function decodeCursor(cursor: string): Cursor {
+export async function encodeCursor(secret: string, position: Cursor): Promise<string> {
+  const payload = base64urlEncode(new TextEncoder().encode(JSON.stringify([position.t, position.id])));
+  return `${payload}.${await cursorMac(secret, payload)}`;
+}
+
+/** Decodes a cursor made by `encodeCursor` with the same secret; anything else is a 400 `invalid_cursor`. */
+export async function decodeCursor(secret: string, cursor: string): Promise<Cursor> {
   const invalid = () => new AppError("invalid_cursor", "Pass back the next_cursor of a previous page unchanged.");
   if (cursor.length > CURSOR_MAX_LENGTH) throw invalid();
-  const bytes = base64urlDecode(cursor);
+  const [payload, mac, ...rest] = cursor.split(".");
+  if (payload === undefined || mac === undefined || rest.length > 0) throw invalid();
+  if (!timingSafeEqual(mac, await cursorMac(secret, payload))) throw invalid();
+  const bytes = base64urlDecode(payload);
   if (!bytes) throw invalid();
   let value: unknown;
   try {
@@ -51,9 +62,15 @@ export function decodeCursor(cursor: string): Cursor {
   return { t, id };
 }
 
-/** The page a list request asks for: its size (default 20) and where it starts (null: the first page). */
-export function pageRequest(query: { limit?: number; cursor?: string }): { limit: number; cursor: Cursor | null } {
-  return { limit: query.limit ?? PAGE_DEFAULT_LIMIT, cursor: query.cursor === undefined ? null : decodeCursor(query.cursor) };
+/**
+ * The page a list request asks for: its size (default 20) and where it starts (null: the first
+ * page). `secret` signs and checks cursors (the OTP_SECRET, under its own label).
+ */
+export async function pageRequest(
+  secret: string,
+  query: { limit?: number; cursor?: string },
+): Promise<{ limit: number; cursor: Cursor | null }> {
+  return { limit: query.limit ?? PAGE_DEFAULT_LIMIT, cursor: query.cursor === undefined ? null : await decodeCursor(secret, query.cursor) };
 }
 
 /** Rows after `cursor` in newest-first order: `(t, id) < cursor`. No condition without a cursor. */
@@ -70,7 +87,8 @@ export function newerThan(t: SQLiteColumn, id: SQLiteColumn, cursor: Cursor | nu
  * Turns `limit + 1` fetched rows into a page: the extra row only proves there is a next page,
  * whose cursor is the position of the last row kept (by default its `createdAt` and `id`).
  */
-export function toPage<R, T>(
+export async function toPage<R, T>(
+  secret: string,
   rows: R[],
   limit: number,
   view: (row: R) => T,
@@ -78,10 +96,13 @@ export function toPage<R, T>(
     const r = row as unknown as { createdAt: number; id: string };
     return { t: r.createdAt, id: r.id };
   },
-): Page<T> {
+): Promise<Page<T>> {
   const kept = rows.slice(0, limit);
   const last = kept[kept.length - 1];
-  return { items: kept.map(view), next_cursor: rows.length > limit && last !== undefined ? encodeCursor(positionOf(last)) : null };
+  return {
+    items: kept.map(view),
+    next_cursor: rows.length > limit && last !== undefined ? await encodeCursor(secret, positionOf(last)) : null,
+  };
 }
 
 const LIMIT_MESSAGE = `must be an integer from 1 to ${PAGE_MAX_LIMIT}`;

@@ -13,3 +13,8 @@ export function cleanText(value: string): string | null {
   // Allow \n and \t in long text; refuse every other C0/C1 control and bidi override.
   return /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/.test(text) ? null : text;
 }
+
+/** Removes every C0 and C1 control character (tabs and line breaks included) and bidi override, for one-line values. */
+export function stripControlCharacters(value: string): string {
+  return value.replace(/[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g, "");
+}

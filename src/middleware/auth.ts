@@ -6,6 +6,13 @@ import { verifyAccessToken } from "../features/auth/access-tokens";
 import { AppError } from "../lib/errors";
 
 /**
+ * `Bearer <JWS compact serialization>`: the scheme name is case-insensitive (RFC 7235 §2.1), the
+ * token three base64url segments, which have no padding (RFC 7515 §2): a token with `=` is not
+ * one we issued, and is refused before any parsing.
+ */
+const BEARER = /^bearer +([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+)$/i;
+
+/**
  * Requires `Authorization: Bearer <access token>`. The JWT is verified without I/O; then the user
  * row is read (one primary-key lookup, which the handler needs anyway) so that a disabled or
  * deleted account, a token issued before `tokens_valid_after`, or a token whose sign-in (`sid`,
@@ -15,7 +22,7 @@ import { AppError } from "../lib/errors";
 export function requireUser(options: { withProfile?: boolean } = {}): MiddlewareHandler<AppEnv> {
   return async function requireUser(c, next) {
     const { db, clock, env } = c.var.deps;
-    const match = /^Bearer ([A-Za-z0-9._~+/-]+=*)$/.exec(c.req.header("authorization") ?? "");
+    const match = BEARER.exec(c.req.header("authorization") ?? "");
     if (!match?.[1]) throw new AppError("unauthorized", "Send a valid access token as 'Authorization: Bearer <token>'.");
     const claims = await verifyAccessToken(
       { keys: env.JWT_KEYS, issuer: env.JWT_ISSUER, audience: env.JWT_AUDIENCE },

@@ -3,8 +3,20 @@ import type { ConfigCache } from "../config/config.service";
 import { createDb } from "../db/client";
 import type { AppEnv } from "../env";
 import type { Clock } from "../lib/clock";
+import { parseIp } from "../lib/ip";
+import { stripControlCharacters } from "../lib/text";
 
 export const USER_AGENT_MAX = 256;
+
+/**
+ * The user agent as stored and shown: control characters (C0, DEL, C1, bidi overrides) removed so a crafted
+ * header cannot forge lines in a log or a page, then cut to USER_AGENT_MAX characters.
+ */
+export function cleanUserAgent(header: string | undefined): string | null {
+  if (header === undefined) return null;
+  const cleaned = stripControlCharacters(header).slice(0, USER_AGENT_MAX);
+  return cleaned || null;
+}
 
 /**
  * Wires the request's dependencies once: the Drizzle client over this request's D1 binding, the
@@ -21,8 +33,8 @@ export function requestContext(options: { clock: Clock; config: ConfigCache }): 
       invalidateConfig: () => options.config.invalidate(),
       env,
       meta: {
-        ip: c.req.header("cf-connecting-ip")?.slice(0, 64) ?? null,
-        userAgent: c.req.header("user-agent")?.slice(0, USER_AGENT_MAX) ?? null,
+        ip: parseIp(c.req.header("cf-connecting-ip")),
+        userAgent: cleanUserAgent(c.req.header("user-agent")),
       },
     });
     await next();

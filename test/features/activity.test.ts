@@ -166,18 +166,20 @@ describe("GET /me/activity: each event, recorded by the action itself", () => {
     expect(types(await allEntries(h, fresh.access_token, "type=password_changed"))).toEqual(["password_changed"]);
   });
 
-  it("records email_changed; a change without the current password records nothing", async () => {
-    await setConfig("require_email_verification", "false");
+  it("records email_change_requested; a change without the current password records nothing", async () => {
+    await setConfig("access_token_ttl", "3600");
     const u = await h.signedInUser();
+    h.clock.advance(61_000);
     const newEmail = `${unique("moved")}@example.com`;
     const refused = await h.call("PATCH", "/api/v1/me", { email: newEmail }, { token: u.access_token });
     expect(refused.status).toBe(401);
     const invalid = await h.call("PATCH", "/api/v1/me", { email: "not-an-email", current_password: u.password }, { token: u.access_token });
     expect(invalid.status).toBe(400);
-    expect(types(await allEntries(h, u.access_token))).not.toContain("email_changed");
+    expect(types(await allEntries(h, u.access_token))).not.toContain("email_change_requested");
     const ok = await h.call("PATCH", "/api/v1/me", { email: newEmail, current_password: u.password }, { token: u.access_token });
     expect(ok.status).toBe(200);
-    expect(types(await allEntries(h, u.access_token, "type=email_changed"))).toEqual(["email_changed"]);
+    expect(types(await allEntries(h, u.access_token, "type=email_change_requested"))).toEqual(["email_change_requested"]);
+    await setConfig("access_token_ttl", undefined);
   });
 
   it("records status_created and status_deleted; a refused status records nothing", async () => {
@@ -213,7 +215,8 @@ describe("GET /me/activity: each event, recorded by the action itself", () => {
     h.clock.advance(1);
     const verified = await h.call("POST", "/api/v1/auth/verify-email", { email, code: codeInMail(activation!) });
     expect(verified.status).toBe(200);
-    h.clock.advance(1);
+    // One code a minute per address: the registration's was the last.
+    h.clock.advance(61_000);
 
     const fromLogin = cap.sent.length;
     expect((await h.call("POST", "/api/v1/auth/otp", { email, purpose: "login" }, { env: cap.env })).status).toBe(202);
@@ -322,6 +325,7 @@ describe("GET /me/activity: each event, recorded by the action itself", () => {
 
   it("never contains a password, refresh token, access token or code, after every kind of action", async () => {
     await setConfig("require_email_verification", "false");
+    await setConfig("access_token_ttl", "3600");
     const u = await h.signedInUser();
     const secrets = [u.password, NEW_PASSWORD, u.refresh_token, u.access_token];
     const rotated = await h.call("POST", "/api/v1/auth/refresh", { refresh_token: u.refresh_token });
@@ -341,13 +345,19 @@ describe("GET /me/activity: each event, recorded by the action itself", () => {
     h.clock.advance(1000);
     const third = await h.login(u.email, NEW_PASSWORD);
     secrets.push(third.refresh_token, third.access_token);
+    // Before the email change, which ends every other sign-in.
+    await h.call("POST", "/api/v1/auth/logout", { refresh_token: second.refresh_token });
     const newEmail = `${unique("x")}@example.com`;
-    await h.call("PATCH", "/api/v1/me", { email: newEmail, current_password: NEW_PASSWORD }, { token: third.access_token });
+    const changeFrom = cap.sent.length;
+    await h.call("PATCH", "/api/v1/me", { email: newEmail, current_password: NEW_PASSWORD }, { token: third.access_token, env: cap.env });
+    const changeCode = cap.sent[changeFrom]?.code as string;
+    secrets.push(changeCode);
+    expect((await h.call("POST", "/api/v1/me/email/verify", { code: changeCode }, { token: third.access_token })).status).toBe(200);
+    h.clock.advance(61_000);
     const from = cap.sent.length;
     await h.call("POST", "/api/v1/auth/otp", { email: newEmail, purpose: "login" }, { env: cap.env });
     expect(cap.sent.length).toBe(from + 1);
     secrets.push(...cap.sent.slice(from).map((m) => m.code));
-    await h.call("POST", "/api/v1/auth/logout", { refresh_token: second.refresh_token });
 
     const entries = await allEntries(h, third.access_token);
     expect(new Set(types(entries))).toEqual(
@@ -357,11 +367,13 @@ describe("GET /me/activity: each event, recorded by the action itself", () => {
         "token_reuse_detected",
         "login_failed",
         "password_changed",
+        "email_change_requested",
         "email_changed",
         "otp_requested",
         "logout",
       ]),
     );
+    await setConfig("access_token_ttl", undefined);
     const raw = JSON.stringify(entries);
     for (const secret of secrets) expect(raw).not.toContain(secret);
     // The stored rows, not just the API view.
@@ -451,6 +463,8 @@ describe("retention job", () => {
   });
 
   it("deletes refresh tokens only of sign-ins that have entirely expired, keeping rotated ones that still detect reuse", async () => {
+    // Long-lived sign-ins: the absolute lifetime (30 days by default) would end session A first.
+    await setConfig("session_max_age", String(365 * 24 * 3600));
     h.clock.set(T0 + 500 * DAY);
     const start = h.clock.now();
     const u = await h.signedInUser(); // session A
@@ -476,6 +490,7 @@ describe("retention job", () => {
     h.clock.set(start + 61 * DAY);
     await runRetention(retentionDeps());
     expect(await tokensOf(u.access_token)).toBe(0);
+    await setConfig("session_max_age", undefined);
   });
 
   it("deletes ended rate-limit windows and expired one-time codes, keeping live ones", async () => {

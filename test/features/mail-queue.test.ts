@@ -1,10 +1,10 @@
 import { env } from "cloudflare:test";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { RETRY_MAX_SECONDS, retryDelaySeconds } from "../../src/features/mail/mail.consumer";
+import type { OtpMail as MailMessage } from "../../src/features/mail/mail.messages";
 import { escapeHtml, renderOtpMail } from "../../src/features/mail/mail.templates";
 import { CloudflareMailer, ConsoleMailer, HttpMailer, MemoryMailer } from "../../src/features/mail/mailer";
 import { addressOf, buildMimeMessage } from "../../src/features/mail/mime";
-import type { MailMessage } from "../../src/features/otp/otp.service";
 import { harness, unique } from "../helpers";
 import { capturingEnv, codeInMail, deliver } from "../mail-helpers";
 

@@ -80,8 +80,8 @@ describe("own profile", () => {
     await h.call("PATCH", PROFILE, { name: "Ada", profession: "Analyst" }, { token: u.access_token });
     const me = await h.call("GET", "/api/v1/me", undefined, { token: u.access_token });
     expect(me.status).toBe(200);
-    expect(me.json).toMatchObject({ id: u.id, email: u.email, username: u.username });
-    expect(me.json.profile).toMatchObject({ name: "Ada", profession: "Analyst", age: null, avatar_url: null });
+    expect(me.json.user).toMatchObject({ id: u.id, email: u.email, username: u.username });
+    expect(me.json.user.profile).toMatchObject({ name: "Ada", profession: "Analyst", age: null, avatar_url: null });
   });
 
   it("PUT sets every field and clears the ones left out", async () => {
@@ -285,6 +285,21 @@ describe("public directory", () => {
     const forged = btoa(JSON.stringify({ t: "x", id: "'; DROP TABLE users; --" })).replace(/=+$/, "");
     for (const cursor of ["not*a*cursor", "AAAA", forged, encodeCursorLike([1, 2]), "x".repeat(400)]) {
       const res = await h.call("GET", `/api/v1/profiles?cursor=${encodeURIComponent(cursor)}`);
+      expect(res.status).toBe(400);
+      expect(res.json.code).toBe("invalid_cursor");
+    }
+  });
+
+  it("answers a well-formed but forged cursor with 400: cursors are signed", async () => {
+    await insertAccounts(unique("sig").toLowerCase(), 3);
+    const first = await h.call("GET", "/api/v1/profiles?limit=1");
+    const real = first.json.next_cursor as string;
+    expect((await h.call("GET", `/api/v1/profiles?limit=1&cursor=${real}`)).status).toBe(200);
+    const [payload, mac] = real.split(".");
+    // The position moved (a valid position, just not one the server handed out), signature kept.
+    const forgedPayload = encodeCursorLike([0, "AAAAAAAAAAAAAAAAAAAAAA"]);
+    for (const cursor of [`${forgedPayload}.${mac}`, payload, `${payload}.${"0".repeat(32)}`, `${real}.x`]) {
+      const res = await h.call("GET", `/api/v1/profiles?limit=1&cursor=${encodeURIComponent(cursor as string)}`);
       expect(res.status).toBe(400);
       expect(res.json.code).toBe("invalid_cursor");
     }

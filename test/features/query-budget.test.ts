@@ -27,7 +27,7 @@ describe("query budget", () => {
     const u = await h.signedInUser();
     const res = await h.call("GET", "/api/v1/me", undefined, { token: u.access_token, env: probed });
     expect(res.status).toBe(200);
-    expect(res.json.profile).toBeTruthy();
+    expect(res.json.user.profile).toBeTruthy();
     // requireUser({ withProfile: true }) reads the user and its profile in one statement.
     expect(verbs(probe)).toEqual(["select"]);
     expect(probe.statements[0]).toMatch(/from "users" left join "profiles".*where "users"\."id" = \?/i);
@@ -44,15 +44,17 @@ describe("query budget", () => {
     expect(probe.roundTrips).toBe(2);
   });
 
-  it("signs in in two round trips: account and failure counters, then one three-statement batch", async () => {
+  it("signs in in two round trips: the account with both failure counters reserved, then one batch", async () => {
     const u = await h.registerVerified();
     const res = await h.call("POST", "/api/v1/auth/login", { email: u.email, password: u.password }, { env: probed });
     expect(res.status).toBe(200);
-    // Batch 1: user by email with its failure counter, and the IP's counter. Batch 2: refresh-token
-    // insert, counter reset and activity entry.
-    expect(verbs(probe)).toEqual(["select", "select", "insert", "delete", "insert"]);
-    expect(probe.statements[0]).toMatch(/from "users" left join "rate_limits"/);
-    expect(probe.statements[1]).toMatch(/from "rate_limits"/);
+    // Batch 1: the user by email, and this attempt reserved on the IP's and the account's counters
+    // (upserts). Batch 2: refresh-token insert, account counter cleared, IP reservation returned,
+    // activity entry.
+    expect(verbs(probe)).toEqual(["select", "insert", "insert", "insert", "delete", "update", "insert"]);
+    expect(probe.statements[0]).toMatch(/from "users" where "users"\."email" = \?/);
+    expect(probe.statements[1]).toMatch(/insert into "rate_limits"/);
+    expect(probe.statements[2]).toMatch(/insert into "rate_limits"/);
     expect(probe.roundTrips).toBe(2);
   });
 
@@ -62,7 +64,7 @@ describe("query budget", () => {
     await env.DB.prepare("UPDATE users SET password_hash = ? WHERE email = ?").bind(outdated, u.email).run();
     const res = await h.call("POST", "/api/v1/auth/login", { email: u.email, password: u.password }, { env: probed });
     expect(res.status).toBe(200);
-    expect(verbs(probe)).toEqual(["select", "select", "insert", "delete", "insert", "update"]);
+    expect(verbs(probe)).toEqual(["select", "insert", "insert", "insert", "delete", "update", "insert", "update"]);
     expect(probe.roundTrips).toBe(2);
     const row = await env.DB.prepare("SELECT password_hash FROM users WHERE email = ?").bind(u.email).first<{ password_hash: string }>();
     expect(row?.password_hash).toMatch(/^\$argon2id\$/);

@@ -90,7 +90,9 @@ describe("GET /me/sessions", () => {
         id: sidOf(first.access_token),
         created_at: iso(t1),
         last_used_at: iso(t3),
-        expires_at: iso(t3 + REFRESH_TTL_MS),
+        // The idle lifetime renews at each refresh, but never past the sign-in's absolute end
+        // (session_max_age, 30 days from the login, like refresh_token_ttl by default).
+        expires_at: iso(Math.min(t3 + REFRESH_TTL_MS, t1 + 30 * DAY)),
         ip: "198.51.100.5",
         user_agent: "App/3",
         current: true,

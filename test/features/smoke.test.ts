@@ -7,6 +7,6 @@ describe("smoke", () => {
     const u = await h.signedInUser();
     const me = await h.call("GET", "/api/v1/me", undefined, { token: u.access_token });
     expect(me.status).toBe(200);
-    expect(me.json.email).toBe(u.email);
+    expect(me.json.user.email).toBe(u.email);
   });
 });

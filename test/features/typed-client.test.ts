@@ -32,7 +32,7 @@ describe("typed client (hc<AppType>)", () => {
     expect(me.status).toBe(200);
     if (me.status !== 200) throw new Error("me failed");
     const body = await me.json();
-    expect(body).toMatchObject({ id: user.id, email, username, is_staff: false });
+    expect(body.user).toMatchObject({ id: user.id, email, username, is_staff: false, pending_email: null });
 
     const refreshed = await client.api.v1.auth.refresh.$post({ json: { refresh_token: tokens.refresh_token } });
     expect(refreshed.status).toBe(200);

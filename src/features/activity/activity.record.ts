@@ -18,6 +18,7 @@ export const ACTIVITY_TYPES = [
   "token_reuse_detected",
   "password_changed",
   "password_reset",
+  "email_change_requested",
   "email_changed",
   "profile_updated",
   "avatar_updated",
@@ -25,6 +26,7 @@ export const ACTIVITY_TYPES = [
   "status_created",
   "status_deleted",
   "otp_requested",
+  "otp_locked",
   "session_revoked",
 ] as const;
 export type ActivityType = (typeof ACTIVITY_TYPES)[number];

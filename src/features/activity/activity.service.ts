@@ -40,11 +40,11 @@ export function activityView(entry: ActivityEntry): ActivityView {
  * the access token, so nobody can page through someone else's history.
  */
 export async function listActivity(
-  deps: Pick<Deps, "db">,
+  deps: Pick<Deps, "db" | "env">,
   userId: string,
   query: { type?: ActivityType; limit?: number; cursor?: string },
 ): Promise<Page<ActivityView>> {
-  const { limit, cursor } = pageRequest(query);
+  const { limit, cursor } = await pageRequest(deps.env.OTP_SECRET, query);
   const rows = await deps.db
     .select()
     .from(activity)
@@ -57,7 +57,7 @@ export async function listActivity(
     )
     .orderBy(desc(activity.createdAt), desc(activity.id))
     .limit(limit + 1);
-  return toPage(rows, limit, activityView);
+  return toPage(deps.env.OTP_SECRET, rows, limit, activityView);
 }
 
 /** Every entry of the user, newest first (for the data export). */

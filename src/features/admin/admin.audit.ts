@@ -55,7 +55,7 @@ export interface AuditEntryView {
 
 /** One page of the audit trail, newest first, with a cursor for the next page (or null). */
 export async function listAudit(deps: Deps, input: { limit: number; cursor?: string }): Promise<Page<AuditEntryView>> {
-  const { limit, cursor } = pageRequest(input);
+  const { limit, cursor } = await pageRequest(deps.env.OTP_SECRET, input);
   const rows = await deps.db
     .select({ entry: adminAudit, actorEmail: users.email })
     .from(adminAudit)
@@ -64,6 +64,7 @@ export async function listAudit(deps: Deps, input: { limit: number; cursor?: str
     .orderBy(desc(adminAudit.createdAt), desc(adminAudit.id))
     .limit(limit + 1);
   return toPage(
+    deps.env.OTP_SECRET,
     rows,
     input.limit,
     ({ entry, actorEmail }) => ({

@@ -27,7 +27,7 @@ export function adminUserView(user: User) {
 
 /** Accounts whose email or username starts with `q` (canonicalised like stored identifiers), newest first. */
 export async function searchUsers(deps: Deps, input: { q?: string; limit: number; cursor?: string }) {
-  const { limit, cursor } = pageRequest(input);
+  const { limit, cursor } = await pageRequest(deps.env.OTP_SECRET, input);
   const q = input.q ? normalizeIdentifier(input.q) : "";
   const rows = await deps.db
     .select()
@@ -35,7 +35,7 @@ export async function searchUsers(deps: Deps, input: { q?: string; limit: number
     .where(and(q ? or(startsWith(users.email, q), startsWith(users.username, q)) : undefined, olderThan(users.createdAt, users.id, cursor)))
     .orderBy(desc(users.createdAt), desc(users.id))
     .limit(limit + 1);
-  return toPage(rows, limit, adminUserView);
+  return toPage(deps.env.OTP_SECRET, rows, limit, adminUserView);
 }
 
 async function findUser(deps: Deps, id: string): Promise<User> {

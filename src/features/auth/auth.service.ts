@@ -2,16 +2,17 @@
  * Accounts and password sign-in. Enumeration-safe: an unknown account, a wrong password and a
  * disabled account get the same 401 and cost the same hashing time.
  */
-import { eq, or, sql } from "drizzle-orm";
+import { eq, or, type SQL, sql } from "drizzle-orm";
 import { isUniqueViolation, runBatch } from "../../db/client";
-import { profiles, rateLimits, type User, users } from "../../db/schema";
+import { profiles, type User, users } from "../../db/schema";
 import type { Deps } from "../../env";
 import { randomId } from "../../lib/crypto";
 import { AppError, type FieldError } from "../../lib/errors";
-import { clearCounter, countHit, enforceRateLimit, type RateLimitRow, rateLimitKey, secondsUntilReset } from "../../lib/rate-limit";
-import { activityInsert } from "../activity/activity.record";
-import { prepareCode } from "../otp/otp.service";
-import { burnPasswordCheck, hasherFromEnv, hashPassword, needsRehash, verifyPassword } from "./password-hash";
+import { enforceRateLimit, type RateLimitRow } from "../../lib/rate-limit";
+import { activityInsert, activityInsertSelect } from "../activity/activity.record";
+import { countMailToAddress, prepareCode } from "../otp/otp.service";
+import { assertReserved, releasePasswordCheck, reservePasswordCheck } from "./password-check";
+import { checkPassword, hasherFromEnv, hashPassword, needsRehash } from "./password-hash";
 import { checkPasswordPolicy } from "./password-policy";
 import { prepareTokenPair, type TokenResponse } from "./tokens.service";
 
@@ -78,6 +79,7 @@ export async function register(
   const user: User = {
     id: randomId(),
     email: input.email,
+    pendingEmail: null,
     username: input.username ?? null,
     passwordHash: await hashPassword(input.password, hasherFromEnv(env.PASSWORD_HASHER)),
     isActive: true,
@@ -87,14 +89,14 @@ export async function register(
     createdAt: now,
     updatedAt: now,
   };
-  const code = user.emailVerified ? null : await prepareCode(deps, user, "verify_email");
+  const code = user.emailVerified ? null : await prepareCode(deps, { userId: user.id, sentTo: user.email }, "verify_email");
   try {
     // The account, its profile, its history and its first code exist together or not at all.
     await runBatch(db, [
       db.insert(users).values(user),
       db.insert(profiles).values({ userId: user.id, updatedAt: now }),
       activityInsert(db, { userId: user.id, type: "register", nowMs: now, meta }),
-      ...(code?.queries ?? []),
+      ...(code ? [...code.queries, ...countMailToAddress(db, user.email, now)] : []),
     ]);
   } catch (error) {
     rethrowUniqueViolation(error);
@@ -103,43 +105,41 @@ export async function register(
   return user;
 }
 
+/**
+ * The per-account counter's subject for a login by email or username: the account's id when it
+ * exists (so email and username share one counter), otherwise the identifier itself, so an
+ * unknown address accumulates failures and gets 429 exactly like an existing one.
+ */
+function accountSubject(input: { email?: string; username?: string }): SQL {
+  const match = input.email ? eq(users.email, input.email) : eq(users.username, input.username ?? "");
+  const fallback = input.email ? `unknown:email:${input.email}` : `unknown:username:${input.username ?? ""}`;
+  return sql`COALESCE((SELECT ${users.id} FROM ${users} WHERE ${match}), ${fallback})`;
+}
+
 export async function login(deps: Deps, input: { email?: string; username?: string; password: string }): Promise<TokenResponse> {
   const { db, clock, meta, env } = deps;
   const hasher = hasherFromEnv(env.PASSWORD_HASHER);
   const now = clock.now();
   const ip = meta.ip ?? "unknown";
-  // One round trip: the account with its failure counter (keyed by user id, so email and
-  // username share it), and the client IP's failure counter.
-  const [accounts, ipCounters] = (await runBatch(db, [
-    db
-      .select({ user: users, counter: rateLimits })
-      .from(users)
-      .leftJoin(rateLimits, eq(rateLimits.key, sql`${rateLimitKey("loginFailuresPerAccount", "")} || ${users.id}`))
-      .where(input.email ? eq(users.email, input.email) : eq(users.username, input.username ?? ""))
-      .limit(1),
-    db
-      .select()
-      .from(rateLimits)
-      .where(eq(rateLimits.key, rateLimitKey("loginFailuresPerIp", ip))),
-  ])) as [{ user: User; counter: RateLimitRow | null }[], RateLimitRow[]];
-  const user = accounts[0]?.user;
-  const waits = [
-    secondsUntilReset("loginFailuresPerIp", ipCounters[0], now),
-    secondsUntilReset("loginFailuresPerAccount", accounts[0]?.counter, now),
-  ];
-  const wait = waits.reduce<number | null>((max, w) => (w === null ? max : Math.max(max ?? 0, w)), null);
-  if (wait !== null) {
-    throw new AppError("rate_limited", "Too many failed sign-in attempts; try again later.", { retryAfterSeconds: wait });
-  }
+  const match = input.email ? eq(users.email, input.email) : eq(users.username, input.username ?? "");
+  // One round trip: the account, and this attempt reserved on the IP's and the account's
+  // failure counters before the password is checked.
+  const [accounts, ipRows, accountRows] = (await runBatch(db, [
+    db.select().from(users).where(match).limit(1),
+    ...reservePasswordCheck(db, accountSubject(input), ip, now),
+  ])) as [User[], RateLimitRow[], RateLimitRow[]];
+  assertReserved(ipRows[0], accountRows[0], now);
+  const user = accounts[0];
 
-  let valid = false;
-  if (user) valid = await verifyPassword(input.password, user.passwordHash);
-  else await burnPasswordCheck(input.password, hasher);
+  const valid = await checkPassword(input.password, user?.passwordHash ?? null, hasher);
   if (!user || !valid || !user.isActive) {
+    // The same statement for every identifier: the entry is written only when the account exists.
     await runBatch(db, [
-      countHit(db, "loginFailuresPerIp", ip, now),
-      user && countHit(db, "loginFailuresPerAccount", user.id, now),
-      user && activityInsert(db, { userId: user.id, type: "login_failed", nowMs: now, meta, details: { method: "password" } }),
+      activityInsertSelect(
+        db,
+        { userId: "", type: "login_failed", nowMs: now, meta, details: { method: "password" } },
+        { userIdFrom: sql`(SELECT ${users.id} FROM ${users} WHERE ${match})`, where: sql`EXISTS (SELECT 1 FROM ${users} WHERE ${match})` },
+      ),
     ]);
     throw new AppError("invalid_credentials", "The email/username or password is not correct.");
   }
@@ -153,7 +153,7 @@ export async function login(deps: Deps, input: { email?: string; username?: stri
   const rehash = needsRehash(user.passwordHash, hasher) ? await hashPassword(input.password, hasher) : null;
   await runBatch(db, [
     pair.insert,
-    clearCounter(db, "loginFailuresPerAccount", user.id),
+    ...releasePasswordCheck(db, user.id, ip),
     activityInsert(db, {
       userId: user.id,
       type: "login",

@@ -17,6 +17,17 @@ export const WORKERD_PBKDF2_MAX_ITERATIONS = 100_000;
 
 export type HasherName = "argon2id" | "pbkdf2";
 
+/**
+ * Stored instead of a hash when an account has no password: no PHC string starts with "!", so
+ * nothing verifies against it. An account gets it when its address is claimed by the mailbox's
+ * owner after someone else registered it (the squatter's password must stop working).
+ */
+export const UNUSABLE_PASSWORD_HASH = "!";
+
+export function hasUsablePassword(stored: string): boolean {
+  return !stored.startsWith(UNUSABLE_PASSWORD_HASH);
+}
+
 export function hasherFromEnv(value: string | undefined): HasherName {
   return value === "pbkdf2" ? "pbkdf2" : "argon2id";
 }
@@ -75,4 +86,16 @@ export async function burnPasswordCheck(password: string, hasher: HasherName): P
     dummyHashes.set(hasher, dummy);
   }
   await verifyPassword(password, await dummy);
+}
+
+/**
+ * Verifies `password` against `stored`; with no account (null) or no usable password, burns the
+ * same hashing time and returns false, so the answer's timing tells nothing about the account.
+ */
+export async function checkPassword(password: string, stored: string | null, hasher: HasherName): Promise<boolean> {
+  if (stored === null || !hasUsablePassword(stored)) {
+    await burnPasswordCheck(password, hasher);
+    return false;
+  }
+  return verifyPassword(password, stored);
 }

@@ -45,39 +45,50 @@ export const hashRefreshToken = (token: string) => sha256Hex(token);
 export async function prepareTokenPair(
   deps: Deps,
   userId: string,
-  family?: { familyId: string; parentId: string },
+  family?: { familyId: string; parentId: string; familyCreatedAt: number },
 ): Promise<{ response: TokenResponse; insert: Query; row: typeof refreshTokens.$inferInsert }> {
   const config = await deps.config();
   const now = deps.clock.now();
   const refreshToken = base64urlEncode(randomBytes(32));
+  const familyCreatedAt = family?.familyCreatedAt ?? now;
+  // The idle lifetime renews at every rotation; the sign-in's absolute end never moves.
+  const expiresAt = Math.min(now + config.refresh_token_ttl * 1000, sessionEndsAt(familyCreatedAt, config.session_max_age));
   const row = {
     id: randomId(),
     userId,
     familyId: family?.familyId ?? randomId(),
+    familyCreatedAt,
     parentId: family?.parentId ?? null,
     tokenHash: await hashRefreshToken(refreshToken),
     createdAt: now,
-    expiresAt: now + config.refresh_token_ttl * 1000,
+    expiresAt,
     userAgent: deps.meta.userAgent,
     ip: deps.meta.ip,
   };
+  // Nor does an access token outlive its sign-in.
+  const accessTtl = Math.max(1, Math.min(config.access_token_ttl, Math.floor((expiresAt - now) / 1000)));
   const { token } = await signAccessToken(accessTokenSettings(deps.env), {
     userId,
     nowMs: now,
-    ttlSeconds: config.access_token_ttl,
+    ttlSeconds: accessTtl,
     sessionId: row.familyId,
   });
   return {
     response: {
       access_token: token,
       token_type: "Bearer",
-      expires_in: config.access_token_ttl,
+      expires_in: accessTtl,
       refresh_token: refreshToken,
-      refresh_expires_in: config.refresh_token_ttl,
+      refresh_expires_in: Math.floor((expiresAt - now) / 1000),
     },
     insert: deps.db.insert(refreshTokens).values(row),
     row,
   };
+}
+
+/** When a sign-in that began at `familyCreatedAt` ends, whatever its rotations (KV `session_max_age`, OWASP ASVS 10.4.8). */
+export function sessionEndsAt(familyCreatedAt: number, sessionMaxAgeSeconds: number): number {
+  return familyCreatedAt + sessionMaxAgeSeconds * 1000;
 }
 
 /** Revokes every live token of one family (a sign-in), e.g. on logout or detected reuse. */
@@ -179,9 +190,15 @@ export async function rotateRefreshToken(deps: Deps, presented: string): Promise
     }
     throw invalid;
   }
-  if (token.expiresAt <= now || !userActive) throw invalid;
+  const config = await deps.config();
+  // Past its absolute lifetime (session_max_age may have been lowered since the token was issued).
+  if (token.expiresAt <= now || sessionEndsAt(token.familyCreatedAt, config.session_max_age) <= now || !userActive) throw invalid;
 
-  const pair = await prepareTokenPair(deps, token.userId, { familyId: token.familyId, parentId: token.id });
+  const pair = await prepareTokenPair(deps, token.userId, {
+    familyId: token.familyId,
+    parentId: token.id,
+    familyCreatedAt: token.familyCreatedAt,
+  });
   // One transaction: the successor is inserted only if the parent is still live, and the parent
   // is revoked only if it was live. Whichever concurrent request runs second changes nothing.
   const [, revoked] = await runBatch(db, [

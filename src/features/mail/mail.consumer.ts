@@ -7,23 +7,12 @@
  * could never succeed.
  */
 import { eq } from "drizzle-orm";
-import { z } from "zod";
 import { createDb, type Db } from "../../db/client";
 import { otpCodes } from "../../db/schema";
 import { type Clock, systemClock } from "../../lib/clock";
-import { OTP_PURPOSES } from "../otp/otp.service";
-import { renderOtpMail } from "./mail.templates";
-import { type Mailer, mailerFromEnv } from "./mailer";
-
-/** Mirrors `MailMessage` (otp.service.ts); anything else on the queue is malformed. */
-const MailMessageSchema = z.object({
-  kind: z.literal("otp"),
-  to: z.string().email().max(254),
-  purpose: z.enum(OTP_PURPOSES),
-  code: z.string().regex(/^\d{6}$/),
-  code_id: z.string().min(1).max(64),
-  expires_at: z.string().datetime(),
-});
+import { MailMessageSchema, type NoticeMail, type OtpMail } from "./mail.messages";
+import { renderNoticeMail, renderOtpMail } from "./mail.templates";
+import { type Mail, type Mailer, mailerFromEnv } from "./mailer";
 
 /** First retry after 5 s, doubling: 5, 10, 20, 40, 80 s keeps five retries inside a 10-minute code. */
 export const RETRY_BASE_SECONDS = 5;
@@ -37,6 +26,29 @@ export function retryDelaySeconds(attempts: number): number {
 
 export type MailOutcome = "sent" | "skipped" | "malformed" | "retry";
 
+/** The code's mail, or why it is not sent (the code is no longer live, or never existed). */
+async function otpMail(body: OtpMail, db: Db, clock: Clock): Promise<Mail | string> {
+  const now = clock.now();
+  const row = await db.query.otpCodes.findFirst({
+    columns: { consumedAt: true, expiresAt: true },
+    where: eq(otpCodes.id, body.code_id),
+  });
+  const state = !row ? "gone" : row.consumedAt !== null ? "used or superseded" : row.expiresAt <= now ? "expired" : "live";
+  if (state !== "live" || !row) return `its ${body.purpose} code is ${state}`;
+  const rendered = renderOtpMail({ to: body.to, purpose: body.purpose, code: body.code, expiresAtMs: row.expiresAt, nowMs: now });
+  return {
+    to: body.to,
+    ...rendered,
+    idempotencyKey: body.code_id,
+    summary: { purpose: body.purpose, code: body.code, expires: body.expires_at },
+  };
+}
+
+function noticeMail(body: NoticeMail): Mail {
+  const rendered = renderNoticeMail({ to: body.to, notice: body.notice, newEmail: body.new_email });
+  return { to: body.to, ...rendered, idempotencyKey: body.notice_id, summary: { notice: body.notice } };
+}
+
 async function handleMessage(message: Message<unknown>, db: Db, mailer: Mailer, clock: Clock): Promise<MailOutcome> {
   const parsed = MailMessageSchema.safeParse(message.body);
   if (!parsed.success) {
@@ -48,24 +60,13 @@ async function handleMessage(message: Message<unknown>, db: Db, mailer: Mailer, 
   }
   const body = parsed.data;
   try {
-    const now = clock.now();
-    const row = await db.query.otpCodes.findFirst({
-      columns: { consumedAt: true, expiresAt: true },
-      where: eq(otpCodes.id, body.code_id),
-    });
-    const state = !row ? "gone" : row.consumedAt !== null ? "used or superseded" : row.expiresAt <= now ? "expired" : "live";
-    if (state !== "live" || !row) {
-      console.log(`[mail] skipping message ${message.id}: its ${body.purpose} code is ${state}`);
+    const mail = body.kind === "otp" ? await otpMail(body, db, clock) : noticeMail(body);
+    if (typeof mail === "string") {
+      console.log(`[mail] skipping message ${message.id}: ${mail}`);
       message.ack();
       return "skipped";
     }
-    const rendered = renderOtpMail({ to: body.to, purpose: body.purpose, code: body.code, expiresAtMs: row.expiresAt, nowMs: now });
-    await mailer.send({
-      to: body.to,
-      ...rendered,
-      idempotencyKey: body.code_id,
-      summary: { purpose: body.purpose, code: body.code, expires: body.expires_at },
-    });
+    await mailer.send(mail);
     message.ack();
     return "sent";
   } catch (error) {

@@ -2,7 +2,8 @@
  * One mail template per one-time-code purpose, each rendered as plain text and HTML from the same
  * wording so the two bodies never disagree. Everything interpolated into HTML is escaped.
  */
-import type { OtpPurpose } from "../otp/otp.service";
+import type { OtpPurpose } from "../otp/otp.purposes";
+import type { Notice } from "./mail.messages";
 
 export interface RenderedMail {
   subject: string;
@@ -33,6 +34,11 @@ const TEMPLATES: Record<OtpPurpose, Template> = {
     subject: "Your Latchkey password reset code",
     lead: "Use this code to choose a new password:",
     ignore: "If you did not ask to reset your password, you can ignore this email; your password has not changed.",
+  },
+  change_email: {
+    subject: "Confirm your new Latchkey email address",
+    lead: "Use this code to make this address your account's email address:",
+    ignore: "If you did not ask for this, you can ignore this email; nothing changes without the code.",
   },
 };
 
@@ -66,6 +72,39 @@ export function renderOtpMail(input: { to: string; purpose: OtpPurpose; code: st
 <p style="font-size:28px;font-weight:bold;letter-spacing:6px;font-family:monospace">${escapeHtml(input.code)}</p>
 <p>${escapeHtml(validity)}</p>
 <p>${escapeHtml(t.ignore)}</p>
+<p style="color:#666;font-size:12px">${escapeHtml(footer)}</p>
+</body></html>
+`;
+  return { subject: t.subject, text, html };
+}
+
+const NOTICES: Record<Notice, { subject: string; lines: (newEmail: string) => string[] }> = {
+  email_change_requested: {
+    subject: "Your Latchkey email address is being changed",
+    lines: (newEmail) => [
+      `Someone signed in to your account asked to change its email address to ${newEmail}.`,
+      "Nothing changes until the code we sent to that address is entered; until then this address stays the account's email.",
+      "If this wasn't you, change your password now and sign out everywhere: someone knows your password.",
+    ],
+  },
+  email_changed: {
+    subject: "Your Latchkey email address was changed",
+    lines: (newEmail) => [
+      `Your account's email address is now ${newEmail}. This address no longer signs in to it, and every other sign-in has ended.`,
+      "If this wasn't you, reply to this email or contact support at once.",
+    ],
+  },
+};
+
+/** Renders a security notice (no code): what happened to the account, and what to do if it wasn't you. */
+export function renderNoticeMail(input: { to: string; notice: Notice; newEmail: string }): RenderedMail {
+  const t = NOTICES[input.notice];
+  const lines = t.lines(input.newEmail);
+  const footer = `This email was sent to ${input.to}.`;
+  const text = [...lines, "", footer, ""].join("\n");
+  const html = `<!doctype html>
+<html><body style="font-family:system-ui,sans-serif;color:#111">
+${lines.map((line) => `<p>${escapeHtml(line)}</p>`).join("\n")}
 <p style="color:#666;font-size:12px">${escapeHtml(footer)}</p>
 </body></html>
 `;

@@ -1,14 +1,32 @@
 import { createRoute, z } from "@hono/zod-openapi";
+import type { Profile, User } from "../../db/schema";
+import type { Deps } from "../../env";
 import { bearerAuth, createRouter, jsonBody, jsonContent, problems } from "../../lib/openapi";
 import { requireUser } from "../../middleware/auth";
 import { EmailSchema, PasswordSchema, UsernameSchema, UserSchema } from "../auth/auth.schemas";
-import { userView } from "../auth/auth.service";
+import { CodeSchema } from "../otp/otp.schemas";
 import { ProfileSchema } from "../profiles/profiles.schemas";
-import { loadOwnProfile, profileView } from "../profiles/profiles.service";
-import { changePassword, deleteMe, updateMe } from "./me.service";
+import { loadOwnProfile } from "../profiles/profiles.service";
+import { changePassword, confirmEmailChange, deleteMe, meView, updateMe } from "./me.service";
 
 const tags = ["me"];
 const auth = { security: bearerAuth, middleware: [requireUser()] };
+/** Routes that answer with the account: the profile comes in requireUser's one query. */
+const authWithProfile = { security: bearerAuth, middleware: [requireUser({ withProfile: true })] };
+
+/** The account as its owner sees it; every /me route that returns the account uses this envelope. */
+const MeSchema = UserSchema.extend({
+  pending_email: z.string().nullable().openapi({ description: "An address waiting for its change_email code; null when none" }),
+  has_password: z
+    .boolean()
+    .openapi({ description: "False when the account signs in by emailed code only (set one with POST /me/password)" }),
+  profile: ProfileSchema,
+}).openapi("Me");
+const MeResponseSchema = z.object({ user: MeSchema }).openapi("MeResponse");
+
+async function meBody(deps: Deps, user: User, profile: Profile | null) {
+  return { user: meView(user, profile ?? (await loadOwnProfile(deps, user.id))) };
+}
 
 // Strict objects: `id`, `is_staff`, `is_active`, `password`, timestamps … are refused with 400,
 // never silently dropped or applied (mass assignment).
@@ -27,14 +45,23 @@ const PatchMeSchema = z
   })
   .openapi("UpdateMeRequest");
 const ChangePasswordSchema = z
-  .strictObject({ current_password: PasswordSchema, new_password: PasswordSchema })
+  .strictObject({
+    current_password: PasswordSchema.optional().openapi({
+      description: "Required unless the account has no password yet (has_password: false)",
+    }),
+    new_password: PasswordSchema,
+  })
   .openapi("ChangePasswordRequest");
+const ConfirmEmailSchema = z.strictObject({ code: CodeSchema }).openapi("ConfirmEmailChangeRequest");
 const DeleteMeSchema = z.strictObject({ current_password: PasswordSchema }).openapi("DeleteMeRequest");
 
 const updateResponses = {
-  200: jsonContent(z.object({ user: UserSchema }), "The updated account"),
-  ...problems(400, 401, 409, 413, 415),
+  200: jsonContent(MeResponseSchema, "The updated account"),
+  ...problems(400, 401, 409, 413, 415, 429),
 };
+const EMAIL_CHANGE =
+  "A new `email` needs `current_password` and stays `pending_email` until the code mailed to it is given to " +
+  "`POST /me/email/verify`; a notice goes to the current address. Giving the current address again cancels a pending change.";
 
 export const meRoutes = createRouter()
   .openapi(
@@ -43,12 +70,10 @@ export const meRoutes = createRouter()
       path: "/me",
       tags,
       summary: "The signed-in account",
-      security: bearerAuth,
-      middleware: [requireUser({ withProfile: true })],
-      responses: { 200: jsonContent(UserSchema.extend({ profile: ProfileSchema }), "The account and its profile"), ...problems(401) },
+      ...authWithProfile,
+      responses: { 200: jsonContent(MeResponseSchema, "The account and its profile"), ...problems(401) },
     }),
-    async (c) =>
-      c.json({ ...userView(c.var.user), profile: profileView(c.var.profile ?? (await loadOwnProfile(c.var.deps, c.var.user.id))) }, 200),
+    async (c) => c.json(await meBody(c.var.deps, c.var.user, c.var.profile), 200),
   )
   .openapi(
     createRoute({
@@ -56,11 +81,13 @@ export const meRoutes = createRouter()
       path: "/me",
       tags,
       summary: "Replace email and username",
-      ...auth,
+      description: EMAIL_CHANGE,
+      ...authWithProfile,
       request: { body: jsonBody(PutMeSchema) },
       responses: updateResponses,
     }),
-    async (c) => c.json({ user: userView(await updateMe(c.var.deps, c.var.user, c.req.valid("json"), "replace")) }, 200),
+    async (c) =>
+      c.json(await meBody(c.var.deps, await updateMe(c.var.deps, c.var.user, c.req.valid("json"), "replace"), c.var.profile), 200),
   )
   .openapi(
     createRoute({
@@ -68,11 +95,30 @@ export const meRoutes = createRouter()
       path: "/me",
       tags,
       summary: "Change email or username",
-      ...auth,
+      description: EMAIL_CHANGE,
+      ...authWithProfile,
       request: { body: jsonBody(PatchMeSchema) },
       responses: updateResponses,
     }),
-    async (c) => c.json({ user: userView(await updateMe(c.var.deps, c.var.user, c.req.valid("json"), "patch")) }, 200),
+    async (c) => c.json(await meBody(c.var.deps, await updateMe(c.var.deps, c.var.user, c.req.valid("json"), "patch"), c.var.profile), 200),
+  )
+  .openapi(
+    createRoute({
+      method: "post",
+      path: "/me/email/verify",
+      tags,
+      summary: "Complete a pending email change with the code mailed to the new address",
+      description:
+        "The pending address becomes the account's verified email, every outstanding code is voided and every other sign-in ends. " +
+        "A wrong, expired or used code answers `400 invalid_code`; an address another account took in the meantime `409 email_taken`.",
+      ...authWithProfile,
+      request: { body: jsonBody(ConfirmEmailSchema) },
+      responses: { 200: jsonContent(MeResponseSchema, "The account with its new address"), ...problems(400, 401, 409, 413, 415) },
+    }),
+    async (c) => {
+      const user = await confirmEmailChange(c.var.deps, c.var.user, c.var.token.sessionId, c.req.valid("json").code);
+      return c.json(await meBody(c.var.deps, user, c.var.profile), 200);
+    },
   )
   .openapi(
     createRoute({
@@ -83,7 +129,7 @@ export const meRoutes = createRouter()
       description: "Revokes every other sign-in and every access token issued so far (refresh this session's token to continue).",
       ...auth,
       request: { body: jsonBody(ChangePasswordSchema) },
-      responses: { 204: { description: "Changed" }, ...problems(400, 401, 413, 415) },
+      responses: { 204: { description: "Changed" }, ...problems(400, 401, 413, 415, 429) },
     }),
     async (c) => {
       await changePassword(c.var.deps, c.var.user, c.var.token.sessionId, c.req.valid("json"));
@@ -98,7 +144,7 @@ export const meRoutes = createRouter()
       summary: "Delete the account and everything it owns",
       ...auth,
       request: { body: jsonBody(DeleteMeSchema) },
-      responses: { 204: { description: "Deleted" }, ...problems(400, 401, 413, 415) },
+      responses: { 204: { description: "Deleted" }, ...problems(400, 401, 413, 415, 429) },
     }),
     async (c) => {
       await deleteMe(c.var.deps, c.var.user, c.req.valid("json").current_password);

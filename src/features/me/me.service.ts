@@ -1,26 +1,65 @@
-/** The signed-in user's own account: identifiers, password, deletion. */
-import { eq } from "drizzle-orm";
+/**
+ * The signed-in user's own account: identifiers, email change, password, deletion.
+ *
+ * Email ownership: a new address is *pending* until it proves itself with the `change_email` code
+ * mailed to it. Until then the account keeps its old, verified address, and the pending one
+ * reserves nothing (anyone may still register it; whoever proves it first gets it). Completing
+ * the change voids every other code of the account and ends every other sign-in.
+ */
+import { and, eq } from "drizzle-orm";
 import { runBatch } from "../../db/client";
-import { type User, users } from "../../db/schema";
+import { type Profile, type User, users } from "../../db/schema";
 import type { Deps } from "../../env";
-import { AppError } from "../../lib/errors";
+import { randomId } from "../../lib/crypto";
+import { countHit, isOverLimit, type RateLimitRow, rateLimited } from "../../lib/rate-limit";
 import { activityInsert } from "../activity/activity.record";
-import { assertIdentifiersFree, assertPasswordPolicy, rethrowUniqueViolation } from "../auth/auth.service";
-import { hasherFromEnv, hashPassword, verifyPassword } from "../auth/password-hash";
+import { assertIdentifiersFree, assertPasswordPolicy, rethrowUniqueViolation, userView } from "../auth/auth.service";
+import { reauthenticate } from "../auth/password-check";
+import { hasherFromEnv, hashPassword, hasUsablePassword } from "../auth/password-hash";
 import { invalidateAccessTokens, revokeAllForUser } from "../auth/tokens.service";
-import { prepareCode } from "../otp/otp.service";
+import {
+  checkCode,
+  enqueueMail,
+  invalidCode,
+  prepareCode,
+  recordFailure,
+  spendCode,
+  supersedeCodes,
+  voidAllCodes,
+} from "../otp/otp.service";
 import { deleteAllAvatarObjects } from "../profiles/avatar.storage";
+import { profileView } from "../profiles/profiles.service";
 
-async function assertCurrentPassword(user: User, password: string | undefined) {
-  if (password === undefined || !(await verifyPassword(password, user.passwordHash))) {
-    throw new AppError("invalid_current_password");
+/** The account as its owner sees it: the public user fields, the pending address, and the profile. */
+export function meView(user: User, profile: Profile) {
+  return {
+    ...userView(user),
+    pending_email: user.pendingEmail,
+    has_password: hasUsablePassword(user.passwordHash),
+    profile: profileView(profile),
+  };
+}
+
+/** Reserves one mail to `address` on its per-minute and per-hour counters; 429 when over. */
+async function reserveMailTo(deps: Deps, address: string, nowMs: number) {
+  const { db } = deps;
+  const [minute, hour] = (await runBatch(db, [
+    countHit(db, "otpPerEmailMinute", address, nowMs),
+    countHit(db, "otpPerEmailHour", address, nowMs),
+  ])) as [RateLimitRow[], RateLimitRow[]];
+  for (const [name, row] of [
+    ["otpPerEmailMinute", minute[0]],
+    ["otpPerEmailHour", hour[0]],
+  ] as const) {
+    if (row && isOverLimit(name, row)) throw rateLimited(row, nowMs, "A code was mailed to this address moments ago; try again later.");
   }
 }
 
 /**
  * PUT (`replace`) sets both editable fields, an omitted username becoming null; PATCH changes
- * only the fields given. A new email needs the current password, and must be confirmed again
- * when verification is required (a code is mailed to the new address).
+ * only the fields given. A new email needs the current password and becomes *pending*: a
+ * `change_email` code goes to the new address and a notice to the old one. Giving the current
+ * address again cancels a pending change.
  */
 export async function updateMe(
   deps: Deps,
@@ -31,37 +70,78 @@ export async function updateMe(
   const { db, clock, meta } = deps;
   const email = input.email ?? user.email;
   const username = mode === "replace" ? (input.username ?? null) : input.username === undefined ? user.username : input.username;
-  const emailChanged = email !== user.email;
-  if (emailChanged) await assertCurrentPassword(user, input.current_password);
-  if (!emailChanged && username === user.username) return user;
-  await assertIdentifiersFree(deps, emailChanged ? email : null, username !== user.username ? username : null, user.id);
+  const emailChange = email !== user.email;
+  const cancelPending = !emailChange && input.email !== undefined && user.pendingEmail !== null;
+  if (!emailChange && !cancelPending && username === user.username) return user;
 
+  const release = emailChange ? await reauthenticate(deps, user, input.current_password) : [];
+  await assertIdentifiersFree(deps, emailChange ? email : null, username !== user.username ? username : null, user.id);
   const now = clock.now();
-  const config = await deps.config();
-  const emailVerified = emailChanged ? !config.require_email_verification : user.emailVerified;
-  const updated: User = { ...user, email, username, emailVerified, updatedAt: now };
-  const code = emailChanged && !emailVerified ? await prepareCode(deps, updated, "verify_email") : null;
+  if (emailChange) await reserveMailTo(deps, email, now);
+
+  const pendingEmail = emailChange ? email : cancelPending ? null : user.pendingEmail;
+  const updated: User = { ...user, username, pendingEmail, updatedAt: now };
+  const code = emailChange ? await prepareCode(deps, { userId: user.id, sentTo: email }, "change_email") : null;
   try {
     await runBatch(db, [
-      db.update(users).set({ email, username, emailVerified, updatedAt: now }).where(eq(users.id, user.id)),
-      emailChanged && activityInsert(db, { userId: user.id, type: "email_changed", nowMs: now, meta }),
+      db.update(users).set({ username, pendingEmail, updatedAt: now }).where(eq(users.id, user.id)),
+      cancelPending && supersedeCodes(db, user.id, "change_email", now),
       ...(code?.queries ?? []),
+      emailChange && activityInsert(db, { userId: user.id, type: "email_change_requested", nowMs: now, meta }),
+      ...release,
     ]);
   } catch (error) {
     rethrowUniqueViolation(error);
   }
-  await code?.send();
+  if (code) {
+    await code.send();
+    await enqueueMail(deps, { kind: "notice", notice: "email_change_requested", to: user.email, new_email: email, notice_id: randomId() });
+  }
   return updated;
 }
 
-/** Sets a new password; every other sign-in and every access token issued so far stop working. */
+/**
+ * `POST /me/email/verify`: completes a pending email change with the code mailed to the new
+ * address. In one transaction: the address moves, it counts as verified, every outstanding code
+ * of the account is voided, and every sign-in but this one ends (their access tokens with them:
+ * `requireUser` checks that a token's sign-in is live). An address another account took in the
+ * meantime is a 409 and changes nothing. The old address gets a final notice.
+ */
+export async function confirmEmailChange(deps: Deps, user: User, sessionId: string, code: string): Promise<User> {
+  const { db, clock } = deps;
+  const address = user.pendingEmail;
+  if (address === null) throw invalidCode();
+  const check = await checkCode(deps, { address, purpose: "change_email", code, account: { by: "user", userId: user.id } });
+  if (!check.ok) return recordFailure(deps, check);
+  const now = clock.now();
+  try {
+    await spendCode(deps, check.codeId, { userId: user.id, type: "email_changed" }, [
+      db
+        .update(users)
+        .set({ email: address, pendingEmail: null, emailVerified: true, updatedAt: now })
+        .where(and(eq(users.id, user.id), eq(users.pendingEmail, address))),
+      voidAllCodes(db, user.id, now),
+      revokeAllForUser(db, user.id, "email_changed", now, sessionId),
+    ]);
+  } catch (error) {
+    rethrowUniqueViolation(error);
+  }
+  await enqueueMail(deps, { kind: "notice", notice: "email_changed", to: user.email, new_email: address, notice_id: randomId() });
+  return { ...user, email: address, pendingEmail: null, emailVerified: true, updatedAt: now };
+}
+
+/**
+ * Sets a new password; every other sign-in and every access token issued so far stop working.
+ * An account without a usable password (its address was claimed by a code sign-in) sets its
+ * first one here without `current_password`.
+ */
 export async function changePassword(
   deps: Deps,
   user: User,
   sessionId: string,
-  input: { current_password: string; new_password: string },
+  input: { current_password?: string; new_password: string },
 ): Promise<void> {
-  await assertCurrentPassword(user, input.current_password);
+  const release = hasUsablePassword(user.passwordHash) ? await reauthenticate(deps, user, input.current_password) : [];
   assertPasswordPolicy(input.new_password, { email: user.email, username: user.username }, "new_password");
   const { db, clock, meta, env } = deps;
   const now = clock.now();
@@ -71,6 +151,7 @@ export async function changePassword(
     revokeAllForUser(db, user.id, "password_changed", now, sessionId),
     invalidateAccessTokens(db, user.id, now),
     activityInsert(db, { userId: user.id, type: "password_changed", nowMs: now, meta }),
+    ...release,
   ]);
 }
 
@@ -81,7 +162,7 @@ export async function changePassword(
  * profile pointing at a missing image.
  */
 export async function deleteMe(deps: Deps, user: User, currentPassword: string): Promise<void> {
-  await assertCurrentPassword(user, currentPassword);
-  await deps.db.delete(users).where(eq(users.id, user.id));
+  const release = await reauthenticate(deps, user, currentPassword);
+  await runBatch(deps.db, [deps.db.delete(users).where(eq(users.id, user.id)), ...release]);
   await deleteAllAvatarObjects(deps.env.AVATARS, user.id);
 }

@@ -1,6 +1,6 @@
 import { z } from "@hono/zod-openapi";
 import { EmailSchema, PasswordSchema } from "../auth/auth.schemas";
-import { OTP_LENGTH, OTP_PURPOSES } from "./otp.service";
+import { OTP_LENGTH, REQUESTABLE_PURPOSES } from "./otp.purposes";
 
 /**
  * Any short string: a code of the wrong shape is answered like a wrong code (400 invalid_code),
@@ -11,7 +11,7 @@ export const CodeSchema = z
   .max(64)
   .openapi({ example: "123456", description: `The ${OTP_LENGTH}-digit code from the email` });
 
-export const PurposeSchema = z.enum(OTP_PURPOSES).openapi({ description: "What the code will be good for" });
+export const PurposeSchema = z.enum(REQUESTABLE_PURPOSES).openapi({ description: "What the code will be good for" });
 
 export const VerifyEmailSchema = z.strictObject({ email: EmailSchema, code: CodeSchema }).openapi("VerifyEmailRequest");
 

@@ -1,88 +1,121 @@
 /**
- * One-time codes sent by email: account activation, passwordless login, password reset.
- * A code is 6 uniform digits; the database keeps only HMAC-SHA256(OTP_SECRET, user:purpose:code),
- * so a database leak does not reveal live codes and a hash is useless for another user or purpose.
- * Issuing a code supersedes the previous one of the same purpose.
+ * One-time codes sent by email: account activation, passwordless login, password reset, and
+ * proof of a new address on an email change. A code is 6 uniform digits; the database keeps only
+ * HMAC-SHA256(OTP_SECRET, purpose:address:code), so a database leak does not reveal live codes.
  *
- * Using a code has three steps: `checkCode` spends one attempt and compares in constant time;
- * `spendCode` then runs the caller's change in one D1 batch that also consumes the code, so the
- * change happens exactly once or not at all, whatever runs concurrently.
+ * A code is bound to the address it was mailed to (`sent_to`, and the HMAC input): it verifies or
+ * signs in that address and no other, and any change of the account's email voids every code the
+ * account has outstanding. Issuing a code supersedes the previous one of the same purpose.
+ *
+ * Using a code has two round trips. `checkCode` reads the account and the address's daily
+ * failure counter and reserves one attempt on the newest live code (a conditional increment, so
+ * concurrent guesses cannot exceed `otp_max_attempts` between them), all in one batch, and
+ * compares in constant time. Then either `spendCode` runs the caller's change in one batch that
+ * also consumes the code — exactly once, whatever runs concurrently — or `recordFailure` counts
+ * the wrong guess. For an address without an account the same statements run (they match no
+ * rows), so neither the answer nor the work tells whether an account exists.
  */
-import { and, desc, eq, gt, isNull, lt, sql } from "drizzle-orm";
+import { and, desc, eq, gt, gte, isNull, type SQL, sql } from "drizzle-orm";
 import { type Db, type Query, runBatch } from "../../db/client";
-import { otpCodes, type User } from "../../db/schema";
+import { otpCodes, rateLimits, type User, users } from "../../db/schema";
 import type { Deps } from "../../env";
 import { hmacSha256Hex, randomDigits, randomId, timingSafeEqual } from "../../lib/crypto";
 import { AppError } from "../../lib/errors";
+import { countHit, currentCount, type RateLimitRow, rateLimitKey } from "../../lib/rate-limit";
 import { type ActivityEntry, type ActivityType, activityInsertSelect } from "../activity/activity.record";
+import type { MailMessage } from "../mail/mail.messages";
+import { CODE_PATTERN, OTP_LENGTH, type OtpPurpose } from "./otp.purposes";
 
-export const OTP_PURPOSES = ["verify_email", "login", "reset_password"] as const;
-export type OtpPurpose = (typeof OTP_PURPOSES)[number];
-export const OTP_LENGTH = 6;
-
-/** What the mail queue carries: everything the mail needs, and the id to check the code is still live. */
-export interface MailMessage {
-  kind: "otp";
-  to: string;
-  purpose: OtpPurpose;
-  code: string;
-  code_id: string;
-  expires_at: string;
+export function hashCode(secret: string, address: string, purpose: OtpPurpose, code: string): Promise<string> {
+  return hmacSha256Hex(secret, `${purpose}:${address}:${code}`);
 }
 
-export function hashCode(secret: string, userId: string, purpose: OtpPurpose, code: string): Promise<string> {
-  return hmacSha256Hex(secret, `${userId}:${purpose}:${code}`);
+/** Codes are often pasted with a space or dash in the middle ("123 456"). */
+export function normalizeCode(code: string): string {
+  return code.replace(/[\s-]/g, "");
+}
+
+/** SQL: the id of the live account that owns `address` (NULL when there is none). */
+export function accountOf(address: string): SQL<string | null> {
+  return sql<string | null>`(SELECT ${users.id} FROM ${users} WHERE ${users.email} = ${address} AND ${users.isActive} = 1)`;
 }
 
 /** Marks every live code of this user and purpose as used up (a newer code replaces them). */
-export function supersedeCodes(db: Db, userId: string, purpose: OtpPurpose, nowMs: number) {
+export function supersedeCodes(db: Db, userId: string | SQL, purpose: OtpPurpose, nowMs: number, when?: SQL) {
   return db
     .update(otpCodes)
     .set({ consumedAt: nowMs })
-    .where(and(eq(otpCodes.userId, userId), eq(otpCodes.purpose, purpose), isNull(otpCodes.consumedAt)));
+    .where(and(eq(otpCodes.userId, userId), eq(otpCodes.purpose, purpose), isNull(otpCodes.consumedAt), when));
+}
+
+/** Voids every outstanding code of the account: its address changed, so none of them proves anything now. */
+export function voidAllCodes(db: Db, userId: string, nowMs: number) {
+  return db
+    .update(otpCodes)
+    .set({ consumedAt: nowMs })
+    .where(and(eq(otpCodes.userId, userId), isNull(otpCodes.consumedAt)));
 }
 
 /**
- * Makes a fresh code for `user`. Nothing is written or sent yet: `queries` go into the caller's
- * batch (so the code exists only if the change it belongs to happened), then `send()` enqueues
- * the mail. A failed enqueue is logged, not thrown: the stored state is consistent and the user
- * can ask for a new code.
+ * Puts a mail on the queue. A failed enqueue is logged, not thrown: the stored state is
+ * consistent, and the user can ask for a new code.
  */
-export async function prepareCode(
-  deps: Deps,
-  user: Pick<User, "id" | "email">,
-  purpose: OtpPurpose,
-): Promise<{ queries: Query[]; send: () => Promise<void> }> {
-  const { db, clock, env } = deps;
+export async function enqueueMail(deps: Pick<Deps, "env">, message: MailMessage): Promise<void> {
+  try {
+    await deps.env.MAIL_QUEUE.send(message, { contentType: "json" });
+  } catch (error) {
+    const what = message.kind === "otp" ? `${message.purpose} code` : message.notice;
+    console.error(`[mail] could not enqueue a ${what} mail`, error);
+  }
+}
+
+/** A fresh code and its stored row, for `sentTo`; nothing written yet. */
+export async function newCode(deps: Deps, sentTo: string, purpose: OtpPurpose) {
   const config = await deps.config();
-  const now = clock.now();
+  const now = deps.clock.now();
   const code = randomDigits(OTP_LENGTH);
   const row = {
     id: randomId(),
-    userId: user.id,
     purpose,
-    codeHash: await hashCode(env.OTP_SECRET, user.id, purpose, code),
+    sentTo,
+    codeHash: await hashCode(deps.env.OTP_SECRET, sentTo, purpose, code),
     createdAt: now,
     expiresAt: now + config.otp_ttl * 1000,
     attempts: 0,
+    consumedAt: null,
   };
   const message: MailMessage = {
     kind: "otp",
-    to: user.email,
+    to: sentTo,
     purpose,
     code,
     code_id: row.id,
     expires_at: new Date(row.expiresAt).toISOString(),
   };
+  return { row, message };
+}
+
+/** The per-address mail counters, counted for a code mailed in any case (the registration's own). */
+export function countMailToAddress(db: Db, address: string, nowMs: number): Query[] {
+  return [countHit(db, "otpPerEmailMinute", address, nowMs), countHit(db, "otpPerEmailHour", address, nowMs)];
+}
+
+/**
+ * Makes a fresh code for a known account, mailed to `sentTo` (its address, or the new address of
+ * an email change). Nothing is written or sent yet: `queries` go into the caller's batch (so the
+ * code exists only if the change it belongs to happened), then `send()` enqueues the mail.
+ */
+export async function prepareCode(
+  deps: Deps,
+  account: { userId: string; sentTo: string },
+  purpose: OtpPurpose,
+): Promise<{ queries: Query[]; send: () => Promise<void> }> {
+  const { db, clock } = deps;
+  const now = clock.now();
+  const { row, message } = await newCode(deps, account.sentTo, purpose);
   return {
-    queries: [supersedeCodes(db, user.id, purpose, now), db.insert(otpCodes).values(row)],
-    send: async () => {
-      try {
-        await env.MAIL_QUEUE.send(message, { contentType: "json" });
-      } catch (error) {
-        console.error(`[otp] could not enqueue ${purpose} mail for user ${user.id}`, error);
-      }
-    },
+    queries: [supersedeCodes(db, account.userId, purpose, now), db.insert(otpCodes).values({ ...row, userId: account.userId })],
+    send: () => enqueueMail(deps, message),
   };
 }
 
@@ -91,56 +124,132 @@ export function invalidCode(): AppError {
   return new AppError("invalid_code", "The code is not valid for this email address. Request a new one if it has expired.");
 }
 
-export const CODE_PATTERN = /^\d{6}$/;
+/** Whose code it is: the account owning the address, or (email change) the signed-in account. */
+export type CodeAccount = { by: "address" } | { by: "user"; userId: string };
 
-/** The result of `checkCode`: the code to spend, or the writes that record the failed guess. */
-export type CodeCheck = { ok: true; codeId: string } | { ok: false; queries: Query[] };
-
-/**
- * Checks `code` against `user`'s live code for `purpose`. An attempt is reserved with a
- * conditional increment *before* comparing, so concurrent guesses cannot exceed
- * `otp_max_attempts` between them; the guess that uses up the last attempt also kills the code
- * (its `queries`, for the caller's batch), which then fails even for the right digits.
- * `user` may be null (unknown email): the HMAC is computed anyway so both cases cost the same.
- */
-export async function checkCode(deps: Deps, user: Pick<User, "id"> | null, purpose: OtpPurpose, code: string): Promise<CodeCheck> {
-  const { db, clock, env } = deps;
-  const now = clock.now();
-  const presented = await hashCode(env.OTP_SECRET, user?.id ?? "", purpose, code);
-  if (!user || !CODE_PATTERN.test(code)) return { ok: false, queries: [] };
-
-  const maxAttempts = (await deps.config()).otp_max_attempts;
-  const [live] = await db
-    .select({ id: otpCodes.id, codeHash: otpCodes.codeHash })
-    .from(otpCodes)
-    .where(and(eq(otpCodes.userId, user.id), eq(otpCodes.purpose, purpose), isNull(otpCodes.consumedAt), gt(otpCodes.expiresAt, now)))
-    .orderBy(desc(otpCodes.createdAt))
-    .limit(1);
-  if (!live) return { ok: false, queries: [] };
-
-  const [reserved] = await db
-    .update(otpCodes)
-    .set({ attempts: sql`${otpCodes.attempts} + 1` })
-    .where(and(eq(otpCodes.id, live.id), isNull(otpCodes.consumedAt), gt(otpCodes.expiresAt, now), lt(otpCodes.attempts, maxAttempts)))
-    .returning({ attempts: otpCodes.attempts });
-  if (!reserved) return { ok: false, queries: [] };
-
-  if (timingSafeEqual(presented, live.codeHash)) return { ok: true, codeId: live.id };
-  const exhausted = reserved.attempts >= maxAttempts;
-  return { ok: false, queries: exhausted ? [killCode(db, live.id, now)] : [] };
+export interface CodeUse {
+  address: string;
+  purpose: OtpPurpose;
+  code: string;
+  account: CodeAccount;
 }
 
-/** Ends a code early (attempts used up); a code already consumed keeps its first reason. */
-function killCode(db: Db, codeId: string, nowMs: number) {
-  return db
+/** The result of `checkCode`. On failure, `recordFailure` must be called with it. */
+export type CodeCheck =
+  | { ok: true; codeId: string; user: User | null }
+  | { ok: false; use: CodeUse; reservedId: string | null; maxAttempts: number; failureLimit: number };
+
+const ownerOf = (use: CodeUse): SQL<string | null> | string => (use.account.by === "user" ? use.account.userId : accountOf(use.address));
+
+/**
+ * Checks a presented code. One batch, the same statements whether or not the address has an
+ * account: the account by address (skipped for an email change, whose account is the caller),
+ * the address's daily failure counter, and the reservation of one attempt on the newest live
+ * code bound to this address, purpose and account.
+ */
+export async function checkCode(deps: Deps, use: CodeUse): Promise<CodeCheck> {
+  const { db, clock, env } = deps;
+  const now = clock.now();
+  const config = await deps.config();
+  const code = normalizeCode(use.code);
+  const presented = await hashCode(env.OTP_SECRET, use.address, use.purpose, code);
+  const failure = {
+    ok: false as const,
+    use,
+    reservedId: null,
+    maxAttempts: config.otp_max_attempts,
+    failureLimit: config.otp_max_failures_per_day,
+  };
+  // A code of the wrong shape is refused before any I/O, for every address alike.
+  if (!CODE_PATTERN.test(code)) return failure;
+
+  const newestLive = db
+    .select({ id: otpCodes.id })
+    .from(otpCodes)
+    .where(
+      and(
+        eq(otpCodes.sentTo, use.address),
+        eq(otpCodes.purpose, use.purpose),
+        eq(otpCodes.userId, ownerOf(use)),
+        isNull(otpCodes.consumedAt),
+        gt(otpCodes.expiresAt, now),
+      ),
+    )
+    .orderBy(desc(otpCodes.createdAt))
+    .limit(1);
+  const reserve = db
     .update(otpCodes)
-    .set({ consumedAt: nowMs })
-    .where(and(eq(otpCodes.id, codeId), isNull(otpCodes.consumedAt)));
+    .set({ attempts: sql`${otpCodes.attempts} + 1` })
+    .where(and(eq(otpCodes.id, sql`(${newestLive})`), sql`${otpCodes.attempts} < ${config.otp_max_attempts}`))
+    .returning({ id: otpCodes.id, codeHash: otpCodes.codeHash });
+  const failures = db
+    .select({ count: rateLimits.count, resetAt: rateLimits.resetAt })
+    .from(rateLimits)
+    .where(and(eq(rateLimits.key, rateLimitKey("otpFailuresPerDay", use.address)), gt(rateLimits.resetAt, now)));
+  const owner = db.select().from(users).where(eq(users.email, use.address)).limit(1);
+
+  let user: User | null = null;
+  let counter: RateLimitRow | undefined;
+  let reserved: { id: string; codeHash: string } | undefined;
+  if (use.account.by === "address") {
+    const [owners, counters, reservations] = (await runBatch(db, [owner, failures, reserve])) as [
+      User[],
+      RateLimitRow[],
+      { id: string; codeHash: string }[],
+    ];
+    user = owners[0] ?? null;
+    counter = counters[0];
+    reserved = reservations[0];
+  } else {
+    const [counters, reservations] = (await runBatch(db, [failures, reserve])) as [RateLimitRow[], { id: string; codeHash: string }[]];
+    counter = counters[0];
+    reserved = reservations[0];
+  }
+
+  // Past the daily ceiling every code of the address is refused, the right one too.
+  const lockedOut = counter !== undefined && counter.count >= config.otp_max_failures_per_day;
+  const matches = reserved !== undefined && timingSafeEqual(presented, reserved.codeHash);
+  const accountOk = use.account.by === "user" || user?.isActive === true;
+  if (matches && !lockedOut && accountOk && reserved) return { ok: true, codeId: reserved.id, user };
+  return { ...failure, reservedId: reserved?.id ?? null };
+}
+
+/**
+ * Records a failed use, in one batch and with the same statements for every address: counts it
+ * against the address's daily ceiling, kills the code when that was its last attempt, writes
+ * `login_failed` for a sign-in and `otp_locked` when the ceiling is reached — the entries only
+ * when the address has an account. Then throws `invalid_code`.
+ */
+export async function recordFailure(deps: Deps, check: Extract<CodeCheck, { ok: false }>): Promise<never> {
+  const { db, clock, meta } = deps;
+  const { use } = check;
+  const now = clock.now();
+  const owner = ownerOf(use);
+  const ownerSql = typeof owner === "string" ? sql`${owner}` : owner;
+  const entry = (type: ActivityType, details: ActivityEntry["details"], when?: SQL) =>
+    activityInsertSelect(
+      db,
+      { userId: "", type, nowMs: now, meta, details },
+      { userIdFrom: ownerSql, where: and(sql`${ownerSql} IS NOT NULL`, when) },
+    );
+  // A malformed code reserved nothing and counts nothing: it was never compared with a code.
+  if (CODE_PATTERN.test(normalizeCode(use.code))) {
+    await runBatch(db, [
+      countHit(db, "otpFailuresPerDay", use.address, now),
+      db
+        .update(otpCodes)
+        .set({ consumedAt: now })
+        .where(and(eq(otpCodes.id, check.reservedId ?? ""), gte(otpCodes.attempts, check.maxAttempts), isNull(otpCodes.consumedAt))),
+      use.purpose === "login" && entry("login_failed", { method: "otp" }),
+      entry("otp_locked", { purpose: use.purpose }, sql`${currentCount("otpFailuresPerDay", use.address, now)} = ${check.failureLimit}`),
+    ]);
+  }
+  throw invalidCode();
 }
 
 /**
  * The batch's first statement: records the activity entry with the user id read from the code
- * row *only while the code is live*. When it is not (used, superseded, killed or expired since
+ * row *only while the code is live*. When it is not (used, superseded, voided or expired since
  * `checkCode`, e.g. by a concurrent request), the sub-select yields NULL, the NOT NULL constraint
  * on activity.user_id fails, and D1 rolls back the whole batch. So the statements after it need
  * no conditions of their own: they run only if this request is the one that spends the code.
@@ -167,6 +276,7 @@ function isGuardFailure(error: unknown): boolean {
  * Spends the code `codeId` and applies `effects` in one D1 batch (one transaction):
  * [guarded activity entry, ...effects, consume]. Either the code is consumed, the activity is
  * recorded and every effect applied, or nothing is written and this throws `invalid_code`.
+ * Other errors (a UNIQUE violation in an effect) are rethrown as they are, nothing written.
  */
 export async function spendCode(
   deps: Deps,
@@ -180,7 +290,8 @@ export async function spendCode(
     await runBatch(db, [
       guardedActivityInsert(db, codeId, { ...entry, nowMs: now, meta }),
       ...effects,
-      // Cannot miss: the guard just saw the code live, in the same transaction.
+      // Cannot miss: the guard just saw the code live, in the same transaction (an effect may
+      // already have voided it with the account's other codes; then this changes nothing).
       db
         .update(otpCodes)
         .set({ consumedAt: now })

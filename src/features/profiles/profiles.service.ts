@@ -126,10 +126,10 @@ export type PublicProfileView = ReturnType<typeof publicProfileView>;
  * a prefix of the username or the name. `cursor` is the previous page's `next_cursor`.
  */
 export async function listDirectory(
-  deps: Pick<Deps, "db">,
+  deps: Pick<Deps, "db" | "env">,
   query: { q?: string; limit?: number; cursor?: string },
 ): Promise<Page<PublicProfileView>> {
-  const { limit, cursor } = pageRequest(query);
+  const { limit, cursor } = await pageRequest(deps.env.OTP_SECRET, query);
   const q = query.q === undefined ? "" : cleanText(query.q);
   if (q === null) throw fieldError("q", "must not contain control characters");
   const byPrefix = q ? or(startsWith(users.username, normalizeIdentifier(q)), startsWith(profiles.name, q)) : undefined;
@@ -140,7 +140,7 @@ export async function listDirectory(
     .where(and(isPublicAccount(), byPrefix, newerThan(users.createdAt, users.id, cursor)))
     .orderBy(asc(users.createdAt), asc(users.id))
     .limit(limit + 1);
-  return toPage(rows, limit, publicProfileView);
+  return toPage(deps.env.OTP_SECRET, rows, limit, publicProfileView);
 }
 
 /** One public profile; a missing, unverified or disabled account is a 404 alike. */

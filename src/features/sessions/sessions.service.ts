@@ -49,8 +49,16 @@ function sessionFields(row: {
   };
 }
 
-/** SQL: the token is neither revoked nor expired at `nowMs`. */
-const isLive = (nowMs: number) => and(isNull(refreshTokens.revokedAt), gt(refreshTokens.expiresAt, nowMs));
+/**
+ * SQL: the token is neither revoked nor expired at `nowMs`, and its sign-in is within its absolute
+ * lifetime (checked here too because an operator may lower `session_max_age` after tokens were issued).
+ */
+const isLive = (nowMs: number, sessionMaxAgeSeconds: number) =>
+  and(
+    isNull(refreshTokens.revokedAt),
+    gt(refreshTokens.expiresAt, nowMs),
+    gt(refreshTokens.familyCreatedAt, nowMs - sessionMaxAgeSeconds * 1000),
+  );
 
 /** First and newest token time of each family of `userId` (optionally only the given families). */
 function familySpans(deps: Pick<Deps, "db">, userId: string, families?: ReturnType<typeof liveFamilies>) {
@@ -66,11 +74,11 @@ function familySpans(deps: Pick<Deps, "db">, userId: string, families?: ReturnTy
     .as("spans");
 }
 
-function liveFamilies(deps: Pick<Deps, "db">, userId: string, nowMs: number) {
+function liveFamilies(deps: Pick<Deps, "db">, userId: string, nowMs: number, sessionMaxAgeSeconds: number) {
   return deps.db
     .select({ familyId: refreshTokens.familyId })
     .from(refreshTokens)
-    .where(and(eq(refreshTokens.userId, userId), isLive(nowMs)));
+    .where(and(eq(refreshTokens.userId, userId), isLive(nowMs, sessionMaxAgeSeconds)));
 }
 
 /** Columns shown for a session; never the token hash. */
@@ -94,14 +102,19 @@ function onePerFamily<R extends { familyId: string }>(rows: R[]): R[] {
  * The user's active sign-ins (families with at least one unrevoked, unexpired token), most
  * recently used first. `current` marks the one the caller's access token belongs to.
  */
-export async function listSessions(deps: Pick<Deps, "db" | "clock">, userId: string, currentSessionId: string): Promise<SessionView[]> {
+export async function listSessions(
+  deps: Pick<Deps, "db" | "clock" | "config">,
+  userId: string,
+  currentSessionId: string,
+): Promise<SessionView[]> {
   const now = deps.clock.now();
-  const spans = familySpans(deps, userId, liveFamilies(deps, userId, now));
+  const maxAge = (await deps.config()).session_max_age;
+  const spans = familySpans(deps, userId, liveFamilies(deps, userId, now, maxAge));
   const rows = await deps.db
     .select({ ...tokenColumns, firstAt: spans.firstAt, lastAt: spans.lastAt })
     .from(refreshTokens)
     .innerJoin(spans, eq(spans.familyId, refreshTokens.familyId))
-    .where(and(eq(refreshTokens.userId, userId), isLive(now)))
+    .where(and(eq(refreshTokens.userId, userId), isLive(now, maxAge)))
     .orderBy(desc(spans.lastAt), desc(refreshTokens.createdAt));
   return onePerFamily(rows).map((row) => ({ ...sessionFields(row), current: row.familyId === currentSessionId }));
 }
@@ -134,7 +147,8 @@ export async function allSessions(deps: Pick<Deps, "db" | "clock">, userId: stri
 export async function revokeSession(deps: Deps, userId: string, sessionId: string): Promise<void> {
   const { db, clock, meta } = deps;
   const now = clock.now();
-  const liveAndOwned = and(eq(refreshTokens.familyId, sessionId), eq(refreshTokens.userId, userId), isLive(now));
+  const maxAge = (await deps.config()).session_max_age;
+  const liveAndOwned = and(eq(refreshTokens.familyId, sessionId), eq(refreshTokens.userId, userId), isLive(now, maxAge));
   const [owned] = await db.select({ id: refreshTokens.id }).from(refreshTokens).where(liveAndOwned).limit(1);
   if (!owned) throw new AppError("not_found", "No such active session.");
   await runBatch(db, [

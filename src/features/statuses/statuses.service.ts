@@ -83,10 +83,10 @@ export async function createStatus(deps: Deps, user: User, content: string): Pro
 
 /** Public list, newest first, optionally of one author; `cursor` is the previous page's `next_cursor`. */
 export async function listStatuses(
-  deps: Pick<Deps, "db">,
+  deps: Pick<Deps, "db" | "env">,
   query: { userId?: string; limit?: number; cursor?: string },
 ): Promise<Page<StatusView>> {
-  const { limit, cursor } = pageRequest(query);
+  const { limit, cursor } = await pageRequest(deps.env.OTP_SECRET, query);
   const rows = await selectStatuses(deps)
     .where(
       and(
@@ -98,7 +98,7 @@ export async function listStatuses(
     )
     .orderBy(desc(statuses.createdAt), desc(statuses.id))
     .limit(limit + 1);
-  return toPage(rows, limit, statusView);
+  return toPage(deps.env.OTP_SECRET, rows, limit, statusView);
 }
 
 /** The public read: a disabled account's statuses are gone from it, as from the list. */

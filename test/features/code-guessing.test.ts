@@ -1,0 +1,112 @@
+/**
+ * Code guessing has an account-wide ceiling beyond the tries per code, and the code endpoints do
+ * the same work for unknown and existing addresses (the same statements, in the same round
+ * trips), so neither their answers nor their work tell which accounts exist.
+ */
+import { env } from "cloudflare:test";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { type D1Probe, probeD1 } from "../d1-wrap";
+import { harness, setConfig, unique } from "../helpers";
+import { capturingEnv, codeInMail, mailsFor } from "../mail-helpers";
+
+const OTP = "/api/v1/auth/otp";
+const LOGIN_OTP = "/api/v1/auth/login/otp";
+
+describe("code guessing", () => {
+  const h = harness();
+  const cap = capturingEnv();
+
+  afterEach(() => setConfig("otp_max_failures_per_day", undefined));
+
+  async function mailedCode(email: string, purpose: "login" | "reset_password" | "verify_email") {
+    h.clock.advance(61_000);
+    const from = cap.sent.length;
+    expect((await h.call("POST", OTP, { email, purpose }, { env: cap.env })).status).toBe(202);
+    const [mail] = await mailsFor(cap.sent.slice(from), h.clock);
+    return codeInMail(mail as { text: string });
+  }
+  const wrongFor = (code: string) => (code === "000000" ? "111111" : "000000");
+
+  it("refuses every code of an address past the daily ceiling, the right one too, and logs the lockout", async () => {
+    await setConfig("otp_max_failures_per_day", "6");
+    const u = await h.registerVerified();
+    // Two codes, each killed after its five tries, plus one more wrong guess: six failures.
+    for (let round = 0; round < 2; round++) {
+      const code = await mailedCode(u.email, "login");
+      const guesses = round === 0 ? 5 : 1;
+      for (let i = 0; i < guesses; i++)
+        expect((await h.call("POST", LOGIN_OTP, { email: u.email, code: wrongFor(code) })).status).toBe(400);
+    }
+    const fresh = await mailedCode(u.email, "login");
+    const refused = await h.call("POST", LOGIN_OTP, { email: u.email, code: fresh });
+    expect(refused.status).toBe(400);
+    expect(refused.json.code).toBe("invalid_code");
+    // Reset and verification by code are refused too.
+    const reset = await mailedCode(u.email, "reset_password");
+    expect(
+      (await h.call("POST", "/api/v1/auth/password/reset", { email: u.email, code: reset, new_password: "brand-new-pass-99" })).status,
+    ).toBe(400);
+    const locked = await env.DB.prepare("SELECT details FROM activity WHERE user_id = ? AND type = 'otp_locked'")
+      .bind(u.id)
+      .all<{ details: string }>();
+    expect(locked.results.map((r) => JSON.parse(r.details))).toEqual([{ purpose: "login" }]);
+
+    // A day later the window has passed.
+    h.clock.advance(24 * 3600_000);
+    const later = await mailedCode(u.email, "login");
+    expect((await h.call("POST", LOGIN_OTP, { email: u.email, code: later })).status).toBe(200);
+  });
+
+  it("the ceiling defaults to 20 a day and is a validated config key", async () => {
+    const res = await h.call("GET", "/api/v1/admin/config", undefined, { token: (await staffToken()).access_token });
+    const entry = res.json.config.find((e: { key: string }) => e.key === "otp_max_failures_per_day");
+    expect(entry).toMatchObject({ value: 20, default: 20, min: 1 });
+  });
+
+  async function staffToken() {
+    const u = await h.registerVerified();
+    await env.DB.prepare("UPDATE users SET is_staff = 1 WHERE id = ?").bind(u.id).run();
+    return h.login(u.email, u.password);
+  }
+});
+
+describe("code endpoints do the same work for unknown and existing addresses", () => {
+  const h = harness();
+  let probe: D1Probe;
+  let probed: Env;
+
+  beforeEach(() => {
+    probe = probeD1(env.DB);
+    probed = { ...env, DB: probe.db };
+  });
+
+  /** The statements (SQL text) and round trips of one request. */
+  async function work(method: string, path: string, body: unknown) {
+    probe.reset();
+    const res = await h.call(method, path, body, { env: probed });
+    return { status: res.status, text: res.text, statements: [...probe.statements], roundTrips: probe.roundTrips };
+  }
+
+  const cases: [string, string, (email: string) => unknown][] = [
+    ["POST /auth/otp", OTP, (email) => ({ email, purpose: "login" })],
+    ["POST /auth/login/otp", LOGIN_OTP, (email) => ({ email, code: "123456" })],
+    ["POST /auth/verify-email", "/api/v1/auth/verify-email", (email) => ({ email, code: "123456" })],
+    ["POST /auth/password/reset", "/api/v1/auth/password/reset", (email) => ({ email, code: "123456", new_password: "brand-new-pass-99" })],
+  ];
+
+  for (const [name, path, body] of cases) {
+    it(`${name}: same answer, same statements, same round trips`, async () => {
+      const known = await h.registerVerified();
+      // An unverified account too, for verify-email, whose code lookup must not differ either.
+      const unknown = `${unique("nobody")}@example.com`;
+      h.clock.advance(61_000);
+      const a = await work("POST", path, body(known.email));
+      const b = await work("POST", path, body(unknown));
+      expect(b.status).toBe(a.status);
+      expect(b.text).toBe(a.text);
+      expect(b.statements).toEqual(a.statements);
+      expect(b.roundTrips).toBe(a.roundTrips);
+      expect(a.roundTrips).toBeGreaterThan(0);
+    });
+  }
+});

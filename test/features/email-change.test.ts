@@ -1,0 +1,150 @@
+/**
+ * Email change: the new address stays pending until the code mailed to it comes back, the old
+ * address is told, and completing it voids every code and ends every other sign-in.
+ */
+import { env } from "cloudflare:test";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { harness, setConfig, unique } from "../helpers";
+import { capturingEnv, codeInMail, mailsFor } from "../mail-helpers";
+
+const ME = "/api/v1/me";
+const VERIFY = "/api/v1/me/email/verify";
+const LOGIN = "/api/v1/auth/login";
+
+describe("email change is pending until the new address proves itself", () => {
+  const h = harness();
+  const cap = capturingEnv();
+
+  beforeAll(() => setConfig("access_token_ttl", "3600"));
+  afterAll(() => setConfig("access_token_ttl", undefined));
+
+  /** A signed-in user whose registration-code minute has passed. */
+  async function user() {
+    const u = await h.signedInUser();
+    h.clock.advance(61_000);
+    return u;
+  }
+
+  /** Asks to move `u` to `email`; returns the response and the code as read in the new mailbox. */
+  async function requestChange(u: { access_token: string; password: string }, email: string) {
+    const from = cap.sent.length;
+    const notices = cap.notices.length;
+    const res = await h.call("PATCH", ME, { email, current_password: u.password }, { token: u.access_token, env: cap.env });
+    const mails = await mailsFor(cap.sent.slice(from), h.clock);
+    const code = mails[0] ? codeInMail(mails[0]) : null;
+    return { res, mails, code, notices: cap.notices.slice(notices) };
+  }
+
+  const activityTypes = async (userId: string) =>
+    (
+      await env.DB.prepare("SELECT type FROM activity WHERE user_id = ? ORDER BY created_at, rowid").bind(userId).all<{ type: string }>()
+    ).results.map((r) => r.type);
+
+  it("needs the current password, and changes nothing without it", async () => {
+    const u = await user();
+    const email = `${unique("new")}@example.com`;
+    const missing = await h.call("PATCH", ME, { email }, { token: u.access_token, env: cap.env });
+    expect(missing.status).toBe(401);
+    expect(missing.json.code).toBe("invalid_current_password");
+    const wrong = await h.call("PATCH", ME, { email, current_password: "not-it-at-all-1" }, { token: u.access_token, env: cap.env });
+    expect(wrong.status).toBe(401);
+    const me = await h.call("GET", ME, undefined, { token: u.access_token });
+    expect(me.json.user).toMatchObject({ email: u.email, pending_email: null });
+  });
+
+  it("mails a code to the new address and a notice to the old one; completes with the code", async () => {
+    const u = await user();
+    const other = await h.login(u.email, u.password);
+    const email = `${unique("moved")}@example.com`;
+
+    const { res, mails, code, notices } = await requestChange(u, email);
+    expect(res.status).toBe(200);
+    expect(res.json.user).toMatchObject({ email: u.email, pending_email: email, email_verified: true });
+    expect(mails.map((m) => m.to)).toEqual([email]);
+    expect(mails[0]?.subject).toMatch(/new .*email address/i);
+    expect(notices).toEqual([expect.objectContaining({ kind: "notice", notice: "email_change_requested", to: u.email, new_email: email })]);
+    const noticeMails = await mailsFor(notices, h.clock);
+    expect(noticeMails[0]?.text).toContain(email);
+    expect(noticeMails[0]?.text).toMatch(/if this wasn't you/i);
+
+    // Until the code comes back the account keeps its old, verified address.
+    expect((await h.call("GET", ME, undefined, { token: u.access_token })).json.user.pending_email).toBe(email);
+    expect((await h.call("POST", LOGIN, { email, password: u.password })).status).toBe(401);
+    expect((await h.call("POST", LOGIN, { email: u.email, password: u.password })).status).toBe(200);
+
+    const wrongCode = code === "000000" ? "111111" : "000000";
+    expect((await h.call("POST", VERIFY, { code: wrongCode }, { token: u.access_token })).status).toBe(400);
+    const done = await h.call("POST", VERIFY, { code }, { token: u.access_token, env: cap.env });
+    expect(done.status).toBe(200);
+    expect(done.json.user).toMatchObject({ email, pending_email: null, email_verified: true });
+    expect(cap.notices.at(-1)).toMatchObject({ notice: "email_changed", to: u.email, new_email: email });
+
+    // Every other sign-in ended, its access token with it; this one goes on.
+    expect((await h.call("POST", "/api/v1/auth/refresh", { refresh_token: other.refresh_token })).status).toBe(401);
+    expect((await h.call("GET", ME, undefined, { token: other.access_token })).status).toBe(401);
+    expect((await h.call("GET", ME, undefined, { token: u.access_token })).json.user.email).toBe(email);
+    expect((await h.call("POST", "/api/v1/auth/refresh", { refresh_token: u.refresh_token })).status).toBe(200);
+    expect((await h.call("POST", LOGIN, { email: u.email, password: u.password })).status).toBe(401);
+    expect((await h.call("POST", LOGIN, { email, password: u.password })).status).toBe(200);
+    expect(await activityTypes(u.id)).toEqual(expect.arrayContaining(["email_change_requested", "email_changed"]));
+    // The code worked once.
+    expect((await h.call("POST", VERIFY, { code }, { token: u.access_token })).status).toBe(400);
+  });
+
+  it("voids every outstanding code of the account when the address changes", async () => {
+    const u = await user();
+    const from = cap.sent.length;
+    expect((await h.call("POST", "/api/v1/auth/otp", { email: u.email, purpose: "login" }, { env: cap.env })).status).toBe(202);
+    const [loginMail] = await mailsFor(cap.sent.slice(from), h.clock);
+    const loginCode = codeInMail(loginMail as { text: string });
+    h.clock.advance(61_000);
+
+    const email = `${unique("moved")}@example.com`;
+    const { code } = await requestChange(u, email);
+    expect((await h.call("POST", VERIFY, { code }, { token: u.access_token })).status).toBe(200);
+    expect((await h.call("POST", "/api/v1/auth/login/otp", { email: u.email, code: loginCode })).status).toBe(400);
+    expect((await h.call("POST", "/api/v1/auth/login/otp", { email, code: loginCode })).status).toBe(400);
+    const live = await env.DB.prepare("SELECT COUNT(*) AS n FROM otp_codes WHERE user_id = ? AND consumed_at IS NULL")
+      .bind(u.id)
+      .first<{ n: number }>();
+    expect(live?.n).toBe(0);
+  });
+
+  it("answers 409 and changes nothing when another account took the address in between", async () => {
+    const u = await user();
+    const email = `${unique("raced")}@example.com`;
+    const { code } = await requestChange(u, email);
+    // The pending address reserved nothing: its owner registers it meanwhile.
+    expect((await h.call("POST", "/api/v1/auth/register", { email, password: "someone-elses-pass-1" })).status).toBe(201);
+    const res = await h.call("POST", VERIFY, { code }, { token: u.access_token });
+    expect(res.status).toBe(409);
+    expect(res.json.code).toBe("email_taken");
+    const me = await h.call("GET", ME, undefined, { token: u.access_token });
+    expect(me.json.user).toMatchObject({ email: u.email, pending_email: email });
+  });
+
+  it("giving the current address again cancels a pending change and kills its code", async () => {
+    const u = await user();
+    const { code } = await requestChange(u, `${unique("cancel")}@example.com`);
+    const cancel = await h.call("PATCH", ME, { email: u.email }, { token: u.access_token });
+    expect(cancel.status).toBe(200);
+    expect(cancel.json.user.pending_email).toBeNull();
+    expect((await h.call("POST", VERIFY, { code }, { token: u.access_token })).status).toBe(400);
+  });
+
+  it("mails at most one code a minute to an address (429 to the signed-in requester)", async () => {
+    const u = await user();
+    const email = `${unique("spam")}@example.com`;
+    expect((await requestChange(u, email)).res.status).toBe(200);
+    const again = await requestChange(u, email);
+    expect(again.res.status).toBe(429);
+    expect(again.mails).toHaveLength(0);
+  });
+
+  it("without a pending change, any code is refused", async () => {
+    const u = await user();
+    const res = await h.call("POST", VERIFY, { code: "123456" }, { token: u.access_token });
+    expect(res.status).toBe(400);
+    expect(res.json.code).toBe("invalid_code");
+  });
+});

@@ -1,0 +1,133 @@
+/**
+ * Lockout that cannot be outrun: every password check is reserved on the per-account and per-IP
+ * counters before the password is verified, so parallel guesses verify at most the limit, and
+ * unknown addresses are locked out exactly like real ones.
+ */
+import { env } from "cloudflare:test";
+import { describe, expect, it } from "vitest";
+import { RATE_LIMITS } from "../../src/lib/rate-limit";
+import { harness, unique } from "../helpers";
+
+const LOGIN = "/api/v1/auth/login";
+const LIMIT = RATE_LIMITS.loginFailuresPerAccount.limit;
+
+describe("password lockout", () => {
+  const h = harness();
+
+  async function parallelWrongLogins(email: string, n: number) {
+    const results = await Promise.all(
+      Array.from({ length: n }, (_, i) => h.call("POST", LOGIN, { email, password: `wrong-password-${i}-x` })),
+    );
+    return results.map((r) => r.status);
+  }
+
+  for (const n of [20, 30]) {
+    it(`checks at most ${LIMIT} of ${n} parallel wrong guesses; the right password is then 429 too`, async () => {
+      const u = await h.registerVerified();
+      const statuses = await parallelWrongLogins(u.email, n);
+      expect(statuses.filter((s) => s === 401).length).toBeLessThanOrEqual(LIMIT);
+      expect(statuses.filter((s) => s === 429).length).toBeGreaterThanOrEqual(n - LIMIT);
+      expect(statuses.every((s) => s === 401 || s === 429)).toBe(true);
+      // Every verified guess left a login_failed entry: no more than the limit were checked.
+      const failed = await env.DB.prepare("SELECT COUNT(*) AS n FROM activity WHERE user_id = ? AND type = 'login_failed'")
+        .bind(u.id)
+        .first<{ n: number }>();
+      expect(failed?.n).toBeLessThanOrEqual(LIMIT);
+      const right = await h.call("POST", LOGIN, { email: u.email, password: u.password });
+      expect(right.status).toBe(429);
+      expect(Number(right.headers.get("retry-after"))).toBeGreaterThan(0);
+    });
+  }
+
+  it("locks out an unknown address exactly like an existing one", async () => {
+    const known = await h.registerVerified();
+    const unknown = `${unique("nobody")}@example.com`;
+    const forKnown: number[] = [];
+    const forUnknown: number[] = [];
+    for (let i = 0; i <= LIMIT; i++) {
+      forKnown.push((await h.call("POST", LOGIN, { email: known.email, password: "wrong-password-1x" })).status);
+      forUnknown.push((await h.call("POST", LOGIN, { email: unknown, password: "wrong-password-1x" })).status);
+    }
+    expect(forUnknown).toEqual(forKnown);
+    expect(forKnown.at(-1)).toBe(429);
+    const a = await h.call("POST", LOGIN, { email: known.email, password: "wrong-password-1x" });
+    const b = await h.call("POST", LOGIN, { email: unknown, password: "wrong-password-1x" });
+    expect(b.text).toBe(a.text);
+    expect(b.headers.get("retry-after")).toBe(a.headers.get("retry-after"));
+  });
+
+  it("counts email and username guesses against the same account", async () => {
+    const u = await h.registerVerified();
+    for (let i = 0; i < LIMIT / 2; i++) {
+      expect((await h.call("POST", LOGIN, { email: u.email, password: "wrong-password-1x" })).status).toBe(401);
+      expect((await h.call("POST", LOGIN, { username: u.username, password: "wrong-password-1x" })).status).toBe(401);
+    }
+    expect((await h.call("POST", LOGIN, { username: u.username, password: u.password })).status).toBe(429);
+  });
+
+  it("a successful login forgives the account's failures and does not count against its IP", async () => {
+    const u = await h.registerVerified();
+    const ip = { "cf-connecting-ip": "198.51.100.201" };
+    for (let i = 0; i < LIMIT - 1; i++) {
+      expect((await h.call("POST", LOGIN, { email: u.email, password: "wrong-password-1x" }, { headers: ip })).status).toBe(401);
+    }
+    expect((await h.call("POST", LOGIN, { email: u.email, password: u.password }, { headers: ip })).status).toBe(200);
+    const counter = (key: string) => env.DB.prepare("SELECT count FROM rate_limits WHERE key = ?").bind(key).first<{ count: number }>();
+    expect(await counter(`loginFailuresPerAccount:${u.id}`)).toBeNull();
+    expect((await counter("loginFailuresPerIp:198.51.100.201"))?.count).toBe(LIMIT - 1);
+  });
+
+  it("re-entering a password (change, delete, email change) shares the account's counter with login", async () => {
+    const u = await h.signedInUser();
+    const attempts = [
+      () =>
+        h.call(
+          "POST",
+          "/api/v1/me/password",
+          { current_password: "wrong-password-1x", new_password: "new-pass-word-42" },
+          { token: u.access_token },
+        ),
+      () => h.call("DELETE", "/api/v1/me", { current_password: "wrong-password-1x" }, { token: u.access_token }),
+      () =>
+        h.call(
+          "PATCH",
+          "/api/v1/me",
+          { email: `${unique("x")}@example.com`, current_password: "wrong-password-1x" },
+          { token: u.access_token },
+        ),
+    ];
+    for (let i = 0; i < LIMIT; i++) expect((await attempts[i % 3]!()).status).toBe(401);
+    for (const attempt of attempts) expect((await attempt()).status).toBe(429);
+    // Locked for login too, the right password included; and the account is still there.
+    expect((await h.call("POST", LOGIN, { email: u.email, password: u.password })).status).toBe(429);
+    const deleteRight = await h.call("DELETE", "/api/v1/me", { current_password: u.password }, { token: u.access_token });
+    expect(deleteRight.status).toBe(429);
+    expect(await env.DB.prepare("SELECT id FROM users WHERE id = ?").bind(u.id).first()).not.toBeNull();
+  });
+
+  it("parallel wrong current passwords on POST /me/password check at most the limit", async () => {
+    const u = await h.signedInUser();
+    const statuses = (
+      await Promise.all(
+        Array.from({ length: 20 }, (_, i) =>
+          h.call(
+            "POST",
+            "/api/v1/me/password",
+            { current_password: `wrong-${i}-password`, new_password: "new-pass-word-42" },
+            { token: u.access_token },
+          ),
+        ),
+      )
+    ).map((r) => r.status);
+    expect(statuses.filter((s) => s === 401).length).toBeLessThanOrEqual(LIMIT);
+    expect(statuses.filter((s) => s === 429).length).toBeGreaterThanOrEqual(20 - LIMIT);
+  });
+
+  it("unlocks when the window has passed", async () => {
+    const u = await h.registerVerified();
+    await parallelWrongLogins(u.email, LIMIT + 1);
+    expect((await h.call("POST", LOGIN, { email: u.email, password: u.password })).status).toBe(429);
+    h.clock.advance(RATE_LIMITS.loginFailuresPerAccount.windowMs);
+    expect((await h.call("POST", LOGIN, { email: u.email, password: u.password })).status).toBe(200);
+  });
+});

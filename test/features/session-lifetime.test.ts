@@ -1,0 +1,77 @@
+/**
+ * A sign-in has an absolute lifetime (KV session_max_age, OWASP ASVS 10.4.8): rotating its
+ * refresh token renews the idle lifetime (refresh_token_ttl) but never moves the end.
+ */
+import { env } from "cloudflare:test";
+import { afterEach, describe, expect, it } from "vitest";
+import { decodeJwt, harness, setConfig } from "../helpers";
+
+const REFRESH = "/api/v1/auth/refresh";
+const HOUR = 3_600_000;
+
+describe("absolute session lifetime", () => {
+  const h = harness();
+
+  afterEach(async () => {
+    await setConfig("session_max_age", undefined);
+    await setConfig("refresh_token_ttl", undefined);
+  });
+
+  const sessionsOf = async (token: string) => (await h.call("GET", "/api/v1/me/sessions", undefined, { token })).json.items;
+
+  it("rotation never extends a sign-in past its start + session_max_age", async () => {
+    await setConfig("session_max_age", String(10 * 3600));
+    await setConfig("refresh_token_ttl", String(4 * 3600));
+    const u = await h.signedInUser();
+    expect(u.refresh_expires_in).toBe(4 * 3600);
+    let token = u.refresh_token;
+    // Refresh every three hours: the idle lifetime never runs out, the absolute one does.
+    for (const hoursLeft of [7, 4, 1]) {
+      h.clock.advance(3 * HOUR);
+      const res = await h.call("POST", REFRESH, { refresh_token: token });
+      expect(res.status).toBe(200);
+      expect(res.json.refresh_expires_in).toBe(Math.min(4, hoursLeft) * 3600);
+      token = res.json.refresh_token;
+    }
+    // Nor does an access token outlive the sign-in.
+    const last = await h.call("POST", REFRESH, { refresh_token: token });
+    expect(last.status).toBe(200);
+    const { payload } = decodeJwt(last.json.access_token);
+    expect(payload.exp * 1000).toBeLessThanOrEqual(h.clock.now() + HOUR);
+
+    h.clock.advance(HOUR);
+    const past = await h.call("POST", REFRESH, { refresh_token: last.json.refresh_token });
+    expect(past.status).toBe(401);
+    expect(past.json.code).toBe("invalid_refresh_token");
+  });
+
+  it("lowering session_max_age ends older sign-ins at once: no refresh, gone from /me/sessions", async () => {
+    const u = await h.signedInUser();
+    h.clock.advance(2 * HOUR);
+    const fresh = await h.login(u.email, u.password);
+    expect(await sessionsOf(fresh.access_token)).toHaveLength(2);
+
+    await setConfig("session_max_age", "3600");
+    expect((await h.call("POST", REFRESH, { refresh_token: u.refresh_token })).status).toBe(401);
+    const listed = await sessionsOf(fresh.access_token);
+    expect(listed).toHaveLength(1);
+    expect(listed[0].current).toBe(true);
+    expect((await h.call("POST", REFRESH, { refresh_token: fresh.refresh_token })).status).toBe(200);
+  });
+
+  it("defaults to 30 days and refuses values outside 1 hour – 1 year", async () => {
+    const staff = await h.registerVerified();
+    await env.DB.prepare("UPDATE users SET is_staff = 1 WHERE id = ?").bind(staff.id).run();
+    const { access_token } = await h.login(staff.email, staff.password);
+    const config = await h.call("GET", "/api/v1/admin/config", undefined, { token: access_token });
+    expect(config.json.config.find((e: { key: string }) => e.key === "session_max_age")).toMatchObject({
+      value: 30 * 86_400,
+      min: 3600,
+      max: 365 * 86_400,
+    });
+    for (const bad of [3599, 365 * 86_400 + 1]) {
+      const res = await h.call("PATCH", "/api/v1/admin/config", { session_max_age: bad }, { token: access_token });
+      expect(res.status).toBe(400);
+    }
+  });
+});

@@ -1,0 +1,137 @@
+/**
+ * The account-takeover paths around email ownership, each written as the attack an outsider would
+ * try. Every test here failed before the fix it names; each now shows the attack failing.
+ */
+import { env } from "cloudflare:test";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import type { OtpPurpose } from "../../src/features/otp/otp.purposes";
+import { harness, setConfig, unique } from "../helpers";
+import { capturingEnv, codeInMail, mailsFor } from "../mail-helpers";
+
+const PASSWORD = "Tr0ub4dor&3-horse";
+const ATTACKER_PASSWORD = "attacker-owns-this-9";
+
+describe("account takeover through email ownership", () => {
+  const h = harness();
+  const cap = capturingEnv();
+
+  // The tests move the clock past the one-code-a-minute limit; keep access tokens alive meanwhile.
+  beforeAll(() => setConfig("access_token_ttl", "3600"));
+  afterAll(() => setConfig("access_token_ttl", undefined));
+  afterEach(() => setConfig("require_email_verification", undefined));
+
+  /** Requests a code by mail and returns it as the mailbox's owner reads it. */
+  async function mailedCode(email: string, purpose: OtpPurpose) {
+    // One code a minute is mailed per address (the registration's included): let a minute pass.
+    h.clock.advance(61_000);
+    const from = cap.sent.length;
+    const res = await h.call("POST", "/api/v1/auth/otp", { email, purpose }, { env: cap.env });
+    expect(res.status).toBe(202);
+    const mails = await mailsFor(cap.sent.slice(from), h.clock);
+    expect(mails).toHaveLength(1);
+    expect(mails[0]?.to).toBe(email);
+    return codeInMail(mails[0] as { text: string });
+  }
+
+  const userRow = (id: string) =>
+    env.DB.prepare("SELECT email, email_verified FROM users WHERE id = ?").bind(id).first<{ email: string; email_verified: number }>();
+
+  it("a code mailed to the old address does not sign in to, or verify, a new address", async () => {
+    const attacker = await h.signedInUser({ password: ATTACKER_PASSWORD });
+    const victim = `${unique("victim")}@example.com`;
+    const code = await mailedCode(attacker.email, "login");
+
+    const changed = await h.call(
+      "PATCH",
+      "/api/v1/me",
+      { email: victim, current_password: ATTACKER_PASSWORD },
+      { token: attacker.access_token, env: cap.env },
+    );
+    expect(changed.status).toBe(200);
+    const signIn = await h.call("POST", "/api/v1/auth/login/otp", { email: victim, code });
+    expect(signIn.status).toBe(400);
+    expect(signIn.json.code).toBe("invalid_code");
+    // The account still has its old, verified address; the victim's is only pending.
+    expect(await userRow(attacker.id)).toEqual({ email: attacker.email, email_verified: 1 });
+  });
+
+  it("a reset code mailed to the old address does not reset through a new address", async () => {
+    const attacker = await h.signedInUser({ password: ATTACKER_PASSWORD });
+    const victim = `${unique("victim")}@example.com`;
+    const code = await mailedCode(attacker.email, "reset_password");
+    await h.call(
+      "PATCH",
+      "/api/v1/me",
+      { email: victim, current_password: ATTACKER_PASSWORD },
+      { token: attacker.access_token, env: cap.env },
+    );
+    const reset = await h.call("POST", "/api/v1/auth/password/reset", { email: victim, code, new_password: "brand-new-password-77" });
+    expect(reset.status).toBe(400);
+    expect(await userRow(attacker.id)).toEqual({ email: attacker.email, email_verified: 1 });
+  });
+
+  it("pre-registration hijacking: the owner's code sign-in ends the password set before verification", async () => {
+    const victim = `${unique("victim")}@example.com`;
+    // The attacker registers the victim's address and cannot sign in yet.
+    const registered = await h.call("POST", "/api/v1/auth/register", { email: victim, password: ATTACKER_PASSWORD }, { env: cap.env });
+    expect(registered.status).toBe(201);
+    expect((await h.call("POST", "/api/v1/auth/login", { email: victim, password: ATTACKER_PASSWORD })).status).toBe(403);
+
+    // Later the real owner signs in with an emailed code.
+    const code = await mailedCode(victim, "login");
+    const owner = await h.call("POST", "/api/v1/auth/login/otp", { email: victim, code });
+    expect(owner.status).toBe(200);
+
+    // The attacker's password no longer opens the account; the owner's session works.
+    const attacker = await h.call("POST", "/api/v1/auth/login", { email: victim, password: ATTACKER_PASSWORD });
+    expect(attacker.status).toBe(401);
+    const me = await h.call("GET", "/api/v1/me", undefined, { token: owner.json.access_token });
+    expect(me.status).toBe(200);
+    expect(me.json.user).toMatchObject({ email: victim, email_verified: true, has_password: false });
+  });
+
+  it("pre-registration hijacking: sessions the squatter held before verification end", async () => {
+    // The squatter registers while verification is required, then the operator turns it off:
+    // the unverified squatter can now sign in with the password and keep a session.
+    const victim = `${unique("victim")}@example.com`;
+    const registered = await h.call("POST", "/api/v1/auth/register", { email: victim, password: ATTACKER_PASSWORD }, { env: cap.env });
+    expect(registered.status).toBe(201);
+    expect(registered.json.user.email_verified).toBe(false);
+    await setConfig("require_email_verification", "false");
+    const squatter = await h.login(victim, ATTACKER_PASSWORD);
+
+    const code = await mailedCode(victim, "login");
+    expect((await h.call("POST", "/api/v1/auth/login/otp", { email: victim, code })).status).toBe(200);
+
+    expect((await h.call("POST", "/api/v1/auth/refresh", { refresh_token: squatter.refresh_token })).status).toBe(401);
+    expect((await h.call("GET", "/api/v1/me", undefined, { token: squatter.access_token })).status).toBe(401);
+    expect((await h.call("POST", "/api/v1/auth/login", { email: victim, password: ATTACKER_PASSWORD })).status).toBe(401);
+  });
+
+  it("claiming an address by email change: the pending address reserves nothing, and the owner gets their own account", async () => {
+    const attacker = await h.signedInUser({ password: ATTACKER_PASSWORD });
+    const victim = `${unique("victim")}@example.com`;
+    const claim = await h.call(
+      "PATCH",
+      "/api/v1/me",
+      { email: victim, current_password: ATTACKER_PASSWORD },
+      { token: attacker.access_token, env: cap.env },
+    );
+    expect(claim.status).toBe(200);
+    expect(claim.json.user).toMatchObject({ email: attacker.email, pending_email: victim });
+
+    // The owner can still register the address, and signs in to their own account.
+    const registered = await h.call("POST", "/api/v1/auth/register", { email: victim, password: PASSWORD }, { env: cap.env });
+    expect(registered.status).toBe(201);
+    expect(registered.json.user.id).not.toBe(attacker.id);
+    const code = await mailedCode(victim, "login");
+    const owner = await h.call("POST", "/api/v1/auth/login/otp", { email: victim, code });
+    expect(owner.status).toBe(200);
+    const me = await h.call("GET", "/api/v1/me", undefined, { token: owner.json.access_token });
+    expect(me.json.user.id).toBe(registered.json.user.id);
+
+    // The attacker's account never gets the address, even with its own pending change's code.
+    const attackerMe = await h.call("GET", "/api/v1/me", undefined, { token: attacker.access_token });
+    expect(attackerMe.json.user.email).toBe(attacker.email);
+  });
+});
