@@ -6,7 +6,8 @@
 // unverified one may have been registered by anyone, so its password is replaced by the
 // operator's and its sessions and codes are ended first (never adopt a stranger's password).
 // It goes through the worker's own policy and hashing code (scripts/lib/worker-code.mjs), so
-// the account signs in exactly like one made through the API. Writes go through wrangler d1.
+// the account signs in exactly like one made through the API. Writes go through wrangler d1, or
+// through the running dev server when there is one for the state (see lib/cli.mjs).
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";

@@ -2,7 +2,9 @@
 // access — generates .dev.vars (a development signing key set and OTP secret) when it is missing,
 // applies the D1 migrations to the local database — then starts `wrangler dev`.
 import { execFileSync, spawn } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, mkdirSync } from "node:fs";
+import { createServer } from "node:net";
+import { forgetDevServer, localStateDir, recordDevServer } from "./lib/cli.mjs";
 import { generateSigningJwk, randomSecret, writeDevVars } from "./lib/keys.mjs";
 
 const DEV_VARS = ".dev.vars";
@@ -33,11 +35,36 @@ execFileSync("npx", ["wrangler", "d1", "migrations", "apply", "DB", "--local", .
   env: { ...offline, CI: "true" }, // CI=true: apply without the interactive confirmation
 });
 
+/** `port` if nothing listens on it, else one the OS picks (what wrangler does for its default). */
+function freePort(port, host) {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", (error) => (port === 0 ? reject(error) : resolve(freePort(0, host))));
+    server.listen(port, host, () => {
+      const chosen = server.address().port;
+      server.close(() => resolve(chosen));
+    });
+  });
+}
+
 if (process.argv.includes("--start")) {
-  const dev = spawn("npx", ["wrangler", "dev", ...devArgs], {
+  // The port is settled here rather than by wrangler, so the URL recorded below is the real one.
+  const host = devOption("ip") ?? "localhost";
+  const port = devOption("port") ?? String(await freePort(8787, host));
+  const args = devOption("port") === undefined ? [...devArgs, "--port", port] : devArgs;
+  const dev = spawn("npx", ["wrangler", "dev", ...args], {
     stdio: "inherit",
     env: offline,
   });
-  dev.on("exit", (code) => process.exit(code ?? 0));
+  // Tell the operator scripts (scripts/lib/cli.mjs) that this server serves this local state, so
+  // they send their writes to it instead of opening its SQLite files from a second process.
+  const stateDir = localStateDir({ "persist-to": devOption("persist-to"), config: devOption("config") });
+  const urlHost = ["0.0.0.0", "::", "*"].includes(host) ? "localhost" : host.includes(":") ? `[${host}]` : host;
+  mkdirSync(stateDir, { recursive: true });
+  recordDevServer(stateDir, `http://${urlHost}:${port}`, process.pid);
+  dev.on("exit", (code) => {
+    forgetDevServer(stateDir, process.pid);
+    process.exit(code ?? 0);
+  });
   for (const signal of ["SIGINT", "SIGTERM"]) process.on(signal, () => dev.kill(signal));
 }

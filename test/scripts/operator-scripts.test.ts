@@ -5,7 +5,7 @@
  * the tests share one temporary state.
  */
 import { execFile } from "node:child_process";
-import { mkdtempSync, rmSync, statSync } from "node:fs";
+import { mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -177,6 +177,21 @@ describe("operator scripts", () => {
       expect(await sql("SELECT old_value, new_value FROM admin_audit WHERE target = 'access_token_ttl'")).toEqual([
         { old_value: null, new_value: "120" },
       ]);
+    });
+  });
+
+  describe("with a dev server recorded for the state that is no longer running", () => {
+    it("falls back to wrangler on the files", async () => {
+      const { state } = await localState();
+      // What scripts/dev.mjs leaves behind when it is killed without a chance to clean up.
+      writeFileSync(join(state, "latchkey-dev-server.json"), JSON.stringify({ url: "http://127.0.0.1:9", pid: 2 ** 22 + 1 }));
+      try {
+        const res = await run("scripts/config.mjs", ["get", "otp_ttl", "--persist-to", state]);
+        expect(res.code, res.stderr).toBe(0);
+        expect(res.stdout).toMatch(/^otp_ttl = 600 \(default\)$/m);
+      } finally {
+        rmSync(join(state, "latchkey-dev-server.json"));
+      }
     });
   });
 
