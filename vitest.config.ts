@@ -32,7 +32,7 @@ export default defineConfig(async () => {
     test: {
       name: "workers",
       include: ["test/**/*.test.ts"],
-      exclude: [...configDefaults.exclude, "test/scripts/**"],
+      exclude: [...configDefaults.exclude, "test/scripts/**", "test/e2e/**"],
       setupFiles: ["./test/setup.ts"],
       testTimeout: 30_000,
       hookTimeout: 30_000,
@@ -48,5 +48,16 @@ export default defineConfig(async () => {
       hookTimeout: 120_000,
     },
   };
-  return { test: { projects: [workers, scripts] } };
+  // What a client sees through the real dev server (`scripts/dev.mjs`, i.e. `wrangler dev`): each
+  // file starts its own server on free ports with its own temporary state (test/e2e/dev-server.ts).
+  const e2e = {
+    test: {
+      name: "e2e",
+      include: ["test/e2e/**/*.test.ts"],
+      environment: "node",
+      testTimeout: 60_000,
+      hookTimeout: 120_000,
+    },
+  };
+  return { test: { projects: [workers, scripts, e2e] } };
 });

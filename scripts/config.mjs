@@ -1,36 +1,16 @@
 // npm run config:get [-- <key>] [--remote | --persist-to <dir>]
 // npm run config:set -- <key> <value> [--remote | --persist-to <dir>]
 //
-// Reads and writes the hot configuration in the CONFIG KV namespace through `wrangler kv`, after
+// Reads and writes the hot configuration in the CONFIG KV namespace (through `wrangler kv`, or
+// the running dev server: see lib/cli.mjs), after
 // validating with parseConfigValue, the parser the worker itself uses on every read: a value this
 // refuses is a value the worker would ignore. Each change is also recorded in the admin audit
 // trail (actor: none, meaning the operator CLI), like a change made through the admin API.
-import { CliError, d1, parseCli, runCli, sqlString, targetArgs, wrangler } from "./lib/cli.mjs";
+import { CliError, d1, kvGet, kvKeys, kvPut, parseCli, runCli, sqlString, targetArgs } from "./lib/cli.mjs";
 import { loadWorkerCode } from "./lib/worker-code.mjs";
 
 const USAGE = `usage: npm run config:get [-- <key>] [--remote | --persist-to <dir>]
        npm run config:set -- <key> <value> [--remote | --persist-to <dir>]`;
-
-// `wrangler kv key get` prints this (exit code 0) for a missing key. No valid value of any key
-// can be this text, so reading it as "not set" never hides a value the worker would use.
-const NOT_FOUND = "Value not found";
-
-const kvArgs = (values) => ["--binding", "CONFIG", ...targetArgs(values)];
-
-async function kvGet(values, key) {
-  const out = (await wrangler(["kv", "key", "get", key, ...kvArgs(values)])).replace(/\n$/, "");
-  return out === NOT_FOUND ? null : out;
-}
-
-/** Keys present in the namespace, so `config:get` reads only those (each wrangler call costs seconds). */
-async function kvKeys(values) {
-  const out = await wrangler(["kv", "key", "list", ...kvArgs(values)]);
-  try {
-    return new Set(JSON.parse(out).map((entry) => entry.name));
-  } catch {
-    throw new CliError(`unexpected output from wrangler kv key list:\n${out.slice(0, 500)}`);
-  }
-}
 
 function requireKey(worker, key) {
   if (!worker.isConfigKey(key)) throw new CliError(`unknown key '${key}'; known keys: ${worker.CONFIG_KEY_NAMES.join(", ")}`);
@@ -62,7 +42,7 @@ async function set(worker, values, positionals) {
   if (!parsed.ok) throw new CliError(`refusing ${key}=${JSON.stringify(positionals[1])}: ${parsed.reason}; nothing was written`);
   const text = String(parsed.value);
   const previous = await kvGet(values, key);
-  await wrangler(["kv", "key", "put", key, text, ...kvArgs(values)]);
+  await kvPut(values, key, text);
   const now = Date.now();
   await d1(values, {
     command: `INSERT INTO admin_audit (id, actor_id, created_at, action, target, old_value, new_value) VALUES (${sqlString(worker.randomId())}, NULL, ${now}, 'config.set', ${sqlString(key)}, ${sqlString(previous)}, ${sqlString(text)})`,

@@ -1,7 +1,8 @@
 // Shared plumbing for the operator scripts: flags, the wrangler calls they wrap, clean failures.
 import { spawn } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
+import { dirname, join } from "node:path";
 import { parseArgs } from "node:util";
 
 /** An expected failure: printed as one line, exit code 1, no stack trace. */
@@ -53,8 +54,26 @@ export function targetArgs(values) {
 const require = createRequire(import.meta.url);
 const WRANGLER = require.resolve("wrangler/bin/wrangler.js");
 
+// A local write through wrangler is a second process on the SQLite files `wrangler dev` has open,
+// and neither side waits for a lock: either may fail with SQLITE_BUSY. The dev-server route below
+// avoids that; this retry covers a dev server that scripts/dev.mjs did not start (plain
+// `wrangler dev`). Retrying is safe: a D1 batch that fails is rolled back, a KV put is idempotent.
+const BUSY = /SQLITE_BUSY|database is locked/;
+const BUSY_RETRIES = 6;
+
 /** Runs wrangler; resolves with its stdout, or throws a CliError carrying its stderr. */
-export function wrangler(args) {
+export async function wrangler(args) {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await wranglerOnce(args);
+    } catch (error) {
+      if (!(error instanceof CliError) || !BUSY.test(error.message) || attempt >= BUSY_RETRIES) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 100 * 2 ** attempt + Math.random() * 100));
+    }
+  }
+}
+
+function wranglerOnce(args) {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [WRANGLER, ...args], {
       stdio: ["ignore", "pipe", "pipe"],
@@ -77,8 +96,153 @@ export function wrangler(args) {
   });
 }
 
-/** Runs SQL through `wrangler d1 execute DB --json` and returns the rows of the last statement. */
+/*
+ * The running dev server's own API. `npm run dev` (scripts/dev.mjs) records where it serves a
+ * local state in that state's directory; while it runs, the scripts send their reads and writes
+ * of that state to it — wrangler dev's local explorer API (/cdn-cgi/explorer/api, the Cloudflare
+ * REST API's shape for D1 and KV), served by the same workerd process that serves the worker —
+ * instead of opening the SQLite files from a second process. One process, one writer: no
+ * SQLITE_BUSY for the scripts, and none for the requests the server is answering. A D1 query
+ * there runs all its statements in one transaction, like `wrangler d1 execute --file`.
+ */
+const DEV_SERVER_FILE = "latchkey-dev-server.json";
+
+/** The local state directory the scripts and `wrangler dev` use for these flags. */
+export function localStateDir(values) {
+  return values["persist-to"] ?? join(dirname(values.config ?? "wrangler.toml"), ".wrangler", "state");
+}
+
+/** Called by scripts/dev.mjs: the dev server at `url` (run by process `pid`) serves `stateDir`. */
+export function recordDevServer(stateDir, url, pid) {
+  writeFileSync(join(stateDir, DEV_SERVER_FILE), `${JSON.stringify({ url, pid })}\n`);
+}
+
+/** Called by scripts/dev.mjs on exit, unless another dev server has recorded itself since. */
+export function forgetDevServer(stateDir, pid) {
+  const file = join(stateDir, DEV_SERVER_FILE);
+  try {
+    if (JSON.parse(readFileSync(file, "utf8")).pid === pid) rmSync(file);
+  } catch {
+    // already gone
+  }
+}
+
+function alive(pid) {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return error.code === "EPERM";
+  }
+}
+
+async function explorerGet(base, path) {
+  const res = await fetch(`${base}${path}`, { signal: AbortSignal.timeout(3_000) });
+  const body = await res.json();
+  if (!body.success) throw new Error(JSON.stringify(body.errors));
+  return body.result;
+}
+
+let devServer;
+/** The dev server serving this local state: its API base and the ids of DB and CONFIG; or null. */
+function devServerFor(values) {
+  devServer ??= (async () => {
+    if (values.remote) return null;
+    let recorded;
+    try {
+      recorded = JSON.parse(readFileSync(join(localStateDir(values), DEV_SERVER_FILE), "utf8"));
+    } catch {
+      return null;
+    }
+    if (!alive(recorded.pid)) return null;
+    const base = `${recorded.url}/cdn-cgi/explorer/api`;
+    try {
+      const [databases, namespaces] = await Promise.all([explorerGet(base, "/d1/database"), explorerGet(base, "/storage/kv/namespaces")]);
+      const d1Id = databases.find((db) => db.name === "DB")?.uuid;
+      const kvId = namespaces.find((ns) => ns.title === "CONFIG")?.id;
+      return d1Id && kvId ? { base, d1Id, kvId } : null;
+    } catch {
+      return null; // not answering (starting, or stopped uncleanly): fall back to wrangler
+    }
+  })();
+  return devServer;
+}
+
+async function explorer(server, path, init) {
+  let res;
+  try {
+    res = await fetch(`${server.base}${path}`, init);
+  } catch (error) {
+    throw new CliError(`the dev server at ${server.base} did not answer: ${error.message}`);
+  }
+  return res;
+}
+
+async function explorerResult(res, what) {
+  const body = await res.json().catch(() => null);
+  if (!body?.success)
+    throw new CliError(`${what} failed through the dev server: ${body ? body.errors.map((e) => e.message).join("; ") : res.status}`);
+  return body.result;
+}
+
+/** The value of a CONFIG key in KV, or null when it is not set. */
+export async function kvGet(values, key) {
+  const server = await devServerFor(values);
+  if (server) {
+    const res = await explorer(server, `/storage/kv/namespaces/${server.kvId}/values/${encodeURIComponent(key)}`);
+    if (res.ok) return res.text();
+    if (res.status === 404) return null;
+    return explorerResult(res, `reading ${key}`);
+  }
+  const out = (await wrangler(["kv", "key", "get", key, ...kvArgs(values)])).replace(/\n$/, "");
+  return out === KV_NOT_FOUND ? null : out;
+}
+
+/** Writes a CONFIG key in KV. */
+export async function kvPut(values, key, text) {
+  const server = await devServerFor(values);
+  if (!server) return void (await wrangler(["kv", "key", "put", key, text, ...kvArgs(values)]));
+  const res = await explorer(server, `/storage/kv/namespaces/${server.kvId}/values/${encodeURIComponent(key)}`, {
+    method: "PUT",
+    body: text,
+  });
+  await explorerResult(res, `writing ${key}`);
+}
+
+/** The names of the keys present in CONFIG. */
+export async function kvKeys(values) {
+  const server = await devServerFor(values);
+  if (server) {
+    const listed = await explorerResult(await explorer(server, `/storage/kv/namespaces/${server.kvId}/keys`), "listing keys");
+    return new Set(listed.map((entry) => entry.name));
+  }
+  const out = await wrangler(["kv", "key", "list", ...kvArgs(values)]);
+  try {
+    return new Set(JSON.parse(out).map((entry) => entry.name));
+  } catch {
+    throw new CliError(`unexpected output from wrangler kv key list:\n${out.slice(0, 500)}`);
+  }
+}
+
+// `wrangler kv key get` prints this (exit code 0) for a missing key. No valid value of any key
+// can be this text, so reading it as "not set" never hides a value the worker would use.
+const KV_NOT_FOUND = "Value not found";
+const kvArgs = (values) => ["--binding", "CONFIG", ...targetArgs(values)];
+
+/**
+ * Runs SQL (one statement or several, as one transaction) on DB and returns the rows of the last
+ * statement: through the running dev server when there is one for this state, else through
+ * `wrangler d1 execute DB --json`.
+ */
 export async function d1(values, { command, file }) {
+  const server = await devServerFor(values);
+  if (server) {
+    const sql = file ? readFileSync(file, "utf8") : command;
+    const init = { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ sql }) };
+    const result = await explorerResult(await explorer(server, `/d1/database/${server.d1Id}/raw`, init), "the query");
+    const { columns, rows } = result.at(-1)?.results ?? { columns: [], rows: [] };
+    return rows.map((row) => Object.fromEntries(columns.map((column, i) => [column, row[i]])));
+  }
   const args = ["d1", "execute", "DB", ...targetArgs(values), "--json", ...(file ? ["--file", file] : ["--command", command])];
   const out = await wrangler(args);
   let parsed;

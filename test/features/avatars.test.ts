@@ -1,5 +1,6 @@
 import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
+import { DRAIN_MAX_BYTES } from "../../src/lib/drain";
 import { probeD1 } from "../d1-wrap";
 import { BASE, harness } from "../helpers";
 
@@ -290,7 +291,8 @@ describe("avatar upload: refused input", () => {
     expect(res.json.code).toBe("payload_too_large");
   });
 
-  it("stops reading a streamed body without Content-Length once it passes 2 MiB (413)", async () => {
+  it("refuses a streamed body without Content-Length once it passes 2 MiB (413), draining the rest without keeping it", async () => {
+    // The rest is read and dropped so the connection stays usable for the next request (lib/drain.ts).
     const u = await h.signedInUser();
     const CHUNK = 64 * 1024;
     let pulled = 0;
@@ -303,8 +305,24 @@ describe("avatar upload: refused input", () => {
     });
     const res = await upload(u.access_token, stream, "image/png");
     expect(res.status).toBe(413);
-    expect(pulled * CHUNK).toBeLessThan(3 * MiB);
+    expect(pulled * CHUNK).toBe(3 * MiB);
     expect(await objectsOf(u.id)).toEqual([]);
+  });
+
+  it("stops draining an endless streamed body after DRAIN_MAX_BYTES (413)", async () => {
+    const u = await h.signedInUser();
+    const CHUNK = 64 * 1024;
+    let pulled = 0;
+    const endless = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        pulled++;
+        controller.enqueue(new Uint8Array(CHUNK));
+      },
+    });
+    const res = await upload(u.access_token, endless, "image/png");
+    expect(res.status).toBe(413);
+    // the limit, then at most DRAIN_MAX_BYTES more, give or take the chunks a stream pulls ahead
+    expect(pulled * CHUNK).toBeLessThanOrEqual(2 * MiB + DRAIN_MAX_BYTES + 4 * CHUNK);
   });
 
   it("refuses a multipart body over the limit (413)", async () => {

@@ -5,7 +5,7 @@
  * the tests share one temporary state.
  */
 import { execFile } from "node:child_process";
-import { mkdtempSync, rmSync, statSync } from "node:fs";
+import { mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -100,13 +100,58 @@ describe("operator scripts", () => {
       expect(await sql("SELECT email FROM users WHERE email IN ('weak@example.com', 'nopw@example.com')")).toEqual([]);
     });
 
-    it("promotes an existing account to verified staff, keeping its password", async () => {
+    it("replaces an unverified account's password with the operator's and ends its sessions before promoting it", async () => {
+      // Someone registered ops2@ through the API without owning the mailbox: a live sign-in, a
+      // pending code, and a password the operator never chose. None of that may reach staff.
+      const { state, sql } = await localState();
+      const worker = await loadWorkerCode();
+      const strangers = "strangers-own-secret-77";
+      const hash = await worker.hashPassword(strangers, "argon2id");
+      await sql(
+        `INSERT INTO users (id, email, username, password_hash, is_active, is_staff, email_verified, tokens_valid_after, created_at, updated_at) VALUES ('stranger1', 'ops2@example.com', 'ops2', '${hash}', 1, 0, 0, 0, 1, 1);
+         INSERT INTO refresh_tokens (id, user_id, family_id, token_hash, created_at, expires_at) VALUES ('rt-stranger1', 'stranger1', 'fam-stranger1', 'h-stranger1', 1, 9999999999999);
+         INSERT INTO otp_codes (id, user_id, purpose, code_hash, created_at, expires_at) VALUES ('otp-stranger1', 'stranger1', 'verify_email', 'c-stranger1', 1, 9999999999999);`,
+      );
+      const operators = "operators-chosen-secret-42";
+      const res = await run("scripts/admin-create.mjs", ["--email", "ops2@example.com", "--persist-to", state], {
+        LATCHKEY_ADMIN_PASSWORD: operators,
+      });
+      expect(res.code, res.stderr).toBe(0);
+      expect(res.stdout).toMatch(/unverified/);
+      expect(res.stdout).not.toContain(operators);
+
+      const [user] = await sql("SELECT * FROM users WHERE id = 'stranger1'");
+      expect(user).toMatchObject({ is_staff: 1, is_active: 1, email_verified: 1 });
+      const stored = String(user?.password_hash);
+      expect(await worker.verifyPassword(strangers, stored)).toBe(false);
+      expect(await worker.verifyPassword(operators, stored)).toBe(true);
+      expect(Number(user?.tokens_valid_after)).toBeGreaterThan(0);
+      expect(await sql("SELECT revoked_reason FROM refresh_tokens WHERE user_id = 'stranger1'")).toEqual([{ revoked_reason: "admin" }]);
+      expect(await sql("SELECT consumed_at IS NOT NULL AS voided FROM otp_codes WHERE user_id = 'stranger1'")).toEqual([{ voided: 1 }]);
+      expect(await sql("SELECT action FROM admin_audit WHERE target = 'stranger1'")).toEqual([{ action: "user.promote" }]);
+    });
+
+    it("refuses to promote an unverified account without a password to replace its own, changing nothing", async () => {
       const { state, sql } = await localState();
       await sql(
-        "INSERT INTO users (id, email, password_hash, is_active, is_staff, email_verified, tokens_valid_after, created_at, updated_at) VALUES ('existing1', 'plain@example.com', 'kept-hash', 1, 0, 0, 0, 1, 1)",
+        "INSERT INTO users (id, email, password_hash, is_active, is_staff, email_verified, tokens_valid_after, created_at, updated_at) VALUES ('stranger2', 'ops3@example.com', 'strangers-hash', 1, 0, 0, 0, 1, 1)",
+      );
+      const res = await run("scripts/admin-create.mjs", ["--email", "ops3@example.com", "--persist-to", state]);
+      expect(res.code).toBe(1);
+      expect(res.stderr).toMatch(/LATCHKEY_ADMIN_PASSWORD/);
+      expect(await sql("SELECT is_staff, email_verified, password_hash FROM users WHERE id = 'stranger2'")).toEqual([
+        { is_staff: 0, email_verified: 0, password_hash: "strangers-hash" },
+      ]);
+    });
+
+    it("promotes an existing verified account to staff, keeping its password and naming the account", async () => {
+      const { state, sql } = await localState();
+      await sql(
+        "INSERT INTO users (id, email, username, password_hash, is_active, is_staff, email_verified, tokens_valid_after, created_at, updated_at) VALUES ('existing1', 'plain@example.com', 'plain', 'kept-hash', 1, 0, 1, 0, 1, 1)",
       );
       const res = await run("scripts/admin-create.mjs", ["--email", "plain@example.com", "--persist-to", state]);
       expect(res.code, res.stderr).toBe(0);
+      expect(res.stdout).toMatch(/id existing1.*plain@example\.com.*username plain/);
       expect(await sql("SELECT is_staff, email_verified, password_hash FROM users WHERE id = 'existing1'")).toEqual([
         { is_staff: 1, email_verified: 1, password_hash: "kept-hash" },
       ]);
@@ -132,6 +177,21 @@ describe("operator scripts", () => {
       expect(await sql("SELECT old_value, new_value FROM admin_audit WHERE target = 'access_token_ttl'")).toEqual([
         { old_value: null, new_value: "120" },
       ]);
+    });
+  });
+
+  describe("with a dev server recorded for the state that is no longer running", () => {
+    it("falls back to wrangler on the files", async () => {
+      const { state } = await localState();
+      // What scripts/dev.mjs leaves behind when it is killed without a chance to clean up.
+      writeFileSync(join(state, "latchkey-dev-server.json"), JSON.stringify({ url: "http://127.0.0.1:9", pid: 2 ** 22 + 1 }));
+      try {
+        const res = await run("scripts/config.mjs", ["get", "otp_ttl", "--persist-to", state]);
+        expect(res.code, res.stderr).toBe(0);
+        expect(res.stdout).toMatch(/^otp_ttl = 600 \(default\)$/m);
+      } finally {
+        rmSync(join(state, "latchkey-dev-server.json"));
+      }
     });
   });
 

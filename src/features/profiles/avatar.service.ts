@@ -10,6 +10,7 @@ import { runBatch } from "../../db/client";
 import { profiles, type User, users } from "../../db/schema";
 import type { Deps } from "../../env";
 import { randomId, toHex } from "../../lib/crypto";
+import { discardRest } from "../../lib/drain";
 import { AppError, fieldError, loggableError } from "../../lib/errors";
 import { activityInsert } from "../activity/activity.record";
 import { AVATAR_MAX_BYTES, type ImageInfo, inspectImage } from "./avatar.image";
@@ -37,7 +38,7 @@ async function readBounded(body: ReadableStream<Uint8Array> | null, contentLengt
     if (done) break;
     total += value.byteLength;
     if (total > maxBytes) {
-      await reader.cancel().catch(() => {});
+      await discardRest(reader); // not just cancel: see lib/drain.ts
       throw tooLarge();
     }
     chunks.push(value);
