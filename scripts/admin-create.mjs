@@ -102,12 +102,13 @@ function promoteSql(worker, existing, now, extra = {}) {
  * Ends everything an account's previous holder was given, as the worker does on a password
  * change: refresh tokens revoked (which also stops their access tokens, whose sign-in must be
  * live), `tokens_valid_after` moved to now (rounded down to the second, like `iat`), and every
- * outstanding one-time code voided, so no code mailed or requested before can still be used.
+ * outstanding one-time code voided and any pending email change dropped, so nothing mailed,
+ * requested or started before can still be used.
  */
 function reclaimSql(userId, hash, now) {
   const id = sqlString(userId);
   return [
-    `UPDATE users SET password_hash = ${sqlString(hash)}, tokens_valid_after = ${Math.floor(now / 1000) * 1000}, updated_at = ${now} WHERE id = ${id};`,
+    `UPDATE users SET password_hash = ${sqlString(hash)}, pending_email = NULL, tokens_valid_after = ${Math.floor(now / 1000) * 1000}, updated_at = ${now} WHERE id = ${id};`,
     `UPDATE refresh_tokens SET revoked_at = ${now}, revoked_reason = 'admin' WHERE user_id = ${id} AND revoked_at IS NULL;`,
     `UPDATE otp_codes SET consumed_at = ${now} WHERE user_id = ${id} AND consumed_at IS NULL;`,
   ];
