@@ -164,9 +164,11 @@ export async function mintRefreshTokens(db, { count, users, offset = 0 }) {
       b64url(randomBytes(16)),
       sha256Hex(token),
       now,
+      now,
       now + 30 * 86_400_000,
     ]);
   }
-  await insertRows(db, "refresh_tokens", ["id", "user_id", "family_id", "token_hash", "created_at", "expires_at"], rows);
+  // family_created_at: the sign-in starts now, so its absolute lifetime (session_max_age) has not run out.
+  await insertRows(db, "refresh_tokens", ["id", "user_id", "family_id", "token_hash", "family_created_at", "created_at", "expires_at"], rows);
   return tokens;
 }
