@@ -1,6 +1,7 @@
 /** The worker's entry: HTTP requests (the Hono app), the mail queue's consumer, and the daily cron job. */
 import "./features/auth/argon2-modules";
 import { createApp } from "./app";
+import { createBackgroundDeps } from "./deps";
 import { scheduledRetention } from "./features/activity/activity.retention";
 import { consumeMailBatch } from "./features/mail/mail.consumer";
 import type { MailMessage } from "./features/mail/mail.messages";
@@ -19,6 +20,6 @@ export default {
   // The cron trigger in wrangler.toml: retention of activity, dead tokens, rate-limit windows and codes.
   // Awaited rather than passed to ctx.waitUntil, so a failed run shows as a failed invocation.
   async scheduled(_controller, env, _ctx) {
-    await scheduledRetention(env, systemClock);
+    await scheduledRetention(createBackgroundDeps(env, systemClock));
   },
 } satisfies ExportedHandler<Env, MailMessage>;

@@ -7,8 +7,6 @@
  * is well-formed.
  */
 import { z } from "@hono/zod-openapi";
-import { and, eq, gt, lt, or, type SQL } from "drizzle-orm";
-import type { SQLiteColumn } from "drizzle-orm/sqlite-core";
 import { base64urlDecode, base64urlEncode, hmacSha256Hex, timingSafeEqual } from "./crypto";
 import { AppError } from "./errors";
 
@@ -71,16 +69,6 @@ export async function pageRequest(
   query: { limit?: number; cursor?: string },
 ): Promise<{ limit: number; cursor: Cursor | null }> {
   return { limit: query.limit ?? PAGE_DEFAULT_LIMIT, cursor: query.cursor === undefined ? null : await decodeCursor(secret, query.cursor) };
-}
-
-/** Rows after `cursor` in newest-first order: `(t, id) < cursor`. No condition without a cursor. */
-export function olderThan(t: SQLiteColumn, id: SQLiteColumn, cursor: Cursor | null): SQL | undefined {
-  return cursor ? or(lt(t, cursor.t), and(eq(t, cursor.t), lt(id, cursor.id))) : undefined;
-}
-
-/** Rows after `cursor` in oldest-first order: `(t, id) > cursor`. No condition without a cursor. */
-export function newerThan(t: SQLiteColumn, id: SQLiteColumn, cursor: Cursor | null): SQL | undefined {
-  return cursor ? or(gt(t, cursor.t), and(eq(t, cursor.t), gt(id, cursor.id))) : undefined;
 }
 
 /**

@@ -1,6 +1,6 @@
 import type { MiddlewareHandler } from "hono";
 import type { ConfigCache } from "../config/config.service";
-import { createDb } from "../db/client";
+import { createDeps } from "../deps";
 import type { AppEnv } from "../env";
 import type { Clock } from "../lib/clock";
 import { parseIp } from "../lib/ip";
@@ -19,24 +19,24 @@ export function cleanUserAgent(header: string | undefined): string | null {
 }
 
 /**
- * Wires the request's dependencies once: the Drizzle client over this request's D1 binding, the
- * injected clock, the config reader and the caller's address. The IP comes only from
- * `CF-Connecting-IP`, which Cloudflare sets; `X-Forwarded-For` is client-controlled and ignored.
+ * Wires the request's dependencies once (`createDeps`: the stores over this request's database,
+ * the injected clock, the config reader, keys, buckets, outbox) with the caller's address. The IP
+ * comes only from `CF-Connecting-IP`, which Cloudflare sets; `X-Forwarded-For` is
+ * client-controlled and ignored.
  */
 export function requestContext(options: { clock: Clock; config: ConfigCache }): MiddlewareHandler<AppEnv> {
   return async function requestContext(c, next) {
-    const env = c.env;
-    c.set("deps", {
-      db: createDb(env.DB),
-      clock: options.clock,
-      config: () => options.config.get(env.CONFIG),
-      invalidateConfig: () => options.config.invalidate(),
-      env,
-      meta: {
-        ip: parseIp(c.req.header("cf-connecting-ip")),
-        userAgent: cleanUserAgent(c.req.header("user-agent")),
-      },
-    });
+    c.set(
+      "deps",
+      createDeps(c.env, {
+        clock: options.clock,
+        config: options.config,
+        meta: {
+          ip: parseIp(c.req.header("cf-connecting-ip")),
+          userAgent: cleanUserAgent(c.req.header("user-agent")),
+        },
+      }),
+    );
     await next();
   };
 }

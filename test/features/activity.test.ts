@@ -1,7 +1,6 @@
 import { createExecutionContext, createScheduledController, env, waitOnExecutionContext } from "cloudflare:test";
 import { afterEach, describe, expect, it } from "vitest";
-import { ConfigCache } from "../../src/config/config.service";
-import { createDb } from "../../src/db/client";
+import { createBackgroundDeps } from "../../src/deps";
 import { runRetention } from "../../src/features/activity/activity.retention";
 import { REFRESH_RACE_GRACE_MS } from "../../src/features/auth/tokens.service";
 import worker from "../../src/index";
@@ -401,10 +400,7 @@ describe("retention job", () => {
   // Long ago, so nothing other test files made is old enough to be touched by these runs.
   const T0 = Date.UTC(2000, 0, 1);
   const h = harness({ start: T0 });
-  const retentionDeps = () => {
-    const config = ConfigCache({ clock: h.clock, ttlMs: 0 });
-    return { db: createDb(env.DB), clock: h.clock, config: () => config.get(env.CONFIG) };
-  };
+  const retentionDeps = () => createBackgroundDeps(env, h.clock);
   const activityTimes = async (userId: string) => {
     const { results } = await env.DB.prepare("SELECT created_at FROM activity WHERE user_id = ? ORDER BY created_at")
       .bind(userId)

@@ -11,13 +11,7 @@
  * delete would hold the database's single writer), and each kind gets at most `maxRounds`
  * statements per run. A backlog larger than that is worked off over the following days.
  */
-import { and, eq, gt, inArray, lt, lte, notExists } from "drizzle-orm";
-import { alias } from "drizzle-orm/sqlite-core";
-import { ConfigCache } from "../../config/config.service";
-import { createDb } from "../../db/client";
-import { activity, otpCodes, rateLimits, refreshTokens } from "../../db/schema";
-import type { Deps } from "../../env";
-import type { Clock } from "../../lib/clock";
+import type { Deps } from "../../deps";
 
 export const RETENTION_BATCH_SIZE = 500;
 export const RETENTION_MAX_ROUNDS = 20;
@@ -33,10 +27,10 @@ export interface RetentionResult {
 }
 
 /** Runs `deleteBatch` until it deletes fewer than `batchSize` rows or `maxRounds` is reached. */
-async function drain(deleteBatch: () => Promise<D1Result>, batchSize: number, maxRounds: number) {
+async function drain(deleteBatch: () => Promise<number>, batchSize: number, maxRounds: number) {
   let deleted = 0;
   for (let round = 0; round < maxRounds; round++) {
-    const changes = (await deleteBatch()).meta.changes ?? 0;
+    const changes = await deleteBatch();
     deleted += changes;
     if (changes < batchSize) return { deleted, complete: true };
   }
@@ -48,82 +42,19 @@ async function drain(deleteBatch: () => Promise<D1Result>, batchSize: number, ma
  * tests run it at any instant; the retention period is read from the effective config.
  */
 export async function runRetention(
-  deps: Pick<Deps, "db" | "clock" | "config">,
+  deps: Pick<Deps, "activity" | "tokens" | "counters" | "codes" | "clock" | "config">,
   options: { batchSize?: number; maxRounds?: number } = {},
 ): Promise<RetentionResult> {
-  const { db, clock } = deps;
   const batchSize = options.batchSize ?? RETENTION_BATCH_SIZE;
   const maxRounds = options.maxRounds ?? RETENTION_MAX_ROUNDS;
-  const now = clock.now();
+  const now = deps.clock.now();
   const config = await deps.config();
   const activityCutoff = now - config.activity_retention_days * DAY_MS;
 
-  const oldActivity = await drain(
-    () =>
-      db
-        .delete(activity)
-        .where(
-          inArray(
-            activity.id,
-            db.select({ id: activity.id }).from(activity).where(lt(activity.createdAt, activityCutoff)).limit(batchSize),
-          ),
-        )
-        .run(),
-    batchSize,
-    maxRounds,
-  );
-
-  const live = alias(refreshTokens, "live");
-  const deadTokens = await drain(
-    () =>
-      db
-        .delete(refreshTokens)
-        .where(
-          inArray(
-            refreshTokens.id,
-            db
-              .select({ id: refreshTokens.id })
-              .from(refreshTokens)
-              .where(
-                and(
-                  lte(refreshTokens.expiresAt, now),
-                  notExists(
-                    db
-                      .select({ id: live.id })
-                      .from(live)
-                      .where(and(eq(live.familyId, refreshTokens.familyId), gt(live.expiresAt, now))),
-                  ),
-                ),
-              )
-              .limit(batchSize),
-          ),
-        )
-        .run(),
-    batchSize,
-    maxRounds,
-  );
-
-  const endedWindows = await drain(
-    () =>
-      db
-        .delete(rateLimits)
-        .where(
-          inArray(rateLimits.key, db.select({ key: rateLimits.key }).from(rateLimits).where(lte(rateLimits.resetAt, now)).limit(batchSize)),
-        )
-        .run(),
-    batchSize,
-    maxRounds,
-  );
-
-  const deadCodes = await drain(
-    () =>
-      db
-        .delete(otpCodes)
-        .where(inArray(otpCodes.id, db.select({ id: otpCodes.id }).from(otpCodes).where(lte(otpCodes.expiresAt, now)).limit(batchSize)))
-        .run(),
-    batchSize,
-    maxRounds,
-  );
+  const oldActivity = await drain(() => deps.activity.purgeOlderThan(activityCutoff, batchSize), batchSize, maxRounds);
+  const deadTokens = await drain(() => deps.tokens.purgeDead(now, batchSize), batchSize, maxRounds);
+  const endedWindows = await drain(() => deps.counters.purgeEnded(now, batchSize), batchSize, maxRounds);
+  const deadCodes = await drain(() => deps.codes.purgeExpired(now, batchSize), batchSize, maxRounds);
 
   return {
     activity: oldActivity.deleted,
@@ -134,11 +65,9 @@ export async function runRetention(
   };
 }
 
-/** The cron entry point: wires the job's dependencies from the bindings and logs a summary. */
-export async function scheduledRetention(env: Env, clock: Clock): Promise<RetentionResult> {
-  // No cache across runs: a cron invocation reads KV once, fresh.
-  const config = ConfigCache({ clock, ttlMs: 0 });
-  const result = await runRetention({ db: createDb(env.DB), clock, config: () => config.get(env.CONFIG) });
+/** The cron entry point (deps from `createBackgroundDeps`: config read fresh); logs a summary. */
+export async function scheduledRetention(deps: Deps): Promise<RetentionResult> {
+  const result = await runRetention(deps);
   console.log(
     `[retention] deleted activity=${result.activity} refresh_tokens=${result.refreshTokens} rate_limits=${result.rateLimits} otp_codes=${result.otpCodes}${result.complete ? "" : " (more left for the next run)"}`,
   );

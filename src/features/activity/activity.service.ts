@@ -1,9 +1,7 @@
 /** Reading a user's own activity history (the activity center). */
-import { and, desc, eq } from "drizzle-orm";
-import { type ActivityEntry, activity } from "../../db/schema";
-import type { Deps } from "../../env";
-import { olderThan, type Page, pageRequest, toPage } from "../../lib/pagination";
-import type { ActivityType } from "./activity.record";
+import type { Deps } from "../../deps";
+import { type Page, pageRequest, toPage } from "../../lib/pagination";
+import type { ActivityType, StoredActivity } from "../../store";
 
 export interface ActivityView {
   id: string;
@@ -24,7 +22,7 @@ function parseDetails(text: string): Record<string, unknown> {
   }
 }
 
-export function activityView(entry: ActivityEntry): ActivityView {
+export function activityView(entry: StoredActivity): ActivityView {
   return {
     id: entry.id,
     type: entry.type,
@@ -40,32 +38,16 @@ export function activityView(entry: ActivityEntry): ActivityView {
  * the access token, so nobody can page through someone else's history.
  */
 export async function listActivity(
-  deps: Pick<Deps, "db" | "env">,
+  deps: Pick<Deps, "activity" | "secrets">,
   userId: string,
   query: { type?: ActivityType; limit?: number; cursor?: string },
 ): Promise<Page<ActivityView>> {
-  const { limit, cursor } = await pageRequest(deps.env.OTP_SECRET, query);
-  const rows = await deps.db
-    .select()
-    .from(activity)
-    .where(
-      and(
-        eq(activity.userId, userId),
-        query.type === undefined ? undefined : eq(activity.type, query.type),
-        olderThan(activity.createdAt, activity.id, cursor),
-      ),
-    )
-    .orderBy(desc(activity.createdAt), desc(activity.id))
-    .limit(limit + 1);
-  return toPage(deps.env.OTP_SECRET, rows, limit, activityView);
+  const page = await pageRequest(deps.secrets.otpSecret, query);
+  const rows = await deps.activity.page(userId, { type: query.type }, page);
+  return toPage(deps.secrets.otpSecret, rows, page.limit, activityView);
 }
 
 /** Every entry of the user, newest first (for the data export). */
-export async function allActivity(deps: Pick<Deps, "db">, userId: string): Promise<ActivityView[]> {
-  const rows = await deps.db
-    .select()
-    .from(activity)
-    .where(eq(activity.userId, userId))
-    .orderBy(desc(activity.createdAt), desc(activity.id));
-  return rows.map(activityView);
+export async function allActivity(deps: Pick<Deps, "activity">, userId: string): Promise<ActivityView[]> {
+  return (await deps.activity.all(userId)).map(activityView);
 }

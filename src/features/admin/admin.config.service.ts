@@ -6,12 +6,10 @@
  */
 import { CONFIG_KEY_NAMES, CONFIG_KEYS, type ConfigKey, isConfigKey, parseConfigValue } from "../../config/config.definitions";
 import { type ConfigEntry, readConfigEntries } from "../../config/config.service";
-import { runBatch } from "../../db/client";
-import type { User } from "../../db/schema";
-import type { Deps } from "../../env";
+import type { Deps } from "../../deps";
 import { randomId } from "../../lib/crypto";
 import { AppError, type FieldError, loggableError } from "../../lib/errors";
-import { auditInsert, deleteAuditEntries } from "./admin.audit";
+import type { User } from "../../store";
 
 export interface ConfigEntryView {
   key: ConfigKey;
@@ -44,7 +42,7 @@ function entryView(entry: ConfigEntry): ConfigEntryView {
 
 /** Every known key with its effective value, default, bounds and where the value comes from. */
 export async function getConfig(deps: Deps): Promise<ConfigEntryView[]> {
-  return (await readConfigEntries(deps.env.CONFIG)).map(entryView);
+  return (await readConfigEntries(deps.configKv)).map(entryView);
 }
 
 /**
@@ -69,7 +67,7 @@ export async function patchConfig(deps: Deps, actor: User, input: Record<string,
   }
   if (updates.length === 0) throw new AppError("validation_failed", "Give at least one configuration key to change.");
 
-  const kv = deps.env.CONFIG;
+  const kv = deps.configKv;
   const before = new Map((await readConfigEntries(kv)).map((e) => [e.key, e.raw]));
   const changed = updates.filter((u) => before.get(u.key) !== u.text);
   // The audit entries go first: KV has no transactions, and a change must never land without
@@ -77,19 +75,16 @@ export async function patchConfig(deps: Deps, actor: User, input: Record<string,
   // entries removed, so the request changes nothing as a whole.
   const now = deps.clock.now();
   const auditIds = changed.map(() => randomId());
-  await runBatch(
-    deps.db,
-    changed.map((u, i) =>
-      auditInsert(deps.db, {
-        id: auditIds[i],
-        actorId: actor.id,
-        action: "config.set",
-        target: u.key,
-        oldValue: before.get(u.key) ?? null,
-        newValue: u.text,
-        nowMs: now,
-      }),
-    ),
+  await deps.audit.record(
+    changed.map((u, i) => ({
+      id: auditIds[i],
+      actorId: actor.id,
+      action: "config.set",
+      target: u.key,
+      oldValue: before.get(u.key) ?? null,
+      newValue: u.text,
+      nowMs: now,
+    })),
   );
   const results = await Promise.allSettled(changed.map((u) => kv.put(u.key, u.text)));
   if (results.some((r) => r.status === "rejected")) {
@@ -100,9 +95,11 @@ export async function patchConfig(deps: Deps, actor: User, input: Record<string,
         return previous == null ? kv.delete(u.key) : kv.put(u.key, previous);
       }),
     );
-    await runBatch(deps.db, [deleteAuditEntries(deps.db, auditIds)]).catch((error) =>
-      console.error(`[admin] could not remove audit entries of a config change that was rolled back: ${loggableError(error)}`),
-    );
+    await deps.audit
+      .remove(auditIds)
+      .catch((error) =>
+        console.error(`[admin] could not remove audit entries of a config change that was rolled back: ${loggableError(error)}`),
+      );
     deps.invalidateConfig();
     throw new AppError("service_unavailable", "The configuration store did not accept the change; nothing was changed.");
   }
@@ -114,27 +111,19 @@ export async function patchConfig(deps: Deps, actor: User, input: Record<string,
 export async function resetConfigKey(deps: Deps, actor: User, key: string): Promise<ConfigEntryView[]> {
   if (!isConfigKey(key))
     throw new AppError("not_found", `There is no configuration key '${key}'. Known keys: ${CONFIG_KEY_NAMES.join(", ")}.`);
-  const kv = deps.env.CONFIG;
+  const kv = deps.configKv;
   const previous = await kv.get(key);
   if (previous !== null) {
     // Audited first, as in patchConfig; a failed delete takes the entry back out.
     const auditId = randomId();
-    await runBatch(deps.db, [
-      auditInsert(deps.db, {
-        id: auditId,
-        actorId: actor.id,
-        action: "config.delete",
-        target: key,
-        oldValue: previous,
-        newValue: null,
-        nowMs: deps.clock.now(),
-      }),
+    await deps.audit.record([
+      { id: auditId, actorId: actor.id, action: "config.delete", target: key, oldValue: previous, newValue: null, nowMs: deps.clock.now() },
     ]);
     try {
       await kv.delete(key);
     } catch (error) {
       console.error(`[admin] KV delete of ${key} failed`, error);
-      await runBatch(deps.db, [deleteAuditEntries(deps.db, [auditId])]).catch(() => undefined);
+      await deps.audit.remove([auditId]).catch(() => undefined);
       throw new AppError("service_unavailable", "The configuration store did not accept the change; nothing was changed.");
     }
     deps.invalidateConfig();

@@ -2,17 +2,14 @@
  * Accounts and password sign-in. Enumeration-safe: an unknown account, a wrong password and a
  * disabled account get the same 401 and cost the same hashing time.
  */
-import { eq, or, type SQL, sql } from "drizzle-orm";
-import { isUniqueViolation, runBatch } from "../../db/client";
-import { profiles, type User, users } from "../../db/schema";
-import type { Deps } from "../../env";
+import type { Deps } from "../../deps";
 import { randomId } from "../../lib/crypto";
 import { AppError, type FieldError } from "../../lib/errors";
-import { enforceRateLimit, type RateLimitRow } from "../../lib/rate-limit";
-import { activityInsert, activityInsertSelect } from "../activity/activity.record";
-import { countMailToAddress, prepareCode } from "../otp/otp.service";
-import { assertReserved, releasePasswordCheck, reservePasswordCheck } from "./password-check";
-import { checkPassword, hasherFromEnv, hashPassword, needsRehash } from "./password-hash";
+import { assertWithinLimit } from "../../lib/rate-limit";
+import { type LoginIdentifier, StoreError, type User } from "../../store";
+import { newCode } from "../otp/otp.service";
+import { assertReserved } from "./password-check";
+import { checkPassword, hashPassword, needsRehash } from "./password-hash";
 import { checkPasswordPolicy } from "./password-policy";
 import { prepareTokenPair, type TokenResponse } from "./tokens.service";
 
@@ -39,24 +36,22 @@ export function assertPasswordPolicy(password: string, attributes: { email?: str
 }
 
 /** Throws 409 when the email or username already belongs to an account (other than `exceptUserId`). */
-export async function assertIdentifiersFree(deps: Deps, email: string | null, username: string | null, exceptUserId?: string) {
-  const conditions = [email ? eq(users.email, email) : undefined, username ? eq(users.username, username) : undefined].filter(Boolean);
-  if (conditions.length === 0) return;
-  const taken = await deps.db
-    .select({ id: users.id, email: users.email, username: users.username })
-    .from(users)
-    .where(or(...conditions));
-  for (const row of taken) {
+export async function assertIdentifiersFree(
+  deps: Pick<Deps, "users">,
+  email: string | null,
+  username: string | null,
+  exceptUserId?: string,
+) {
+  for (const row of await deps.users.holdersOf(email, username)) {
     if (row.id === exceptUserId) continue;
     if (email && row.email === email) throw new AppError("email_taken");
     if (username && row.username === username) throw new AppError("username_taken");
   }
 }
 
-/** Maps a UNIQUE violation from a lost race to the same 409 the pre-check gives. */
+/** Maps the store's unique violation (a lost race) to the same 409 the pre-check gives. */
 export function rethrowUniqueViolation(error: unknown): never {
-  if (isUniqueViolation(error, "users.email")) throw new AppError("email_taken");
-  if (isUniqueViolation(error, "users.username")) throw new AppError("username_taken");
+  if (error instanceof StoreError && (error.kind === "email_taken" || error.kind === "username_taken")) throw new AppError(error.kind);
   throw error;
 }
 
@@ -64,7 +59,7 @@ export async function register(
   deps: Deps,
   input: { email: string; password: string; password_confirm?: string; username?: string },
 ): Promise<User> {
-  const { db, clock, meta, env } = deps;
+  const { clock, meta } = deps;
   if (input.password_confirm !== undefined && input.password_confirm !== input.password) {
     throw new AppError("validation_failed", "password_confirm: does not match password", {
       errors: [{ path: "password_confirm", message: "does not match password" }],
@@ -72,7 +67,7 @@ export async function register(
   }
   assertPasswordPolicy(input.password, { email: input.email, username: input.username });
   const now = clock.now();
-  await enforceRateLimit(db, "registerPerIp", meta.ip ?? "unknown", now);
+  assertWithinLimit("registerPerIp", await deps.counters.hit("registerPerIp", meta.ip ?? "unknown", now), now);
   await assertIdentifiersFree(deps, input.email, input.username ?? null);
 
   const config = await deps.config();
@@ -81,7 +76,7 @@ export async function register(
     email: input.email,
     pendingEmail: null,
     username: input.username ?? null,
-    passwordHash: await hashPassword(input.password, hasherFromEnv(env.PASSWORD_HASHER)),
+    passwordHash: await hashPassword(input.password, deps.passwordHasher),
     isActive: true,
     isStaff: false,
     emailVerified: !config.require_email_verification,
@@ -89,15 +84,14 @@ export async function register(
     createdAt: now,
     updatedAt: now,
   };
-  const code = user.emailVerified ? null : await prepareCode(deps, { userId: user.id, sentTo: user.email }, "verify_email");
+  const code = user.emailVerified ? null : await newCode(deps, user.email, "verify_email");
   try {
     // The account, its profile, its history and its first code exist together or not at all.
-    await runBatch(db, [
-      db.insert(users).values(user),
-      db.insert(profiles).values({ userId: user.id, updatedAt: now }),
-      activityInsert(db, { userId: user.id, type: "register", nowMs: now, meta }),
-      ...(code ? [...code.queries, ...countMailToAddress(db, user.email, now)] : []),
-    ]);
+    await deps.users.register({
+      user,
+      activity: { userId: user.id, type: "register", nowMs: now, meta },
+      code: code?.row ?? null,
+    });
   } catch (error) {
     rethrowUniqueViolation(error);
   }
@@ -105,42 +99,28 @@ export async function register(
   return user;
 }
 
-/**
- * The per-account counter's subject for a login by email or username: the account's id when it
- * exists (so email and username share one counter), otherwise the identifier itself, so an
- * unknown address accumulates failures and gets 429 exactly like an existing one.
- */
-function accountSubject(input: { email?: string; username?: string }): SQL {
-  const match = input.email ? eq(users.email, input.email) : eq(users.username, input.username ?? "");
-  const fallback = input.email ? `unknown:email:${input.email}` : `unknown:username:${input.username ?? ""}`;
-  return sql`COALESCE((SELECT ${users.id} FROM ${users} WHERE ${match}), ${fallback})`;
-}
-
 export async function login(deps: Deps, input: { email?: string; username?: string; password: string }): Promise<TokenResponse> {
-  const { db, clock, meta, env } = deps;
-  const hasher = hasherFromEnv(env.PASSWORD_HASHER);
+  const { clock, meta } = deps;
+  const hasher = deps.passwordHasher;
   const now = clock.now();
   const ip = meta.ip ?? "unknown";
-  const match = input.email ? eq(users.email, input.email) : eq(users.username, input.username ?? "");
+  const identifier: LoginIdentifier = input.email ? { email: input.email } : { username: input.username ?? "" };
   // One round trip: the account, and this attempt reserved on the IP's and the account's
   // failure counters before the password is checked.
-  const [accounts, ipRows, accountRows] = (await runBatch(db, [
-    db.select().from(users).where(match).limit(1),
-    ...reservePasswordCheck(db, accountSubject(input), ip, now),
-  ])) as [User[], RateLimitRow[], RateLimitRow[]];
-  assertReserved(ipRows[0], accountRows[0], now);
-  const user = accounts[0];
+  const attempt = await deps.users.beginPasswordLogin(identifier, ip, now);
+  assertReserved(attempt.ip, attempt.account, now);
+  const user = attempt.user;
 
   const valid = await checkPassword(input.password, user?.passwordHash ?? null, hasher);
   if (!user || !valid || !user.isActive) {
     // The same statement for every identifier: the entry is written only when the account exists.
-    await runBatch(db, [
-      activityInsertSelect(
-        db,
-        { userId: "", type: "login_failed", nowMs: now, meta, details: { method: "password" } },
-        { userIdFrom: sql`(SELECT ${users.id} FROM ${users} WHERE ${match})`, where: sql`EXISTS (SELECT 1 FROM ${users} WHERE ${match})` },
-      ),
-    ]);
+    await deps.users.recordLoginFailure(identifier, {
+      userId: "",
+      type: "login_failed",
+      nowMs: now,
+      meta,
+      details: { method: "password" },
+    });
     throw new AppError("invalid_credentials", "The email/username or password is not correct.");
   }
   const config = await deps.config();
@@ -151,17 +131,12 @@ export async function login(deps: Deps, input: { email?: string; username?: stri
 
   const pair = await prepareTokenPair(deps, user.id);
   const rehash = needsRehash(user.passwordHash, hasher) ? await hashPassword(input.password, hasher) : null;
-  await runBatch(db, [
-    pair.insert,
-    ...releasePasswordCheck(db, user.id, ip),
-    activityInsert(db, {
-      userId: user.id,
-      type: "login",
-      nowMs: now,
-      meta,
-      details: { method: "password", session_id: pair.row.familyId },
-    }),
-    rehash !== null && db.update(users).set({ passwordHash: rehash, updatedAt: now }).where(eq(users.id, user.id)),
-  ]);
+  await deps.tokens.signIn({
+    token: pair.row,
+    release: { userId: user.id, ip },
+    activity: { userId: user.id, type: "login", nowMs: now, meta, details: { method: "password", session_id: pair.row.familyId } },
+    rehash,
+    nowMs: now,
+  });
   return pair.response;
 }

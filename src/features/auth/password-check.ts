@@ -5,19 +5,11 @@
  * parallel guesses verify at most the limit between them, and during a lockout even the right
  * password answers 429. A check that succeeds gives its reservation back.
  */
-import type { SQL } from "drizzle-orm";
-import { type Db, type Query, runBatch } from "../../db/client";
-import type { User } from "../../db/schema";
-import type { Deps } from "../../env";
+import type { Deps } from "../../deps";
 import { AppError } from "../../lib/errors";
-import { clearCounter, countHit, isOverLimit, type RateLimitRow, rateLimited, refundHit } from "../../lib/rate-limit";
-import { activityInsert } from "../activity/activity.record";
-import { checkPassword, hasherFromEnv } from "./password-hash";
-
-/** The two reservations, for the caller's batch: [per IP, per account]. */
-export function reservePasswordCheck(db: Db, account: string | SQL, ip: string, nowMs: number) {
-  return [countHit(db, "loginFailuresPerIp", ip, nowMs), countHit(db, "loginFailuresPerAccount", account, nowMs)] as const;
-}
+import { isOverLimit, type RateLimitRow, rateLimited } from "../../lib/rate-limit";
+import type { PasswordCheckRelease, User } from "../../store";
+import { checkPassword } from "./password-hash";
 
 /** Throws 429 (Retry-After: the later of the two windows) when either reservation went over its limit. */
 export function assertReserved(ipRow: RateLimitRow | undefined, accountRow: RateLimitRow | undefined, nowMs: number): void {
@@ -30,35 +22,32 @@ export function assertReserved(ipRow: RateLimitRow | undefined, accountRow: Rate
   throw rateLimited(latest, nowMs, "Too many failed password attempts; try again later.");
 }
 
-/** After a successful check: the account's failures are forgiven and the IP's reservation returned. */
-export function releasePasswordCheck(db: Db, userId: string, ip: string): Query[] {
-  return [clearCounter(db, "loginFailuresPerAccount", userId), refundHit(db, "loginFailuresPerIp", ip)];
-}
-
 /**
  * Checks the signed-in user's current password (password change, deletion, email change) under
  * the same counters as login. Throws 429 when locked out, `invalid_current_password` when wrong
- * (recording `login_failed`); on success returns the queries that release the reservation, for
- * the caller's batch.
+ * (recording `login_failed`); on success returns the release, which the caller hands to the
+ * store method of the change it authorised (so it lands in that change's batch).
  */
-export async function reauthenticate(deps: Deps, user: User, password: string | undefined): Promise<Query[]> {
-  const { db, clock, meta, env } = deps;
+export async function reauthenticate(
+  deps: Pick<Deps, "counters" | "activity" | "clock" | "meta" | "passwordHasher">,
+  user: User,
+  password: string | undefined,
+): Promise<PasswordCheckRelease> {
+  const { clock, meta } = deps;
   const now = clock.now();
   const ip = meta.ip ?? "unknown";
   if (password === undefined) throw new AppError("invalid_current_password", "Give your current password (current_password).");
-  const [ipRows, accountRows] = (await runBatch(db, [...reservePasswordCheck(db, user.id, ip, now)])) as [RateLimitRow[], RateLimitRow[]];
-  assertReserved(ipRows[0], accountRows[0], now);
-  if (!(await checkPassword(password, user.passwordHash, hasherFromEnv(env.PASSWORD_HASHER)))) {
-    await runBatch(db, [
-      activityInsert(db, {
-        userId: user.id,
-        type: "login_failed",
-        nowMs: now,
-        meta,
-        details: { method: "password", reauthentication: true },
-      }),
-    ]);
+  const reserved = await deps.counters.reservePasswordCheck(user.id, ip, now);
+  assertReserved(reserved.ip, reserved.account, now);
+  if (!(await checkPassword(password, user.passwordHash, deps.passwordHasher))) {
+    await deps.activity.record({
+      userId: user.id,
+      type: "login_failed",
+      nowMs: now,
+      meta,
+      details: { method: "password", reauthentication: true },
+    });
     throw new AppError("invalid_current_password");
   }
-  return releasePasswordCheck(db, user.id, ip);
+  return { userId: user.id, ip };
 }

@@ -4,9 +4,8 @@
  * one-time-code hashes (codes themselves are never stored); the export adds ended sessions and
  * the full activity history.
  */
-import { eq } from "drizzle-orm";
-import { type Profile, profiles, type User } from "../../db/schema";
-import type { Deps } from "../../env";
+import type { Deps } from "../../deps";
+import type { Profile, User } from "../../store";
 import { allActivity } from "../activity/activity.service";
 import { userView } from "../auth/auth.service";
 import { profileView } from "../profiles/profiles.service";
@@ -20,9 +19,9 @@ function exportedProfile(profile: Profile) {
 }
 
 /** Collects the export for `user` (the row loaded for this request by `requireUser`). */
-export async function exportUserData(deps: Pick<Deps, "db" | "clock">, user: User) {
+export async function exportUserData(deps: Pick<Deps, "profiles" | "statuses" | "activity" | "tokens" | "clock">, user: User) {
   const [profile, statuses, activity, sessions] = await Promise.all([
-    deps.db.query.profiles.findFirst({ where: eq(profiles.userId, user.id) }),
+    deps.profiles.byUser(user.id),
     allStatuses(deps, user.id),
     allActivity(deps, user.id),
     allSessions(deps, user.id),

@@ -6,9 +6,7 @@
  * the dead-letter queue `latchkey-mail-dlq`. A malformed message is acked and logged: retrying it
  * could never succeed.
  */
-import { eq } from "drizzle-orm";
-import { createDb, type Db } from "../../db/client";
-import { otpCodes } from "../../db/schema";
+import { createBackgroundDeps, type Deps } from "../../deps";
 import { type Clock, systemClock } from "../../lib/clock";
 import { MailMessageSchema, type NoticeMail, type OtpMail } from "./mail.messages";
 import { renderNoticeMail, renderOtpMail } from "./mail.templates";
@@ -27,12 +25,9 @@ export function retryDelaySeconds(attempts: number): number {
 export type MailOutcome = "sent" | "skipped" | "malformed" | "retry";
 
 /** The code's mail, or why it is not sent (the code is no longer live, or never existed). */
-async function otpMail(body: OtpMail, db: Db, clock: Clock): Promise<Mail | string> {
+async function otpMail(body: OtpMail, codes: Deps["codes"], clock: Clock): Promise<Mail | string> {
   const now = clock.now();
-  const row = await db.query.otpCodes.findFirst({
-    columns: { consumedAt: true, expiresAt: true },
-    where: eq(otpCodes.id, body.code_id),
-  });
+  const row = await codes.state(body.code_id);
   const state = !row ? "gone" : row.consumedAt !== null ? "used or superseded" : row.expiresAt <= now ? "expired" : "live";
   if (state !== "live" || !row) return `its ${body.purpose} code is ${state}`;
   const rendered = renderOtpMail({ to: body.to, purpose: body.purpose, code: body.code, expiresAtMs: row.expiresAt, nowMs: now });
@@ -49,7 +44,7 @@ function noticeMail(body: NoticeMail): Mail {
   return { to: body.to, ...rendered, idempotencyKey: body.notice_id, summary: { notice: body.notice } };
 }
 
-async function handleMessage(message: Message<unknown>, db: Db, mailer: Mailer, clock: Clock): Promise<MailOutcome> {
+async function handleMessage(message: Message<unknown>, codes: Deps["codes"], mailer: Mailer, clock: Clock): Promise<MailOutcome> {
   const parsed = MailMessageSchema.safeParse(message.body);
   if (!parsed.success) {
     // The body is not logged: it may hold a code. Its id is enough to find it in the queue's metrics.
@@ -60,7 +55,7 @@ async function handleMessage(message: Message<unknown>, db: Db, mailer: Mailer, 
   }
   const body = parsed.data;
   try {
-    const mail = body.kind === "otp" ? await otpMail(body, db, clock) : noticeMail(body);
+    const mail = body.kind === "otp" ? await otpMail(body, codes, clock) : noticeMail(body);
     if (typeof mail === "string") {
       console.log(`[mail] skipping message ${message.id}: ${mail}`);
       message.ack();
@@ -100,6 +95,6 @@ export async function consumeMailBatch(
     batch.retryAll({ delaySeconds: RETRY_MAX_SECONDS });
     return batch.messages.map(() => "retry");
   }
-  const db = createDb(env.DB);
-  return Promise.all(batch.messages.map((message) => handleMessage(message, db, mailer, clock)));
+  const { codes } = createBackgroundDeps(env, clock);
+  return Promise.all(batch.messages.map((message) => handleMessage(message, codes, mailer, clock)));
 }

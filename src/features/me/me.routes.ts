@@ -1,8 +1,8 @@
 import { createRoute, z } from "@hono/zod-openapi";
-import type { Profile, User } from "../../db/schema";
-import type { Deps } from "../../env";
+import type { Deps } from "../../deps";
 import { bearerAuth, createRouter, jsonBody, jsonContent, problems } from "../../lib/openapi";
 import { requireUser } from "../../middleware/auth";
+import type { Profile, User } from "../../store";
 import { EmailSchema, PasswordSchema, UsernameSchema, UserSchema } from "../auth/auth.schemas";
 import { CodeSchema } from "../otp/otp.schemas";
 import { ProfileSchema } from "../profiles/profiles.schemas";

@@ -6,27 +6,14 @@
  * reserves nothing (anyone may still register it; whoever proves it first gets it). Completing
  * the change voids every other code of the account and ends every other sign-in.
  */
-import { and, eq } from "drizzle-orm";
-import { runBatch } from "../../db/client";
-import { type Profile, type User, users } from "../../db/schema";
-import type { Deps } from "../../env";
+import type { Deps } from "../../deps";
 import { randomId } from "../../lib/crypto";
-import { countHit, isOverLimit, type RateLimitRow, rateLimited } from "../../lib/rate-limit";
-import { activityInsert } from "../activity/activity.record";
+import { isOverLimit, rateLimited } from "../../lib/rate-limit";
+import type { Profile, User } from "../../store";
 import { assertIdentifiersFree, assertPasswordPolicy, rethrowUniqueViolation, userView } from "../auth/auth.service";
 import { reauthenticate } from "../auth/password-check";
-import { hasherFromEnv, hashPassword, hasUsablePassword } from "../auth/password-hash";
-import { invalidateAccessTokens, revokeAllForUser } from "../auth/tokens.service";
-import {
-  checkCode,
-  enqueueMail,
-  invalidCode,
-  prepareCode,
-  recordFailure,
-  spendCode,
-  supersedeCodes,
-  voidAllCodes,
-} from "../otp/otp.service";
+import { hashPassword, hasUsablePassword } from "../auth/password-hash";
+import { assertSpent, checkCode, enqueueMail, invalidCode, newCode, recordFailure } from "../otp/otp.service";
 import { deleteAllAvatarObjects } from "../profiles/avatar.storage";
 import { profileView } from "../profiles/profiles.service";
 
@@ -42,14 +29,10 @@ export function meView(user: User, profile: Profile) {
 
 /** Reserves one mail to `address` on its per-minute and per-hour counters; 429 when over. */
 async function reserveMailTo(deps: Deps, address: string, nowMs: number) {
-  const { db } = deps;
-  const [minute, hour] = (await runBatch(db, [
-    countHit(db, "otpPerEmailMinute", address, nowMs),
-    countHit(db, "otpPerEmailHour", address, nowMs),
-  ])) as [RateLimitRow[], RateLimitRow[]];
+  const { minute, hour } = await deps.counters.reserveMailTo(address, nowMs);
   for (const [name, row] of [
-    ["otpPerEmailMinute", minute[0]],
-    ["otpPerEmailHour", hour[0]],
+    ["otpPerEmailMinute", minute],
+    ["otpPerEmailHour", hour],
   ] as const) {
     if (row && isOverLimit(name, row)) throw rateLimited(row, nowMs, "A code was mailed to this address moments ago; try again later.");
   }
@@ -67,29 +50,32 @@ export async function updateMe(
   input: { email?: string; username?: string | null; current_password?: string },
   mode: "replace" | "patch",
 ): Promise<User> {
-  const { db, clock, meta } = deps;
+  const { clock, meta } = deps;
   const email = input.email ?? user.email;
   const username = mode === "replace" ? (input.username ?? null) : input.username === undefined ? user.username : input.username;
   const emailChange = email !== user.email;
   const cancelPending = !emailChange && input.email !== undefined && user.pendingEmail !== null;
   if (!emailChange && !cancelPending && username === user.username) return user;
 
-  const release = emailChange ? await reauthenticate(deps, user, input.current_password) : [];
+  const release = emailChange ? await reauthenticate(deps, user, input.current_password) : null;
   await assertIdentifiersFree(deps, emailChange ? email : null, username !== user.username ? username : null, user.id);
   const now = clock.now();
   if (emailChange) await reserveMailTo(deps, email, now);
 
   const pendingEmail = emailChange ? email : cancelPending ? null : user.pendingEmail;
   const updated: User = { ...user, username, pendingEmail, updatedAt: now };
-  const code = emailChange ? await prepareCode(deps, { userId: user.id, sentTo: email }, "change_email") : null;
+  const code = emailChange ? await newCode(deps, email, "change_email") : null;
   try {
-    await runBatch(db, [
-      db.update(users).set({ username, pendingEmail, updatedAt: now }).where(eq(users.id, user.id)),
-      cancelPending && supersedeCodes(db, user.id, "change_email", now),
-      ...(code?.queries ?? []),
-      emailChange && activityInsert(db, { userId: user.id, type: "email_change_requested", nowMs: now, meta }),
-      ...release,
-    ]);
+    await deps.users.updateIdentifiers({
+      userId: user.id,
+      username,
+      pendingEmail,
+      nowMs: now,
+      cancelPendingCodes: cancelPending,
+      code: code?.row ?? null,
+      activity: emailChange ? { userId: user.id, type: "email_change_requested", nowMs: now, meta } : null,
+      release,
+    });
   } catch (error) {
     rethrowUniqueViolation(error);
   }
@@ -108,21 +94,20 @@ export async function updateMe(
  * meantime is a 409 and changes nothing. The old address gets a final notice.
  */
 export async function confirmEmailChange(deps: Deps, user: User, sessionId: string, code: string): Promise<User> {
-  const { db, clock } = deps;
+  const { clock } = deps;
   const address = user.pendingEmail;
   if (address === null) throw invalidCode();
   const check = await checkCode(deps, { address, purpose: "change_email", code, account: { by: "user", userId: user.id } });
   if (!check.ok) return recordFailure(deps, check);
   const now = clock.now();
   try {
-    await spendCode(deps, check.codeId, { userId: user.id, type: "email_changed" }, [
-      db
-        .update(users)
-        .set({ email: address, pendingEmail: null, emailVerified: true, updatedAt: now })
-        .where(and(eq(users.id, user.id), eq(users.pendingEmail, address))),
-      voidAllCodes(db, user.id, now),
-      revokeAllForUser(db, user.id, "email_changed", now, sessionId),
-    ]);
+    assertSpent(
+      await deps.codes.spendForEmailChange(
+        check.codeId,
+        { userId: user.id, type: "email_changed", nowMs: now, meta: deps.meta },
+        { address, keepSessionId: sessionId },
+      ),
+    );
   } catch (error) {
     rethrowUniqueViolation(error);
   }
@@ -141,18 +126,19 @@ export async function changePassword(
   sessionId: string,
   input: { current_password?: string; new_password: string },
 ): Promise<void> {
-  const release = hasUsablePassword(user.passwordHash) ? await reauthenticate(deps, user, input.current_password) : [];
+  const release = hasUsablePassword(user.passwordHash) ? await reauthenticate(deps, user, input.current_password) : null;
   assertPasswordPolicy(input.new_password, { email: user.email, username: user.username }, "new_password");
-  const { db, clock, meta, env } = deps;
+  const { clock, meta } = deps;
   const now = clock.now();
-  const hash = await hashPassword(input.new_password, hasherFromEnv(env.PASSWORD_HASHER));
-  await runBatch(db, [
-    db.update(users).set({ passwordHash: hash, updatedAt: now }).where(eq(users.id, user.id)),
-    revokeAllForUser(db, user.id, "password_changed", now, sessionId),
-    invalidateAccessTokens(db, user.id, now),
-    activityInsert(db, { userId: user.id, type: "password_changed", nowMs: now, meta }),
-    ...release,
-  ]);
+  const passwordHash = await hashPassword(input.new_password, deps.passwordHasher);
+  await deps.users.changePassword({
+    userId: user.id,
+    passwordHash,
+    keepSessionId: sessionId,
+    nowMs: now,
+    activity: { userId: user.id, type: "password_changed", nowMs: now, meta },
+    release,
+  });
 }
 
 /**
@@ -163,6 +149,6 @@ export async function changePassword(
  */
 export async function deleteMe(deps: Deps, user: User, currentPassword: string): Promise<void> {
   const release = await reauthenticate(deps, user, currentPassword);
-  await runBatch(deps.db, [deps.db.delete(users).where(eq(users.id, user.id)), ...release]);
-  await deleteAllAvatarObjects(deps.env.AVATARS, user.id);
+  await deps.users.delete(user.id, release);
+  await deleteAllAvatarObjects(deps.avatars, user.id);
 }

@@ -10,19 +10,15 @@
  * Using a code has two round trips. `checkCode` reads the account and the address's daily
  * failure counter and reserves one attempt on the newest live code (a conditional increment, so
  * concurrent guesses cannot exceed `otp_max_attempts` between them), all in one batch, and
- * compares in constant time. Then either `spendCode` runs the caller's change in one batch that
- * also consumes the code — exactly once, whatever runs concurrently — or `recordFailure` counts
- * the wrong guess. For an address without an account the same statements run (they match no
+ * compares in constant time. Then either one of the code store's `spendFor…` methods runs the
+ * change in one batch that also consumes the code — exactly once, whatever runs concurrently
+ * (src/store/codes.ts) — or `recordFailure` counts the wrong guess. For an address without an account the same statements run (they match no
  * rows), so neither the answer nor the work tells whether an account exists.
  */
-import { and, desc, eq, gt, gte, isNull, type SQL, sql } from "drizzle-orm";
-import { type Db, type Query, runBatch } from "../../db/client";
-import { otpCodes, rateLimits, type User, users } from "../../db/schema";
-import type { Deps } from "../../env";
+import type { Deps } from "../../deps";
 import { hmacSha256Hex, randomDigits, randomId, timingSafeEqual } from "../../lib/crypto";
 import { AppError } from "../../lib/errors";
-import { countHit, currentCount, type RateLimitRow, rateLimitKey } from "../../lib/rate-limit";
-import { type ActivityEntry, type ActivityType, activityInsertSelect } from "../activity/activity.record";
+import type { CodeOwner, NewCode, User } from "../../store";
 import type { MailMessage } from "../mail/mail.messages";
 import { CODE_PATTERN, OTP_LENGTH, type OtpPurpose } from "./otp.purposes";
 
@@ -35,54 +31,39 @@ export function normalizeCode(code: string): string {
   return code.replace(/[\s-]/g, "");
 }
 
-/** SQL: the id of the live account that owns `address` (NULL when there is none). */
-export function accountOf(address: string): SQL<string | null> {
-  return sql<string | null>`(SELECT ${users.id} FROM ${users} WHERE ${users.email} = ${address} AND ${users.isActive} = 1)`;
-}
-
-/** Marks every live code of this user and purpose as used up (a newer code replaces them). */
-export function supersedeCodes(db: Db, userId: string | SQL, purpose: OtpPurpose, nowMs: number, when?: SQL) {
-  return db
-    .update(otpCodes)
-    .set({ consumedAt: nowMs })
-    .where(and(eq(otpCodes.userId, userId), eq(otpCodes.purpose, purpose), isNull(otpCodes.consumedAt), when));
-}
-
-/** Voids every outstanding code of the account: its address changed, so none of them proves anything now. */
-export function voidAllCodes(db: Db, userId: string, nowMs: number) {
-  return db
-    .update(otpCodes)
-    .set({ consumedAt: nowMs })
-    .where(and(eq(otpCodes.userId, userId), isNull(otpCodes.consumedAt)));
-}
-
 /**
  * Puts a mail on the queue. A failed enqueue is logged, not thrown: the stored state is
  * consistent, and the user can ask for a new code.
  */
-export async function enqueueMail(deps: Pick<Deps, "env">, message: MailMessage): Promise<void> {
+export async function enqueueMail(deps: Pick<Deps, "outbox">, message: MailMessage): Promise<void> {
   try {
-    await deps.env.MAIL_QUEUE.send(message, { contentType: "json" });
+    await deps.outbox.send(message);
   } catch (error) {
     const what = message.kind === "otp" ? `${message.purpose} code` : message.notice;
     console.error(`[mail] could not enqueue a ${what} mail`, error);
   }
 }
 
-/** A fresh code and its stored row, for `sentTo`; nothing written yet. */
-export async function newCode(deps: Deps, sentTo: string, purpose: OtpPurpose) {
+/**
+ * A fresh code for `sentTo`: its stored row (only the HMAC) and its mail. Nothing is written or
+ * sent yet: the row goes to the store method that makes the change the code belongs to (so the
+ * code exists only if that change happened), then `send()` enqueues the mail.
+ */
+export async function newCode(
+  deps: Pick<Deps, "config" | "clock" | "secrets" | "outbox">,
+  sentTo: string,
+  purpose: OtpPurpose,
+): Promise<{ row: NewCode; message: MailMessage; send: () => Promise<void> }> {
   const config = await deps.config();
   const now = deps.clock.now();
   const code = randomDigits(OTP_LENGTH);
-  const row = {
+  const row: NewCode = {
     id: randomId(),
     purpose,
     sentTo,
-    codeHash: await hashCode(deps.env.OTP_SECRET, sentTo, purpose, code),
+    codeHash: await hashCode(deps.secrets.otpSecret, sentTo, purpose, code),
     createdAt: now,
     expiresAt: now + config.otp_ttl * 1000,
-    attempts: 0,
-    consumedAt: null,
   };
   const message: MailMessage = {
     kind: "otp",
@@ -92,31 +73,7 @@ export async function newCode(deps: Deps, sentTo: string, purpose: OtpPurpose) {
     code_id: row.id,
     expires_at: new Date(row.expiresAt).toISOString(),
   };
-  return { row, message };
-}
-
-/** The per-address mail counters, counted for a code mailed in any case (the registration's own). */
-export function countMailToAddress(db: Db, address: string, nowMs: number): Query[] {
-  return [countHit(db, "otpPerEmailMinute", address, nowMs), countHit(db, "otpPerEmailHour", address, nowMs)];
-}
-
-/**
- * Makes a fresh code for a known account, mailed to `sentTo` (its address, or the new address of
- * an email change). Nothing is written or sent yet: `queries` go into the caller's batch (so the
- * code exists only if the change it belongs to happened), then `send()` enqueues the mail.
- */
-export async function prepareCode(
-  deps: Deps,
-  account: { userId: string; sentTo: string },
-  purpose: OtpPurpose,
-): Promise<{ queries: Query[]; send: () => Promise<void> }> {
-  const { db, clock } = deps;
-  const now = clock.now();
-  const { row, message } = await newCode(deps, account.sentTo, purpose);
-  return {
-    queries: [supersedeCodes(db, account.userId, purpose, now), db.insert(otpCodes).values({ ...row, userId: account.userId })],
-    send: () => enqueueMail(deps, message),
-  };
+  return { row, message, send: () => enqueueMail(deps, message) };
 }
 
 /** The one answer for every failed use of a code: nothing tells which part was wrong. */
@@ -125,7 +82,7 @@ export function invalidCode(): AppError {
 }
 
 /** Whose code it is: the account owning the address, or (email change) the signed-in account. */
-export type CodeAccount = { by: "address" } | { by: "user"; userId: string };
+export type CodeAccount = CodeOwner;
 
 export interface CodeUse {
   address: string;
@@ -139,8 +96,6 @@ export type CodeCheck =
   | { ok: true; codeId: string; user: User | null }
   | { ok: false; use: CodeUse; reservedId: string | null; maxAttempts: number; failureLimit: number };
 
-const ownerOf = (use: CodeUse): SQL<string | null> | string => (use.account.by === "user" ? use.account.userId : accountOf(use.address));
-
 /**
  * Checks a presented code. One batch, the same statements whether or not the address has an
  * account: the account by address (skipped for an email change, whose account is the caller),
@@ -148,11 +103,10 @@ const ownerOf = (use: CodeUse): SQL<string | null> | string => (use.account.by =
  * code bound to this address, purpose and account.
  */
 export async function checkCode(deps: Deps, use: CodeUse): Promise<CodeCheck> {
-  const { db, clock, env } = deps;
-  const now = clock.now();
+  const now = deps.clock.now();
   const config = await deps.config();
   const code = normalizeCode(use.code);
-  const presented = await hashCode(env.OTP_SECRET, use.address, use.purpose, code);
+  const presented = await hashCode(deps.secrets.otpSecret, use.address, use.purpose, code);
   const failure = {
     ok: false as const,
     use,
@@ -163,51 +117,15 @@ export async function checkCode(deps: Deps, use: CodeUse): Promise<CodeCheck> {
   // A code of the wrong shape is refused before any I/O, for every address alike.
   if (!CODE_PATTERN.test(code)) return failure;
 
-  const newestLive = db
-    .select({ id: otpCodes.id })
-    .from(otpCodes)
-    .where(
-      and(
-        eq(otpCodes.sentTo, use.address),
-        eq(otpCodes.purpose, use.purpose),
-        eq(otpCodes.userId, ownerOf(use)),
-        isNull(otpCodes.consumedAt),
-        gt(otpCodes.expiresAt, now),
-      ),
-    )
-    .orderBy(desc(otpCodes.createdAt))
-    .limit(1);
-  const reserve = db
-    .update(otpCodes)
-    .set({ attempts: sql`${otpCodes.attempts} + 1` })
-    .where(and(eq(otpCodes.id, sql`(${newestLive})`), sql`${otpCodes.attempts} < ${config.otp_max_attempts}`))
-    .returning({ id: otpCodes.id, codeHash: otpCodes.codeHash });
-  const failures = db
-    .select({ count: rateLimits.count, resetAt: rateLimits.resetAt })
-    .from(rateLimits)
-    .where(and(eq(rateLimits.key, rateLimitKey("otpFailuresPerDay", use.address)), gt(rateLimits.resetAt, now)));
-  const owner = db.select().from(users).where(eq(users.email, use.address)).limit(1);
-
-  let user: User | null = null;
-  let counter: RateLimitRow | undefined;
-  let reserved: { id: string; codeHash: string } | undefined;
-  if (use.account.by === "address") {
-    const [owners, counters, reservations] = (await runBatch(db, [owner, failures, reserve])) as [
-      User[],
-      RateLimitRow[],
-      { id: string; codeHash: string }[],
-    ];
-    user = owners[0] ?? null;
-    counter = counters[0];
-    reserved = reservations[0];
-  } else {
-    const [counters, reservations] = (await runBatch(db, [failures, reserve])) as [RateLimitRow[], { id: string; codeHash: string }[]];
-    counter = counters[0];
-    reserved = reservations[0];
-  }
-
+  const { user, failures, reserved } = await deps.codes.check({
+    address: use.address,
+    purpose: use.purpose,
+    owner: use.account,
+    maxAttempts: config.otp_max_attempts,
+    nowMs: now,
+  });
   // Past the daily ceiling every code of the address is refused, the right one too.
-  const lockedOut = counter !== undefined && counter.count >= config.otp_max_failures_per_day;
+  const lockedOut = failures !== undefined && failures.count >= config.otp_max_failures_per_day;
   const matches = reserved !== undefined && timingSafeEqual(presented, reserved.codeHash);
   const accountOk = use.account.by === "user" || user?.isActive === true;
   if (matches && !lockedOut && accountOk && reserved) return { ok: true, codeId: reserved.id, user };
@@ -221,84 +139,24 @@ export async function checkCode(deps: Deps, use: CodeUse): Promise<CodeCheck> {
  * when the address has an account. Then throws `invalid_code`.
  */
 export async function recordFailure(deps: Deps, check: Extract<CodeCheck, { ok: false }>): Promise<never> {
-  const { db, clock, meta } = deps;
   const { use } = check;
-  const now = clock.now();
-  const owner = ownerOf(use);
-  const ownerSql = typeof owner === "string" ? sql`${owner}` : owner;
-  const entry = (type: ActivityType, details: ActivityEntry["details"], when?: SQL) =>
-    activityInsertSelect(
-      db,
-      { userId: "", type, nowMs: now, meta, details },
-      { userIdFrom: ownerSql, where: and(sql`${ownerSql} IS NOT NULL`, when) },
-    );
   // A malformed code reserved nothing and counts nothing: it was never compared with a code.
   if (CODE_PATTERN.test(normalizeCode(use.code))) {
-    await runBatch(db, [
-      countHit(db, "otpFailuresPerDay", use.address, now),
-      db
-        .update(otpCodes)
-        .set({ consumedAt: now })
-        .where(and(eq(otpCodes.id, check.reservedId ?? ""), gte(otpCodes.attempts, check.maxAttempts), isNull(otpCodes.consumedAt))),
-      use.purpose === "login" && entry("login_failed", { method: "otp" }),
-      entry("otp_locked", { purpose: use.purpose }, sql`${currentCount("otpFailuresPerDay", use.address, now)} = ${check.failureLimit}`),
-    ]);
+    await deps.codes.recordFailure({
+      address: use.address,
+      purpose: use.purpose,
+      owner: use.account,
+      reservedId: check.reservedId,
+      maxAttempts: check.maxAttempts,
+      failureLimit: check.failureLimit,
+      nowMs: deps.clock.now(),
+      meta: deps.meta,
+    });
   }
   throw invalidCode();
 }
 
-/**
- * The batch's first statement: records the activity entry with the user id read from the code
- * row *only while the code is live*. When it is not (used, superseded, voided or expired since
- * `checkCode`, e.g. by a concurrent request), the sub-select yields NULL, the NOT NULL constraint
- * on activity.user_id fails, and D1 rolls back the whole batch. So the statements after it need
- * no conditions of their own: they run only if this request is the one that spends the code.
- */
-function guardedActivityInsert(db: Db, codeId: string, entry: ActivityEntry) {
-  const liveCodeOwner = sql`(SELECT ${otpCodes.userId} FROM ${otpCodes} WHERE ${and(
-    eq(otpCodes.id, codeId),
-    eq(otpCodes.userId, entry.userId),
-    isNull(otpCodes.consumedAt),
-    gt(otpCodes.expiresAt, entry.nowMs),
-  )})`;
-  return activityInsertSelect(db, entry, { userIdFrom: liveCodeOwner });
-}
-
-function isGuardFailure(error: unknown): boolean {
-  for (let e: unknown = error; e; e = (e as { cause?: unknown }).cause) {
-    const message = e instanceof Error ? e.message : String(e);
-    if (message.includes("NOT NULL constraint failed") && message.includes("activity.user_id")) return true;
-  }
-  return false;
-}
-
-/**
- * Spends the code `codeId` and applies `effects` in one D1 batch (one transaction):
- * [guarded activity entry, ...effects, consume]. Either the code is consumed, the activity is
- * recorded and every effect applied, or nothing is written and this throws `invalid_code`.
- * Other errors (a UNIQUE violation in an effect) are rethrown as they are, nothing written.
- */
-export async function spendCode(
-  deps: Deps,
-  codeId: string,
-  entry: { userId: string; type: ActivityType; details?: Record<string, string | number | boolean> },
-  effects: (Query | false | null | undefined)[],
-): Promise<void> {
-  const { db, clock, meta } = deps;
-  const now = clock.now();
-  try {
-    await runBatch(db, [
-      guardedActivityInsert(db, codeId, { ...entry, nowMs: now, meta }),
-      ...effects,
-      // Cannot miss: the guard just saw the code live, in the same transaction (an effect may
-      // already have voided it with the account's other codes; then this changes nothing).
-      db
-        .update(otpCodes)
-        .set({ consumedAt: now })
-        .where(and(eq(otpCodes.id, codeId), isNull(otpCodes.consumedAt))),
-    ]);
-  } catch (error) {
-    if (isGuardFailure(error)) throw invalidCode();
-    throw error;
-  }
+/** Throws `invalid_code` when a spend found the code no longer live (nothing was written then). */
+export function assertSpent(spent: boolean): void {
+  if (!spent) throw invalidCode();
 }

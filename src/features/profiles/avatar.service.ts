@@ -5,17 +5,14 @@
  * is the replaced object deleted. The batch also reads the key it replaces, inside the same
  * transaction, so two concurrent uploads each delete exactly the object they displaced.
  */
-import { and, eq } from "drizzle-orm";
-import { runBatch } from "../../db/client";
-import { profiles, type User, users } from "../../db/schema";
-import type { Deps } from "../../env";
+import type { Deps } from "../../deps";
 import { randomId, toHex } from "../../lib/crypto";
 import { discardRest } from "../../lib/drain";
 import { AppError, fieldError, loggableError } from "../../lib/errors";
-import { activityInsert } from "../activity/activity.record";
+import type { User } from "../../store";
 import { AVATAR_MAX_BYTES, type ImageInfo, inspectImage } from "./avatar.image";
 import { avatarPrefix, avatarUrl, avatarVersion } from "./avatar.storage";
-import { isPublicAccount, loadOwnProfile } from "./profiles.service";
+import { loadOwnProfile } from "./profiles.service";
 
 /** Room for a form's boundary lines and part headers around the file (an HTML form sends ~300 bytes). */
 export const MULTIPART_OVERHEAD_BYTES = 16 * 1024;
@@ -103,7 +100,7 @@ async function deleteObject(bucket: R2Bucket, key: string, why: string) {
  */
 export async function uploadAvatar(deps: Deps, user: User, bytes: Uint8Array): Promise<{ avatar_url: string }> {
   const image = assertAcceptableImage(bytes);
-  const { db, env, clock, meta } = deps;
+  const { avatars, clock, meta } = deps;
   await loadOwnProfile(deps, user.id);
   const key = `${avatarPrefix(user.id)}${randomId()}.${image.extension}`;
   const sha256 = toHex(await crypto.subtle.digest("SHA-256", bytes));
@@ -111,7 +108,7 @@ export async function uploadAvatar(deps: Deps, user: User, bytes: Uint8Array): P
   let stored: R2Object | null;
   try {
     // R2 verifies the body against `sha256`; the hex copy in customMetadata survives for audits.
-    stored = await env.AVATARS.put(key, bytes, {
+    stored = await avatars.put(key, bytes, {
       httpMetadata: { contentType: image.contentType },
       customMetadata: { sha256, width: String(image.width), height: String(image.height) },
       sha256,
@@ -125,46 +122,30 @@ export async function uploadAvatar(deps: Deps, user: User, bytes: Uint8Array): P
   const now = clock.now();
   let replacedKey: string | null;
   try {
-    const [before] = (await runBatch(db, [
-      db.select({ key: profiles.avatarKey }).from(profiles).where(eq(profiles.userId, user.id)),
-      db
-        .update(profiles)
-        .set({ avatarKey: key, avatarContentType: image.contentType, avatarEtag: stored.httpEtag, updatedAt: now })
-        .where(eq(profiles.userId, user.id)),
-      activityInsert(db, {
-        userId: user.id,
-        type: "avatar_updated",
-        nowMs: now,
-        meta,
-        details: { content_type: image.contentType, width: image.width, height: image.height, bytes: bytes.byteLength },
-      }),
-    ])) as [{ key: string | null }[], ...unknown[]];
-    replacedKey = before[0]?.key ?? null;
+    replacedKey = await deps.profiles.setAvatar(user.id, { key, contentType: image.contentType, etag: stored.httpEtag }, now, {
+      userId: user.id,
+      type: "avatar_updated",
+      nowMs: now,
+      meta,
+      details: { content_type: image.contentType, width: image.width, height: image.height, bytes: bytes.byteLength },
+    });
   } catch (error) {
     console.error(`[avatars] profile update failed after storing ${key}; deleting it: ${loggableError(error)}`);
-    await deleteObject(env.AVATARS, key, "orphaned");
+    await deleteObject(avatars, key, "orphaned");
     throw new AppError("service_unavailable", "The avatar could not be saved; your profile is unchanged.");
   }
-  if (replacedKey && replacedKey !== key) await deleteObject(env.AVATARS, replacedKey, "replaced");
+  if (replacedKey && replacedKey !== key) await deleteObject(avatars, replacedKey, "replaced");
   return { avatar_url: avatarUrl(user.id, key) as string };
 }
 
 /** Removes the avatar (idempotent: no avatar, nothing to do and nothing recorded). */
 export async function deleteAvatar(deps: Deps, user: User): Promise<void> {
-  const { db, env, clock, meta } = deps;
+  const { avatars, clock, meta } = deps;
   const profile = await loadOwnProfile(deps, user.id);
   if (!profile.avatarKey) return;
   const now = clock.now();
-  const [before] = (await runBatch(db, [
-    db.select({ key: profiles.avatarKey }).from(profiles).where(eq(profiles.userId, user.id)),
-    db
-      .update(profiles)
-      .set({ avatarKey: null, avatarContentType: null, avatarEtag: null, updatedAt: now })
-      .where(eq(profiles.userId, user.id)),
-    activityInsert(db, { userId: user.id, type: "avatar_deleted", nowMs: now, meta }),
-  ])) as [{ key: string | null }[], ...unknown[]];
-  const removedKey = before[0]?.key;
-  if (removedKey) await deleteObject(env.AVATARS, removedKey, "deleted");
+  const removedKey = await deps.profiles.setAvatar(user.id, null, now, { userId: user.id, type: "avatar_deleted", nowMs: now, meta });
+  if (removedKey) await deleteObject(avatars, removedKey, "deleted");
 }
 
 export type AvatarRead =
@@ -183,20 +164,15 @@ function matchesEtag(ifNoneMatch: string, etag: string): boolean {
  * or has no avatar.
  */
 export async function openAvatar(
-  deps: Pick<Deps, "db" | "env">,
+  deps: Pick<Deps, "profiles" | "avatars">,
   userId: string,
   request: { version?: string; ifNoneMatch?: string },
 ): Promise<AvatarRead> {
-  const [row] = await deps.db
-    .select({ key: profiles.avatarKey, etag: profiles.avatarEtag, contentType: profiles.avatarContentType })
-    .from(users)
-    .innerJoin(profiles, eq(profiles.userId, users.id))
-    .where(and(eq(users.id, userId), isPublicAccount()))
-    .limit(1);
+  const row = await deps.profiles.publicAvatar(userId);
   if (!row?.key || !row.etag) throw new AppError("not_found", "This profile has no avatar.");
   const current = request.version === avatarVersion(row.key);
   if (request.ifNoneMatch && matchesEtag(request.ifNoneMatch, row.etag)) return { status: 304, etag: row.etag, current };
-  const object = await deps.env.AVATARS.get(row.key);
+  const object = await deps.avatars.get(row.key);
   if (!object) throw new AppError("not_found", "This profile has no avatar.");
   return {
     status: 200,

@@ -3,15 +3,11 @@
  * profile row in the registration batch; an account made another way (the admin CLI) gets it
  * on first use, so readers never see an account without one.
  */
-import { and, asc, eq, or } from "drizzle-orm";
-import { runBatch } from "../../db/client";
-import { type Profile, profiles, type User, users } from "../../db/schema";
-import type { Deps } from "../../env";
+import type { Deps } from "../../deps";
 import { AppError, fieldError } from "../../lib/errors";
-import { newerThan, type Page, pageRequest, toPage } from "../../lib/pagination";
-import { startsWith } from "../../lib/search";
+import { type Page, pageRequest, toPage } from "../../lib/pagination";
 import { cleanText, normalizeIdentifier } from "../../lib/text";
-import { activityInsert } from "../activity/activity.record";
+import type { Profile, ProfileChanges, PublicProfileRow, User } from "../../store";
 import { avatarUrl } from "./avatar.storage";
 import { EDITABLE_FIELDS, type EditableField, type ProfileInput } from "./profiles.schemas";
 
@@ -39,8 +35,8 @@ export function profileView(profile: Profile) {
 export type ProfileView = ReturnType<typeof profileView>;
 
 /** The user's profile row, created (empty) if the account somehow has none. */
-export async function loadOwnProfile(deps: Pick<Deps, "db" | "clock">, userId: string): Promise<Profile> {
-  const found = await deps.db.query.profiles.findFirst({ where: eq(profiles.userId, userId) });
+export async function loadOwnProfile(deps: Pick<Deps, "profiles" | "clock">, userId: string): Promise<Profile> {
+  const found = await deps.profiles.byUser(userId);
   if (found) return found;
   const blank: Profile = {
     userId,
@@ -55,8 +51,7 @@ export async function loadOwnProfile(deps: Pick<Deps, "db" | "clock">, userId: s
     avatarEtag: null,
     updatedAt: deps.clock.now(),
   };
-  await deps.db.insert(profiles).values(blank).onConflictDoNothing();
-  return (await deps.db.query.profiles.findFirst({ where: eq(profiles.userId, userId) })) ?? blank;
+  return deps.profiles.ensure(blank);
 }
 
 /**
@@ -67,7 +62,7 @@ export async function loadOwnProfile(deps: Pick<Deps, "db" | "clock">, userId: s
  */
 export async function updateProfile(deps: Deps, user: User, input: ProfileInput, mode: "replace" | "patch"): Promise<Profile> {
   const current = await loadOwnProfile(deps, user.id);
-  const changes: Partial<Profile> = {};
+  const changes: ProfileChanges = {};
   const changed: EditableField[] = [];
   for (const field of EDITABLE_FIELDS) {
     const given = input[field];
@@ -81,42 +76,25 @@ export async function updateProfile(deps: Deps, user: User, input: ProfileInput,
   if (changed.length === 0) return current;
 
   const now = deps.clock.now();
-  await runBatch(deps.db, [
-    deps.db
-      .update(profiles)
-      .set({ ...changes, updatedAt: now })
-      .where(eq(profiles.userId, user.id)),
-    activityInsert(deps.db, { userId: user.id, type: "profile_updated", nowMs: now, meta: deps.meta, details: { fields: changed } }),
-  ]);
+  await deps.profiles.update(user.id, changes, now, {
+    userId: user.id,
+    type: "profile_updated",
+    nowMs: now,
+    meta: deps.meta,
+    details: { fields: changed },
+  });
   return { ...current, ...changes, updatedAt: now };
 }
 
-/** Only confirmed, enabled accounts appear in public: the directory, single reads and avatars. */
-export const isPublicAccount = () => and(eq(users.emailVerified, true), eq(users.isActive, true));
-
-const publicColumns = {
-  id: users.id,
-  username: users.username,
-  createdAt: users.createdAt,
-  name: profiles.name,
-  surname: profiles.surname,
-  profession: profiles.profession,
-  aboutMe: profiles.aboutMe,
-  avatarKey: profiles.avatarKey,
-};
-type PublicRow = { id: string; username: string | null; createdAt: number } & Partial<
-  Record<"name" | "surname" | "profession" | "aboutMe" | "avatarKey", string | null>
->;
-
-function publicProfileView(row: PublicRow) {
+function publicProfileView(row: PublicProfileRow) {
   return {
     user_id: row.id,
     username: row.username,
-    name: row.name ?? null,
-    surname: row.surname ?? null,
-    profession: row.profession ?? null,
-    about_me: row.aboutMe ?? null,
-    avatar_url: avatarUrl(row.id, row.avatarKey ?? null),
+    name: row.name,
+    surname: row.surname,
+    profession: row.profession,
+    about_me: row.aboutMe,
+    avatar_url: avatarUrl(row.id, row.avatarKey),
   };
 }
 export type PublicProfileView = ReturnType<typeof publicProfileView>;
@@ -126,31 +104,19 @@ export type PublicProfileView = ReturnType<typeof publicProfileView>;
  * a prefix of the username or the name. `cursor` is the previous page's `next_cursor`.
  */
 export async function listDirectory(
-  deps: Pick<Deps, "db" | "env">,
+  deps: Pick<Deps, "profiles" | "secrets">,
   query: { q?: string; limit?: number; cursor?: string },
 ): Promise<Page<PublicProfileView>> {
-  const { limit, cursor } = await pageRequest(deps.env.OTP_SECRET, query);
+  const page = await pageRequest(deps.secrets.otpSecret, query);
   const q = query.q === undefined ? "" : cleanText(query.q);
   if (q === null) throw fieldError("q", "must not contain control characters");
-  const byPrefix = q ? or(startsWith(users.username, normalizeIdentifier(q)), startsWith(profiles.name, q)) : undefined;
-  const rows = await deps.db
-    .select(publicColumns)
-    .from(users)
-    .leftJoin(profiles, eq(profiles.userId, users.id))
-    .where(and(isPublicAccount(), byPrefix, newerThan(users.createdAt, users.id, cursor)))
-    .orderBy(asc(users.createdAt), asc(users.id))
-    .limit(limit + 1);
-  return toPage(deps.env.OTP_SECRET, rows, limit, publicProfileView);
+  const rows = await deps.profiles.directory(q ? { usernamePrefix: normalizeIdentifier(q), namePrefix: q } : null, page);
+  return toPage(deps.secrets.otpSecret, rows, page.limit, publicProfileView);
 }
 
 /** One public profile; a missing, unverified or disabled account is a 404 alike. */
-export async function getPublicProfile(deps: Pick<Deps, "db">, userId: string): Promise<PublicProfileView> {
-  const [row] = await deps.db
-    .select(publicColumns)
-    .from(users)
-    .leftJoin(profiles, eq(profiles.userId, users.id))
-    .where(and(eq(users.id, userId), isPublicAccount()))
-    .limit(1);
+export async function getPublicProfile(deps: Pick<Deps, "profiles">, userId: string): Promise<PublicProfileView> {
+  const row = await deps.profiles.publicProfile(userId);
   if (!row) throw new AppError("not_found", "No public profile with this id.");
   return publicProfileView(row);
 }

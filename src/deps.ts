@@ -1,0 +1,74 @@
+/**
+ * The composition root: `createDeps` turns the worker's bindings into the narrow dependencies
+ * services take — the stores, the clock, the config reader, the signing-key settings, the avatar
+ * bucket, the mail outbox and the secrets. It is the one place that reads `env` for the fetch,
+ * queue and scheduled handlers alike; services never see `env`.
+ */
+import type { Config } from "./config/config.definitions";
+import { ConfigCache } from "./config/config.service";
+import type { AccessTokenSettings } from "./features/auth/access-tokens";
+import { type HasherName, hasherFromEnv } from "./features/auth/password-hash";
+import type { MailMessage } from "./features/mail/mail.messages";
+import type { Clock } from "./lib/clock";
+import { D1Db, DrizzleStores, type RequestMeta, type Stores } from "./store";
+
+/** Where mails go: the `latchkey-mail` queue in production (one schema for producer and consumer). */
+export interface MailOutbox {
+  send(message: MailMessage): Promise<void>;
+}
+
+/**
+ * What every service may use. Services take this (or a `Pick` of it) as plain input, never a
+ * Hono Context or `env`, so they run without HTTP and against any store implementation.
+ */
+export interface Deps extends Stores {
+  clock: Clock;
+  /** The effective hot configuration (KV, validated, cached per isolate for a few seconds). */
+  config: () => Promise<Config>;
+  /** Drops this isolate's cached config so the next `config()` reads KV (after an admin write). */
+  invalidateConfig: () => void;
+  /** The raw hot-configuration namespace, for the admin API that edits it. */
+  configKv: KVNamespace;
+  /** Access-token signing and verification: the JWK set secret, issuer and audience. */
+  keys: AccessTokenSettings;
+  /** Avatar images (R2). */
+  avatars: R2Bucket;
+  outbox: MailOutbox;
+  secrets: {
+    /** HMAC key of one-time codes; also signs pagination cursors (under its own label). */
+    otpSecret: string;
+  };
+  /** The hash new passwords get (`PASSWORD_HASHER`). */
+  passwordHasher: HasherName;
+  /** The caller's address and user agent (both null outside a request). */
+  meta: RequestMeta;
+}
+
+const NO_REQUEST: RequestMeta = { ip: null, userAgent: null };
+
+/** Builds `Deps` from the bindings. `config` is the caller's cache (per isolate for fetch, fresh for cron). */
+export function createDeps(env: Env, options: { clock: Clock; config: ConfigCache; meta?: RequestMeta }): Deps {
+  const stores = DrizzleStores(D1Db(env.DB));
+  return {
+    ...stores,
+    clock: options.clock,
+    config: () => options.config.get(env.CONFIG),
+    invalidateConfig: () => options.config.invalidate(),
+    configKv: env.CONFIG,
+    keys: { keys: env.JWT_KEYS, issuer: env.JWT_ISSUER, audience: env.JWT_AUDIENCE },
+    avatars: env.AVATARS,
+    outbox: {
+      async send(message) {
+        await env.MAIL_QUEUE.send(message, { contentType: "json" });
+      },
+    },
+    secrets: { otpSecret: env.OTP_SECRET },
+    passwordHasher: hasherFromEnv(env.PASSWORD_HASHER),
+    meta: options.meta ?? NO_REQUEST,
+  };
+}
+
+/** For the queue consumer and the cron job: no request, and a config read fresh on each invocation. */
+export function createBackgroundDeps(env: Env, clock: Clock): Deps {
+  return createDeps(env, { clock, config: ConfigCache({ clock, ttlMs: 0 }) });
+}

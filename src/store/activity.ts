@@ -1,0 +1,59 @@
+/**
+ * The activity history. Entries that describe a change are written by the store method that makes
+ * the change, in the same batch; this store writes standalone entries and reads the history.
+ */
+import { and, desc, eq, inArray, lt } from "drizzle-orm";
+import { affectedRows, type Db, runBatch, runOne } from "./driver";
+import { activity } from "./schema";
+import { activityInsert, olderThan } from "./statements";
+import type { ActivityRecord, ActivityType, PageQuery, StoredActivity } from "./types";
+
+export interface ActivityStore {
+  /** Writes one entry on its own (a failed re-authentication). */
+  record(entry: ActivityRecord): Promise<void>;
+  /** The user's entries, newest first, optionally of one type (`limit + 1` rows). */
+  page(userId: string, filter: { type?: ActivityType }, page: PageQuery): Promise<StoredActivity[]>;
+  /** Every entry of the user, newest first. */
+  all(userId: string): Promise<StoredActivity[]>;
+  /** Deletes up to `limit` entries older than `cutoffMs`; returns how many. */
+  purgeOlderThan(cutoffMs: number, limit: number): Promise<number>;
+}
+
+export function DrizzleActivityStore(db: Db): ActivityStore {
+  return {
+    async record(entry) {
+      await runBatch(db, [activityInsert(db, entry)]);
+    },
+
+    async page(userId, filter, page) {
+      return runOne(
+        db
+          .select()
+          .from(activity)
+          .where(
+            and(
+              eq(activity.userId, userId),
+              filter.type === undefined ? undefined : eq(activity.type, filter.type),
+              olderThan(activity.createdAt, activity.id, page.cursor),
+            ),
+          )
+          .orderBy(desc(activity.createdAt), desc(activity.id))
+          .limit(page.limit + 1),
+      );
+    },
+
+    async all(userId) {
+      return runOne(db.select().from(activity).where(eq(activity.userId, userId)).orderBy(desc(activity.createdAt), desc(activity.id)));
+    },
+
+    async purgeOlderThan(cutoffMs, limit) {
+      const result = await runOne(
+        db
+          .delete(activity)
+          .where(inArray(activity.id, db.select({ id: activity.id }).from(activity).where(lt(activity.createdAt, cutoffMs)).limit(limit)))
+          .run(),
+      );
+      return affectedRows(result);
+    },
+  };
+}

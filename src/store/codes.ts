@@ -1,0 +1,296 @@
+/**
+ * One-time codes. Issuing, checking, failing and spending a code are each one batch, and each
+ * issues the same statements whether or not the address has an account (the rows simply do not
+ * match), so neither the answers nor the work tell which accounts exist.
+ *
+ * Spending a code is guarded: the batch's first statement writes the activity entry with the user
+ * id read from the code row *only while the code is live*. When it is not (used, superseded,
+ * voided or expired since it was checked, e.g. by a concurrent request), the sub-select yields
+ * NULL, the NOT NULL constraint on activity.user_id fails, and the whole batch rolls back on
+ * either driver. So the statements after it run only for the request that spends the code.
+ */
+import { and, desc, eq, getTableColumns, gt, gte, inArray, isNull, lte, type SQL, sql } from "drizzle-orm";
+import { RATE_LIMITS, rateLimitKey } from "../lib/rate-limit";
+import { affectedRows, type Db, type Query, runBatch, runOne, StoreError } from "./driver";
+import { otpCodes, rateLimits, refreshTokens, users } from "./schema";
+import {
+  activityInsert,
+  activityInsertSelect,
+  clearCounter,
+  countHit,
+  currentCount,
+  invalidateAccessTokens,
+  revokeAllForUser,
+  supersedeCodes,
+  voidAllCodes,
+} from "./statements";
+import type { ActivityRecord, Counter, NewCode, NewRefreshToken, OtpPurpose, RequestMeta, User } from "./types";
+
+/** Whose code it is: the live account owning the address, or (email change) the signed-in account. */
+export type CodeOwner = { by: "address" } | { by: "user"; userId: string };
+
+export interface CodeCheckInput {
+  address: string;
+  purpose: OtpPurpose;
+  owner: CodeOwner;
+  /** Attempts a code allows; the reservation fails past it. */
+  maxAttempts: number;
+  nowMs: number;
+}
+
+export interface CodeFailureInput {
+  address: string;
+  purpose: OtpPurpose;
+  owner: CodeOwner;
+  /** The code `check` reserved an attempt on, if any: it is killed when that was its last attempt. */
+  reservedId: string | null;
+  maxAttempts: number;
+  /** The daily ceiling; reaching it exactly writes `otp_locked`. */
+  failureLimit: number;
+  nowMs: number;
+  meta: RequestMeta;
+}
+
+/** The entry a spent code records; its user id must be the code's owner. */
+export type SpendEntry = ActivityRecord;
+
+export interface CodeStore {
+  /**
+   * Stores a code for the live account that owns `code.sentTo` (not yet verified, for
+   * `verify_email`) when every limit allows it: the per-IP counter, the address's per-minute and
+   * per-hour counters (the hour counts only requests the minute let through), the superseding of
+   * older codes, the code and its `otp_requested` entry. One batch; returns the IP's and the
+   * hour's counters.
+   */
+  issueByAddress(input: { code: NewCode; ip: string; meta: RequestMeta }): Promise<{ ip?: Counter; hour?: Counter }>;
+  /**
+   * Reads the owner (by address), the address's daily failure counter, and reserves one attempt on
+   * the newest live code bound to this address, purpose and owner. One batch.
+   */
+  check(input: CodeCheckInput): Promise<{ user: User | null; failures?: Counter; reserved?: { id: string; codeHash: string } }>;
+  /** Counts a wrong code against the daily ceiling, kills the code at its last attempt, records entries. One batch. */
+  recordFailure(input: CodeFailureInput): Promise<void>;
+  /** Spends a `verify_email` code: the address is verified. False when the code was no longer live. */
+  spendForVerification(codeId: string, entry: SpendEntry): Promise<boolean>;
+  /**
+   * Spends a `login` code and starts the sign-in `token`. An unverified account is claimed: its
+   * password stops working and earlier sign-ins end, before this one starts.
+   */
+  spendForLogin(
+    codeId: string,
+    entry: SpendEntry,
+    input: { user: User; token: NewRefreshToken; unusablePasswordHash: string; verifiedEntry: ActivityRecord | null },
+  ): Promise<boolean>;
+  /** Spends a `reset_password` code: the new hash, the address verified, every sign-in ended. */
+  spendForReset(codeId: string, entry: SpendEntry, passwordHash: string): Promise<boolean>;
+  /**
+   * Spends a `change_email` code: the pending address becomes the account's, verified; every other
+   * code is voided and every sign-in but `keepSessionId` ends. Throws `StoreError` email_taken
+   * when another account took the address meanwhile.
+   */
+  spendForEmailChange(codeId: string, entry: SpendEntry, input: { address: string; keepSessionId: string }): Promise<boolean>;
+  /** A code's state for the mail consumer, or null when it is gone. */
+  state(codeId: string): Promise<{ consumedAt: number | null; expiresAt: number } | null>;
+  /** Deletes up to `limit` codes past their expiry, used or not; returns how many. */
+  purgeExpired(nowMs: number, limit: number): Promise<number>;
+}
+
+/** SQL: the id of the live account that owns `address` (NULL when there is none). */
+function accountOf(address: string): SQL<string | null> {
+  return sql<string | null>`(SELECT ${users.id} FROM ${users} WHERE ${users.email} = ${address} AND ${users.isActive} = 1)`;
+}
+
+const ownerSql = (address: string, owner: CodeOwner): SQL => (owner.by === "user" ? sql`${owner.userId}` : accountOf(address));
+
+export function DrizzleCodeStore(db: Db): CodeStore {
+  /** The guarded spend: [entry read from the live code, ...effects, consume]. */
+  async function spend(codeId: string, entry: SpendEntry, effects: (Query | false | null)[]): Promise<boolean> {
+    const liveCodeOwner = sql`(SELECT ${otpCodes.userId} FROM ${otpCodes} WHERE ${and(
+      eq(otpCodes.id, codeId),
+      eq(otpCodes.userId, entry.userId),
+      isNull(otpCodes.consumedAt),
+      gt(otpCodes.expiresAt, entry.nowMs),
+    )})`;
+    try {
+      await runBatch(db, [
+        activityInsertSelect(db, entry, { userIdFrom: liveCodeOwner }),
+        ...effects,
+        // Cannot miss: the guard just saw the code live, in the same transaction (an effect may
+        // already have voided it with the account's other codes; then this changes nothing).
+        db
+          .update(otpCodes)
+          .set({ consumedAt: entry.nowMs })
+          .where(and(eq(otpCodes.id, codeId), isNull(otpCodes.consumedAt))),
+      ]);
+      return true;
+    } catch (error) {
+      if (error instanceof StoreError && error.kind === "guard_failed") return false;
+      throw error;
+    }
+  }
+
+  return {
+    async issueByAddress({ code, ip, meta }) {
+      const now = code.createdAt;
+      const email = code.sentTo;
+      const { purpose } = code;
+      const within = (name: "otpPerIp" | "otpPerEmailMinute" | "otpPerEmailHour", subject: string) =>
+        sql`${currentCount(name, subject, now)} <= ${RATE_LIMITS[name].limit}`;
+      const allowed = and(within("otpPerIp", ip), within("otpPerEmailMinute", email), within("otpPerEmailHour", email)) as SQL;
+      const owner = db
+        .select({ id: users.id })
+        .from(users)
+        .where(
+          and(eq(users.email, email), eq(users.isActive, true), purpose === "verify_email" ? eq(users.emailVerified, false) : undefined),
+        )
+        .limit(1);
+      const ownerId = sql`(${owner})`;
+      const values: Record<string, unknown> = { ...code, attempts: 0, consumedAt: null, userId: null };
+      // drizzle lists every column in table order for INSERT … SELECT; select the values in that order.
+      const columns = Object.keys(getTableColumns(otpCodes)).map((key) =>
+        key === "userId" ? sql`${users.id}` : sql`${values[key] ?? null}`,
+      );
+
+      const [ipRows, , hourRows] = (await runBatch(db, [
+        countHit(db, "otpPerIp", ip, now),
+        countHit(db, "otpPerEmailMinute", email, now),
+        // Counted only when the minute window let the request through.
+        countHit(db, "otpPerEmailHour", email, now, within("otpPerEmailMinute", email)),
+        supersedeCodes(db, ownerId, purpose, now, allowed),
+        db.insert(otpCodes).select(sql`SELECT ${sql.join(columns, sql`, `)} FROM ${users} WHERE ${users.id} = ${ownerId} AND ${allowed}`),
+        activityInsertSelect(
+          db,
+          { userId: "", type: "otp_requested", nowMs: now, meta, details: { purpose } },
+          { userIdFrom: ownerId, where: and(sql`${ownerId} IS NOT NULL`, allowed) },
+        ),
+      ])) as [Counter[], Counter[], Counter[]];
+      return { ip: ipRows[0], hour: hourRows[0] };
+    },
+
+    async check({ address, purpose, owner, maxAttempts, nowMs }) {
+      const newestLive = db
+        .select({ id: otpCodes.id })
+        .from(otpCodes)
+        .where(
+          and(
+            eq(otpCodes.sentTo, address),
+            eq(otpCodes.purpose, purpose),
+            eq(otpCodes.userId, owner.by === "user" ? owner.userId : accountOf(address)),
+            isNull(otpCodes.consumedAt),
+            gt(otpCodes.expiresAt, nowMs),
+          ),
+        )
+        .orderBy(desc(otpCodes.createdAt))
+        .limit(1);
+      const reserve = db
+        .update(otpCodes)
+        .set({ attempts: sql`${otpCodes.attempts} + 1` })
+        .where(and(eq(otpCodes.id, sql`(${newestLive})`), sql`${otpCodes.attempts} < ${maxAttempts}`))
+        .returning({ id: otpCodes.id, codeHash: otpCodes.codeHash });
+      const failures = db
+        .select({ count: rateLimits.count, resetAt: rateLimits.resetAt })
+        .from(rateLimits)
+        .where(and(eq(rateLimits.key, rateLimitKey("otpFailuresPerDay", address)), gt(rateLimits.resetAt, nowMs)));
+      if (owner.by === "address") {
+        const [owners, counters, reservations] = (await runBatch(db, [
+          db.select().from(users).where(eq(users.email, address)).limit(1),
+          failures,
+          reserve,
+        ])) as [User[], Counter[], { id: string; codeHash: string }[]];
+        return { user: owners[0] ?? null, failures: counters[0], reserved: reservations[0] };
+      }
+      const [counters, reservations] = (await runBatch(db, [failures, reserve])) as [Counter[], { id: string; codeHash: string }[]];
+      return { user: null, failures: counters[0], reserved: reservations[0] };
+    },
+
+    async recordFailure(input) {
+      const { address, purpose, nowMs, meta } = input;
+      const owner = ownerSql(address, input.owner);
+      const entry = (type: "login_failed" | "otp_locked", details: ActivityRecord["details"], when?: SQL) =>
+        activityInsertSelect(
+          db,
+          { userId: "", type, nowMs, meta, details },
+          { userIdFrom: owner, where: and(sql`${owner} IS NOT NULL`, when) },
+        );
+      await runBatch(db, [
+        countHit(db, "otpFailuresPerDay", address, nowMs),
+        db
+          .update(otpCodes)
+          .set({ consumedAt: nowMs })
+          .where(and(eq(otpCodes.id, input.reservedId ?? ""), gte(otpCodes.attempts, input.maxAttempts), isNull(otpCodes.consumedAt))),
+        purpose === "login" && entry("login_failed", { method: "otp" }),
+        entry("otp_locked", { purpose }, sql`${currentCount("otpFailuresPerDay", address, nowMs)} = ${input.failureLimit}`),
+      ]);
+    },
+
+    spendForVerification(codeId, entry) {
+      return spend(codeId, entry, [
+        db.update(users).set({ emailVerified: true, updatedAt: entry.nowMs }).where(eq(users.id, entry.userId)),
+      ]);
+    },
+
+    spendForLogin(codeId, entry, { user, token, unusablePasswordHash, verifiedEntry }) {
+      const now = entry.nowMs;
+      // Whoever registered an unverified address may not have owned it (pre-registration
+      // hijacking): proving the mailbox ends the password set before and every earlier sign-in.
+      const claim = user.emailVerified
+        ? []
+        : [
+            db.update(users).set({ emailVerified: true, passwordHash: unusablePasswordHash, updatedAt: now }).where(eq(users.id, user.id)),
+            revokeAllForUser(db, user.id, "email_claimed", now),
+            invalidateAccessTokens(db, user.id, now),
+          ];
+      return spend(codeId, entry, [
+        ...claim,
+        verifiedEntry && activityInsert(db, verifiedEntry),
+        db.insert(refreshTokens).values(token),
+        clearCounter(db, "loginFailuresPerAccount", user.id),
+      ]);
+    },
+
+    spendForReset(codeId, entry, passwordHash) {
+      const now = entry.nowMs;
+      const userId = entry.userId;
+      return spend(codeId, entry, [
+        db.update(users).set({ passwordHash, emailVerified: true, updatedAt: now }).where(eq(users.id, userId)),
+        revokeAllForUser(db, userId, "password_reset", now),
+        invalidateAccessTokens(db, userId, now),
+        clearCounter(db, "loginFailuresPerAccount", userId),
+      ]);
+    },
+
+    spendForEmailChange(codeId, entry, { address, keepSessionId }) {
+      const now = entry.nowMs;
+      const userId = entry.userId;
+      return spend(codeId, entry, [
+        db
+          .update(users)
+          .set({ email: address, pendingEmail: null, emailVerified: true, updatedAt: now })
+          .where(and(eq(users.id, userId), eq(users.pendingEmail, address))),
+        voidAllCodes(db, userId, now),
+        revokeAllForUser(db, userId, "email_changed", now, keepSessionId),
+      ]);
+    },
+
+    async state(codeId) {
+      return (
+        (await runOne(
+          db.query.otpCodes.findFirst({
+            columns: { consumedAt: true, expiresAt: true },
+            where: eq(otpCodes.id, codeId),
+          }),
+        )) ?? null
+      );
+    },
+
+    async purgeExpired(nowMs, limit) {
+      const result = await runOne(
+        db
+          .delete(otpCodes)
+          .where(inArray(otpCodes.id, db.select({ id: otpCodes.id }).from(otpCodes).where(lte(otpCodes.expiresAt, nowMs)).limit(limit)))
+          .run(),
+      );
+      return affectedRows(result);
+    },
+  };
+}

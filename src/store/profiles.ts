@@ -1,0 +1,159 @@
+/**
+ * Profiles, part of the account aggregate: the owner's details, the avatar pointer, and the public
+ * reads (directory, single profile, avatar lookup), which show only confirmed, enabled accounts.
+ */
+import { and, asc, eq, or } from "drizzle-orm";
+import { type Db, runBatch, runOne } from "./driver";
+import { profiles, users } from "./schema";
+import { activityInsert, newerThan, startsWith } from "./statements";
+import type { ActivityRecord, PageQuery, Profile } from "./types";
+
+export type ProfileChanges = Partial<Pick<Profile, "name" | "surname" | "age" | "phoneNumber" | "profession" | "aboutMe">>;
+
+/** What the public sees of an account. */
+export interface PublicProfileRow {
+  id: string;
+  username: string | null;
+  createdAt: number;
+  name: string | null;
+  surname: string | null;
+  profession: string | null;
+  aboutMe: string | null;
+  avatarKey: string | null;
+}
+
+export interface AvatarPointer {
+  key: string;
+  contentType: string;
+  etag: string;
+}
+
+export interface ProfileStore {
+  byUser(userId: string): Promise<Profile | null>;
+  /** Inserts `blank` unless the user already has a profile; returns the stored one. */
+  ensure(blank: Profile): Promise<Profile>;
+  /** Writes only the given columns, with the `profile_updated` entry, in one transaction. */
+  update(userId: string, changes: ProfileChanges, nowMs: number, activity: ActivityRecord): Promise<void>;
+  /**
+   * Points the profile at a new avatar (or at none) with its activity entry; returns the key it
+   * replaced, read inside the same transaction so concurrent uploads each see their own predecessor.
+   */
+  setAvatar(userId: string, avatar: AvatarPointer | null, nowMs: number, activity: ActivityRecord): Promise<string | null>;
+  /** The public directory, oldest first, optionally by a username or name prefix (`limit + 1` rows). */
+  directory(filter: { usernamePrefix: string; namePrefix: string } | null, page: PageQuery): Promise<PublicProfileRow[]>;
+  /** One public profile; null for a missing, unverified or disabled account. */
+  publicProfile(userId: string): Promise<PublicProfileRow | null>;
+  /** The avatar of a public account, or null. */
+  publicAvatar(userId: string): Promise<{ key: string | null; etag: string | null; contentType: string | null } | null>;
+}
+
+/** Only confirmed, enabled accounts appear in public: the directory, single reads and avatars. */
+const isPublicAccount = () => and(eq(users.emailVerified, true), eq(users.isActive, true));
+
+const publicColumns = {
+  id: users.id,
+  username: users.username,
+  createdAt: users.createdAt,
+  name: profiles.name,
+  surname: profiles.surname,
+  profession: profiles.profession,
+  aboutMe: profiles.aboutMe,
+  avatarKey: profiles.avatarKey,
+};
+
+export function DrizzleProfileStore(db: Db): ProfileStore {
+  const byUser = async (userId: string) => (await runOne(db.query.profiles.findFirst({ where: eq(profiles.userId, userId) }))) ?? null;
+  return {
+    byUser,
+
+    async ensure(blank) {
+      await runOne(db.insert(profiles).values(blank).onConflictDoNothing());
+      return (await byUser(blank.userId)) ?? blank;
+    },
+
+    async update(userId, changes, nowMs, activity) {
+      await runBatch(db, [
+        db
+          .update(profiles)
+          .set({ ...changes, updatedAt: nowMs })
+          .where(eq(profiles.userId, userId)),
+        activityInsert(db, activity),
+      ]);
+    },
+
+    async setAvatar(userId, avatar, nowMs, activity) {
+      const [before] = (await runBatch(db, [
+        db.select({ key: profiles.avatarKey }).from(profiles).where(eq(profiles.userId, userId)),
+        db
+          .update(profiles)
+          .set({
+            avatarKey: avatar?.key ?? null,
+            avatarContentType: avatar?.contentType ?? null,
+            avatarEtag: avatar?.etag ?? null,
+            updatedAt: nowMs,
+          })
+          .where(eq(profiles.userId, userId)),
+        activityInsert(db, activity),
+      ])) as [{ key: string | null }[], ...unknown[]];
+      return before[0]?.key ?? null;
+    },
+
+    async directory(filter, page) {
+      const byPrefix = filter
+        ? or(startsWith(users.username, filter.usernamePrefix), startsWith(profiles.name, filter.namePrefix))
+        : undefined;
+      const rows = await runOne(
+        db
+          .select(publicColumns)
+          .from(users)
+          .leftJoin(profiles, eq(profiles.userId, users.id))
+          .where(and(isPublicAccount(), byPrefix, newerThan(users.createdAt, users.id, page.cursor)))
+          .orderBy(asc(users.createdAt), asc(users.id))
+          .limit(page.limit + 1),
+      );
+      return rows.map(withNulls);
+    },
+
+    async publicProfile(userId) {
+      const [row] = await runOne(
+        db
+          .select(publicColumns)
+          .from(users)
+          .leftJoin(profiles, eq(profiles.userId, users.id))
+          .where(and(eq(users.id, userId), isPublicAccount()))
+          .limit(1),
+      );
+      return row ? withNulls(row) : null;
+    },
+
+    async publicAvatar(userId) {
+      const [row] = await runOne(
+        db
+          .select({ key: profiles.avatarKey, etag: profiles.avatarEtag, contentType: profiles.avatarContentType })
+          .from(users)
+          .innerJoin(profiles, eq(profiles.userId, users.id))
+          .where(and(eq(users.id, userId), isPublicAccount()))
+          .limit(1),
+      );
+      return row ?? null;
+    },
+  };
+}
+
+type JoinedRow = { id: string; username: string | null; createdAt: number } & {
+  [K in "name" | "surname" | "profession" | "aboutMe" | "avatarKey"]?: string | null;
+};
+
+/** A left join leaves the profile's columns null (or absent) for an account without one. */
+function withNulls(row: JoinedRow): PublicProfileRow {
+  return {
+    id: row.id,
+    username: row.username,
+    createdAt: row.createdAt,
+    name: row.name ?? null,
+    surname: row.surname ?? null,
+    profession: row.profession ?? null,
+    aboutMe: row.aboutMe ?? null,
+    avatarKey: row.avatarKey ?? null,
+  };
+}

@@ -1,0 +1,192 @@
+/**
+ * Statement builders, private to src/store/. Each returns a Drizzle query builder (not a promise:
+ * builders run when awaited), so store methods can compose statements of several aggregates into
+ * one batch — an activity entry rides in the same transaction as the change it records, a
+ * rate-limit reservation in the same round trip as the lookup it guards.
+ */
+import { and, eq, getTableColumns, gt, isNull, lt, or, type SQL, sql } from "drizzle-orm";
+import type { SQLiteColumn } from "drizzle-orm/sqlite-core";
+import { randomId } from "../lib/crypto";
+import { RATE_LIMITS, type RateLimitName, rateLimitKey } from "../lib/rate-limit";
+import type { Db } from "./driver";
+import { activity, adminAudit, otpCodes, rateLimits, refreshTokens, users } from "./schema";
+import type { ActivityRecord, AuditRecord, Cursor, OtpPurpose } from "./types";
+
+// ---- rate-limit counters ----
+
+/** The key as SQL: `subject` may itself be SQL (e.g. a user id looked up in the same statement). */
+function keySql(name: RateLimitName, subject: string | SQL): SQL {
+  return typeof subject === "string" ? sql`${rateLimitKey(name, subject)}` : sql`${rateLimitKey(name, "")} || ${subject}`;
+}
+
+/**
+ * The upsert that counts one hit and returns the counter: a new window starts when the old one has
+ * passed. `subject` may be SQL, evaluated inside the statement; with `when`, the hit is counted
+ * only if that SQL holds. Increment-then-compare in one statement: concurrent hits get distinct counts.
+ */
+export function countHit(db: Db, name: RateLimitName, subject: string | SQL, nowMs: number, when?: SQL) {
+  const { windowMs } = RATE_LIMITS[name];
+  const reset = nowMs + windowMs;
+  const key = keySql(name, subject);
+  // INSERT … SELECT needs its WHERE so SQLite does not read ON CONFLICT as a join's ON.
+  const insert = when
+    ? db.insert(rateLimits).select(sql`SELECT ${key}, 1, ${reset} WHERE ${when}`)
+    : db.insert(rateLimits).values({ key, count: 1, resetAt: reset });
+  return insert
+    .onConflictDoUpdate({
+      target: rateLimits.key,
+      set: {
+        count: sql`CASE WHEN ${rateLimits.resetAt} <= ${nowMs} THEN 1 ELSE ${rateLimits.count} + 1 END`,
+        resetAt: sql`CASE WHEN ${rateLimits.resetAt} <= ${nowMs} THEN ${reset} ELSE ${rateLimits.resetAt} END`,
+      },
+    })
+    .returning({ count: rateLimits.count, resetAt: rateLimits.resetAt });
+}
+
+/** SQL: the current window's count of a counter (0 when it has none or its window has passed). */
+export function currentCount(name: RateLimitName, subject: string | SQL, nowMs: number): SQL<number> {
+  return sql<number>`COALESCE((SELECT ${rateLimits.count} FROM ${rateLimits} WHERE ${and(
+    eq(rateLimits.key, keySql(name, subject)),
+    gt(rateLimits.resetAt, nowMs),
+  )}), 0)`;
+}
+
+/** Clears a counter (a successful login forgives that account's earlier failures). */
+export function clearCounter(db: Db, name: RateLimitName, subject: string) {
+  return db.delete(rateLimits).where(eq(rateLimits.key, rateLimitKey(name, subject)));
+}
+
+/** Gives back one reserved hit (a password check that succeeded is not a failure of its IP). */
+export function refundHit(db: Db, name: RateLimitName, subject: string) {
+  return db
+    .update(rateLimits)
+    .set({ count: sql`${rateLimits.count} - 1` })
+    .where(and(eq(rateLimits.key, rateLimitKey(name, subject)), gt(rateLimits.count, 0)));
+}
+
+/** After a successful password check: the account's failures forgiven, the IP's reservation returned. */
+export function releasePasswordCheck(db: Db, release: { userId: string; ip: string } | null | undefined) {
+  if (!release) return [];
+  return [clearCounter(db, "loginFailuresPerAccount", release.userId), refundHit(db, "loginFailuresPerIp", release.ip)];
+}
+
+/** The per-address mail counters, counted for a code mailed in any case (the registration's own). */
+export function countMailToAddress(db: Db, address: string, nowMs: number) {
+  return [countHit(db, "otpPerEmailMinute", address, nowMs), countHit(db, "otpPerEmailHour", address, nowMs)];
+}
+
+// ---- activity ----
+
+function activityRow(entry: ActivityRecord) {
+  return {
+    id: randomId(),
+    userId: entry.userId,
+    type: entry.type,
+    createdAt: entry.nowMs,
+    ip: entry.meta.ip,
+    userAgent: entry.meta.userAgent,
+    details: JSON.stringify(entry.details ?? {}),
+  };
+}
+
+export function activityInsert(db: Db, entry: ActivityRecord) {
+  return db.insert(activity).values(activityRow(entry));
+}
+
+/**
+ * The entry as `INSERT … SELECT`, for writes that must depend on the database's state when the
+ * batch runs: `where` makes the entry conditional; `userIdFrom` takes the user id from a
+ * sub-select (NULL there fails the NOT NULL constraint and rolls back the whole batch).
+ */
+export function activityInsertSelect(db: Db, entry: ActivityRecord, options: { where?: SQL; userIdFrom?: SQL }) {
+  const row: Record<string, unknown> = activityRow(entry);
+  // drizzle lists every column in table order for INSERT … SELECT; select the values in that order.
+  const columns = Object.keys(getTableColumns(activity)).map((key) =>
+    key === "userId" && options.userIdFrom ? options.userIdFrom : sql`${row[key] ?? null}`,
+  );
+  const where = options.where ? sql` WHERE ${options.where}` : sql``;
+  return db.insert(activity).select(sql`SELECT ${sql.join(columns, sql`, `)}${where}`);
+}
+
+// ---- refresh tokens and access-token cut-off ----
+
+/** Revokes every live token of one family (a sign-in), e.g. on logout or detected reuse. */
+export function revokeFamily(db: Db, familyId: string, reason: string, nowMs: number) {
+  return db
+    .update(refreshTokens)
+    .set({ revokedAt: nowMs, revokedReason: reason })
+    .where(and(eq(refreshTokens.familyId, familyId), isNull(refreshTokens.revokedAt)));
+}
+
+/** Revokes every live token of a user, optionally sparing one family (the caller's own session). */
+export function revokeAllForUser(db: Db, userId: string, reason: string, nowMs: number, exceptFamilyId?: string) {
+  return db
+    .update(refreshTokens)
+    .set({ revokedAt: nowMs, revokedReason: reason })
+    .where(
+      and(
+        eq(refreshTokens.userId, userId),
+        isNull(refreshTokens.revokedAt),
+        exceptFamilyId ? sql`${refreshTokens.familyId} <> ${exceptFamilyId}` : undefined,
+      ),
+    );
+}
+
+/** Cuts off access tokens already issued to the user (checked when a request authenticates). */
+export function invalidateAccessTokens(db: Db, userId: string, nowMs: number) {
+  // iat has whole-second precision: round down so tokens issued later in this second stay valid.
+  return db
+    .update(users)
+    .set({ tokensValidAfter: Math.floor(nowMs / 1000) * 1000, updatedAt: nowMs })
+    .where(eq(users.id, userId));
+}
+
+// ---- one-time codes ----
+
+/** Marks every live code of this user and purpose as used up (a newer code replaces them). */
+export function supersedeCodes(db: Db, userId: string | SQL, purpose: OtpPurpose, nowMs: number, when?: SQL) {
+  return db
+    .update(otpCodes)
+    .set({ consumedAt: nowMs })
+    .where(and(eq(otpCodes.userId, userId), eq(otpCodes.purpose, purpose), isNull(otpCodes.consumedAt), when));
+}
+
+/** Voids every outstanding code of the account: its address changed, so none of them proves anything now. */
+export function voidAllCodes(db: Db, userId: string, nowMs: number) {
+  return db
+    .update(otpCodes)
+    .set({ consumedAt: nowMs })
+    .where(and(eq(otpCodes.userId, userId), isNull(otpCodes.consumedAt)));
+}
+
+// ---- admin audit ----
+
+export function auditInsert(db: Db, entry: AuditRecord) {
+  return db.insert(adminAudit).values({
+    id: entry.id ?? randomId(),
+    actorId: entry.actorId,
+    createdAt: entry.nowMs,
+    action: entry.action,
+    target: entry.target,
+    oldValue: entry.oldValue,
+    newValue: entry.newValue,
+  });
+}
+
+// ---- keyset pagination and search ----
+
+/** Rows after `cursor` in newest-first order: `(t, id) < cursor`. No condition without a cursor. */
+export function olderThan(t: SQLiteColumn, id: SQLiteColumn, cursor: Cursor | null): SQL | undefined {
+  return cursor ? or(lt(t, cursor.t), and(eq(t, cursor.t), lt(id, cursor.id))) : undefined;
+}
+
+/** Rows after `cursor` in oldest-first order: `(t, id) > cursor`. No condition without a cursor. */
+export function newerThan(t: SQLiteColumn, id: SQLiteColumn, cursor: Cursor | null): SQL | undefined {
+  return cursor ? or(gt(t, cursor.t), and(eq(t, cursor.t), gt(id, cursor.id))) : undefined;
+}
+
+/** `column LIKE 'prefix%'` with the prefix taken literally: `%`, `_` and `\` in it match only themselves. */
+export function startsWith(column: SQLiteColumn, prefix: string): SQL {
+  const pattern = `${prefix.replace(/[\\%_]/g, (ch) => `\\${ch}`)}%`;
+  return sql`${column} LIKE ${pattern} ESCAPE '\\'`;
+}

@@ -1,0 +1,95 @@
+/**
+ * Statuses: short public posts. Creating and deleting write the author's activity entry in the
+ * same batch; a delete records its entry only if the status still existed when the batch ran.
+ */
+import { and, desc, eq, sql } from "drizzle-orm";
+import { affectedRows, type Db, runBatch, runOne } from "./driver";
+import { statuses, users } from "./schema";
+import { activityInsert, activityInsertSelect, olderThan } from "./statements";
+import type { ActivityRecord, PageQuery } from "./types";
+
+/** A status with its author's current username. */
+export interface StatusRow {
+  id: string;
+  userId: string;
+  username: string | null;
+  content: string;
+  createdAt: number;
+  updatedAt: number;
+}
+
+export interface StatusStore {
+  create(status: Omit<StatusRow, "username">, activity: ActivityRecord): Promise<void>;
+  /** One status; with `publicOnly`, not when its author is disabled. */
+  byId(id: string, options?: { publicOnly?: boolean }): Promise<StatusRow | null>;
+  /** The public timeline (enabled authors), newest first, optionally of one author (`limit + 1` rows). */
+  page(filter: { userId?: string }, page: PageQuery): Promise<StatusRow[]>;
+  /** Every status of the user, newest first. */
+  allByUser(userId: string): Promise<StatusRow[]>;
+  /** False when the status no longer exists. */
+  updateContent(id: string, content: string, nowMs: number): Promise<boolean>;
+  /** Deletes with the author's entry; false (nothing written) when it was already gone. */
+  delete(id: string, activity: ActivityRecord): Promise<boolean>;
+}
+
+export function DrizzleStatusStore(db: Db): StatusStore {
+  const columns = {
+    id: statuses.id,
+    userId: statuses.userId,
+    username: users.username,
+    content: statuses.content,
+    createdAt: statuses.createdAt,
+    updatedAt: statuses.updatedAt,
+  };
+  const select = () => db.select(columns).from(statuses).innerJoin(users, eq(users.id, statuses.userId));
+
+  return {
+    async create(status, activity) {
+      await runBatch(db, [db.insert(statuses).values(status), activityInsert(db, activity)]);
+    },
+
+    async byId(id, options = {}) {
+      const [row] = await runOne(
+        select()
+          .where(and(eq(statuses.id, id), options.publicOnly ? eq(users.isActive, true) : undefined))
+          .limit(1),
+      );
+      return row ?? null;
+    },
+
+    async page(filter, page) {
+      return runOne(
+        select()
+          .where(
+            and(
+              // A disabled account's posts leave the public timeline with it (staff can still act on them by id).
+              eq(users.isActive, true),
+              filter.userId === undefined ? undefined : eq(statuses.userId, filter.userId),
+              olderThan(statuses.createdAt, statuses.id, page.cursor),
+            ),
+          )
+          .orderBy(desc(statuses.createdAt), desc(statuses.id))
+          .limit(page.limit + 1),
+      );
+    },
+
+    async allByUser(userId) {
+      return runOne(select().where(eq(statuses.userId, userId)).orderBy(desc(statuses.createdAt), desc(statuses.id)));
+    },
+
+    async updateContent(id, content, nowMs) {
+      const updated = await runOne(
+        db.update(statuses).set({ content, updatedAt: nowMs }).where(eq(statuses.id, id)).returning({ id: statuses.id }),
+      );
+      return affectedRows(updated) > 0;
+    },
+
+    async delete(id, activity) {
+      const [, deleted] = await runBatch(db, [
+        activityInsertSelect(db, activity, { where: sql`EXISTS (SELECT 1 FROM ${statuses} WHERE ${statuses.id} = ${id})` }),
+        db.delete(statuses).where(eq(statuses.id, id)).returning({ id: statuses.id }),
+      ]);
+      return affectedRows(deleted) > 0;
+    },
+  };
+}

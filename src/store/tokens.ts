@@ -1,0 +1,292 @@
+/**
+ * Refresh tokens and the sign-ins (families) they form. Only hashes are stored. Rotation inserts
+ * the successor only while the parent is live and revokes the parent only if it was live, in one
+ * transaction, so of any number of concurrent rotations of one token exactly one succeeds.
+ */
+
+import { and, count, desc, eq, getTableColumns, gt, inArray, isNull, lte, max, min, notExists, sql } from "drizzle-orm";
+import { alias } from "drizzle-orm/sqlite-core";
+import { affectedRows, type Db, runBatch, runOne } from "./driver";
+import { refreshTokens, users } from "./schema";
+import {
+  activityInsert,
+  activityInsertSelect,
+  auditInsert,
+  clearCounter,
+  countHit,
+  invalidateAccessTokens,
+  refundHit,
+  revokeAllForUser,
+  revokeFamily,
+} from "./statements";
+import type { ActivityRecord, AuditRecord, Counter, NewRefreshToken, RefreshToken } from "./types";
+
+/** A family as the sessions list shows it: its newest token, and its first and last use. */
+export interface SessionRow {
+  familyId: string;
+  createdAt: number;
+  expiresAt: number;
+  revokedAt: number | null;
+  revokedReason: string | null;
+  ip: string | null;
+  userAgent: string | null;
+  firstAt: number;
+  lastAt: number;
+}
+
+export interface TokenStore {
+  /** The token by hash with its owner's `is_active`, and a hit on the IP's refresh counter, in one round trip. */
+  lookupForRefresh(
+    tokenHash: string,
+    ip: string,
+    nowMs: number,
+  ): Promise<{ counter?: Counter; found: { token: RefreshToken; userActive: boolean } | null }>;
+  byHash(tokenHash: string): Promise<RefreshToken | null>;
+  /**
+   * Makes a password sign-in real: the token, the password check's release (failures forgiven,
+   * the IP's reservation returned), the `login` entry and an optional upgraded password hash.
+   */
+  signIn(input: {
+    token: NewRefreshToken;
+    release: { userId: string; ip: string };
+    activity: ActivityRecord;
+    rehash: string | null;
+    nowMs: number;
+  }): Promise<void>;
+  /** Replaces `parentId` by `successor`; false (nothing written) when the parent was no longer live. */
+  rotate(parentId: string, successor: NewRefreshToken, nowMs: number): Promise<boolean>;
+  /** Revokes every live token of one family with its activity entry (logout, reuse detected). */
+  revokeFamily(familyId: string, reason: string, nowMs: number, activity: ActivityRecord): Promise<void>;
+  /**
+   * Ends every sign-in of the user: refresh tokens revoked, access tokens issued so far cut off,
+   * with the user's entry and (staff action) the audit entry.
+   */
+  endAllSessions(userId: string, input: { reason: string; nowMs: number; activity: ActivityRecord; audit?: AuditRecord }): Promise<void>;
+  /** Whether `sessionId` is a live sign-in of `userId`. */
+  isLiveSession(userId: string, sessionId: string, nowMs: number, sessionMaxAgeSeconds: number): Promise<boolean>;
+  /** Ends one sign-in; the entry is written only if it was still live when the batch ran. */
+  revokeSession(userId: string, sessionId: string, nowMs: number, sessionMaxAgeSeconds: number, activity: ActivityRecord): Promise<void>;
+  /** Live sign-ins, most recently used first; one row per family (its newest live token). */
+  liveSessions(userId: string, nowMs: number, sessionMaxAgeSeconds: number): Promise<SessionRow[]>;
+  /** Every stored sign-in, ended ones included, newest use first; one row per family. */
+  allSessions(userId: string): Promise<SessionRow[]>;
+  /** How many families have an unrevoked, unexpired token. */
+  countLiveSessions(userId: string, nowMs: number): Promise<number>;
+  /** Deletes up to `limit` tokens of families entirely expired; returns how many. */
+  purgeDead(nowMs: number, limit: number): Promise<number>;
+}
+
+/** The token is neither revoked nor expired, and its sign-in is within its absolute lifetime. */
+const isLive = (nowMs: number, sessionMaxAgeSeconds: number) =>
+  and(
+    isNull(refreshTokens.revokedAt),
+    gt(refreshTokens.expiresAt, nowMs),
+    gt(refreshTokens.familyCreatedAt, nowMs - sessionMaxAgeSeconds * 1000),
+  );
+
+/** Columns shown for a session; never the token hash. */
+const tokenColumns = {
+  familyId: refreshTokens.familyId,
+  createdAt: refreshTokens.createdAt,
+  expiresAt: refreshTokens.expiresAt,
+  revokedAt: refreshTokens.revokedAt,
+  revokedReason: refreshTokens.revokedReason,
+  ip: refreshTokens.ip,
+  userAgent: refreshTokens.userAgent,
+};
+
+/** Keeps the first row per family (rows come newest first, so that is the newest token). */
+function onePerFamily<R extends { familyId: string }>(rows: R[]): R[] {
+  const seen = new Set<string>();
+  return rows.filter((row) => !seen.has(row.familyId) && seen.add(row.familyId));
+}
+
+export function DrizzleTokenStore(db: Db): TokenStore {
+  /**
+   * Only `is_active` is taken from users: inside a batch drizzle maps rows by column name, and
+   * columns both tables have (`id`, `created_at`) would overwrite each other.
+   */
+  const selectByTokenHash = (tokenHash: string) =>
+    db
+      .select({ token: refreshTokens, userActive: users.isActive })
+      .from(refreshTokens)
+      .innerJoin(users, eq(users.id, refreshTokens.userId))
+      .where(eq(refreshTokens.tokenHash, tokenHash))
+      .limit(1);
+
+  /** `INSERT … SELECT` of the successor that inserts nothing unless the parent is still live. */
+  const insertWhileParentLive = (row: NewRefreshToken, parentId: string) => {
+    const values: Record<string, unknown> = { revokedAt: null, revokedReason: null, ...row };
+    // drizzle lists every column in table order for INSERT … SELECT; select the values in that order.
+    const columns = Object.keys(getTableColumns(refreshTokens)).map((key) => sql`${values[key] ?? null}`);
+    return db
+      .insert(refreshTokens)
+      .select(
+        sql`SELECT ${sql.join(columns, sql`, `)} WHERE EXISTS (SELECT 1 FROM ${refreshTokens} WHERE ${and(eq(refreshTokens.id, parentId), isNull(refreshTokens.revokedAt))})`,
+      );
+  };
+
+  const familySpans = (userId: string, families?: ReturnType<typeof liveFamilies>) =>
+    db
+      .select({
+        familyId: refreshTokens.familyId,
+        firstAt: min(refreshTokens.createdAt).mapWith(Number).as("first_at"),
+        lastAt: max(refreshTokens.createdAt).mapWith(Number).as("last_at"),
+      })
+      .from(refreshTokens)
+      .where(and(eq(refreshTokens.userId, userId), families ? inArray(refreshTokens.familyId, families) : undefined))
+      .groupBy(refreshTokens.familyId)
+      .as("spans");
+
+  const liveFamilies = (userId: string, nowMs: number, sessionMaxAgeSeconds: number) =>
+    db
+      .select({ familyId: refreshTokens.familyId })
+      .from(refreshTokens)
+      .where(and(eq(refreshTokens.userId, userId), isLive(nowMs, sessionMaxAgeSeconds)));
+
+  const liveAndOwned = (userId: string, sessionId: string, nowMs: number, maxAge: number) =>
+    and(eq(refreshTokens.familyId, sessionId), eq(refreshTokens.userId, userId), isLive(nowMs, maxAge));
+
+  return {
+    async lookupForRefresh(tokenHash, ip, nowMs) {
+      const [limit, rows] = (await runBatch(db, [countHit(db, "refreshPerIp", ip, nowMs), selectByTokenHash(tokenHash)])) as [
+        Counter[],
+        { token: RefreshToken; userActive: boolean }[],
+      ];
+      return { counter: limit[0], found: rows[0] ?? null };
+    },
+
+    async byHash(tokenHash) {
+      const [row] = await runOne(selectByTokenHash(tokenHash));
+      return row?.token ?? null;
+    },
+
+    async signIn({ token, release, activity, rehash, nowMs }) {
+      await runBatch(db, [
+        db.insert(refreshTokens).values(token),
+        clearCounter(db, "loginFailuresPerAccount", release.userId),
+        refundHit(db, "loginFailuresPerIp", release.ip),
+        activityInsert(db, activity),
+        rehash !== null && db.update(users).set({ passwordHash: rehash, updatedAt: nowMs }).where(eq(users.id, token.userId)),
+      ]);
+    },
+
+    async rotate(parentId, successor, nowMs) {
+      // Whichever concurrent request runs second changes nothing: its insert finds the parent
+      // revoked, and its revocation matches no live row.
+      const [, revoked] = await runBatch(db, [
+        insertWhileParentLive(successor, parentId),
+        db
+          .update(refreshTokens)
+          .set({ revokedAt: nowMs, revokedReason: "rotated" })
+          .where(and(eq(refreshTokens.id, parentId), isNull(refreshTokens.revokedAt)))
+          .returning({ id: refreshTokens.id }),
+      ]);
+      return affectedRows(revoked) === 1;
+    },
+
+    async revokeFamily(familyId, reason, nowMs, activity) {
+      await runBatch(db, [revokeFamily(db, familyId, reason, nowMs), activityInsert(db, activity)]);
+    },
+
+    async endAllSessions(userId, { reason, nowMs, activity, audit }) {
+      await runBatch(db, [
+        revokeAllForUser(db, userId, reason, nowMs),
+        invalidateAccessTokens(db, userId, nowMs),
+        activityInsert(db, activity),
+        audit && auditInsert(db, audit),
+      ]);
+    },
+
+    async isLiveSession(userId, sessionId, nowMs, maxAge) {
+      const [owned] = await runOne(
+        db
+          .select({ id: refreshTokens.id })
+          .from(refreshTokens)
+          .where(liveAndOwned(userId, sessionId, nowMs, maxAge))
+          .limit(1),
+      );
+      return owned !== undefined;
+    },
+
+    async revokeSession(userId, sessionId, nowMs, maxAge, activity) {
+      await runBatch(db, [
+        // Recorded only if the session is still live when the batch runs: a concurrent revocation
+        // (logout, another tab) already ended it, and this request then changes nothing.
+        activityInsertSelect(db, activity, {
+          where: sql`EXISTS (SELECT 1 FROM ${refreshTokens} WHERE ${liveAndOwned(userId, sessionId, nowMs, maxAge)})`,
+        }),
+        revokeFamily(db, sessionId, "session_revoked", nowMs),
+      ]);
+    },
+
+    async liveSessions(userId, nowMs, maxAge) {
+      const spans = familySpans(userId, liveFamilies(userId, nowMs, maxAge));
+      const rows = await runOne(
+        db
+          .select({ ...tokenColumns, firstAt: spans.firstAt, lastAt: spans.lastAt })
+          .from(refreshTokens)
+          .innerJoin(spans, eq(spans.familyId, refreshTokens.familyId))
+          .where(and(eq(refreshTokens.userId, userId), isLive(nowMs, maxAge)))
+          .orderBy(desc(spans.lastAt), desc(refreshTokens.createdAt)),
+      );
+      return onePerFamily(rows);
+    },
+
+    async allSessions(userId) {
+      const spans = familySpans(userId);
+      // The newest token of each family carries its last use, its expiry and its fate.
+      const rows = await runOne(
+        db
+          .select({ ...tokenColumns, firstAt: spans.firstAt, lastAt: spans.lastAt })
+          .from(refreshTokens)
+          .innerJoin(spans, and(eq(spans.familyId, refreshTokens.familyId), eq(spans.lastAt, refreshTokens.createdAt)))
+          .where(eq(refreshTokens.userId, userId))
+          .orderBy(desc(spans.lastAt)),
+      );
+      return onePerFamily(rows);
+    },
+
+    async countLiveSessions(userId, nowMs) {
+      const [live] = await runOne(
+        db
+          .select({ sessions: count(sql`DISTINCT ${refreshTokens.familyId}`) })
+          .from(refreshTokens)
+          .where(and(eq(refreshTokens.userId, userId), isNull(refreshTokens.revokedAt), gt(refreshTokens.expiresAt, nowMs))),
+      );
+      return live?.sessions ?? 0;
+    },
+
+    async purgeDead(nowMs, limit) {
+      // A family with any unexpired token keeps all its rotated tokens: presenting one of those
+      // is how reuse is detected (RFC 9700 §4.14.2).
+      const live = alias(refreshTokens, "live");
+      const result = await runOne(
+        db
+          .delete(refreshTokens)
+          .where(
+            inArray(
+              refreshTokens.id,
+              db
+                .select({ id: refreshTokens.id })
+                .from(refreshTokens)
+                .where(
+                  and(
+                    lte(refreshTokens.expiresAt, nowMs),
+                    notExists(
+                      db
+                        .select({ id: live.id })
+                        .from(live)
+                        .where(and(eq(live.familyId, refreshTokens.familyId), gt(live.expiresAt, nowMs))),
+                    ),
+                  ),
+                )
+                .limit(limit),
+            ),
+          )
+          .run(),
+      );
+      return affectedRows(result);
+    },
+  };
+}

@@ -1,0 +1,254 @@
+/**
+ * Accounts: the user row and the changes that span it and its dependents (registration with its
+ * profile, first code and history; password change; identifier change; deletion; staff flag
+ * changes). Every multi-statement change is one batch, so it applies whole or not at all.
+ */
+import { and, desc, eq, or, type SQL, sql } from "drizzle-orm";
+import { type Db, type Query, runBatch, runOne } from "./driver";
+import { otpCodes, profiles, refreshTokens, users } from "./schema";
+import {
+  activityInsert,
+  activityInsertSelect,
+  auditInsert,
+  countHit,
+  countMailToAddress,
+  invalidateAccessTokens,
+  olderThan,
+  releasePasswordCheck,
+  revokeAllForUser,
+  startsWith,
+  supersedeCodes,
+} from "./statements";
+import type {
+  ActivityRecord,
+  AuditRecord,
+  Counter,
+  LoginIdentifier,
+  NewCode,
+  PageQuery,
+  PasswordCheckRelease,
+  Profile,
+  User,
+} from "./types";
+
+export interface UserFlags {
+  isActive?: boolean;
+  isStaff?: boolean;
+  emailVerified?: boolean;
+}
+
+export interface UserStore {
+  byId(id: string): Promise<User | null>;
+  /** Accounts holding `email` or `username` (either may be null: not asked). */
+  holdersOf(email: string | null, username: string | null): Promise<{ id: string; email: string; username: string | null }[]>;
+  /**
+   * The account, its empty profile, its `register` entry and (when given) its first code with the
+   * address's mail counters, in one transaction. Throws `StoreError` email_taken / username_taken.
+   */
+  register(input: { user: User; activity: ActivityRecord; code: NewCode | null }): Promise<void>;
+  /**
+   * The account a password sign-in names, and this attempt reserved on the IP's and the account's
+   * failure counters, in one round trip. An unknown identifier is counted under itself, so it
+   * reaches 429 exactly like an existing account.
+   */
+  beginPasswordLogin(
+    identifier: LoginIdentifier,
+    ip: string,
+    nowMs: number,
+  ): Promise<{ user: User | null; ip?: Counter; account?: Counter }>;
+  /** A `login_failed` entry, written only when the identifier names an account (the same statement either way). */
+  recordLoginFailure(identifier: LoginIdentifier, entry: ActivityRecord): Promise<void>;
+  /**
+   * The caller for an authenticated request: the user, whether the sign-in `sessionId` is still
+   * live, and (on request) the profile, in one statement.
+   */
+  authenticate(
+    userId: string,
+    sessionId: string,
+    options: { withProfile: boolean },
+  ): Promise<{ user: User; sessionLive: boolean; profile: Profile | null } | null>;
+  /**
+   * Sets the username and the pending address; `cancelPendingCodes` supersedes outstanding
+   * change_email codes; `code` is the change_email code for a new address (with its mail
+   * counters' place taken by the caller's reservation); `release` gives back a password check.
+   */
+  updateIdentifiers(input: {
+    userId: string;
+    username: string | null;
+    pendingEmail: string | null;
+    nowMs: number;
+    cancelPendingCodes: boolean;
+    code: NewCode | null;
+    activity: ActivityRecord | null;
+    release: PasswordCheckRelease | null;
+  }): Promise<void>;
+  /** New password hash; every other sign-in ends and access tokens issued so far stop working. */
+  changePassword(input: {
+    userId: string;
+    passwordHash: string;
+    keepSessionId: string;
+    nowMs: number;
+    activity: ActivityRecord;
+    release: PasswordCheckRelease | null;
+  }): Promise<void>;
+  /** Deletes the account; foreign keys cascade to everything it owns, in the same transaction. */
+  delete(userId: string, release: PasswordCheckRelease | null): Promise<void>;
+  /** Staff change of account flags with its audit entry; disabling also ends every session. */
+  updateFlags(userId: string, flags: UserFlags, nowMs: number, audit: AuditRecord): Promise<void>;
+  /** Accounts whose email or username starts with `prefix`, newest first (`limit + 1` rows). */
+  search(prefix: string, page: PageQuery): Promise<User[]>;
+}
+
+const matchOf = (identifier: LoginIdentifier): SQL =>
+  ("email" in identifier ? eq(users.email, identifier.email) : eq(users.username, identifier.username)) as SQL;
+
+/**
+ * The per-account counter's subject for a login by email or username: the account's id when it
+ * exists (so email and username share one counter), otherwise the identifier itself.
+ */
+function accountSubject(identifier: LoginIdentifier): SQL {
+  const fallback = "email" in identifier ? `unknown:email:${identifier.email}` : `unknown:username:${identifier.username}`;
+  return sql`COALESCE((SELECT ${users.id} FROM ${users} WHERE ${matchOf(identifier)}), ${fallback})`;
+}
+
+export function DrizzleUserStore(db: Db): UserStore {
+  return {
+    async byId(id) {
+      return (await runOne(db.query.users.findFirst({ where: eq(users.id, id) }))) ?? null;
+    },
+
+    async holdersOf(email, username) {
+      const conditions = [email ? eq(users.email, email) : undefined, username ? eq(users.username, username) : undefined].filter(Boolean);
+      if (conditions.length === 0) return [];
+      return runOne(
+        db
+          .select({ id: users.id, email: users.email, username: users.username })
+          .from(users)
+          .where(or(...conditions)),
+      );
+    },
+
+    async register({ user, activity, code }) {
+      const now = user.createdAt;
+      await runBatch(db, [
+        db.insert(users).values(user),
+        db.insert(profiles).values({ userId: user.id, updatedAt: now }),
+        activityInsert(db, activity),
+        ...(code
+          ? [
+              supersedeCodes(db, user.id, code.purpose, now),
+              db.insert(otpCodes).values({ ...code, userId: user.id, attempts: 0, consumedAt: null }),
+              ...countMailToAddress(db, user.email, now),
+            ]
+          : []),
+      ]);
+    },
+
+    async beginPasswordLogin(identifier, ip, nowMs) {
+      const [accounts, ipRows, accountRows] = (await runBatch(db, [
+        db.select().from(users).where(matchOf(identifier)).limit(1),
+        countHit(db, "loginFailuresPerIp", ip, nowMs),
+        countHit(db, "loginFailuresPerAccount", accountSubject(identifier), nowMs),
+      ])) as [User[], Counter[], Counter[]];
+      return { user: accounts[0] ?? null, ip: ipRows[0], account: accountRows[0] };
+    },
+
+    async recordLoginFailure(identifier, entry) {
+      const match = matchOf(identifier);
+      await runBatch(db, [
+        activityInsertSelect(db, entry, {
+          userIdFrom: sql`(SELECT ${users.id} FROM ${users} WHERE ${match})`,
+          where: sql`EXISTS (SELECT 1 FROM ${users} WHERE ${match})`,
+        }),
+      ]);
+    },
+
+    async authenticate(userId, sessionId, { withProfile }) {
+      // The token's sign-in must still be live: logging out, revoking the session or reuse
+      // detection then cut off its access tokens at once, not when they expire. Same statement.
+      const sessionLive =
+        sql<number>`EXISTS (SELECT 1 FROM ${refreshTokens} WHERE ${refreshTokens.familyId} = ${sessionId} AND ${refreshTokens.userId} = ${userId} AND ${refreshTokens.revokedAt} IS NULL)`.as(
+          "session_live",
+        );
+      if (withProfile) {
+        const [found] = await runOne(
+          db
+            .select({ user: users, sessionLive, profile: profiles })
+            .from(users)
+            .leftJoin(profiles, eq(profiles.userId, users.id))
+            .where(eq(users.id, userId))
+            .limit(1),
+        );
+        return found ? { user: found.user, sessionLive: Boolean(found.sessionLive), profile: found.profile ?? null } : null;
+      }
+      const [found] = await runOne(db.select({ user: users, sessionLive }).from(users).where(eq(users.id, userId)).limit(1));
+      return found ? { user: found.user, sessionLive: Boolean(found.sessionLive), profile: null } : null;
+    },
+
+    async updateIdentifiers(input) {
+      const { userId, nowMs } = input;
+      await runBatch(db, [
+        db.update(users).set({ username: input.username, pendingEmail: input.pendingEmail, updatedAt: nowMs }).where(eq(users.id, userId)),
+        input.cancelPendingCodes && supersedeCodes(db, userId, "change_email", nowMs),
+        ...(input.code
+          ? [
+              supersedeCodes(db, userId, input.code.purpose, nowMs),
+              db.insert(otpCodes).values({ ...input.code, userId, attempts: 0, consumedAt: null }),
+            ]
+          : []),
+        input.activity && activityInsert(db, input.activity),
+        ...releasePasswordCheck(db, input.release),
+      ]);
+    },
+
+    async changePassword(input) {
+      const { userId, nowMs } = input;
+      await runBatch(db, [
+        db.update(users).set({ passwordHash: input.passwordHash, updatedAt: nowMs }).where(eq(users.id, userId)),
+        revokeAllForUser(db, userId, "password_changed", nowMs, input.keepSessionId),
+        invalidateAccessTokens(db, userId, nowMs),
+        activityInsert(db, input.activity),
+        ...releasePasswordCheck(db, input.release),
+      ]);
+    },
+
+    async delete(userId, release) {
+      await runBatch(db, [db.delete(users).where(eq(users.id, userId)), ...releasePasswordCheck(db, release)]);
+    },
+
+    async updateFlags(userId, flags, nowMs, audit) {
+      const disabling = flags.isActive === false;
+      const statements: (Query | false)[] = [
+        db
+          .update(users)
+          .set({
+            ...(flags.isActive !== undefined ? { isActive: flags.isActive } : {}),
+            ...(flags.isStaff !== undefined ? { isStaff: flags.isStaff } : {}),
+            ...(flags.emailVerified !== undefined ? { emailVerified: flags.emailVerified } : {}),
+            updatedAt: nowMs,
+          })
+          .where(eq(users.id, userId)),
+        disabling && revokeAllForUser(db, userId, "admin", nowMs),
+        disabling && invalidateAccessTokens(db, userId, nowMs),
+        auditInsert(db, audit),
+      ];
+      await runBatch(db, statements);
+    },
+
+    async search(prefix, page) {
+      return runOne(
+        db
+          .select()
+          .from(users)
+          .where(
+            and(
+              prefix ? or(startsWith(users.email, prefix), startsWith(users.username, prefix)) : undefined,
+              olderThan(users.createdAt, users.id, page.cursor),
+            ),
+          )
+          .orderBy(desc(users.createdAt), desc(users.id))
+          .limit(page.limit + 1),
+      );
+    },
+  };
+}
