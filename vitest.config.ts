@@ -32,7 +32,7 @@ export default defineConfig(async () => {
     test: {
       name: "workers",
       include: ["test/**/*.test.ts"],
-      exclude: [...configDefaults.exclude, "test/scripts/**", "test/e2e/**"],
+      exclude: [...configDefaults.exclude, "test/scripts/**", "test/e2e/**", "test/**/*.node.test.ts"],
       setupFiles: ["./test/setup.ts"],
       testTimeout: 30_000,
       hookTimeout: 30_000,
@@ -59,5 +59,14 @@ export default defineConfig(async () => {
       hookTimeout: 120_000,
     },
   };
-  return { test: { projects: [workers, scripts, e2e] } };
+  // The store conformance suite against a real libSQL database (a temporary file) in Node.
+  const storeLibsql = {
+    test: {
+      name: "store-libsql",
+      include: ["test/**/*.node.test.ts"],
+      environment: "node",
+      testTimeout: 30_000,
+    },
+  };
+  return { test: { projects: [workers, scripts, e2e, storeLibsql] } };
 });

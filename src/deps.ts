@@ -10,7 +10,7 @@ import type { AccessTokenSettings } from "./features/auth/access-tokens";
 import { type HasherName, hasherFromEnv } from "./features/auth/password-hash";
 import type { MailMessage } from "./features/mail/mail.messages";
 import type { Clock } from "./lib/clock";
-import { D1Db, DrizzleStores, type RequestMeta, type Stores } from "./store";
+import { D1Db, type Db, DrizzleStores, LibsqlDatabase, type RequestMeta, type Stores } from "./store";
 
 /** Where mails go: the `latchkey-mail` queue in production (one schema for producer and consumer). */
 export interface MailOutbox {
@@ -46,9 +46,17 @@ export interface Deps extends Stores {
 
 const NO_REQUEST: RequestMeta = { ip: null, userAgent: null };
 
+/**
+ * The database the stores use: libSQL / Turso when `LIBSQL_URL` is set (with the secret
+ * `LIBSQL_AUTH_TOKEN`), otherwise the `DB` binding (D1).
+ */
+export function databaseFor(env: Env): Db {
+  return env.LIBSQL_URL ? LibsqlDatabase(env.LIBSQL_URL, env.LIBSQL_AUTH_TOKEN) : D1Db(env.DB);
+}
+
 /** Builds `Deps` from the bindings. `config` is the caller's cache (per isolate for fetch, fresh for cron). */
 export function createDeps(env: Env, options: { clock: Clock; config: ConfigCache; meta?: RequestMeta }): Deps {
-  const stores = DrizzleStores(D1Db(env.DB));
+  const stores = DrizzleStores(databaseFor(env));
   return {
     ...stores,
     clock: options.clock,

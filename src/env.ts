@@ -3,6 +3,15 @@ import type { Profile, User } from "./store";
 
 export type { Deps } from "./deps";
 
+declare global {
+  interface Env {
+    /** Optional: a libSQL / Turso database URL; when set, the stores use it instead of the `DB` binding. */
+    LIBSQL_URL?: string;
+    /** Secret: the libSQL / Turso auth token for `LIBSQL_URL`. */
+    LIBSQL_AUTH_TOKEN?: string;
+  }
+}
+
 export interface AppEnv {
   Bindings: Env;
   Variables: {

@@ -1,0 +1,788 @@
+/**
+ * The store conformance suite: the same cases, with a deterministic clock, run against every
+ * driver — D1 inside workerd (test/store/d1.test.ts) and a real libSQL database in Node
+ * (test/store/libsql.node.test.ts). It covers every store method, the atomic operations (a
+ * trigger makes one statement fail *while the batch runs*, and nothing of the batch may remain),
+ * concurrency, unique-violation mapping and pagination order.
+ */
+import { describe, expect, it } from "vitest";
+import { FixedClock } from "../../src/lib/clock";
+import { type NewCode, type NewRefreshToken, type Profile, StoreError, type Stores, type User } from "../../src/store";
+
+export interface ConformanceTarget {
+  stores: Stores;
+  /** Raw SQL, for arranging and inspecting only (the stores never take SQL). */
+  run(sql: string, ...params: unknown[]): Promise<void>;
+  count(sql: string, ...params: unknown[]): Promise<number>;
+}
+
+const T0 = Date.UTC(2030, 0, 1);
+const META = { ip: "198.51.100.7", userAgent: "conformance" };
+let seq = 0;
+const uid = (prefix: string) => `${prefix}${T0.toString(36)}${(seq++).toString(36)}${Math.random().toString(36).slice(2, 7)}`;
+
+export function storeConformance(driver: string, open: () => Promise<ConformanceTarget>) {
+  describe(`store conformance: ${driver}`, () => {
+    const clock = FixedClock(T0);
+    let target: ConformanceTarget;
+    const t = async () => {
+      target ??= await open();
+      return target;
+    };
+
+    function newUser(overrides: Partial<User> = {}): User {
+      const id = uid("u");
+      return {
+        id,
+        email: `${id}@example.com`,
+        pendingEmail: null,
+        username: id,
+        passwordHash: "hash",
+        isActive: true,
+        isStaff: false,
+        emailVerified: true,
+        tokensValidAfter: 0,
+        createdAt: clock.now(),
+        updatedAt: clock.now(),
+        ...overrides,
+      };
+    }
+
+    function newCode(sentTo: string, purpose: NewCode["purpose"], codeHash = "code-hash"): NewCode {
+      return { id: uid("c"), purpose, sentTo, codeHash, createdAt: clock.now(), expiresAt: clock.now() + 600_000 };
+    }
+
+    function newToken(userId: string, family?: { familyId: string; parentId: string }): NewRefreshToken {
+      return {
+        id: uid("t"),
+        userId,
+        familyId: family?.familyId ?? uid("f"),
+        familyCreatedAt: clock.now(),
+        parentId: family?.parentId ?? null,
+        tokenHash: uid("h"),
+        createdAt: clock.now(),
+        expiresAt: clock.now() + 86_400_000,
+        userAgent: META.userAgent,
+        ip: META.ip,
+      };
+    }
+
+    async function registered(overrides: Partial<User> = {}, code: NewCode["purpose"] | null = null) {
+      const { stores } = await t();
+      const user = newUser(overrides);
+      const c = code ? newCode(user.email, code) : null;
+      await stores.users.register({ user, activity: { userId: user.id, type: "register", nowMs: clock.now(), meta: META }, code: c });
+      return { user, code: c };
+    }
+
+    async function signedIn(user: User) {
+      const { stores } = await t();
+      const token = newToken(user.id);
+      await stores.tokens.signIn({
+        token,
+        release: { userId: user.id, ip: META.ip },
+        activity: { userId: user.id, type: "login", nowMs: clock.now(), meta: META },
+        rehash: null,
+        nowMs: clock.now(),
+      });
+      return token;
+    }
+
+    /** Makes every `op` on `table` fail inside the database while `fn` runs; `fn` must reject. */
+    async function withFault(table: string, op: "INSERT" | "UPDATE" | "DELETE", fn: () => Promise<unknown>) {
+      const target = await t();
+      await target.run(`CREATE TRIGGER conformance_fault BEFORE ${op} ON ${table} BEGIN SELECT RAISE(ABORT, 'injected fault'); END`);
+      try {
+        await expect(fn()).rejects.toThrow();
+      } finally {
+        await target.run("DROP TRIGGER conformance_fault");
+      }
+    }
+
+    const countOf = async (sql: string, ...params: unknown[]) => (await t()).count(sql, ...params);
+
+    describe("users", () => {
+      it("registers an account with its profile, its entry, and its first code with the address's mail counters", async () => {
+        const { user, code } = await registered({ emailVerified: false }, "verify_email");
+        const { stores } = await t();
+        expect(await stores.users.byId(user.id)).toEqual(user);
+        expect(await stores.profiles.byUser(user.id)).toMatchObject({ userId: user.id, name: null });
+        expect(await countOf("SELECT COUNT(*) AS n FROM activity WHERE user_id = ? AND type = 'register'", user.id)).toBe(1);
+        expect(await countOf("SELECT COUNT(*) AS n FROM otp_codes WHERE id = ? AND consumed_at IS NULL", code?.id)).toBe(1);
+        expect(
+          await countOf(
+            "SELECT COUNT(*) AS n FROM rate_limits WHERE key IN (?, ?)",
+            `otpPerEmailMinute:${user.email}`,
+            `otpPerEmailHour:${user.email}`,
+          ),
+        ).toBe(2);
+        expect(await stores.users.holdersOf(user.email, null)).toEqual([{ id: user.id, email: user.email, username: user.username }]);
+        expect(await stores.users.holdersOf(null, user.username)).toHaveLength(1);
+        expect(await stores.users.holdersOf(null, null)).toEqual([]);
+      });
+
+      it("maps unique violations to StoreError email_taken / username_taken and writes nothing", async () => {
+        const { user } = await registered();
+        const { stores } = await t();
+        const again = newUser({ email: user.email });
+        const byEmail = await stores.users
+          .register({ user: again, activity: { userId: again.id, type: "register", nowMs: clock.now(), meta: META }, code: null })
+          .catch((e) => e);
+        expect(byEmail).toBeInstanceOf(StoreError);
+        expect(byEmail.kind).toBe("email_taken");
+        const other = newUser({ username: user.username });
+        const byName = await stores.users
+          .register({ user: other, activity: { userId: other.id, type: "register", nowMs: clock.now(), meta: META }, code: null })
+          .catch((e) => e);
+        expect(byName).toBeInstanceOf(StoreError);
+        expect(byName.kind).toBe("username_taken");
+        expect(await countOf("SELECT COUNT(*) AS n FROM profiles WHERE user_id IN (?, ?)", again.id, other.id)).toBe(0);
+        expect(await countOf("SELECT COUNT(*) AS n FROM activity WHERE user_id IN (?, ?)", again.id, other.id)).toBe(0);
+      });
+
+      it.each([
+        ["profiles", "INSERT"],
+        ["activity", "INSERT"],
+        ["otp_codes", "INSERT"],
+        ["rate_limits", "INSERT"],
+      ] as const)("registers all or nothing: a failing %s %s leaves no account", async (table, op) => {
+        const { stores } = await t();
+        const user = newUser({ emailVerified: false });
+        await withFault(table, op, () =>
+          stores.users.register({
+            user,
+            activity: { userId: user.id, type: "register", nowMs: clock.now(), meta: META },
+            code: newCode(user.email, "verify_email"),
+          }),
+        );
+        expect(await stores.users.byId(user.id)).toBeNull();
+        expect(await countOf("SELECT COUNT(*) AS n FROM profiles WHERE user_id = ?", user.id)).toBe(0);
+        expect(await countOf("SELECT COUNT(*) AS n FROM rate_limits WHERE key = ?", `otpPerEmailMinute:${user.email}`)).toBe(0);
+      });
+
+      it("lets exactly one of twenty concurrent registrations of one email through", async () => {
+        const { stores } = await t();
+        const email = `${uid("race")}@example.com`;
+        const results = await Promise.allSettled(
+          Array.from({ length: 20 }, () => {
+            const user = newUser({ email });
+            return stores.users.register({
+              user,
+              activity: { userId: user.id, type: "register", nowMs: clock.now(), meta: META },
+              code: null,
+            });
+          }),
+        );
+        expect(results.filter((r) => r.status === "fulfilled")).toHaveLength(1);
+        for (const r of results) if (r.status === "rejected") expect((r.reason as StoreError).kind).toBe("email_taken");
+        expect(await countOf("SELECT COUNT(*) AS n FROM users WHERE email = ?", email)).toBe(1);
+        expect(await countOf("SELECT COUNT(*) AS n FROM profiles p JOIN users u ON u.id = p.user_id WHERE u.email = ?", email)).toBe(1);
+      });
+
+      it("reserves a password login on both counters, unknown identifiers under themselves, and records failures only for accounts", async () => {
+        const { user } = await registered();
+        const { stores } = await t();
+        const first = await stores.users.beginPasswordLogin({ email: user.email }, "192.0.2.1", clock.now());
+        expect(first.user?.id).toBe(user.id);
+        expect(first.account?.count).toBe(1);
+        const byName = await stores.users.beginPasswordLogin({ username: user.username ?? "" }, "192.0.2.1", clock.now());
+        expect(byName.account?.count).toBe(2); // email and username share the account's counter
+        expect(byName.ip?.count).toBe(2);
+        const unknown = await stores.users.beginPasswordLogin({ email: "nobody@example.com" }, "192.0.2.2", clock.now());
+        expect(unknown.user).toBeNull();
+        expect(unknown.account?.count).toBeGreaterThanOrEqual(1);
+
+        const entry = { userId: "", type: "login_failed" as const, nowMs: clock.now(), meta: META };
+        await stores.users.recordLoginFailure({ email: user.email }, entry);
+        await stores.users.recordLoginFailure({ email: "nobody@example.com" }, entry);
+        expect(await countOf("SELECT COUNT(*) AS n FROM activity WHERE user_id = ? AND type = 'login_failed'", user.id)).toBe(1);
+        expect(await countOf("SELECT COUNT(*) AS n FROM activity WHERE user_id = ''")).toBe(0);
+      });
+
+      it("authenticates with the session's liveness and, on request, the profile", async () => {
+        const { user } = await registered();
+        const { stores } = await t();
+        expect(await stores.users.authenticate("missing", "x", { withProfile: false })).toBeNull();
+        const token = await signedIn(user);
+        const live = await stores.users.authenticate(user.id, token.familyId, { withProfile: true });
+        expect(live).toMatchObject({ user: { id: user.id }, sessionLive: true, profile: { userId: user.id } });
+        expect((await stores.users.authenticate(user.id, "other-family", { withProfile: false }))?.sessionLive).toBe(false);
+      });
+
+      it("changes identifiers with a pending email's code, the entry and the password check's release in one batch", async () => {
+        const { user } = await registered();
+        const { stores } = await t();
+        await stores.counters.reservePasswordCheck(user.id, META.ip, clock.now());
+        const code = newCode("new@example.com", "change_email");
+        await stores.users.updateIdentifiers({
+          userId: user.id,
+          username: "renamed",
+          pendingEmail: "new@example.com",
+          nowMs: clock.now(),
+          cancelPendingCodes: false,
+          code,
+          activity: { userId: user.id, type: "email_change_requested", nowMs: clock.now(), meta: META },
+          release: { userId: user.id, ip: META.ip },
+        });
+        expect(await stores.users.byId(user.id)).toMatchObject({ username: "renamed", pendingEmail: "new@example.com" });
+        expect(await countOf("SELECT COUNT(*) AS n FROM otp_codes WHERE id = ?", code.id)).toBe(1);
+        expect(await countOf("SELECT COUNT(*) AS n FROM rate_limits WHERE key = ?", `loginFailuresPerAccount:${user.id}`)).toBe(0);
+        await stores.users.updateIdentifiers({
+          userId: user.id,
+          username: "renamed",
+          pendingEmail: null,
+          nowMs: clock.now(),
+          cancelPendingCodes: true,
+          code: null,
+          activity: null,
+          release: null,
+        });
+        expect(await countOf("SELECT COUNT(*) AS n FROM otp_codes WHERE id = ? AND consumed_at IS NOT NULL", code.id)).toBe(1);
+      });
+
+      it.each([
+        ["refresh_tokens", "UPDATE"],
+        ["activity", "INSERT"],
+        ["rate_limits", "DELETE"],
+      ] as const)("changes a password all or nothing: a failing %s %s keeps the old hash and sessions", async (table, op) => {
+        const { user } = await registered();
+        const { stores } = await t();
+        const keep = await signedIn(user);
+        const other = await signedIn(user);
+        await stores.counters.reservePasswordCheck(user.id, META.ip, clock.now());
+        await withFault(table, op, () =>
+          stores.users.changePassword({
+            userId: user.id,
+            passwordHash: "new-hash",
+            keepSessionId: keep.familyId,
+            nowMs: clock.now(),
+            activity: { userId: user.id, type: "password_changed", nowMs: clock.now(), meta: META },
+            release: { userId: user.id, ip: META.ip },
+          }),
+        );
+        expect((await stores.users.byId(user.id))?.passwordHash).toBe("hash");
+        expect(await countOf("SELECT COUNT(*) AS n FROM refresh_tokens WHERE id = ? AND revoked_at IS NULL", other.id)).toBe(1);
+      });
+
+      it("changes a password: other sessions end, access tokens are cut off, this one stays", async () => {
+        const { user } = await registered();
+        const { stores } = await t();
+        const keep = await signedIn(user);
+        const other = await signedIn(user);
+        clock.advance(1500);
+        await stores.users.changePassword({
+          userId: user.id,
+          passwordHash: "new-hash",
+          keepSessionId: keep.familyId,
+          nowMs: clock.now(),
+          activity: { userId: user.id, type: "password_changed", nowMs: clock.now(), meta: META },
+          release: null,
+        });
+        const after = await stores.users.byId(user.id);
+        expect(after?.passwordHash).toBe("new-hash");
+        expect(after?.tokensValidAfter).toBe(Math.floor(clock.now() / 1000) * 1000);
+        expect(
+          await countOf("SELECT COUNT(*) AS n FROM refresh_tokens WHERE id = ? AND revoked_reason = 'password_changed'", other.id),
+        ).toBe(1);
+        expect(await countOf("SELECT COUNT(*) AS n FROM refresh_tokens WHERE id = ? AND revoked_at IS NULL", keep.id)).toBe(1);
+      });
+
+      it("deletes an account with everything it owns, or nothing when the delete fails", async () => {
+        const { user } = await registered({}, "login");
+        const { stores } = await t();
+        await signedIn(user);
+        await withFault("users", "DELETE", () => stores.users.delete(user.id, null));
+        expect(await stores.users.byId(user.id)).not.toBeNull();
+        await stores.users.delete(user.id, { userId: user.id, ip: META.ip });
+        expect(await stores.users.byId(user.id)).toBeNull();
+        for (const table of ["profiles", "refresh_tokens", "otp_codes", "activity"]) {
+          expect(await countOf(`SELECT COUNT(*) AS n FROM ${table} WHERE user_id = ?`, user.id)).toBe(0);
+        }
+      });
+
+      it("changes flags with an audit entry; disabling ends every session in the same batch", async () => {
+        const { user: staff } = await registered({ isStaff: true });
+        const { user } = await registered();
+        const { stores } = await t();
+        const token = await signedIn(user);
+        const audit = {
+          actorId: staff.id,
+          action: "user.update" as const,
+          target: user.id,
+          oldValue: "{}",
+          newValue: "{}",
+          nowMs: clock.now(),
+        };
+        await withFault("admin_audit", "INSERT", () => stores.users.updateFlags(user.id, { isActive: false }, clock.now(), audit));
+        expect((await stores.users.byId(user.id))?.isActive).toBe(true);
+        await stores.users.updateFlags(user.id, { isActive: false, emailVerified: false }, clock.now(), audit);
+        expect(await stores.users.byId(user.id)).toMatchObject({ isActive: false, emailVerified: false });
+        expect(await countOf("SELECT COUNT(*) AS n FROM refresh_tokens WHERE id = ? AND revoked_reason = 'admin'", token.id)).toBe(1);
+        expect(await countOf("SELECT COUNT(*) AS n FROM admin_audit WHERE target = ?", user.id)).toBe(1);
+      });
+
+      it("searches by prefix, newest first, in pages", async () => {
+        const prefix = uid("srch");
+        const made: User[] = [];
+        for (let i = 0; i < 3; i++) {
+          clock.advance(1000);
+          made.push((await registered({ email: `${prefix}${i}@example.com`, username: `${prefix}${i}` })).user);
+        }
+        const { stores } = await t();
+        const page1 = await stores.users.search(prefix, { limit: 2, cursor: null });
+        expect(page1.map((u) => u.id)).toEqual([made[2]?.id, made[1]?.id, made[0]?.id]);
+        const last = page1[1] as User;
+        const page2 = await stores.users.search(prefix, { limit: 2, cursor: { t: last.createdAt, id: last.id } });
+        expect(page2.map((u) => u.id)).toEqual([made[0]?.id]);
+        expect(await stores.users.search(`${prefix}%`, { limit: 5, cursor: null })).toEqual([]); // `%` is literal
+      });
+    });
+
+    describe("profiles", () => {
+      it("reads, ensures, updates and points at avatars, returning the key each change replaced", async () => {
+        const { user } = await registered();
+        const { stores } = await t();
+        const entry = { userId: user.id, type: "profile_updated" as const, nowMs: clock.now(), meta: META };
+        await stores.profiles.update(user.id, { name: "Ada", age: 36 }, clock.now(), entry);
+        expect(await stores.profiles.byUser(user.id)).toMatchObject({ name: "Ada", age: 36, surname: null });
+        const stored = (await stores.profiles.byUser(user.id)) as Profile;
+        expect((await stores.profiles.ensure({ ...stored, name: "ignored" })).name).toBe("Ada");
+        const avatar = { userId: user.id, type: "avatar_updated" as const, nowMs: clock.now(), meta: META };
+        expect(
+          await stores.profiles.setAvatar(user.id, { key: "a/1.png", contentType: "image/png", etag: "e1" }, clock.now(), avatar),
+        ).toBeNull();
+        expect(
+          await stores.profiles.setAvatar(user.id, { key: "a/2.png", contentType: "image/png", etag: "e2" }, clock.now(), avatar),
+        ).toBe("a/1.png");
+        expect(await stores.profiles.publicAvatar(user.id)).toEqual({ key: "a/2.png", etag: "e2", contentType: "image/png" });
+        expect(await stores.profiles.setAvatar(user.id, null, clock.now(), { ...avatar, type: "avatar_deleted" })).toBe("a/2.png");
+        await withFault("activity", "INSERT", () => stores.profiles.update(user.id, { name: "Grace" }, clock.now(), entry));
+        expect((await stores.profiles.byUser(user.id))?.name).toBe("Ada");
+      });
+
+      it("shows only verified, enabled accounts in public, oldest first, by username or name prefix", async () => {
+        const prefix = uid("dir");
+        clock.advance(1000);
+        const { user: a } = await registered({ username: `${prefix}a` });
+        clock.advance(1000);
+        const { user: hidden } = await registered({ username: `${prefix}h`, emailVerified: false });
+        clock.advance(1000);
+        const { user: b } = await registered({ username: `${prefix}b` });
+        const { stores } = await t();
+        const rows = await stores.profiles.directory({ usernamePrefix: prefix, namePrefix: prefix }, { limit: 10, cursor: null });
+        expect(rows.map((r) => r.id)).toEqual([a.id, b.id]);
+        const after = await stores.profiles.directory(
+          { usernamePrefix: prefix, namePrefix: prefix },
+          { limit: 10, cursor: { t: a.createdAt, id: a.id } },
+        );
+        expect(after.map((r) => r.id)).toEqual([b.id]);
+        expect(await stores.profiles.publicProfile(hidden.id)).toBeNull();
+        expect(await stores.profiles.publicProfile(a.id)).toMatchObject({ id: a.id, username: a.username, name: null, avatarKey: null });
+      });
+    });
+
+    describe("tokens", () => {
+      it("signs in: the token, the release of both reservations, the entry and an upgraded hash", async () => {
+        const { user } = await registered();
+        const { stores } = await t();
+        await stores.counters.reservePasswordCheck(user.id, "192.0.2.9", clock.now());
+        const token = newToken(user.id);
+        await stores.tokens.signIn({
+          token,
+          release: { userId: user.id, ip: "192.0.2.9" },
+          activity: { userId: user.id, type: "login", nowMs: clock.now(), meta: META },
+          rehash: "upgraded",
+          nowMs: clock.now(),
+        });
+        expect(await stores.tokens.byHash(token.tokenHash)).toMatchObject({ id: token.id, revokedAt: null });
+        expect((await stores.users.byId(user.id))?.passwordHash).toBe("upgraded");
+        expect(await countOf("SELECT COUNT(*) AS n FROM rate_limits WHERE key = ?", `loginFailuresPerAccount:${user.id}`)).toBe(0);
+        expect(await countOf("SELECT COUNT(*) AS n FROM rate_limits WHERE key = ? AND count = 0", "loginFailuresPerIp:192.0.2.9")).toBe(1);
+      });
+
+      it("signs in all or nothing: a failing activity insert leaves no token", async () => {
+        const { user } = await registered();
+        const { stores } = await t();
+        const token = newToken(user.id);
+        await withFault("activity", "INSERT", () =>
+          stores.tokens.signIn({
+            token,
+            release: { userId: user.id, ip: META.ip },
+            activity: { userId: user.id, type: "login", nowMs: clock.now(), meta: META },
+            rehash: null,
+            nowMs: clock.now(),
+          }),
+        );
+        expect(await stores.tokens.byHash(token.tokenHash)).toBeNull();
+      });
+
+      it("looks a token up with its owner's state and counts the IP's refresh", async () => {
+        const { user } = await registered();
+        const { stores } = await t();
+        const token = await signedIn(user);
+        const found = await stores.tokens.lookupForRefresh(token.tokenHash, "192.0.2.50", clock.now());
+        expect(found.found).toMatchObject({ token: { id: token.id }, userActive: true });
+        expect(found.counter?.count).toBe(1);
+        expect((await stores.tokens.lookupForRefresh("nope", "192.0.2.50", clock.now())).counter?.count).toBe(2);
+      });
+
+      it("rotates once: the successor exists only if the parent was live", async () => {
+        const { user } = await registered();
+        const { stores } = await t();
+        const parent = await signedIn(user);
+        const child = newToken(user.id, { familyId: parent.familyId, parentId: parent.id });
+        expect(await stores.tokens.rotate(parent.id, child, clock.now())).toBe(true);
+        const again = newToken(user.id, { familyId: parent.familyId, parentId: parent.id });
+        expect(await stores.tokens.rotate(parent.id, again, clock.now())).toBe(false);
+        expect(await stores.tokens.byHash(again.tokenHash)).toBeNull();
+        expect(await stores.tokens.byHash(parent.tokenHash)).toMatchObject({ revokedReason: "rotated" });
+      });
+
+      it("lets exactly one of ten concurrent rotations of one token make a successor", async () => {
+        const { user } = await registered();
+        const { stores } = await t();
+        const parent = await signedIn(user);
+        const results = await Promise.all(
+          Array.from({ length: 10 }, () =>
+            stores.tokens.rotate(parent.id, newToken(user.id, { familyId: parent.familyId, parentId: parent.id }), clock.now()),
+          ),
+        );
+        expect(results.filter(Boolean)).toHaveLength(1);
+        expect(await countOf("SELECT COUNT(*) AS n FROM refresh_tokens WHERE parent_id = ?", parent.id)).toBe(1);
+      });
+
+      it.each([
+        ["INSERT"],
+        ["UPDATE"],
+      ] as const)("rotates all or nothing: a failing refresh_tokens %s keeps the parent live", async (op) => {
+        const { user } = await registered();
+        const { stores } = await t();
+        const parent = await signedIn(user);
+        await withFault("refresh_tokens", op, () =>
+          stores.tokens.rotate(parent.id, newToken(user.id, { familyId: parent.familyId, parentId: parent.id }), clock.now()),
+        );
+        expect(await stores.tokens.byHash(parent.tokenHash)).toMatchObject({ revokedAt: null });
+        expect(await countOf("SELECT COUNT(*) AS n FROM refresh_tokens WHERE family_id = ?", parent.familyId)).toBe(1);
+      });
+
+      it("revokes a family, a session, or every session, each with its entries", async () => {
+        const { user: staff } = await registered({ isStaff: true });
+        const { user } = await registered();
+        const { stores } = await t();
+        const a = await signedIn(user);
+        const b = await signedIn(user);
+        const c = await signedIn(user);
+        expect(await stores.tokens.countLiveSessions(user.id, clock.now())).toBe(3);
+        await stores.tokens.revokeFamily(a.familyId, "logout", clock.now(), {
+          userId: user.id,
+          type: "logout",
+          nowMs: clock.now(),
+          meta: META,
+        });
+        expect(await stores.tokens.isLiveSession(user.id, a.familyId, clock.now(), 86_400)).toBe(false);
+        expect(await stores.tokens.isLiveSession(user.id, b.familyId, clock.now(), 86_400)).toBe(true);
+        expect(await stores.tokens.isLiveSession(staff.id, b.familyId, clock.now(), 86_400)).toBe(false);
+        const revoked = { userId: user.id, type: "session_revoked" as const, nowMs: clock.now(), meta: META };
+        await stores.tokens.revokeSession(user.id, b.familyId, clock.now(), 86_400, revoked);
+        await stores.tokens.revokeSession(user.id, b.familyId, clock.now(), 86_400, revoked); // already ended: no second entry
+        expect(await countOf("SELECT COUNT(*) AS n FROM activity WHERE user_id = ? AND type = 'session_revoked'", user.id)).toBe(1);
+        await stores.tokens.endAllSessions(user.id, {
+          reason: "admin",
+          nowMs: clock.now(),
+          activity: { userId: user.id, type: "logout_all", nowMs: clock.now(), meta: META },
+          audit: { actorId: staff.id, action: "user.logout_all", target: user.id, oldValue: null, newValue: null, nowMs: clock.now() },
+        });
+        expect(await stores.tokens.byHash(c.tokenHash)).toMatchObject({ revokedReason: "admin" });
+        expect(await stores.tokens.countLiveSessions(user.id, clock.now())).toBe(0);
+        expect(await countOf("SELECT COUNT(*) AS n FROM admin_audit WHERE target = ? AND action = 'user.logout_all'", user.id)).toBe(1);
+      });
+
+      it("lists live sessions by last use and every session with its fate", async () => {
+        const { user } = await registered();
+        const { stores } = await t();
+        const first = await signedIn(user);
+        clock.advance(1000);
+        const second = await signedIn(user);
+        clock.advance(1000);
+        const child = newToken(user.id, { familyId: first.familyId, parentId: first.id });
+        await stores.tokens.rotate(first.id, child, clock.now());
+        const live = await stores.tokens.liveSessions(user.id, clock.now(), 86_400);
+        expect(live.map((s) => s.familyId)).toEqual([first.familyId, second.familyId]);
+        expect(live[0]).toMatchObject({ firstAt: first.createdAt, lastAt: child.createdAt });
+        await stores.tokens.revokeFamily(second.familyId, "logout", clock.now(), {
+          userId: user.id,
+          type: "logout",
+          nowMs: clock.now(),
+          meta: META,
+        });
+        const all = await stores.tokens.allSessions(user.id);
+        expect(all.map((s) => [s.familyId, s.revokedReason])).toEqual([
+          [first.familyId, null],
+          [second.familyId, "logout"],
+        ]);
+      });
+
+      it("purges only families whose every token has expired", async () => {
+        const { user } = await registered();
+        const { stores } = await t();
+        const old = await signedIn(user);
+        clock.advance(86_400_000 + 1);
+        const fresh = await signedIn(user);
+        expect(await stores.tokens.purgeDead(clock.now(), 500)).toBeGreaterThanOrEqual(1);
+        expect(await stores.tokens.byHash(old.tokenHash)).toBeNull();
+        expect(await stores.tokens.byHash(fresh.tokenHash)).not.toBeNull();
+      });
+    });
+
+    describe("codes", () => {
+      it("issues a code by address only for a live account, counting the IP and the address", async () => {
+        const { user } = await registered();
+        const { stores } = await t();
+        clock.advance(61_000);
+        const code = newCode(user.email, "login");
+        const counters = await stores.codes.issueByAddress({ code, ip: "192.0.2.77", meta: META });
+        expect(counters.ip?.count).toBe(1);
+        expect(counters.hour?.count).toBe(1);
+        expect(await stores.codes.state(code.id)).toEqual({ consumedAt: null, expiresAt: code.expiresAt });
+        expect(await countOf("SELECT COUNT(*) AS n FROM activity WHERE user_id = ? AND type = 'otp_requested'", user.id)).toBe(1);
+        const nobody = newCode(`${uid("nobody")}@example.com`, "login");
+        await stores.codes.issueByAddress({ code: nobody, ip: "192.0.2.77", meta: META });
+        expect(await stores.codes.state(nobody.id)).toBeNull();
+        // A second request within the minute stores nothing and leaves the hour alone.
+        const again = newCode(user.email, "login");
+        expect((await stores.codes.issueByAddress({ code: again, ip: "192.0.2.77", meta: META })).hour).toBeUndefined();
+        expect(await stores.codes.state(again.id)).toBeNull();
+      });
+
+      it("checks by reserving one attempt on the newest live code, up to the maximum", async () => {
+        const { user, code } = await registered({ emailVerified: false }, "verify_email");
+        const { stores } = await t();
+        const input = {
+          address: user.email,
+          purpose: "verify_email" as const,
+          owner: { by: "address" as const },
+          maxAttempts: 2,
+          nowMs: clock.now(),
+        };
+        const first = await stores.codes.check(input);
+        expect(first).toMatchObject({ user: { id: user.id }, reserved: { id: code?.id, codeHash: "code-hash" } });
+        expect((await stores.codes.check(input)).reserved?.id).toBe(code?.id);
+        expect((await stores.codes.check(input)).reserved).toBeUndefined();
+        const unknown = await stores.codes.check({ ...input, address: "nobody@example.com" });
+        expect(unknown).toMatchObject({ user: null, reserved: undefined });
+      });
+
+      it("records a failure: the daily counter, the code killed at its last attempt, the entries for an account", async () => {
+        const { user, code } = await registered({}, "login");
+        const { stores } = await t();
+        const check = {
+          address: user.email,
+          purpose: "login" as const,
+          owner: { by: "address" as const },
+          maxAttempts: 1,
+          nowMs: clock.now(),
+        };
+        const reserved = await stores.codes.check(check);
+        await stores.codes.recordFailure({
+          ...check,
+          reservedId: reserved.reserved?.id ?? null,
+          failureLimit: 1,
+          meta: META,
+        });
+        expect((await stores.codes.state(code?.id ?? ""))?.consumedAt).toBe(clock.now());
+        expect(
+          await countOf("SELECT COUNT(*) AS n FROM activity WHERE user_id = ? AND type IN ('login_failed', 'otp_locked')", user.id),
+        ).toBe(2);
+        expect((await stores.codes.check(check)).failures?.count).toBe(1);
+      });
+
+      it("spends a code exactly once, and not at all when the change fails", async () => {
+        const { user, code } = await registered({ emailVerified: false }, "verify_email");
+        const { stores } = await t();
+        const entry = { userId: user.id, type: "email_verified" as const, nowMs: clock.now(), meta: META };
+        await withFault("users", "UPDATE", () => stores.codes.spendForVerification(code?.id ?? "", entry));
+        expect((await stores.codes.state(code?.id ?? ""))?.consumedAt).toBeNull();
+        expect(await countOf("SELECT COUNT(*) AS n FROM activity WHERE user_id = ? AND type = 'email_verified'", user.id)).toBe(0);
+        const results = await Promise.all([1, 2, 3].map(() => stores.codes.spendForVerification(code?.id ?? "", entry)));
+        expect(results.filter(Boolean)).toHaveLength(1);
+        expect((await stores.users.byId(user.id))?.emailVerified).toBe(true);
+        expect(await countOf("SELECT COUNT(*) AS n FROM activity WHERE user_id = ? AND type = 'email_verified'", user.id)).toBe(1);
+      });
+
+      it("spends a login code: claims an unverified account and starts the sign-in", async () => {
+        const { user, code } = await registered({ emailVerified: false }, "login");
+        const { stores } = await t();
+        const earlier = await signedIn(user);
+        const token = newToken(user.id);
+        const spent = await stores.codes.spendForLogin(
+          code?.id ?? "",
+          { userId: user.id, type: "login", nowMs: clock.now(), meta: META },
+          {
+            user,
+            token,
+            unusablePasswordHash: "!",
+            verifiedEntry: { userId: user.id, type: "email_verified", nowMs: clock.now(), meta: META },
+          },
+        );
+        expect(spent).toBe(true);
+        expect(await stores.users.byId(user.id)).toMatchObject({ emailVerified: true, passwordHash: "!" });
+        expect(await stores.tokens.byHash(earlier.tokenHash)).toMatchObject({ revokedReason: "email_claimed" });
+        expect(await stores.tokens.byHash(token.tokenHash)).toMatchObject({ revokedAt: null });
+      });
+
+      it("spends a reset code: new hash, verified, every session ended", async () => {
+        const { user, code } = await registered({}, "reset_password");
+        const { stores } = await t();
+        const session = await signedIn(user);
+        expect(
+          await stores.codes.spendForReset(
+            code?.id ?? "",
+            { userId: user.id, type: "password_reset", nowMs: clock.now(), meta: META },
+            "reset-hash",
+          ),
+        ).toBe(true);
+        expect((await stores.users.byId(user.id))?.passwordHash).toBe("reset-hash");
+        expect(await stores.tokens.byHash(session.tokenHash)).toMatchObject({ revokedReason: "password_reset" });
+      });
+
+      it("completes an email change, and maps an address taken meanwhile to email_taken with nothing written", async () => {
+        const target = `${uid("moved")}@example.com`;
+        const { user } = await registered({ pendingEmail: target });
+        const { stores } = await t();
+        const code = newCode(target, "change_email");
+        await stores.users.updateIdentifiers({
+          userId: user.id,
+          username: user.username,
+          pendingEmail: target,
+          nowMs: clock.now(),
+          cancelPendingCodes: false,
+          code,
+          activity: null,
+          release: null,
+        });
+        const { user: squatter } = await registered({ email: target });
+        const entry = { userId: user.id, type: "email_changed" as const, nowMs: clock.now(), meta: META };
+        const error = await stores.codes.spendForEmailChange(code.id, entry, { address: target, keepSessionId: "none" }).catch((e) => e);
+        expect(error).toBeInstanceOf(StoreError);
+        expect(error.kind).toBe("email_taken");
+        expect((await stores.codes.state(code.id))?.consumedAt).toBeNull();
+        await stores.users.delete(squatter.id, null);
+        expect(await stores.codes.spendForEmailChange(code.id, entry, { address: target, keepSessionId: "none" })).toBe(true);
+        expect(await stores.users.byId(user.id)).toMatchObject({ email: target, pendingEmail: null, emailVerified: true });
+      });
+
+      it("purges expired codes", async () => {
+        const { code } = await registered({ emailVerified: false }, "verify_email");
+        const { stores } = await t();
+        clock.advance(600_001);
+        expect(await stores.codes.purgeExpired(clock.now(), 500)).toBeGreaterThanOrEqual(1);
+        expect(await stores.codes.state(code?.id ?? "")).toBeNull();
+      });
+    });
+
+    describe("counters", () => {
+      it("counts hits in fixed windows and purges ended ones", async () => {
+        const { stores } = await t();
+        const subject = uid("s");
+        expect((await stores.counters.hit("statusCreatePerUser", subject, clock.now()))?.count).toBe(1);
+        expect((await stores.counters.hit("statusCreatePerUser", subject, clock.now()))?.count).toBe(2);
+        const mail = await stores.counters.reserveMailTo(`${subject}@example.com`, clock.now());
+        expect([mail.minute?.count, mail.hour?.count]).toEqual([1, 1]);
+        clock.advance(60_000);
+        expect((await stores.counters.hit("statusCreatePerUser", subject, clock.now()))?.count).toBe(1);
+        const ended = await stores.counters.purgeEnded(clock.now() + 3_600_000, 500);
+        expect(ended).toBeGreaterThanOrEqual(2);
+      });
+
+      it("gives distinct counts to concurrent hits", async () => {
+        const { stores } = await t();
+        const subject = uid("c");
+        const rows = await Promise.all(Array.from({ length: 10 }, () => stores.counters.hit("registerPerIp", subject, clock.now())));
+        expect(rows.map((r) => r?.count).sort((a, b) => (a ?? 0) - (b ?? 0))).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+      });
+    });
+
+    describe("activity", () => {
+      it("records, pages newest first by (time, id), filters by type, and purges old entries", async () => {
+        const { user } = await registered();
+        const { stores } = await t();
+        for (const type of ["login", "logout", "login"] as const) {
+          clock.advance(1000);
+          await stores.activity.record({ userId: user.id, type, nowMs: clock.now(), meta: META });
+        }
+        const all = await stores.activity.all(user.id);
+        expect(all.map((e) => e.type)).toEqual(["login", "logout", "login", "register"]);
+        const page = await stores.activity.page(user.id, {}, { limit: 2, cursor: null });
+        const last = page[1];
+        const next = await stores.activity.page(user.id, {}, { limit: 2, cursor: last ? { t: last.createdAt, id: last.id } : null });
+        expect([...page.slice(0, 2), ...next].map((e) => e.id)).toEqual(all.map((e) => e.id));
+        expect((await stores.activity.page(user.id, { type: "login" }, { limit: 10, cursor: null })).map((e) => e.type)).toEqual([
+          "login",
+          "login",
+        ]);
+        expect(await stores.activity.purgeOlderThan(clock.now(), 500)).toBeGreaterThanOrEqual(3);
+        expect((await stores.activity.all(user.id)).map((e) => e.createdAt)).toEqual([clock.now()]);
+      });
+    });
+
+    describe("statuses", () => {
+      it("creates, reads, pages, edits and deletes, recording entries in the same batch", async () => {
+        const { user } = await registered();
+        const { stores } = await t();
+        const made = [];
+        for (let i = 0; i < 3; i++) {
+          clock.advance(1000);
+          const row = { id: uid("st"), userId: user.id, content: `post ${i}`, createdAt: clock.now(), updatedAt: clock.now() };
+          await stores.statuses.create(row, { userId: user.id, type: "status_created", nowMs: clock.now(), meta: META });
+          made.push(row);
+        }
+        const page = await stores.statuses.page({ userId: user.id }, { limit: 2, cursor: null });
+        expect(page.map((s) => s.id)).toEqual([made[2]?.id, made[1]?.id, made[0]?.id]);
+        expect(page[0]?.username).toBe(user.username);
+        expect(await stores.statuses.updateContent(made[0]?.id ?? "", "edited", clock.now())).toBe(true);
+        expect((await stores.statuses.byId(made[0]?.id ?? ""))?.content).toBe("edited");
+        const deleted = { userId: user.id, type: "status_deleted" as const, nowMs: clock.now(), meta: META };
+        expect(await stores.statuses.delete(made[1]?.id ?? "", deleted)).toBe(true);
+        expect(await stores.statuses.delete(made[1]?.id ?? "", deleted)).toBe(false);
+        expect(await stores.statuses.updateContent(made[1]?.id ?? "", "x", clock.now())).toBe(false);
+        expect(await countOf("SELECT COUNT(*) AS n FROM activity WHERE user_id = ? AND type = 'status_deleted'", user.id)).toBe(1);
+        expect((await stores.statuses.allByUser(user.id)).map((s) => s.id)).toEqual([made[2]?.id, made[0]?.id]);
+        await stores.users.updateFlags(user.id, { isActive: false }, clock.now(), {
+          actorId: user.id,
+          action: "user.update",
+          target: user.id,
+          oldValue: null,
+          newValue: null,
+          nowMs: clock.now(),
+        });
+        expect(await stores.statuses.byId(made[2]?.id ?? "", { publicOnly: true })).toBeNull();
+        expect(await stores.statuses.byId(made[2]?.id ?? "")).not.toBeNull();
+        expect(await stores.statuses.page({ userId: user.id }, { limit: 10, cursor: null })).toEqual([]);
+      });
+    });
+
+    describe("audit", () => {
+      it("records entries together, pages them newest first with the actor's email, and removes them", async () => {
+        const { user: staff } = await registered({ isStaff: true });
+        const { stores } = await t();
+        clock.advance(1000);
+        const ids = [uid("a"), uid("a")];
+        await stores.audit.record(
+          ids.map((id, i) => ({
+            id,
+            actorId: staff.id,
+            action: "config.set" as const,
+            target: `key${i}`,
+            oldValue: null,
+            newValue: "1",
+            nowMs: clock.now() + i,
+          })),
+        );
+        const page = await stores.audit.page({ limit: 1, cursor: null });
+        expect(page[0]).toMatchObject({ id: ids[1], actorEmail: staff.email, target: "key1" });
+        await stores.audit.remove(ids);
+        expect(await countOf(`SELECT COUNT(*) AS n FROM admin_audit WHERE id IN (?, ?)`, ...ids)).toBe(0);
+      });
+    });
+  });
+}
