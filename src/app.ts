@@ -18,11 +18,13 @@ import { statusesRoutes } from "./features/statuses/statuses.routes";
 import { type Clock, systemClock } from "./lib/clock";
 import { AppError, loggableError, problemResponse } from "./lib/errors";
 import { createRouter } from "./lib/openapi";
+import { API_BASE } from "./lib/paths";
 import { jsonBody } from "./middleware/body";
 import { requestContext } from "./middleware/context";
 import { securityHeaders } from "./middleware/security-headers";
+import { BOOKMARK_HEADER } from "./store";
 
-export const API_BASE = "/api/v1";
+export { API_BASE } from "./lib/paths";
 
 /** Routes whose request body is not JSON (they enforce their own type and size limits). */
 const NON_JSON_ROUTES = new Set<string>([`${API_BASE}/me/avatar`]);
@@ -66,7 +68,8 @@ export function createApp(options: { clock?: Clock; configCacheMs?: number } = {
     cors({
       // Only listed origins are reflected; "null" and unlisted origins get no CORS headers.
       origin: (origin, c) => (origin && origin !== "null" && allowedOrigins(c.env.CORS_ORIGINS).has(origin) ? origin : null),
-      allowHeaders: ["Authorization", "Content-Type"],
+      allowHeaders: ["Authorization", "Content-Type", BOOKMARK_HEADER],
+      exposeHeaders: [BOOKMARK_HEADER],
       allowMethods: ["GET", "POST", "PUT", "PATCH", "DELETE"],
       maxAge: 600,
     }),

@@ -10,7 +10,17 @@ import type { AccessTokenSettings } from "./features/auth/access-tokens";
 import { type HasherName, hasherFromEnv } from "./features/auth/password-hash";
 import type { MailMessage } from "./features/mail/mail.messages";
 import type { Clock } from "./lib/clock";
-import { D1Db, type Db, DrizzleStores, LibsqlDatabase, type RequestMeta, type Stores } from "./store";
+import {
+  D1Db,
+  D1Session,
+  DrizzleStores,
+  LibsqlDatabase,
+  NoSession,
+  type ReplicaSession,
+  type RequestMeta,
+  type SessionStart,
+  type Stores,
+} from "./store";
 
 /** Where mails go: the `latchkey-mail` queue in production (one schema for producer and consumer). */
 export interface MailOutbox {
@@ -42,23 +52,34 @@ export interface Deps extends Stores {
   passwordHasher: HasherName;
   /** The caller's address and user agent (both null outside a request). */
   meta: RequestMeta;
+  /** The request's read-replication session: its bookmark goes back to the client (null: none). */
+  replica: Pick<ReplicaSession, "bookmark">;
 }
 
 const NO_REQUEST: RequestMeta = { ip: null, userAgent: null };
 
 /**
  * The database the stores use: libSQL / Turso when `LIBSQL_URL` is set (with the secret
- * `LIBSQL_AUTH_TOKEN`), otherwise the `DB` binding (D1).
+ * `LIBSQL_AUTH_TOKEN`), otherwise the `DB` binding (D1) — in a D1 session when the request says
+ * where it starts (see src/store/replica.ts), on the binding itself for background jobs.
  */
-export function databaseFor(env: Env): Db {
-  return env.LIBSQL_URL ? LibsqlDatabase(env.LIBSQL_URL, env.LIBSQL_AUTH_TOKEN) : D1Db(env.DB);
+export function databaseFor(env: Env, session?: { start: SessionStart; bookmark: string | null }): ReplicaSession {
+  if (env.LIBSQL_URL) return NoSession(LibsqlDatabase(env.LIBSQL_URL, env.LIBSQL_AUTH_TOKEN));
+  return session ? D1Session(env.DB, session.start, session.bookmark) : NoSession(D1Db(env.DB));
 }
 
-/** Builds `Deps` from the bindings. `config` is the caller's cache (per isolate for fetch, fresh for cron). */
-export function createDeps(env: Env, options: { clock: Clock; config: ConfigCache; meta?: RequestMeta }): Deps {
-  const stores = DrizzleStores(databaseFor(env));
+/**
+ * Builds `Deps` from the bindings. `config` is the caller's cache (per isolate for fetch, fresh for
+ * cron); `session` is where a request's reads start (absent for background jobs).
+ */
+export function createDeps(
+  env: Env,
+  options: { clock: Clock; config: ConfigCache; meta?: RequestMeta; session?: { start: SessionStart; bookmark: string | null } },
+): Deps {
+  const replica = databaseFor(env, options.session);
   return {
-    ...stores,
+    ...DrizzleStores(replica.db),
+    replica,
     clock: options.clock,
     config: () => options.config.get(env.CONFIG),
     invalidateConfig: () => options.config.invalidate(),

@@ -57,19 +57,28 @@ export function probeD1(real: D1Database): D1Probe {
     } as unknown as Wrapped;
   }
 
+  /** `prepare` and `batch` of the binding or of one of its sessions, counted and faulted alike. */
+  function wrapTarget(target: Pick<D1Database, "prepare" | "batch">) {
+    return {
+      prepare: (sql: string) => wrap(target.prepare(sql), sql),
+      batch: async (statements: Wrapped[]) => {
+        probe.roundTrips++;
+        for (const s of statements) probe.statements.push(s[SQL]);
+        const failing = statements.find((s) => failPattern?.test(s[SQL]));
+        if (failing) throw injected(failing[SQL]);
+        return target.batch(statements.map((s) => s[REAL]));
+      },
+    };
+  }
+
   probe.db = {
-    prepare: (sql: string) => wrap(real.prepare(sql), sql),
-    batch: async (statements: Wrapped[]) => {
-      probe.roundTrips++;
-      for (const s of statements) probe.statements.push(s[SQL]);
-      const failing = statements.find((s) => failPattern?.test(s[SQL]));
-      if (failing) throw injected(failing[SQL]);
-      return real.batch(statements.map((s) => s[REAL]));
-    },
+    ...wrapTarget(real),
     exec: (sql: string) => real.exec(sql),
     dump: () => real.dump(),
-    withSession: () => {
-      throw new Error("sessions are not used by Latchkey");
+    // Every request opens a session (read replication); its statements are probed the same way.
+    withSession: (constraintOrBookmark?: string) => {
+      const session = real.withSession(constraintOrBookmark);
+      return { ...wrapTarget(session), getBookmark: () => session.getBookmark() };
     },
   } as unknown as D1Database;
   return probe;

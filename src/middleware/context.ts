@@ -5,6 +5,7 @@ import type { AppEnv } from "../env";
 import type { Clock } from "../lib/clock";
 import { parseIp } from "../lib/ip";
 import { stripControlCharacters } from "../lib/text";
+import { BOOKMARK_HEADER, parseBookmark, sessionStartFor } from "../store";
 
 export const USER_AGENT_MAX = 256;
 
@@ -19,24 +20,34 @@ export function cleanUserAgent(header: string | undefined): string | null {
 }
 
 /**
- * Wires the request's dependencies once (`createDeps`: the stores over this request's database,
- * the injected clock, the config reader, keys, buckets, outbox) with the caller's address. The IP
- * comes only from `CF-Connecting-IP`, which Cloudflare sets; `X-Forwarded-For` is
- * client-controlled and ignored.
+ * Wires the request's dependencies once (`createDeps`: the stores over this request's database
+ * session, the injected clock, the config reader, keys, buckets, outbox) with the caller's
+ * address. The IP comes only from `CF-Connecting-IP`, which Cloudflare sets; `X-Forwarded-For` is
+ * client-controlled and ignored. The session starts where src/store/replica.ts says for this
+ * route (or at the client's `X-Latchkey-Bookmark`), and its bookmark is sent back.
  */
 export function requestContext(options: { clock: Clock; config: ConfigCache }): MiddlewareHandler<AppEnv> {
   return async function requestContext(c, next) {
-    c.set(
-      "deps",
-      createDeps(c.env, {
-        clock: options.clock,
-        config: options.config,
-        meta: {
-          ip: parseIp(c.req.header("cf-connecting-ip")),
-          userAgent: cleanUserAgent(c.req.header("user-agent")),
-        },
-      }),
-    );
+    const deps = createDeps(c.env, {
+      clock: options.clock,
+      config: options.config,
+      meta: {
+        ip: parseIp(c.req.header("cf-connecting-ip")),
+        userAgent: cleanUserAgent(c.req.header("user-agent")),
+      },
+      session: { start: sessionStartFor(c.req.method, c.req.path), bookmark: parseBookmark(c.req.header(BOOKMARK_HEADER)) },
+    });
+    c.set("deps", deps);
     await next();
+    const bookmark = deps.replica.bookmark();
+    if (bookmark !== null) {
+      try {
+        c.res.headers.set(BOOKMARK_HEADER, bookmark);
+      } catch {
+        // Immutable headers (a response passed through from elsewhere): copy it once.
+        c.res = new Response(c.res.body, c.res);
+        c.res.headers.set(BOOKMARK_HEADER, bookmark);
+      }
+    }
   };
 }

@@ -273,14 +273,14 @@ export function DrizzleCodeStore(db: Db): CodeStore {
     },
 
     async state(codeId) {
-      return (
-        (await runOne(
-          db.query.otpCodes.findFirst({
-            columns: { consumedAt: true, expiresAt: true },
-            where: eq(otpCodes.id, codeId),
-          }),
-        )) ?? null
+      const [row] = await runOne(
+        db
+          .select({ consumedAt: otpCodes.consumedAt, expiresAt: otpCodes.expiresAt })
+          .from(otpCodes)
+          .where(eq(otpCodes.id, codeId))
+          .limit(1),
       );
+      return row ?? null;
     },
 
     async purgeExpired(nowMs, limit) {

@@ -7,30 +7,30 @@
 import type { BatchItem, BatchResponse } from "drizzle-orm/batch";
 import { drizzle } from "drizzle-orm/d1";
 import type { BaseSQLiteDatabase } from "drizzle-orm/sqlite-core";
-import * as schema from "./schema";
 
 /**
  * A Drizzle database over either driver. `run()` results are driver-specific (`D1Result` or
- * libSQL's `ResultSet`): read them only through `affectedRows`.
+ * libSQL's `ResultSet`): read them only through `affectedRows`. Built without Drizzle's
+ * relational schema (the stores use query builders only), so making one is cheap enough to do
+ * per request for a D1 session.
  */
-export type Db = BaseSQLiteDatabase<"async", unknown, typeof schema> & {
+export type Db = BaseSQLiteDatabase<"async", unknown> & {
   batch<U extends BatchItem<"sqlite">, T extends Readonly<[U, ...U[]]>>(batch: T): Promise<BatchResponse<T>>;
 };
 
 export type Query = BatchItem<"sqlite">;
 
-const d1Instances = new WeakMap<D1Database, Db>();
+const d1Instances = new WeakMap<object, Db>();
 
 /**
- * The Drizzle client over a D1 binding (or a D1 session), made once per binding object per
- * isolate: building one walks the whole schema, about 40 µs of V8 time. It holds no per-request state.
+ * The Drizzle client over a D1 binding or a D1 session (which has the same `prepare` and
+ * `batch`), made once per object: workerd hands every request the same binding object.
  */
 export function D1Db(d1: D1Database | D1DatabaseSession): Db {
-  const key = d1 as D1Database;
-  let db = d1Instances.get(key);
+  let db = d1Instances.get(d1);
   if (!db) {
-    db = drizzle(key, { schema }) as unknown as Db;
-    d1Instances.set(key, db);
+    db = drizzle(d1 as D1Database) as unknown as Db;
+    d1Instances.set(d1, db);
   }
   return db;
 }

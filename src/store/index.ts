@@ -51,6 +51,16 @@ export type { CounterStore } from "./counters";
 export { D1Db, type Db, StoreError, type StoreErrorKind } from "./driver";
 export { LibsqlDatabase, LibsqlDb, migrationStatements } from "./libsql";
 export type { AvatarPointer, ProfileChanges, ProfileStore, PublicProfileRow } from "./profiles";
+export {
+  BOOKMARK_HEADER,
+  D1Session,
+  NoSession,
+  parseBookmark,
+  REPLICA_TOLERANT_ROUTES,
+  type ReplicaSession,
+  type SessionStart,
+  sessionStartFor,
+} from "./replica";
 export type { StatusRow, StatusStore } from "./statuses";
 export type { SessionRow, TokenStore } from "./tokens";
 export * from "./types";

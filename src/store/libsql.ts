@@ -12,7 +12,6 @@
 import { type Client, createClient, type InStatement, type TransactionMode } from "@libsql/client/web";
 import { drizzle } from "drizzle-orm/libsql/web";
 import type { Db } from "./driver";
-import * as schema from "./schema";
 
 export function LibsqlDb(client: Client): Db {
   const writeBatches = new Proxy(client, {
@@ -24,7 +23,7 @@ export function LibsqlDb(client: Client): Db {
       return typeof value === "function" ? value.bind(target) : value;
     },
   });
-  return drizzle({ client: writeBatches, schema }) as unknown as Db;
+  return drizzle({ client: writeBatches }) as unknown as Db;
 }
 
 /** The SQL statements of a drizzle-kit migration file, split at its statement breakpoints. */

@@ -62,7 +62,8 @@ const publicColumns = {
 };
 
 export function DrizzleProfileStore(db: Db): ProfileStore {
-  const byUser = async (userId: string) => (await runOne(db.query.profiles.findFirst({ where: eq(profiles.userId, userId) }))) ?? null;
+  const byUser = async (userId: string): Promise<Profile | null> =>
+    (await runOne(db.select().from(profiles).where(eq(profiles.userId, userId)).limit(1)))[0] ?? null;
   return {
     byUser,
 

@@ -114,7 +114,8 @@ function accountSubject(identifier: LoginIdentifier): SQL {
 export function DrizzleUserStore(db: Db): UserStore {
   return {
     async byId(id) {
-      return (await runOne(db.query.users.findFirst({ where: eq(users.id, id) }))) ?? null;
+      const [user] = await runOne(db.select().from(users).where(eq(users.id, id)).limit(1));
+      return user ?? null;
     },
 
     async holdersOf(email, username) {

@@ -1,4 +1,5 @@
 /** Where avatars live in R2: `avatars/{user_id}/{random}.{ext}`, keys made only by the server. */
+import { API_BASE } from "../../lib/paths";
 
 export function avatarPrefix(userId: string): string {
   return `avatars/${userId}/`;
@@ -18,8 +19,8 @@ export async function deleteAllAvatarObjects(bucket: R2Bucket, userId: string): 
   }
 }
 
-/** Public URLs are served by the worker itself (`GET /api/v1/profiles/{id}/avatar`). */
-const AVATAR_URL_BASE = "/api/v1/profiles";
+/** Public URLs are served by the worker itself (`GET {API_BASE}/profiles/{id}/avatar`). */
+const AVATAR_URL_BASE = `${API_BASE}/profiles`;
 
 /** The random part of a key: it changes with every upload, so it versions the public URL. */
 export function avatarVersion(key: string): string {
