@@ -1,16 +1,11 @@
 /** Reading a user's own activity history (the activity center). */
+import type { z } from "@hono/zod-openapi";
 import type { Deps } from "../../deps";
 import { type Page, pageRequest, toPage } from "../../lib/pagination";
 import type { ActivityType, StoredActivity } from "../../store";
+import type { ActivityEntrySchema } from "./activity.schemas";
 
-export interface ActivityView {
-  id: string;
-  type: string;
-  created_at: string;
-  ip: string | null;
-  user_agent: string | null;
-  details: Record<string, unknown>;
-}
+export type ActivityView = z.infer<typeof ActivityEntrySchema>;
 
 /** `details` is stored as JSON text; anything that is not a JSON object shows as `{}`. */
 function parseDetails(text: string): Record<string, unknown> {

@@ -6,19 +6,9 @@
  */
 import type { Deps } from "../../deps";
 import { type Page, pageRequest, toPage } from "../../lib/pagination";
+import type { AuditEntryView } from "./admin.schemas";
 
 export { AUDIT_ACTIONS, type AuditAction } from "../../store";
-
-export interface AuditEntryView {
-  id: string;
-  actor_id: string | null;
-  actor_email: string | null;
-  created_at: string;
-  action: string;
-  target: string;
-  old_value: string | null;
-  new_value: string | null;
-}
 
 /** One page of the audit trail, newest first, with a cursor for the next page (or null). */
 export async function listAudit(

@@ -10,20 +10,7 @@ import type { Deps } from "../../deps";
 import { randomId } from "../../lib/crypto";
 import { AppError, type FieldError, loggableError } from "../../lib/errors";
 import type { User } from "../../store";
-
-export interface ConfigEntryView {
-  key: ConfigKey;
-  /** The value in force (the default when KV holds nothing or something invalid). */
-  value: number | boolean;
-  default: number | boolean;
-  source: "kv" | "default";
-  /** False when KV holds a value the worker ignores; `stored` shows it. */
-  valid: boolean;
-  stored: string | null;
-  min: number | null;
-  max: number | null;
-  description: string;
-}
+import type { ConfigEntryView } from "./admin.schemas";
 
 function entryView(entry: ConfigEntry): ConfigEntryView {
   const def = CONFIG_KEYS[entry.key];

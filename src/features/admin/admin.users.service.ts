@@ -9,9 +9,10 @@ import { pageRequest, toPage } from "../../lib/pagination";
 import { normalizeIdentifier } from "../../lib/text";
 import type { User } from "../../store";
 import { userView } from "../auth/auth.service";
+import type { AdminUserView, UserFlagsPatch } from "./admin.schemas";
 
 /** What staff see of an account: the public view plus bookkeeping. */
-export function adminUserView(user: User) {
+export function adminUserView(user: User): AdminUserView {
   return {
     ...userView(user),
     updated_at: new Date(user.updatedAt).toISOString(),
@@ -36,12 +37,6 @@ async function findUser(deps: Deps, id: string): Promise<User> {
 export async function getUser(deps: Deps, id: string) {
   const user = await findUser(deps, id);
   return { ...adminUserView(user), active_sessions: await deps.tokens.countLiveSessions(id, deps.clock.now()) };
-}
-
-export interface UserFlagsPatch {
-  is_active?: boolean;
-  is_staff?: boolean;
-  email_verified?: boolean;
 }
 
 /**

@@ -2,19 +2,21 @@
  * Accounts and password sign-in. Enumeration-safe: an unknown account, a wrong password and a
  * disabled account get the same 401 and cost the same hashing time.
  */
+import type { z } from "@hono/zod-openapi";
 import type { Deps } from "../../deps";
 import { randomId } from "../../lib/crypto";
 import { AppError, type FieldError } from "../../lib/errors";
 import { assertWithinLimit } from "../../lib/rate-limit";
 import { type LoginIdentifier, StoreError, type User } from "../../store";
 import { newCode } from "../otp/otp.service";
+import type { UserSchema } from "./auth.schemas";
 import { assertReserved } from "./password-check";
 import { checkPassword, hashPassword, needsRehash } from "./password-hash";
 import { checkPasswordPolicy } from "./password-policy";
 import { prepareTokenPair, type TokenResponse } from "./tokens.service";
 
 /** The public view of an account. */
-export function userView(user: User) {
+export function userView(user: User): z.infer<typeof UserSchema> {
   return {
     id: user.id,
     email: user.email,

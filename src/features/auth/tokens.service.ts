@@ -5,20 +5,16 @@
  * presented token with a child in the same family. Presenting a token that was already rotated
  * means two parties hold it, so the whole family is revoked.
  */
+import type { z } from "@hono/zod-openapi";
 import type { Deps } from "../../deps";
 import { base64urlEncode, randomBytes, randomId, sha256Hex } from "../../lib/crypto";
 import { AppError } from "../../lib/errors";
 import { assertWithinLimit } from "../../lib/rate-limit";
 import type { NewRefreshToken, User } from "../../store";
 import { signAccessToken } from "./access-tokens";
+import type { TokenResponseSchema } from "./auth.schemas";
 
-export interface TokenResponse {
-  access_token: string;
-  token_type: "Bearer";
-  expires_in: number;
-  refresh_token: string;
-  refresh_expires_in: number;
-}
+export type TokenResponse = z.infer<typeof TokenResponseSchema>;
 
 /**
  * How long after a rotation a second use of the same token counts as a concurrent duplicate

@@ -3,13 +3,14 @@
  * profile row in the registration batch; an account made another way (the admin CLI) gets it
  * on first use, so readers never see an account without one.
  */
+import type { z } from "@hono/zod-openapi";
 import type { Deps } from "../../deps";
 import { AppError, fieldError } from "../../lib/errors";
 import { type Page, pageRequest, toPage } from "../../lib/pagination";
 import { cleanText, normalizeIdentifier } from "../../lib/text";
 import type { Profile, ProfileChanges, PublicProfileRow, User } from "../../store";
 import { avatarUrl } from "./avatar.storage";
-import { EDITABLE_FIELDS, type EditableField, type ProfileInput } from "./profiles.schemas";
+import { EDITABLE_FIELDS, type EditableField, type ProfileInput, type ProfileSchema, type PublicProfileSchema } from "./profiles.schemas";
 
 const COLUMN: Record<EditableField, "name" | "surname" | "age" | "phoneNumber" | "profession" | "aboutMe"> = {
   name: "name",
@@ -20,7 +21,7 @@ const COLUMN: Record<EditableField, "name" | "surname" | "age" | "phoneNumber" |
   about_me: "aboutMe",
 };
 
-export function profileView(profile: Profile) {
+export function profileView(profile: Profile): ProfileView {
   return {
     name: profile.name,
     surname: profile.surname,
@@ -32,7 +33,7 @@ export function profileView(profile: Profile) {
     updated_at: new Date(profile.updatedAt).toISOString(),
   };
 }
-export type ProfileView = ReturnType<typeof profileView>;
+export type ProfileView = z.infer<typeof ProfileSchema>;
 
 /** The user's profile row, created (empty) if the account somehow has none. */
 export async function loadOwnProfile(deps: Pick<Deps, "profiles" | "clock">, userId: string): Promise<Profile> {
@@ -86,7 +87,7 @@ export async function updateProfile(deps: Deps, user: User, input: ProfileInput,
   return { ...current, ...changes, updatedAt: now };
 }
 
-function publicProfileView(row: PublicProfileRow) {
+function publicProfileView(row: PublicProfileRow): PublicProfileView {
   return {
     user_id: row.id,
     username: row.username,
@@ -97,7 +98,7 @@ function publicProfileView(row: PublicProfileRow) {
     avatar_url: avatarUrl(row.id, row.avatarKey),
   };
 }
-export type PublicProfileView = ReturnType<typeof publicProfileView>;
+export type PublicProfileView = z.infer<typeof PublicProfileSchema>;
 
 /**
  * The public directory in registration order (oldest first; ties by id), optionally filtered by

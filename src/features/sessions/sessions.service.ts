@@ -3,26 +3,15 @@
  * gains a token at every refresh, each replacing the one before (see tokens.service.ts). Its
  * first token tells when it started, its newest when and from where it was last used.
  */
+import type { z } from "@hono/zod-openapi";
 import type { Deps } from "../../deps";
 import { AppError } from "../../lib/errors";
 import type { SessionRow } from "../../store";
+import type { ExportedSessionSchema, SessionSchema } from "./sessions.schemas";
 
-export interface SessionView {
-  id: string;
-  created_at: string;
-  last_used_at: string;
-  expires_at: string;
-  ip: string | null;
-  user_agent: string | null;
-  current: boolean;
-}
-
+export type SessionView = z.infer<typeof SessionSchema>;
 /** A session in the data export: also the ones that have ended, and why. */
-export interface ExportedSessionView extends Omit<SessionView, "current"> {
-  active: boolean;
-  revoked_at: string | null;
-  revoked_reason: string | null;
-}
+export type ExportedSessionView = z.infer<typeof ExportedSessionSchema>;
 
 const iso = (ms: number) => new Date(ms).toISOString();
 

@@ -3,22 +3,17 @@
  * or delete one. Creating and deleting are recorded in the author's activity in the same batch as
  * the change itself.
  */
+import type { z } from "@hono/zod-openapi";
 import type { Deps } from "../../deps";
 import { randomId } from "../../lib/crypto";
 import { AppError } from "../../lib/errors";
 import { type Page, pageRequest, toPage } from "../../lib/pagination";
 import { assertWithinLimit } from "../../lib/rate-limit";
 import type { StatusRow, User } from "../../store";
+import type { StatusSchema } from "./statuses.schemas";
 
 /** A status as the API shows it: the author's current username comes from the users table. */
-export interface StatusView {
-  id: string;
-  user_id: string;
-  username: string | null;
-  content: string;
-  created_at: string;
-  updated_at: string;
-}
+export type StatusView = z.infer<typeof StatusSchema>;
 
 export function statusView(row: StatusRow): StatusView {
   return {
