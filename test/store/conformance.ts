@@ -671,6 +671,68 @@ export function storeConformance(driver: string, open: () => Promise<Conformance
         expect(await stores.users.byId(user.id)).toMatchObject({ email: target, pendingEmail: null, emailVerified: true });
       });
 
+      it.each([
+        ["login", "refresh_tokens", "INSERT"],
+        ["login", "rate_limits", "DELETE"],
+        ["reset", "refresh_tokens", "UPDATE"],
+        ["reset", "users", "UPDATE"],
+        ["email change", "refresh_tokens", "UPDATE"],
+        ["email change", "otp_codes", "UPDATE"],
+      ] as const)("spends a %s code all or nothing: a failing %s %s leaves the code live and the account as it was", async (kind, table, op) => {
+        const purpose = kind === "login" ? "login" : kind === "reset" ? "reset_password" : "change_email";
+        const address = `${uid("spend")}@example.com`;
+        const { user } = await registered(kind === "email change" ? { pendingEmail: address } : { email: address, emailVerified: false });
+        const { stores } = await t();
+        const session = await signedIn(user);
+        await stores.counters.reservePasswordCheck(user.id, META.ip, clock.now());
+        const code = newCode(address, purpose);
+        await stores.users.updateIdentifiers({
+          userId: user.id,
+          username: user.username,
+          pendingEmail: user.pendingEmail,
+          nowMs: clock.now(),
+          cancelPendingCodes: false,
+          code,
+          activity: null,
+          release: null,
+        });
+        const entry = { userId: user.id, type: "login" as const, nowMs: clock.now(), meta: META };
+        await withFault(table, op, () =>
+          kind === "login"
+            ? stores.codes.spendForLogin(code.id, entry, { user, token: newToken(user.id), unusablePasswordHash: "!", verifiedEntry: null })
+            : kind === "reset"
+              ? stores.codes.spendForReset(code.id, { ...entry, type: "password_reset" }, "reset-hash")
+              : stores.codes.spendForEmailChange(code.id, { ...entry, type: "email_changed" }, { address, keepSessionId: "none" }),
+        );
+        expect((await stores.codes.state(code.id))?.consumedAt).toBeNull();
+        expect(await stores.users.byId(user.id)).toEqual(user);
+        expect(await stores.tokens.byHash(session.tokenHash)).toMatchObject({ revokedAt: null });
+        expect(await countOf("SELECT COUNT(*) AS n FROM refresh_tokens WHERE user_id = ?", user.id)).toBe(1);
+        expect(await countOf("SELECT COUNT(*) AS n FROM activity WHERE user_id = ? AND type <> 'register'", user.id)).toBe(1); // signedIn's login
+        expect(await countOf("SELECT COUNT(*) AS n FROM rate_limits WHERE key = ?", `loginFailuresPerAccount:${user.id}`)).toBe(1);
+      });
+
+      it("checks a code bound to the signed-in account, not to whoever owns the address", async () => {
+        const address = `${uid("pending")}@example.com`;
+        const { user } = await registered({ pendingEmail: address });
+        const { stores } = await t();
+        const code = newCode(address, "change_email");
+        await stores.users.updateIdentifiers({
+          userId: user.id,
+          username: user.username,
+          pendingEmail: address,
+          nowMs: clock.now(),
+          cancelPendingCodes: false,
+          code,
+          activity: null,
+          release: null,
+        });
+        const input = { address, purpose: "change_email" as const, maxAttempts: 5, nowMs: clock.now() };
+        expect((await stores.codes.check({ ...input, owner: { by: "user", userId: user.id } })).reserved?.id).toBe(code.id);
+        expect((await stores.codes.check({ ...input, owner: { by: "user", userId: "someone-else" } })).reserved).toBeUndefined();
+        expect((await stores.codes.check({ ...input, owner: { by: "address" } })).reserved).toBeUndefined();
+      });
+
       it("purges expired codes", async () => {
         const { code } = await registered({ emailVerified: false }, "verify_email");
         const { stores } = await t();
