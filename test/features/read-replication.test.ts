@@ -5,7 +5,7 @@
  */
 import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { BOOKMARK_HEADER, NoSession, parseBookmark, sessionStartFor } from "../../src/store";
+import { BOOKMARK_HEADER, NoSession, parseBookmark, REPLICA_TOLERANT_ROUTES, sessionStartFor } from "../../src/store";
 import { harness } from "../helpers";
 
 const BOOKMARK = /^[0-9a-f]{8}-[0-9a-f]{8}-[0-9a-f]{8}-[0-9a-f]{32}$/;
@@ -50,6 +50,11 @@ describe("read replication", () => {
     expect(sessionStartFor("GET", "/api/v1/admin/users")).toBe("first-primary");
     expect(sessionStartFor("GET", "/api/v1/admin/audit")).toBe("first-primary");
     expect(sessionStartFor("GET", "/api/v1/profiles/abc/avatar/extra")).toBe("first-primary");
+  });
+
+  it("names only routes that exist, as GET operations of the API", async () => {
+    const doc = (await h.call("GET", "/openapi.json")).json as { paths: Record<string, Record<string, unknown>> };
+    for (const route of REPLICA_TOLERANT_ROUTES) expect(doc.paths[`/api/v1${route}`]?.get, route).toBeTruthy();
   });
 
   it("opens one session per request with the route's start, or the client's bookmark", async () => {
