@@ -54,8 +54,8 @@ function signalGroup(child: ChildProcess, signal: NodeJS.Signals) {
   }
 }
 
-/** Starts the dev server and resolves once GET /health answers 200. */
-export async function startDevServer({ startupMs = 90_000 } = {}): Promise<DevServer> {
+/** Starts the dev server and resolves once GET /health answers 200. `vars` are extra variables for the worker. */
+export async function startDevServer({ startupMs = 90_000, vars = {} as Record<string, string> } = {}): Promise<DevServer> {
   const dir = mkdtempSync(join(tmpdir(), "latchkey-e2e-"));
   const state = join(dir, "state");
   const envFile = join(dir, "secrets.env");
@@ -63,6 +63,7 @@ export async function startDevServer({ startupMs = 90_000 } = {}): Promise<DevSe
     JWT_KEYS: JSON.stringify({ keys: [await generateSigningJwk()] }),
     OTP_SECRET: randomSecret(),
     MAIL_API_KEY: "",
+    ...vars,
   });
   const [port, inspectorPort] = [await freePort(), await freePort()];
   const child = spawn(
