@@ -28,7 +28,9 @@ async function migrate(db: Client) {
 }
 
 storeConformance("libSQL", async () => {
-  client = createClient({ url: `file:${join(dir, "store.db")}` });
+  // One connection: the foreign-keys pragma below is per connection. (The client runs each batch
+  // synchronously on its connection, so concurrent calls serialise as on one SQLite writer.)
+  client = createClient({ url: `file:${join(dir, "store.db")}`, concurrency: 1 });
   // D1 enforces foreign keys (account deletion cascades through them); SQLite needs asking.
   await client.execute("PRAGMA foreign_keys = ON");
   await migrate(client);
