@@ -5,7 +5,7 @@
  */
 import { and, desc, eq, or, type SQL, sql } from "drizzle-orm";
 import { type Db, type Query, runBatch, runOne } from "./driver";
-import { otpCodes, profiles, refreshTokens, users } from "./schema";
+import { activity, adminAudit, otpCodes, profiles, refreshTokens, statuses, users } from "./schema";
 import {
   activityInsert,
   activityInsertSelect,
@@ -91,7 +91,7 @@ export interface UserStore {
     activity: ActivityRecord;
     release: PasswordCheckRelease | null;
   }): Promise<void>;
-  /** Deletes the account; foreign keys cascade to everything it owns, in the same transaction. */
+  /** Deletes the account and everything it owns (its audit entries as staff keep a null actor), in one transaction. */
   delete(userId: string, release: PasswordCheckRelease | null): Promise<void>;
   /** Staff change of account flags with its audit entry; disabling also ends every session. */
   updateFlags(userId: string, flags: UserFlags, nowMs: number, audit: AuditRecord): Promise<void>;
@@ -214,7 +214,19 @@ export function DrizzleUserStore(db: Db): UserStore {
     },
 
     async delete(userId, release) {
-      await runBatch(db, [db.delete(users).where(eq(users.id, userId)), ...releasePasswordCheck(db, release)]);
+      // D1 cascades the user row's deletion through the foreign keys; a libSQL server may not
+      // enforce them (SQLite's default is off, per connection). So the batch removes what the
+      // account owns itself, then the user row: the same end state on either driver.
+      await runBatch(db, [
+        db.delete(profiles).where(eq(profiles.userId, userId)),
+        db.delete(refreshTokens).where(eq(refreshTokens.userId, userId)),
+        db.delete(otpCodes).where(eq(otpCodes.userId, userId)),
+        db.delete(statuses).where(eq(statuses.userId, userId)),
+        db.delete(activity).where(eq(activity.userId, userId)),
+        db.update(adminAudit).set({ actorId: null }).where(eq(adminAudit.actorId, userId)),
+        db.delete(users).where(eq(users.id, userId)),
+        ...releasePasswordCheck(db, release),
+      ]);
     },
 
     async updateFlags(userId, flags, nowMs, audit) {

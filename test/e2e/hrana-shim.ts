@@ -77,7 +77,7 @@ export interface HranaShim {
 /** Starts the shim on a free port over the libSQL database at `file`. */
 export async function startHranaShim(file: string): Promise<HranaShim> {
   const db = new Database(file);
-  // The worker's schema relies on ON DELETE CASCADE, as D1 (which always enforces foreign keys) does.
+  // As D1 does (the stores work either way: see src/store/users.ts, delete).
   db.exec("PRAGMA foreign_keys = ON");
   const storedSql = new Map<number, string>();
   const executed: string[] = [];

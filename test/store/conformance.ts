@@ -288,16 +288,25 @@ export function storeConformance(driver: string, open: () => Promise<Conformance
       });
 
       it("deletes an account with everything it owns, or nothing when the delete fails", async () => {
-        const { user } = await registered({}, "login");
+        const { user } = await registered({ isStaff: true }, "login");
         const { stores } = await t();
         await signedIn(user);
+        const status = { id: uid("st"), userId: user.id, content: "bye", createdAt: clock.now(), updatedAt: clock.now() };
+        await stores.statuses.create(status, { userId: user.id, type: "status_created", nowMs: clock.now(), meta: META });
+        const auditId = uid("a");
+        await stores.audit.record([
+          { id: auditId, actorId: user.id, action: "config.set", target: "k", oldValue: null, newValue: "1", nowMs: clock.now() },
+        ]);
         await withFault("users", "DELETE", () => stores.users.delete(user.id, null));
         expect(await stores.users.byId(user.id)).not.toBeNull();
+        expect(await countOf("SELECT COUNT(*) AS n FROM statuses WHERE user_id = ?", user.id)).toBe(1);
         await stores.users.delete(user.id, { userId: user.id, ip: META.ip });
         expect(await stores.users.byId(user.id)).toBeNull();
-        for (const table of ["profiles", "refresh_tokens", "otp_codes", "activity"]) {
+        for (const table of ["profiles", "refresh_tokens", "otp_codes", "activity", "statuses"]) {
           expect(await countOf(`SELECT COUNT(*) AS n FROM ${table} WHERE user_id = ?`, user.id)).toBe(0);
         }
+        // The audit trail keeps the entry, without its actor.
+        expect(await countOf("SELECT COUNT(*) AS n FROM admin_audit WHERE id = ? AND actor_id IS NULL", auditId)).toBe(1);
       });
 
       it("changes flags with an audit entry; disabling ends every session in the same batch", async () => {

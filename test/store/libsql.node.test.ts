@@ -28,11 +28,10 @@ async function migrate(db: Client) {
 }
 
 storeConformance("libSQL", async () => {
-  // One connection: the foreign-keys pragma below is per connection. (The client runs each batch
-  // synchronously on its connection, so concurrent calls serialise as on one SQLite writer.)
+  // One connection (the client runs each batch synchronously on it, so concurrent calls serialise
+  // as on one SQLite writer). Foreign keys stay at SQLite's default, off, as a libSQL server may
+  // leave them: the stores must not depend on their enforcement (D1 always enforces them).
   client = createClient({ url: `file:${join(dir, "store.db")}`, concurrency: 1 });
-  // D1 enforces foreign keys (account deletion cascades through them); SQLite needs asking.
-  await client.execute("PRAGMA foreign_keys = ON");
   await migrate(client);
   const db = client;
   return {
