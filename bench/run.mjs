@@ -21,6 +21,7 @@ import autocannon from "autocannon";
 import { importJWK, SignJWT } from "jose";
 import { Miniflare } from "miniflare";
 import { generateSigningJwk, randomSecret } from "../scripts/lib/keys.mjs";
+import { offlineEnv } from "../scripts/lib/offline.mjs";
 import { applyMigrations, BENCH_PASSWORD, mintRefreshTokens, seed, userEmail, userId } from "./lib/seed.mjs";
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
@@ -46,7 +47,7 @@ const log = (line) => console.log(`[bench ${((Date.now() - started) / 1000).toFi
 // Build: the same command as production (and the CI bundle budget), into a temp dir.
 
 const tmp = mkdtempSync(join(os.tmpdir(), "latchkey-bench-"));
-const wranglerEnv = { ...process.env, WRANGLER_LOG_PATH: join(tmp, "wrangler-logs"), WRANGLER_SEND_METRICS: "false" };
+const wranglerEnv = { ...offlineEnv(), WRANGLER_LOG_PATH: join(tmp, "wrangler-logs") };
 
 function build(name, configPath) {
   const outdir = join(tmp, name);
@@ -83,6 +84,7 @@ const shared = {
 };
 const workerdLog = [];
 const mf = new Miniflare({
+  cf: false, // the built-in Request.cf placeholder, not a download from workers.cloudflare.com
   host: "127.0.0.1",
   port: 0,
   d1Persist: join(tmp, "d1"),

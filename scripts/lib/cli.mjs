@@ -3,6 +3,7 @@ import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { parseArgs } from "node:util";
+import { offlineEnv } from "./offline.mjs";
 
 /** An expected failure: printed as one line, exit code 1, no stack trace. */
 export class CliError extends Error {}
@@ -59,7 +60,7 @@ export function wrangler(args) {
     const child = spawn(process.execPath, [WRANGLER, ...args], {
       stdio: ["ignore", "pipe", "pipe"],
       // Non-interactive: never wait on a prompt the operator cannot see.
-      env: { ...process.env, CI: "true", WRANGLER_SEND_METRICS: "false" },
+      env: { ...offlineEnv(), CI: "true" },
     });
     let stdout = "";
     let stderr = "";
