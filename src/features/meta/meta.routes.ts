@@ -63,8 +63,9 @@ export const metaRoutes = createRouter()
       method: "get",
       path: "/health",
       tags: ["meta"],
-      summary: "Liveness",
-      responses: { 200: jsonContent(z.object({ status: z.literal("ok") }), "The worker is up") },
+      summary: "Liveness and setup",
+      description: "503 while a secret (JWT_KEYS, OTP_SECRET) is missing or malformed or the D1 migrations are not applied.",
+      responses: { 200: jsonContent(z.object({ status: z.literal("ok") }), "The worker is up and set up"), ...problems() },
     }),
     (c) => c.json({ status: "ok" as const }, 200),
   )
