@@ -4,7 +4,6 @@
 import { execFileSync, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { generateSigningJwk, randomSecret, writeDevVars } from "./lib/keys.mjs";
-import { offlineEnv } from "./lib/offline.mjs";
 
 const DEV_VARS = ".dev.vars";
 
@@ -14,8 +13,9 @@ if (!existsSync(DEV_VARS)) {
   console.log(`[dev] wrote ${DEV_VARS} with a new development signing key (kid ${key.kid})`);
 }
 
-// Nothing local needs the network: no telemetry, no download of the `Request.cf` sample.
-const offline = offlineEnv();
+// Nothing local needs the network: no telemetry, and no download of the `Request.cf` sample
+// (miniflare falls back to a placeholder, but would first try workers.cloudflare.com).
+const offline = { ...process.env, WRANGLER_SEND_METRICS: "false", CLOUDFLARE_CF_FETCH_ENABLED: "false" };
 
 execFileSync("npx", ["wrangler", "d1", "migrations", "apply", "DB", "--local"], {
   stdio: "inherit",
