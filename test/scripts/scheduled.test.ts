@@ -47,7 +47,11 @@ describe("the scheduled job under wrangler dev", () => {
       env,
       stdio: ["ignore", "pipe", "pipe"],
     });
-    for (const stream of [dev.stdout, dev.stderr]) stream?.on("data", (chunk) => (output += chunk));
+    for (const stream of [dev.stdout, dev.stderr]) {
+      stream?.on("data", (chunk) => {
+        output += chunk;
+      });
+    }
     const deadline = Date.now() + 90_000;
     while (!/Ready on/.test(output)) {
       if (Date.now() > deadline || dev.exitCode !== null) throw new Error(`wrangler dev did not start:\n${output}`);
