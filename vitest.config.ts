@@ -1,10 +1,10 @@
 import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-pool-workers";
 import { configDefaults, defineConfig } from "vitest/config";
 import { generateSigningJwk, randomSecret } from "./scripts/lib/keys.mjs";
+import { OFFLINE_DEFAULTS } from "./scripts/lib/offline.mjs";
 
 // Tests run offline: no telemetry, and no download of the `Request.cf` sample by miniflare.
-process.env.WRANGLER_SEND_METRICS = "false";
-process.env.CLOUDFLARE_CF_FETCH_ENABLED = "false";
+Object.assign(process.env, OFFLINE_DEFAULTS);
 
 /**
  * Tests run inside workerd with the bindings declared in wrangler.toml (local D1, KV, R2,

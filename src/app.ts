@@ -20,6 +20,7 @@ import { AppError, loggableError, problemResponse } from "./lib/errors";
 import { createRouter } from "./lib/openapi";
 import { jsonBody } from "./middleware/body";
 import { requestContext } from "./middleware/context";
+import { requireSetup, setupError } from "./middleware/readiness";
 import { securityHeaders } from "./middleware/security-headers";
 
 export const API_BASE = "/api/v1";
@@ -72,11 +73,15 @@ export function createApp(options: { clock?: Clock; configCacheMs?: number } = {
     }),
   );
   app.use(requestContext({ clock, config }));
+  app.use(`${API_BASE}/*`, requireSetup());
+  app.use("/.well-known/*", requireSetup());
+  app.use("/health", requireSetup({ database: true }));
   app.use(`${API_BASE}/*`, (c, next) => (NON_JSON_ROUTES.has(c.req.path) ? next() : json(c, next)));
 
   app.onError((error, c) => {
-    const appError = toAppError(error);
-    if (appError.status >= 500) console.error(`[error] ${c.req.method} ${c.req.path} ${loggableError(error)}`);
+    const notSetUp = setupError(error); // its cause is already logged, by name and once
+    const appError = notSetUp ?? toAppError(error);
+    if (appError.status >= 500 && !notSetUp) console.error(`[error] ${c.req.method} ${c.req.path} ${loggableError(error)}`);
     return problemResponse(appError);
   });
   app.notFound(() => problemResponse(new AppError("not_found", "No such route.")));

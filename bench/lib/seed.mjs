@@ -72,13 +72,14 @@ export function noisePng(side) {
 }
 
 /**
- * Users (verified, active) with profiles, `statusesPerUser` statuses for every user, and an avatar
- * in R2 for every `avatarEvery`-th user. Returns the users with an avatar, their keys and versions.
+ * Users (verified, active) with profiles, `statusesPerUser` statuses for every user (0: none), and
+ * an avatar in R2 for every `avatarEvery`-th user (0: none). Returns the users with an avatar, their
+ * keys and versions.
  */
 export async function seed({ db, bucket, users, passwordHash, statusesPerUser = 2, avatarEvery = 50, progress }) {
   const now = Date.now();
   const avatars = [];
-  const png = noisePng(96);
+  const png = noisePng(avatarEvery > 0 ? 96 : 1);
   // A standalone ArrayBuffer: Miniflare's binding proxy refuses a view into Node's Buffer pool.
   const pngBytes = png.buffer.slice(png.byteOffset, png.byteOffset + png.length);
   const chunk = 1000;
@@ -92,7 +93,7 @@ export async function seed({ db, bucket, users, passwordHash, statusesPerUser = 
       const created = now - (users - i) * 60_000;
       userRows.push([id, userEmail(i), `bench${i}`, passwordHash, 1, 0, 1, 0, created, created]);
       let avatar = [null, null, null];
-      if (i % avatarEvery === 0) {
+      if (avatarEvery > 0 && i % avatarEvery === 0) {
         // The worker's own key shape and stored ETag form (avatars/{user_id}/{random}.{ext}, httpEtag).
         const version = b64url(randomBytes(16));
         const key = `avatars/${id}/${version}.png`;
@@ -141,7 +142,7 @@ export async function seed({ db, bucket, users, passwordHash, statusesPerUser = 
       ],
       profileRows,
     );
-    await insertRows(db, "statuses", ["id", "user_id", "content", "created_at", "updated_at"], statusRows);
+    if (statusRows.length > 0) await insertRows(db, "statuses", ["id", "user_id", "content", "created_at", "updated_at"], statusRows);
     progress?.(end, users);
   }
   return { avatars, avatarBytes: png.length };
