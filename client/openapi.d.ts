@@ -981,9 +981,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": components["schemas"]["User"] & {
-                            profile: components["schemas"]["Profile"];
-                        };
+                        "application/json": components["schemas"]["MeResponse"];
                     };
                 };
                 /** @description Missing, invalid or expired credentials */
@@ -1015,7 +1013,10 @@ export interface paths {
                 };
             };
         };
-        /** Replace email and username */
+        /**
+         * Replace email and username
+         * @description A new `email` needs `current_password` and stays `pending_email` until the code mailed to it is given to `POST /me/email/verify`; a notice goes to the current address. Giving the current address again cancels a pending change.
+         */
         put: {
             parameters: {
                 query?: never;
@@ -1035,9 +1036,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            user: components["schemas"]["User"];
-                        };
+                        "application/json": components["schemas"]["MeResponse"];
                     };
                 };
                 /** @description Invalid input (validation_failed, malformed_json, …) */
@@ -1078,6 +1077,15 @@ export interface paths {
                 };
                 /** @description Unsupported content type */
                 415: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Rate limited; see Retry-After */
+                429: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -1163,6 +1171,15 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
+                /** @description Rate limited; see Retry-After */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
                 /** @description Unexpected error */
                 500: {
                     headers: {
@@ -1185,7 +1202,10 @@ export interface paths {
         };
         options?: never;
         head?: never;
-        /** Change email or username */
+        /**
+         * Change email or username
+         * @description A new `email` needs `current_password` and stays `pending_email` until the code mailed to it is given to `POST /me/email/verify`; a notice goes to the current address. Giving the current address again cancels a pending change.
+         */
         patch: {
             parameters: {
                 query?: never;
@@ -1205,9 +1225,118 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            user: components["schemas"]["User"];
-                        };
+                        "application/json": components["schemas"]["MeResponse"];
+                    };
+                };
+                /** @description Invalid input (validation_failed, malformed_json, …) */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Missing, invalid or expired credentials */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Conflict with existing data */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Body too large */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Unsupported content type */
+                415: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Rate limited; see Retry-After */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Unexpected error */
+                500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description A dependency is unavailable */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        trace?: never;
+    };
+    "/api/v1/me/email/verify": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Complete a pending email change with the code mailed to the new address
+         * @description The pending address becomes the account's verified email, every outstanding code is voided and every other sign-in ends. A wrong, expired or used code answers `400 invalid_code`; an address another account took in the meantime `409 email_taken`.
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": components["schemas"]["ConfirmEmailChangeRequest"];
+                };
+            };
+            responses: {
+                /** @description The account with its new address */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["MeResponse"];
                     };
                 };
                 /** @description Invalid input (validation_failed, malformed_json, …) */
@@ -1275,6 +1404,10 @@ export interface paths {
                 };
             };
         };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
         trace?: never;
     };
     "/api/v1/me/password": {
@@ -1339,6 +1472,15 @@ export interface paths {
                 };
                 /** @description Unsupported content type */
                 415: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Rate limited; see Retry-After */
+                429: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -3198,7 +3340,7 @@ export interface paths {
         get: {
             parameters: {
                 query?: {
-                    type?: "register" | "email_verified" | "login" | "login_failed" | "logout" | "logout_all" | "token_reuse_detected" | "password_changed" | "password_reset" | "email_changed" | "profile_updated" | "avatar_updated" | "avatar_deleted" | "status_created" | "status_deleted" | "otp_requested" | "session_revoked";
+                    type?: "register" | "email_verified" | "login" | "login_failed" | "logout" | "logout_all" | "token_reuse_detected" | "password_changed" | "password_reset" | "email_change_requested" | "email_changed" | "profile_updated" | "avatar_updated" | "avatar_deleted" | "status_created" | "status_deleted" | "otp_requested" | "otp_locked" | "session_revoked";
                     limit?: number;
                     cursor?: string;
                 };
@@ -3633,6 +3775,16 @@ export interface components {
             /** Format: date-time */
             updated_at: string;
         };
+        Me: components["schemas"]["User"] & {
+            /** @description An address waiting for its change_email code; null when none */
+            pending_email: string | null;
+            /** @description False when the account signs in by emailed code only (set one with POST /me/password) */
+            has_password: boolean;
+            profile: components["schemas"]["Profile"];
+        };
+        MeResponse: {
+            user: components["schemas"]["Me"];
+        };
         ReplaceMeRequest: {
             /**
              * Format: email
@@ -3669,12 +3821,20 @@ export interface components {
              */
             current_password?: string;
         };
+        ConfirmEmailChangeRequest: {
+            /**
+             * @description The 6-digit code from the email
+             * @example 123456
+             */
+            code: string;
+        };
         ChangePasswordRequest: {
             /**
              * Format: password
+             * @description Required unless the account has no password yet (has_password: false)
              * @example correct horse battery staple
              */
-            current_password: string;
+            current_password?: string;
             /**
              * Format: password
              * @example correct horse battery staple
@@ -3742,7 +3902,7 @@ export interface components {
         };
         ConfigEntry: {
             /** @enum {string} */
-            key: "access_token_ttl" | "refresh_token_ttl" | "require_email_verification" | "otp_ttl" | "otp_max_attempts" | "activity_retention_days";
+            key: "access_token_ttl" | "refresh_token_ttl" | "session_max_age" | "require_email_verification" | "otp_ttl" | "otp_max_attempts" | "otp_max_failures_per_day" | "activity_retention_days";
             /** @description The value in force */
             value: number | boolean;
             default: number | boolean;
@@ -3762,14 +3922,18 @@ export interface components {
         PatchConfigRequest: {
             /** @description Access-token lifetime in seconds (the JWT's exp - iat and the token response's expires_in). (5–86400) */
             access_token_ttl?: number | boolean | string;
-            /** @description Refresh-token lifetime in seconds; each rotation issues a token with a fresh lifetime. (60–31536000) */
+            /** @description Idle lifetime of a sign-in in seconds: each rotation issues a token with a fresh lifetime, never past the sign-in's session_max_age. (60–31536000) */
             refresh_token_ttl?: number | boolean | string;
+            /** @description Absolute lifetime of a sign-in in seconds, counted from its login; refreshing never extends it (OWASP ASVS 10.4.8). (3600–31536000) */
+            session_max_age?: number | boolean | string;
             /** @description New accounts must confirm their email with a one-time code before password login works. */
             require_email_verification?: number | boolean | string;
             /** @description Lifetime of an emailed one-time code, in seconds. (60–86400) */
             otp_ttl?: number | boolean | string;
             /** @description Wrong guesses allowed per one-time code; after that the code is dead even for the right digits. (1–20) */
             otp_max_attempts?: number | boolean | string;
+            /** @description Wrong codes allowed per email address in 24 hours, across all its codes; past it, code sign-in, verification and reset are refused until the window ends. (1–1000) */
+            otp_max_failures_per_day?: number | boolean | string;
             /** @description Activity entries older than this many days are deleted by the daily retention job. (1–3650) */
             activity_retention_days?: number | boolean | string;
         };

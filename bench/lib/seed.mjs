@@ -170,6 +170,11 @@ export async function mintRefreshTokens(db, { count, users, offset = 0 }) {
     ]);
   }
   // family_created_at: the sign-in starts now, so its absolute lifetime (session_max_age) has not run out.
-  await insertRows(db, "refresh_tokens", ["id", "user_id", "family_id", "token_hash", "family_created_at", "created_at", "expires_at"], rows);
+  await insertRows(
+    db,
+    "refresh_tokens",
+    ["id", "user_id", "family_id", "token_hash", "family_created_at", "created_at", "expires_at"],
+    rows,
+  );
   return tokens;
 }
