@@ -24,6 +24,7 @@ import { importJWK, SignJWT } from "jose";
 import { Miniflare } from "miniflare";
 import { generateSigningJwk, randomSecret } from "../scripts/lib/keys.mjs";
 import { offlineEnv } from "../scripts/lib/offline.mjs";
+import { measureEnumeration } from "./lib/enumeration.mjs";
 import { applyMigrations, BENCH_PASSWORD, mintRefreshTokens, seed, userEmail, userId } from "./lib/seed.mjs";
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
@@ -311,6 +312,8 @@ const NEEDS = {
   "GET /api/v1/profiles": ["users"],
   "GET /api/v1/statuses": ["users", "statuses"],
   "GET /api/v1/profiles/{id}/avatar": ["users", "avatars"],
+  // Not an endpoint against a floor: existing vs unknown addresses on the four code endpoints.
+  enumeration: ["users"],
 };
 
 /** A progress line: rewritten in place on a terminal, one line each when piped or logged. */
@@ -468,12 +471,18 @@ async function runEndpoints() {
     rows.push(summarize(endpoint.name, appRuns, floorRuns));
   }
 
+  let enumeration = [];
+  if (picked("enumeration")) {
+    log("enumeration: 40 alternating requests per code endpoint, existing vs unknown address");
+    enumeration = await measureEnumeration({ origin: APP, knownEmail: (i) => userEmail(i % USERS), nextIp, pairs: 40 });
+  }
   // The hashing table takes a minute: part of a full run, and of an --only run when asked.
   const hashing = !args.only || args.hash ? await primitives() : [];
   writeResults({
     machine,
     settings: { duration_s: DURATION, connections: CONNECTIONS, login_connections: LOGIN_CONNECTIONS, rounds: ROUNDS, users: USERS },
     endpoints: rows,
+    enumeration,
     hashing,
   });
   const bad = rows.filter((r) => r.status === "errors");
@@ -550,6 +559,15 @@ function writeResults(results) {
         console.log(
           `| ${r.name} | ${fmt(r.rps)} | ${fmt(r.p50_ms, 1)} | ${fmt(r.p99_ms, 1)} | ${fmt(r.cpu_us)} | ${fmt(r.floor_rps)} | ${fmt(r.floor_p50_ms, 1)} | ${fmt(r.floor_cpu_us)} | ${fmt(r.ratio, 2)}× |`,
         );
+    }
+  }
+  if (results.enumeration?.length) {
+    console.log("\n| code endpoint | statuses | existing p50 µs | unknown p50 µs | gap µs | noise µs | within noise |");
+    console.log("|---|---|---:|---:|---:|---:|---|");
+    for (const e of results.enumeration) {
+      console.log(
+        `| ${e.endpoint} | ${e.statuses.join(" ")} | ${e.knownUs} | ${e.unknownUs} | ${e.gapUs} | ${e.noiseUs} | ${e.withinNoise ? "yes" : "no"} |`,
+      );
     }
   }
   if (results.hashing?.length) {
