@@ -20,6 +20,7 @@ import { AppError, loggableError, problemResponse } from "./lib/errors";
 import { createRouter } from "./lib/openapi";
 import { jsonBody } from "./middleware/body";
 import { requestContext } from "./middleware/context";
+import { methodNotAllowed, RouteTable } from "./middleware/routes";
 import { securityHeaders } from "./middleware/security-headers";
 
 export const API_BASE = "/api/v1";
@@ -58,9 +59,15 @@ function toAppError(error: unknown): AppError {
 export function createApp(options: { clock?: Clock; configCacheMs?: number } = {}) {
   const clock = options.clock ?? systemClock;
   const config = ConfigCache({ clock, ttlMs: options.configCacheMs });
-  const json = jsonBody();
-
   const app = createRouter();
+  // Built on first use, when every route below is registered.
+  let table: RouteTable | undefined;
+  const routeTable = () => {
+    table ??= RouteTable(app.routes, app.openAPIRegistry.definitions);
+    return table;
+  };
+  const json = jsonBody({ requiresBody: (c) => routeTable().requiresJsonBody(c.req.method, c.req.path) });
+
   app.use(securityHeaders());
   app.use(
     cors({
@@ -72,6 +79,7 @@ export function createApp(options: { clock?: Clock; configCacheMs?: number } = {
     }),
   );
   app.use(requestContext({ clock, config }));
+  app.use(methodNotAllowed(routeTable));
   app.use(`${API_BASE}/*`, (c, next) => (NON_JSON_ROUTES.has(c.req.path) ? next() : json(c, next)));
 
   app.onError((error, c) => {
