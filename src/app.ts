@@ -9,6 +9,7 @@ import { activityRoutes } from "./features/activity/activity.routes";
 import { adminRoutes } from "./features/admin/admin.routes";
 import { authRoutes } from "./features/auth/auth.routes";
 import { exportRoutes } from "./features/export/export.routes";
+import { DEV_PATH_PREFIX, devInboxRoutes, devOnly } from "./features/mail/dev-inbox.routes";
 import { meRoutes } from "./features/me/me.routes";
 import { metaRoutes } from "./features/meta/meta.routes";
 import { otpRoutes } from "./features/otp/otp.routes";
@@ -79,6 +80,7 @@ export function createApp(options: { clock?: Clock; configCacheMs?: number } = {
     }),
   );
   app.use(requestContext({ clock, config }));
+  app.use(`${DEV_PATH_PREFIX}/*`, devOnly());
   app.use(methodNotAllowed(routeTable));
   app.use(`${API_BASE}/*`, (c, next) => (NON_JSON_ROUTES.has(c.req.path) ? next() : json(c, next)));
 
@@ -109,7 +111,8 @@ export function createApp(options: { clock?: Clock; configCacheMs?: number } = {
     .route(API_BASE, statusesRoutes)
     .route(API_BASE, activityRoutes)
     .route(API_BASE, sessionsRoutes)
-    .route(API_BASE, exportRoutes);
+    .route(API_BASE, exportRoutes)
+    .route("/", devInboxRoutes);
   return routes;
 }
 
