@@ -1,3 +1,4 @@
+import { resolve } from "node:path";
 import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-pool-workers";
 import { configDefaults, defineConfig } from "vitest/config";
 import { generateSigningJwk, randomSecret } from "./scripts/lib/keys.mjs";
@@ -5,12 +6,19 @@ import { generateSigningJwk, randomSecret } from "./scripts/lib/keys.mjs";
 // Tests run offline: no telemetry, and no download of the `Request.cf` sample by miniflare.
 process.env.WRANGLER_SEND_METRICS = "false";
 process.env.CLOUDFLARE_CF_FETCH_ENABLED = "false";
+// Wrangler's debug logs (they hold the worker's output, development mail codes included) stay in
+// the project's git-ignored .wrangler/logs, as under `npm run dev`.
+process.env.WRANGLER_LOG_PATH ||= resolve(".wrangler/logs");
 
 /**
  * Tests run inside workerd with the bindings declared in wrangler.toml (local D1, KV, R2,
  * Queues). Secrets that .dev.vars would hold are generated fresh for each run; the migrations
  * in migrations/ are handed to test/setup.ts, which applies them. A second project runs the
- * operator scripts' tests (test/scripts/) in plain Node.
+ * operator scripts' tests (test/scripts/) in plain Node; a third (test/e2e/) drives the real
+ * `npm run dev` server over HTTP with fetch and curl.
+ *
+ * Output: a passing test's console output is dropped (`silent: "passed-only"`), so expected
+ * errors and development mail lines do not bury the results; a failing test still shows its logs.
  */
 export default defineConfig(async () => {
   const migrations = await readD1Migrations("./migrations");
@@ -32,7 +40,7 @@ export default defineConfig(async () => {
     test: {
       name: "workers",
       include: ["test/**/*.test.ts"],
-      exclude: [...configDefaults.exclude, "test/scripts/**"],
+      exclude: [...configDefaults.exclude, "test/scripts/**", "test/e2e/**"],
       setupFiles: ["./test/setup.ts"],
       testTimeout: 30_000,
       hookTimeout: 30_000,
@@ -48,5 +56,17 @@ export default defineConfig(async () => {
       hookTimeout: 120_000,
     },
   };
-  return { test: { projects: [workers, scripts] } };
+  // One real dev server (global-setup.ts) for every e2e file; its own ports and temporary state.
+  const e2e = {
+    test: {
+      name: "e2e",
+      include: ["test/e2e/**/*.test.ts"],
+      environment: "node",
+      globalSetup: ["./test/e2e/global-setup.ts"],
+      fileParallelism: false,
+      testTimeout: 60_000,
+      hookTimeout: 120_000,
+    },
+  };
+  return { test: { projects: [workers, scripts, e2e], silent: "passed-only" as const } };
 });

@@ -1,7 +1,8 @@
 /**
  * `GET /dev/mail`: the development inbox (see dev-inbox.ts). JSON with `Accept: application/json`
- * or `?format=json`, a plain HTML page otherwise; `?to=<email>` keeps one recipient's mails and
- * `?limit=` caps the count. Outside development (or with a real mail driver) everything under
+ * or `?format=json`, a plain HTML page otherwise; `?to=<email>` keeps one recipient's mails,
+ * `?limit=` caps the count and `?wait=<seconds>` (at most 10) waits for a first matching mail, so
+ * a script can ask right after the request that queued it (delivery takes about a second). Outside development (or with a real mail driver) everything under
  * `/dev/` is a 404, as if it did not exist; it is not in the OpenAPI document either.
  */
 import type { MiddlewareHandler } from "hono";
@@ -13,6 +14,8 @@ import { escapeHtml } from "./mail.templates";
 
 export const DEV_PATH_PREFIX = "/dev";
 const DEFAULT_LIMIT = 20;
+const MAX_WAIT_SECONDS = 10;
+const POLL_MS = 200;
 const PAGE_CSP = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
 
 /** Hides every `/dev/*` path unless the development inbox is on; mount it before any route lookup. */
@@ -53,7 +56,15 @@ ${mails.length ? `<table><tr><th>sent</th><th>to</th><th>purpose</th><th>code</t
 export const devInboxRoutes = createRouter().get(`${DEV_PATH_PREFIX}/mail`, async (c) => {
   const requested = Number.parseInt(c.req.query("limit") ?? "", 10);
   const limit = Number.isFinite(requested) ? Math.min(Math.max(requested, 1), DEV_INBOX_MAX) : DEFAULT_LIMIT;
-  const mails = await KvDevInbox(c.env.CONFIG, c.var.deps.clock).latest({ limit, to: c.req.query("to") });
+  const wait = Math.min(Math.max(Number.parseFloat(c.req.query("wait") ?? "") || 0, 0), MAX_WAIT_SECONDS);
+  const inbox = KvDevInbox(c.env.CONFIG, c.var.deps.clock);
+  const query = { limit, to: c.req.query("to") };
+  let mails = await inbox.latest(query);
+  // Real time, not the injected clock: this waits for the queue consumer, another invocation.
+  for (const deadline = Date.now() + wait * 1000; mails.length === 0 && Date.now() < deadline; ) {
+    await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+    mails = await inbox.latest(query);
+  }
   c.header("Cache-Control", "no-store");
   if (wantsJson(c.req.query("format"), c.req.header("accept"))) return c.json({ items: mails }, 200);
   return c.html(renderPage(mails), 200, { "Content-Security-Policy": PAGE_CSP });

@@ -1,0 +1,111 @@
+/**
+ * Starts the real `npm run dev` (scripts/dev.mjs → `wrangler dev`, its proxy included) the way a
+ * developer does, on free ports and with its own temporary local state, and stops it again. The
+ * child runs in its own process group, so stopping it ends npm, node, wrangler and workerd alike
+ * — also when the test run itself dies (an exit hook kills the group).
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { appendFileSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+
+export const ROOT = resolve(import.meta.dirname, "../..");
+const READY_TIMEOUT_MS = 90_000;
+const STOP_TIMEOUT_MS = 10_000;
+
+/** What the e2e tests are given about the running server (see global-setup.ts). */
+export interface DevServerInfo {
+  url: string;
+  /** The `--persist-to` directory: the operator scripts take it too. */
+  stateDir: string;
+  /** The dev server's stdout and stderr, as it prints them. */
+  logFile: string;
+  /** A scratch directory for files the tests write (images, downloads). */
+  workDir: string;
+}
+
+export interface DevServer extends DevServerInfo {
+  output(): string;
+  stop(): Promise<void>;
+}
+
+/** A port nothing listens on right now (the OS picks it). */
+export async function freePort(): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const server = createServer();
+    server.unref();
+    server.on("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address();
+      const port = typeof address === "object" && address ? address.port : 0;
+      server.close(() => resolvePort(port));
+    });
+  });
+}
+
+function killGroup(child: ChildProcess, signal: NodeJS.Signals) {
+  if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
+  try {
+    process.kill(-child.pid, signal);
+  } catch {
+    // The group is already gone.
+  }
+}
+
+export async function startDevServer(): Promise<DevServer> {
+  const dir = mkdtempSync(join(tmpdir(), "latchkey-e2e-"));
+  const stateDir = join(dir, "state");
+  const workDir = join(dir, "work");
+  const logFile = join(dir, "dev-server.log");
+  mkdirSync(workDir);
+  const [port, inspectorPort] = [await freePort(), await freePort()];
+  const url = `http://127.0.0.1:${port}`;
+  const args = ["run", "dev", "--", "--ip", "127.0.0.1", "--port", String(port), "--inspector-port", String(inspectorPort)];
+  args.push("--persist-to", stateDir, "--show-interactive-dev-session=false");
+  const child = spawn("npm", args, {
+    cwd: ROOT,
+    detached: true, // its own process group, killed as a whole
+    stdio: ["ignore", "pipe", "pipe"],
+    env: { ...process.env, FORCE_COLOR: "0", NO_COLOR: "1" },
+  });
+  let output = "";
+  const collect = (chunk: Buffer) => {
+    const text = chunk.toString("utf8");
+    output += text;
+    appendFileSync(logFile, text);
+  };
+  child.stdout?.on("data", collect);
+  child.stderr?.on("data", collect);
+  const exited = new Promise<void>((done) => child.once("exit", () => done()));
+  const onExit = () => killGroup(child, "SIGKILL");
+  process.once("exit", onExit);
+
+  async function stop() {
+    process.removeListener("exit", onExit);
+    killGroup(child, "SIGTERM");
+    const timer = new Promise<void>((done) => setTimeout(done, STOP_TIMEOUT_MS).unref());
+    await Promise.race([exited, timer]);
+    killGroup(child, "SIGKILL");
+    rmSync(dir, { recursive: true, force: true });
+  }
+
+  try {
+    const deadline = Date.now() + READY_TIMEOUT_MS;
+    for (;;) {
+      if (child.exitCode !== null || child.signalCode !== null)
+        throw new Error(`npm run dev exited (${child.exitCode ?? child.signalCode})`);
+      if (Date.now() > deadline) throw new Error(`npm run dev was not ready within ${READY_TIMEOUT_MS / 1000} s`);
+      if (/Ready on http/.test(output)) {
+        const health = await fetch(`${url}/health`).catch(() => null);
+        if (health?.ok) break;
+      }
+      await new Promise((done) => setTimeout(done, 250));
+    }
+  } catch (error) {
+    const tail = output.split("\n").slice(-40).join("\n");
+    await stop();
+    throw new Error(`${(error as Error).message}; its output ended with:\n${tail}`);
+  }
+  return { url, stateDir, logFile, workDir, output: () => output, stop };
+}
