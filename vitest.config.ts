@@ -1,14 +1,8 @@
-import { resolve } from "node:path";
+// First: sets the environment wrangler reads when it loads (the import below loads it).
+import "./test/tooling-env.ts";
 import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-pool-workers";
 import { configDefaults, defineConfig } from "vitest/config";
 import { generateSigningJwk, randomSecret } from "./scripts/lib/keys.mjs";
-
-// Tests run offline: no telemetry, and no download of the `Request.cf` sample by miniflare.
-process.env.WRANGLER_SEND_METRICS = "false";
-process.env.CLOUDFLARE_CF_FETCH_ENABLED = "false";
-// Wrangler's debug logs (they hold the worker's output, development mail codes included) stay in
-// the project's git-ignored .wrangler/logs, as under `npm run dev`.
-process.env.WRANGLER_LOG_PATH ||= resolve(".wrangler/logs");
 
 /**
  * Tests run inside workerd with the bindings declared in wrangler.toml (local D1, KV, R2,

@@ -44,12 +44,14 @@ export async function freePort(): Promise<number> {
   });
 }
 
-function killGroup(child: ChildProcess, signal: NodeJS.Signals) {
-  if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
+/** Signals the child's whole process group (npm, node, wrangler, workerd); false once none is left. */
+function killGroup(child: ChildProcess, signal: NodeJS.Signals | 0): boolean {
+  if (child.pid === undefined) return false;
   try {
     process.kill(-child.pid, signal);
+    return true;
   } catch {
-    // The group is already gone.
+    return false; // ESRCH: the group is gone
   }
 }
 
@@ -77,15 +79,23 @@ export async function startDevServer(): Promise<DevServer> {
   };
   child.stdout?.on("data", collect);
   child.stderr?.on("data", collect);
-  const exited = new Promise<void>((done) => child.once("exit", () => done()));
+  // If the test run ends without teardown (a crash, Ctrl-C), the group must not outlive it.
   const onExit = () => killGroup(child, "SIGKILL");
+  const onSignal = (signal: NodeJS.Signals) => {
+    killGroup(child, "SIGKILL");
+    if (process.listenerCount(signal) === 0) process.kill(process.pid, signal);
+  };
   process.once("exit", onExit);
+  for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.once(signal, onSignal);
 
   async function stop() {
     process.removeListener("exit", onExit);
+    for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.removeListener(signal, onSignal);
     killGroup(child, "SIGTERM");
-    const timer = new Promise<void>((done) => setTimeout(done, STOP_TIMEOUT_MS).unref());
-    await Promise.race([exited, timer]);
+    // wrangler stops workerd on SIGTERM; whatever is left after the grace period is killed.
+    for (const deadline = Date.now() + STOP_TIMEOUT_MS; killGroup(child, 0) && Date.now() < deadline; ) {
+      await new Promise((done) => setTimeout(done, 100));
+    }
     killGroup(child, "SIGKILL");
     rmSync(dir, { recursive: true, force: true });
   }
