@@ -83,6 +83,7 @@ export async function startDevServer(): Promise<DevServer> {
   const onExit = () => killGroup(child, "SIGKILL");
   const onSignal = (signal: NodeJS.Signals) => {
     killGroup(child, "SIGKILL");
+    rmSync(dir, { recursive: true, force: true });
     if (process.listenerCount(signal) === 0) process.kill(process.pid, signal);
   };
   process.once("exit", onExit);
