@@ -63,6 +63,13 @@ describe("the development inbox (GET /dev/mail)", () => {
     expect(one.json.items).toHaveLength(1);
   });
 
+  it("waits up to ?wait seconds for a first matching mail", async () => {
+    const started = Date.now();
+    const none = await h.call("GET", `/dev/mail?format=json&wait=1&to=${unique("nobody")}@example.com`, undefined, { env: devEnv });
+    expect(none.json.items).toEqual([]);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(900);
+  });
+
   it("keeps each mail in KV for a limited time only", async () => {
     vi.spyOn(console, "log").mockImplementation(() => {});
     const put = vi.spyOn(env.CONFIG, "put");

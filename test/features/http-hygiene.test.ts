@@ -319,6 +319,15 @@ describe("unknown routes, methods and failures", () => {
     }
   });
 
+  it("answers HEAD wherever GET is answered", async () => {
+    const res = await h.call("HEAD", "/health");
+    expect(res.status).toBe(200);
+    expect(res.text).toBe("");
+    const post = await h.call("HEAD", LOGIN);
+    expect(post.status).toBe(405);
+    expect(post.headers.get("allow")).toBe("POST");
+  });
+
   it("checks the method before the body: a wrong method with a text body is 405, not 415", async () => {
     const res = await h.call("PUT", LOGIN, undefined, { raw: "hello", headers: { "content-type": "text/plain" } });
     expectProblem(res, 405, "method_not_allowed");
