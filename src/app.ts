@@ -9,6 +9,7 @@ import { activityRoutes } from "./features/activity/activity.routes";
 import { adminRoutes } from "./features/admin/admin.routes";
 import { authRoutes } from "./features/auth/auth.routes";
 import { exportRoutes } from "./features/export/export.routes";
+import { DEV_PATH_PREFIX, devInboxRoutes, devOnly } from "./features/mail/dev-inbox.routes";
 import { meRoutes } from "./features/me/me.routes";
 import { metaRoutes } from "./features/meta/meta.routes";
 import { otpRoutes } from "./features/otp/otp.routes";
@@ -21,6 +22,7 @@ import { createRouter } from "./lib/openapi";
 import { jsonBody } from "./middleware/body";
 import { requestContext } from "./middleware/context";
 import { requireSetup, setupError } from "./middleware/readiness";
+import { methodNotAllowed, RouteTable } from "./middleware/routes";
 import { securityHeaders } from "./middleware/security-headers";
 
 export const API_BASE = "/api/v1";
@@ -59,9 +61,15 @@ function toAppError(error: unknown): AppError {
 export function createApp(options: { clock?: Clock; configCacheMs?: number } = {}) {
   const clock = options.clock ?? systemClock;
   const config = ConfigCache({ clock, ttlMs: options.configCacheMs });
-  const json = jsonBody();
-
   const app = createRouter();
+  // Built on first use, when every route below is registered.
+  let table: RouteTable | undefined;
+  const routeTable = () => {
+    table ??= RouteTable(app.routes, app.openAPIRegistry.definitions);
+    return table;
+  };
+  const json = jsonBody({ requiresBody: (c) => routeTable().requiresJsonBody(c.req.method, c.req.path) });
+
   app.use(securityHeaders());
   app.use(
     cors({
@@ -73,6 +81,8 @@ export function createApp(options: { clock?: Clock; configCacheMs?: number } = {
     }),
   );
   app.use(requestContext({ clock, config }));
+  app.use(`${DEV_PATH_PREFIX}/*`, devOnly());
+  app.use(methodNotAllowed(routeTable));
   app.use(`${API_BASE}/*`, requireSetup());
   app.use("/.well-known/*", requireSetup());
   app.use("/health", requireSetup({ database: true }));
@@ -106,7 +116,8 @@ export function createApp(options: { clock?: Clock; configCacheMs?: number } = {
     .route(API_BASE, statusesRoutes)
     .route(API_BASE, activityRoutes)
     .route(API_BASE, sessionsRoutes)
-    .route(API_BASE, exportRoutes);
+    .route(API_BASE, exportRoutes)
+    .route("/", devInboxRoutes);
   return routes;
 }
 
