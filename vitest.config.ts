@@ -1,16 +1,18 @@
+// First: sets the environment wrangler reads when it loads (the import below loads it).
+import "./test/tooling-env.ts";
 import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-pool-workers";
 import { configDefaults, defineConfig } from "vitest/config";
 import { generateSigningJwk, randomSecret } from "./scripts/lib/keys.mjs";
-
-// Tests run offline: no telemetry, and no download of the `Request.cf` sample by miniflare.
-process.env.WRANGLER_SEND_METRICS = "false";
-process.env.CLOUDFLARE_CF_FETCH_ENABLED = "false";
 
 /**
  * Tests run inside workerd with the bindings declared in wrangler.toml (local D1, KV, R2,
  * Queues). Secrets that .dev.vars would hold are generated fresh for each run; the migrations
  * in migrations/ are handed to test/setup.ts, which applies them. A second project runs the
- * operator scripts' tests (test/scripts/) in plain Node.
+ * operator scripts' tests (test/scripts/) in plain Node; a third (test/e2e/) drives the real
+ * `npm run dev` server over HTTP with fetch and curl.
+ *
+ * Output: a passing test's console output is dropped (`silent: "passed-only"`), so expected
+ * errors and development mail lines do not bury the results; a failing test still shows its logs.
  */
 export default defineConfig(async () => {
   const migrations = await readD1Migrations("./migrations");
@@ -48,13 +50,16 @@ export default defineConfig(async () => {
       hookTimeout: 120_000,
     },
   };
-  // What a client sees through the real dev server (`scripts/dev.mjs`, i.e. `wrangler dev`): each
-  // file starts its own server on free ports with its own temporary state (test/e2e/dev-server.ts).
+  // What a client sees through the real dev server (`npm run dev`, i.e. `wrangler dev`): one server
+  // (global-setup.ts) for the files that share it; files that need their own start one
+  // (test/e2e/dev-server.ts). Each on free ports with its own temporary state.
   const e2e = {
     test: {
       name: "e2e",
       include: ["test/e2e/**/*.test.ts"],
       environment: "node",
+      globalSetup: ["./test/e2e/global-setup.ts"],
+      fileParallelism: false,
       testTimeout: 60_000,
       hookTimeout: 120_000,
     },
@@ -68,5 +73,5 @@ export default defineConfig(async () => {
       testTimeout: 30_000,
     },
   };
-  return { test: { projects: [workers, scripts, e2e, storeLibsql] } };
+  return { test: { projects: [workers, scripts, e2e, storeLibsql], silent: "passed-only" as const } };
 });

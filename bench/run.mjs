@@ -10,7 +10,9 @@
 //
 //   npm run bench -- [--duration S] [--connections N] [--rounds N] [--users N] [--only a,b] [--hash]
 //
-// --hash runs only the hashing/signing micro-benchmark (it also runs at the end of a full run).
+// --only picks endpoints by a word of their name (me, refresh, login, profiles, statuses, avatar,
+// health) and seeds only what those need. The hashing/signing table runs at the end of a full
+// run, with --only only when --hash is given too; --hash alone runs nothing else.
 import { execFileSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
@@ -21,6 +23,8 @@ import autocannon from "autocannon";
 import { importJWK, SignJWT } from "jose";
 import { Miniflare } from "miniflare";
 import { generateSigningJwk, randomSecret } from "../scripts/lib/keys.mjs";
+import { offlineEnv } from "../scripts/lib/offline.mjs";
+import { measureEnumeration } from "./lib/enumeration.mjs";
 import { applyMigrations, BENCH_PASSWORD, mintRefreshTokens, seed, userEmail, userId } from "./lib/seed.mjs";
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
@@ -46,7 +50,7 @@ const log = (line) => console.log(`[bench ${((Date.now() - started) / 1000).toFi
 // Build: the same command as production (and the CI bundle budget), into a temp dir.
 
 const tmp = mkdtempSync(join(os.tmpdir(), "latchkey-bench-"));
-const wranglerEnv = { ...process.env, WRANGLER_LOG_PATH: join(tmp, "wrangler-logs"), WRANGLER_SEND_METRICS: "false" };
+const wranglerEnv = { ...offlineEnv(), WRANGLER_LOG_PATH: join(tmp, "wrangler-logs") };
 
 function build(name, configPath) {
   const outdir = join(tmp, name);
@@ -83,6 +87,7 @@ const shared = {
 };
 const workerdLog = [];
 const mf = new Miniflare({
+  cf: false, // the built-in Request.cf placeholder, not a download from workers.cloudflare.com
   host: "127.0.0.1",
   port: 0,
   d1Persist: join(tmp, "d1"),
@@ -292,31 +297,72 @@ const machine = {
   load_average_at_start: os.loadavg().map((x) => round(x, 2)),
 };
 
+/** The endpoints --only picks (all without it): a word of the name, e.g. "me" or "avatar". */
+const picked = (name) => !args.only || args.only.split(",").some((word) => name.includes(word.trim()));
+
+/**
+ * What each endpoint needs seeded. Users come with their profiles (every account has one); the
+ * shared argon2id hash costs a request to the floor, avatars an R2 put each, statuses 20,000 rows.
+ */
+const NEEDS = {
+  "GET /health": [],
+  "GET /api/v1/me": ["users", "sessions"],
+  "POST /api/v1/auth/refresh": ["users"],
+  "POST /api/v1/auth/login": ["users", "password"],
+  "GET /api/v1/profiles": ["users"],
+  "GET /api/v1/statuses": ["users", "statuses"],
+  "GET /api/v1/profiles/{id}/avatar": ["users", "avatars"],
+  // Not an endpoint against a floor: existing vs unknown addresses on the four code endpoints.
+  enumeration: ["users"],
+};
+
+/** A progress line: rewritten in place on a terminal, one line each when piped or logged. */
+function progressLine(text) {
+  if (process.stdout.isTTY) process.stdout.write(`\r${text}`);
+  else process.stdout.write(`${text}\n`);
+}
+
 async function runEndpoints() {
   const db = await mf.getD1Database("DB", "latchkey");
   const bucket = await mf.getR2Bucket("AVATARS", "latchkey");
   await applyMigrations(db, join(ROOT, "migrations"));
-  const hashRes = await fetch(`${FLOOR}/setup/password-hash`, { method: "POST", body: JSON.stringify({ password: BENCH_PASSWORD }) });
-  const { hash } = await hashRes.json();
-  const t0 = Date.now();
-  const { avatars, avatarBytes } = await seed({
-    db,
-    bucket,
-    users: USERS,
-    passwordHash: hash,
-    progress: (done, total) => process.stdout.write(`\r[bench] seeding users, profiles, statuses, avatars: ${done}/${total}`),
-  });
-  process.stdout.write("\n");
-  log(
-    `seeded ${USERS} users, ${USERS} profiles, ${USERS * 2} statuses, ${avatars.length} avatars (${avatarBytes} B) in ${Date.now() - t0} ms`,
-  );
+  const needs = new Set(Object.entries(NEEDS).flatMap(([name, list]) => (picked(name) ? list : [])));
+  let avatars = [];
+  if (needs.has("users")) {
+    // Only login verifies the password; otherwise a placeholder no password matches will do.
+    let hash = "$bench$no-password";
+    if (needs.has("password")) {
+      const hashRes = await fetch(`${FLOOR}/setup/password-hash`, { method: "POST", body: JSON.stringify({ password: BENCH_PASSWORD }) });
+      ({ hash } = await hashRes.json());
+    }
+    const statusesPerUser = needs.has("statuses") ? 2 : 0;
+    const avatarEvery = needs.has("avatars") ? 50 : 0;
+    const what = ["users", "profiles", statusesPerUser && "statuses", avatarEvery && "avatars"].filter(Boolean).join(", ");
+    const t0 = Date.now();
+    const seeded = await seed({
+      db,
+      bucket,
+      users: USERS,
+      passwordHash: hash,
+      statusesPerUser,
+      avatarEvery,
+      progress: (done, total) => progressLine(`[bench] seeding ${what}: ${done}/${total}`),
+    });
+    if (process.stdout.isTTY) process.stdout.write("\n");
+    avatars = seeded.avatars;
+    log(
+      `seeded ${USERS} users, ${USERS} profiles, ${USERS * statusesPerUser} statuses, ${avatars.length} avatars (${avatars.length ? seeded.avatarBytes : 0} B each) in ${Date.now() - t0} ms`,
+    );
+  } else {
+    log("nothing to seed for the chosen endpoints");
+  }
 
   // Access tokens signed here with the worker's key, valid for the whole run (the worker's own
   // would expire after access_token_ttl, 30 s by default).
   const key = await importJWK(signingJwk, "EdDSA");
   const iat = Math.floor(Date.now() / 1000);
   const accessTokens = [];
-  for (let i = 0; i < 500; i++) {
+  for (let i = 0; i < (needs.has("sessions") ? 500 : 0); i++) {
     accessTokens.push(
       await new SignJWT({ jti: `bench-${i}`, sid: `bench-session-${i}` })
         .setProtectedHeader({ alg: "EdDSA", typ: "at+jwt", kid: signingJwk.kid })
@@ -330,15 +376,16 @@ async function runEndpoints() {
   }
   // Each token's sign-in must be live (requireUser checks that its refresh-token family still
   // has an unrevoked token), so give every bench session one stored refresh token.
-  await db.batch(
-    accessTokens.map((_, i) =>
-      db
-        .prepare(
-          "INSERT INTO refresh_tokens (id, user_id, family_id, parent_id, token_hash, created_at, expires_at) VALUES (?, ?, ?, NULL, ?, ?, ?)",
-        )
-        .bind(`bench-session-token-${i}`, userId(i), `bench-session-${i}`, `bench-session-hash-${i}`, iat * 1000, (iat + 86_400) * 1000),
-    ),
-  );
+  if (accessTokens.length > 0)
+    await db.batch(
+      accessTokens.map((_, i) =>
+        db
+          .prepare(
+            "INSERT INTO refresh_tokens (id, user_id, family_id, parent_id, token_hash, created_at, expires_at) VALUES (?, ?, ?, NULL, ?, ?, ?)",
+          )
+          .bind(`bench-session-token-${i}`, userId(i), `bench-session-${i}`, `bench-session-hash-${i}`, iat * 1000, (iat + 86_400) * 1000),
+      ),
+    );
   let n = 0;
   const cycle = (list) => list[n++ % list.length];
   let loginUser = 0;
@@ -395,7 +442,7 @@ async function runEndpoints() {
       floor: () => load(FLOOR, () => ({ method: "GET", path: `/avatar?key=${encodeURIComponent(cycle(avatars).key)}` })),
       probe: { method: "GET", path: avatars[0] ? avatarPath(avatars[0]) : "/api/v1/profiles/none/avatar" },
     },
-  ].filter((e) => !args.only || args.only.split(",").some((word) => e.name.includes(word)));
+  ].filter((e) => picked(e.name));
 
   const rows = [];
   for (const endpoint of endpoints) {
@@ -424,11 +471,18 @@ async function runEndpoints() {
     rows.push(summarize(endpoint.name, appRuns, floorRuns));
   }
 
-  const hashing = await primitives();
+  let enumeration = [];
+  if (picked("enumeration")) {
+    log("enumeration: 40 alternating requests per code endpoint, existing vs unknown address");
+    enumeration = await measureEnumeration({ origin: APP, knownEmail: (i) => userEmail(i % USERS), nextIp, pairs: 40 });
+  }
+  // The hashing table takes a minute: part of a full run, and of an --only run when asked.
+  const hashing = !args.only || args.hash ? await primitives() : [];
   writeResults({
     machine,
     settings: { duration_s: DURATION, connections: CONNECTIONS, login_connections: LOGIN_CONNECTIONS, rounds: ROUNDS, users: USERS },
     endpoints: rows,
+    enumeration,
     hashing,
   });
   const bad = rows.filter((r) => r.status === "errors");
@@ -507,6 +561,15 @@ function writeResults(results) {
         );
     }
   }
+  if (results.enumeration?.length) {
+    console.log("\n| code endpoint | statuses | existing p50 µs | unknown p50 µs | gap µs | noise µs | within noise |");
+    console.log("|---|---|---:|---:|---:|---:|---|");
+    for (const e of results.enumeration) {
+      console.log(
+        `| ${e.endpoint} | ${e.statuses.join(" ")} | ${e.knownUs} | ${e.unknownUs} | ${e.gapUs} | ${e.noiseUs} | ${e.withinNoise ? "yes" : "no"} |`,
+      );
+    }
+  }
   if (results.hashing?.length) {
     console.log("\n| primitive (in workerd) | per op, wall ms | per op, CPU ms | memory |");
     console.log("|---|---:|---:|---|");
@@ -520,7 +583,7 @@ function writeResults(results) {
 
 try {
   log(`machine: ${machine.cpu}, ${machine.cores} cores, node ${machine.node}, load average ${machine.load_average_at_start.join(" ")}`);
-  if (args.hash) {
+  if (args.hash && !args.only) {
     const hashing = await primitives();
     writeResults({ machine, hashing, endpoints: [] });
   } else {

@@ -5,10 +5,14 @@ import { mkdtempSync, readdirSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { gzipSync } from "node:zlib";
+import { offlineEnv } from "./lib/offline.mjs";
 
 const BUDGET_BYTES = 200 * 1024;
 const outdir = mkdtempSync(join(tmpdir(), "latchkey-bundle-"));
-execFileSync("npx", ["wrangler", "deploy", "--dry-run", "--minify", "--outdir", outdir], { stdio: ["ignore", "ignore", "inherit"] });
+execFileSync("npx", ["wrangler", "deploy", "--dry-run", "--minify", "--outdir", outdir], {
+  stdio: ["ignore", "ignore", "inherit"],
+  env: offlineEnv(),
+});
 let total = 0;
 for (const file of readdirSync(outdir)) {
   if (file.endsWith(".map") || file.endsWith(".md")) continue;

@@ -10,10 +10,13 @@
 // Cloudflare secrets cannot be read back, so for production keep the production set in its own
 // file readable only by you (chmod 600), rotate that file with --file, and pipe it to wrangler
 // with `print`. Private keys are never written to a terminal: `print` refuses unless piped.
-import { chmodSync, existsSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync } from "node:fs";
+import { basename, dirname } from "node:path";
 import { parseArgs } from "node:util";
 import { CliError, runCli } from "./lib/cli.mjs";
 import { generateSigningJwk, readDevVars, writeDevVars } from "./lib/keys.mjs";
+
+const DEV_VARS = ".dev.vars";
 
 const USAGE = `usage: npm run keys:rotate [-- --file <vars file>]
        npm run keys:retire -- <kid> [--file <vars file>]
@@ -33,6 +36,9 @@ function readKeys(file) {
 }
 
 function writeKeys(file, vars, keys) {
+  // A new production set usually goes in a new folder (~/.latchkey): only its owner may enter it.
+  // mkdirSync's mode applies only to folders it creates; an existing folder is left as it is.
+  mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
   writeDevVars(file, { ...vars, JWT_KEYS: JSON.stringify({ keys }) });
   chmodSync(file, 0o600); // writeFileSync's mode applies only when it creates the file
 }
@@ -43,19 +49,28 @@ function printKeyList(keys) {
   });
 }
 
-function printProductionStep(file) {
-  const print = `node scripts/keys.mjs print${file === ".dev.vars" ? "" : ` --file ${file}`}`;
-  console.log(`\nProduction: keep the production set in its own 0600 file and rotate it with --file <that file>, then:
-  ${print} | npx wrangler secret put JWT_KEYS
-  (the secret applies to the deployed worker at once; nothing needs redeploying)
-Locally: restart \`npm run dev\` to load the changed .dev.vars.`);
+/**
+ * The step after a change. The development set (.dev.vars) is only loaded by `npm run dev`, and
+ * must never be uploaded: printing an upload command for it would invite pushing development
+ * keys to production. Any file named .dev.vars counts as development (wrangler dev's name for
+ * it); a set kept in its own file (--file) is the one that gets uploaded.
+ */
+function printNextStep(file) {
+  if (basename(file) === DEV_VARS) {
+    console.log(`\nNext: restart \`npm run dev\` to load the changed ${DEV_VARS}.
+(For production, keep the production set in its own 0600 file and pass it with --file <that file>.)`);
+    return;
+  }
+  console.log(`\nNext: upload the set to the deployed worker (private keys go through the pipe, never to the terminal):
+  node scripts/keys.mjs print --file ${file} | npx wrangler secret put JWT_KEYS
+(the secret applies to the deployed worker at once; nothing needs redeploying)`);
 }
 
 await runCli(async () => {
   const { values, positionals } = (() => {
     try {
       return parseArgs({
-        options: { file: { type: "string", default: ".dev.vars" }, help: { type: "boolean", short: "h" } },
+        options: { file: { type: "string", default: DEV_VARS }, help: { type: "boolean", short: "h" } },
         allowPositionals: true,
       });
     } catch (error) {
@@ -77,9 +92,9 @@ await runCli(async () => {
     printKeyList(keys);
     if (keys.length > 1) {
       console.log("\nRetire the previous key once every token it signed has expired (one access_token_ttl):");
-      console.log(`  npm run keys:retire -- ${keys[keys.length - 2].kid}${file === ".dev.vars" ? "" : ` --file ${file}`}`);
+      console.log(`  npm run keys:retire -- ${keys[keys.length - 2].kid}${file === DEV_VARS ? "" : ` --file ${file}`}`);
     }
-    printProductionStep(file);
+    printNextStep(file);
     return;
   }
 
@@ -97,7 +112,7 @@ await runCli(async () => {
     writeKeys(file, vars, keys);
     console.log(`Removed key ${kid} from ${file}; tokens it signed no longer verify. Keys now:`);
     printKeyList(keys);
-    printProductionStep(file);
+    printNextStep(file);
     return;
   }
 

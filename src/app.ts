@@ -9,6 +9,7 @@ import { activityRoutes } from "./features/activity/activity.routes";
 import { adminRoutes } from "./features/admin/admin.routes";
 import { authRoutes } from "./features/auth/auth.routes";
 import { exportRoutes } from "./features/export/export.routes";
+import { DEV_PATH_PREFIX, devInboxRoutes, devOnly } from "./features/mail/dev-inbox.routes";
 import { meRoutes } from "./features/me/me.routes";
 import { metaRoutes } from "./features/meta/meta.routes";
 import { otpRoutes } from "./features/otp/otp.routes";
@@ -21,6 +22,8 @@ import { createRouter } from "./lib/openapi";
 import { API_BASE } from "./lib/paths";
 import { jsonBody } from "./middleware/body";
 import { requestContext } from "./middleware/context";
+import { requireSetup, setupError } from "./middleware/readiness";
+import { methodNotAllowed, RouteTable } from "./middleware/routes";
 import { securityHeaders } from "./middleware/security-headers";
 import { BOOKMARK_HEADER } from "./store";
 
@@ -60,9 +63,15 @@ function toAppError(error: unknown): AppError {
 export function createApp(options: { clock?: Clock; configCacheMs?: number } = {}) {
   const clock = options.clock ?? systemClock;
   const config = ConfigCache({ clock, ttlMs: options.configCacheMs });
-  const json = jsonBody();
-
   const app = createRouter();
+  // Built on first use, when every route below is registered.
+  let table: RouteTable | undefined;
+  const routeTable = () => {
+    table ??= RouteTable(app.routes, app.openAPIRegistry.definitions);
+    return table;
+  };
+  const json = jsonBody({ requiresBody: (c) => routeTable().requiresJsonBody(c.req.method, c.req.path) });
+
   app.use(securityHeaders());
   app.use(
     cors({
@@ -75,11 +84,17 @@ export function createApp(options: { clock?: Clock; configCacheMs?: number } = {
     }),
   );
   app.use(requestContext({ clock, config }));
+  app.use(`${DEV_PATH_PREFIX}/*`, devOnly());
+  app.use(methodNotAllowed(routeTable));
+  app.use(`${API_BASE}/*`, requireSetup());
+  app.use("/.well-known/*", requireSetup());
+  app.use("/health", requireSetup({ database: true }));
   app.use(`${API_BASE}/*`, (c, next) => (NON_JSON_ROUTES.has(c.req.path) ? next() : json(c, next)));
 
   app.onError((error, c) => {
-    const appError = toAppError(error);
-    if (appError.status >= 500) console.error(`[error] ${c.req.method} ${c.req.path} ${loggableError(error)}`);
+    const notSetUp = setupError(error); // its cause is already logged, by name and once
+    const appError = notSetUp ?? toAppError(error);
+    if (appError.status >= 500 && !notSetUp) console.error(`[error] ${c.req.method} ${c.req.path} ${loggableError(error)}`);
     return problemResponse(appError);
   });
   app.notFound(() => problemResponse(new AppError("not_found", "No such route.")));
@@ -104,7 +119,8 @@ export function createApp(options: { clock?: Clock; configCacheMs?: number } = {
     .route(API_BASE, statusesRoutes)
     .route(API_BASE, activityRoutes)
     .route(API_BASE, sessionsRoutes)
-    .route(API_BASE, exportRoutes);
+    .route(API_BASE, exportRoutes)
+    .route("/", devInboxRoutes);
   return routes;
 }
 

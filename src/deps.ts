@@ -13,12 +13,15 @@ import type { Clock } from "./lib/clock";
 import {
   D1Db,
   D1Session,
+  D1SetupCheck,
   DrizzleStores,
   LibsqlDatabase,
+  LibsqlSetupCheck,
   NoSession,
   type ReplicaSession,
   type RequestMeta,
   type SessionStart,
+  type SetupCheck,
   type Stores,
 } from "./store";
 
@@ -54,6 +57,8 @@ export interface Deps extends Stores {
   meta: RequestMeta;
   /** The request's read-replication session: its bookmark goes back to the client (null: none). */
   replica: Pick<ReplicaSession, "bookmark">;
+  /** Whether the database is migrated (for the readiness check). */
+  setup: SetupCheck;
 }
 
 const NO_REQUEST: RequestMeta = { ip: null, userAgent: null };
@@ -80,6 +85,7 @@ export function createDeps(
   return {
     ...DrizzleStores(replica.db),
     replica,
+    setup: env.LIBSQL_URL ? LibsqlSetupCheck(LibsqlDatabase(env.LIBSQL_URL, env.LIBSQL_AUTH_TOKEN)) : D1SetupCheck(env.DB),
     clock: options.clock,
     config: () => options.config.get(env.CONFIG),
     invalidateConfig: () => options.config.invalidate(),

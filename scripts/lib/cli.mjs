@@ -4,6 +4,7 @@ import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { parseArgs } from "node:util";
+import { offlineEnv } from "./offline.mjs";
 
 /** An expected failure: printed as one line, exit code 1, no stack trace. */
 export class CliError extends Error {}
@@ -78,7 +79,7 @@ function wranglerOnce(args) {
     const child = spawn(process.execPath, [WRANGLER, ...args], {
       stdio: ["ignore", "pipe", "pipe"],
       // Non-interactive: never wait on a prompt the operator cannot see.
-      env: { ...process.env, CI: "true", WRANGLER_SEND_METRICS: "false" },
+      env: { ...offlineEnv(), CI: "true" },
     });
     let stdout = "";
     let stderr = "";

@@ -56,15 +56,18 @@ const STATUS_TEXT: Record<number, string> = {
   503: "A dependency is unavailable",
 };
 
-/** Problem responses for the given statuses (plus 500, which any route can answer). */
+/**
+ * Problem responses for the given statuses, plus 500 and 503, which any route can answer (503:
+ * a secret or the database migrations are missing; see middleware/readiness.ts).
+ */
 export function problems<const S extends number>(...statuses: S[]) {
-  const all = [...new Set([...statuses, 500])] as (S | 500)[];
+  const all = [...new Set([...statuses, 500, 503])] as (S | 500 | 503)[];
   return Object.fromEntries(
     all.map((status) => [
       status,
       { description: STATUS_TEXT[status] ?? "Error", content: { "application/problem+json": { schema: ProblemSchema } } },
     ]),
-  ) as { [K in S | 500]: { description: string; content: { "application/problem+json": { schema: typeof ProblemSchema } } } };
+  ) as { [K in S | 500 | 503]: { description: string; content: { "application/problem+json": { schema: typeof ProblemSchema } } } };
 }
 
 export function jsonContent<T extends z.ZodType>(schema: T, description: string) {

@@ -20,8 +20,9 @@ export const RATE_LIMITS = {
   registerPerIp: { limit: 20, windowMs: 60 * 60_000 },
   refreshPerIp: { limit: 600, windowMs: 60_000 },
   otpPerIp: { limit: 30, windowMs: 60 * 60_000 },
-  /** Codes mailed to one address, whatever their purpose (registration and email change included). */
+  /** Codes mailed to one address for one purpose (subject `purpose:address`, see `mailSubjects`). */
   otpPerEmailMinute: { limit: 1, windowMs: 60_000 },
+  /** Codes mailed to one address, whatever their purpose (registration and email change included). */
   otpPerEmailHour: { limit: 5, windowMs: 60 * 60_000 },
   /** Wrong codes per address over a day; the limit itself is KV `otp_max_failures_per_day`. */
   otpFailuresPerDay: { limit: 20, windowMs: 24 * 60 * 60_000 },
@@ -31,6 +32,15 @@ export type RateLimitName = keyof typeof RATE_LIMITS;
 
 export function rateLimitKey(name: RateLimitName, subject: string): string {
   return `${name}:${subject}`;
+}
+
+/**
+ * The subjects of the two mail counters for a code to `address`: one code a minute per purpose
+ * (a registration's activation code does not hold back a sign-in code asked for right after),
+ * and a few an hour per address whatever the purpose, which bounds what one address receives.
+ */
+export function mailSubjects(address: string, purpose: string): { minute: string; hour: string } {
+  return { minute: `${purpose}:${address}`, hour: address };
 }
 
 export interface RateLimitRow {

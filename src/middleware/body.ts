@@ -1,25 +1,73 @@
-import type { MiddlewareHandler } from "hono";
+import type { Context, MiddlewareHandler } from "hono";
 import { discardRest } from "../lib/drain";
 import { AppError } from "../lib/errors";
 
 /** JSON bodies are small; this bounds parsing and hashing work before any handler runs. */
 export const JSON_BODY_MAX_BYTES = 64 * 1024;
 
-function hasBody(req: Request): boolean {
-  if (req.method === "GET" || req.method === "HEAD" || req.method === "OPTIONS") return false;
+/**
+ * Whether the request carries any body bytes, and the request to read them from afterwards.
+ * Content-Length decides when it is there without Transfer-Encoding (RFC 9112 §6.3). Otherwise
+ * only the stream can tell: `wrangler dev` and browsers' fetch hand a body-less POST or DELETE
+ * to the worker as an empty stream without Content-Length, and a chunked body may be nothing but
+ * its last chunk (RFC 9112 §7.1). So the stream is read up to its first non-empty chunk, which is
+ * put back in front of the rest for whoever reads the body next.
+ */
+export async function peekBody(req: Request): Promise<{ present: boolean; request: Request }> {
+  if (req.method === "GET" || req.method === "HEAD" || req.body === null) return { present: false, request: req };
   const length = req.headers.get("content-length");
-  return req.headers.has("transfer-encoding") || (length !== null && length !== "0") || req.body !== null;
+  if (length !== null && !req.headers.has("transfer-encoding")) return { present: length.trim() !== "0", request: req };
+  const reader = req.body.getReader();
+  let first: Uint8Array | undefined;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    if (value && value.byteLength > 0) {
+      first = value;
+      break;
+    }
+  }
+  if (!first) return { present: false, request: new Request(req, { body: null }) };
+  const head = first;
+  const body = new ReadableStream<Uint8Array>({
+    start(controller) {
+      controller.enqueue(head);
+    },
+    async pull(controller) {
+      const { done, value } = await reader.read();
+      if (done) controller.close();
+      else controller.enqueue(value);
+    },
+    cancel(reason) {
+      return reader.cancel(reason);
+    },
+  });
+  return { present: true, request: new Request(req, { body }) };
+}
+
+/** The 400 for an operation that declares a body and got no bytes. */
+function bodyRequired(): AppError {
+  const message = "is required: send the request's fields as a JSON object";
+  return new AppError("validation_failed", `body: ${message}`, { errors: [{ path: "body", message }] });
 }
 
 /**
- * For JSON routes: a body must be `application/json` (415 otherwise) and at most 64 KiB.
- * drainingBodyLimit counts the bytes as they stream, so a chunked body without Content-Length
- * is cut off too. A route that takes another media type (avatar upload) is mounted without this.
+ * For JSON routes: a request with no body bytes needs no content type, unless its operation
+ * requires a body (`requiresBody`), which answers 400 naming the body. A body must be
+ * `application/json` (415 otherwise) and at most 64 KiB. drainingBodyLimit counts the bytes as
+ * they stream, so a chunked body without Content-Length is cut off too. A route that takes
+ * another media type (avatar upload) is mounted without this.
  */
-export function jsonBody(maxBytes = JSON_BODY_MAX_BYTES): MiddlewareHandler {
+export function jsonBody(options: { maxBytes?: number; requiresBody?: (c: Context) => boolean } = {}): MiddlewareHandler {
+  const maxBytes = options.maxBytes ?? JSON_BODY_MAX_BYTES;
   const limit = drainingBodyLimit(maxBytes, () => new AppError("payload_too_large", `The body must be at most ${maxBytes} bytes.`));
   return async function jsonBody(c, next) {
-    if (!hasBody(c.req.raw)) return next();
+    const { present, request } = await peekBody(c.req.raw);
+    c.req.raw = request;
+    if (!present) {
+      if (options.requiresBody?.(c)) throw bodyRequired();
+      return next();
+    }
     const type = c.req.header("content-type")?.split(";")[0]?.trim().toLowerCase();
     if (type !== "application/json") {
       throw new AppError("unsupported_media_type", "Send the body as application/json.");

@@ -10,7 +10,7 @@
  * either driver. So the statements after it run only for the request that spends the code.
  */
 import { and, desc, eq, getTableColumns, gt, gte, inArray, isNull, lte, type SQL, sql } from "drizzle-orm";
-import { RATE_LIMITS, rateLimitKey } from "../lib/rate-limit";
+import { mailSubjects, RATE_LIMITS, rateLimitKey } from "../lib/rate-limit";
 import { affectedRows, type Db, type Query, runBatch, runOne, StoreError } from "./driver";
 import { otpCodes, rateLimits, refreshTokens, users } from "./schema";
 import {
@@ -57,8 +57,8 @@ export type SpendEntry = ActivityRecord;
 export interface CodeStore {
   /**
    * Stores a code for the live account that owns `code.sentTo` (not yet verified, for
-   * `verify_email`) when every limit allows it: the per-IP counter, the address's per-minute and
-   * per-hour counters (the hour counts only requests the minute let through), the superseding of
+   * `verify_email`) when every limit allows it: the per-IP counter, the address's per-minute (per
+   * purpose) and per-hour counters (the hour counts only requests the minute let through), the superseding of
    * older codes, the code and its `otp_requested` entry. One batch; returns the IP's and the
    * hour's counters.
    */
@@ -136,7 +136,12 @@ export function DrizzleCodeStore(db: Db): CodeStore {
       const { purpose } = code;
       const within = (name: "otpPerIp" | "otpPerEmailMinute" | "otpPerEmailHour", subject: string) =>
         sql`${currentCount(name, subject, now)} <= ${RATE_LIMITS[name].limit}`;
-      const allowed = and(within("otpPerIp", ip), within("otpPerEmailMinute", email), within("otpPerEmailHour", email)) as SQL;
+      const subjects = mailSubjects(email, purpose);
+      const allowed = and(
+        within("otpPerIp", ip),
+        within("otpPerEmailMinute", subjects.minute),
+        within("otpPerEmailHour", subjects.hour),
+      ) as SQL;
       const owner = db
         .select({ id: users.id })
         .from(users)
@@ -153,9 +158,9 @@ export function DrizzleCodeStore(db: Db): CodeStore {
 
       const [ipRows, , hourRows] = (await runBatch(db, [
         countHit(db, "otpPerIp", ip, now),
-        countHit(db, "otpPerEmailMinute", email, now),
+        countHit(db, "otpPerEmailMinute", subjects.minute, now),
         // Counted only when the minute window let the request through.
-        countHit(db, "otpPerEmailHour", email, now, within("otpPerEmailMinute", email)),
+        countHit(db, "otpPerEmailHour", subjects.hour, now, within("otpPerEmailMinute", subjects.minute)),
         supersedeCodes(db, ownerId, purpose, now, allowed),
         db.insert(otpCodes).select(sql`SELECT ${sql.join(columns, sql`, `)} FROM ${users} WHERE ${users.id} = ${ownerId} AND ${allowed}`),
         activityInsertSelect(

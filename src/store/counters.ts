@@ -7,16 +7,16 @@ import { inArray, lte } from "drizzle-orm";
 import type { RateLimitName } from "../lib/rate-limit";
 import { affectedRows, type Db, runBatch, runOne } from "./driver";
 import { rateLimits } from "./schema";
-import { countHit } from "./statements";
-import type { Counter } from "./types";
+import { countHit, countMailToAddress } from "./statements";
+import type { Counter, OtpPurpose } from "./types";
 
 export interface CounterStore {
   /** Counts one hit on `name:subject` and returns the counter. */
   hit(name: RateLimitName, subject: string, nowMs: number): Promise<Counter | undefined>;
   /** Reserves one password check on the IP's and the account's failure counters, in one round trip. */
   reservePasswordCheck(userId: string, ip: string, nowMs: number): Promise<{ ip?: Counter; account?: Counter }>;
-  /** Reserves one mail to `address` on its per-minute and per-hour counters, in one round trip. */
-  reserveMailTo(address: string, nowMs: number): Promise<{ minute?: Counter; hour?: Counter }>;
+  /** Reserves one `purpose` mail to `address` on its per-minute and per-hour counters, in one round trip. */
+  reserveMailTo(address: string, purpose: OtpPurpose, nowMs: number): Promise<{ minute?: Counter; hour?: Counter }>;
   /** Deletes up to `limit` counters whose window has ended; returns how many. */
   purgeEnded(nowMs: number, limit: number): Promise<number>;
 }
@@ -36,11 +36,8 @@ export function DrizzleCounterStore(db: Db): CounterStore {
       return { ip: ipRows[0], account: accountRows[0] };
     },
 
-    async reserveMailTo(address, nowMs) {
-      const [minute, hour] = (await runBatch(db, [
-        countHit(db, "otpPerEmailMinute", address, nowMs),
-        countHit(db, "otpPerEmailHour", address, nowMs),
-      ])) as [Counter[], Counter[]];
+    async reserveMailTo(address, purpose, nowMs) {
+      const [minute, hour] = (await runBatch(db, countMailToAddress(db, address, purpose, nowMs))) as [Counter[], Counter[]];
       return { minute: minute[0], hour: hour[0] };
     },
 

@@ -61,6 +61,7 @@ export {
   type SessionStart,
   sessionStartFor,
 } from "./replica";
+export { D1SetupCheck, LibsqlSetupCheck, type SetupCheck } from "./setup";
 export type { StatusRow, StatusStore } from "./statuses";
 export type { SessionRow, TokenStore } from "./tokens";
 export * from "./types";

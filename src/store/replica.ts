@@ -63,6 +63,8 @@ export interface ReplicaSession {
 
 /** A D1 session starting at `bookmark` when the client sent a valid one, else at `start`. */
 export function D1Session(binding: D1Database, start: SessionStart, bookmark: string | null): ReplicaSession {
+  // A binding without the Sessions API (a stand-in in tests, an old compatibility date) reads the primary.
+  if (typeof binding.withSession !== "function") return NoSession(D1Db(binding));
   let session: D1DatabaseSession;
   try {
     session = binding.withSession(bookmark ?? start);

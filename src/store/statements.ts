@@ -7,7 +7,7 @@
 import { and, eq, getTableColumns, gt, isNull, lt, or, type SQL, sql } from "drizzle-orm";
 import type { SQLiteColumn } from "drizzle-orm/sqlite-core";
 import { randomId } from "../lib/crypto";
-import { RATE_LIMITS, type RateLimitName, rateLimitKey } from "../lib/rate-limit";
+import { mailSubjects, RATE_LIMITS, type RateLimitName, rateLimitKey } from "../lib/rate-limit";
 import type { Db } from "./driver";
 import { activity, adminAudit, otpCodes, rateLimits, refreshTokens, users } from "./schema";
 import type { ActivityRecord, AuditRecord, Cursor, OtpPurpose } from "./types";
@@ -70,9 +70,10 @@ export function releasePasswordCheck(db: Db, release: { userId: string; ip: stri
   return [clearCounter(db, "loginFailuresPerAccount", release.userId), refundHit(db, "loginFailuresPerIp", release.ip)];
 }
 
-/** The per-address mail counters, counted for a code mailed in any case (the registration's own). */
-export function countMailToAddress(db: Db, address: string, nowMs: number) {
-  return [countHit(db, "otpPerEmailMinute", address, nowMs), countHit(db, "otpPerEmailHour", address, nowMs)];
+/** The per-address mail counters (see `mailSubjects`), counted for a code mailed in any case (the registration's own). */
+export function countMailToAddress(db: Db, address: string, purpose: OtpPurpose, nowMs: number) {
+  const subjects = mailSubjects(address, purpose);
+  return [countHit(db, "otpPerEmailMinute", subjects.minute, nowMs), countHit(db, "otpPerEmailHour", subjects.hour, nowMs)];
 }
 
 // ---- activity ----

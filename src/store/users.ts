@@ -139,7 +139,7 @@ export function DrizzleUserStore(db: Db): UserStore {
           ? [
               supersedeCodes(db, user.id, code.purpose, now),
               db.insert(otpCodes).values({ ...code, userId: user.id, attempts: 0, consumedAt: null }),
-              ...countMailToAddress(db, user.email, now),
+              ...countMailToAddress(db, user.email, code.purpose, now),
             ]
           : []),
       ]);

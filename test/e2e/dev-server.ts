@@ -1,131 +1,130 @@
 /**
- * The real dev server for end-to-end tests: `node scripts/dev.mjs --start` (what `npm run dev`
- * runs: migrations, then `wrangler dev`) on free ports, with its own temporary persisted state
- * and its own secrets file, so a test never touches the developer's .wrangler state, .dev.vars
- * or port 8787. The server runs in its own process group (npx → wrangler → workerd), which
- * `stop()` signals as a whole.
+ * Starts the real `npm run dev` (scripts/dev.mjs → `wrangler dev`, its proxy included) the way a
+ * developer does, on free ports and with its own temporary local state, and stops it again. The
+ * child runs in its own process group, so stopping it ends npm, node, wrangler and workerd alike
+ * — also when the test run itself dies (an exit hook kills the group).
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { appendFileSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { generateSigningJwk, randomSecret, writeDevVars } from "../../scripts/lib/keys.mjs";
+import { join, resolve } from "node:path";
 
-export interface DevServer {
-  /** e.g. http://127.0.0.1:40123 */
+export const ROOT = resolve(import.meta.dirname, "../..");
+const READY_TIMEOUT_MS = 90_000;
+const STOP_TIMEOUT_MS = 10_000;
+
+/** What the e2e tests are given about the running server (see global-setup.ts). */
+export interface DevServerInfo {
   url: string;
-  port: number;
-  /** The `--persist-to` directory, for the operator scripts to act on the same state. */
-  state: string;
-  /** Everything the server printed so far (wrangler's and the worker's logs). */
-  logs(): string;
+  /** The `--persist-to` directory: the operator scripts take it too. */
+  stateDir: string;
+  /** The dev server's stdout and stderr, as it prints them. */
+  logFile: string;
+  /** A scratch directory for files the tests write (images, downloads). */
+  workDir: string;
+}
+
+export interface DevServer extends DevServerInfo {
+  output(): string;
   stop(): Promise<void>;
 }
 
-/** A port nobody listens on right now (the OS picks it; it is free again once closed). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
+/** A port nothing listens on right now (the OS picks it). */
+export async function freePort(): Promise<number> {
+  return new Promise((resolvePort, reject) => {
     const server = createServer();
-    server.once("error", reject);
+    server.unref();
+    server.on("error", reject);
     server.listen(0, "127.0.0.1", () => {
       const address = server.address();
-      server.close(() => (typeof address === "object" && address ? resolve(address.port) : reject(new Error("no port"))));
+      const port = typeof address === "object" && address ? address.port : 0;
+      server.close(() => resolvePort(port));
     });
   });
 }
 
-function exited(child: ChildProcess, ms: number): Promise<boolean> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(true);
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => resolve(false), ms);
-    child.once("exit", () => {
-      clearTimeout(timer);
-      resolve(true);
-    });
-  });
-}
-
-function signalGroup(child: ChildProcess, signal: NodeJS.Signals) {
+/** Signals the child's whole process group (npm, node, wrangler, workerd); false once none is left. */
+function killGroup(child: ChildProcess, signal: NodeJS.Signals | 0): boolean {
+  if (child.pid === undefined) return false;
   try {
-    if (child.pid) process.kill(-child.pid, signal);
+    process.kill(-child.pid, signal);
+    return true;
   } catch {
-    // the group is already gone
+    return false; // ESRCH: the group is gone
   }
 }
 
-/** Starts the dev server and resolves once GET /health answers 200. `vars` are extra variables for the worker. */
-export async function startDevServer({ startupMs = 90_000, vars = {} as Record<string, string> } = {}): Promise<DevServer> {
+/** Starts `npm run dev`; `args` go on to `wrangler dev` (e.g. `--var NAME:value`). */
+export async function startDevServer({ args: extra = [] as string[] } = {}): Promise<DevServer> {
   const dir = mkdtempSync(join(tmpdir(), "latchkey-e2e-"));
-  const state = join(dir, "state");
-  const envFile = join(dir, "secrets.env");
-  writeDevVars(envFile, {
-    JWT_KEYS: JSON.stringify({ keys: [await generateSigningJwk()] }),
-    OTP_SECRET: randomSecret(),
-    MAIL_API_KEY: "",
-    ...vars,
-  });
+  const stateDir = join(dir, "state");
+  const workDir = join(dir, "work");
+  const logFile = join(dir, "dev-server.log");
+  mkdirSync(workDir);
   const [port, inspectorPort] = [await freePort(), await freePort()];
-  const child = spawn(
-    process.execPath,
-    [
-      "scripts/dev.mjs",
-      "--start",
-      "--ip",
-      "127.0.0.1",
-      "--port",
-      String(port),
-      "--inspector-port",
-      String(inspectorPort),
-      "--persist-to",
-      state,
-      "--env-file",
-      envFile,
-      "--show-interactive-dev-session=false",
-    ],
-    { detached: true, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, CI: "true" } },
-  );
-  let output = "";
-  child.stdout?.on("data", (chunk) => {
-    output += chunk;
-  });
-  child.stderr?.on("data", (chunk) => {
-    output += chunk;
-  });
   const url = `http://127.0.0.1:${port}`;
-  const stop = async () => {
-    signalGroup(child, "SIGTERM");
-    if (!(await exited(child, 5_000))) {
-      signalGroup(child, "SIGKILL");
-      await exited(child, 5_000);
-    }
-    rmSync(dir, { recursive: true, force: true });
+  const args = ["run", "dev", "--", "--ip", "127.0.0.1", "--port", String(port), "--inspector-port", String(inspectorPort)];
+  args.push("--persist-to", stateDir, "--show-interactive-dev-session=false");
+  args.push(...extra);
+  const child = spawn("npm", args, {
+    cwd: ROOT,
+    detached: true, // its own process group, killed as a whole
+    stdio: ["ignore", "pipe", "pipe"],
+    env: { ...process.env, FORCE_COLOR: "0", NO_COLOR: "1" },
+  });
+  let output = "";
+  const collect = (chunk: Buffer) => {
+    const text = chunk.toString("utf8");
+    output += text;
+    appendFileSync(logFile, text);
   };
+  child.stdout?.on("data", collect);
+  child.stderr?.on("data", collect);
+  // If the test run ends without teardown (a crash, Ctrl-C), the group must not outlive it.
+  const onExit = () => killGroup(child, "SIGKILL");
+  const onSignal = (signal: NodeJS.Signals) => {
+    killGroup(child, "SIGKILL");
+    rmSync(dir, { recursive: true, force: true });
+    if (process.listenerCount(signal) === 0) process.kill(process.pid, signal);
+  };
+  process.once("exit", onExit);
+  for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.once(signal, onSignal);
 
-  const deadline = Date.now() + startupMs;
-  for (;;) {
-    if (child.exitCode !== null) {
-      await stop();
-      throw new Error(`the dev server exited with code ${child.exitCode}:\n${output}`);
+  async function stop() {
+    process.removeListener("exit", onExit);
+    for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.removeListener(signal, onSignal);
+    killGroup(child, "SIGTERM");
+    // wrangler stops workerd on SIGTERM; whatever is left after the grace period is killed.
+    for (const deadline = Date.now() + STOP_TIMEOUT_MS; killGroup(child, 0) && Date.now() < deadline; ) {
+      await new Promise((done) => setTimeout(done, 100));
     }
-    try {
-      const res = await fetch(`${url}/health`);
-      await res.arrayBuffer();
-      if (res.status === 200) break;
-    } catch {
-      // not listening yet
-    }
-    if (Date.now() > deadline) {
-      await stop();
-      throw new Error(`the dev server did not answer /health within ${startupMs} ms:\n${output}`);
-    }
-    await new Promise((resolve) => setTimeout(resolve, 250));
+    killGroup(child, "SIGKILL");
+    rmSync(dir, { recursive: true, force: true });
   }
-  return { url, port, state, logs: () => output, stop };
+
+  try {
+    const deadline = Date.now() + READY_TIMEOUT_MS;
+    for (;;) {
+      if (child.exitCode !== null || child.signalCode !== null)
+        throw new Error(`npm run dev exited (${child.exitCode ?? child.signalCode})`);
+      if (Date.now() > deadline) throw new Error(`npm run dev was not ready within ${READY_TIMEOUT_MS / 1000} s`);
+      if (/Ready on http/.test(output)) {
+        const health = await fetch(`${url}/health`).catch(() => null);
+        if (health?.ok) break;
+      }
+      await new Promise((done) => setTimeout(done, 250));
+    }
+  } catch (error) {
+    const tail = output.split("\n").slice(-40).join("\n");
+    await stop();
+    throw new Error(`${(error as Error).message}; its output ended with:\n${tail}`);
+  }
+  return { url, stateDir, logFile, workDir, output: () => output, stop };
 }
 
 /** POSTs JSON to the dev server; answers the status and the parsed body (or null). */
-export async function postJson(server: DevServer, path: string, body: unknown, headers: Record<string, string> = {}) {
+export async function postJson(server: DevServerInfo, path: string, body: unknown, headers: Record<string, string> = {}) {
   const res = await fetch(`${server.url}${path}`, {
     method: "POST",
     headers: { "content-type": "application/json", ...headers },
@@ -146,7 +145,7 @@ export async function mailedCode(server: DevServer, email: string, purpose: stri
   const pattern = new RegExp(`to=${email.replace(/[.+]/g, "\\$&")} purpose=${purpose} code=(\\d+)`, "g");
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const codes = [...server.logs().matchAll(pattern)].map((match) => match[1] as string);
+    const codes = [...server.output().matchAll(pattern)].map((match) => match[1] as string);
     if (codes.length > 0) return codes.at(-1) as string;
     if (Date.now() > deadline) throw new Error(`no ${purpose} code was mailed to ${email}`);
     await new Promise((resolve) => setTimeout(resolve, 200));

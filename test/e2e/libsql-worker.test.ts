@@ -25,7 +25,7 @@ describe("the worker on libSQL", () => {
       .sort()) {
       shim.db.exec(readFileSync(join("migrations", file), "utf8"));
     }
-    server = await startDevServer({ vars: { LIBSQL_URL: shim.url, LIBSQL_AUTH_TOKEN: "unused-by-the-shim" } });
+    server = await startDevServer({ args: ["--var", `LIBSQL_URL:${shim.url}`, "--var", "LIBSQL_AUTH_TOKEN:unused-by-the-shim"] });
   });
 
   afterAll(async () => {

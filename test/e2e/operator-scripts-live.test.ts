@@ -22,7 +22,7 @@ afterAll(async () => {
 
 async function script(file: string, args: string[], env: Record<string, string> = {}) {
   try {
-    const { stdout, stderr } = await exec(process.execPath, [file, ...args, "--persist-to", server.state], {
+    const { stdout, stderr } = await exec(process.execPath, [file, ...args, "--persist-to", server.stateDir], {
       env: { ...process.env, LATCHKEY_ADMIN_PASSWORD: "", ...env },
     });
     return { code: 0, stdout, stderr };
@@ -84,10 +84,10 @@ describe("operator scripts against the state of a running dev server", () => {
     const { result, statuses, failures } = await trafficDuring(runs);
     for (const run of result) expect(run.code, `${run.stdout}\n${run.stderr}`).toBe(0);
     expect(statuses.length).toBeGreaterThan(20);
-    expect(failures, server.logs().slice(-4000)).toEqual([]);
+    expect(failures, server.output().slice(-4000)).toEqual([]);
 
     // dev.mjs recorded the server in the state directory, which is how the scripts found it.
-    expect(existsSync(join(server.state, "latchkey-dev-server.json"))).toBe(true);
+    expect(existsSync(join(server.stateDir, "latchkey-dev-server.json"))).toBe(true);
     const read = await script("scripts/config.mjs", ["get"]);
     expect(read.stdout).toMatch(/^access_token_ttl = 120$/m);
     expect(read.stdout).toMatch(/^activity_retention_days = 365 \(default\)$/m);

@@ -78,7 +78,7 @@ describe("an oversized body refused with 413 (real dev server)", () => {
     }
     expect(
       statuses.every((status) => status === 401),
-      `${statuses}\n${server.logs().slice(-3000)}`,
+      `${statuses}\n${server.output().slice(-3000)}`,
     ).toBe(true);
   });
 
@@ -93,7 +93,7 @@ describe("an oversized body refused with 413 (real dev server)", () => {
     }
     expect(
       statuses.every((status) => status === 401),
-      `${statuses}\n${server.logs().slice(-3000)}`,
+      `${statuses}\n${server.output().slice(-3000)}`,
     ).toBe(true);
   });
 

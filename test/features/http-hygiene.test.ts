@@ -215,6 +215,85 @@ describe("request bodies", () => {
   });
 });
 
+/** What `wrangler dev` and browsers' fetch hand the worker for a body-less POST or DELETE: an empty stream, no Content-Length. */
+function emptyStream(chunks: Uint8Array[] = []) {
+  return new ReadableStream<Uint8Array>({
+    start(controller) {
+      for (const chunk of chunks) controller.enqueue(chunk);
+      controller.close();
+    },
+  });
+}
+
+describe("body-less requests", () => {
+  const h = harness();
+  /** The ways a client sends "no body": none at all, an empty stream, "" and an explicit Content-Length: 0. */
+  const noBodies: { name: string; opts: () => { raw?: BodyInit; headers?: Record<string, string> } }[] = [
+    { name: "no body", opts: () => ({}) },
+    { name: "an empty stream", opts: () => ({ raw: emptyStream() }) },
+    { name: "an empty chunked stream", opts: () => ({ raw: emptyStream([new Uint8Array(0), new Uint8Array(0)]) }) },
+    { name: 'an empty string ""', opts: () => ({ raw: "" }) },
+    { name: "Content-Length: 0", opts: () => ({ raw: "", headers: { "content-length": "0" } }) },
+  ];
+
+  async function staff() {
+    const user = await h.registerVerified();
+    await env.DB.prepare("UPDATE users SET is_staff = 1 WHERE id = ?").bind(user.id).run();
+    return { ...user, ...(await h.login(user.email, user.password)) };
+  }
+
+  it("need no content type on the body-less POST and DELETE routes", async () => {
+    for (const { name, opts } of noBodies) {
+      const admin = await staff();
+      const user = await h.signedInUser();
+      const token = user.access_token;
+      const status = await h.call("POST", "/api/v1/statuses", { content: "soon gone" }, { token });
+      expect(status.status).toBe(201);
+      const victim = await h.signedInUser();
+
+      for (const [method, path, t, expected] of [
+        ["DELETE", `/api/v1/statuses/${status.json.status.id}`, token, 204],
+        ["DELETE", "/api/v1/admin/config/access_token_ttl", admin.access_token, 200],
+        ["POST", `/api/v1/admin/users/${victim.id}/logout-all`, admin.access_token, 204],
+        ["POST", "/api/v1/auth/logout-all", token, 204],
+      ] as const) {
+        const res = await h.call(method, path, undefined, { token: t, ...opts() });
+        expect(res.status, `${method} ${path} with ${name}: ${res.text}`).toBe(expected);
+      }
+      const other = await h.signedInUser();
+      const otherSessions = await h.call("GET", "/api/v1/me/sessions", undefined, { token: other.access_token });
+      const otherId = otherSessions.json.items[0].id as string;
+      const ended = await h.call("DELETE", `/api/v1/me/sessions/${otherId}`, undefined, { token: other.access_token, ...opts() });
+      expect(ended.status, `DELETE /me/sessions/{id} with ${name}: ${ended.text}`).toBe(204);
+    }
+  });
+
+  it("answer 400 naming the body when a route needs one", async () => {
+    for (const { name, opts } of [
+      ...noBodies,
+      { name: "JSON content type and no bytes", opts: () => ({ raw: "", headers: { "content-type": "application/json" } }) },
+      {
+        name: "JSON content type and an empty stream",
+        opts: () => ({ raw: emptyStream(), headers: { "content-type": "application/json" } }),
+      },
+    ]) {
+      const res = await h.call("POST", LOGIN, undefined, opts());
+      expectProblem(res, 400, "validation_failed");
+      expect(res.json.errors, name).toEqual([{ path: "body", message: expect.stringMatching(/required/) }]);
+    }
+    const user = await h.signedInUser();
+    const patch = await h.call("PATCH", "/api/v1/me/profile", undefined, { token: user.access_token, raw: emptyStream() });
+    expectProblem(patch, 400, "validation_failed");
+    expect(patch.json.errors).toEqual([{ path: "body", message: expect.stringMatching(/required/) }]);
+  });
+
+  it("still refuses a non-empty body sent without a content type", async () => {
+    const encoder = new TextEncoder();
+    const res = await h.call("POST", LOGIN, undefined, { raw: emptyStream([new Uint8Array(0), encoder.encode("{}")]) });
+    expectProblem(res, 415, "unsupported_media_type");
+  });
+});
+
 describe("unknown routes, methods and failures", () => {
   const h = harness();
 
@@ -224,21 +303,62 @@ describe("unknown routes, methods and failures", () => {
     expectProblem(await h.call("POST", "/api/v2/auth/login", { email: "a@example.com", password: "x" }), 404, "not_found");
   });
 
-  it("answers an unknown method on a known path with a 4xx problem", async () => {
-    for (const [method, path] of [
-      ["GET", LOGIN],
-      ["DELETE", "/api/v1/auth/register"],
-      ["PUT", "/health"],
+  it("answers a wrong method on a known path with 405 and an Allow header naming the path's methods", async () => {
+    for (const [method, path, allow] of [
+      ["GET", LOGIN, "POST"],
+      ["DELETE", "/api/v1/auth/register", "POST"],
+      ["PUT", "/health", "GET, HEAD"],
+      ["POST", "/api/v1/me", "DELETE, GET, HEAD, PATCH, PUT"],
+      ["POST", "/api/v1/me/sessions/some-id", "DELETE"],
+      ["PROPFIND", "/api/v1/statuses/some-id", "DELETE, GET, HEAD, PATCH, PUT"],
+      ["DELETE", "/openapi.json", "GET, HEAD"],
     ] as const) {
       const res = await h.call(method, path);
-      expect([404, 405]).toContain(res.status);
-      expectProblem(res, res.status);
+      expectProblem(res, 405, "method_not_allowed");
+      expect(res.headers.get("allow"), `${method} ${path}`).toBe(allow);
     }
   });
 
+  it("answers HEAD wherever GET is answered", async () => {
+    const res = await h.call("HEAD", "/health");
+    expect(res.status).toBe(200);
+    expect(res.text).toBe("");
+    const post = await h.call("HEAD", LOGIN);
+    expect(post.status).toBe(405);
+    expect(post.headers.get("allow")).toBe("POST");
+  });
+
+  it("checks the method before the body: a wrong method with a text body is 405, not 415", async () => {
+    const res = await h.call("PUT", LOGIN, undefined, { raw: "hello", headers: { "content-type": "text/plain" } });
+    expectProblem(res, 405, "method_not_allowed");
+    expect(res.headers.get("allow")).toBe("POST");
+  });
+
+  it("derives Allow from the registered routes: every documented path refuses every other method", async () => {
+    const doc = (await h.call("GET", "/openapi.json")).json as { paths: Record<string, Record<string, unknown>> };
+    for (const [template, operations] of Object.entries(doc.paths)) {
+      const path = template.replace(/\{[^}]+\}/g, "x");
+      const methods = Object.keys(operations).map((m) => m.toUpperCase());
+      if (methods.includes("GET")) methods.push("HEAD");
+      const expected = [...methods].sort().join(", ");
+      for (const method of ["GET", "POST", "PUT", "PATCH", "DELETE"].filter((m) => !methods.includes(m))) {
+        const res = await h.call(method, path);
+        expect(res.status, `${method} ${template}`).toBe(405);
+        expect(res.headers.get("allow"), `${method} ${template}`).toBe(expected);
+      }
+    }
+  });
+
+  it("answers an unknown method on an unknown path with 404, not 415", async () => {
+    expectProblem(await h.call("PROPFIND", "/api/v1/nowhere", undefined, { raw: emptyStream() }), 404, "not_found");
+  });
+
   it("answers an unexpected failure with a 500 problem that reveals nothing internal", async () => {
-    const res = await h.call("GET", "/.well-known/jwks.json", undefined, { env: { ...env, JWT_KEYS: "{broken" } });
+    // (A broken secret is a 503 naming nothing either: see setup-check.test.ts.)
+    const probe = probeD1(env.DB);
+    probe.failWhen(/profiles/);
+    const res = await h.call("GET", "/api/v1/profiles", undefined, { env: { ...env, DB: probe.db } });
     expectProblem(res, 500, "internal_error");
-    expect(res.text).not.toContain("JWT_KEYS");
+    expect(res.text).not.toMatch(/D1_ERROR|injected|profiles/);
   });
 });

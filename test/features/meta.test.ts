@@ -136,3 +136,44 @@ describe("GET /docs", () => {
     }
   });
 });
+
+describe("GET /", () => {
+  const h = harness();
+
+  it("is an HTML index pointing at the docs and the OpenAPI document, not a JSON 404", async () => {
+    const res = await h.call("GET", "/");
+    expect(res.status).toBe(200);
+    expect(res.headers.get("content-type")).toMatch(/^text\/html/);
+    const links = [...res.text.matchAll(/<a href="([^"]+)"/g)].map((m) => m[1]);
+    expect(links).toEqual(expect.arrayContaining(["/docs", "/openapi.json"]));
+    // Every link is a route of this worker that answers 200: no placeholder, nothing external.
+    for (const link of links) expect((await h.call("GET", link as string)).status, link).toBe(200);
+    expect(res.text).not.toMatch(/https?:\/\//);
+  });
+
+  it("has its own CSP that allows nothing external and no script or style", async () => {
+    const res = await h.call("GET", "/");
+    const csp = res.headers.get("content-security-policy") ?? "";
+    expect(csp).toMatch(/default-src 'none'/);
+    expect(csp).not.toMatch(/script-src|style-src|https?:|\*/);
+    expect(res.text).not.toMatch(/<script|<style|style=/);
+    expect(res.headers.get("x-content-type-options")).toBe("nosniff");
+  });
+});
+
+describe("favicon", () => {
+  const h = harness();
+
+  it("is linked from the index and the docs page and served from this origin's assets", async () => {
+    for (const page of ["/", "/docs"]) {
+      const res = await h.call("GET", page);
+      expect(res.text, page).toContain('<link rel="icon" href="/favicon.svg" type="image/svg+xml">');
+      expect(res.headers.get("content-security-policy"), page).toMatch(/img-src 'self'/);
+    }
+    const icon = await env.ASSETS.fetch("http://latchkey.test/favicon.svg");
+    expect(icon.status).toBe(200);
+    const svg = await icon.text();
+    expect(svg).toMatch(/^<svg /);
+    expect(svg).not.toMatch(/<script|href=|https?:\/\/(?!www\.w3\.org\/2000\/svg)/);
+  });
+});

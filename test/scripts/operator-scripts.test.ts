@@ -213,7 +213,9 @@ describe("operator scripts", () => {
       expect(keys.map((k) => k.kid)).toEqual([first.kid, expect.any(String)]);
       const second = keys[1] as { kid: string; d: string };
       expect(rotated.stdout).toContain(`${second.kid}  (signs)`);
-      expect(rotated.stdout).toContain("wrangler secret put JWT_KEYS");
+      // A development set is never uploaded: the next step is restarting the dev server.
+      expect(rotated.stdout).toContain("restart `npm run dev`");
+      expect(rotated.stdout).not.toContain("wrangler secret put");
       for (const key of keys) expect(rotated.stdout).not.toContain(key.d);
       expect(readDevVars(file).OTP_SECRET).toBe("keep-me");
       expect(statSync(file).mode & 0o777).toBe(0o600);
@@ -228,6 +230,21 @@ describe("operator scripts", () => {
       // Piped (not a terminal), `print` emits the set for `wrangler secret put JWT_KEYS`.
       const printed = await run("scripts/keys.mjs", ["print", "--file", file]);
       expect(JSON.parse(printed.stdout).keys.map((k: { kid: string }) => k.kid)).toEqual([second.kid]);
+    });
+
+    it("starts a production set in a folder that does not exist yet (0700, file 0600) and prints its upload step", async () => {
+      const home = tempDir("latchkey-home-");
+      const file = join(home, ".latchkey", "production.vars");
+      const res = await run("scripts/keys.mjs", ["rotate", "--file", file]);
+      expect(res.code, res.stderr).toBe(0);
+      expect(res.stderr).toBe("");
+      expect(statSync(join(home, ".latchkey")).mode & 0o777).toBe(0o700);
+      expect(statSync(file).mode & 0o777).toBe(0o600);
+      const [key] = JSON.parse(readDevVars(file).JWT_KEYS as string).keys as { kid: string; d: string }[];
+      expect(res.stdout).toContain(`${key?.kid}  (signs)`);
+      expect(res.stdout).toContain(`node scripts/keys.mjs print --file ${file} | npx wrangler secret put JWT_KEYS`);
+      expect(res.stdout).not.toContain("npm run dev");
+      expect(res.stdout).not.toContain(key?.d);
     });
   });
 });

@@ -112,7 +112,7 @@ export function storeConformance(driver: string, open: () => Promise<Conformance
         expect(
           await countOf(
             "SELECT COUNT(*) AS n FROM rate_limits WHERE key IN (?, ?)",
-            `otpPerEmailMinute:${user.email}`,
+            `otpPerEmailMinute:verify_email:${user.email}`,
             `otpPerEmailHour:${user.email}`,
           ),
         ).toBe(2);
@@ -157,7 +157,9 @@ export function storeConformance(driver: string, open: () => Promise<Conformance
         );
         expect(await stores.users.byId(user.id)).toBeNull();
         expect(await countOf("SELECT COUNT(*) AS n FROM profiles WHERE user_id = ?", user.id)).toBe(0);
-        expect(await countOf("SELECT COUNT(*) AS n FROM rate_limits WHERE key = ?", `otpPerEmailMinute:${user.email}`)).toBe(0);
+        expect(await countOf("SELECT COUNT(*) AS n FROM rate_limits WHERE key = ?", `otpPerEmailMinute:verify_email:${user.email}`)).toBe(
+          0,
+        );
       });
 
       it("lets exactly one of twenty concurrent registrations of one email through", async () => {
@@ -757,7 +759,7 @@ export function storeConformance(driver: string, open: () => Promise<Conformance
         const subject = uid("s");
         expect((await stores.counters.hit("statusCreatePerUser", subject, clock.now()))?.count).toBe(1);
         expect((await stores.counters.hit("statusCreatePerUser", subject, clock.now()))?.count).toBe(2);
-        const mail = await stores.counters.reserveMailTo(`${subject}@example.com`, clock.now());
+        const mail = await stores.counters.reserveMailTo(`${subject}@example.com`, "login", clock.now());
         expect([mail.minute?.count, mail.hour?.count]).toEqual([1, 1]);
         clock.advance(60_000);
         expect((await stores.counters.hit("statusCreatePerUser", subject, clock.now()))?.count).toBe(1);

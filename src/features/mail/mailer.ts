@@ -1,6 +1,7 @@
 /**
  * Mail delivery behind one small interface, with the driver chosen by the `MAIL_DRIVER` variable:
- *   console     writes the mail to the worker log (development: `wrangler dev` shows the code)
+ *   console     writes the mail to the worker log (development: `wrangler dev` shows the code,
+ *               and `npm run dev` keeps the mail in the /dev/mail inbox)
  *   http        a Resend-style JSON API (`MAIL_API_URL`, secret `MAIL_API_KEY`, `MAIL_FROM`)
  *   cloudflare  the Workers `send_email` binding (`SEND_EMAIL`)
  * A driver resolves when the provider accepted the mail and throws otherwise; the queue consumer
@@ -8,6 +9,7 @@
  */
 import { EmailMessage } from "cloudflare:email";
 import { type Clock, systemClock } from "../../lib/clock";
+import { type DevInbox, devInboxEnabled, KvDevInbox } from "./dev-inbox";
 import { addressOf, buildMimeMessage } from "./mime";
 
 export interface Mail {
@@ -36,16 +38,20 @@ export type MailDriver = (typeof MAIL_DRIVERS)[number];
 export const HTTP_MAIL_TIMEOUT_MS = 10_000;
 
 /**
- * Development driver: one `[mail] to=… k=v …` line, then the text body. This is the only place a
- * one-time code is ever written to a log, and it is only selected by `MAIL_DRIVER = "console"`.
+ * Development driver: one `[mail] to=… k=v …` line per mail. This is the only place a one-time
+ * code is ever written to a log, and it is only selected by `MAIL_DRIVER = "console"`. With a
+ * development inbox the mail is kept there (readable at `/dev/mail`); without one the text body
+ * follows the line, so the log is where the mail can be read.
  */
-export function ConsoleMailer(log: (line: string) => void = console.log): Mailer {
+export function ConsoleMailer(options: { log?: (line: string) => void; inbox?: DevInbox } = {}): Mailer {
+  const log = options.log ?? console.log;
   return {
     name: "console",
     async send(mail) {
       const facts = Object.entries(mail.summary ?? {}).map(([key, value]) => ` ${key}=${value}`);
       log(`[mail] to=${mail.to}${facts.join("")}`);
-      log(mail.text);
+      if (options.inbox) await options.inbox.record(mail);
+      else log(mail.text);
     },
   };
 }
@@ -137,7 +143,7 @@ export function mailerFromEnv(env: Env, options: { fetch?: typeof fetch; clock?:
   const driver = (env.MAIL_DRIVER || "console") as MailDriver;
   switch (driver) {
     case "console":
-      return ConsoleMailer();
+      return ConsoleMailer({ inbox: devInboxEnabled(env) ? KvDevInbox(env.CONFIG, options.clock ?? systemClock) : undefined });
     case "http":
       return HttpMailer({ url: env.MAIL_API_URL, apiKey: env.MAIL_API_KEY, from: env.MAIL_FROM, fetch: options.fetch });
     case "cloudflare":

@@ -29,7 +29,7 @@ export function meView(user: User, profile: Profile) {
 
 /** Reserves one mail to `address` on its per-minute and per-hour counters; 429 when over. */
 async function reserveMailTo(deps: Deps, address: string, nowMs: number) {
-  const { minute, hour } = await deps.counters.reserveMailTo(address, nowMs);
+  const { minute, hour } = await deps.counters.reserveMailTo(address, "change_email", nowMs);
   for (const [name, row] of [
     ["otpPerEmailMinute", minute],
     ["otpPerEmailHour", hour],

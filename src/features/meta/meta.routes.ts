@@ -13,6 +13,7 @@ const DOCS_HTML = `<!doctype html>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Latchkey API</title>
+<link rel="icon" href="/favicon.svg" type="image/svg+xml">
 <link rel="stylesheet" href="/docs-assets/vendor/swagger-ui.css">
 </head>
 <body>
@@ -23,6 +24,32 @@ const DOCS_HTML = `<!doctype html>
 </html>`;
 const DOCS_CSP =
   "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; font-src 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+/**
+ * The root: a plain page pointing a visitor (or a newcomer who opened localhost:8787) at the
+ * reference, instead of a JSON 404. No script and no style, so its CSP allows nothing but its
+ * own-origin favicon.
+ */
+const INDEX_HTML = `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Latchkey</title>
+<link rel="icon" href="/favicon.svg" type="image/svg+xml">
+</head>
+<body>
+<h1>Latchkey</h1>
+<p>Accounts, sign-in and tokens. The API lives under <code>/api/v1</code>.</p>
+<ul>
+<li><a href="/docs">API reference</a> (interactive)</li>
+<li><a href="/openapi.json">OpenAPI document</a> (<code>/openapi.json</code>)</li>
+<li><a href="/.well-known/jwks.json">Public signing keys</a> (<code>/.well-known/jwks.json</code>)</li>
+<li><a href="/health">Health</a> (<code>/health</code>)</li>
+</ul>
+</body>
+</html>`;
+const INDEX_CSP = "default-src 'none'; img-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
 
 const JwksSchema = z
   .object({
@@ -36,8 +63,9 @@ export const metaRoutes = createRouter()
       method: "get",
       path: "/health",
       tags: ["meta"],
-      summary: "Liveness",
-      responses: { 200: jsonContent(z.object({ status: z.literal("ok") }), "The worker is up") },
+      summary: "Liveness and setup",
+      description: "503 while a secret (JWT_KEYS, OTP_SECRET) is missing or malformed or the D1 migrations are not applied.",
+      responses: { 200: jsonContent(z.object({ status: z.literal("ok") }), "The worker is up and set up"), ...problems() },
     }),
     (c) => c.json({ status: "ok" as const }, 200),
   )
@@ -54,4 +82,5 @@ export const metaRoutes = createRouter()
       return c.json(publicJwks as z.infer<typeof JwksSchema>, 200, { "Cache-Control": "public, max-age=300" });
     },
   )
+  .get("/", (c) => c.html(INDEX_HTML, 200, { "Content-Security-Policy": INDEX_CSP }))
   .get("/docs", (c) => c.html(DOCS_HTML, 200, { "Content-Security-Policy": DOCS_CSP }));

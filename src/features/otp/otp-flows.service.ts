@@ -17,7 +17,7 @@ import { assertSpent, checkCode, enqueueMail, invalidCode, newCode, recordFailur
 /**
  * `POST /auth/otp`: issues a fresh code for `purpose` (superseding the previous one) and enqueues
  * its mail. One batch decides everything inside the database: the per-IP counter, the address's
- * per-minute and per-hour counters (the hour counts only requests the minute let through, so
+ * per-minute (per purpose) and per-hour counters (the hour counts only requests the minute let through, so
  * rapid repeats cannot use up a real user's hourly allowance), and the code row, inserted only
  * when the address belongs to a live account (not yet verified, for `verify_email`) and every
  * limit allows it. The mail is enqueued in every case; the consumer sends only a code that

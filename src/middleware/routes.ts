@@ -1,0 +1,92 @@
+/**
+ * What the app's own router knows about its routes, for answers the router does not give itself:
+ * which methods a path has (RFC 9110 §15.5.6: a 405 carries `Allow`) and which operations need a
+ * JSON body. Read from the registered routes (`app.routes`) and the OpenAPI registry, so a new
+ * route is covered without listing it anywhere else.
+ */
+import type { MiddlewareHandler } from "hono";
+import { AppError, problemResponse } from "../lib/errors";
+
+/** A route as Hono lists it in `app.routes`; middleware appears there with method "ALL". */
+export interface RegisteredRoute {
+  method: string;
+  path: string;
+}
+
+/** An OpenAPI registry entry, as much of it as the table reads. */
+export interface RegisteredDefinition {
+  type: string;
+  route?: { method: string; path: string; request?: { body?: { required?: boolean; content?: Record<string, unknown> } } };
+}
+
+export interface RouteTable {
+  /** The methods `path` answers (HEAD wherever GET is), sorted; empty for an unknown path. */
+  allowed(path: string): string[];
+  /** Whether `method` on `path` declares a required JSON body. */
+  requiresJsonBody(method: string, path: string): boolean;
+}
+
+const escapeRegExp = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+
+/** A Hono path (`/me/sessions/:id`, `:id{[0-9]+}`, a trailing `*`) or an OpenAPI one (`{id}`) as a whole-path pattern. */
+function pathPattern(path: string): string {
+  const segments = path.split("/").map((segment) => {
+    if (segment === "*") return ".*";
+    const param = /^:[^{]+(?:\{(.+)\})?$/.exec(segment);
+    if (param) return param[1] ? `(?:${param[1]})` : "[^/]+";
+    if (/^\{[^}]+\}$/.test(segment)) return "[^/]+";
+    return escapeRegExp(segment);
+  });
+  return `^${segments.join("/")}$`;
+}
+
+/** Builds the table once; call it after every route is registered (the middleware below builds it lazily). */
+export function RouteTable(routes: readonly RegisteredRoute[], definitions: readonly RegisteredDefinition[]): RouteTable {
+  const methods = new Map<string, { regex: RegExp; methods: Set<string> }>();
+  for (const route of routes) {
+    if (route.method === "ALL") continue;
+    const source = pathPattern(route.path);
+    let entry = methods.get(source);
+    if (!entry) {
+      entry = { regex: new RegExp(source), methods: new Set() };
+      methods.set(source, entry);
+    }
+    entry.methods.add(route.method.toUpperCase());
+    // Hono answers HEAD with the GET handler (the body dropped).
+    if (route.method.toUpperCase() === "GET") entry.methods.add("HEAD");
+  }
+  const withBody = definitions.flatMap((def) => {
+    const body = def.type === "route" ? def.route?.request?.body : undefined;
+    if (!def.route || !body?.required || !body.content?.["application/json"]) return [];
+    return [{ method: def.route.method.toUpperCase(), regex: new RegExp(pathPattern(def.route.path)) }];
+  });
+  return {
+    allowed(path) {
+      const found = new Set<string>();
+      for (const entry of methods.values()) if (entry.regex.test(path)) for (const m of entry.methods) found.add(m);
+      return [...found].sort();
+    },
+    requiresJsonBody(method, path) {
+      const m = method.toUpperCase();
+      return withBody.some((op) => op.method === m && op.regex.test(path));
+    },
+  };
+}
+
+/**
+ * Answers a wrong method on a known path with a 405 problem and `Allow`, before any body handling,
+ * so the client learns what the path takes rather than a 404 or a complaint about its body.
+ * OPTIONS is left to CORS; unknown paths fall through to the 404.
+ */
+export function methodNotAllowed(table: () => RouteTable): MiddlewareHandler {
+  return async function methodNotAllowed(c, next) {
+    const method = c.req.method.toUpperCase();
+    if (method === "OPTIONS") return next();
+    const allowed = table().allowed(c.req.path);
+    if (allowed.length === 0 || allowed.includes(method)) return next();
+    const allow = allowed.join(", ");
+    return problemResponse(new AppError("method_not_allowed", `${method} is not allowed here; this path answers ${allow}.`), {
+      Allow: allow,
+    });
+  };
+}

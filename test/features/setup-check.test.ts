@@ -1,0 +1,91 @@
+import { env } from "cloudflare:test";
+import { afterEach, beforeEach, describe, expect, it, type MockInstance, vi } from "vitest";
+import { OTP_SECRET_MIN_LENGTH } from "../../src/middleware/readiness";
+import { harness, unique } from "../helpers";
+
+/**
+ * A worker started without its secrets or migrations (no .dev.vars, a fresh database) names the
+ * missing piece in one log line, once, and answers 503 problem documents, never a stack trace.
+ */
+describe("an incomplete setup", () => {
+  const h = harness();
+  let errors: MockInstance<typeof console.error>;
+  beforeEach(() => {
+    errors = vi.spyOn(console, "error").mockImplementation(() => {});
+  });
+  afterEach(() => errors.mockRestore());
+
+  const logLines = () => errors.mock.calls.map((args) => args.map(String).join(" "));
+  const register = (e: Env) =>
+    h.call("POST", "/api/v1/auth/register", { email: `${unique("setup")}@example.com`, password: "Tr0ub4dor&3-horse" }, { env: e });
+
+  async function expectNotSetUp(e: Env, named: RegExp) {
+    for (const res of [await register(e), await register(e), await h.call("GET", "/health", undefined, { env: e })]) {
+      expect(res.status).toBe(503);
+      expect(res.headers.get("content-type")).toBe("application/problem+json");
+      expect(res.json).toMatchObject({ status: 503, code: "service_unavailable" });
+      expect(res.json.detail).toMatch(/not fully set up/);
+    }
+    // One line naming the problem, for three requests; no stack trace.
+    const lines = logLines();
+    expect(lines.filter((line) => named.test(line))).toHaveLength(1);
+    expect(lines.join("\n")).not.toMatch(/\n\s+at /);
+    expect(lines.join("\n")).not.toMatch(/\[error\]/);
+  }
+
+  it("names a missing JWT_KEYS (not 'invalid JSON') and answers 503", async () => {
+    const { JWT_KEYS: _, ...rest } = env;
+    await expectNotSetUp(rest as Env, /^\[setup\] JWT_KEYS is missing: .*npm run dev/);
+  });
+
+  it("names a malformed JWT_KEYS and says what is wrong with it", async () => {
+    await expectNotSetUp({ ...env, JWT_KEYS: "{not json" }, /^\[setup\] JWT_KEYS is malformed \(it is not valid JSON\)/);
+    await expectNotSetUp({ ...env, JWT_KEYS: '{"keys":[{"kty":"RSA"}]}' }, /^\[setup\] JWT_KEYS is malformed \(it must hold Ed25519/);
+  });
+
+  it("names a missing or too short OTP_SECRET", async () => {
+    const { OTP_SECRET: _, ...rest } = env;
+    await expectNotSetUp(rest as Env, /^\[setup\] OTP_SECRET is missing/);
+    await expectNotSetUp(
+      { ...env, OTP_SECRET: "short" },
+      new RegExp(`^\\[setup\\] OTP_SECRET is malformed \\(5 characters, at least ${OTP_SECRET_MIN_LENGTH}`),
+    );
+  });
+
+  it("names an unmigrated database, at /health and at the first request that queries it", async () => {
+    // A database with no tables, as before `wrangler d1 migrations apply`: every query fails the way D1 does.
+    const noSuchTable = (sql: string) =>
+      new Error(`D1_ERROR: no such table: ${/(?:from|into|update)\s+"?(\w+)/i.exec(sql)?.[1] ?? "users"}: SQLITE_ERROR`);
+    const statement = (sql: string): D1PreparedStatement => {
+      const fail = async () => {
+        if (/sqlite_master/.test(sql)) return { results: [], success: true, meta: {} };
+        throw noSuchTable(sql);
+      };
+      return { bind: () => statement(sql), all: fail, first: fail, run: fail, raw: fail } as unknown as D1PreparedStatement;
+    };
+    const empty = {
+      prepare: statement,
+      batch: async (list: unknown[]) => {
+        throw noSuchTable(String((list[0] as { sql?: string })?.sql ?? ""));
+      },
+    } as unknown as D1Database;
+    const e = { ...env, DB: empty };
+
+    const health = await h.call("GET", "/health", undefined, { env: e });
+    expect(health.status).toBe(503);
+    expect(logLines().filter((l) => /^\[setup\] the D1 database lacks tables \(users, .*\): apply the migrations/.test(l))).toHaveLength(1);
+
+    for (const res of [await register(e), await register(e)]) {
+      expect(res.status).toBe(503);
+      expect(res.json).toMatchObject({ code: "service_unavailable" });
+    }
+    expect(logLines().filter((l) => /^\[setup\] the D1 database has no table \w+: apply the migrations/.test(l))).toHaveLength(1);
+    expect(logLines().join("\n")).not.toMatch(/\[error\]|\n\s+at /);
+  });
+
+  it("answers /health 200 and registers normally when everything is in place", async () => {
+    expect((await h.call("GET", "/health")).status).toBe(200);
+    expect((await register(env)).status).toBe(201);
+    expect(logLines().filter((l) => l.startsWith("[setup]"))).toEqual([]);
+  });
+});

@@ -1,0 +1,93 @@
+/**
+ * The repository's own tooling, as a newcomer meets it: `npm run check` after a build, the
+ * offline defaults of every command that runs wrangler, the licence.
+ */
+import { execFile } from "node:child_process";
+import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { afterAll, describe, expect, it } from "vitest";
+import { OFFLINE_DEFAULTS, offlineEnv } from "../../scripts/lib/offline.mjs";
+
+const exec = promisify(execFile);
+const ROOT = join(import.meta.dirname, "../..");
+const read = (path: string) => readFileSync(join(ROOT, path), "utf8");
+const pkg = JSON.parse(read("package.json")) as {
+  license?: string;
+  scripts: Record<string, string>;
+  scarfSettings?: { enabled?: boolean };
+};
+const dirs: string[] = [];
+afterAll(() => {
+  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+});
+
+describe("npm run check after npm run build", () => {
+  it("lints the sources but not build output (dist/, coverage/), whatever was built there", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "latchkey-biome-"));
+    dirs.push(dir);
+    // The repo's Biome config and ignore file over a tree holding one clean source file and
+    // badly formatted build output.
+    writeFileSync(join(dir, "biome.json"), read("biome.json").replace(/^\s*"\$schema".*\n/m, ""));
+    cpSync(join(ROOT, ".gitignore"), join(dir, ".gitignore"));
+    mkdirSync(join(dir, "src"));
+    writeFileSync(join(dir, "src/ok.ts"), "export const ok = 1;\n");
+    for (const out of ["dist", "coverage"]) {
+      mkdirSync(join(dir, out));
+      writeFileSync(join(dir, out, "index.js"), "var  x=1;let y =  x\n");
+    }
+    const biome = join(ROOT, "node_modules/.bin/biome");
+    const { stdout } = await exec(biome, ["check", "."], { cwd: dir });
+    expect(stdout).toMatch(/Checked 2 files/); // biome.json and src/ok.ts
+
+    // …and still fails on a badly formatted source file.
+    writeFileSync(join(dir, "src/bad.ts"), "export const  bad=1\n");
+    await expect(exec(biome, ["check", "."], { cwd: dir })).rejects.toMatchObject({ code: 1 });
+  });
+});
+
+describe("offline by default", () => {
+  it("runs every npm script that starts wrangler through the offline wrapper", () => {
+    const direct = Object.entries(pkg.scripts).filter(([, command]) => /(^|[\s&|;])(npx\s+)?wrangler\s/.test(command));
+    expect(direct).toEqual([]);
+    for (const name of ["build", "types", "deploy"]) expect(pkg.scripts[name], name).toMatch(/node scripts\/wrangler\.mjs /);
+  });
+
+  it("gives every script that spawns wrangler or miniflare the offline environment", () => {
+    const files = [
+      ...readdirSync(join(ROOT, "scripts")).map((f) => `scripts/${f}`),
+      ...readdirSync(join(ROOT, "scripts/lib")).map((f) => `scripts/lib/${f}`),
+      "bench/run.mjs",
+      "bench/lib/seed.mjs",
+    ].filter((f) => f.endsWith(".mjs") && f !== "scripts/lib/offline.mjs");
+    const runsWrangler = files.filter((f) => /wrangler\/bin\/wrangler\.js|"wrangler"|new Miniflare/.test(read(f)));
+    expect(runsWrangler.length).toBeGreaterThanOrEqual(4);
+    for (const file of runsWrangler) {
+      const text = read(file);
+      const offline =
+        /offlineEnv\(/.test(text) || (/WRANGLER_SEND_METRICS: "false"/.test(text) && /CLOUDFLARE_CF_FETCH_ENABLED: "false"/.test(text));
+      expect(offline, file).toBe(true);
+    }
+  });
+
+  it("turns off wrangler's metrics in its config, and miniflare's Request.cf download, unless the operator opts in", () => {
+    for (const config of ["wrangler.toml", "bench/floor/wrangler.toml"]) expect(read(config), config).toMatch(/^send_metrics = false$/m);
+    expect(OFFLINE_DEFAULTS).toEqual({ WRANGLER_SEND_METRICS: "false", CLOUDFLARE_CF_FETCH_ENABLED: "false" });
+    expect(offlineEnv({ PATH: "/bin" })).toEqual({ PATH: "/bin", ...OFFLINE_DEFAULTS });
+    expect(offlineEnv({ WRANGLER_SEND_METRICS: "true" }).WRANGLER_SEND_METRICS).toBe("true");
+  });
+
+  it("turns off swagger-ui-dist's install analytics (Scarf)", () => {
+    expect(pkg.scarfSettings).toEqual({ enabled: false });
+  });
+});
+
+describe("licence", () => {
+  it("is MIT, in LICENSE and in package.json", () => {
+    expect(pkg.license).toBe("MIT");
+    const text = read("LICENSE");
+    expect(text).toMatch(/^MIT License/);
+    expect(text).toContain("Copyright (c) 2026 Latchkey contributors");
+  });
+});
