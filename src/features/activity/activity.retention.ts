@@ -18,6 +18,7 @@ import { createDb } from "../../db/client";
 import { activity, otpCodes, rateLimits, refreshTokens } from "../../db/schema";
 import type { Deps } from "../../env";
 import type { Clock } from "../../lib/clock";
+import { log } from "../../lib/log";
 
 export const RETENTION_BATCH_SIZE = 500;
 export const RETENTION_MAX_ROUNDS = 20;
@@ -139,8 +140,12 @@ export async function scheduledRetention(env: Env, clock: Clock): Promise<Retent
   // No cache across runs: a cron invocation reads KV once, fresh.
   const config = ConfigCache({ clock, ttlMs: 0 });
   const result = await runRetention({ db: createDb(env.DB), clock, config: () => config.get(env.CONFIG) });
-  console.log(
-    `[retention] deleted activity=${result.activity} refresh_tokens=${result.refreshTokens} rate_limits=${result.rateLimits} otp_codes=${result.otpCodes}${result.complete ? "" : " (more left for the next run)"}`,
-  );
+  log("info", "retention", {
+    deleted_activity: result.activity,
+    deleted_refresh_tokens: result.refreshTokens,
+    deleted_rate_limits: result.rateLimits,
+    deleted_otp_codes: result.otpCodes,
+    complete: result.complete,
+  });
   return result;
 }

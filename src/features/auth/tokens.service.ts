@@ -12,6 +12,7 @@ import { refreshTokens, type User, users } from "../../db/schema";
 import type { Deps } from "../../env";
 import { base64urlEncode, randomBytes, randomId, sha256Hex } from "../../lib/crypto";
 import { AppError } from "../../lib/errors";
+import { log } from "../../lib/log";
 import { assertWithinLimit, countHit, type RateLimitRow } from "../../lib/rate-limit";
 import { activityInsert } from "../activity/activity.record";
 import { signAccessToken } from "./access-tokens";
@@ -176,7 +177,8 @@ export async function rotateRefreshToken(deps: Deps, presented: string): Promise
     // what a client's own duplicate request looks like (two tabs, a retry after a timeout). Then
     // only this request fails, so the concurrent winner's new token stays valid.
     if (token.revokedReason === "rotated" && now - (token.revokedAt ?? 0) >= REFRESH_RACE_GRACE_MS) {
-      console.warn(`[auth] refresh token reuse detected; revoking family for user ${token.userId}`);
+      // No raw user id in logs (lib/log.ts); the activity row below names the user.
+      log("warn", "auth.refresh_reuse", { action: "family_revoked" });
       await runBatch(db, [
         revokeFamily(db, token.familyId, "reuse", now),
         activityInsert(db, {
