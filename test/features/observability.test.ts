@@ -132,7 +132,11 @@ describe("the request log line", () => {
       }),
     } as Env;
     lines = [];
-    const res = await h.call("GET", "/api/v1/me", undefined, { token: user.access_token, env: broken, headers: { "x-request-id": "boom-1" } });
+    const res = await h.call("GET", "/api/v1/me", undefined, {
+      token: user.access_token,
+      env: broken,
+      headers: { "x-request-id": "boom-1" },
+    });
     expect(res.status).toBe(500);
     expect(res.json).toMatchObject({ code: "internal_error", request_id: "boom-1" });
     const error = lines.find((l) => l.event === "error");
