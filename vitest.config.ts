@@ -34,7 +34,7 @@ export default defineConfig(async () => {
     test: {
       name: "workers",
       include: ["test/**/*.test.ts"],
-      exclude: [...configDefaults.exclude, "test/scripts/**", "test/e2e/**"],
+      exclude: [...configDefaults.exclude, "test/scripts/**", "test/e2e/**", "test/smoke/**"],
       setupFiles: ["./test/setup.ts"],
       testTimeout: 30_000,
       hookTimeout: 30_000,
@@ -64,5 +64,16 @@ export default defineConfig(async () => {
       hookTimeout: 120_000,
     },
   };
-  return { test: { projects: [workers, scripts, e2e], silent: "passed-only" as const } };
+  // The production bundle (`wrangler deploy --minify`) in workerd through Miniflare's API, with a
+  // stub mail provider: what deploys is what is tested (test/smoke/production-bundle.test.ts).
+  const smoke = {
+    test: {
+      name: "smoke",
+      include: ["test/smoke/**/*.test.ts"],
+      environment: "node",
+      testTimeout: 60_000,
+      hookTimeout: 240_000,
+    },
+  };
+  return { test: { projects: [workers, scripts, e2e, smoke], silent: "passed-only" as const } };
 });
