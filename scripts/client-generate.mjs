@@ -29,7 +29,12 @@ export async function openApiDocument() {
   const require = createRequire(import.meta.url);
   const esbuild = createRequire(require.resolve("wrangler/package.json"))("esbuild");
   const result = await esbuild.build({
-    stdin: { contents: 'export { createApp } from "./src/app"; export { setLogSink } from "./src/lib/log";', resolveDir: ROOT, loader: "ts", sourcefile: "openapi-app.ts" },
+    stdin: {
+      contents: 'export { createApp } from "./src/app"; export { setLogSink } from "./src/lib/log";',
+      resolveDir: ROOT,
+      loader: "ts",
+      sourcefile: "openapi-app.ts",
+    },
     bundle: true,
     format: "esm",
     platform: "node",
@@ -38,7 +43,9 @@ export async function openApiDocument() {
     loader: { ".txt": "text" },
     logLevel: "error",
   });
-  const { createApp, setLogSink } = await import(`data:text/javascript;base64,${Buffer.from(result.outputFiles[0].text).toString("base64")}`);
+  const { createApp, setLogSink } = await import(
+    `data:text/javascript;base64,${Buffer.from(result.outputFiles[0].text).toString("base64")}`
+  );
   setLogSink(() => {}); // this one request's log line is noise here
   // The document route touches no binding; the request context only needs a DB object to wrap.
   const res = await createApp().request("/openapi.json", {}, { DB: {} });

@@ -126,7 +126,6 @@ export function writeBindingIds(configPath, env, ids) {
 // wrangler's list outputs. The JSON ones are parsed as JSON; `r2 bucket list` prints labelled
 // blocks ("name: …") and `queues list` a box table, both read after removing colours.
 
-// biome-ignore lint/suspicious/noControlCharactersInRegex: ANSI colour codes
 const stripAnsi = (text) => text.replace(/\u001b\[[0-9;]*m/g, "");
 
 function parseJsonArray(out, command) {
