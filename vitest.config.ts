@@ -34,7 +34,7 @@ export default defineConfig(async () => {
     test: {
       name: "workers",
       include: ["test/**/*.test.ts"],
-      exclude: [...configDefaults.exclude, "test/scripts/**", "test/e2e/**", "test/**/*.node.test.ts"],
+      exclude: [...configDefaults.exclude, "test/scripts/**", "test/e2e/**", "test/smoke/**", "test/**/*.node.test.ts"],
       setupFiles: ["./test/setup.ts"],
       testTimeout: 30_000,
       hookTimeout: 30_000,
@@ -73,5 +73,17 @@ export default defineConfig(async () => {
       testTimeout: 30_000,
     },
   };
-  return { test: { projects: [workers, scripts, e2e, storeLibsql], silent: "passed-only" as const } };
+
+  // The production bundle (`wrangler deploy --minify`) in workerd through Miniflare's API, with a
+  // stub mail provider: what deploys is what is tested (test/smoke/production-bundle.test.ts).
+  const smoke = {
+    test: {
+      name: "smoke",
+      include: ["test/smoke/**/*.test.ts"],
+      environment: "node",
+      testTimeout: 60_000,
+      hookTimeout: 240_000,
+    },
+  };
+  return { test: { projects: [workers, scripts, e2e, storeLibsql, smoke], silent: "passed-only" as const } };
 });

@@ -77,7 +77,12 @@ const floorBuild = build("floor", join(ROOT, "bench/floor/wrangler.toml"));
 const signingJwk = await generateSigningJwk();
 const JWT_KEYS = JSON.stringify({ keys: [signingJwk] });
 const vars = Object.fromEntries(
-  [...readFileSync(join(ROOT, "wrangler.toml"), "utf8").matchAll(/^([A-Z][A-Z0-9_]*) = "(.*)"$/gm)].map((m) => [m[1], m[2]]),
+  // The top level's [vars] only: the [env.*] sections below it are the deployed environments'.
+  [
+    ...readFileSync(join(ROOT, "wrangler.toml"), "utf8")
+      .split(/^\[env\./m)[0]
+      .matchAll(/^([A-Z][A-Z0-9_]*) = "(.*)"$/gm),
+  ].map((m) => [m[1], m[2]]),
 );
 const shared = {
   compatibilityDate: /^compatibility_date = "(.+)"$/m.exec(readFileSync(join(ROOT, "wrangler.toml"), "utf8"))[1],

@@ -121,6 +121,63 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/health/ready": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Readiness: D1, KV and R2 answer
+         * @description Each binding is checked once, in parallel, with a 2 s timeout. 503 names the failed ones.
+         */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Every dependency answered */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Readiness"];
+                    };
+                };
+                /** @description Unexpected error */
+                500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description At least one dependency failed or timed out */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Readiness"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/auth/register": {
         parameters: {
             query?: never;
@@ -3629,6 +3686,8 @@ export interface components {
                 path: string;
                 message: string;
             }[];
+            /** @description This request's id, as in the X-Request-Id response header; quote it when reporting a problem. */
+            request_id: string;
         };
         JWKS: {
             keys: {
@@ -3639,6 +3698,18 @@ export interface components {
                 alg: string;
                 use: string;
             }[];
+        };
+        Readiness: {
+            /** @enum {string} */
+            status: "ready" | "unavailable";
+            checks: {
+                /** @enum {string} */
+                d1: "ok" | "failed" | "timeout";
+                /** @enum {string} */
+                kv: "ok" | "failed" | "timeout";
+                /** @enum {string} */
+                r2: "ok" | "failed" | "timeout";
+            };
         };
         User: {
             id: string;

@@ -29,7 +29,12 @@ export async function openApiDocument() {
   const require = createRequire(import.meta.url);
   const esbuild = createRequire(require.resolve("wrangler/package.json"))("esbuild");
   const result = await esbuild.build({
-    stdin: { contents: 'export { createApp } from "./src/app";', resolveDir: ROOT, loader: "ts", sourcefile: "openapi-app.ts" },
+    stdin: {
+      contents: 'export { createApp } from "./src/app"; export { setLogSink } from "./src/lib/log";',
+      resolveDir: ROOT,
+      loader: "ts",
+      sourcefile: "openapi-app.ts",
+    },
     bundle: true,
     format: "esm",
     platform: "node",
@@ -41,7 +46,10 @@ export async function openApiDocument() {
     alias: { "@libsql/isomorphic-ws": `${ROOT}node_modules/@libsql/isomorphic-ws/web.mjs` },
     logLevel: "error",
   });
-  const { createApp } = await import(`data:text/javascript;base64,${Buffer.from(result.outputFiles[0].text).toString("base64")}`);
+  const { createApp, setLogSink } = await import(
+    `data:text/javascript;base64,${Buffer.from(result.outputFiles[0].text).toString("base64")}`
+  );
+  setLogSink(() => {}); // this one request's log line is noise here
   // The document route touches no binding; the request context only needs a DB object to wrap.
   const res = await createApp().request("/openapi.json", {}, { DB: {} });
   if (res.status !== 200) throw new Error(`GET /openapi.json answered ${res.status}: ${await res.text()}`);

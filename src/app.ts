@@ -12,17 +12,21 @@ import { exportRoutes } from "./features/export/export.routes";
 import { DEV_PATH_PREFIX, devInboxRoutes, devOnly } from "./features/mail/dev-inbox.routes";
 import { meRoutes } from "./features/me/me.routes";
 import { metaRoutes } from "./features/meta/meta.routes";
+import { readyRoutes } from "./features/meta/ready";
 import { otpRoutes } from "./features/otp/otp.routes";
 import { profilesRoutes } from "./features/profiles/profiles.routes";
 import { sessionsRoutes } from "./features/sessions/sessions.routes";
 import { statusesRoutes } from "./features/statuses/statuses.routes";
 import { type Clock, systemClock } from "./lib/clock";
 import { AppError, loggableError, problemResponse } from "./lib/errors";
+import { log } from "./lib/log";
 import { createRouter } from "./lib/openapi";
 import { API_BASE } from "./lib/paths";
 import { jsonBody } from "./middleware/body";
 import { requestContext } from "./middleware/context";
 import { requireSetup, setupError } from "./middleware/readiness";
+import { requestId } from "./middleware/request-id";
+import { answeringRoute, requestLog } from "./middleware/request-log";
 import { methodNotAllowed, RouteTable } from "./middleware/routes";
 import { securityHeaders } from "./middleware/security-headers";
 import { BOOKMARK_HEADER } from "./store";
@@ -72,13 +76,16 @@ export function createApp(options: { clock?: Clock; configCacheMs?: number } = {
   };
   const json = jsonBody({ requiresBody: (c) => routeTable().requiresJsonBody(c.req.method, c.req.path) });
 
+  // Outermost: the log line sees the final response, and every response gets its request id.
+  app.use(requestLog({ clock }));
+  app.use(requestId());
   app.use(securityHeaders());
   app.use(
     cors({
       // Only listed origins are reflected; "null" and unlisted origins get no CORS headers.
       origin: (origin, c) => (origin && origin !== "null" && allowedOrigins(c.env.CORS_ORIGINS).has(origin) ? origin : null),
-      allowHeaders: ["Authorization", "Content-Type", BOOKMARK_HEADER],
-      exposeHeaders: [BOOKMARK_HEADER],
+      allowHeaders: ["Authorization", "Content-Type", "X-Request-Id", BOOKMARK_HEADER],
+      exposeHeaders: ["X-Request-Id", BOOKMARK_HEADER],
       allowMethods: ["GET", "POST", "PUT", "PATCH", "DELETE"],
       maxAge: 600,
     }),
@@ -94,7 +101,14 @@ export function createApp(options: { clock?: Clock; configCacheMs?: number } = {
   app.onError((error, c) => {
     const notSetUp = setupError(error); // its cause is already logged, by name and once
     const appError = notSetUp ?? toAppError(error);
-    if (appError.status >= 500 && !notSetUp) console.error(`[error] ${c.req.method} ${c.req.path} ${loggableError(error)}`);
+    if (appError.status >= 500 && !notSetUp) {
+      log("error", "error", {
+        request_id: c.get("requestId"),
+        method: c.req.method,
+        route: answeringRoute(c),
+        error: loggableError(error),
+      });
+    }
     return problemResponse(appError);
   });
   app.notFound(() => problemResponse(new AppError("not_found", "No such route.")));
@@ -111,6 +125,7 @@ export function createApp(options: { clock?: Clock; configCacheMs?: number } = {
 
   const routes = app
     .route("/", metaRoutes)
+    .route("/", readyRoutes)
     .route(API_BASE, authRoutes)
     .route(API_BASE, otpRoutes)
     .route(API_BASE, meRoutes)

@@ -16,6 +16,10 @@ export interface AppEnv {
   Bindings: Env;
   Variables: {
     deps: Deps;
+    /** Set first by `requestId`: this request's id (X-Request-Id), in every log line and problem document. */
+    requestId: string;
+    /** Set by `requestId` on an error answer: the problem document's `code`, for the request's log line. */
+    problemCode: string;
     /** Set by `requireUser`: the caller, loaded fresh from the database on this request. */
     user: User;
     /** Set by `requireUser({ withProfile: true })`: the caller's profile row, if it exists. */

@@ -61,6 +61,8 @@ export interface ProblemDocument {
   detail: string;
   code: ErrorCode;
   errors?: FieldError[];
+  /** Added on the way out by middleware/request-id.ts, which knows the request. */
+  request_id?: string;
 }
 
 export function problemBody(error: AppError): ProblemDocument {

@@ -15,6 +15,10 @@ export const ProblemSchema = z
     detail: z.string(),
     code: z.enum(Object.keys(ERRORS) as [keyof typeof ERRORS, ...(keyof typeof ERRORS)[]]),
     errors: z.array(z.object({ path: z.string(), message: z.string() })).optional(),
+    /** The request's id, as in its `X-Request-Id` header and log lines (added by middleware/request-id.ts). */
+    request_id: z
+      .string()
+      .openapi({ description: "This request's id, as in the X-Request-Id response header; quote it when reporting a problem." }),
   })
   .openapi("Problem");
 

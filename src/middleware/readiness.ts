@@ -15,7 +15,7 @@ import { AppError } from "../lib/errors";
 export const OTP_SECRET_MIN_LENGTH = 32;
 
 const HOW_TO_FIX = "locally `npm run dev` writes .dev.vars (delete a broken one first); in production see README, Deploying";
-const MIGRATE = "apply the migrations: `npm run dev` does locally, `npx wrangler d1 migrations apply DB --remote` in production";
+const MIGRATE = "apply the migrations: `npm run dev` does locally, `npm run deploy -- --env <name>` (or `npm run setup`) when deployed";
 
 const logged = new Set<string>();
 /** One log line per distinct problem per isolate, however many requests run into it. */

@@ -1,5 +1,6 @@
 /**
- * Whether the database has been migrated: the schema's tables missing from it. Asked by the
+ * Whether the database answers (`ping`, for `GET /health/ready`) and has been migrated: the
+ * schema's tables missing from it. Asked by the
  * readiness check (`/health`) until it first finds none missing, per database, so a migrated
  * database costs nothing afterwards. It reads the catalogue on the binding itself, not through a
  * replica session or Drizzle, so it answers on a database that has no tables at all.
@@ -10,6 +11,8 @@ import type { Db } from "./driver";
 import * as schema from "./schema";
 
 export interface SetupCheck {
+  /** One trivial query (`SELECT 1`): resolves when the database answers. */
+  ping(): Promise<void>;
   missingTables(): Promise<string[]>;
 }
 
@@ -21,8 +24,11 @@ const TABLES = Object.values(schema)
 // workerd hands every request the same binding; the libSQL database is one object per URL.
 const migrated = new WeakSet<object>();
 
-function check(key: object, tableNames: () => Promise<string[]>): SetupCheck {
+function check(key: object, ping: () => Promise<unknown>, tableNames: () => Promise<string[]>): SetupCheck {
   return {
+    async ping() {
+      await ping();
+    },
     async missingTables() {
       if (migrated.has(key)) return [];
       const present = new Set(await tableNames());
@@ -34,15 +40,23 @@ function check(key: object, tableNames: () => Promise<string[]>): SetupCheck {
 }
 
 export function D1SetupCheck(binding: D1Database): SetupCheck {
-  return check(binding, async () => {
-    const { results } = await binding.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").all<{ name: string }>();
-    return results.map((row) => row.name);
-  });
+  return check(
+    binding,
+    () => binding.prepare("SELECT 1").first(),
+    async () => {
+      const { results } = await binding.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").all<{ name: string }>();
+      return results.map((row) => row.name);
+    },
+  );
 }
 
 export function LibsqlSetupCheck(db: Db): SetupCheck {
-  return check(db, async () => {
-    const rows = await db.all<{ name: string }>(sql`SELECT name FROM sqlite_master WHERE type = 'table'`);
-    return rows.map((row) => row.name);
-  });
+  return check(
+    db,
+    () => db.all(sql`SELECT 1`),
+    async () => {
+      const rows = await db.all<{ name: string }>(sql`SELECT name FROM sqlite_master WHERE type = 'table'`);
+      return rows.map((row) => row.name);
+    },
+  );
 }

@@ -42,6 +42,9 @@ describe.sequential("the API through the real dev server", () => {
     const health = await curl("GET", "/health");
     expect(health.status).toBe(200);
     expect(health.json).toEqual({ status: "ok" });
+    expect(health.headers.get("x-request-id")).toMatch(/^[A-Za-z0-9._:-]{1,128}$/);
+    const ready = await call("GET", "/health/ready");
+    expect(ready.json).toEqual({ status: "ready", checks: { d1: "ok", kv: "ok", r2: "ok" } });
     const jwks = await call("GET", "/.well-known/jwks.json");
     expect(jwks.json.keys[0]).toMatchObject({ kty: "OKP", crv: "Ed25519", alg: "EdDSA" });
     const doc = await call("GET", "/openapi.json");

@@ -82,10 +82,12 @@ describe("POST /auth/login", () => {
     const disabled = await h.registerVerified();
     await env.DB.prepare("UPDATE users SET is_active = 0 WHERE id = ?").bind(disabled.id).run();
 
-    const wrongPassword = await h.call("POST", LOGIN, { email: u.email, password: "not-the-password-9" });
-    const unknownEmail = await h.call("POST", LOGIN, { email: `${unique("ghost")}@example.com`, password: u.password });
-    const unknownUsername = await h.call("POST", LOGIN, { username: unique("ghost"), password: u.password });
-    const disabledUser = await h.call("POST", LOGIN, { email: disabled.email, password: disabled.password });
+    // One request id for all, so the answers can be compared byte for byte (it is the only part meant to differ).
+    const sameId = { headers: { "x-request-id": "login-probe" } };
+    const wrongPassword = await h.call("POST", LOGIN, { email: u.email, password: "not-the-password-9" }, sameId);
+    const unknownEmail = await h.call("POST", LOGIN, { email: `${unique("ghost")}@example.com`, password: u.password }, sameId);
+    const unknownUsername = await h.call("POST", LOGIN, { username: unique("ghost"), password: u.password }, sameId);
+    const disabledUser = await h.call("POST", LOGIN, { email: disabled.email, password: disabled.password }, sameId);
 
     for (const res of [wrongPassword, unknownEmail, unknownUsername, disabledUser]) {
       expect(res.status).toBe(401);

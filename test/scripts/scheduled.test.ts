@@ -33,8 +33,11 @@ describe("the scheduled job under wrangler dev", () => {
     const res = await fetch(`${dev.base}/__scheduled?cron=17+3+*+*+*`);
     expect(res.status, dev.output()).toBe(200);
     const deadline = Date.now() + 10_000;
-    while (!/\[retention\] deleted activity=\d+/.test(dev.output()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
-    expect(dev.output()).toMatch(/\[retention\] deleted activity=\d+ refresh_tokens=\d+ rate_limits=\d+ otp_codes=\d+/);
+    // The job's structured log line (src/lib/log.ts).
+    const line =
+      /\{"time":"[^"]+","level":"info","event":"retention","deleted_activity":\d+,"deleted_refresh_tokens":\d+,"deleted_rate_limits":\d+,"deleted_otp_codes":\d+,"complete":true\}/;
+    while (!line.test(dev.output()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    expect(dev.output()).toMatch(line);
     // Without --test-scheduled wrangler suggests /cdn-cgi/handler/scheduled, which answers 500 here.
     expect(dev.output()).not.toMatch(/cdn-cgi\/handler\/scheduled/);
     expect(dev.output()).not.toMatch(/ENOTFOUND|workers\.cloudflare\.com/);

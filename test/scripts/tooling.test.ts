@@ -51,7 +51,11 @@ describe("offline by default", () => {
   it("runs every npm script that starts wrangler through the offline wrapper", () => {
     const direct = Object.entries(pkg.scripts).filter(([, command]) => /(^|[\s&|;])(npx\s+)?wrangler\s/.test(command));
     expect(direct).toEqual([]);
-    for (const name of ["build", "types", "deploy"]) expect(pkg.scripts[name], name).toMatch(/node scripts\/wrangler\.mjs /);
+    for (const name of ["build", "types"]) expect(pkg.scripts[name], name).toMatch(/node scripts\/wrangler\.mjs /);
+    // setup and deploy run every wrangler command through scripts/wrangler.mjs (lib/deploy-env.mjs).
+    expect(pkg.scripts.setup).toBe("node scripts/setup.mjs");
+    expect(pkg.scripts.deploy).toBe("node scripts/deploy.mjs");
+    expect(read("scripts/lib/deploy-env.mjs")).toMatch(/join\(dirname\(fileURLToPath\(import\.meta\.url\)\), "\.\.", "wrangler\.mjs"\)/);
   });
 
   it("gives every script that spawns wrangler or miniflare the offline environment", () => {

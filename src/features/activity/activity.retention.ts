@@ -12,6 +12,7 @@
  * statements per run. A backlog larger than that is worked off over the following days.
  */
 import type { Deps } from "../../deps";
+import { log } from "../../lib/log";
 
 export const RETENTION_BATCH_SIZE = 500;
 export const RETENTION_MAX_ROUNDS = 20;
@@ -68,8 +69,12 @@ export async function runRetention(
 /** The cron entry point (deps from `createBackgroundDeps`: config read fresh); logs a summary. */
 export async function scheduledRetention(deps: Deps): Promise<RetentionResult> {
   const result = await runRetention(deps);
-  console.log(
-    `[retention] deleted activity=${result.activity} refresh_tokens=${result.refreshTokens} rate_limits=${result.rateLimits} otp_codes=${result.otpCodes}${result.complete ? "" : " (more left for the next run)"}`,
-  );
+  log("info", "retention", {
+    deleted_activity: result.activity,
+    deleted_refresh_tokens: result.refreshTokens,
+    deleted_rate_limits: result.rateLimits,
+    deleted_otp_codes: result.otpCodes,
+    complete: result.complete,
+  });
   return result;
 }

@@ -9,6 +9,7 @@ import type { z } from "@hono/zod-openapi";
 import type { Deps } from "../../deps";
 import { base64urlEncode, randomBytes, randomId, sha256Hex } from "../../lib/crypto";
 import { AppError } from "../../lib/errors";
+import { log } from "../../lib/log";
 import { assertWithinLimit } from "../../lib/rate-limit";
 import type { NewRefreshToken, User } from "../../store";
 import { signAccessToken } from "./access-tokens";
@@ -94,7 +95,8 @@ export async function rotateRefreshToken(deps: Deps, presented: string): Promise
     // what a client's own duplicate request looks like (two tabs, a retry after a timeout). Then
     // only this request fails, so the concurrent winner's new token stays valid.
     if (token.revokedReason === "rotated" && now - (token.revokedAt ?? 0) >= REFRESH_RACE_GRACE_MS) {
-      console.warn(`[auth] refresh token reuse detected; revoking family for user ${token.userId}`);
+      // No raw user id in logs (lib/log.ts); the activity row names the user.
+      log("warn", "auth.refresh_reuse", { action: "family_revoked" });
       await deps.tokens.revokeFamily(token.familyId, "reuse", now, {
         userId: token.userId,
         type: "token_reuse_detected",

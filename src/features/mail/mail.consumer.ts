@@ -8,6 +8,8 @@
  */
 import { createBackgroundDeps, type Deps } from "../../deps";
 import { type Clock, systemClock } from "../../lib/clock";
+import { loggableError } from "../../lib/errors";
+import { log } from "../../lib/log";
 import { MailMessageSchema, type NoticeMail, type OtpMail } from "./mail.messages";
 import { renderNoticeMail, renderOtpMail } from "./mail.templates";
 import { type Mail, type Mailer, mailerFromEnv } from "./mailer";
@@ -22,7 +24,10 @@ export function retryDelaySeconds(attempts: number): number {
   return Math.min(RETRY_MAX_SECONDS, RETRY_BASE_SECONDS * 2 ** Math.max(0, attempts - 1));
 }
 
-export type MailOutcome = "sent" | "skipped" | "malformed" | "retry";
+/** `max_retries` of the consumer in wrangler.toml (every environment; a test holds them equal). */
+export const MAIL_MAX_RETRIES = 5;
+
+export type MailOutcome = "sent" | "skipped" | "malformed" | "retry" | "dead_letter";
 
 /** The code's mail, or why it is not sent (the code is no longer live, or never existed). */
 async function otpMail(body: OtpMail, codes: Deps["codes"], clock: Clock): Promise<Mail | string> {
@@ -49,7 +54,7 @@ async function handleMessage(message: Message<unknown>, codes: Deps["codes"], ma
   if (!parsed.success) {
     // The body is not logged: it may hold a code. Its id is enough to find it in the queue's metrics.
     const fields = parsed.error.issues.map((issue) => issue.path.join(".") || "body").join(", ");
-    console.error(`[mail] dropping malformed message ${message.id} (bad: ${fields})`);
+    log("error", "mail.malformed", { message_id: message.id, bad_fields: fields });
     message.ack();
     return "malformed";
   }
@@ -57,7 +62,7 @@ async function handleMessage(message: Message<unknown>, codes: Deps["codes"], ma
   try {
     const mail = body.kind === "otp" ? await otpMail(body, codes, clock) : noticeMail(body);
     if (typeof mail === "string") {
-      console.log(`[mail] skipping message ${message.id}: ${mail}`);
+      log("info", "mail.skipped", { message_id: message.id, reason: mail });
       message.ack();
       return "skipped";
     }
@@ -66,12 +71,17 @@ async function handleMessage(message: Message<unknown>, codes: Deps["codes"], ma
     return "sent";
   } catch (error) {
     const delaySeconds = retryDelaySeconds(message.attempts);
-    console.warn(
-      `[mail] ${mailer.name} could not send message ${message.id} (attempt ${message.attempts}); retrying in ${delaySeconds} s`,
-      error,
-    );
+    // After max_retries retries the queue moves the message to the dead-letter queue instead.
+    const outcome = message.attempts > MAIL_MAX_RETRIES ? "dead_letter" : "retry";
+    log(outcome === "retry" ? "warn" : "error", `mail.${outcome}`, {
+      message_id: message.id,
+      driver: mailer.name,
+      attempt: message.attempts,
+      delay_s: outcome === "retry" ? delaySeconds : undefined,
+      error: loggableError(error),
+    });
     message.retry({ delaySeconds });
-    return "retry";
+    return outcome;
   }
 }
 
@@ -91,10 +101,31 @@ export async function consumeMailBatch(
     mailer = options.mailer ?? mailerFromEnv(env, { fetch: options.fetch, clock });
   } catch (error) {
     // A misconfigured driver is fixed by a deploy: keep the mails (retry, then the DLQ).
-    console.error("[mail] no mail driver; retrying the batch", error);
+    log("error", "mail.no_driver", { error: loggableError(error) });
     batch.retryAll({ delaySeconds: RETRY_MAX_SECONDS });
-    return batch.messages.map(() => "retry");
+    const outcomes = batch.messages.map((message): MailOutcome => (message.attempts > MAIL_MAX_RETRIES ? "dead_letter" : "retry"));
+    logBatch(batch, outcomes);
+    return outcomes;
   }
   const { codes } = createBackgroundDeps(env, clock);
-  return Promise.all(batch.messages.map((message) => handleMessage(message, codes, mailer, clock)));
+  const outcomes = await Promise.all(batch.messages.map((message) => handleMessage(message, codes, mailer, clock)));
+  logBatch(batch, outcomes);
+  return outcomes;
+}
+
+/** One line per batch: how many messages it held and what became of them. */
+function logBatch(batch: MessageBatch<unknown>, outcomes: MailOutcome[]) {
+  const count = (...kinds: MailOutcome[]) => outcomes.filter((o) => kinds.includes(o)).length;
+  const retried = count("retry");
+  const deadLettered = count("dead_letter");
+  log(retried + deadLettered > 0 ? "warn" : "info", "mail.batch", {
+    queue: batch.queue,
+    batch_size: batch.messages.length,
+    acked: count("sent", "skipped", "malformed"),
+    sent: count("sent"),
+    skipped: count("skipped"),
+    malformed: count("malformed"),
+    retried,
+    dead_lettered: deadLettered,
+  });
 }

@@ -1,0 +1,9 @@
+import type { WranglerRun } from "./lib/deploy-env.mjs";
+export function deployProblems(options: { env: string; configPath?: string; run?: WranglerRun }): Promise<string[]>;
+export function deploy(options: {
+  env: string;
+  dryRun?: boolean;
+  configPath?: string;
+  run?: WranglerRun;
+  log?: (line: string) => void;
+}): Promise<string[][]>;

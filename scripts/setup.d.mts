@@ -1,0 +1,10 @@
+import type { WranglerRun } from "./lib/deploy-env.mjs";
+export function setup(options: {
+  env: string;
+  dryRun?: boolean;
+  configPath?: string;
+  run?: WranglerRun;
+  log?: (line: string) => void;
+  mailApiKey?: string;
+  askSecret?: (question: string) => Promise<string>;
+}): Promise<{ executed: string[][]; planned: string[][] }>;

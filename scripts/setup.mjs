@@ -1,0 +1,171 @@
+#!/usr/bin/env node
+// `npm run setup -- --env staging|production [--dry-run] [--config wrangler.toml]`
+//
+// Takes a Cloudflare account from nothing to a deployable environment, creating only what is
+// missing, so running it again is safe and, once everything exists, changes nothing:
+//   1. the D1 database, the KV namespace, the R2 bucket, the mail queue and its dead-letter queue
+//      named in [env.<name>] (what exists is learned from `wrangler d1 list --json`,
+//      `wrangler kv namespace list`, `wrangler r2 bucket list`, `wrangler queues list`);
+//   2. the D1 and KV ids written into [env.<name>] of wrangler.toml, in place of the placeholders;
+//   3. the secrets `wrangler secret list` does not show: JWT_KEYS (a fresh Ed25519 key set) and
+//      OTP_SECRET generated here, MAIL_API_KEY (MAIL_DRIVER = "http") from LATCHKEY_MAIL_API_KEY or
+//      asked for without echo; each value goes to `wrangler secret put` on stdin and is never printed;
+//   4. the D1 migrations that `wrangler d1 migrations list --remote` reports pending.
+// `--dry-run` runs only the read-only `list` commands and prints every other wrangler command it
+// would run; nothing is created, uploaded or written.
+import { pathToFileURL } from "node:url";
+import { CliError, parseCli, runCli } from "./lib/cli.mjs";
+import {
+  configArgs,
+  isPlaceholderId,
+  listSecrets,
+  parseD1List,
+  parseKvList,
+  parseQueuesList,
+  parseR2List,
+  promptHidden,
+  readEnvironment,
+  requiredSecrets,
+  showCommand,
+  wranglerRunner,
+  writeBindingIds,
+} from "./lib/deploy-env.mjs";
+import { generateSigningJwk, randomSecret } from "./lib/keys.mjs";
+
+const USAGE = `usage: npm run setup -- --env staging|production [--dry-run] [--config wrangler.toml]`;
+
+/** Generated secrets: their values exist only in this process and on the way to `wrangler secret put`. */
+const GENERATED = {
+  JWT_KEYS: async () => JSON.stringify({ keys: [await generateSigningJwk()] }),
+  OTP_SECRET: async () => randomSecret(),
+};
+
+/**
+ * Sets up environment `env`. `run(args, {input})` runs wrangler and resolves with its stdout
+ * (injectable for tests); `log` prints a line; `mailApiKey` (or `askSecret`) supplies MAIL_API_KEY.
+ * Returns the commands run (`executed`) and the changing commands run or, with `dryRun`, only
+ * printed (`planned`).
+ */
+export async function setup({
+  env,
+  dryRun = false,
+  configPath = "wrangler.toml",
+  run = wranglerRunner,
+  log = console.log,
+  mailApiKey = process.env.LATCHKEY_MAIL_API_KEY,
+  askSecret = promptHidden,
+}) {
+  const target = readEnvironment(configPath, env);
+  if (target.vars.ENVIRONMENT !== env) {
+    throw new CliError(`ENVIRONMENT in [env.${env}.vars] is "${target.vars.ENVIRONMENT}": set it to "${env}"`);
+  }
+  if ((target.vars.MAIL_DRIVER ?? "console") === "console") {
+    throw new CliError(`MAIL_DRIVER in [env.${env}.vars] is "console": set "http" or "cloudflare" (console mail is for development)`);
+  }
+  const executed = [];
+  const planned = [];
+  const exec = async (args, options) => {
+    executed.push(args);
+    return run(args, options);
+  };
+  /** A command that changes something: run it, or with --dry-run only print it. */
+  const change = async (args, options) => {
+    planned.push(args);
+    if (dryRun) {
+      log(`[dry-run] ${showCommand(args)}${options?.input !== undefined ? "   (value on stdin)" : ""}`);
+      return "";
+    }
+    log(`$ ${showCommand(args)}`);
+    return exec(args, options);
+  };
+  const skip = (what) => log(`exists: ${what}`);
+
+  // 1. Resources.
+  let databases = parseD1List(await exec(["d1", "list", "--json"]));
+  const databaseExisted = databases.has(target.d1.name);
+  if (databaseExisted) skip(`D1 database ${target.d1.name}`);
+  else await change(["d1", "create", target.d1.name]);
+
+  let namespaces = parseKvList(await exec(["kv", "namespace", "list"]));
+  if (namespaces.has(target.kv.title)) skip(`KV namespace ${target.kv.title}`);
+  else await change(["kv", "namespace", "create", target.kv.title]);
+
+  const buckets = parseR2List(await exec(["r2", "bucket", "list"]));
+  if (buckets.has(target.r2.bucket)) skip(`R2 bucket ${target.r2.bucket}`);
+  else await change(["r2", "bucket", "create", target.r2.bucket]);
+
+  const queues = parseQueuesList(await exec(["queues", "list"]));
+  for (const queue of [target.queue, target.deadLetterQueue]) {
+    if (queues.has(queue)) skip(`queue ${queue}`);
+    else await change(["queues", "create", queue]);
+  }
+
+  // 2. Ids into wrangler.toml. A resource created just now is listed again for its id.
+  if (!dryRun && !databaseExisted) databases = parseD1List(await exec(["d1", "list", "--json"]));
+  if (!dryRun && !namespaces.has(target.kv.title)) namespaces = parseKvList(await exec(["kv", "namespace", "list"]));
+  const ids = { d1: databases.get(target.d1.name), kv: namespaces.get(target.kv.title) };
+  const writes = {};
+  for (const [key, what, current] of [
+    ["d1", `database_id of [[env.${env}.d1_databases]]`, target.d1.id],
+    ["kv", `id of [[env.${env}.kv_namespaces]]`, target.kv.id],
+  ]) {
+    const id = ids[key];
+    if (id && id === current) skip(`${what} = "${id}" in ${configPath}`);
+    else if (dryRun) log(`[dry-run] write ${what} = "${id ?? "<id of the new resource>"}" into ${configPath}`);
+    else if (!id) throw new CliError(`could not find the id of the new ${key === "d1" ? "D1 database" : "KV namespace"}; run setup again`);
+    else writes[key] = id;
+  }
+  if (Object.keys(writes).length > 0) {
+    writeBindingIds(configPath, env, writes);
+    log(`wrote ${Object.keys(writes).join(" and ")} id${Object.keys(writes).length > 1 ? "s" : ""} into ${configPath} [env.${env}]`);
+  }
+  if (!dryRun && (isPlaceholderId(ids.d1) || isPlaceholderId(ids.kv))) throw new CliError("a binding id is still a placeholder");
+
+  // 3. Secrets.
+  const config = configArgs(configPath);
+  const present = await listSecrets(exec, env, configPath);
+  for (const secret of requiredSecrets(target.vars)) {
+    if (present.has(secret)) {
+      skip(`secret ${secret}`);
+      continue;
+    }
+    const args = ["secret", "put", secret, "--env", env, ...config];
+    if (dryRun) {
+      await change(args, { input: "" });
+      continue;
+    }
+    let value;
+    if (GENERATED[secret]) value = await GENERATED[secret]();
+    else value = mailApiKey || (await askSecret(`${secret} for ${env} (the mail provider's API key, not echoed): `));
+    if (!value) throw new CliError(`${secret} is empty: set LATCHKEY_MAIL_API_KEY or type the key`);
+    await change(args, { input: value });
+  }
+
+  // 4. Migrations.
+  const migrate = ["d1", "migrations", "apply", "DB", "--remote", "--env", env, ...config];
+  // A dry run cannot ask about a database wrangler.toml does not point at yet.
+  if (databaseExisted && (!dryRun || ids.d1 === target.d1.id)) {
+    const pending = await exec(["d1", "migrations", "list", "DB", "--remote", "--env", env, ...config]);
+    if (/No migrations to apply/i.test(pending)) skip(`every migration is applied to ${target.d1.name}`);
+    else await change(migrate);
+  } else await change(migrate);
+
+  log(
+    dryRun
+      ? `dry run: ${planned.length === 0 ? "nothing to do" : `${planned.length} command${planned.length > 1 ? "s" : ""} would run`}; nothing was changed`
+      : `${env} is set up${planned.length === 0 ? " (nothing was missing)" : ""}. Next: npm run deploy -- --env ${env}`,
+  );
+  return { executed, planned };
+}
+
+async function main() {
+  const { values } = parseCli(
+    { env: { type: "string" }, "dry-run": { type: "boolean", default: false } },
+    { allowPositionals: false, args: process.argv.slice(2) },
+  );
+  if (values.help) return console.log(USAGE);
+  if (values.remote || values["persist-to"]) throw new CliError(`setup always acts on the account; ${USAGE}`);
+  await setup({ env: values.env, dryRun: values["dry-run"], configPath: values.config ?? "wrangler.toml" });
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? "").href) await runCli(main);

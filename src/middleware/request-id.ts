@@ -1,0 +1,60 @@
+/**
+ * A request id for every request, so a client's report, a problem document and the log lines of
+ * one request can be matched: a well-formed incoming `X-Request-Id` is kept (a proxy or the
+ * client made one), else Cloudflare's `cf-ray` (which the dashboard and support already know),
+ * else a random one. It is sent back in `X-Request-Id` on every response, errors, 404 and 405
+ * included, and added to every problem document as `request_id`.
+ */
+import type { MiddlewareHandler } from "hono";
+import type { AppEnv } from "../env";
+import { randomBytes, toHex } from "../lib/crypto";
+
+export const REQUEST_ID_HEADER = "X-Request-Id";
+/** Long enough for a UUID, a trace id or a cf-ray with its colo; short enough to be harmless in a log. */
+export const REQUEST_ID_MAX = 128;
+/** Characters that cannot forge a log line, split a header or need escaping in JSON. */
+const REQUEST_ID_PATTERN = /^[A-Za-z0-9._:-]+$/;
+
+/** Whether `value` may be used as a request id as it is. */
+export function isValidRequestId(value: string | undefined | null): value is string {
+  return !!value && value.length <= REQUEST_ID_MAX && REQUEST_ID_PATTERN.test(value);
+}
+
+/** The id for a request with these headers: a valid X-Request-Id, else a valid cf-ray, else 32 random hex characters. */
+export function chooseRequestId(headers: Headers): string {
+  const incoming = headers.get(REQUEST_ID_HEADER);
+  if (isValidRequestId(incoming)) return incoming;
+  const ray = headers.get("cf-ray");
+  if (isValidRequestId(ray)) return ray;
+  return toHex(randomBytes(16));
+}
+
+const PROBLEM_TYPE = "application/problem+json";
+
+/**
+ * Sets `requestId` (and `problemCode` for an error answer) on the context and the header on the
+ * response. Problem documents are built in several places (the error handler, 404, 405, the dev
+ * inbox's guard), so the id is added here, once, to whatever problem document goes out; they are
+ * small, so re-serialising one costs nothing worth measuring.
+ */
+export function requestId(): MiddlewareHandler<AppEnv> {
+  return async function requestId(c, next) {
+    const id = chooseRequestId(c.req.raw.headers);
+    c.set("requestId", id);
+    await next();
+    let res = c.res;
+    if (res.status >= 400 && res.headers.get("Content-Type")?.startsWith(PROBLEM_TYPE)) {
+      try {
+        const problem = (await res.clone().json()) as Record<string, unknown>;
+        if (typeof problem.code === "string") c.set("problemCode", problem.code);
+        const headers = new Headers(res.headers);
+        headers.delete("Content-Length");
+        res = new Response(JSON.stringify({ ...problem, request_id: id }), { status: res.status, statusText: res.statusText, headers });
+        c.res = res;
+      } catch {
+        // Not JSON after all: sent as it is, with the header.
+      }
+    }
+    c.res.headers.set(REQUEST_ID_HEADER, id);
+  };
+}
