@@ -231,11 +231,36 @@ const KV_NOT_FOUND = "Value not found";
 const kvArgs = (values) => ["--binding", "CONFIG", ...targetArgs(values)];
 
 /**
- * Runs SQL (one statement or several, as one transaction) on DB and returns the rows of the last
- * statement: through the running dev server when there is one for this state, else through
+ * Runs SQL on a libSQL / Turso database (`LIBSQL_URL`, `LIBSQL_AUTH_TOKEN`: the same settings the
+ * worker takes) with @libsql/client, the statements as one write transaction; returns the rows of
+ * the last one. The scripts write one statement per line, each ending in ";".
+ */
+async function libsql(sql) {
+  const { createClient } = await import("@libsql/client");
+  const client = createClient({ url: process.env.LIBSQL_URL, authToken: process.env.LIBSQL_AUTH_TOKEN });
+  try {
+    const statements = sql
+      .split(/;\s*(?:\n|$)/)
+      .map((statement) => statement.trim())
+      .filter(Boolean);
+    const results = await client.batch(statements, "write");
+    const last = results.at(-1);
+    return (last?.rows ?? []).map((row) => Object.fromEntries(last.columns.map((column, i) => [column, row[i]])));
+  } catch (error) {
+    throw new CliError(`the libSQL database at ${process.env.LIBSQL_URL} refused the query: ${error.message}`);
+  } finally {
+    client.close();
+  }
+}
+
+/**
+ * Runs SQL (one statement or several, as one transaction) on the worker's database and returns
+ * the rows of the last statement: on libSQL / Turso when `LIBSQL_URL` is set; otherwise on D1,
+ * through the running dev server when there is one for this state, else through
  * `wrangler d1 execute DB --json`.
  */
 export async function d1(values, { command, file }) {
+  if (process.env.LIBSQL_URL) return libsql(file ? readFileSync(file, "utf8") : command);
   const server = await devServerFor(values);
   if (server) {
     const sql = file ? readFileSync(file, "utf8") : command;
