@@ -121,14 +121,25 @@ describe("the request log line", () => {
     const user = await h.signedInUser();
     const broken = {
       ...env,
+      // Requests query through a D1 session (src/store/replica.ts): break the session's statements.
       DB: new Proxy(env.DB, {
         get(target, prop) {
-          if (prop === "prepare") {
-            return () => {
-              throw Object.assign(new Error(`Failed query: select … params: ${user.email}`), { query: "select ?", params: [user.email] });
-            };
-          }
-          return Reflect.get(target, prop);
+          if (prop !== "withSession") return Reflect.get(target, prop);
+          return (...args: Parameters<D1Database["withSession"]>) =>
+            new Proxy(target.withSession(...args), {
+              get(session, key) {
+                if (key === "prepare") {
+                  return () => {
+                    throw Object.assign(new Error(`Failed query: select … params: ${user.email}`), {
+                      query: "select ?",
+                      params: [user.email],
+                    });
+                  };
+                }
+                const value = Reflect.get(session, key);
+                return typeof value === "function" ? value.bind(session) : value;
+              },
+            });
         },
       }),
     } as Env;
