@@ -24,6 +24,7 @@ import { requestContext } from "./middleware/context";
 import { requireSetup, setupError } from "./middleware/readiness";
 import { methodNotAllowed, RouteTable } from "./middleware/routes";
 import { securityHeaders } from "./middleware/security-headers";
+import { webRoutes } from "./web/web.routes";
 
 export const API_BASE = "/api/v1";
 
@@ -118,6 +119,8 @@ export function createApp(options: { clock?: Clock; configCacheMs?: number } = {
     .route(API_BASE, sessionsRoutes)
     .route(API_BASE, exportRoutes)
     .route("/", devInboxRoutes);
+  // The website: HTML pages over the same services (not part of the API, nor of its OpenAPI document).
+  app.route("/", webRoutes());
   return routes;
 }
 
