@@ -6,6 +6,7 @@ import type { MiddlewareHandler } from "hono";
 import { deleteCookie, getCookie } from "hono/cookie";
 import { AVATAR_MAX_BYTES } from "../features/profiles/avatar.image";
 import { MULTIPART_OVERHEAD_BYTES } from "../features/profiles/avatar.service";
+import { discardRest } from "../lib/drain";
 import type { WebEnv } from "./web.env";
 import { page, redirect } from "./web.kit";
 import { isFlashKey } from "./web.messages";
@@ -21,6 +22,40 @@ export const PAGE_CSP =
 /** A form without a file is small; an avatar upload may be the image limit plus the multipart framing. */
 const FORM_MAX_BYTES = 64 * 1024;
 const UPLOAD_MAX_BYTES = AVATAR_MAX_BYTES + MULTIPART_OVERHEAD_BYTES;
+
+/**
+ * The submitted form, read with a byte limit: the declared length is checked first, then the
+ * bytes are counted as they arrive (a chunked body has no declared length). Anything that is not
+ * a form parses as an empty one, which then fails the CSRF check.
+ */
+async function readForm(request: Request, limit: number): Promise<Record<string, string | File> | "too_large"> {
+  const declared = Number(request.headers.get("content-length") ?? "0");
+  if (declared > limit) return "too_large";
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  const reader = request.body?.getReader();
+  for (;;) {
+    const read = await reader?.read();
+    if (!read || read.done) break;
+    total += read.value.byteLength;
+    if (total > limit) {
+      if (reader) await discardRest(reader); // not just cancel: see lib/drain.ts
+      return "too_large";
+    }
+    chunks.push(read.value);
+  }
+  const fields: Record<string, string | File> = {};
+  const type = request.headers.get("content-type") ?? "";
+  if (!/^(application\/x-www-form-urlencoded|multipart\/form-data)\b/i.test(type)) return fields;
+  try {
+    const form = await new Response(new Blob(chunks), { headers: { "content-type": type } }).formData();
+    // One value per name: a repeated field keeps its first value.
+    for (const [key, value] of form) if (!(key in fields)) fields[key] = value;
+  } catch {
+    // an unparseable body is an empty form
+  }
+  return fields;
+}
 
 export interface PageRule {
   /** "user": signed in (else /login and back); "staff": signed-in staff (else a 403 page); "any": either. */
@@ -63,14 +98,11 @@ export function webPage(rule: PageRule): MiddlewareHandler<WebEnv> {
 
     if (isPost) {
       if (!sameOrigin(c)) return refusal(c, 403, "This form was sent from another website, so it was not accepted.");
-      const length = Number(c.req.header("content-length") ?? Number.NaN);
       const limit = rule.upload ? UPLOAD_MAX_BYTES : FORM_MAX_BYTES;
-      if (!Number.isFinite(length) || length > limit) {
+      const fields = await readForm(c.req.raw, limit);
+      if (fields === "too_large") {
         return refusal(c, 413, rule.upload ? "The picture is larger than 2 MiB." : "The form is larger than this page accepts.");
       }
-      const body = await c.req.parseBody();
-      const fields: Record<string, string | File> = {};
-      for (const [key, value] of Object.entries(body)) if (!Array.isArray(value)) fields[key] = value as string | File;
       c.set("form", fields);
       if (!(await csrfValid(c, fields._csrf))) {
         if (rule.lenientWhenSignedOut && !c.var.signedIn) {
