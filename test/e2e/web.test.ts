@@ -447,6 +447,91 @@ describe("the website in a real browser", () => {
     await staffContext.close();
   });
 
+  it("changes the email address with the code mailed to the new one", async () => {
+    // Alice was disabled and enabled again: her sessions ended, so she signs in anew.
+    await page.goto(url("/login"));
+    await page.fill("#f-identifier", alice.email);
+    await page.fill("#f-password", alice.password);
+    await Promise.all([page.waitForURL(/\/profilepage$/), page.click("main button:text('Sign in')")]);
+    await page.goto(url("/settings"));
+    const newEmail = `alice-new-${run}@example.com`;
+    await page.fill("#f-email", newEmail);
+    await page.fill("section:has(#s-email) #f-current_password", "wrong-password-1");
+    await Promise.all([page.waitForURL(/\/settings\/email$/), page.click("text=Send a code to the new address")]);
+    expect(await page.locator("#form-error").textContent()).toBe("Your current password is not correct.");
+    await page.fill("section:has(#s-email) #f-current_password", alice.password);
+    await Promise.all([page.waitForURL(/\/settings$/), page.click("text=Send a code to the new address")]);
+    expect(await flash(page)).toMatch(/emailed a code to your new address/);
+    expect(await page.locator("section:has(#s-email)").textContent()).toContain(newEmail);
+    await inspect(page, "settings-email-pending");
+    const code = await mailedCode(newEmail, "change_email");
+    await page.fill("section:has(#s-email) #f-code", code);
+    await Promise.all([page.waitForURL(/\/settings$/), page.click("text=Confirm new address")]);
+    expect(await flash(page)).toBe("Email address changed.");
+    alice.email = newEmail;
+    expect(await page.locator("section:has(#s-email)").textContent()).toContain(`Your address is ${newEmail}`);
+  });
+
+  it("ends one other session, then every other, keeping this browser", async () => {
+    for (let i = 0; i < 3; i++)
+      expect((await api("POST", "/auth/login", { email: alice.email, password: alice.password })).status).toBe(200);
+    await page.goto(url("/sessions"));
+    expect(await page.locator(".sessions > li").count()).toBe(4);
+    await Promise.all([page.waitForURL(/\/sessions$/), page.locator(".sessions > li:not(.current) button").first().click()]);
+    expect(await flash(page)).toBe("That session has been signed out.");
+    expect(await page.locator(".sessions > li").count()).toBe(3);
+    await Promise.all([page.waitForURL(/\/sessions$/), page.click("text=Sign out every other session")]);
+    expect(await flash(page)).toBe("Every other session has been signed out.");
+    expect(await page.locator(".sessions > li").count()).toBe(1);
+    expect(await page.locator(".sessions > li.current").count()).toBe(1);
+  });
+
+  it("lets staff mark an email verified and end every session of an account", async () => {
+    const dave = { email: `dave-${run}@example.com`, password: "gryphon-mock-turtle-77" };
+    expect((await api("POST", "/auth/register", dave)).status).toBe(201);
+    const staffContext = await browser.newContext();
+    const admin = await staffContext.newPage();
+    await admin.goto(url("/login?next=%2Fadmin%2Fusers"));
+    await admin.fill("#f-identifier", staff.email);
+    await admin.fill("#f-password", staff.password);
+    await Promise.all([admin.waitForURL(url("/admin/users")), admin.click("main button:text('Sign in')")]);
+    await admin.fill("#f-q", "dave-");
+    await Promise.all([admin.waitForURL(/q=dave-/), admin.click("button:text('Search')")]);
+    await Promise.all([admin.waitForURL(/\/admin\/users\/[^?]+$/), admin.click(`text=${dave.email}`)]);
+    await Promise.all([admin.waitForURL(/\/admin\/users\/[^/]+$/), admin.click("button:text('Mark email verified')")]);
+    expect(await admin.locator(".facts").textContent()).toMatch(/Email verifiedYes/);
+    const login = await api("POST", "/auth/login", dave);
+    expect(login.status).toBe(200);
+    await admin.reload();
+    expect(await admin.locator(".facts").textContent()).toMatch(/Active sessions1/);
+    // The POST answers with a redirect back to this page's path: wait for that page's GET.
+    const reloaded = admin.waitForResponse(
+      (r) => r.request().method() === "GET" && /^\/admin\/users\/[^/]+$/.test(new URL(r.url()).pathname),
+    );
+    await admin.click("button:text('End every session')");
+    await reloaded;
+    await admin.waitForLoadState();
+    expect(await flash(admin)).toBe("Every session of that account has ended.");
+    expect(await admin.locator(".facts").textContent()).toMatch(/Active sessions0/);
+    expect((await api("POST", "/auth/refresh", { refresh_token: login.json.refresh_token })).status).toBe(401);
+    await staffContext.close();
+  });
+
+  it("deletes the account with the password and the confirmation", async () => {
+    await page.goto(url("/settings"));
+    await page.fill("section:has(#s-delete) #f-current_password", alice.password);
+    await Promise.all([page.waitForURL(/\/settings\/delete$/), page.click("text=Delete my account")]);
+    expect(await page.locator("#f-confirm-error").textContent()).toBe("Tick the box to confirm.");
+    await inspect(page, "settings-delete-error");
+    await page.fill("section:has(#s-delete) #f-current_password", alice.password);
+    await page.check("#f-confirm");
+    await Promise.all([page.waitForURL(/\/login$/), page.click("text=Delete my account")]);
+    expect(await flash(page)).toBe("Your account has been deleted.");
+    expect((await api("POST", "/auth/login", { email: alice.email, password: alice.password })).status).toBe(401);
+    expect((await page.goto(url(`/people/${alice.username}`)))?.status()).toBe(404);
+    await inspect(page, "not-found");
+  });
+
   it("answers every error code with a sentence", async () => {
     const { ERRORS } = await import("../../src/lib/errors");
     const { ERROR_SENTENCES } = await import("../../src/web/web.messages");
