@@ -1,4 +1,5 @@
-// A minimal PNG encoder for the demo avatars: 8-bit RGB, one IDAT chunk, no dependencies.
+// A minimal PNG encoder (8-bit RGB, one IDAT chunk, no dependencies): the demo avatars, the
+// benchmark's seeded avatars and the e2e tests' uploads all use it.
 import { deflateSync } from "node:zlib";
 
 const CRC_TABLE = Array.from({ length: 256 }, (_, n) => {

@@ -22,8 +22,9 @@ export const RATE_LIMITS = {
   registerPerIp: { limit: 20, windowMs: 60 * 60_000 },
   refreshPerIp: { limit: 600, windowMs: 60_000 },
   otpPerIp: { limit: 30, windowMs: 60 * 60_000 },
-  /** Codes mailed to one address, whatever their purpose (registration and email change included). */
+  /** Codes mailed to one address for one purpose (subject `purpose:address`, see `mailSubjects`). */
   otpPerEmailMinute: { limit: 1, windowMs: 60_000 },
+  /** Codes mailed to one address, whatever their purpose (registration and email change included). */
   otpPerEmailHour: { limit: 5, windowMs: 60 * 60_000 },
   /** Wrong codes per address over a day; the limit itself is KV `otp_max_failures_per_day`. */
   otpFailuresPerDay: { limit: 20, windowMs: 24 * 60 * 60_000 },

@@ -124,6 +124,21 @@ describe.sequential("the API through the real dev server", () => {
     const patch = await curl("PATCH", `${API}/me`, [...bearer(s.access), ...JSON_TYPE, "-d", JSON.stringify({ username: alice.username })]);
     expect(patch.status, patch.text).toBe(200);
     expect(patch.json.user.username).toBe(alice.username);
+    // An email change stays pending until the code mailed to the new address comes back.
+    const newEmail = alice.email.replace("@", "+moved@");
+    const pending = await call("PATCH", `${API}/me`, { token: s.access, json: { email: newEmail, current_password: alice.password } });
+    expect(pending.status, pending.text).toBe(200);
+    expect(pending.json.user).toMatchObject({ email: alice.email, pending_email: newEmail });
+    const changeCode = await codeFromInbox(newEmail, "change_email");
+    const confirmed = await curl("POST", `${API}/me/email/verify`, [
+      ...bearer(s.access),
+      ...JSON_TYPE,
+      "-d",
+      JSON.stringify({ code: changeCode }),
+    ]);
+    expect(confirmed.status, confirmed.text).toBe(200);
+    expect(confirmed.json.user).toMatchObject({ email: newEmail, pending_email: null, email_verified: true });
+    alice.email = newEmail;
     const newPassword = "analytical-engine-1852";
     const changed = await call("POST", `${API}/me/password`, {
       token: s.access,

@@ -96,7 +96,7 @@ export async function register(
       db.insert(users).values(user),
       db.insert(profiles).values({ userId: user.id, updatedAt: now }),
       activityInsert(db, { userId: user.id, type: "register", nowMs: now, meta }),
-      ...(code ? [...code.queries, ...countMailToAddress(db, user.email, now)] : []),
+      ...(code ? [...code.queries, ...countMailToAddress(db, user.email, "verify_email", now)] : []),
     ]);
   } catch (error) {
     rethrowUniqueViolation(error);

@@ -11,7 +11,7 @@ import { runBatch } from "../../db/client";
 import { type Profile, type User, users } from "../../db/schema";
 import type { Deps } from "../../env";
 import { randomId } from "../../lib/crypto";
-import { countHit, isOverLimit, type RateLimitRow, rateLimited } from "../../lib/rate-limit";
+import { isOverLimit, type RateLimitRow, rateLimited } from "../../lib/rate-limit";
 import { activityInsert } from "../activity/activity.record";
 import { assertIdentifiersFree, assertPasswordPolicy, rethrowUniqueViolation, userView } from "../auth/auth.service";
 import { reauthenticate } from "../auth/password-check";
@@ -19,6 +19,7 @@ import { hasherFromEnv, hashPassword, hasUsablePassword } from "../auth/password
 import { invalidateAccessTokens, revokeAllForUser } from "../auth/tokens.service";
 import {
   checkCode,
+  countMailToAddress,
   enqueueMail,
   invalidCode,
   prepareCode,
@@ -43,10 +44,7 @@ export function meView(user: User, profile: Profile) {
 /** Reserves one mail to `address` on its per-minute and per-hour counters; 429 when over. */
 async function reserveMailTo(deps: Deps, address: string, nowMs: number) {
   const { db } = deps;
-  const [minute, hour] = (await runBatch(db, [
-    countHit(db, "otpPerEmailMinute", address, nowMs),
-    countHit(db, "otpPerEmailHour", address, nowMs),
-  ])) as [RateLimitRow[], RateLimitRow[]];
+  const [minute, hour] = (await runBatch(db, countMailToAddress(db, address, "change_email", nowMs))) as [RateLimitRow[], RateLimitRow[]];
   for (const [name, row] of [
     ["otpPerEmailMinute", minute[0]],
     ["otpPerEmailHour", hour[0]],

@@ -15,12 +15,12 @@ import { assertPasswordPolicy } from "../auth/auth.service";
 import { hasherFromEnv, hashPassword, UNUSABLE_PASSWORD_HASH } from "../auth/password-hash";
 import { invalidateAccessTokens, prepareTokenPair, revokeAllForUser, type TokenResponse } from "../auth/tokens.service";
 import type { RequestablePurpose } from "./otp.purposes";
-import { checkCode, enqueueMail, invalidCode, newCode, recordFailure, spendCode, supersedeCodes } from "./otp.service";
+import { checkCode, enqueueMail, invalidCode, mailSubjects, newCode, recordFailure, spendCode, supersedeCodes } from "./otp.service";
 
 /**
  * `POST /auth/otp`: issues a fresh code for `purpose` (superseding the previous one) and enqueues
  * its mail. One batch decides everything inside the database: the per-IP counter, the address's
- * per-minute and per-hour counters (the hour counts only requests the minute let through, so
+ * per-minute (per purpose) and per-hour counters (the hour counts only requests the minute let through, so
  * rapid repeats cannot use up a real user's hourly allowance), and the code row, inserted only
  * when the address belongs to a live account (not yet verified, for `verify_email`) and every
  * limit allows it. The mail is enqueued in every case; the consumer sends only a code that
@@ -34,9 +34,14 @@ export async function requestCode(deps: Deps, input: { email: string; purpose: R
   const { email, purpose } = input;
   const { row, message } = await newCode(deps, email, purpose);
 
+  const subjects = mailSubjects(email, purpose);
   const within = (name: "otpPerIp" | "otpPerEmailMinute" | "otpPerEmailHour", subject: string) =>
     sql`${currentCount(name, subject, now)} <= ${RATE_LIMITS[name].limit}`;
-  const allowed = and(within("otpPerIp", ip), within("otpPerEmailMinute", email), within("otpPerEmailHour", email)) as SQL;
+  const allowed = and(
+    within("otpPerIp", ip),
+    within("otpPerEmailMinute", subjects.minute),
+    within("otpPerEmailHour", subjects.hour),
+  ) as SQL;
   const owner = db
     .select({ id: users.id })
     .from(users)
@@ -49,9 +54,9 @@ export async function requestCode(deps: Deps, input: { email: string; purpose: R
 
   const [ipRows, , hourRows] = (await runBatch(db, [
     countHit(db, "otpPerIp", ip, now),
-    countHit(db, "otpPerEmailMinute", email, now),
+    countHit(db, "otpPerEmailMinute", subjects.minute, now),
     // Counted only when the minute window let the request through.
-    countHit(db, "otpPerEmailHour", email, now, within("otpPerEmailMinute", email)),
+    countHit(db, "otpPerEmailHour", subjects.hour, now, within("otpPerEmailMinute", subjects.minute)),
     supersedeCodes(db, ownerId, purpose, now, allowed),
     db.insert(otpCodes).select(sql`SELECT ${sql.join(columns, sql`, `)} FROM ${users} WHERE ${users.id} = ${ownerId} AND ${allowed}`),
     activityInsertSelect(

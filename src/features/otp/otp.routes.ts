@@ -23,8 +23,8 @@ export const otpRoutes = createRouter()
       summary: "Email a one-time code",
       description:
         "Issues a fresh code for `purpose` (the previous one stops working) and mails it. Always `202` with the same body, " +
-        "whether or not the account exists; at most one code per email per minute and a few per hour (beyond that, still " +
-        "`202` but no mail). Too many requests from one client IP answer `429` with `Retry-After`.",
+        "whether or not the account exists; at most one code per address and purpose per minute and five per address per hour " +
+        "(beyond that, still `202` but no mail). Too many requests from one client IP answer `429` with `Retry-After`.",
       request: { body: jsonBody(OtpRequestSchema) },
       responses: {
         202: jsonContent(OtpAcceptedSchema, "Accepted; a code is mailed if the account exists"),

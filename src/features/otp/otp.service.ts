@@ -95,9 +95,19 @@ export async function newCode(deps: Deps, sentTo: string, purpose: OtpPurpose) {
   return { row, message };
 }
 
+/**
+ * The subjects of the two mail counters for a code to `address`: one code a minute per purpose
+ * (a registration's activation code does not hold back a sign-in code asked for right after),
+ * and a few an hour per address whatever the purpose, which bounds what one address receives.
+ */
+export function mailSubjects(address: string, purpose: OtpPurpose) {
+  return { minute: `${purpose}:${address}`, hour: address };
+}
+
 /** The per-address mail counters, counted for a code mailed in any case (the registration's own). */
-export function countMailToAddress(db: Db, address: string, nowMs: number): Query[] {
-  return [countHit(db, "otpPerEmailMinute", address, nowMs), countHit(db, "otpPerEmailHour", address, nowMs)];
+export function countMailToAddress(db: Db, address: string, purpose: OtpPurpose, nowMs: number): Query[] {
+  const subjects = mailSubjects(address, purpose);
+  return [countHit(db, "otpPerEmailMinute", subjects.minute, nowMs), countHit(db, "otpPerEmailHour", subjects.hour, nowMs)];
 }
 
 /**
