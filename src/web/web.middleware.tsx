@@ -65,6 +65,28 @@ export interface PageRule {
   lenientWhenSignedOut?: boolean;
 }
 
+/**
+ * The page a form's action belongs to (`/settings/password` → `/settings`), for links back and
+ * for a GET of an action path (a bookmark, a reload after an error), which is sent there.
+ */
+export function pageOf(path: string): string {
+  const rules: [RegExp, string | ((m: RegExpExecArray) => string)][] = [
+    [/^\/settings\//, "/settings"],
+    [/^\/profilepage\/statuses\/[^/]+\/edit$/, (m) => m[0]],
+    [/^\/profilepage\//, "/profilepage"],
+    [/^\/sessions\//, "/sessions"],
+    [/^\/admin\/config(\/|$)/, "/admin"],
+    [/^(\/admin\/users\/[^/]+)\/(flags|logout-all)$/, (m) => m[1] as string],
+    [/^\/login\/code\/send$/, "/login/code"],
+    [/^\/verify\/resend$/, "/verify"],
+  ];
+  for (const [pattern, target] of rules) {
+    const m = pattern.exec(path);
+    if (m) return typeof target === "string" ? target : target(m);
+  }
+  return path;
+}
+
 function refusal(c: Parameters<MiddlewareHandler<WebEnv>>[0], status: 403 | 413, reason: string) {
   return page(
     c,
@@ -72,7 +94,7 @@ function refusal(c: Parameters<MiddlewareHandler<WebEnv>>[0], status: 403 | 413,
     <>
       <p>{reason}</p>
       <p>
-        <a href={c.req.path}>Go back to the page</a> and try again from there.
+        <a href={pageOf(c.req.path)}>Go back to the page</a> and try again from there.
       </p>
     </>,
     { status },
@@ -90,7 +112,7 @@ export function webPage(rule: PageRule): MiddlewareHandler<WebEnv> {
       // A concurrent page load may just have rotated this browser's refresh token: ask again,
       // by when its new cookies are in place. A POST's form cannot be replayed; its page is loaded instead.
       const url = new URL(c.req.url);
-      return c.redirect(`${url.pathname}${url.search}`, isPost ? 303 : 302);
+      return c.redirect(isPost ? pageOf(url.pathname) : `${url.pathname}${url.search}`, isPost ? 303 : 302);
     }
     c.set("signedIn", outcome === "signed_in");
     c.set("flash", null);

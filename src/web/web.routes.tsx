@@ -12,7 +12,7 @@ import { peoplePages } from "./pages/people";
 import type { WebEnv } from "./web.env";
 import { page } from "./web.kit";
 import { ERROR_SENTENCES } from "./web.messages";
-import { PAGE_CSP } from "./web.middleware";
+import { PAGE_CSP, pageOf } from "./web.middleware";
 
 export function webRoutes() {
   const web = new Hono<WebEnv>();
@@ -20,6 +20,10 @@ export function webRoutes() {
   mePages(web);
   peoplePages(web);
   adminPages(web);
+  // A GET of a path that only takes a form (a bookmark, a reload) goes to the page the form is on.
+  const getPaths = new Set(web.routes.filter((r) => r.method === "GET").map((r) => r.path));
+  const postOnly = [...new Set(web.routes.filter((r) => r.method === "POST" && !getPaths.has(r.path)).map((r) => r.path))];
+  for (const path of postOnly) web.get(path, (c) => c.redirect(pageOf(c.req.path), 303));
   web.onError((error, c) => {
     c.header("Content-Security-Policy", PAGE_CSP);
     c.header("Cache-Control", "no-store");

@@ -191,6 +191,21 @@ describe("forms", () => {
     expect(ok.location).toBe("/settings");
   });
 
+  it("sends a GET of a form's action path to the page the form is on", async () => {
+    const b = browser();
+    for (const [path, page] of [
+      ["/settings/profile", "/settings"],
+      ["/profilepage/statuses/abc", "/profilepage"],
+      ["/admin/users/abc/flags", "/admin/users/abc"],
+      ["/login/code/send", "/login/code"],
+    ] as const) {
+      const res = await b.request("GET", path);
+      expect(`${res.status} ${res.location}`, path).toBe(`303 ${page}`);
+    }
+    const refused = await b.request("POST", "/settings/password", { new_password: "x" });
+    expect(refused.text).toContain('<a href="/settings">Go back to the page</a>');
+  });
+
   it("binds the token to the sign-in: another browser's token is refused", async () => {
     const one = await signedInBrowser();
     const two = await signedInBrowser();

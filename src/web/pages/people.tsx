@@ -22,9 +22,15 @@ async function findProfile(c: WebContext, key: string): Promise<PublicProfileVie
   const lowered = key.toLowerCase();
   if (/^[a-z0-9_.-]{3,30}$/.test(lowered)) {
     // The directory's prefix search, then an exact match: the same public accounts, by name.
-    const found = await listDirectory(c.var.deps, { q: lowered, limit: 100 });
-    const match = found.items.find((p) => p.username === lowered);
-    if (match) return match;
+    // Bounded: a name that is the prefix of hundreds of others may need a few pages.
+    let cursor: string | undefined;
+    for (let round = 0; round < 5; round++) {
+      const found = await listDirectory(c.var.deps, { q: lowered, limit: 100, cursor });
+      const match = found.items.find((p) => p.username === lowered);
+      if (match) return match;
+      if (!found.next_cursor) break;
+      cursor = found.next_cursor;
+    }
   }
   throw new AppError("not_found");
 }
