@@ -265,6 +265,33 @@ describe("forms", () => {
   });
 });
 
+describe("sign-in pages", () => {
+  it("sends an unverified account to /verify, only after the right password", async () => {
+    const email = `unverified-${Date.now()}@example.com`;
+    const password = "Tr0ub4dor&3-horse";
+    expect((await h.call("POST", "/api/v1/auth/register", { email, password })).status).toBe(201);
+    const wrong = await browser().submit("/login", "/login", { identifier: email, password: "not-the-password" });
+    expect(wrong.status).toBe(401);
+    const right = await browser().submit("/login", "/login", { identifier: email, password });
+    expect(right.location).toBe(`/verify?email=${encodeURIComponent(email)}`);
+  });
+
+  it("answers a code request the same for an unknown address", async () => {
+    const user = await h.registerVerified();
+    for (const path of ["/login/code/send", "/password/forgot"]) {
+      const known = await browser().submit(path === "/password/forgot" ? path : "/login/code", path, { email: user.email });
+      const unknown = await browser().submit(path === "/password/forgot" ? path : "/login/code", path, {
+        email: "nobody-here@example.com",
+      });
+      expect(known.status).toBe(303);
+      expect(unknown.status).toBe(303);
+      expect(known.location?.replace(encodeURIComponent(user.email), "X")).toBe(
+        unknown.location?.replace(encodeURIComponent("nobody-here@example.com"), "X"),
+      );
+    }
+  });
+});
+
 describe("admin console", () => {
   it("is staff only: a 403 page for others, refusing self-demotion with the reason", async () => {
     const { user, b } = await signedInBrowser();
