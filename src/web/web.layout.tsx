@@ -139,7 +139,8 @@ export const Field: FC<FieldProps> = (p) => {
     required: p.required,
     autocomplete: p.autocomplete,
     maxlength: p.maxlength,
-    autofocus: p.autofocus,
+    // After a failed submission the first field with an error takes focus (the browser honours the first autofocus).
+    autofocus: p.autofocus || error !== undefined || undefined,
   };
   return (
     <div class={error ? "field invalid" : "field"}>

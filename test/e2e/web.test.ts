@@ -146,6 +146,8 @@ describe("the website in a real browser", () => {
     await expect.poll(() => page.locator("#f-password_confirm-error").textContent()).toMatch(/match/);
     expect(await page.getAttribute("#f-password_confirm", "aria-invalid")).toBe("true");
     expect(await page.getAttribute("#f-password_confirm-error", "role")).toBe("alert");
+    // Focus lands on the first field to fix, so keyboard and screen-reader users start there.
+    expect(await page.evaluate(() => document.activeElement?.id)).toBe("f-password_confirm");
     await inspect(page, "registration-errors");
     expect(await page.inputValue("#f-username")).toBe(alice.username);
     await page.focus("#f-password");
