@@ -77,6 +77,9 @@ async function authenticate(c: Context<WebEnv>, token: string): Promise<boolean>
   }
 }
 
+/** How long the loser of a rotation race waits before asking the browser to load the page again. */
+const RETRY_PAUSE_MS = 250;
+
 export type SessionOutcome = "signed_in" | "anonymous" | "retry";
 
 /**
@@ -98,8 +101,10 @@ export async function loadSession(c: Context<WebEnv>): Promise<SessionOutcome> {
   } catch (error) {
     if (!(error instanceof AppError) || (error.code !== "invalid_refresh_token" && error.code !== "rate_limited")) throw error;
     if (!getCookie(c, COOKIE.retry)) {
-      // Perhaps a concurrent page load rotated this token a moment ago: try once more.
+      // Perhaps a concurrent page load rotated this token a moment ago: try once more, after a
+      // short pause that lets the winner's answer (and its cookies) reach the browser first.
       setCookie(c, COOKIE.retry, "1", { ...BASE, maxAge: 10 });
+      await new Promise((resolve) => setTimeout(resolve, RETRY_PAUSE_MS));
       return "retry";
     }
     deleteCookie(c, COOKIE.retry, BASE);

@@ -160,7 +160,7 @@ describe("the website in a real browser", () => {
     await inspect(page, "verify");
 
     const code = await mailedCode(alice.email, "verify_email");
-    await page.focus("#f-code");
+    expect(await page.evaluate(() => document.activeElement?.id)).toBe("f-code");
     await page.keyboard.type(code);
     await page.keyboard.press("Enter");
     await page.waitForURL(/\/settings$/);
@@ -521,6 +521,9 @@ describe("the website in a real browser", () => {
 
   it("deletes the account with the password and the confirmation", async () => {
     await page.goto(url("/settings"));
+    await Promise.all([page.waitForURL(/\/settings$/), page.click("button:text('Remove picture')")]);
+    expect(await flash(page)).toBe("Profile picture removed.");
+    expect(await page.locator("button:text('Remove picture')").count()).toBe(0);
     await page.fill("section:has(#s-delete) #f-current_password", alice.password);
     await Promise.all([page.waitForURL(/\/settings\/delete$/), page.click("text=Delete my account")]);
     expect(await page.locator("#f-confirm-error").textContent()).toBe("Tick the box to confirm.");

@@ -103,7 +103,17 @@ function verifyPage(c: WebContext, email: string, errors: FieldErrors = {}, erro
       <p>We emailed you a 6-digit code. Enter it here to confirm your address and sign in.</p>
       <Form action="/verify" csrf={c.var.csrf} label="Confirm your email">
         <Field name="email" label="Email" type="email" value={email} errors={errors} autocomplete="email" required />
-        <Field name="code" label="Code" value="" errors={errors} autocomplete="one-time-code" inputmode="numeric" required maxlength={12} />
+        <Field
+          name="code"
+          autofocus={email !== ""}
+          label="Code"
+          value=""
+          errors={errors}
+          autocomplete="one-time-code"
+          inputmode="numeric"
+          required
+          maxlength={12}
+        />
         <button type="submit">Confirm</button>
       </Form>
       <Form action="/verify/resend" csrf={c.var.csrf} class="secondary" label="Send a new code">
