@@ -30,6 +30,7 @@ import { answeringRoute, requestLog } from "./middleware/request-log";
 import { methodNotAllowed, RouteTable } from "./middleware/routes";
 import { securityHeaders } from "./middleware/security-headers";
 import { BOOKMARK_HEADER } from "./store";
+import { webRoutes } from "./web/web.routes";
 
 export { API_BASE } from "./lib/paths";
 
@@ -136,6 +137,8 @@ export function createApp(options: { clock?: Clock; configCacheMs?: number } = {
     .route(API_BASE, sessionsRoutes)
     .route(API_BASE, exportRoutes)
     .route("/", devInboxRoutes);
+  // The website: HTML pages over the same services (not part of the API, nor of its OpenAPI document).
+  app.route("/", webRoutes());
   return routes;
 }
 

@@ -70,8 +70,12 @@ export interface CodeStore {
   check(input: CodeCheckInput): Promise<{ user: User | null; failures?: Counter; reserved?: { id: string; codeHash: string } }>;
   /** Counts a wrong code against the daily ceiling, kills the code at its last attempt, records entries. One batch. */
   recordFailure(input: CodeFailureInput): Promise<void>;
-  /** Spends a `verify_email` code: the address is verified. False when the code was no longer live. */
-  spendForVerification(codeId: string, entry: SpendEntry): Promise<boolean>;
+  /**
+   * Spends a `verify_email` code: the address is verified, and with `signIn` (the website's
+   * confirmation step) the sign-in `token` starts with its `login` entry. False when the code was
+   * no longer live.
+   */
+  spendForVerification(codeId: string, entry: SpendEntry, signIn?: { token: NewRefreshToken; entry: ActivityRecord }): Promise<boolean>;
   /**
    * Spends a `login` code and starts the sign-in `token`. An unverified account is claimed: its
    * password stops working and earlier sign-ins end, before this one starts.
@@ -228,9 +232,10 @@ export function DrizzleCodeStore(db: Db): CodeStore {
       ]);
     },
 
-    spendForVerification(codeId, entry) {
+    spendForVerification(codeId, entry, signIn) {
       return spend(codeId, entry, [
         db.update(users).set({ emailVerified: true, updatedAt: entry.nowMs }).where(eq(users.id, entry.userId)),
+        ...(signIn ? [db.insert(refreshTokens).values(signIn.token), activityInsert(db, signIn.entry)] : []),
       ]);
     },
 

@@ -56,6 +56,30 @@ export async function verifyEmail(deps: Deps, input: { email: string; code: stri
 }
 
 /**
+ * The website's confirmation step: like `verifyEmail`, and the same code also starts a sign-in
+ * (the registrant just proved the mailbox, as a `login` code would), in the same transaction as
+ * the verification. The password set at registration stays: this is the registrant's own proof,
+ * exactly as `verifyEmail` treats it.
+ */
+export async function verifyEmailAndSignIn(deps: Deps, input: { email: string; code: string }): Promise<TokenResponse> {
+  const { clock, meta } = deps;
+  const { user, codeId } = await expectValidCode(deps, "verify_email", input);
+  const now = clock.now();
+  const pair = await prepareTokenPair(deps, user.id);
+  assertSpent(
+    await deps.codes.spendForVerification(
+      codeId,
+      { userId: user.id, type: "email_verified", nowMs: now, meta },
+      {
+        token: pair.row,
+        entry: { userId: user.id, type: "login", nowMs: now, meta, details: { method: "verify_email", session_id: pair.row.familyId } },
+      },
+    ),
+  );
+  return pair.response;
+}
+
+/**
  * `POST /auth/login/otp`: a token pair for a `login` code. The code proves the user reads that
  * mailbox, so an unverified email becomes verified here too — and, since the password may have
  * been set by someone else (pre-registration hijacking), that password stops working and every

@@ -1,0 +1,137 @@
+/** The public directory and public profiles: only what the API shows anyone (never email, phone or age). */
+import { z } from "@hono/zod-openapi";
+import type { Hono } from "hono";
+import { getPublicProfile, listDirectory, type PublicProfileView } from "../../features/profiles/profiles.service";
+import { listStatuses } from "../../features/statuses/statuses.service";
+import { AppError } from "../../lib/errors";
+import { pageQuery } from "../../lib/pagination";
+import type { WebEnv } from "../web.env";
+import { attempt, page, type WebContext } from "../web.kit";
+import { Pager, Time } from "../web.layout";
+import { webPage } from "../web.middleware";
+
+const anyone = webPage({ access: "any" });
+const DirectoryQuery = z.object({ q: z.string().max(100).optional(), ...pageQuery });
+
+const displayName = (p: PublicProfileView) => [p.name, p.surname].filter(Boolean).join(" ") || p.username || "Anonymous";
+
+/** A username (as the directory finds it) or an account id. */
+async function findProfile(c: WebContext, key: string): Promise<PublicProfileView> {
+  const byId = await attempt(() => getPublicProfile(c.var.deps, key));
+  if (byId.ok) return byId.value;
+  const lowered = key.toLowerCase();
+  if (/^[a-z0-9_.-]{3,30}$/.test(lowered)) {
+    // The directory's prefix search, then an exact match: the same public accounts, by name.
+    // Bounded: a name that is the prefix of hundreds of others may need a few pages.
+    let cursor: string | undefined;
+    for (let round = 0; round < 5; round++) {
+      const found = await listDirectory(c.var.deps, { q: lowered, limit: 100, cursor });
+      const match = found.items.find((p) => p.username === lowered);
+      if (match) return match;
+      if (!found.next_cursor) break;
+      cursor = found.next_cursor;
+    }
+  }
+  throw new AppError("not_found");
+}
+
+export function peoplePages(web: Hono<WebEnv>) {
+  web.get("/people", anyone, async (c) => {
+    const parsed = DirectoryQuery.safeParse(c.req.query());
+    const q = parsed.success ? parsed.data : { q: undefined, cursor: undefined, limit: 20 };
+    const result = await attempt(() => listDirectory(c.var.deps, { q: q.q?.trim() || undefined, limit: 20, cursor: q.cursor }));
+    const items = result.ok ? result.value.items : [];
+    return page(
+      c,
+      "People",
+      <>
+        <form method="get" action="/people" class="filters" aria-label="Search people">
+          <label for="f-q">Search by username or name</label>
+          <input id="f-q" name="q" type="search" value={q.q ?? ""} maxlength={100} />
+          <button type="submit">Search</button>
+        </form>
+        {items.length === 0 ? <p class="muted">No one found.</p> : null}
+        <ul class="people">
+          {items.map((p) => (
+            <li class="card person">
+              {p.avatar_url ? (
+                <img class="avatar" src={p.avatar_url} alt="" width={48} height={48} />
+              ) : (
+                <span class="avatar placeholder small" aria-hidden="true" />
+              )}
+              <div>
+                <a href={`/people/${encodeURIComponent(p.username ?? p.user_id)}`}>{displayName(p)}</a>
+                {p.username ? <span class="muted"> @{p.username}</span> : null}
+                {p.profession ? <p class="meta">{p.profession}</p> : null}
+              </div>
+            </li>
+          ))}
+        </ul>
+        {result.ok ? <Pager path="/people" params={{ q: q.q }} next={result.value.next_cursor} first={!q.cursor} /> : null}
+      </>,
+      { error: result.ok ? null : result.problem.sentence, status: result.ok ? 200 : 400 },
+    );
+  });
+
+  web.get("/people/:key", anyone, async (c) => {
+    const profile = await findProfile(c, c.req.param("key"));
+    const cursor = c.req.query("cursor");
+    const statuses = await attempt(() => listStatuses(c.var.deps, { userId: profile.user_id, limit: 20, cursor }));
+    const items = statuses.ok ? statuses.value.items : [];
+    return page(
+      c,
+      displayName(profile),
+      <>
+        <section class="card profile" aria-label="Profile">
+          {profile.avatar_url ? (
+            <img class="avatar" src={profile.avatar_url} alt={`Avatar of ${displayName(profile)}`} width={96} height={96} />
+          ) : (
+            <span class="avatar placeholder" role="img" aria-label="No profile picture" />
+          )}
+          <dl class="facts">
+            {profile.username ? (
+              <>
+                <dt>Username</dt>
+                <dd>@{profile.username}</dd>
+              </>
+            ) : null}
+            {profile.profession ? (
+              <>
+                <dt>Profession</dt>
+                <dd>{profile.profession}</dd>
+              </>
+            ) : null}
+            {profile.about_me ? (
+              <>
+                <dt>About</dt>
+                <dd class="prose">{profile.about_me}</dd>
+              </>
+            ) : null}
+          </dl>
+        </section>
+        <section aria-labelledby="their-statuses">
+          <h2 id="their-statuses">Statuses</h2>
+          {items.length === 0 ? <p class="muted">No statuses yet.</p> : null}
+          <ol class="statuses">
+            {items.map((s) => (
+              <li class="status">
+                <p class="prose">{s.content}</p>
+                <p class="meta">
+                  <Time iso={s.created_at} />
+                </p>
+              </li>
+            ))}
+          </ol>
+          {statuses.ok ? (
+            <Pager
+              path={`/people/${encodeURIComponent(c.req.param("key"))}`}
+              params={{}}
+              next={statuses.value.next_cursor}
+              first={!cursor}
+            />
+          ) : null}
+        </section>
+      </>,
+    );
+  });
+}

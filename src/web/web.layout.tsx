@@ -1,0 +1,215 @@
+/** The page frame and the form pieces every page uses. hono/jsx escapes every string it renders. */
+import { raw } from "hono/html";
+import type { Child, FC, PropsWithChildren } from "hono/jsx";
+import { FLASH, type FlashKey } from "./web.messages";
+
+export interface PageUser {
+  username: string | null;
+  email: string;
+  isStaff: boolean;
+}
+
+export interface LayoutProps {
+  title: string;
+  user?: PageUser | null;
+  csrf: string;
+  flash?: FlashKey | null;
+  /** A sentence for the whole form (announced), e.g. wrong credentials. */
+  error?: string | null;
+  /** Pages that load the avatar preview script. */
+  scripts?: string[];
+}
+
+const NAV_SIGNED_IN: [string, string][] = [
+  ["/profilepage", "Profile"],
+  ["/settings", "Settings"],
+  ["/activity", "Activity"],
+  ["/sessions", "Sessions"],
+  ["/people", "People"],
+];
+
+export const Layout: FC<PropsWithChildren<LayoutProps>> = ({ title, user, csrf, flash, error, scripts, children }) => (
+  <>
+    {/* A constant, never user text: standards mode needs the doctype before <html>. */}
+    {raw("<!doctype html>")}
+    <html lang="en">
+      <head>
+        <meta charset="utf-8" />
+        <meta name="viewport" content="width=device-width, initial-scale=1" />
+        <title>{`${title} · Latchkey`}</title>
+        <link rel="stylesheet" href="/web/site.css" />
+        <link rel="icon" href="/favicon.svg" type="image/svg+xml" />
+        {(scripts ?? []).map((src) => (
+          <script src={src} defer />
+        ))}
+      </head>
+      <body>
+        <a class="skip" href="#main">
+          Skip to content
+        </a>
+        <header class="top">
+          <a class="brand" href={user ? "/profilepage" : "/login"}>
+            Latchkey
+          </a>
+          <nav aria-label="Main">
+            <ul>
+              {user ? (
+                <>
+                  {NAV_SIGNED_IN.map(([href, label]) => (
+                    <li>
+                      <a href={href}>{label}</a>
+                    </li>
+                  ))}
+                  {user.isStaff ? (
+                    <li>
+                      <a href="/admin">Admin</a>
+                    </li>
+                  ) : null}
+                  <li>
+                    <form method="post" action="/logout" class="inline">
+                      <input type="hidden" name="_csrf" value={csrf} />
+                      <button type="submit" class="link">
+                        Sign out
+                      </button>
+                    </form>
+                  </li>
+                </>
+              ) : (
+                <>
+                  <li>
+                    <a href="/login">Sign in</a>
+                  </li>
+                  <li>
+                    <a href="/registration">Create account</a>
+                  </li>
+                  <li>
+                    <a href="/people">People</a>
+                  </li>
+                </>
+              )}
+            </ul>
+          </nav>
+        </header>
+        <main id="main" tabindex={-1}>
+          <h1>{title}</h1>
+          {flash ? <output class="flash">{FLASH[flash]}</output> : null}
+          {error ? (
+            <p class="error-summary" role="alert" id="form-error">
+              {error}
+            </p>
+          ) : null}
+          {children}
+        </main>
+      </body>
+    </html>
+  </>
+);
+
+export type FieldErrors = Record<string, string | undefined>;
+
+interface FieldProps {
+  name: string;
+  label: string;
+  type?: string;
+  value?: string | number | null;
+  errors?: FieldErrors;
+  hint?: Child;
+  autocomplete?: string;
+  required?: boolean;
+  multiline?: boolean;
+  maxlength?: number;
+  min?: number;
+  max?: number;
+  inputmode?: "numeric" | "email" | "tel" | "text";
+  autofocus?: boolean;
+  pattern?: string;
+  accept?: string;
+}
+
+/** A labelled field whose hint and error are tied to it (aria-describedby) and whose error is announced. */
+export const Field: FC<FieldProps> = (p) => {
+  const id = `f-${p.name}`;
+  const error = p.errors?.[p.name];
+  const describedBy = [p.hint ? `${id}-hint` : null, error ? `${id}-error` : null].filter(Boolean).join(" ") || undefined;
+  const common = {
+    id,
+    name: p.name,
+    "aria-describedby": describedBy,
+    "aria-invalid": error ? "true" : undefined,
+    required: p.required,
+    autocomplete: p.autocomplete,
+    maxlength: p.maxlength,
+    // After a failed submission the first field with an error takes focus (the browser honours the first autofocus).
+    autofocus: p.autofocus || error !== undefined || undefined,
+  };
+  return (
+    <div class={error ? "field invalid" : "field"}>
+      <label for={id}>{p.label}</label>
+      {p.hint ? (
+        <p class="hint" id={`${id}-hint`}>
+          {p.hint}
+        </p>
+      ) : null}
+      {p.multiline ? (
+        <textarea {...common} rows={5}>
+          {p.value ?? ""}
+        </textarea>
+      ) : (
+        <input
+          {...common}
+          type={p.type ?? "text"}
+          value={p.type === "password" || p.type === "file" ? undefined : (p.value ?? undefined)}
+          min={p.min}
+          max={p.max}
+          inputmode={p.inputmode}
+          pattern={p.pattern}
+          accept={p.accept}
+        />
+      )}
+      {error ? (
+        <p class="field-error" id={`${id}-error`} role="alert">
+          {error}
+        </p>
+      ) : null}
+    </div>
+  );
+};
+
+/** A POST form with its CSRF token. */
+export const Form: FC<PropsWithChildren<{ action: string; csrf: string; multipart?: boolean; class?: string; label?: string }>> = (p) => (
+  <form
+    method="post"
+    action={p.action}
+    enctype={p.multipart ? "multipart/form-data" : undefined}
+    class={p.class ?? "stack"}
+    aria-label={p.label}
+    novalidate
+  >
+    <input type="hidden" name="_csrf" value={p.csrf} />
+    {p.children}
+  </form>
+);
+
+/** A `<time>` a person can read, with the machine-readable instant in `datetime`. */
+export const Time: FC<{ iso: string }> = ({ iso }) => <time datetime={iso}>{`${iso.slice(0, 10)} ${iso.slice(11, 16)} UTC`}</time>;
+
+/** Links to the next page, keeping the filters. */
+export const Pager: FC<{ path: string; params: Record<string, string | undefined>; next: string | null; first: boolean }> = (p) => {
+  const query = (extra: Record<string, string | undefined>) => {
+    const search = new URLSearchParams();
+    for (const [k, v] of Object.entries({ ...p.params, ...extra })) if (v) search.set(k, v);
+    const text = search.toString();
+    return text ? `${p.path}?${text}` : p.path;
+  };
+  if (!p.next && p.first) return null;
+  return (
+    <nav class="pager" aria-label="Pages">
+      {p.first ? null : <a href={query({ cursor: undefined })}>First page</a>}
+      {p.next ? (
+        <a href={query({ cursor: p.next })} rel="next">
+          Next page
+        </a>
+      ) : null}
+    </nav>
+  );
+};

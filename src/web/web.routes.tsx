@@ -1,0 +1,39 @@
+/**
+ * The account website and the admin console: server-rendered pages over the same services as
+ * /api/v1, working without JavaScript. Each page path carries its own middleware (web.middleware.tsx),
+ * so nothing here runs for the API. Errors a page does not handle itself become an HTML page.
+ */
+import { Hono } from "hono";
+import { AppError, loggableError } from "../lib/errors";
+import { accountPages } from "./pages/account";
+import { adminPages } from "./pages/admin";
+import { mePages } from "./pages/me";
+import { peoplePages } from "./pages/people";
+import type { WebEnv } from "./web.env";
+import { page } from "./web.kit";
+import { ERROR_SENTENCES } from "./web.messages";
+import { PAGE_CSP, pageOf } from "./web.middleware";
+
+export function webRoutes() {
+  const web = new Hono<WebEnv>();
+  accountPages(web);
+  mePages(web);
+  peoplePages(web);
+  adminPages(web);
+  // A GET of a path that only takes a form (a bookmark, a reload) goes to the page the form is on.
+  const getPaths = new Set(web.routes.filter((r) => r.method === "GET").map((r) => r.path));
+  const postOnly = [...new Set(web.routes.filter((r) => r.method === "POST" && !getPaths.has(r.path)).map((r) => r.path))];
+  for (const path of postOnly) web.get(path, (c) => c.redirect(pageOf(c.req.path), 303));
+  web.onError((error, c) => {
+    c.header("Content-Security-Policy", PAGE_CSP);
+    c.header("Cache-Control", "no-store");
+    const appError = error instanceof AppError ? error : null;
+    if (!appError) console.error(`[web] ${c.req.method} ${c.req.path} ${loggableError(error)}`);
+    if (appError?.code === "unauthorized") return c.redirect("/login", 303);
+    const code = appError?.code ?? "internal_error";
+    const title = code === "not_found" ? "Not found" : code === "forbidden" ? "Not allowed" : "Something went wrong";
+    const status = (appError?.status ?? 500) as 400 | 403 | 404 | 409 | 413 | 415 | 422 | 429 | 500 | 503;
+    return page(c, title, <p>{ERROR_SENTENCES[code]}</p>, { status });
+  });
+  return web;
+}

@@ -1,0 +1,175 @@
+/**
+ * A browser sign-in is a Latchkey sign-in like any other: the same token pair the API hands out,
+ * kept in two cookies instead of a client's memory. `__Host-` cookies (RFC 6265bis §4.1.3.2:
+ * Secure, Path=/, no Domain, so no sibling host can set or read them), HttpOnly (no script
+ * reads them), SameSite=Lax (a cross-site POST carries neither).
+ *
+ * - `__Host-lk_access`: the short-lived access JWT, Max-Age = its `expires_in`. Each page load
+ *   checks it exactly as the API does (`requireUser`: signature, expiry, live sign-in, account
+ *   enabled, `tokens_valid_after`), so logout, logout-all, password change, disabling and
+ *   deletion end the browser session on its next page.
+ * - `__Host-lk_refresh`: the refresh token. When the access cookie is missing or refused, the
+ *   page rotates the refresh token (the API's `rotateRefreshToken`, with its reuse detection).
+ *
+ * Parallel loads: two tabs may present the same refresh token at once. The service lets one win;
+ * the other gets `invalid_refresh_token` without the family being revoked (the 5 s race grace).
+ * The loser must not clear the cookies (its Set-Cookie might arrive after the winner's and erase
+ * them), so a GET is redirected once to itself, marked by a short `__Host-lk_retry` cookie: by
+ * then the browser holds the winner's cookies. Only a second failure counts as signed out.
+ *
+ * CSRF: every form carries `_csrf`, an HMAC of the sign-in's id (its refresh-token family, which
+ * survives rotation) or, before sign-in, of a random `__Host-lk_csrf` nonce; and a POST whose
+ * `Origin` or `Sec-Fetch-Site` says it came from another site is refused before anything else.
+ */
+import type { Context } from "hono";
+import { deleteCookie, getCookie, setCookie } from "hono/cookie";
+import type { CookieOptions } from "hono/utils/cookie";
+import type { AppEnv } from "../env";
+import { RefreshTokenSchema } from "../features/auth/auth.schemas";
+import { rotateRefreshToken, type TokenResponse } from "../features/auth/tokens.service";
+import { base64urlEncode, hmacSha256Hex, randomBytes, timingSafeEqual } from "../lib/crypto";
+import { AppError } from "../lib/errors";
+import { requireUser } from "../middleware/auth";
+import type { WebEnv } from "./web.env";
+
+export const COOKIE = {
+  access: "__Host-lk_access",
+  refresh: "__Host-lk_refresh",
+  csrf: "__Host-lk_csrf",
+  retry: "__Host-lk_retry",
+  flash: "__Host-lk_flash",
+} as const;
+
+const BASE: CookieOptions = { path: "/", secure: true, httpOnly: true, sameSite: "Lax" };
+
+/** Stores a new token pair (after a sign-in or a rotation). */
+export function setTokenCookies(c: Context<WebEnv>, pair: TokenResponse) {
+  setCookie(c, COOKIE.access, pair.access_token, { ...BASE, maxAge: pair.expires_in });
+  setCookie(c, COOKIE.refresh, pair.refresh_token, { ...BASE, maxAge: pair.refresh_expires_in });
+}
+
+export function clearTokenCookies(c: Context<WebEnv>) {
+  deleteCookie(c, COOKIE.access, BASE);
+  deleteCookie(c, COOKIE.refresh, BASE);
+}
+
+export function refreshCookie(c: Context<WebEnv>): string | undefined {
+  return getCookie(c, COOKIE.refresh);
+}
+
+/**
+ * Runs the API's own `requireUser` against `token` as if it came in an Authorization header.
+ * `requireUser` reads only `c.var.deps`, the header and `c.set`, so a view of the context with
+ * that header is enough: the check is the API's, not a copy of it. False when it refuses.
+ */
+async function authenticate(c: Context<WebEnv>, token: string): Promise<boolean> {
+  const view = {
+    var: c.var,
+    req: { header: (name: string) => (name.toLowerCase() === "authorization" ? `Bearer ${token}` : c.req.header(name)) },
+    set: (key: never, value: never) => c.set(key, value),
+  } as unknown as Context<AppEnv>;
+  try {
+    await requireUser({ withProfile: true })(view, async () => {});
+    return true;
+  } catch (error) {
+    if (error instanceof AppError && error.code === "unauthorized") return false;
+    throw error;
+  }
+}
+
+/** How long the loser of a rotation race waits before asking the browser to load the page again. */
+const RETRY_PAUSE_MS = 250;
+
+export type SessionOutcome = "signed_in" | "anonymous" | "retry";
+
+/**
+ * Establishes who is signed in on this request: the access cookie, else one rotation of the
+ * refresh cookie. Sets `c.var.user`, `profile`, `token` when signed in.
+ */
+export async function loadSession(c: Context<WebEnv>): Promise<SessionOutcome> {
+  const access = getCookie(c, COOKIE.access);
+  if (access && (await authenticate(c, access))) return "signed_in";
+  const refresh = refreshCookie(c);
+  if (!refresh) return "anonymous";
+  if (!RefreshTokenSchema.safeParse(refresh).success) {
+    clearTokenCookies(c);
+    return "anonymous";
+  }
+  let pair: TokenResponse;
+  try {
+    pair = await rotateRefreshToken(c.var.deps, refresh);
+  } catch (error) {
+    if (!(error instanceof AppError) || (error.code !== "invalid_refresh_token" && error.code !== "rate_limited")) throw error;
+    if (!getCookie(c, COOKIE.retry)) {
+      // Perhaps a concurrent page load rotated this token a moment ago: try once more, after a
+      // short pause that lets the winner's answer (and its cookies) reach the browser first.
+      setCookie(c, COOKIE.retry, "1", { ...BASE, maxAge: 10 });
+      await new Promise((resolve) => setTimeout(resolve, RETRY_PAUSE_MS));
+      return "retry";
+    }
+    deleteCookie(c, COOKIE.retry, BASE);
+    clearTokenCookies(c);
+    return "anonymous";
+  }
+  setTokenCookies(c, pair);
+  if (getCookie(c, COOKIE.retry)) deleteCookie(c, COOKIE.retry, BASE);
+  return (await authenticate(c, pair.access_token)) ? "signed_in" : "anonymous";
+}
+
+const CSRF_LABEL = "latchkey web csrf v1";
+
+/** The anonymous nonce cookie, created when missing (a browser's pre-sign-in CSRF binding). */
+function anonymousNonce(c: Context<WebEnv>): string {
+  let nonce = getCookie(c, COOKIE.csrf);
+  if (!nonce || !/^[A-Za-z0-9_-]{43}$/.test(nonce)) {
+    nonce = base64urlEncode(randomBytes(32));
+    setCookie(c, COOKIE.csrf, nonce, BASE);
+  }
+  return nonce;
+}
+
+async function csrfFor(secret: string, binding: string): Promise<string> {
+  return hmacSha256Hex(secret, `${CSRF_LABEL}\n${binding}`);
+}
+
+/** The token forms on this page carry (bound to the sign-in, or to the anonymous nonce). */
+export async function csrfToken(c: Context<WebEnv>): Promise<string> {
+  const secret = c.env.OTP_SECRET;
+  const sessionId = c.var.signedIn ? c.var.token.sessionId : null;
+  return csrfFor(secret, sessionId ? `session:${sessionId}` : `anonymous:${anonymousNonce(c)}`);
+}
+
+/** Whether a submitted `_csrf` matches this browser's sign-in or its anonymous nonce. */
+export async function csrfValid(c: Context<WebEnv>, submitted: unknown): Promise<boolean> {
+  if (typeof submitted !== "string" || submitted.length !== 64) return false;
+  const secret = c.env.OTP_SECRET;
+  const candidates: string[] = [];
+  if (c.var.signedIn) candidates.push(await csrfFor(secret, `session:${c.var.token.sessionId}`));
+  const nonce = getCookie(c, COOKIE.csrf);
+  if (nonce) candidates.push(await csrfFor(secret, `anonymous:${nonce}`));
+  let ok = false;
+  for (const expected of candidates) ok = timingSafeEqual(expected, submitted) || ok;
+  return ok;
+}
+
+/**
+ * Fetch Metadata and Origin (the OWASP CSRF cheat sheet's defence in depth): a state-changing
+ * request from another site is refused whatever it carries. `Sec-Fetch-Site` decides when the
+ * browser sends it. `Origin` is "null" on our own forms, because the app's `Referrer-Policy:
+ * no-referrer` makes browsers hide it (Fetch §3.2.5), so only a real origin is compared.
+ * Browsers that send neither still need the token.
+ */
+export function sameOrigin(c: Context<WebEnv>): boolean {
+  const site = c.req.header("sec-fetch-site");
+  if (site !== undefined) return site === "same-origin";
+  const origin = c.req.header("origin");
+  if (origin !== undefined && origin !== "null" && origin !== new URL(c.req.url).origin) return false;
+  return true;
+}
+
+/** A return path that stays on this site: one leading slash, no scheme, no backslash tricks. */
+export function safeNext(value: unknown, fallback: string): string {
+  if (typeof value !== "string" || value.length > 512) return fallback;
+  if (!/^\/(?![/\\])[^\s\\]*$/.test(value)) return fallback;
+  return value;
+}

@@ -1,0 +1,314 @@
+/**
+ * The website's sessions and defences through the real app (no browser): cookies and their
+ * flags, transparent rotation and the parallel-load race, sign-out, CSRF and cross-site refusal,
+ * same-site return paths, staff-only pages, escaping. The browser journey is test/e2e/web.test.ts.
+ */
+import { env } from "cloudflare:test";
+import { describe, expect, it } from "vitest";
+import { REFRESH_RACE_GRACE_MS } from "../../src/features/auth/tokens.service";
+import { ERRORS } from "../../src/lib/errors";
+import { ERROR_SENTENCES } from "../../src/web/web.messages";
+import { BASE, harness } from "../helpers";
+
+const h = harness();
+
+/** A browser's cookie jar and same-site navigation, over the app's fetch handler. */
+function browser(ip = "198.51.100.7") {
+  const jar = new Map<string, string>();
+  async function request(method: string, path: string, form?: Record<string, string>, headers: Record<string, string> = {}) {
+    const cookie = [...jar].map(([k, v]) => `${k}=${v}`).join("; ");
+    const init: RequestInit = {
+      method,
+      redirect: "manual",
+      headers: {
+        "cf-connecting-ip": ip,
+        "user-agent": "Mozilla/5.0 (X11; Linux x86_64) Chrome/141.0 Safari/537.36",
+        "sec-fetch-site": "same-origin",
+        ...(cookie ? { cookie } : {}),
+        ...(form ? { "content-type": "application/x-www-form-urlencoded" } : {}),
+        ...headers,
+      },
+      body: form ? new URLSearchParams(form).toString() : undefined,
+    };
+    const res = await h.app.fetch(new Request(`${BASE}${path}`, init), env);
+    for (const line of res.headers.getSetCookie()) {
+      const [pair, ...attributes] = line.split(";").map((s) => s.trim());
+      const [name, value] = (pair ?? "").split("=") as [string, string];
+      const expired = attributes.some((a) => /^max-age=0$/i.test(a) || /^expires=thu, 01 jan 1970/i.test(a));
+      if (expired) jar.delete(name);
+      else jar.set(name, value);
+    }
+    return {
+      status: res.status,
+      location: res.headers.get("location"),
+      headers: res.headers,
+      text: await res.text(),
+      setCookies: res.headers.getSetCookie(),
+    };
+  }
+  const csrfOf = (html: string) => /name="_csrf" value="([0-9a-f]{64})"/.exec(html)?.[1] ?? "";
+  /** GETs `page`, then POSTs `form` with that page's token to `action`. */
+  async function submit(page: string, action: string, form: Record<string, string>, headers: Record<string, string> = {}) {
+    const got = await request("GET", page);
+    return request("POST", action, { _csrf: csrfOf(got.text), ...form }, headers);
+  }
+  return { jar, request, submit, csrfOf };
+}
+
+async function signedInBrowser() {
+  const user = await h.registerVerified();
+  const b = browser();
+  const res = await b.submit("/login", "/login", { identifier: user.email, password: user.password });
+  expect(res.status).toBe(303);
+  return { user, b };
+}
+
+describe("browser sign-in", () => {
+  it("keeps the token pair in __Host- cookies: Secure, HttpOnly, SameSite=Lax, Path=/", async () => {
+    const user = await h.registerVerified();
+    const b = browser();
+    const res = await b.submit("/login", "/login", { identifier: user.email, password: user.password });
+    expect(res.location).toBe("/profilepage");
+    const cookies = res.setCookies.filter((c) => /^__Host-lk_(access|refresh)=/.test(c));
+    expect(cookies).toHaveLength(2);
+    for (const c of cookies) {
+      expect(c).toMatch(/; Path=\//);
+      expect(c).toMatch(/; Secure/);
+      expect(c).toMatch(/; HttpOnly/);
+      expect(c).toMatch(/; SameSite=Lax/);
+      expect(c).not.toMatch(/Domain=/i);
+    }
+    const page = await b.request("GET", "/profilepage");
+    expect(page.status).toBe(200);
+    expect(page.text).toContain(user.email);
+    expect(page.text.startsWith("<!doctype html>")).toBe(true);
+    expect(page.headers.get("cache-control")).toBe("no-store");
+    expect(page.headers.get("content-security-policy")).toMatch(/default-src 'self';.*frame-ancestors 'none';.*form-action 'self'/);
+  });
+
+  it("is a sign-in like any other: listed in /me/sessions, ended by logout-all", async () => {
+    const { user, b } = await signedInBrowser();
+    const api = await h.login(user.email, user.password);
+    const listed = await h.call("GET", "/api/v1/me/sessions", undefined, { token: api.access_token });
+    expect(listed.json.items).toHaveLength(2);
+    expect(listed.json.items.some((s: { user_agent: string }) => /Chrome/.test(s.user_agent))).toBe(true);
+    expect((await h.call("POST", "/api/v1/auth/logout-all", undefined, { token: api.access_token })).status).toBe(204);
+    // The access cookie is refused, the refresh cookie too (after one retry for a possible race).
+    const first = await b.request("GET", "/settings");
+    expect(first.status).toBe(302);
+    expect(first.location).toBe("/settings");
+    const second = await b.request("GET", "/settings");
+    expect(second.location).toBe("/login?next=%2Fsettings");
+    expect(b.jar.has("__Host-lk_refresh")).toBe(false);
+  });
+
+  it("rotates an expired access cookie on the next page, keeping the sign-in", async () => {
+    const { b } = await signedInBrowser();
+    const refreshBefore = b.jar.get("__Host-lk_refresh");
+    b.jar.delete("__Host-lk_access"); // its Max-Age ran out
+    const page = await b.request("GET", "/settings");
+    expect(page.status).toBe(200);
+    expect(b.jar.get("__Host-lk_refresh")).not.toBe(refreshBefore);
+    expect(b.jar.has("__Host-lk_access")).toBe(true);
+  });
+
+  it("survives two page loads racing with the same refresh cookie: the loser retries, nothing is revoked", async () => {
+    const { b } = await signedInBrowser();
+    b.jar.delete("__Host-lk_access");
+    const stale = new Map(b.jar);
+    const winner = await b.request("GET", "/activity");
+    expect(winner.status).toBe(200);
+    const won = new Map(b.jar);
+    // The second tab sent the old cookies: it must not clear anything, only ask to be reloaded.
+    b.jar.clear();
+    for (const [k, v] of stale) b.jar.set(k, v);
+    const loser = await b.request("GET", "/sessions");
+    expect(loser.status).toBe(302);
+    expect(loser.location).toBe("/sessions");
+    expect(loser.setCookies.some((c) => /__Host-lk_(access|refresh)=;/.test(c))).toBe(false);
+    // By the retry the browser holds the winner's cookies, and the sign-in is intact.
+    b.jar.clear();
+    for (const [k, v] of won) b.jar.set(k, v);
+    const retried = await b.request("GET", "/sessions");
+    expect(retried.status).toBe(200);
+    expect(retried.text).toContain("This browser");
+    expect(REFRESH_RACE_GRACE_MS).toBeGreaterThan(0);
+  });
+
+  it("signs out only on POST; GET /logout asks", async () => {
+    const { b } = await signedInBrowser();
+    const refresh = b.jar.get("__Host-lk_refresh") as string;
+    const ask = await b.request("GET", "/logout");
+    expect(ask.status).toBe(200);
+    expect(ask.text).toContain('action="/logout"');
+    expect((await b.request("GET", "/settings")).status).toBe(200);
+    const out = await b.submit("/settings", "/logout", {});
+    expect(out.location).toBe("/login");
+    expect(b.jar.has("__Host-lk_refresh")).toBe(false);
+    expect((await h.call("POST", "/api/v1/auth/refresh", { refresh_token: refresh })).status).toBe(401);
+  });
+
+  it("returns to a same-site path after sign-in, never to another site", async () => {
+    const user = await h.registerVerified();
+    const b = browser();
+    const anonymous = await b.request("GET", "/admin/users?q=a");
+    expect(anonymous.location).toBe("/login?next=%2Fadmin%2Fusers%3Fq%3Da");
+    for (const [next, expected] of [
+      ["/settings?tab=1", "/settings?tab=1"],
+      ["//evil.example/", "/profilepage"],
+      ["/\\evil.example", "/profilepage"],
+      ["https://evil.example/", "/profilepage"],
+    ] as const) {
+      const res = await browser().submit(`/login?next=${encodeURIComponent(next)}`, "/login", {
+        identifier: user.email,
+        password: user.password,
+        next,
+      });
+      expect(`${res.status} ${res.location}`, next).toBe(`303 ${expected}`);
+    }
+  });
+});
+
+describe("forms", () => {
+  it("refuses a cross-site post, a post without the token, and one with another origin", async () => {
+    const { b } = await signedInBrowser();
+    const page = await b.request("GET", "/settings");
+    const csrf = b.csrfOf(page.text);
+    const crossSite = await b.request("POST", "/settings/profile", { _csrf: csrf, name: "x" }, { "sec-fetch-site": "cross-site" });
+    expect(crossSite.status).toBe(403);
+    expect(crossSite.text).toContain("sent from another website");
+    const noToken = await b.request("POST", "/settings/profile", { name: "x" });
+    expect(noToken.status).toBe(403);
+    expect(noToken.text).toContain("expired or did not come from this site");
+    const otherOrigin = await b.request(
+      "POST",
+      "/settings/profile",
+      { _csrf: csrf, name: "x" },
+      { "sec-fetch-site": "", origin: "https://evil.example" },
+    );
+    expect(otherOrigin.status).toBe(403);
+    const ok = await b.request("POST", "/settings/profile", { _csrf: csrf, name: "Ada" });
+    expect(ok.location).toBe("/settings");
+  });
+
+  it("sends a GET of a form's action path to the page the form is on", async () => {
+    const b = browser();
+    for (const [path, page] of [
+      ["/settings/profile", "/settings"],
+      ["/profilepage/statuses/abc", "/profilepage"],
+      ["/admin/users/abc/flags", "/admin/users/abc"],
+      ["/login/code/send", "/login/code"],
+    ] as const) {
+      const res = await b.request("GET", path);
+      expect(`${res.status} ${res.location}`, path).toBe(`303 ${page}`);
+    }
+    const refused = await b.request("POST", "/settings/password", { new_password: "x" });
+    expect(refused.text).toContain('<a href="/settings">Go back to the page</a>');
+  });
+
+  it("binds the token to the sign-in: another browser's token is refused", async () => {
+    const one = await signedInBrowser();
+    const two = await signedInBrowser();
+    const theirs = one.b.csrfOf((await one.b.request("GET", "/settings")).text);
+    const res = await two.b.request("POST", "/settings/profile", { _csrf: theirs, name: "x" });
+    expect(res.status).toBe(403);
+  });
+
+  it("escapes user text: markup in about-me is shown, never run", async () => {
+    const { user, b } = await signedInBrowser();
+    const saved = await b.submit("/settings", "/settings/profile", {
+      about_me: "<script>alert(1)</script>",
+      name: '"><img src=x onerror=alert(1)>',
+      username: user.username,
+    });
+    expect(saved.location).toBe("/settings");
+    const page = await b.request("GET", "/profilepage");
+    expect(page.text).not.toContain("<script>alert(1)</script>");
+    expect(page.text).toContain("&lt;script&gt;alert(1)&lt;/script&gt;");
+    expect(page.text).not.toContain("<img src=x");
+    const pub = await browser().request("GET", `/people/${user.username}`);
+    expect(pub.text).toContain("&lt;script&gt;");
+    expect(pub.text).not.toContain(user.email);
+  });
+
+  it("shows a flash only from its fixed list (a cookie never carries text into a page)", async () => {
+    const { b } = await signedInBrowser();
+    b.jar.set("__Host-lk_flash", "<b>owned</b>");
+    expect((await b.request("GET", "/settings")).text).not.toContain("owned");
+    b.jar.set("__Host-lk_flash", "settings_saved");
+    expect((await b.request("GET", "/settings")).text).toContain("Settings saved.");
+  });
+
+  it("changing the password ends the other sign-ins and keeps this one", async () => {
+    const { user, b } = await signedInBrowser();
+    const other = await h.login(user.email, user.password);
+    const res = await b.submit("/settings", "/settings/password", {
+      current_password: user.password,
+      new_password: "a-much-newer-secret-42",
+      new_password_again: "a-much-newer-secret-42",
+    });
+    expect(res.location).toBe("/settings");
+    expect((await h.call("POST", "/api/v1/auth/refresh", { refresh_token: other.refresh_token })).status).toBe(401);
+    const page = await b.request("GET", "/settings");
+    expect(page.status).toBe(200);
+    expect(page.text).toContain("Password changed.");
+  });
+
+  it("answers a wrong password with the generic sentence, the same for an unknown account", async () => {
+    const user = await h.registerVerified();
+    const wrong = await browser().submit("/login", "/login", { identifier: user.email, password: "not-the-password" });
+    const unknown = await browser().submit("/login", "/login", { identifier: "nobody@example.com", password: "not-the-password" });
+    for (const res of [wrong, unknown]) {
+      expect(res.status).toBe(401);
+      expect(res.text).toContain("The email or username and password do not match an account.");
+    }
+  });
+});
+
+describe("sign-in pages", () => {
+  it("sends an unverified account to /verify, only after the right password", async () => {
+    const email = `unverified-${Date.now()}@example.com`;
+    const password = "Tr0ub4dor&3-horse";
+    expect((await h.call("POST", "/api/v1/auth/register", { email, password })).status).toBe(201);
+    const wrong = await browser().submit("/login", "/login", { identifier: email, password: "not-the-password" });
+    expect(wrong.status).toBe(401);
+    const right = await browser().submit("/login", "/login", { identifier: email, password });
+    expect(right.location).toBe(`/verify?email=${encodeURIComponent(email)}`);
+  });
+
+  it("answers a code request the same for an unknown address", async () => {
+    const user = await h.registerVerified();
+    for (const path of ["/login/code/send", "/password/forgot"]) {
+      const known = await browser().submit(path === "/password/forgot" ? path : "/login/code", path, { email: user.email });
+      const unknown = await browser().submit(path === "/password/forgot" ? path : "/login/code", path, {
+        email: "nobody-here@example.com",
+      });
+      expect(known.status).toBe(303);
+      expect(unknown.status).toBe(303);
+      expect(known.location?.replace(encodeURIComponent(user.email), "X")).toBe(
+        unknown.location?.replace(encodeURIComponent("nobody-here@example.com"), "X"),
+      );
+    }
+  });
+});
+
+describe("admin console", () => {
+  it("is staff only: a 403 page for others, refusing self-demotion with the reason", async () => {
+    const { user, b } = await signedInBrowser();
+    expect((await b.request("GET", "/admin")).status).toBe(403);
+    await env.DB.prepare("UPDATE users SET is_staff = 1 WHERE id = ?").bind(user.id).run();
+    const config = await b.request("GET", "/admin");
+    expect(config.status).toBe(200);
+    expect(config.text).toContain("access_token_ttl");
+    const bad = await b.submit("/admin", "/admin/config", { key: "otp_ttl", value: "5" });
+    expect(bad.status).toBe(400);
+    expect(bad.text).toContain("Must be from 60 to 86400");
+    const self = await b.submit(`/admin/users/${user.id}`, `/admin/users/${user.id}/flags`, { field: "is_staff", value: "false" });
+    expect(self.status).toBe(409);
+    expect(self.text).toContain("You cannot remove your own staff flag");
+  });
+});
+
+it("has a sentence for every error code", () => {
+  for (const code of Object.keys(ERRORS) as (keyof typeof ERRORS)[]) expect(ERROR_SENTENCES[code]).toMatch(/\.$/);
+});
