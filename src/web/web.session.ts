@@ -99,7 +99,8 @@ export async function loadSession(c: Context<WebEnv>): Promise<SessionOutcome> {
   try {
     pair = await rotateRefreshToken(c.var.deps, refresh);
   } catch (error) {
-    if (!(error instanceof AppError) || (error.code !== "invalid_refresh_token" && error.code !== "rate_limited")) throw error;
+    // Too many rotations from this address (429): an error page, and the cookies stay as they are.
+    if (!(error instanceof AppError) || error.code !== "invalid_refresh_token") throw error;
     if (!getCookie(c, COOKIE.retry)) {
       // Perhaps a concurrent page load rotated this token a moment ago: try once more, after a
       // short pause that lets the winner's answer (and its cookies) reach the browser first.
