@@ -135,7 +135,7 @@ async function csrfFor(secret: string, binding: string): Promise<string> {
 
 /** The token forms on this page carry (bound to the sign-in, or to the anonymous nonce). */
 export async function csrfToken(c: Context<WebEnv>): Promise<string> {
-  const secret = c.env.OTP_SECRET;
+  const secret = c.var.deps.secrets.otpSecret;
   const sessionId = c.var.signedIn ? c.var.token.sessionId : null;
   return csrfFor(secret, sessionId ? `session:${sessionId}` : `anonymous:${anonymousNonce(c)}`);
 }
@@ -143,7 +143,7 @@ export async function csrfToken(c: Context<WebEnv>): Promise<string> {
 /** Whether a submitted `_csrf` matches this browser's sign-in or its anonymous nonce. */
 export async function csrfValid(c: Context<WebEnv>, submitted: unknown): Promise<boolean> {
   if (typeof submitted !== "string" || submitted.length !== 64) return false;
-  const secret = c.env.OTP_SECRET;
+  const secret = c.var.deps.secrets.otpSecret;
   const candidates: string[] = [];
   if (c.var.signedIn) candidates.push(await csrfFor(secret, `session:${c.var.token.sessionId}`));
   const nonce = getCookie(c, COOKIE.csrf);
