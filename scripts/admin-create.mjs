@@ -11,46 +11,18 @@
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { CliError, d1, parseCli, runCli, sqlString, targetArgs, wranglerVar } from "./lib/cli.mjs";
+import { CliError, d1, parseCli, promptHidden, runCli, sqlString, targetArgs, wranglerVar } from "./lib/cli.mjs";
 import { loadWorkerCode } from "./lib/worker-code.mjs";
 
 const USAGE = `usage: npm run admin:create -- --email <email> [--username <name>] [--remote | --persist-to <dir>]
   The password is prompted for (twice, not echoed) or taken from LATCHKEY_ADMIN_PASSWORD.`;
 
-/** Reads one line from the terminal without echoing it. */
-function promptHidden(question) {
-  const { stdin, stderr } = process;
-  if (!stdin.isTTY) throw new CliError("no terminal to prompt for the password: set LATCHKEY_ADMIN_PASSWORD");
-  return new Promise((resolve, reject) => {
-    let value = "";
-    stderr.write(question);
-    stdin.setRawMode(true);
-    stdin.resume();
-    stdin.setEncoding("utf8");
-    const done = (fn) => {
-      stdin.setRawMode(false);
-      stdin.pause();
-      stdin.removeListener("data", onData);
-      stderr.write("\n");
-      fn();
-    };
-    function onData(chunk) {
-      for (const ch of chunk) {
-        if (ch === "\r" || ch === "\n") return done(() => resolve(value));
-        if (ch === "\u0003") return done(() => reject(new CliError("cancelled")));
-        if (ch === "\u007f" || ch === "\b") value = value.slice(0, -1);
-        else value += ch;
-      }
-    }
-    stdin.on("data", onData);
-  });
-}
-
 async function readPassword() {
   const fromEnv = process.env.LATCHKEY_ADMIN_PASSWORD;
   if (fromEnv !== undefined && fromEnv !== "") return fromEnv;
-  const password = await promptHidden("Password: ");
-  const again = await promptHidden("Password (again): ");
+  const noTerminal = "no terminal to prompt for the password: set LATCHKEY_ADMIN_PASSWORD";
+  const password = await promptHidden("Password: ", noTerminal);
+  const again = await promptHidden("Password (again): ", noTerminal);
   if (password !== again) throw new CliError("the passwords do not match");
   return password;
 }

@@ -14,7 +14,7 @@
 // `--dry-run` runs only the read-only `list` commands and prints every other wrangler command it
 // would run; nothing is created, uploaded or written.
 import { pathToFileURL } from "node:url";
-import { CliError, parseCli, runCli } from "./lib/cli.mjs";
+import { CliError, parseCli, promptHidden, runCli } from "./lib/cli.mjs";
 import {
   configArgs,
   isPlaceholderId,
@@ -23,7 +23,6 @@ import {
   parseKvList,
   parseQueuesList,
   parseR2List,
-  promptHidden,
   readEnvironment,
   requiredSecrets,
   showCommand,

@@ -292,3 +292,35 @@ export function wranglerVar(configPath, name) {
   const match = new RegExp(`^\\s*${name}\\s*=\\s*"([^"]*)"`, "m").exec(text);
   return match?.[1];
 }
+
+/**
+ * Reads one line from the terminal without echoing it (a password, a secret's value); without a
+ * terminal, fails with `noTerminal` (which should say how to pass the value instead).
+ */
+export function promptHidden(question, noTerminal = `no terminal to ask "${question.trim()}"`) {
+  const { stdin, stderr } = process;
+  if (!stdin.isTTY) return Promise.reject(new CliError(noTerminal));
+  return new Promise((resolve, reject) => {
+    let value = "";
+    stderr.write(question);
+    stdin.setRawMode(true);
+    stdin.resume();
+    stdin.setEncoding("utf8");
+    const done = (fn) => {
+      stdin.setRawMode(false);
+      stdin.pause();
+      stdin.removeListener("data", onData);
+      stderr.write("\n");
+      fn();
+    };
+    function onData(chunk) {
+      for (const ch of chunk) {
+        if (ch === "\r" || ch === "\n") return done(() => resolve(value));
+        if (ch === "\u0003") return done(() => reject(new CliError("cancelled")));
+        if (ch === "\u007f" || ch === "\b") value = value.slice(0, -1);
+        else value += ch;
+      }
+    }
+    stdin.on("data", onData);
+  });
+}

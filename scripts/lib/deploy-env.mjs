@@ -173,32 +173,3 @@ export async function listSecrets(run, env, configPath = "wrangler.toml") {
     throw error;
   }
 }
-
-/** Reads one line from the terminal without echoing it (a secret's value). */
-export function promptHidden(question) {
-  const { stdin, stderr } = process;
-  if (!stdin.isTTY) return Promise.reject(new CliError(`no terminal to ask "${question.trim()}"`));
-  return new Promise((resolve, reject) => {
-    let value = "";
-    stderr.write(question);
-    stdin.setRawMode(true);
-    stdin.resume();
-    stdin.setEncoding("utf8");
-    const done = (fn) => {
-      stdin.setRawMode(false);
-      stdin.pause();
-      stdin.removeListener("data", onData);
-      stderr.write("\n");
-      fn();
-    };
-    function onData(chunk) {
-      for (const ch of chunk) {
-        if (ch === "\r" || ch === "\n") return done(() => resolve(value));
-        if (ch === "\u0003") return done(() => reject(new CliError("cancelled")));
-        if (ch === "\u007f" || ch === "\b") value = value.slice(0, -1);
-        else value += ch;
-      }
-    }
-    stdin.on("data", onData);
-  });
-}
