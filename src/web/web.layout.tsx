@@ -1,7 +1,7 @@
 /** The page frame and the form pieces every page uses. hono/jsx escapes every string it renders. */
 import { raw } from "hono/html";
 import type { Child, FC, PropsWithChildren } from "hono/jsx";
-import { FLASH, type FlashKey } from "./web.messages";
+import { ACTIVITY_LABELS, deviceName, FLASH, type FlashKey } from "./web.messages";
 
 export interface PageUser {
   username: string | null;
@@ -213,3 +213,38 @@ export const Pager: FC<{ path: string; params: Record<string, string | undefined
     </nav>
   );
 };
+
+/** An account's activity entries as a table: what, when, from which address and device (the account page and the admin's user page). */
+export const ActivityTable: FC<{
+  items: { type: string; created_at: string; ip: string | null; user_agent: string | null; details: Record<string, unknown> }[];
+  caption?: string;
+}> = ({ items, caption }) => (
+  <table class="list">
+    {caption ? <caption class="visually-hidden">{caption}</caption> : null}
+    <thead>
+      <tr>
+        <th scope="col">What</th>
+        <th scope="col">When</th>
+        <th scope="col">IP address</th>
+        <th scope="col">Device</th>
+      </tr>
+    </thead>
+    <tbody>
+      {items.map((e) => (
+        <tr>
+          <td data-label="What">
+            {ACTIVITY_LABELS[e.type] ?? e.type}
+            {typeof e.details.method === "string" ? <span class="muted"> ({e.details.method.replace("_", " ")})</span> : null}
+          </td>
+          <td data-label="When">
+            <Time iso={e.created_at} />
+          </td>
+          <td data-label="IP address">{e.ip ?? "—"}</td>
+          <td data-label="Device" title={e.user_agent ?? undefined}>
+            {deviceName(e.user_agent)}
+          </td>
+        </tr>
+      ))}
+    </tbody>
+  </table>
+);

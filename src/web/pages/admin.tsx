@@ -11,8 +11,7 @@ import { AppError } from "../../lib/errors";
 import { pageQuery } from "../../lib/pagination";
 import type { WebEnv } from "../web.env";
 import { attempt, type Problem, page, redirect, text, type WebContext } from "../web.kit";
-import { Form, Pager, Time } from "../web.layout";
-import { ACTIVITY_LABELS, deviceName } from "../web.messages";
+import { ActivityTable, Form, Pager, Time } from "../web.layout";
 import { webPage } from "../web.middleware";
 
 const staff = webPage({ access: "staff" });
@@ -284,28 +283,7 @@ export function adminPages(web: Hono<WebEnv>) {
         </section>
         <section aria-labelledby="u-activity">
           <h2 id="u-activity">Recent activity</h2>
-          <table class="list">
-            <thead>
-              <tr>
-                <th scope="col">What</th>
-                <th scope="col">When</th>
-                <th scope="col">IP address</th>
-                <th scope="col">Device</th>
-              </tr>
-            </thead>
-            <tbody>
-              {activity.items.map((e) => (
-                <tr>
-                  <td data-label="What">{ACTIVITY_LABELS[e.type] ?? e.type}</td>
-                  <td data-label="When">
-                    <Time iso={e.created_at} />
-                  </td>
-                  <td data-label="IP address">{e.ip ?? "—"}</td>
-                  <td data-label="Device">{deviceName(e.user_agent)}</td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
+          <ActivityTable items={activity.items} />
         </section>
       </>,
       { status: problem ? problem.status : 200, error: problem?.sentence },

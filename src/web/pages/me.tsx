@@ -17,7 +17,7 @@ import { AppError } from "../../lib/errors";
 import { pageQuery } from "../../lib/pagination";
 import type { WebEnv } from "../web.env";
 import { attempt, form, type Problem, page, parseWith, redirect, text, type WebContext } from "../web.kit";
-import { Field, type FieldErrors, Form, Pager, Time } from "../web.layout";
+import { ActivityTable, Field, type FieldErrors, Form, Pager, Time } from "../web.layout";
 import { ACTIVITY_LABELS, deviceName } from "../web.messages";
 import { webPage } from "../web.middleware";
 import { clearTokenCookies } from "../web.session";
@@ -573,34 +573,7 @@ function activityRoutes(web: Hono<WebEnv>) {
           <button type="submit">Filter</button>
         </form>
         {items.length === 0 ? <p class="muted">Nothing to show.</p> : null}
-        <table class="list">
-          <caption class="visually-hidden">Your account's history, newest first</caption>
-          <thead>
-            <tr>
-              <th scope="col">What</th>
-              <th scope="col">When</th>
-              <th scope="col">IP address</th>
-              <th scope="col">Device</th>
-            </tr>
-          </thead>
-          <tbody>
-            {items.map((e) => (
-              <tr>
-                <td data-label="What">
-                  {ACTIVITY_LABELS[e.type] ?? e.type}
-                  {typeof e.details.method === "string" ? <span class="muted"> ({e.details.method.replace("_", " ")})</span> : null}
-                </td>
-                <td data-label="When">
-                  <Time iso={e.created_at} />
-                </td>
-                <td data-label="IP address">{e.ip ?? "—"}</td>
-                <td data-label="Device" title={e.user_agent ?? undefined}>
-                  {deviceName(e.user_agent)}
-                </td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
+        <ActivityTable items={items} caption="Your account's history, newest first" />
         {result.ok ? <Pager path="/activity" params={{ type: q.type }} next={result.value.next_cursor} first={!q.cursor} /> : null}
       </>,
       { error: result.ok ? null : result.problem.sentence },
