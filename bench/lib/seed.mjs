@@ -2,8 +2,7 @@
 // never through the API: 10,000 sign-ups would spend minutes hashing passwords. Every user shares
 // one password hash made once by the worker's own code, so rows look exactly like real ones.
 import { createHash, randomBytes } from "node:crypto";
-import { readdirSync, readFileSync } from "node:fs";
-import { join } from "node:path";
+import { migrationBatches } from "../../scripts/lib/migrations.mjs";
 import { encodePng } from "../../scripts/lib/png.mjs";
 
 export const BENCH_PASSWORD = "bench-horse-battery-staple-7";
@@ -18,15 +17,7 @@ export const userEmail = (i) => `bench${i}@example.com`;
 
 /** Applies every migration in `dir` in name order (drizzle's breakpoints separate statements). */
 export async function applyMigrations(db, dir) {
-  for (const file of readdirSync(dir)
-    .filter((f) => f.endsWith(".sql"))
-    .sort()) {
-    const statements = readFileSync(join(dir, file), "utf8")
-      .split("--> statement-breakpoint")
-      .map((s) => s.trim())
-      .filter(Boolean);
-    await db.batch(statements.map((s) => db.prepare(s)));
-  }
+  for (const statements of migrationBatches(dir)) await db.batch(statements.map((s) => db.prepare(s)));
 }
 
 async function insertRows(db, table, columns, rows) {

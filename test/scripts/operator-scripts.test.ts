@@ -5,13 +5,14 @@
  * the tests share one temporary state.
  */
 import { execFile } from "node:child_process";
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, describe, expect, it } from "vitest";
 import { generateSigningJwk, readDevVars, writeDevVars } from "../../scripts/lib/keys.mjs";
+import { migrationBatches } from "../../scripts/lib/migrations.mjs";
 import { loadWorkerCode } from "../../scripts/lib/worker-code.mjs";
 
 const WRANGLER = createRequire(import.meta.url).resolve("wrangler/bin/wrangler.js");
@@ -63,15 +64,7 @@ async function libsqlDatabase() {
   const { createClient } = await import("@libsql/client");
   const url = `file:${join(tempDir("latchkey-libsql-"), "latchkey.db")}`;
   const client = createClient({ url });
-  for (const file of readdirSync("migrations")
-    .filter((f) => f.endsWith(".sql"))
-    .sort()) {
-    const statements = readFileSync(join("migrations", file), "utf8")
-      .split("--> statement-breakpoint")
-      .map((statement) => statement.trim())
-      .filter(Boolean);
-    await client.batch(statements, "write");
-  }
+  for (const statements of migrationBatches("migrations")) await client.batch(statements, "write");
   return { url, client };
 }
 

@@ -19,6 +19,7 @@ import { Miniflare } from "miniflare";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readEnvironment } from "../../scripts/lib/deploy-env.mjs";
 import { generateSigningJwk, randomSecret } from "../../scripts/lib/keys.mjs";
+import { migrationBatches } from "../../scripts/lib/migrations.mjs";
 import { offlineEnv } from "../../scripts/lib/offline.mjs";
 
 const exec = promisify(execFile);
@@ -170,16 +171,7 @@ beforeAll(async () => {
 
   // 3. The migrations, as `wrangler d1 migrations apply` runs them: each file's statements in order.
   const db = await mf.getD1Database("DB");
-  const dir = join(ROOT, "migrations");
-  for (const file of readdirSync(dir)
-    .filter((f) => f.endsWith(".sql"))
-    .sort()) {
-    const statements = readFileSync(join(dir, file), "utf8")
-      .split("--> statement-breakpoint")
-      .map((s) => s.trim())
-      .filter(Boolean);
-    await db.batch(statements.map((s) => db.prepare(s)));
-  }
+  for (const statements of migrationBatches(join(ROOT, "migrations"))) await db.batch(statements.map((s) => db.prepare(s)));
 }, 240_000);
 
 afterAll(async () => {

@@ -1,0 +1,1 @@
+export function migrationBatches(dir: string): string[][];
