@@ -5,7 +5,9 @@ import { existsSync, readFileSync, writeFileSync } from "node:fs";
 export async function generateSigningJwk() {
   const pair = await crypto.subtle.generateKey({ name: "Ed25519" }, true, ["sign", "verify"]);
   const jwk = await crypto.subtle.exportKey("jwk", pair.privateKey);
-  const kid = Buffer.from(crypto.getRandomValues(new Uint8Array(9))).toString("base64url");
+  // Hex, not base64url: operators type kids on the command line (keys:retire <kid>), and a
+  // base64url kid starting with "-" (1 in 64) reads as an option there.
+  const kid = Buffer.from(crypto.getRandomValues(new Uint8Array(9))).toString("hex");
   return { kty: jwk.kty, crv: jwk.crv, x: jwk.x, d: jwk.d, kid, alg: "EdDSA", use: "sig" };
 }
 
