@@ -4,6 +4,8 @@
  * the same Drizzle query builders, both run `batch()` as one transaction (all statements or
  * none). What differs — result shapes and error objects — is translated here and nowhere else.
  */
+
+import { fillPlaceholders, type Placeholder, QueryPromise, sql } from "drizzle-orm";
 import type { BatchItem, BatchResponse } from "drizzle-orm/batch";
 import { drizzle } from "drizzle-orm/d1";
 import type { BaseSQLiteDatabase } from "drizzle-orm/sqlite-core";
@@ -108,5 +110,96 @@ export async function runOne<T>(query: PromiseLike<T>): Promise<T> {
     return await query;
   } catch (error) {
     throw toStoreError(error);
+  }
+}
+
+// ---- statements prepared once per isolate ----
+
+/** A placeholder per value name, for the builder of a `prepared` statement. */
+export type Placeholders<V> = { readonly [K in keyof V]: Placeholder<K & string, V[K]> };
+
+/** The arguments Drizzle's builders hand their session's `prepareQuery`: the query first. */
+type PrepareArgs = [query: { sql: string; params: unknown[] }, ...rest: unknown[]];
+
+interface DrizzleStatement {
+  joinsNotNullableMap?: unknown;
+  execute(): Promise<unknown>;
+}
+
+interface DrizzleSession {
+  prepareQuery(...args: PrepareArgs): DrizzleStatement;
+}
+
+/**
+ * The builders' session, recording instead of preparing: a builder's `_prepare()` hands it the
+ * finished SQL, the fields to map rows onto and how to run it, which is all a template needs.
+ * Both drivers' dialects are Drizzle's SQLite dialect, so one recording serves D1 and libSQL.
+ */
+let recorder: Db | null = null;
+function recordingDb(): Db {
+  if (!recorder) {
+    recorder = drizzle({} as D1Database) as unknown as Db;
+    const session = (recorder as unknown as { session: Record<string, unknown> }).session;
+    session.prepareQuery = session.prepareOneTimeQuery = (...args: PrepareArgs) => ({ args });
+  }
+  return recorder;
+}
+
+const placeholders = new Proxy({} as Record<string, Placeholder>, { get: (_, name) => sql.placeholder(String(name)) });
+
+/**
+ * The SQL of a hot statement, built once per isolate instead of once per request.
+ *
+ * Drizzle builds a query's SQL text from its builder on every execution, and that costs more
+ * than the rest of a request's JavaScript: about 120 µs for `/me`'s one statement, measured
+ * (bench, README "Performance"), against about 6 µs for binding a finished template. D1 sessions
+ * are per request (replica.ts), so Drizzle's own `.prepare()`, which binds to one client, cannot
+ * be kept across requests; the SQL and its result mapping can. `build` runs once, with a
+ * placeholder (`p.name`) for every per-request value; each call then hands the template with the
+ * values filled in to the request's own session, as Drizzle's `prepareQuery` would.
+ *
+ * The result is awaited, or put in `runBatch`, exactly like the builder it stands for (it is
+ * typed as one so batch results keep their types). Build the shape once: anything that changes
+ * the SQL text per request (an optional condition, a column list) needs its own template.
+ * Placeholders skip column encoders: pass values as the driver stores them (numbers for booleans).
+ */
+export function prepared<V extends Record<string, unknown>, Q extends Query>(
+  build: (db: Db, p: Placeholders<V>) => Q,
+): (db: Db, values: V) => Q {
+  let template: { args: PrepareArgs; joinsNotNullableMap?: unknown } | null = null;
+  return (db, values) => {
+    template ??= (build(recordingDb(), placeholders as Placeholders<V>) as unknown as { _prepare(): typeof template })._prepare();
+    const [query, ...rest] = (template as NonNullable<typeof template>).args;
+    const session = (db as unknown as { session: DrizzleSession }).session;
+    const statement = session.prepareQuery({ sql: query.sql, params: fillPlaceholders(query.params, values) }, ...rest);
+    statement.joinsNotNullableMap = template?.joinsNotNullableMap;
+    return new PreparedStatement(statement) as unknown as Q;
+  };
+}
+
+/**
+ * A prepared statement in each shape of a query with two optional parts (e.g. a filter and a
+ * cursor): each shape is its own SQL text, so each is its own template.
+ */
+export function preparedShapes<S>(make: (first: boolean, second: boolean) => S): (first: boolean, second: boolean) => S {
+  const shapes = [make(false, false), make(false, true), make(true, false), make(true, true)] as const;
+  return (first, second) => shapes[((first ? 2 : 0) + (second ? 1 : 0)) as 0 | 1 | 2 | 3];
+}
+
+/**
+ * What `db.batch` and `await` need of a builder: `_prepare()` for the one, Drizzle's own
+ * `QueryPromise` (the builders' base class) for the other.
+ */
+class PreparedStatement extends QueryPromise<unknown> {
+  constructor(private readonly statement: DrizzleStatement) {
+    super();
+  }
+
+  _prepare(): DrizzleStatement {
+    return this.statement;
+  }
+
+  override execute(): Promise<unknown> {
+    return this.statement.execute();
   }
 }

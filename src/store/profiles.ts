@@ -3,9 +3,9 @@
  * reads (directory, single profile, avatar lookup), which show only confirmed, enabled accounts.
  */
 import { and, asc, eq, or } from "drizzle-orm";
-import { type Db, runBatch, runOne } from "./driver";
+import { type Db, type Placeholders, prepared, preparedShapes, runBatch, runOne } from "./driver";
 import { profiles, users } from "./schema";
-import { activityInsert, newerThan, startsWith } from "./statements";
+import { activityInsert, like, newerThan, prefixPattern } from "./statements";
 import type { ActivityRecord, PageQuery, Profile } from "./types";
 
 export type ProfileChanges = Partial<Pick<Profile, "name" | "surname" | "age" | "phoneNumber" | "profession" | "aboutMe">>;
@@ -61,6 +61,28 @@ const publicColumns = {
   avatarKey: profiles.avatarKey,
 };
 
+type DirectoryValues = { limit: number; usernamePattern: string; namePattern: string; cursorT: number; cursorId: string };
+
+/** One page of the public directory, prepared once per isolate for each shape (filtered, after a cursor). */
+function directoryStatement(filtered: boolean, paged: boolean) {
+  return prepared((db, p: Placeholders<DirectoryValues>) =>
+    db
+      .select(publicColumns)
+      .from(users)
+      .leftJoin(profiles, eq(profiles.userId, users.id))
+      .where(
+        and(
+          isPublicAccount(),
+          filtered ? or(like(users.username, p.usernamePattern), like(profiles.name, p.namePattern)) : undefined,
+          paged ? newerThan(users.createdAt, users.id, { t: p.cursorT, id: p.cursorId }) : undefined,
+        ),
+      )
+      .orderBy(asc(users.createdAt), asc(users.id))
+      .limit(p.limit),
+  );
+}
+const directoryPage = preparedShapes(directoryStatement);
+
 export function DrizzleProfileStore(db: Db): ProfileStore {
   const byUser = async (userId: string): Promise<Profile | null> =>
     (await runOne(db.select().from(profiles).where(eq(profiles.userId, userId)).limit(1)))[0] ?? null;
@@ -100,17 +122,14 @@ export function DrizzleProfileStore(db: Db): ProfileStore {
     },
 
     async directory(filter, page) {
-      const byPrefix = filter
-        ? or(startsWith(users.username, filter.usernamePrefix), startsWith(profiles.name, filter.namePrefix))
-        : undefined;
       const rows = await runOne(
-        db
-          .select(publicColumns)
-          .from(users)
-          .leftJoin(profiles, eq(profiles.userId, users.id))
-          .where(and(isPublicAccount(), byPrefix, newerThan(users.createdAt, users.id, page.cursor)))
-          .orderBy(asc(users.createdAt), asc(users.id))
-          .limit(page.limit + 1),
+        directoryPage(filter !== null, page.cursor !== null)(db, {
+          limit: page.limit + 1,
+          usernamePattern: filter ? prefixPattern(filter.usernamePrefix) : "",
+          namePattern: filter ? prefixPattern(filter.namePrefix) : "",
+          cursorT: page.cursor?.t ?? 0,
+          cursorId: page.cursor?.id ?? "",
+        }),
       );
       return rows.map(withNulls);
     },

@@ -4,13 +4,13 @@
  * one batch — an activity entry rides in the same transaction as the change it records, a
  * rate-limit reservation in the same round trip as the lookup it guards.
  */
-import { and, eq, getTableColumns, gt, isNull, lt, or, type SQL, sql } from "drizzle-orm";
+import { and, eq, getTableColumns, gt, isNull, lt, or, type Placeholder, type SQL, sql } from "drizzle-orm";
 import type { SQLiteColumn } from "drizzle-orm/sqlite-core";
 import { randomId } from "../lib/crypto";
 import { mailSubjects, RATE_LIMITS, type RateLimitName, rateLimitKey } from "../lib/rate-limit";
-import type { Db } from "./driver";
+import { type Db, type Placeholders, prepared } from "./driver";
 import { activity, adminAudit, otpCodes, rateLimits, refreshTokens, users } from "./schema";
-import type { ActivityRecord, AuditRecord, Cursor, OtpPurpose } from "./types";
+import type { ActivityRecord, AuditRecord, LoginIdentifier, OtpPurpose } from "./types";
 
 // ---- rate-limit counters ----
 
@@ -21,13 +21,10 @@ function keySql(name: RateLimitName, subject: string | SQL): SQL {
 
 /**
  * The upsert that counts one hit and returns the counter: a new window starts when the old one has
- * passed. `subject` may be SQL, evaluated inside the statement; with `when`, the hit is counted
- * only if that SQL holds. Increment-then-compare in one statement: concurrent hits get distinct counts.
+ * passed. Increment-then-compare in one statement: concurrent hits get distinct counts. `key` may
+ * be SQL (e.g. with a user id looked up in the same statement); `when` makes the hit conditional.
  */
-export function countHit(db: Db, name: RateLimitName, subject: string | SQL, nowMs: number, when?: SQL) {
-  const { windowMs } = RATE_LIMITS[name];
-  const reset = nowMs + windowMs;
-  const key = keySql(name, subject);
+function hitUpsert(db: Db, key: SQL | Placeholder, now: number | Placeholder, reset: number | Placeholder, when?: SQL) {
   // INSERT … SELECT needs its WHERE so SQLite does not read ON CONFLICT as a join's ON.
   const insert = when
     ? db.insert(rateLimits).select(sql`SELECT ${key}, 1, ${reset} WHERE ${when}`)
@@ -36,11 +33,56 @@ export function countHit(db: Db, name: RateLimitName, subject: string | SQL, now
     .onConflictDoUpdate({
       target: rateLimits.key,
       set: {
-        count: sql`CASE WHEN ${rateLimits.resetAt} <= ${nowMs} THEN 1 ELSE ${rateLimits.count} + 1 END`,
-        resetAt: sql`CASE WHEN ${rateLimits.resetAt} <= ${nowMs} THEN ${reset} ELSE ${rateLimits.resetAt} END`,
+        count: sql`CASE WHEN ${rateLimits.resetAt} <= ${now} THEN 1 ELSE ${rateLimits.count} + 1 END`,
+        resetAt: sql`CASE WHEN ${rateLimits.resetAt} <= ${now} THEN ${reset} ELSE ${rateLimits.resetAt} END`,
       },
     })
     .returning({ count: rateLimits.count, resetAt: rateLimits.resetAt });
+}
+
+type HitWindow = { now: number; reset: number };
+/** The common case, on every hot path (refresh, login): a counter named by a plain key. */
+const countKeyHit = prepared((db, p: Placeholders<HitWindow & { key: string }>) => hitUpsert(db, p.key, p.now, p.reset));
+
+/**
+ * Counts one hit on the counter `name` of `subject` (see `hitUpsert`). `subject` may be SQL,
+ * evaluated inside the statement; with `when`, the hit is counted only if that SQL holds.
+ */
+export function countHit(db: Db, name: RateLimitName, subject: string | SQL, nowMs: number, when?: SQL) {
+  const reset = nowMs + RATE_LIMITS[name].windowMs;
+  if (typeof subject === "string" && !when) return countKeyHit(db, { key: rateLimitKey(name, subject), now: nowMs, reset });
+  return hitUpsert(db, keySql(name, subject), nowMs, reset, when);
+}
+
+/**
+ * A login's hit on the per-account failure counter, prepared for either identifier: the subject
+ * is the account's id when the account exists (so email and username share one counter),
+ * otherwise the identifier itself (unknown accounts lock out like real ones).
+ */
+export function countAccountHit(db: Db, identifier: LoginIdentifier, nowMs: number) {
+  const name = "loginFailuresPerAccount";
+  const [by, value] = "email" in identifier ? (["email", identifier.email] as const) : (["username", identifier.username] as const);
+  return accountHit[by](db, {
+    prefix: rateLimitKey(name, ""),
+    identifier: value,
+    fallback: `unknown:${by}:${value}`,
+    now: nowMs,
+    reset: nowMs + RATE_LIMITS[name].windowMs,
+  });
+}
+const accountHit = {
+  email: accountHitBy(users.email),
+  username: accountHitBy(users.username),
+};
+function accountHitBy(column: typeof users.email | typeof users.username) {
+  return prepared((db, p: Placeholders<HitWindow & { prefix: string; identifier: string; fallback: string }>) =>
+    hitUpsert(
+      db,
+      sql`${p.prefix} || COALESCE((SELECT ${users.id} FROM ${users} WHERE ${column} = ${p.identifier}), ${p.fallback})`,
+      p.now,
+      p.reset,
+    ),
+  );
 }
 
 /** SQL: the current window's count of a counter (0 when it has none or its window has passed). */
@@ -53,16 +95,20 @@ export function currentCount(name: RateLimitName, subject: string | SQL, nowMs: 
 
 /** Clears a counter (a successful login forgives that account's earlier failures). */
 export function clearCounter(db: Db, name: RateLimitName, subject: string) {
-  return db.delete(rateLimits).where(eq(rateLimits.key, rateLimitKey(name, subject)));
+  return deleteCounter(db, { key: rateLimitKey(name, subject) });
 }
+const deleteCounter = prepared((db, p: Placeholders<{ key: string }>) => db.delete(rateLimits).where(eq(rateLimits.key, p.key)));
 
 /** Gives back one reserved hit (a password check that succeeded is not a failure of its IP). */
 export function refundHit(db: Db, name: RateLimitName, subject: string) {
-  return db
+  return decrementCounter(db, { key: rateLimitKey(name, subject) });
+}
+const decrementCounter = prepared((db, p: Placeholders<{ key: string }>) =>
+  db
     .update(rateLimits)
     .set({ count: sql`${rateLimits.count} - 1` })
-    .where(and(eq(rateLimits.key, rateLimitKey(name, subject)), gt(rateLimits.count, 0)));
-}
+    .where(and(eq(rateLimits.key, p.key), gt(rateLimits.count, 0))),
+);
 
 /** After a successful password check: the account's failures forgiven, the IP's reservation returned. */
 export function releasePasswordCheck(db: Db, release: { userId: string; ip: string } | null | undefined) {
@@ -84,15 +130,26 @@ function activityRow(entry: ActivityRecord) {
     userId: entry.userId,
     type: entry.type,
     createdAt: entry.nowMs,
-    ip: entry.meta.ip,
-    userAgent: entry.meta.userAgent,
+    ip: entry.meta.ip ?? null,
+    userAgent: entry.meta.userAgent ?? null,
     details: JSON.stringify(entry.details ?? {}),
   };
 }
 
 export function activityInsert(db: Db, entry: ActivityRecord) {
-  return db.insert(activity).values(activityRow(entry));
+  return insertActivity(db, activityRow(entry));
 }
+const insertActivity = prepared((db, p: Placeholders<ReturnType<typeof activityRow>>) =>
+  db.insert(activity).values({
+    id: p.id,
+    userId: p.userId,
+    type: p.type,
+    createdAt: p.createdAt,
+    ip: p.ip,
+    userAgent: p.userAgent,
+    details: p.details,
+  }),
+);
 
 /**
  * The entry as `INSERT … SELECT`, for writes that must depend on the database's state when the
@@ -176,18 +233,30 @@ export function auditInsert(db: Db, entry: AuditRecord) {
 
 // ---- keyset pagination and search ----
 
+/** A page's cursor, as values or as a prepared statement's placeholders. */
+type CursorOf = { t: number | Placeholder; id: string | Placeholder };
+
 /** Rows after `cursor` in newest-first order: `(t, id) < cursor`. No condition without a cursor. */
-export function olderThan(t: SQLiteColumn, id: SQLiteColumn, cursor: Cursor | null): SQL | undefined {
+export function olderThan(t: SQLiteColumn, id: SQLiteColumn, cursor: CursorOf | null): SQL | undefined {
   return cursor ? or(lt(t, cursor.t), and(eq(t, cursor.t), lt(id, cursor.id))) : undefined;
 }
 
 /** Rows after `cursor` in oldest-first order: `(t, id) > cursor`. No condition without a cursor. */
-export function newerThan(t: SQLiteColumn, id: SQLiteColumn, cursor: Cursor | null): SQL | undefined {
+export function newerThan(t: SQLiteColumn, id: SQLiteColumn, cursor: CursorOf | null): SQL | undefined {
   return cursor ? or(gt(t, cursor.t), and(eq(t, cursor.t), gt(id, cursor.id))) : undefined;
 }
 
-/** `column LIKE 'prefix%'` with the prefix taken literally: `%`, `_` and `\` in it match only themselves. */
-export function startsWith(column: SQLiteColumn, prefix: string): SQL {
-  const pattern = `${prefix.replace(/[\\%_]/g, (ch) => `\\${ch}`)}%`;
+/** The LIKE pattern of a prefix taken literally: `%`, `_` and `\` in it match only themselves. */
+export function prefixPattern(prefix: string): string {
+  return `${prefix.replace(/[\\%_]/g, (ch) => `\\${ch}`)}%`;
+}
+
+/** `column LIKE pattern`, with `\` escaping (see `prefixPattern`). */
+export function like(column: SQLiteColumn, pattern: string | Placeholder): SQL {
   return sql`${column} LIKE ${pattern} ESCAPE '\\'`;
+}
+
+/** `column LIKE 'prefix%'` with the prefix taken literally. */
+export function startsWith(column: SQLiteColumn, prefix: string): SQL {
+  return like(column, prefixPattern(prefix));
 }

@@ -3,7 +3,7 @@
  * same batch; a delete records its entry only if the status still existed when the batch ran.
  */
 import { and, desc, eq, sql } from "drizzle-orm";
-import { affectedRows, type Db, runBatch, runOne } from "./driver";
+import { affectedRows, type Db, type Placeholders, prepared, preparedShapes, runBatch, runOne } from "./driver";
 import { statuses, users } from "./schema";
 import { activityInsert, activityInsertSelect, olderThan } from "./statements";
 import type { ActivityRecord, PageQuery } from "./types";
@@ -32,16 +32,40 @@ export interface StatusStore {
   delete(id: string, activity: ActivityRecord): Promise<boolean>;
 }
 
+const statusColumns = {
+  id: statuses.id,
+  userId: statuses.userId,
+  username: users.username,
+  content: statuses.content,
+  createdAt: statuses.createdAt,
+  updatedAt: statuses.updatedAt,
+};
+
+type TimelineValues = { limit: number; userId: string; cursorT: number; cursorId: string };
+
+/** One page of the public timeline, prepared once per isolate for each shape (one author, after a cursor). */
+function timelineStatement(byAuthor: boolean, paged: boolean) {
+  return prepared((db, p: Placeholders<TimelineValues>) =>
+    db
+      .select(statusColumns)
+      .from(statuses)
+      .innerJoin(users, eq(users.id, statuses.userId))
+      .where(
+        and(
+          // A disabled account's posts leave the public timeline with it (staff can still act on them by id).
+          eq(users.isActive, true),
+          byAuthor ? eq(statuses.userId, p.userId) : undefined,
+          paged ? olderThan(statuses.createdAt, statuses.id, { t: p.cursorT, id: p.cursorId }) : undefined,
+        ),
+      )
+      .orderBy(desc(statuses.createdAt), desc(statuses.id))
+      .limit(p.limit),
+  );
+}
+const timelinePage = preparedShapes(timelineStatement);
+
 export function DrizzleStatusStore(db: Db): StatusStore {
-  const columns = {
-    id: statuses.id,
-    userId: statuses.userId,
-    username: users.username,
-    content: statuses.content,
-    createdAt: statuses.createdAt,
-    updatedAt: statuses.updatedAt,
-  };
-  const select = () => db.select(columns).from(statuses).innerJoin(users, eq(users.id, statuses.userId));
+  const select = () => db.select(statusColumns).from(statuses).innerJoin(users, eq(users.id, statuses.userId));
 
   return {
     async create(status, activity) {
@@ -59,17 +83,12 @@ export function DrizzleStatusStore(db: Db): StatusStore {
 
     async page(filter, page) {
       return runOne(
-        select()
-          .where(
-            and(
-              // A disabled account's posts leave the public timeline with it (staff can still act on them by id).
-              eq(users.isActive, true),
-              filter.userId === undefined ? undefined : eq(statuses.userId, filter.userId),
-              olderThan(statuses.createdAt, statuses.id, page.cursor),
-            ),
-          )
-          .orderBy(desc(statuses.createdAt), desc(statuses.id))
-          .limit(page.limit + 1),
+        timelinePage(filter.userId !== undefined, page.cursor !== null)(db, {
+          limit: page.limit + 1,
+          userId: filter.userId ?? "",
+          cursorT: page.cursor?.t ?? 0,
+          cursorId: page.cursor?.id ?? "",
+        }),
       );
     },
 

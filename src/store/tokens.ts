@@ -6,7 +6,7 @@
 
 import { and, count, desc, eq, getTableColumns, gt, inArray, isNull, lte, max, min, notExists, sql } from "drizzle-orm";
 import { alias } from "drizzle-orm/sqlite-core";
-import { affectedRows, type Db, runBatch, runOne } from "./driver";
+import { affectedRows, type Db, type Placeholders, prepared, runBatch, runOne } from "./driver";
 import { refreshTokens, users } from "./schema";
 import {
   activityInsert,
@@ -101,31 +101,50 @@ function onePerFamily<R extends { familyId: string }>(rows: R[]): R[] {
   return rows.filter((row) => !seen.has(row.familyId) && seen.add(row.familyId));
 }
 
+// The refresh and sign-in hot paths' statements, prepared once per isolate (see `prepared`).
+
+/**
+ * Only `is_active` is taken from users: inside a batch drizzle maps rows by column name, and
+ * columns both tables have (`id`, `created_at`) would overwrite each other.
+ */
+const selectByTokenHash = prepared((db, p: Placeholders<{ tokenHash: string }>) =>
+  db
+    .select({ token: refreshTokens, userActive: users.isActive })
+    .from(refreshTokens)
+    .innerJoin(users, eq(users.id, refreshTokens.userId))
+    .where(eq(refreshTokens.tokenHash, p.tokenHash))
+    .limit(1),
+);
+
+/** Every column a new token sets, in table order (drizzle lists them so for INSERT … SELECT). */
+const newTokenColumns = Object.keys(getTableColumns(refreshTokens)) as (keyof RefreshToken)[];
+type TokenValues = { [K in keyof RefreshToken]: RefreshToken[K] };
+const tokenValues = (row: NewRefreshToken) =>
+  Object.fromEntries(newTokenColumns.map((key) => [key, (row as Partial<RefreshToken>)[key] ?? null])) as TokenValues;
+
+const insertToken = prepared((db, p: Placeholders<TokenValues>) =>
+  db.insert(refreshTokens).values(Object.fromEntries(newTokenColumns.map((key) => [key, p[key]])) as unknown as RefreshToken),
+);
+
+/** `INSERT … SELECT` of the successor that inserts nothing unless the parent is still live. */
+const insertWhileParentLive = prepared((db, p: Placeholders<TokenValues & { liveParentId: string }>) =>
+  db.insert(refreshTokens).select(
+    sql`SELECT ${sql.join(
+      newTokenColumns.map((key) => sql`${p[key]}`),
+      sql`, `,
+    )} WHERE EXISTS (SELECT 1 FROM ${refreshTokens} WHERE ${and(eq(refreshTokens.id, p.liveParentId), isNull(refreshTokens.revokedAt))})`,
+  ),
+);
+
+const revokeRotated = prepared((db, p: Placeholders<{ parentId: string; now: number }>) =>
+  db
+    .update(refreshTokens)
+    .set({ revokedAt: sql`${p.now}`, revokedReason: "rotated" })
+    .where(and(eq(refreshTokens.id, p.parentId), isNull(refreshTokens.revokedAt)))
+    .returning({ id: refreshTokens.id }),
+);
+
 export function DrizzleTokenStore(db: Db): TokenStore {
-  /**
-   * Only `is_active` is taken from users: inside a batch drizzle maps rows by column name, and
-   * columns both tables have (`id`, `created_at`) would overwrite each other.
-   */
-  const selectByTokenHash = (tokenHash: string) =>
-    db
-      .select({ token: refreshTokens, userActive: users.isActive })
-      .from(refreshTokens)
-      .innerJoin(users, eq(users.id, refreshTokens.userId))
-      .where(eq(refreshTokens.tokenHash, tokenHash))
-      .limit(1);
-
-  /** `INSERT … SELECT` of the successor that inserts nothing unless the parent is still live. */
-  const insertWhileParentLive = (row: NewRefreshToken, parentId: string) => {
-    const values: Record<string, unknown> = { revokedAt: null, revokedReason: null, ...row };
-    // drizzle lists every column in table order for INSERT … SELECT; select the values in that order.
-    const columns = Object.keys(getTableColumns(refreshTokens)).map((key) => sql`${values[key] ?? null}`);
-    return db
-      .insert(refreshTokens)
-      .select(
-        sql`SELECT ${sql.join(columns, sql`, `)} WHERE EXISTS (SELECT 1 FROM ${refreshTokens} WHERE ${and(eq(refreshTokens.id, parentId), isNull(refreshTokens.revokedAt))})`,
-      );
-  };
-
   const familySpans = (userId: string, families?: ReturnType<typeof liveFamilies>) =>
     db
       .select({
@@ -149,7 +168,7 @@ export function DrizzleTokenStore(db: Db): TokenStore {
 
   return {
     async lookupForRefresh(tokenHash, ip, nowMs) {
-      const [limit, rows] = (await runBatch(db, [countHit(db, "refreshPerIp", ip, nowMs), selectByTokenHash(tokenHash)])) as [
+      const [limit, rows] = (await runBatch(db, [countHit(db, "refreshPerIp", ip, nowMs), selectByTokenHash(db, { tokenHash })])) as [
         Counter[],
         { token: RefreshToken; userActive: boolean }[],
       ];
@@ -157,13 +176,13 @@ export function DrizzleTokenStore(db: Db): TokenStore {
     },
 
     async byHash(tokenHash) {
-      const [row] = await runOne(selectByTokenHash(tokenHash));
+      const [row] = await runOne(selectByTokenHash(db, { tokenHash }));
       return row?.token ?? null;
     },
 
     async signIn({ token, release, activity, rehash, nowMs }) {
       await runBatch(db, [
-        db.insert(refreshTokens).values(token),
+        insertToken(db, tokenValues(token)),
         clearCounter(db, "loginFailuresPerAccount", release.userId),
         refundHit(db, "loginFailuresPerIp", release.ip),
         activityInsert(db, activity),
@@ -175,12 +194,8 @@ export function DrizzleTokenStore(db: Db): TokenStore {
       // Whichever concurrent request runs second changes nothing: its insert finds the parent
       // revoked, and its revocation matches no live row.
       const [, revoked] = await runBatch(db, [
-        insertWhileParentLive(successor, parentId),
-        db
-          .update(refreshTokens)
-          .set({ revokedAt: nowMs, revokedReason: "rotated" })
-          .where(and(eq(refreshTokens.id, parentId), isNull(refreshTokens.revokedAt)))
-          .returning({ id: refreshTokens.id }),
+        insertWhileParentLive(db, { ...tokenValues(successor), liveParentId: parentId }),
+        revokeRotated(db, { parentId, now: nowMs }),
       ]);
       return affectedRows(revoked) === 1;
     },

@@ -4,12 +4,13 @@
  * changes). Every multi-statement change is one batch, so it applies whole or not at all.
  */
 import { and, desc, eq, or, type SQL, sql } from "drizzle-orm";
-import { type Db, type Query, runBatch, runOne } from "./driver";
+import { type Db, type Placeholders, prepared, type Query, runBatch, runOne } from "./driver";
 import { activity, adminAudit, otpCodes, profiles, refreshTokens, statuses, users } from "./schema";
 import {
   activityInsert,
   activityInsertSelect,
   auditInsert,
+  countAccountHit,
   countHit,
   countMailToAddress,
   invalidateAccessTokens,
@@ -102,14 +103,36 @@ export interface UserStore {
 const matchOf = (identifier: LoginIdentifier): SQL =>
   ("email" in identifier ? eq(users.email, identifier.email) : eq(users.username, identifier.username)) as SQL;
 
+/** A password sign-in's account lookup, prepared for either identifier. */
+const userByEmail = prepared((db, p: Placeholders<{ email: string }>) => db.select().from(users).where(eq(users.email, p.email)).limit(1));
+const userByUsername = prepared((db, p: Placeholders<{ username: string }>) =>
+  db.select().from(users).where(eq(users.username, p.username)).limit(1),
+);
+
 /**
- * The per-account counter's subject for a login by email or username: the account's id when it
- * exists (so email and username share one counter), otherwise the identifier itself.
+ * Every authenticated request's one statement (prepared once per isolate): the user, whether the
+ * token's sign-in is still live — logging out, revoking the session or reuse detection then cut
+ * off its access tokens at once, not when they expire — and, for routes that show it, the profile.
  */
-function accountSubject(identifier: LoginIdentifier): SQL {
-  const fallback = "email" in identifier ? `unknown:email:${identifier.email}` : `unknown:username:${identifier.username}`;
-  return sql`COALESCE((SELECT ${users.id} FROM ${users} WHERE ${matchOf(identifier)}), ${fallback})`;
-}
+const sessionLive = (p: Placeholders<{ userId: string; sessionId: string }>) =>
+  sql<number>`EXISTS (SELECT 1 FROM ${refreshTokens} WHERE ${refreshTokens.familyId} = ${p.sessionId} AND ${refreshTokens.userId} = ${p.userId} AND ${refreshTokens.revokedAt} IS NULL)`.as(
+    "session_live",
+  );
+const authenticateWithProfile = prepared((db, p: Placeholders<{ userId: string; sessionId: string }>) =>
+  db
+    .select({ user: users, sessionLive: sessionLive(p), profile: profiles })
+    .from(users)
+    .leftJoin(profiles, eq(profiles.userId, users.id))
+    .where(eq(users.id, p.userId))
+    .limit(1),
+);
+const authenticateUser = prepared((db, p: Placeholders<{ userId: string; sessionId: string }>) =>
+  db
+    .select({ user: users, sessionLive: sessionLive(p) })
+    .from(users)
+    .where(eq(users.id, p.userId))
+    .limit(1),
+);
 
 export function DrizzleUserStore(db: Db): UserStore {
   return {
@@ -147,9 +170,9 @@ export function DrizzleUserStore(db: Db): UserStore {
 
     async beginPasswordLogin(identifier, ip, nowMs) {
       const [accounts, ipRows, accountRows] = (await runBatch(db, [
-        db.select().from(users).where(matchOf(identifier)).limit(1),
+        "email" in identifier ? userByEmail(db, { email: identifier.email }) : userByUsername(db, { username: identifier.username }),
         countHit(db, "loginFailuresPerIp", ip, nowMs),
-        countHit(db, "loginFailuresPerAccount", accountSubject(identifier), nowMs),
+        countAccountHit(db, identifier, nowMs),
       ])) as [User[], Counter[], Counter[]];
       return { user: accounts[0] ?? null, ip: ipRows[0], account: accountRows[0] };
     },
@@ -165,24 +188,11 @@ export function DrizzleUserStore(db: Db): UserStore {
     },
 
     async authenticate(userId, sessionId, { withProfile }) {
-      // The token's sign-in must still be live: logging out, revoking the session or reuse
-      // detection then cut off its access tokens at once, not when they expire. Same statement.
-      const sessionLive =
-        sql<number>`EXISTS (SELECT 1 FROM ${refreshTokens} WHERE ${refreshTokens.familyId} = ${sessionId} AND ${refreshTokens.userId} = ${userId} AND ${refreshTokens.revokedAt} IS NULL)`.as(
-          "session_live",
-        );
       if (withProfile) {
-        const [found] = await runOne(
-          db
-            .select({ user: users, sessionLive, profile: profiles })
-            .from(users)
-            .leftJoin(profiles, eq(profiles.userId, users.id))
-            .where(eq(users.id, userId))
-            .limit(1),
-        );
+        const [found] = await runOne(authenticateWithProfile(db, { userId, sessionId }));
         return found ? { user: found.user, sessionLive: Boolean(found.sessionLive), profile: found.profile ?? null } : null;
       }
-      const [found] = await runOne(db.select({ user: users, sessionLive }).from(users).where(eq(users.id, userId)).limit(1));
+      const [found] = await runOne(authenticateUser(db, { userId, sessionId }));
       return found ? { user: found.user, sessionLive: Boolean(found.sessionLive), profile: null } : null;
     },
 
