@@ -14,7 +14,7 @@ import {
   D1Db,
   D1Session,
   D1SetupCheck,
-  DrizzleStores,
+  defineStores,
   LibsqlDatabase,
   LibsqlSetupCheck,
   NoSession,
@@ -82,25 +82,27 @@ export function createDeps(
   options: { clock: Clock; config: ConfigCache; meta?: RequestMeta; session?: { start: SessionStart; bookmark: string | null } },
 ): Deps {
   const replica = databaseFor(env, options.session);
-  return {
-    ...DrizzleStores(replica.db),
-    replica,
-    setup: env.LIBSQL_URL ? LibsqlSetupCheck(LibsqlDatabase(env.LIBSQL_URL, env.LIBSQL_AUTH_TOKEN)) : D1SetupCheck(env.DB),
-    clock: options.clock,
-    config: () => options.config.get(env.CONFIG),
-    invalidateConfig: () => options.config.invalidate(),
-    configKv: env.CONFIG,
-    keys: { keys: env.JWT_KEYS, issuer: env.JWT_ISSUER, audience: env.JWT_AUDIENCE },
-    avatars: env.AVATARS,
-    outbox: {
-      async send(message) {
-        await env.MAIL_QUEUE.send(message, { contentType: "json" });
+  return defineStores<Omit<Deps, keyof Stores>>(
+    {
+      replica,
+      setup: env.LIBSQL_URL ? LibsqlSetupCheck(LibsqlDatabase(env.LIBSQL_URL, env.LIBSQL_AUTH_TOKEN)) : D1SetupCheck(env.DB),
+      clock: options.clock,
+      config: () => options.config.get(env.CONFIG),
+      invalidateConfig: () => options.config.invalidate(),
+      configKv: env.CONFIG,
+      keys: { keys: env.JWT_KEYS, issuer: env.JWT_ISSUER, audience: env.JWT_AUDIENCE },
+      avatars: env.AVATARS,
+      outbox: {
+        async send(message) {
+          await env.MAIL_QUEUE.send(message, { contentType: "json" });
+        },
       },
+      secrets: { otpSecret: env.OTP_SECRET },
+      passwordHasher: hasherFromEnv(env.PASSWORD_HASHER),
+      meta: options.meta ?? NO_REQUEST,
     },
-    secrets: { otpSecret: env.OTP_SECRET },
-    passwordHasher: hasherFromEnv(env.PASSWORD_HASHER),
-    meta: options.meta ?? NO_REQUEST,
-  };
+    () => replica.db,
+  );
 }
 
 /** For the queue consumer and the cron job: no request, and a config read fresh on each invocation. */

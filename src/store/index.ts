@@ -23,25 +23,40 @@ export interface Stores {
   audit: AuditStore;
 }
 
-const cache = new WeakMap<Db, Stores>();
+const FACTORIES: { [K in keyof Stores]: (db: Db) => Stores[K] } = {
+  users: DrizzleUserStore,
+  profiles: DrizzleProfileStore,
+  tokens: DrizzleTokenStore,
+  codes: DrizzleCodeStore,
+  counters: DrizzleCounterStore,
+  activity: DrizzleActivityStore,
+  statuses: DrizzleStatusStore,
+  audit: DrizzleAuditStore,
+};
 
-/** Every store over `db`; made once per database object (they hold no per-request state). */
-export function DrizzleStores(db: Db): Stores {
-  let stores = cache.get(db);
-  if (!stores) {
-    stores = {
-      users: DrizzleUserStore(db),
-      profiles: DrizzleProfileStore(db),
-      tokens: DrizzleTokenStore(db),
-      codes: DrizzleCodeStore(db),
-      counters: DrizzleCounterStore(db),
-      activity: DrizzleActivityStore(db),
-      statuses: DrizzleStatusStore(db),
-      audit: DrizzleAuditStore(db),
-    };
-    cache.set(db, stores);
+/**
+ * Every store over the database `db()` gives, each made when first used, as getters on `target`
+ * (returned). A request uses one or two of the eight stores, and many requests none (/health,
+ * JWKS, the docs): making all eight — and starting the D1 session `db()` starts — on every
+ * request was measurable CPU (README, Performance).
+ */
+export function defineStores<T extends object>(target: T, db: () => Db): T & Stores {
+  const made: Partial<Stores> = {};
+  for (const name of Object.keys(FACTORIES) as (keyof Stores)[]) {
+    Object.defineProperty(target, name, {
+      enumerable: true,
+      get: () => {
+        made[name] ??= FACTORIES[name](db()) as never;
+        return made[name];
+      },
+    });
   }
-  return stores;
+  return target as T & Stores;
+}
+
+/** Every store over `db`. */
+export function DrizzleStores(db: Db): Stores {
+  return defineStores({}, () => db);
 }
 
 export type { ActivityStore } from "./activity";

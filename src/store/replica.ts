@@ -61,19 +61,32 @@ export interface ReplicaSession {
   bookmark(): string | null;
 }
 
-/** A D1 session starting at `bookmark` when the client sent a valid one, else at `start`. */
+/**
+ * A D1 session starting at `bookmark` when the client sent a valid one, else at `start`. The
+ * session starts when `db` is first read: a request that never queries starts none, and then has
+ * no bookmark to send back.
+ */
 export function D1Session(binding: D1Database, start: SessionStart, bookmark: string | null): ReplicaSession {
   // A binding without the Sessions API (a stand-in in tests, an old compatibility date) reads the primary.
   if (typeof binding.withSession !== "function") return NoSession(D1Db(binding));
-  let session: D1DatabaseSession;
-  try {
-    session = binding.withSession(bookmark ?? start);
-  } catch (error) {
-    // A bookmark D1 refuses is ignored, never a 5xx.
-    if (bookmark === null) throw error;
-    session = binding.withSession(start);
-  }
-  return { db: D1Db(session), bookmark: () => session.getBookmark() };
+  let session: D1DatabaseSession | null = null;
+  let db: Db | null = null;
+  return {
+    get db() {
+      if (!db) {
+        try {
+          session = binding.withSession(bookmark ?? start);
+        } catch (error) {
+          // A bookmark D1 refuses is ignored, never a 5xx.
+          if (bookmark === null) throw error;
+          session = binding.withSession(start);
+        }
+        db = D1Db(session);
+      }
+      return db;
+    },
+    bookmark: () => session?.getBookmark() ?? null,
+  };
 }
 
 /** No sessions (libSQL, or background jobs on the D1 binding itself). */
