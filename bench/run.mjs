@@ -75,6 +75,7 @@ const floorBuild = build("floor", join(ROOT, "bench/floor/wrangler.toml"));
 // Runtime: one workerd, two workers sharing one D1 database and one R2 bucket by id.
 
 const signingJwk = await generateSigningJwk();
+const OTP_SECRET = randomSecret();
 const JWT_KEYS = JSON.stringify({ keys: [signingJwk] });
 const vars = Object.fromEntries(
   // The top level's [vars] only: the [env.*] sections below it are the deployed environments'.
@@ -114,13 +115,13 @@ const mf = new Miniflare({
       ...shared,
       kvNamespaces: { CONFIG: "latchkey-bench-config" },
       queueProducers: { MAIL_QUEUE: "latchkey-mail" },
-      bindings: { ...vars, MAIL_DRIVER: "console", JWT_KEYS, OTP_SECRET: randomSecret() },
+      bindings: { ...vars, MAIL_DRIVER: "console", JWT_KEYS, OTP_SECRET },
     },
     {
       name: "floor",
       ...floorBuild,
       ...shared,
-      bindings: { JWT_KEYS, JWT_ISSUER: vars.JWT_ISSUER, JWT_AUDIENCE: vars.JWT_AUDIENCE },
+      bindings: { JWT_KEYS, JWT_ISSUER: vars.JWT_ISSUER, JWT_AUDIENCE: vars.JWT_AUDIENCE, OTP_SECRET },
     },
   ],
 });
@@ -402,18 +403,22 @@ async function runEndpoints() {
     {
       name: "GET /health",
       app: () => load(APP, () => ({ method: "GET", path: "/health" })),
+      // The bare worker: a route answering a fixed JSON document is all /health must do.
+      exact: () => load(FLOOR, () => ({ method: "GET", path: "/health" })),
       floor: () => load(FLOOR, () => ({ method: "GET", path: "/health" })),
       probe: { method: "GET", path: "/health" },
     },
     {
       name: "GET /api/v1/me",
       app: () => load(APP, () => ({ method: "GET", path: "/api/v1/me", headers: bearer() })),
+      exact: () => load(FLOOR, () => ({ method: "GET", path: "/exact/me", headers: bearer() })),
       floor: () => load(FLOOR, () => ({ method: "GET", path: "/me", headers: bearer() })),
       probe: { method: "GET", path: "/api/v1/me", headers: bearer() },
     },
     {
       name: "POST /api/v1/auth/refresh",
       app: () => refreshLoad(APP, "/api/v1/auth/refresh"),
+      exact: () => refreshLoad(FLOOR, "/exact/refresh"),
       floor: () => refreshLoad(FLOOR, "/refresh"),
       probe: async () => {
         const [token] = await mintRefreshTokens(db, { count: 1, users: USERS });
@@ -425,18 +430,21 @@ async function runEndpoints() {
       // One isolate hashes one password at a time (~50-60 ms of CPU): more connections only queue,
       // and at 10 a short run can end before the first answers arrive.
       app: () => load(APP, () => ({ method: "POST", path: "/api/v1/auth/login", body: loginBody() }), undefined, LOGIN_CONNECTIONS),
+      exact: () => load(FLOOR, () => ({ method: "POST", path: "/exact/login", body: loginBody() }), undefined, LOGIN_CONNECTIONS),
       floor: () => load(FLOOR, () => ({ method: "POST", path: "/login", body: loginBody() }), undefined, LOGIN_CONNECTIONS),
       probe: () => ({ method: "POST", path: "/api/v1/auth/login", body: loginBody() }),
     },
     {
       name: "GET /api/v1/profiles",
       app: () => load(APP, () => ({ method: "GET", path: "/api/v1/profiles" })),
+      exact: () => load(FLOOR, () => ({ method: "GET", path: "/exact/profiles" })),
       floor: () => load(FLOOR, () => ({ method: "GET", path: "/profiles" })),
       probe: { method: "GET", path: "/api/v1/profiles" },
     },
     {
       name: "GET /api/v1/statuses",
       app: () => load(APP, () => ({ method: "GET", path: "/api/v1/statuses" })),
+      exact: () => load(FLOOR, () => ({ method: "GET", path: "/exact/statuses" })),
       floor: () => load(FLOOR, () => ({ method: "GET", path: "/statuses" })),
       probe: { method: "GET", path: "/api/v1/statuses" },
     },
@@ -444,6 +452,11 @@ async function runEndpoints() {
       name: "GET /api/v1/profiles/{id}/avatar",
       // The avatar_url a client gets from the profile: versioned, so the immutable cacheable form.
       app: () => load(APP, () => ({ method: "GET", path: avatarPath(cycle(avatars)) })),
+      exact: () =>
+        load(FLOOR, () => {
+          const a = cycle(avatars);
+          return { method: "GET", path: `/exact/avatar?user=${a.userId}&v=${a.version}` };
+        }),
       floor: () => load(FLOOR, () => ({ method: "GET", path: `/avatar?key=${encodeURIComponent(cycle(avatars).key)}` })),
       probe: { method: "GET", path: avatars[0] ? avatarPath(avatars[0]) : "/api/v1/profiles/none/avatar" },
     },
@@ -460,20 +473,22 @@ async function runEndpoints() {
     // One short unmeasured pass each, so neither side pays for isolate start-up or cold caches.
     await withDuration(1, async () => {
       await endpoint.app();
+      await endpoint.exact();
       await endpoint.floor();
     });
     const appRuns = [];
+    const exactRuns = [];
     const floorRuns = [];
     for (let r = 0; r < ROUNDS; r++) {
       appRuns.push(await endpoint.app());
+      exactRuns.push(await endpoint.exact());
       floorRuns.push(await endpoint.floor());
-      const a = appRuns.at(-1);
-      const f = floorRuns.at(-1);
+      const [a, e, f] = [appRuns.at(-1), exactRuns.at(-1), floorRuns.at(-1)];
       log(
-        `${endpoint.name} round ${r + 1}/${ROUNDS}: ${fmt(a.rps)} req/s (floor ${fmt(f.rps)})${a.non2xx || f.non2xx ? ` non-2xx ${a.non2xx}/${f.non2xx}` : ""}`,
+        `${endpoint.name} round ${r + 1}/${ROUNDS}: ${fmt(a.rps)} req/s (exact floor ${fmt(e.rps)}, minimal floor ${fmt(f.rps)})${a.non2xx || e.non2xx || f.non2xx ? ` non-2xx ${a.non2xx}/${e.non2xx}/${f.non2xx}` : ""}`,
       );
     }
-    rows.push(summarize(endpoint.name, appRuns, floorRuns));
+    rows.push(summarize(endpoint.name, appRuns, exactRuns, floorRuns));
   }
 
   let enumeration = [];
@@ -518,8 +533,12 @@ async function probe(endpoint) {
   return { status: "ok" };
 }
 
-function summarize(name, appRuns, floorRuns) {
-  const all = [...appRuns, ...floorRuns];
+/**
+ * Medians of each side's runs. `ratio` is against the exact floor (the same statements and
+ * cryptography, bench/floor/exact.ts); `minimal_ratio` against the minimal floor, for information.
+ */
+function summarize(name, appRuns, exactRuns, floorRuns) {
+  const all = [...appRuns, ...exactRuns, ...floorRuns];
   // Throughput counts only 2xx answers; a run with anything else is reported as errors.
   const failed = all.filter((r) => r.non2xx > 0 || r.errors > 0 || r.requests === 0);
   if (failed.length > 0) {
@@ -530,10 +549,11 @@ function summarize(name, appRuns, floorRuns) {
     return {
       name,
       status: "errors",
-      detail: `non-2xx ${JSON.stringify(codes)}, socket errors/timeouts ${errors}, runs without any answer ${failed.filter((r) => r.requests === 0).length} (app ${appRuns.reduce((a, r) => a + r.non2xx, 0)}, floor ${floorRuns.reduce((a, r) => a + r.non2xx, 0)})`,
+      detail: `non-2xx ${JSON.stringify(codes)}, socket errors/timeouts ${errors}, runs without any answer ${failed.filter((r) => r.requests === 0).length} (app ${appRuns.reduce((a, r) => a + r.non2xx, 0)}, exact floor ${exactRuns.reduce((a, r) => a + r.non2xx, 0)}, minimal floor ${floorRuns.reduce((a, r) => a + r.non2xx, 0)})`,
     };
   }
   const rps = median(appRuns.map((r) => r.rps));
+  const exactRps = median(exactRuns.map((r) => r.rps));
   const floorRps = median(floorRuns.map((r) => r.rps));
   return {
     name,
@@ -542,11 +562,15 @@ function summarize(name, appRuns, floorRuns) {
     p50_ms: round(median(appRuns.map((r) => r.p50))),
     p99_ms: round(median(appRuns.map((r) => r.p99))),
     cpu_us: round(median(appRuns.map((r) => r.cpuUs)), 0),
+    exact_rps: round(exactRps),
+    exact_p50_ms: round(median(exactRuns.map((r) => r.p50))),
+    exact_cpu_us: round(median(exactRuns.map((r) => r.cpuUs)), 0),
+    ratio: exactRps ? round(rps / exactRps, 2) : null,
     floor_rps: round(floorRps),
     floor_p50_ms: round(median(floorRuns.map((r) => r.p50))),
     floor_p99_ms: round(median(floorRuns.map((r) => r.p99))),
     floor_cpu_us: round(median(floorRuns.map((r) => r.cpuUs)), 0),
-    ratio: floorRps ? round(rps / floorRps, 2) : null,
+    minimal_ratio: floorRps ? round(rps / floorRps, 2) : null,
   };
 }
 
@@ -556,13 +580,15 @@ function writeResults(results) {
   const full = { ...results, finished_at: new Date().toISOString(), total_seconds: Math.round((Date.now() - started) / 1000) };
   writeFileSync(join(out, "latest.json"), `${JSON.stringify(full, null, 2)}\n`);
   if (results.endpoints.length > 0) {
-    console.log("\n| endpoint | req/s | p50 ms | p99 ms | CPU µs/req | floor req/s | floor p50 ms | floor CPU µs/req | ratio |");
-    console.log("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    console.log(
+      "\n| endpoint | req/s | p50 ms | p99 ms | CPU µs/req | exact floor req/s | exact floor CPU µs/req | ratio | minimal floor req/s | minimal floor CPU µs/req | ratio to minimal |",
+    );
+    console.log("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for (const r of results.endpoints) {
-      if (r.status !== "ok") console.log(`| ${r.name} | ${r.status}: ${r.detail} | | | | | | | |`);
+      if (r.status !== "ok") console.log(`| ${r.name} | ${r.status}: ${r.detail} | | | | | | | | | |`);
       else
         console.log(
-          `| ${r.name} | ${fmt(r.rps)} | ${fmt(r.p50_ms, 1)} | ${fmt(r.p99_ms, 1)} | ${fmt(r.cpu_us)} | ${fmt(r.floor_rps)} | ${fmt(r.floor_p50_ms, 1)} | ${fmt(r.floor_cpu_us)} | ${fmt(r.ratio, 2)}× |`,
+          `| ${r.name} | ${fmt(r.rps)} | ${fmt(r.p50_ms, 1)} | ${fmt(r.p99_ms, 1)} | ${fmt(r.cpu_us)} | ${fmt(r.exact_rps)} | ${fmt(r.exact_cpu_us)} | ${fmt(r.ratio, 2)}× | ${fmt(r.floor_rps)} | ${fmt(r.floor_cpu_us)} | ${fmt(r.minimal_ratio, 2)}× |`,
         );
     }
   }

@@ -10,13 +10,10 @@
 import "../../src/features/auth/argon2-modules";
 import { type CryptoKey, importJWK, type JWK, jwtVerify, SignJWT } from "jose";
 import { hashPassword, verifyPassword } from "../../src/features/auth/password-hash";
+import { type ExactEnv, exactFloor, type Signer } from "./exact";
 
-interface FloorEnv {
-  DB: D1Database;
-  AVATARS: R2Bucket;
+interface FloorEnv extends ExactEnv {
   JWT_KEYS: string;
-  JWT_ISSUER: string;
-  JWT_AUDIENCE: string;
 }
 
 const encoder = new TextEncoder();
@@ -193,9 +190,21 @@ async function primitive(url: URL, env: FloorEnv): Promise<Response> {
   return json({ op, n });
 }
 
+function signer(env: FloorEnv): Signer {
+  return {
+    verifyKey: async () => (await edKeys(env)).verify,
+    sign: async (sub, sid, nowMs) => signAccess(env, await edKeys(env), "EdDSA", sub, sid, nowMs),
+    randomToken,
+    sha256Hex,
+  };
+}
+
 export default {
   async fetch(request: Request, env: FloorEnv): Promise<Response> {
     const url = new URL(request.url);
+    if (url.pathname.startsWith("/exact/")) {
+      return exactFloor(request, url, url.pathname.slice("/exact".length), env, signer(env)) ?? json({ error: "not_found" }, 404);
+    }
     switch (url.pathname) {
       case "/health":
         return json({ status: "ok" });

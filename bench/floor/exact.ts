@@ -1,0 +1,212 @@
+/**
+ * The exact floors (issue 14): for each database endpoint, the statements Latchkey must run —
+ * the same SQL text, the same round trips, the same D1 session the replica rule gives the route
+ * — and the cryptography it cannot skip (JWT check or signature, token hash, password check,
+ * cursor signature), with the rows answered as they come. What the endpoint costs above its
+ * exact floor is only router, middleware, validation and mapping; index.ts keeps the minimal
+ * floors (the least any such endpoint could do) as a second, informational column.
+ *
+ * The SQL here is what the store's prepared statements produce (test/features/query-budget.test.ts
+ * pins the statements and round trips per endpoint): a change there belongs here too.
+ */
+import { type CryptoKey, jwtVerify } from "jose";
+import { checkPassword } from "../../src/features/auth/password-hash";
+import { encodeCursor } from "../../src/lib/pagination";
+
+export interface ExactEnv {
+  DB: D1Database;
+  AVATARS: R2Bucket;
+  JWT_ISSUER: string;
+  JWT_AUDIENCE: string;
+  OTP_SECRET: string;
+}
+
+export interface Signer {
+  verifyKey(): Promise<CryptoKey>;
+  sign(sub: string, sid: string, nowMs: number): Promise<string>;
+  randomToken(bytes: number): string;
+  sha256Hex(text: string): Promise<string>;
+}
+
+const PAGE = 20;
+const ACCESS_TTL_S = 30;
+const REFRESH_TTL_MS = 30 * 24 * 3600 * 1000;
+const MINUTE = 60_000;
+const json = (body: unknown, status = 200) => Response.json(body, { status });
+
+const HIT = `insert into "rate_limits" ("key", "count", "reset_at") values (?, ?, ?) on conflict ("rate_limits"."key") do update set "count" = CASE WHEN "rate_limits"."reset_at" <= ? THEN 1 ELSE "rate_limits"."count" + 1 END, "reset_at" = CASE WHEN "rate_limits"."reset_at" <= ? THEN ? ELSE "rate_limits"."reset_at" END returning "count", "reset_at"`;
+const ACCOUNT_HIT = `insert into "rate_limits" ("key", "count", "reset_at") values (? || COALESCE((SELECT "users"."id" FROM "users" WHERE "users"."email" = ?), ?), ?, ?) on conflict ("rate_limits"."key") do update set "count" = CASE WHEN "rate_limits"."reset_at" <= ? THEN 1 ELSE "rate_limits"."count" + 1 END, "reset_at" = CASE WHEN "rate_limits"."reset_at" <= ? THEN ? ELSE "rate_limits"."reset_at" END returning "count", "reset_at"`;
+const USER_COLUMNS = `"users"."id", "users"."email", "users"."pending_email", "users"."username", "users"."password_hash", "users"."is_active", "users"."is_staff", "users"."email_verified", "users"."tokens_valid_after", "users"."created_at", "users"."updated_at"`;
+const TOKEN_COLUMNS = `"id", "user_id", "family_id", "family_created_at", "parent_id", "token_hash", "created_at", "expires_at", "revoked_at", "revoked_reason", "user_agent", "ip"`;
+const ME = `select ${USER_COLUMNS}, EXISTS (SELECT 1 FROM "refresh_tokens" WHERE "refresh_tokens"."family_id" = ? AND "refresh_tokens"."user_id" = ? AND "refresh_tokens"."revoked_at" IS NULL) as "session_live", "profiles"."user_id", "profiles"."name", "profiles"."surname", "profiles"."age", "profiles"."phone_number", "profiles"."profession", "profiles"."about_me", "profiles"."avatar_key", "profiles"."avatar_content_type", "profiles"."avatar_etag", "profiles"."updated_at" from "users" left join "profiles" on "profiles"."user_id" = "users"."id" where "users"."id" = ? limit ?`;
+const TOKEN_BY_HASH = `select ${TOKEN_COLUMNS.replace(/"(\w+)"/g, '"refresh_tokens"."$1"')}, "users"."is_active" from "refresh_tokens" inner join "users" on "users"."id" = "refresh_tokens"."user_id" where "refresh_tokens"."token_hash" = ? limit ?`;
+const INSERT_WHILE_PARENT_LIVE = `insert into "refresh_tokens" (${TOKEN_COLUMNS}) SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM "refresh_tokens" WHERE ("refresh_tokens"."id" = ? and "refresh_tokens"."revoked_at" is null))`;
+const REVOKE_ROTATED = `update "refresh_tokens" set "revoked_at" = ?, "revoked_reason" = 'rotated' where ("refresh_tokens"."id" = ? and "refresh_tokens"."revoked_at" is null) returning "id"`;
+const USER_BY_EMAIL = `select ${USER_COLUMNS.replace(/"users"\./g, "")} from "users" where "users"."email" = ? limit ?`;
+const INSERT_TOKEN = `insert into "refresh_tokens" (${TOKEN_COLUMNS}) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`;
+const CLEAR_COUNTER = `delete from "rate_limits" where "rate_limits"."key" = ?`;
+const REFUND_HIT = `update "rate_limits" set "count" = "rate_limits"."count" - 1 where ("rate_limits"."key" = ? and "rate_limits"."count" > ?)`;
+const INSERT_ACTIVITY = `insert into "activity" ("id", "user_id", "type", "created_at", "ip", "user_agent", "details") values (?, ?, ?, ?, ?, ?, ?)`;
+const DIRECTORY = `select "users"."id", "users"."username", "users"."created_at", "profiles"."name", "profiles"."surname", "profiles"."profession", "profiles"."about_me", "profiles"."avatar_key" from "users" left join "profiles" on "profiles"."user_id" = "users"."id" where ("users"."email_verified" = ? and "users"."is_active" = ?) order by "users"."created_at" asc, "users"."id" asc limit ?`;
+const TIMELINE = `select "statuses"."id", "statuses"."user_id", "users"."username", "statuses"."content", "statuses"."created_at", "statuses"."updated_at" from "statuses" inner join "users" on "users"."id" = "statuses"."user_id" where "users"."is_active" = ? order by "statuses"."created_at" desc, "statuses"."id" desc limit ?`;
+const PUBLIC_AVATAR = `select "profiles"."avatar_key", "profiles"."avatar_etag", "profiles"."avatar_content_type" from "users" inner join "profiles" on "profiles"."user_id" = "users"."id" where ("users"."id" = ? and ("users"."email_verified" = ? and "users"."is_active" = ?)) limit ?`;
+
+/** The request's D1 session, started where the replica rule starts the route (src/store/replica.ts). */
+const session = (env: ExactEnv, start: "first-primary" | "first-unconstrained") => env.DB.withSession(start);
+const ip = (request: Request) => request.headers.get("cf-connecting-ip") ?? "";
+
+async function me(request: Request, env: ExactEnv, signer: Signer): Promise<Response> {
+  const token = (request.headers.get("authorization") ?? "").slice("Bearer ".length);
+  let sub: string;
+  let sid: string;
+  try {
+    const { payload } = await jwtVerify(token, await signer.verifyKey(), {
+      algorithms: ["EdDSA"],
+      issuer: env.JWT_ISSUER,
+      audience: env.JWT_AUDIENCE,
+      typ: "at+jwt",
+    });
+    sub = String(payload.sub);
+    sid = String(payload.sid);
+  } catch {
+    return json({ error: "unauthorized" }, 401);
+  }
+  const row = await session(env, "first-unconstrained").prepare(ME).bind(sid, sub, sub, 1).first<{ session_live: number }>();
+  return row?.session_live ? json(row) : json({ error: "unauthorized" }, 401);
+}
+
+async function refresh(request: Request, env: ExactEnv, signer: Signer): Promise<Response> {
+  const { refresh_token } = (await request.json()) as { refresh_token: string };
+  const now = Date.now();
+  const db = session(env, "first-primary");
+  const [, found] = await db.batch<{ id: string; user_id: string; family_id: string; family_created_at: number }>([
+    db.prepare(HIT).bind(`refreshPerIp:${ip(request)}`, 1, now + MINUTE, now, now, now + MINUTE),
+    db.prepare(TOKEN_BY_HASH).bind(await signer.sha256Hex(refresh_token), 1),
+  ]);
+  const row = found?.results[0];
+  if (!row) return json({ error: "invalid_refresh_token" }, 401);
+  const next = signer.randomToken(32);
+  const [, revoked] = await db.batch([
+    db
+      .prepare(INSERT_WHILE_PARENT_LIVE)
+      .bind(
+        signer.randomToken(16),
+        row.user_id,
+        row.family_id,
+        row.family_created_at,
+        row.id,
+        await signer.sha256Hex(next),
+        now,
+        now + REFRESH_TTL_MS,
+        null,
+        null,
+        request.headers.get("user-agent"),
+        ip(request),
+        row.id,
+      ),
+    db.prepare(REVOKE_ROTATED).bind(now, row.id),
+  ]);
+  if (revoked?.results.length !== 1) return json({ error: "invalid_refresh_token" }, 401);
+  const access = await signer.sign(row.user_id, row.family_id, now);
+  return json({ access_token: access, token_type: "Bearer", expires_in: ACCESS_TTL_S, refresh_token: next });
+}
+
+async function login(request: Request, env: ExactEnv, signer: Signer): Promise<Response> {
+  const { email, password } = (await request.json()) as { email: string; password: string };
+  const now = Date.now();
+  const window = now + 15 * MINUTE;
+  const db = session(env, "first-primary");
+  const [users] = await db.batch<{ id: string; password_hash: string }>([
+    db.prepare(USER_BY_EMAIL).bind(email, 1),
+    db.prepare(HIT).bind(`loginFailuresPerIp:${ip(request)}`, 1, window, now, now, window),
+    db.prepare(ACCOUNT_HIT).bind("loginFailuresPerAccount:", email, `unknown:email:${email}`, 1, window, now, now, window),
+  ]);
+  const user = users?.results[0] ?? null;
+  if (!(await checkPassword(password, user?.password_hash ?? null, "argon2id")) || !user)
+    return json({ error: "invalid_credentials" }, 401);
+  const refreshToken = signer.randomToken(32);
+  const familyId = signer.randomToken(16);
+  await db.batch([
+    db
+      .prepare(INSERT_TOKEN)
+      .bind(
+        signer.randomToken(16),
+        user.id,
+        familyId,
+        now,
+        null,
+        await signer.sha256Hex(refreshToken),
+        now,
+        now + REFRESH_TTL_MS,
+        null,
+        null,
+        request.headers.get("user-agent"),
+        ip(request),
+      ),
+    db.prepare(CLEAR_COUNTER).bind(`loginFailuresPerAccount:${user.id}`),
+    db.prepare(REFUND_HIT).bind(`loginFailuresPerIp:${ip(request)}`, 0),
+    db
+      .prepare(INSERT_ACTIVITY)
+      .bind(
+        signer.randomToken(16),
+        user.id,
+        "login",
+        now,
+        ip(request),
+        request.headers.get("user-agent"),
+        JSON.stringify({ method: "password", session_id: familyId }),
+      ),
+  ]);
+  const access = await signer.sign(user.id, familyId, now);
+  return json({ access_token: access, token_type: "Bearer", expires_in: ACCESS_TTL_S, refresh_token: refreshToken });
+}
+
+async function page(env: ExactEnv, sql: string, binds: unknown[], position: (row: Record<string, unknown>) => { t: number; id: string }) {
+  const { results } = await session(env, "first-unconstrained")
+    .prepare(sql)
+    .bind(...binds, PAGE + 1)
+    .all<Record<string, unknown>>();
+  const last = results[PAGE - 1];
+  const next = results.length > PAGE && last ? await encodeCursor(env.OTP_SECRET, position(last)) : null;
+  return json({ items: results.slice(0, PAGE), next_cursor: next });
+}
+
+async function avatar(url: URL, env: ExactEnv): Promise<Response> {
+  const userId = url.searchParams.get("user") ?? "";
+  const row = await session(env, "first-unconstrained")
+    .prepare(PUBLIC_AVATAR)
+    .bind(userId, 1, 1, 1)
+    .first<{ avatar_key: string | null; avatar_etag: string | null; avatar_content_type: string | null }>();
+  if (!row?.avatar_key) return json({ error: "not_found" }, 404);
+  const object = await env.AVATARS.get(row.avatar_key);
+  if (!object) return json({ error: "not_found" }, 404);
+  // Only the current version's URL is immutable (keys are avatars/{user}/{version}.{ext}).
+  const current = row.avatar_key.includes(`/${url.searchParams.get("v")}.`);
+  return new Response(object.body, {
+    headers: {
+      "content-type": row.avatar_content_type ?? "application/octet-stream",
+      etag: row.avatar_etag ?? "",
+      "cache-control": current ? "public, max-age=31536000, immutable" : "public, max-age=60",
+    },
+  });
+}
+
+/** The exact floor for `path` (without its /exact prefix), or null when there is none. */
+export function exactFloor(request: Request, url: URL, path: string, env: ExactEnv, signer: Signer): Promise<Response> | null {
+  switch (path) {
+    case "/me":
+      return me(request, env, signer);
+    case "/refresh":
+      return refresh(request, env, signer);
+    case "/login":
+      return login(request, env, signer);
+    case "/profiles":
+      return page(env, DIRECTORY, [1, 1], (row) => ({ t: row.created_at as number, id: row.id as string }));
+    case "/statuses":
+      return page(env, TIMELINE, [1], (row) => ({ t: row.created_at as number, id: row.id as string }));
+    case "/avatar":
+      return avatar(url, env);
+    default:
+      return null;
+  }
+}
