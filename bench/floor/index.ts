@@ -1,13 +1,12 @@
 /**
  * The benchmark's floor worker: for each hot endpoint, only the work that endpoint cannot avoid,
- * done with the same libraries (jose, argon2-wasm-edge through password-hash.ts, WebCrypto) and
+ * done with the same libraries (jose, argon2id through password-hash.ts, WebCrypto) and
  * the same bindings (D1, R2) as Latchkey, but without a router, middleware, validation or an ORM.
  * What Latchkey costs above these numbers is overhead the benchmark holds it to account for.
  *
  * Built and run like the real worker (wrangler bundle, workerd through Miniflare) by bench/run.mjs.
  * Never deployed; it trusts its input because only the benchmark calls it.
  */
-import "../../src/features/auth/argon2-modules";
 import { type CryptoKey, importJWK, type JWK, jwtVerify, SignJWT } from "jose";
 import { hashPassword, verifyPassword } from "../../src/features/auth/password-hash";
 
