@@ -65,6 +65,19 @@ describe("password hashing", () => {
     expect(hex(argon2id(small))).toBe(first);
   });
 
+  it("hashes inputs longer than the WebAssembly BLAKE2b buffer (16 KiB) like the reference does", () => {
+    // Reference: OpenPGP.js's argon2id package, whose BLAKE2b is plain JavaScript.
+    const tag = argon2id({
+      password: new TextEncoder().encode("long-password-".repeat(3000)),
+      salt: new Uint8Array(16).fill(2),
+      memorySize: 64,
+      iterations: 1,
+      parallelism: 1,
+      hashLength: 32,
+    });
+    expect(hex(tag)).toBe("f44f0c6a4eeaf0aa49c87ad19e6274ced6ed73f3160869e6f7b3c47a5e3a779a");
+  });
+
   it("verifies a hash made by the previous implementation (argon2-wasm-edge's own driver)", async () => {
     // Made with argon2-wasm-edge 1.0.23's argon2id({ outputType: "encoded" }), salt "latchkey-vector-salt".
     const stored = "$argon2id$v=19$m=19456,t=2,p=1$bGF0Y2hrZXktdmVjdG9yLXNhbHQ$mHU4Y8HYREXbS83qp6nbXJe1qCimBoxynhTlrnn0RRM";

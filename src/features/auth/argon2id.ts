@@ -48,12 +48,17 @@ interface Argon2Exports {
 }
 interface Blake2bExports {
   memory: WebAssembly.Memory;
-  /** A 16 KiB input buffer; the digest is written back to its start. */
+  /** The input buffer (BLAKE2B_BUFFER bytes); the digest is written back to its start. */
   Hash_GetBuffer(): number;
-  /** One-shot BLAKE2b of the buffer's first `length` bytes; `bits` is the digest length. */
-  Hash_Calculate(length: number, bits: number): void;
+  /** Starts a hash whose digest is `bits` long (no key). */
+  Hash_Init(bits: number): void;
+  /** Absorbs the buffer's first `length` bytes. */
+  Hash_Update(length: number): void;
+  Hash_Final(): void;
 }
 
+/** hash-wasm's input buffer size (MAX_HEAP): longer inputs (a long password) go in chunks. */
+const BLAKE2B_BUFFER = 16 * 1024;
 const ARGON2_VERSION = 0x13;
 const ARGON2ID_TYPE = 2;
 const BLOCK = 1024;
@@ -84,12 +89,15 @@ function le32(n: number): Uint8Array {
 function blake(parts: Uint8Array[], length: number): Uint8Array {
   const { exports, buffer } = instances().blake2b;
   const view = new Uint8Array(exports.memory.buffer);
-  let size = 0;
+  exports.Hash_Init(length * 8);
   for (const part of parts) {
-    view.set(part, buffer + size);
-    size += part.length;
+    for (let offset = 0; offset < part.length; offset += BLAKE2B_BUFFER) {
+      const chunk = part.subarray(offset, offset + BLAKE2B_BUFFER);
+      view.set(chunk, buffer);
+      exports.Hash_Update(chunk.length);
+    }
   }
-  exports.Hash_Calculate(size, length * 8);
+  exports.Hash_Final();
   return view.slice(buffer, buffer + length);
 }
 
