@@ -2,12 +2,10 @@
 // definitions) into Node, so the operator scripts apply exactly what the worker applies: same
 // argon2id parameters, same password policy, same email normalisation, same config bounds.
 // The source is bundled in memory with esbuild (the bundler wrangler itself uses; no extra
-// dependency) because it imports .txt and .wasm files, which Node cannot load. A .wasm import
-// becomes the WebAssembly.Module that wrangler would pre-compile, compiled here from the same file
-// (Node, unlike workerd, allows compiling at run time).
-import { readFileSync } from "node:fs";
+// dependency) because it imports .txt and .wasm files, which Node cannot load (wasm-modules.mjs).
 import { createRequire } from "node:module";
 import { fileURLToPath } from "node:url";
+import { wasmModules } from "./wasm-modules.mjs";
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 
@@ -20,17 +18,6 @@ export { randomId } from "./src/lib/crypto";
 `;
 
 let loaded;
-
-/** esbuild plugin: `import m from "x.wasm"` gives a compiled WebAssembly.Module, as under wrangler. */
-const wasmModules = {
-  name: "wasm-modules",
-  setup(build) {
-    build.onLoad({ filter: /\.wasm$/ }, ({ path }) => ({
-      contents: `export default new WebAssembly.Module(Uint8Array.from(atob("${readFileSync(path).toString("base64")}"), (c) => c.charCodeAt(0)));`,
-      loader: "js",
-    }));
-  },
-};
 
 /** The worker modules the scripts need, bundled once per process. */
 export function loadWorkerCode() {
