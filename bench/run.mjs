@@ -606,7 +606,7 @@ async function runEndpoints() {
       const a = appRuns.at(-1);
       const f = floorRuns.at(-1);
       log(
-        `${endpoint.name} round ${r + 1}/${ROUNDS}: ${fmt(a.rps)} req/s (floor ${fmt(f.rps)})${a.non2xx || f.non2xx ? ` non-2xx ${a.non2xx}/${f.non2xx}` : ""}`,
+        `${endpoint.name} round ${r + 1}/${ROUNDS}: ${fmt(a.rps)} req/s, ${fmt(a.cpuUs)} µs CPU/req (floor ${fmt(f.rps)}, ${fmt(f.cpuUs)} µs)${a.non2xx || f.non2xx ? ` non-2xx ${a.non2xx}/${f.non2xx}` : ""}`,
       );
     }
     rows.push(summarize(endpoint.name, appRuns, floorRuns));
