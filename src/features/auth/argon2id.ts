@@ -5,16 +5,16 @@
  *
  * Why not the package's own driver: it instantiated the argon2 module (and several BLAKE2b ones)
  * afresh for every hash, so each hash grew a brand-new WebAssembly memory to 19 MiB and dropped
- * the previous one for the garbage collector. That cost a third to a half of the hash's CPU
- * (the kernel faults in and zeroes ~19 MiB of fresh pages per call: ~9,800 minor page faults per
- * hash against ~0 here) and it was the cause of the bimodal login CPU (66–90 ms in most benchmark
- * rounds, ~125 ms in others): the discarded 19 MiB memories are unmapped only when V8 collects,
- * so a round's cost depended on when the collector ran. Here the memory grows once per isolate
- * and is reused; see README "Hashing and signing" for the measurements.
+ * the previous one for the garbage collector. That cost about a third of the hash's CPU in workerd
+ * (the kernel maps in and zeroes 19 MiB of fresh pages: ~9,700 minor page faults per hash, against
+ * a handful here), and it is the likely cause of the bimodal login CPU seen before (66–90 ms in
+ * most benchmark rounds, ~125 ms in others): the dropped memories are unmapped only when V8
+ * collects, so a round's cost depended on when the collector ran. Here the memory grows once per
+ * isolate and is reused. Measurements: README, "Password hashing: which argon2id, and why not scrypt".
  *
  * workerd forbids compiling WebAssembly from bytes at run time ("Wasm code generation disallowed
  * by embedder"), so the modules come in as `.wasm` imports, which wrangler (and vitest's workerd)
- * pre-compile; the operator scripts' Node bundle compiles the same files (scripts/lib/worker-code.mjs).
+ * pre-compile; the scripts that load this code into Node compile the same files (scripts/lib/wasm-modules.mjs).
  */
 import argon2Module from "argon2-wasm-edge/wasm/argon2.wasm";
 import blake2bModule from "argon2-wasm-edge/wasm/blake2b.wasm";
