@@ -15,10 +15,12 @@
 // run, with --only only when --hash is given too; --hash alone runs nothing else.
 import { execFileSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createRequire } from "node:module";
 import os from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+import { gzipSync } from "node:zlib";
 import autocannon from "autocannon";
 import { importJWK, SignJWT } from "jose";
 import { Miniflare } from "miniflare";
@@ -121,6 +123,9 @@ const mf = new Miniflare({
       name: "floor",
       ...floorBuild,
       ...shared,
+      compatibilityFlags: JSON.parse(
+        /^compatibility_flags = (\[.*\])$/m.exec(readFileSync(join(ROOT, "bench/floor/wrangler.toml"), "utf8"))?.[1] ?? "[]",
+      ),
       bindings: { JWT_KEYS, JWT_ISSUER: vars.JWT_ISSUER, JWT_AUDIENCE: vars.JWT_AUDIENCE, OTP_SECRET },
     },
   ],
@@ -143,16 +148,25 @@ function findWorkerdPid() {
   return null;
 }
 const CLK_TCK = 100; // Linux USER_HZ: /proc reports CPU time in 1/100 s on every mainstream kernel.
-/** workerd's total CPU time (user + system, all threads) in microseconds, or null off Linux. */
-function serverCpuUs() {
+/** workerd's /proc/<pid>/stat fields after the command name (the first is field 3, the state), or null off Linux. */
+function serverStat() {
   if (workerdPid === null) return null;
   try {
     const stat = readFileSync(`/proc/${workerdPid}/stat`, "utf8");
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return ((Number(fields[11]) + Number(fields[12])) * 1_000_000) / CLK_TCK;
+    return stat.slice(stat.lastIndexOf(")") + 2).split(" ");
   } catch {
     return null;
   }
+}
+/** workerd's total CPU time (user + system, all threads) in microseconds, or null off Linux. */
+function serverCpuUs() {
+  const fields = serverStat();
+  return fields && ((Number(fields[11]) + Number(fields[12])) * 1_000_000) / CLK_TCK;
+}
+/** workerd's minor page faults so far: fresh memory the kernel had to map in (and zero). */
+function serverMinorFaults() {
+  const fields = serverStat();
+  return fields && Number(fields[7]);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -167,12 +181,13 @@ function serverCpuUs() {
 
 async function timedGet(url) {
   const cpu0 = serverCpuUs();
+  const faults0 = serverMinorFaults();
   const t0 = process.hrtime.bigint();
   const res = await fetch(url);
   const body = await res.text();
   const wallUs = Number(process.hrtime.bigint() - t0) / 1000;
   if (!res.ok) throw new Error(`${url}: ${res.status} ${body}`);
-  return { wallUs, cpuUs: cpu0 === null ? null : serverCpuUs() - cpu0 };
+  return { wallUs, cpuUs: cpu0 === null ? null : serverCpuUs() - cpu0, faults: faults0 === null ? null : serverMinorFaults() - faults0 };
 }
 
 const median = (xs) => {
@@ -181,35 +196,156 @@ const median = (xs) => {
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 };
 
+/**
+ * The password-hashing implementations of the table (bench/floor/hash-candidates.ts): hash and
+ * verify each, at Latchkey's argon2id parameters or an OWASP-equivalent scrypt setting. `bundle`
+ * is what each would add to the worker (see bundleCost); null when it adds nothing to measure.
+ */
+const HASHERS = [
+  {
+    name: "latchkey",
+    label: "argon2id, Latchkey's driver (one instance per isolate) — used",
+    memory: "19 MiB, allocated once per isolate",
+    bundle: 'export { argon2id } from "./src/features/auth/argon2id";',
+  },
+  {
+    name: "argon2-wasm-edge",
+    label: "argon2id, argon2-wasm-edge 1.0.23 (a new instance per hash) — used until now",
+    memory: "19 MiB, allocated per hash",
+    bundle:
+      'export { argon2id, argon2Verify, setWASMModules } from "argon2-wasm-edge"; export { default as a } from "argon2-wasm-edge/wasm/argon2.wasm"; export { default as b } from "argon2-wasm-edge/wasm/blake2b.wasm";',
+  },
+  {
+    name: "openpgp-simd",
+    label: "argon2id, argon2id 1.0.1 (OpenPGP.js), SIMD",
+    memory: "65 MiB (the module's minimum), once per isolate",
+    bundle:
+      'export { default } from "argon2id/lib/setup.js"; export { default as a } from "argon2id/dist/simd.wasm"; export { default as b } from "argon2id/dist/no-simd.wasm";',
+  },
+  { name: "openpgp-no-simd", label: "argon2id, argon2id 1.0.1 (OpenPGP.js), no SIMD", memory: "65 MiB, once per isolate", bundle: null },
+  {
+    name: "scrypt-owasp",
+    label: "scrypt N = 2^17, r = 8, p = 1 (OWASP), native node:crypto",
+    memory: "128 MiB per hash",
+    bundle: 'export { scrypt } from "node:crypto";',
+  },
+  {
+    name: "scrypt-owasp-8mib",
+    label: "scrypt N = 2^13, r = 8, p = 10 (OWASP's 8 MiB equivalent), native node:crypto",
+    memory: "8 MiB per hash",
+    bundle: 'export { scrypt } from "node:crypto";',
+  },
+  {
+    name: "scrypt-better-auth",
+    label: "scrypt N = 2^14, r = 16, p = 1 (better-auth's default), native node:crypto",
+    memory: "32 MiB per hash",
+    bundle: 'export { scrypt } from "node:crypto";',
+  },
+];
+
+/**
+ * Gzipped bytes an implementation adds to the worker: its entry bundled and minified with
+ * wrangler's esbuild (node: built-ins external, as workerd provides them), plus each .wasm
+ * module gzipped, as wrangler uploads them beside the script.
+ */
+async function bundleCost(entry) {
+  const require = createRequire(import.meta.url);
+  const esbuild = createRequire(require.resolve("wrangler/package.json"))("esbuild");
+  const result = await esbuild.build({
+    stdin: { contents: entry, resolveDir: ROOT, loader: "ts" },
+    bundle: true,
+    minify: true,
+    format: "esm",
+    platform: "neutral",
+    mainFields: ["module", "main"],
+    external: ["node:*"],
+    loader: { ".wasm": "file" },
+    outdir: join(tmp, "bundle-cost"),
+    write: false,
+    logLevel: "error",
+  });
+  return result.outputFiles.reduce((sum, file) => sum + gzipSync(file.contents, { level: 9 }).length, 0);
+}
+
+/** Per-op CPU and wall time of one floor primitive: requests with n = N against n = 0, alternating. */
+async function measurePrimitive(op, n, repeats = 5) {
+  const url = (count) => `${FLOOR}/primitive?op=${encodeURIComponent(op)}&n=${count}`;
+  await timedGet(url(1)); // warm: key import, WASM instantiation, the stored hash to verify
+  const loop = [];
+  const empty = [];
+  for (let r = 0; r < repeats; r++) {
+    loop.push(await timedGet(url(n)));
+    empty.push(await timedGet(url(0)));
+  }
+  const wall = (median(loop.map((x) => x.wallUs)) - median(empty.map((x) => x.wallUs))) / n;
+  const emptyCpu = median(empty.map((x) => x.cpuUs));
+  // Each request's own CPU per op, so a bimodal implementation shows as a wide range.
+  const perRequest = emptyCpu === null ? [] : loop.map((x) => (x.cpuUs - emptyCpu) / n / 1000);
+  const cpuLoop = loop.reduce((a, x) => a + (x.cpuUs ?? Number.NaN), 0);
+  const cpuEmpty = empty.reduce((a, x) => a + (x.cpuUs ?? Number.NaN), 0);
+  const cpu = Number.isFinite(cpuLoop) ? (cpuLoop - cpuEmpty) / (repeats * n) : null;
+  const faults =
+    (loop.reduce((a, x) => a + (x.faults ?? Number.NaN), 0) - empty.reduce((a, x) => a + (x.faults ?? Number.NaN), 0)) / (repeats * n);
+  return {
+    page_faults: Number.isFinite(faults) ? Math.round(faults) : null,
+    wall_ms: round(wall / 1000, 3),
+    cpu_ms: cpu === null ? null : round(cpu / 1000, 3),
+    cpu_range_ms: perRequest.length ? [round(Math.min(...perRequest), 1), round(Math.max(...perRequest), 1)] : null,
+  };
+}
+
+/** The password hashers take turns, round after round, so a busy moment on this shared machine hits them all alike. */
+const HASH_ROUNDS = 3;
+
 async function primitives() {
+  const runs = new Map(HASHERS.map((h) => [h.name, []]));
+  for (let r = 0; r < HASH_ROUNDS; r++) {
+    for (const h of HASHERS) {
+      // OWASP-grade scrypt takes a quarter of a second: fewer per request.
+      const n = h.name.startsWith("scrypt-owasp") ? 2 : 5;
+      const run = { hash: await measurePrimitive(`hash:${h.name}`, n, 3), verify: await measurePrimitive(`verify:${h.name}`, n, 3) };
+      runs.get(h.name).push(run);
+      log(
+        `round ${r + 1}/${HASH_ROUNDS} ${h.name}: hash ${fmt(run.hash.cpu_ms, 1)} ms CPU (requests ${run.hash.cpu_range_ms?.join("–") ?? "n/a"}), verify ${fmt(run.verify.cpu_ms, 1)} ms CPU, ${fmt(run.hash.wall_ms, 1)} ms wall, ${run.hash.page_faults ?? "n/a"} page faults`,
+      );
+    }
+  }
+  const hashers = [];
+  for (const h of HASHERS) {
+    const list = runs.get(h.name);
+    const med = (pick) => median(list.map(pick));
+    const perRequest = list.flatMap((x) => x.hash.cpu_range_ms ?? []);
+    const bundleBytes = h.bundle === null ? null : await bundleCost(h.bundle);
+    hashers.push({
+      name: h.name,
+      label: h.label,
+      memory: h.memory,
+      bundle_gzip_kb: bundleBytes === null ? null : round(bundleBytes / 1024, 1),
+      // Medians over the rounds; the per-request range over all of them.
+      hash: {
+        cpu_ms: med((x) => x.hash.cpu_ms),
+        wall_ms: med((x) => x.hash.wall_ms),
+        page_faults: med((x) => x.hash.page_faults),
+        cpu_range_ms: perRequest.length ? [Math.min(...perRequest), Math.max(...perRequest)] : null,
+      },
+      verify: { cpu_ms: med((x) => x.verify.cpu_ms), wall_ms: med((x) => x.verify.wall_ms) },
+      rounds: list,
+    });
+  }
   const ops = [
-    { op: "argon2id", n: 5, label: "argon2id hash (m = 19 MiB, t = 2, p = 1)", memory: "19 MiB" },
-    { op: "argon2id-verify", n: 5, label: "argon2id verify", memory: "19 MiB" },
     { op: "pbkdf2", n: 10, label: "PBKDF2-SHA256, 100,000 iterations", memory: "< 1 KiB" },
     { op: "ed25519-sign", n: 5000, label: "EdDSA (Ed25519) JWT sign" },
     { op: "ed25519-verify", n: 5000, label: "EdDSA (Ed25519) JWT verify" },
     { op: "es256-sign", n: 5000, label: "ES256 (P-256) JWT sign" },
     { op: "es256-verify", n: 5000, label: "ES256 (P-256) JWT verify" },
   ];
-  const repeats = 5;
   const out = [];
   for (const { op, n, label, memory } of ops) {
-    const url = (count) => `${FLOOR}/primitive?op=${op}&n=${count}`;
-    await timedGet(url(1)); // warm: key import, WASM instantiation
-    const loop = [];
-    const empty = [];
-    for (let r = 0; r < repeats; r++) {
-      loop.push(await timedGet(url(n)));
-      empty.push(await timedGet(url(0)));
-    }
-    const wall = (median(loop.map((x) => x.wallUs)) - median(empty.map((x) => x.wallUs))) / n;
-    const cpuLoop = loop.reduce((a, x) => a + (x.cpuUs ?? Number.NaN), 0);
-    const cpuEmpty = empty.reduce((a, x) => a + (x.cpuUs ?? Number.NaN), 0);
-    const cpu = Number.isFinite(cpuLoop) ? (cpuLoop - cpuEmpty) / (repeats * n) : null;
-    out.push({ op, label, memory: memory ?? null, n, wall_ms: round(wall / 1000, 3), cpu_ms: cpu === null ? null : round(cpu / 1000, 3) });
-    log(`primitive ${op}: ${fmt(wall / 1000, 3)} ms wall, ${cpu === null ? "n/a" : fmt(cpu / 1000, 3)} ms CPU per op`);
+    const m = await measurePrimitive(op, n);
+    out.push({ op, label, memory: memory ?? null, n, ...m });
+    log(`primitive ${op}: ${fmt(m.wall_ms, 3)} ms wall, ${fmt(m.cpu_ms, 3)} ms CPU per op`);
   }
-  return out;
+  return { hashers, primitives: out };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -485,7 +621,7 @@ async function runEndpoints() {
       floorRuns.push(await endpoint.floor());
       const [a, e, f] = [appRuns.at(-1), exactRuns.at(-1), floorRuns.at(-1)];
       log(
-        `${endpoint.name} round ${r + 1}/${ROUNDS}: ${fmt(a.rps)} req/s (exact floor ${fmt(e.rps)}, minimal floor ${fmt(f.rps)})${a.non2xx || e.non2xx || f.non2xx ? ` non-2xx ${a.non2xx}/${e.non2xx}/${f.non2xx}` : ""}`,
+        `${endpoint.name} round ${r + 1}/${ROUNDS}: ${fmt(a.rps)} req/s, ${fmt(a.cpuUs)} µs CPU/req (exact floor ${fmt(e.rps)}, ${fmt(e.cpuUs)} µs; minimal floor ${fmt(f.rps)}, ${fmt(f.cpuUs)} µs)${a.non2xx || e.non2xx || f.non2xx ? ` non-2xx ${a.non2xx}/${e.non2xx}/${f.non2xx}` : ""}`,
       );
     }
     rows.push(summarize(endpoint.name, appRuns, exactRuns, floorRuns));
@@ -497,7 +633,7 @@ async function runEndpoints() {
     enumeration = await measureEnumeration({ origin: APP, knownEmail: (i) => userEmail(i % USERS), nextIp, pairs: 40 });
   }
   // The hashing table takes a minute: part of a full run, and of an --only run when asked.
-  const hashing = !args.only || args.hash ? await primitives() : [];
+  const hashing = !args.only || args.hash ? await primitives() : null;
   writeResults({
     machine,
     settings: { duration_s: DURATION, connections: CONNECTIONS, login_connections: LOGIN_CONNECTIONS, rounds: ROUNDS, users: USERS },
@@ -601,10 +737,21 @@ function writeResults(results) {
       );
     }
   }
-  if (results.hashing?.length) {
+  if (results.hashing?.hashers?.length) {
+    console.log(
+      "\n| password hash (in workerd) | CPU ms per hash | CPU ms per verify | hash CPU ms, per request | wall ms per hash | page faults per hash | memory | bundle, gzip KB |",
+    );
+    console.log("|---|---:|---:|---:|---:|---:|---|---:|");
+    for (const h of results.hashing.hashers)
+      console.log(
+        `| ${h.label} | ${fmt(h.hash.cpu_ms, 1)} | ${fmt(h.verify.cpu_ms, 1)} | ${h.hash.cpu_range_ms?.join("–") ?? "n/a"} | ${fmt(h.hash.wall_ms, 1)} | ${h.hash.page_faults ?? "n/a"} | ${h.memory} | ${h.bundle_gzip_kb ?? "—"} |`,
+      );
+  }
+  if (results.hashing?.primitives?.length) {
     console.log("\n| primitive (in workerd) | per op, wall ms | per op, CPU ms | memory |");
     console.log("|---|---:|---:|---|");
-    for (const h of results.hashing) console.log(`| ${h.label} | ${fmt(h.wall_ms, 3)} | ${fmt(h.cpu_ms, 3)} | ${h.memory ?? ""} |`);
+    for (const h of results.hashing.primitives)
+      console.log(`| ${h.label} | ${fmt(h.wall_ms, 3)} | ${fmt(h.cpu_ms, 3)} | ${h.memory ?? ""} |`);
   }
   console.log(
     `\n${results.endpoints.length ? `${CONNECTIONS} connections (login ${LOGIN_CONNECTIONS}), ${DURATION} s per run, ${ROUNDS} rounds (medians); ` : ""}machine: ${results.machine.cpu}, ${results.machine.cores} cores, node ${results.machine.node}, workerd ${results.machine.workerd}`,

@@ -5,12 +5,14 @@
 // route's createRoute() definition, with all its error shapes), turned into TypeScript by
 // openapi-typescript. The result is one self-contained declaration file: no Workers types, no
 // Hono, no zod, so a client project type-checks against it without any of the worker's setup.
-// The app is bundled in memory with esbuild (the bundler wrangler uses) because it imports a .txt
-// module, which Node cannot load; nothing is listened on and nothing reaches the network.
+// The app is bundled in memory with esbuild (the bundler wrangler uses) because it imports .txt
+// and .wasm modules, which Node cannot load (lib/wasm-modules.mjs); nothing is listened on and
+// nothing reaches the network.
 import { readFileSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { fileURLToPath } from "node:url";
 import openapiTS, { astToString } from "openapi-typescript";
+import { wasmModules } from "./lib/wasm-modules.mjs";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const OUTPUT = "client/openapi.d.ts";
@@ -41,6 +43,7 @@ export async function openApiDocument() {
     target: "node20",
     write: false,
     loader: { ".txt": "text" },
+    plugins: [wasmModules],
     // The libSQL client's WebSocket shim: its Node build pulls in `ws`, which an in-memory ESM
     // bundle cannot load; the worker itself gets the web build (wrangler's "workerd" condition).
     alias: { "@libsql/isomorphic-ws": `${ROOT}node_modules/@libsql/isomorphic-ws/web.mjs` },

@@ -1,5 +1,4 @@
 /** The worker's entry: HTTP requests (the Hono app), the mail queue's consumer, and the daily cron job. */
-import "./features/auth/argon2-modules";
 import { createApp } from "./app";
 import { createBackgroundDeps } from "./deps";
 import { scheduledRetention } from "./features/activity/activity.retention";

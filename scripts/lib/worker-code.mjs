@@ -2,10 +2,10 @@
 // definitions) into Node, so the operator scripts apply exactly what the worker applies: same
 // argon2id parameters, same password policy, same email normalisation, same config bounds.
 // The source is bundled in memory with esbuild (the bundler wrangler itself uses; no extra
-// dependency) because it imports a .txt file, which Node cannot load. argon2-wasm-edge compiles
-// its WebAssembly itself in Node (workerd is the one that needs pre-compiled modules).
+// dependency) because it imports .txt and .wasm files, which Node cannot load (wasm-modules.mjs).
 import { createRequire } from "node:module";
 import { fileURLToPath } from "node:url";
+import { wasmModules } from "./wasm-modules.mjs";
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 
@@ -32,6 +32,7 @@ export function loadWorkerCode() {
       target: "node20",
       write: false,
       loader: { ".txt": "text" },
+      plugins: [wasmModules],
       logLevel: "error",
     });
     const code = Buffer.from(result.outputFiles[0].text).toString("base64");

@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { argon2id } from "../../src/features/auth/argon2id";
 import {
   ARGON2_PARAMS,
   hasherFromEnv,
@@ -8,6 +9,17 @@ import {
   verifyPassword,
   WORKERD_PBKDF2_MAX_ITERATIONS,
 } from "../../src/features/auth/password-hash";
+
+/** Cheap argon2id settings for the driver's own tests (64 KiB, one pass), on RFC 9106's password and salt. */
+const SMALL_ARGON2ID = {
+  password: new Uint8Array(32).fill(1),
+  salt: new Uint8Array(16).fill(2),
+  memorySize: 64,
+  iterations: 1,
+  parallelism: 1,
+  hashLength: 32,
+};
+const hex = (bytes: Uint8Array) => [...bytes].map((b) => b.toString(16).padStart(2, "0")).join("");
 
 const PASSWORD = "Tr0ub4dor&3-horse";
 
@@ -30,6 +42,42 @@ describe("password hashing", () => {
     expect(await verifyPassword(PASSWORD, hash)).toBe(true);
     expect(await verifyPassword(`${PASSWORD}x`, hash)).toBe(false);
     expect(await verifyPassword("", hash)).toBe(false);
+  });
+
+  it("computes RFC 9106's argon2id test vector (section 5.3: secret and associated data, 4 lanes)", () => {
+    // The vector's password (32 × 0x01), salt (16 × 0x02) and tag length are SMALL_ARGON2ID's.
+    const tag = argon2id({
+      ...SMALL_ARGON2ID,
+      secret: new Uint8Array(8).fill(3),
+      associatedData: new Uint8Array(12).fill(4),
+      memorySize: 32,
+      iterations: 3,
+      parallelism: 4,
+    });
+    expect(hex(tag)).toBe("0d640df58d78766c08c037a34a8b53c9d01ef0452d75b65eb52520e96b01e659");
+  });
+
+  it("gives the same tag on every call, whatever the call before it used (the instance memory is reused)", () => {
+    const small = SMALL_ARGON2ID;
+    const first = hex(argon2id(small));
+    argon2id({ ...small, memorySize: 256, parallelism: 2, iterations: 2 });
+    expect(hex(argon2id(small))).toBe(first);
+    expect(() => argon2id({ ...small, memorySize: 4 })).toThrow(RangeError);
+    expect(hex(argon2id(small))).toBe(first);
+  });
+
+  it("hashes inputs longer than the WebAssembly BLAKE2b buffer (16 KiB) like the reference does", () => {
+    // Reference: OpenPGP.js's argon2id package, whose BLAKE2b is plain JavaScript.
+    const tag = argon2id({ ...SMALL_ARGON2ID, password: new TextEncoder().encode("long-password-".repeat(3000)) });
+    expect(hex(tag)).toBe("f44f0c6a4eeaf0aa49c87ad19e6274ced6ed73f3160869e6f7b3c47a5e3a779a");
+  });
+
+  it("verifies a hash made by the previous implementation (argon2-wasm-edge's own driver)", async () => {
+    // Made with argon2-wasm-edge 1.0.23's argon2id({ outputType: "encoded" }), salt "latchkey-vector-salt".
+    const stored = "$argon2id$v=19$m=19456,t=2,p=1$bGF0Y2hrZXktdmVjdG9yLXNhbHQ$mHU4Y8HYREXbS83qp6nbXJe1qCimBoxynhTlrnn0RRM";
+    expect(await verifyPassword("correct horse battery staple", stored)).toBe(true);
+    expect(await verifyPassword("correct horse battery stapler", stored)).toBe(false);
+    expect(needsRehash(stored, "argon2id")).toBe(false);
   });
 
   it("round-trips PBKDF2-SHA256 as a PHC string carrying its parameters", async () => {

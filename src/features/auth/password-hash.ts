@@ -4,11 +4,10 @@
  *   $pbkdf2-sha256$i=100000$<salt>$<hash>           (WebCrypto; for plans with a tight CPU limit)
  * A login that verifies a hash made with other settings than the configured ones re-hashes it.
  *
- * argon2 runs as WebAssembly. workerd forbids compiling WASM from bytes at run time, so the
- * worker hands argon2-wasm-edge pre-compiled modules (see argon2-modules.ts).
+ * argon2id runs as WebAssembly, one instance per isolate (see argon2id.ts).
  */
-import { argon2id, argon2Verify } from "argon2-wasm-edge";
 import { base64urlDecode, base64urlEncode, randomBytes, timingSafeEqual } from "../../lib/crypto";
+import { argon2id } from "./argon2id";
 
 export const ARGON2_PARAMS = { memorySize: 19_456, iterations: 2, parallelism: 1, hashLength: 32 } as const;
 export const PBKDF2_ITERATIONS = 100_000;
@@ -46,17 +45,43 @@ export async function hashPassword(password: string, hasher: HasherName): Promis
     const hash = await pbkdf2(password, salt, PBKDF2_ITERATIONS);
     return `$pbkdf2-sha256$i=${PBKDF2_ITERATIONS}$${base64urlEncode(salt)}$${base64urlEncode(hash)}`;
   }
-  return argon2id({ ...ARGON2_PARAMS, password, salt, outputType: "encoded" });
+  const hash = argon2id({ ...ARGON2_PARAMS, password: encoder.encode(password), salt });
+  const { memorySize, iterations, parallelism } = ARGON2_PARAMS;
+  return `$argon2id$v=19$m=${memorySize},t=${iterations},p=${parallelism}$${phcBase64(salt)}$${phcBase64(hash)}`;
+}
+
+/** PHC strings use standard base64 without padding (not base64url). */
+function phcBase64(bytes: Uint8Array): string {
+  return base64urlEncode(bytes).replace(/-/g, "+").replace(/_/g, "/");
+}
+function phcBase64Decode(text: string): Uint8Array | null {
+  return /^[A-Za-z0-9+/]+$/.test(text) ? base64urlDecode(text.replace(/\+/g, "-").replace(/\//g, "_")) : null;
+}
+
+const ARGON2ID_PHC = /^\$argon2id\$v=19\$m=(\d{1,7}),t=(\d{1,3}),p=(\d{1,3})\$([A-Za-z0-9+/]+)\$([A-Za-z0-9+/]+)$/;
+
+function verifyArgon2id(password: string, stored: string): boolean {
+  const match = ARGON2ID_PHC.exec(stored);
+  const salt = match && phcBase64Decode(match[4] as string);
+  const expected = match && phcBase64Decode(match[5] as string);
+  if (!match || !salt || !expected) return false;
+  try {
+    const hash = argon2id({
+      password: encoder.encode(password),
+      salt,
+      memorySize: Number(match[1]),
+      iterations: Number(match[2]),
+      parallelism: Number(match[3]),
+      hashLength: expected.length,
+    });
+    return timingSafeEqual(phcBase64(hash), match[5] as string);
+  } catch {
+    return false; // parameters out of range
+  }
 }
 
 export async function verifyPassword(password: string, stored: string): Promise<boolean> {
-  if (stored.startsWith("$argon2")) {
-    try {
-      return await argon2Verify({ password, hash: stored });
-    } catch {
-      return false;
-    }
-  }
+  if (stored.startsWith("$argon2")) return verifyArgon2id(password, stored);
   const match = /^\$pbkdf2-sha256\$i=(\d+)\$([A-Za-z0-9_-]+)\$([A-Za-z0-9_-]+)$/.exec(stored);
   if (!match) return false;
   const iterations = Number(match[1]);
