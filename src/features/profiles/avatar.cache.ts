@@ -37,12 +37,12 @@ import { avatarPath } from "./avatar.storage";
  */
 export const EDGE_TTL_SECONDS = 3600;
 
-/** A stored copy of one version of an avatar (streamed when read, whole when stored). */
-export interface CachedAvatar<Body = ReadableStream> {
+/** A stored copy of one version of an avatar. */
+export interface CachedAvatar {
   etag: string;
   contentType: string;
   size: number;
-  body: Body;
+  body: ReadableStream;
 }
 
 /** The edge cache as the avatar service sees it: one entry per user and current version. */
@@ -50,7 +50,7 @@ export interface AvatarCache {
   /** This data center's copy, or null (a miss, or the cache failed). */
   get(userId: string, version: string): Promise<CachedAvatar | null>;
   /** Stores a copy; in the background when the runtime allows (`waitUntil`). Never throws. */
-  put(userId: string, version: string, avatar: CachedAvatar<ArrayBuffer>): Promise<void>;
+  put(userId: string, version: string, avatar: CachedAvatar): Promise<void>;
   /** Deletes this data center's copy of that version (see the module comment). Never throws. */
   purge(userId: string, version: string): Promise<void>;
 }
@@ -109,6 +109,8 @@ export function EdgeAvatarCache(options: { cache: Cache; origin: string; waitUnt
 /** No cache: outside a request (queue, cron) there is no origin to name a copy by. */
 export const NoAvatarCache: AvatarCache = {
   get: async () => null,
-  put: async () => {},
+  put: async (_userId, _version, avatar) => {
+    await avatar.body.cancel();
+  },
   purge: async () => {},
 };

@@ -179,7 +179,7 @@ export async function deleteAllAvatars(deps: Pick<Deps, "avatars" | "avatarCache
 
 export type AvatarRead =
   | { status: 304; etag: string; current: boolean }
-  | { status: 200; etag: string; current: boolean; contentType: string; body: ReadableStream | ArrayBuffer; size: number };
+  | { status: 200; etag: string; current: boolean; contentType: string; body: ReadableStream; size: number };
 
 /** True when an If-None-Match header lists `etag` (weak comparison, RFC 9110 §13.1.2) or is `*`. */
 function matchesEtag(ifNoneMatch: string, etag: string): boolean {
@@ -222,10 +222,11 @@ export async function openAvatar(
   const object = await deps.avatars.get(row.key);
   if (!object) throw new AppError("not_found", "This profile has no avatar.");
   const contentType = object.httpMetadata?.contentType ?? row.contentType ?? "application/octet-stream";
-  if (!(current && version)) return { status: 200, etag: object.httpEtag, current, contentType, body: object.body, size: object.size };
-  // Read whole (at most AVATAR_MAX_BYTES) rather than tee'd: a tee pumps both branches through
-  // JavaScript, which cost several times the whole miss path in workerd (measured, npm run bench).
-  const bytes = await object.arrayBuffer();
-  await deps.avatarCache.put(userId, version, { etag: object.httpEtag, contentType, size: object.size, body: bytes });
-  return { status: 200, etag: object.httpEtag, current, contentType, body: bytes, size: object.size };
+  let body = object.body;
+  if (current && version) {
+    const [forClient, forCache] = object.body.tee();
+    body = forClient;
+    await deps.avatarCache.put(userId, version, { etag: object.httpEtag, contentType, size: object.size, body: forCache });
+  }
+  return { status: 200, etag: object.httpEtag, current, contentType, body, size: object.size };
 }
