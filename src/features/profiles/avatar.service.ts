@@ -7,7 +7,7 @@
  *
  * Reads of the current versioned URL are answered from the edge cache when it has a copy
  * (avatar.cache.ts); every change that makes a cached URL wrong — a replace, a delete, the account
- * disabled, unverified or deleted — purges it (`purgeAvatarCopies`).
+ * disabled, unverified or deleted — purges the copy it can name.
  */
 import type { Deps } from "../../deps";
 import { randomId, toHex } from "../../lib/crypto";
