@@ -6,24 +6,27 @@
  * What the Cache API is, and what that means here:
  * - It is per data center. "The contents of the cache do not replicate outside of the originating
  *   data center", and `cache.delete` likewise removes only this data center's copy
- *   (https://developers.cloudflare.com/workers/runtime-apis/cache/). A zone purge by URL does not
- *   reach entries a Worker stored with `cache.put` either. So when an avatar is replaced or
- *   deleted, or the account is disabled, unverified or deleted, `purge` removes the copy in the data
- *   center that handled that change; other data centers may keep answering the old versioned URL
- *   until their copy expires.
+ *   (https://developers.cloudflare.com/workers/runtime-apis/cache/). A purge in every data center
+ *   would take the zone's purge API and an API token, which this worker does not hold and does not
+ *   call. So when an avatar is replaced or deleted, or the account is disabled, unverified or
+ *   deleted, `purge` removes the copy in the data center that handled that change; other data
+ *   centers may keep answering the old versioned URL until their copy expires.
  * - That is why the stored copy carries its own bounded lifetime, `EDGE_TTL_SECONDS`, separate from
  *   what the client is told (`max-age=31536000, immutable`, set by the route): no copy anywhere
  *   outlives a purge by more than that. Clients that follow `avatar_url` never see a stale image in
  *   the meantime, because replacing an avatar changes its version and so its URL; only someone
  *   holding the old URL can still fetch the old bytes, and only from a data center that cached it.
  *   The same bound covers the one race a purge cannot: a request that read the profile just before
- *   a change and stores its copy just after the purge.
+ *   a change and stores its copy just after the purge. (The lookup reads the D1 primary, not a
+ *   replica, so replication lag cannot widen that race: src/store/replica.ts.)
  * - The key is built here from the origin, the avatar path and `?v=version` only — never from the
  *   request's URL — so extra query parameters cannot make new entries or pick a different one, and
- *   only pairs the database confirmed (a real user, its current version) are ever stored: at most
- *   one entry per account and data center. The origin is the request's own, as Cloudflare asks
- *   ("do not override the hostname in cache requests"); a purge therefore names the copy under the
- *   host name the change came through (the API and the website share one).
+ *   only pairs the database confirmed (a real user, its current version) are ever stored: one
+ *   entry per account, host name and data center. The origin is the request's own, as Cloudflare
+ *   asks ("do not override the hostname in cache requests": cloudflare/cloudflare-docs#18634, on
+ *   the page above); a purge therefore names the copy under the host name the change came through
+ *   (the API and the website share one). Copies under other host names routed to this worker
+ *   expire by the same bound.
  * - Any failure of the cache is logged and treated as a miss: it never fails a request.
  * - It does nothing on `*.workers.dev` (the Cache API works only on custom domains, per the page
  *   above); Miniflare (`wrangler dev`, the tests, the benchmark) implements it locally.
