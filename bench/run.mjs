@@ -45,6 +45,8 @@ const CONNECTIONS = Number(args.connections);
 const ROUNDS = Number(args.rounds);
 const USERS = Number(args.users);
 const LOGIN_CONNECTIONS = Math.min(2, CONNECTIONS);
+/** How many avatars the warm avatar run repeats (each is requested hundreds of times per run). */
+const WARM_AVATARS = 20;
 const started = Date.now();
 const log = (line) => console.log(`[bench ${((Date.now() - started) / 1000).toFixed(0).padStart(3)}s] ${line}`);
 
@@ -101,6 +103,9 @@ const mf = new Miniflare({
   d1Persist: join(tmp, "d1"),
   kvPersist: join(tmp, "kv"),
   r2Persist: join(tmp, "r2"),
+  // The edge cache (caches.default) for the avatar runs, on disk: the cold run stores a copy per request.
+  cache: true,
+  cachePersist: join(tmp, "cache"),
   handleRuntimeStdio(stdout, stderr) {
     // Keep the last lines for diagnosis instead of printing a line per failed request under load.
     for (const stream of [stdout, stderr]) {
@@ -453,7 +458,8 @@ const NEEDS = {
   "POST /api/v1/auth/login": ["users", "password"],
   "GET /api/v1/profiles": ["users"],
   "GET /api/v1/statuses": ["users", "statuses"],
-  "GET /api/v1/profiles/{id}/avatar": ["users", "avatars"],
+  "GET /api/v1/profiles/{id}/avatar (cold)": ["users", "avatars"],
+  "GET /api/v1/profiles/{id}/avatar (warm)": ["users", "avatars"],
   // Not an endpoint against a floor: existing vs unknown addresses on the four code endpoints.
   enumeration: ["users"],
 };
@@ -533,6 +539,14 @@ async function runEndpoints() {
   let loginUser = 0;
   const loginBody = () => JSON.stringify({ email: userEmail(loginUser++ % USERS), password: BENCH_PASSWORD });
   const avatarPath = (a) => `/api/v1/profiles/${a.userId}/avatar?v=${a.version}`;
+  // Warm: repeat requests over a few avatars, all in the edge cache after the unmeasured first pass.
+  const warmAvatars = avatars.slice(0, WARM_AVATARS);
+  // Cold: every request misses the edge cache, whose keys are made under the request's origin. A
+  // host name of its own per request is a first visit to that copy, so each one does the whole miss
+  // path — cache lookup, profile read, R2 get, and the copy stored (in waitUntil) — as the first
+  // request for an avatar in a data center does.
+  let coldHost = 0;
+  const coldHeaders = () => ({ host: `cold-${coldHost++}.bench.test` });
   const bearer = () => ({ authorization: `Bearer ${cycle(accessTokens)}` });
 
   const endpoints = [
@@ -585,16 +599,28 @@ async function runEndpoints() {
       probe: { method: "GET", path: "/api/v1/statuses" },
     },
     {
-      name: "GET /api/v1/profiles/{id}/avatar",
+      name: "GET /api/v1/profiles/{id}/avatar (cold)",
       // The avatar_url a client gets from the profile: versioned, so the immutable cacheable form.
-      app: () => load(APP, () => ({ method: "GET", path: avatarPath(cycle(avatars)) })),
+      app: () => load(APP, () => ({ method: "GET", path: avatarPath(cycle(avatars)), headers: coldHeaders() })),
+      // Misses the cache too, then the public-profile lookup, the R2 read and the cache put.
       exact: () =>
         load(FLOOR, () => {
           const a = cycle(avatars);
-          return { method: "GET", path: `/exact/avatar?user=${a.userId}&v=${a.version}` };
+          return { method: "GET", path: `/exact/avatar?user=${a.userId}&v=${a.version}`, headers: coldHeaders() };
         }),
+      // Today's minimal floor: the R2 read alone, no cache.
       floor: () => load(FLOOR, () => ({ method: "GET", path: `/avatar?key=${encodeURIComponent(cycle(avatars).key)}` })),
       probe: { method: "GET", path: avatars[0] ? avatarPath(avatars[0]) : "/api/v1/profiles/none/avatar" },
+      // Each cold run leaves thousands of copies on disk; none is read again.
+      afterRun: () => mf.purgeCache(),
+    },
+    {
+      name: "GET /api/v1/profiles/{id}/avatar (warm)",
+      app: () => load(APP, () => ({ method: "GET", path: avatarPath(cycle(warmAvatars)) })),
+      // A hit is one cache.match answered as is: exact and minimal floor are the same work.
+      exact: () => load(FLOOR, () => ({ method: "GET", path: `/avatar-cached?key=${encodeURIComponent(cycle(warmAvatars).key)}` })),
+      floor: () => load(FLOOR, () => ({ method: "GET", path: `/avatar-cached?key=${encodeURIComponent(cycle(warmAvatars).key)}` })),
+      probe: { method: "GET", path: warmAvatars[0] ? avatarPath(warmAvatars[0]) : "/api/v1/profiles/none/avatar" },
     },
   ].filter((e) => picked(e.name));
 
@@ -617,8 +643,11 @@ async function runEndpoints() {
     const floorRuns = [];
     for (let r = 0; r < ROUNDS; r++) {
       appRuns.push(await endpoint.app());
+      await endpoint.afterRun?.();
       exactRuns.push(await endpoint.exact());
+      await endpoint.afterRun?.();
       floorRuns.push(await endpoint.floor());
+      await endpoint.afterRun?.();
       const [a, e, f] = [appRuns.at(-1), exactRuns.at(-1), floorRuns.at(-1)];
       log(
         `${endpoint.name} round ${r + 1}/${ROUNDS}: ${fmt(a.rps)} req/s, ${fmt(a.cpuUs)} µs CPU/req (exact floor ${fmt(e.rps)}, ${fmt(e.cpuUs)} µs; minimal floor ${fmt(f.rps)}, ${fmt(f.cpuUs)} µs)${a.non2xx || e.non2xx || f.non2xx ? ` non-2xx ${a.non2xx}/${e.non2xx}/${f.non2xx}` : ""}`,

@@ -1,7 +1,7 @@
 /**
  * The composition root: `createDeps` turns the worker's bindings into the narrow dependencies
  * services take — the stores, the clock, the config reader, the signing-key settings, the avatar
- * bucket, the mail outbox and the secrets. It is the one place that reads `env` for the fetch,
+ * bucket and its edge cache, the mail outbox and the secrets. It is the one place that reads `env` for the fetch,
  * queue and scheduled handlers alike; services never see `env`.
  */
 import type { Config } from "./config/config.definitions";
@@ -9,6 +9,7 @@ import { ConfigCache } from "./config/config.service";
 import type { AccessTokenSettings } from "./features/auth/access-tokens";
 import { type HasherName, hasherFromEnv } from "./features/auth/password-hash";
 import type { MailMessage } from "./features/mail/mail.messages";
+import { type AvatarCache, EdgeAvatarCache, NoAvatarCache } from "./features/profiles/avatar.cache";
 import type { Clock } from "./lib/clock";
 import {
   D1Db,
@@ -46,6 +47,8 @@ export interface Deps extends Stores {
   keys: AccessTokenSettings;
   /** Avatar images (R2). */
   avatars: R2Bucket;
+  /** Copies of current avatars in this data center's edge cache (none outside a request). */
+  avatarCache: AvatarCache;
   outbox: MailOutbox;
   secrets: {
     /** HMAC key of one-time codes; also signs pagination cursors (under its own label). */
@@ -73,13 +76,34 @@ export function databaseFor(env: Env, session?: { start: SessionStart; bookmark:
   return session ? D1Session(env.DB, session.start, session.bookmark) : NoSession(D1Db(env.DB));
 }
 
+/** What a request adds: where its edge-cache copies live, and how to finish work after answering. */
+export interface RequestScope {
+  /** The request's origin (`https://host`): edge-cache keys are made under it. */
+  origin: string;
+  /** The invocation's `ctx.waitUntil`, when there is one (not under `app.request` in tests). */
+  waitUntil?: (task: Promise<unknown>) => void;
+}
+
+/** The edge cache for avatars: the Cache API in a request, nothing elsewhere (or where it is missing). */
+function avatarCacheFor(request: RequestScope | undefined): AvatarCache {
+  if (!request || typeof caches === "undefined") return NoAvatarCache;
+  return EdgeAvatarCache({ cache: caches.default, origin: request.origin, waitUntil: request.waitUntil });
+}
+
 /**
  * Builds `Deps` from the bindings. `config` is the caller's cache (per isolate for fetch, fresh for
- * cron); `session` is where a request's reads start (absent for background jobs).
+ * cron); `session` is where a request's reads start and `request` what else a request brings
+ * (both absent for background jobs).
  */
 export function createDeps(
   env: Env,
-  options: { clock: Clock; config: ConfigCache; meta?: RequestMeta; session?: { start: SessionStart; bookmark: string | null } },
+  options: {
+    clock: Clock;
+    config: ConfigCache;
+    meta?: RequestMeta;
+    session?: { start: SessionStart; bookmark: string | null };
+    request?: RequestScope;
+  },
 ): Deps {
   const replica = databaseFor(env, options.session);
   return defineStores<Omit<Deps, keyof Stores>>(
@@ -92,6 +116,7 @@ export function createDeps(
       configKv: env.CONFIG,
       keys: { keys: env.JWT_KEYS, issuer: env.JWT_ISSUER, audience: env.JWT_AUDIENCE },
       avatars: env.AVATARS,
+      avatarCache: avatarCacheFor(options.request),
       outbox: {
         async send(message) {
           await env.MAIL_QUEUE.send(message, { contentType: "json" });

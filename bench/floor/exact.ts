@@ -2,7 +2,7 @@
  * The exact floors (issue 14): for each database endpoint, the statements Latchkey must run —
  * the same SQL text, the same round trips, the same D1 session the replica rule gives the route
  * — and the cryptography it cannot skip (JWT check or signature, token hash, password check,
- * cursor signature), with the rows answered as they come. What the endpoint costs above its
+ * cursor signature, the avatar's edge-cache miss and put), with the rows answered as they come. What the endpoint costs above its
  * exact floor is only router, middleware, validation and mapping; index.ts keeps the minimal
  * floors (the least any such endpoint could do) as a second, informational column.
  *
@@ -171,28 +171,42 @@ async function page(env: ExactEnv, sql: string, binds: unknown[], position: (row
   return json({ items: results.slice(0, PAGE), next_cursor: next });
 }
 
-async function avatar(url: URL, env: ExactEnv): Promise<Response> {
+/** The cold path: a cache miss, the public-profile lookup, the R2 read, and the copy put in the cache. */
+async function avatar(url: URL, env: ExactEnv, ctx: ExecutionContext): Promise<Response> {
   const userId = url.searchParams.get("user") ?? "";
-  const row = await session(env, "first-unconstrained")
+  const version = url.searchParams.get("v") ?? "";
+  const key = `${url.origin}/api/v1/profiles/${userId}/avatar?v=${version}`;
+  const hit = await caches.default.match(key);
+  if (hit) return hit;
+  const row = await session(env, "first-primary")
     .prepare(PUBLIC_AVATAR)
     .bind(userId, 1, 1, 1)
     .first<{ avatar_key: string | null; avatar_etag: string | null; avatar_content_type: string | null }>();
   if (!row?.avatar_key) return json({ error: "not_found" }, 404);
   const object = await env.AVATARS.get(row.avatar_key);
   if (!object) return json({ error: "not_found" }, 404);
-  // Only the current version's URL is immutable (keys are avatars/{user}/{version}.{ext}).
-  const current = row.avatar_key.includes(`/${url.searchParams.get("v")}.`);
-  return new Response(object.body, {
-    headers: {
-      "content-type": row.avatar_content_type ?? "application/octet-stream",
-      etag: row.avatar_etag ?? "",
-      "cache-control": current ? "public, max-age=31536000, immutable" : "public, max-age=60",
-    },
-  });
+  const headers = {
+    "content-type": row.avatar_content_type ?? "application/octet-stream",
+    "content-length": String(object.size),
+    etag: row.avatar_etag ?? "",
+    "cache-control": "public, max-age=31536000, immutable",
+  };
+  // Only the current version's URL is cached (keys are avatars/{user}/{version}.{ext}).
+  if (!row.avatar_key.includes(`/${version}.`)) return new Response(object.body, { headers });
+  const [forClient, forCache] = object.body.tee();
+  ctx.waitUntil(caches.default.put(key, new Response(forCache, { headers: { ...headers, "cache-control": "public, s-maxage=3600" } })));
+  return new Response(forClient, { headers });
 }
 
 /** The exact floor for `path` (without its /exact prefix), or null when there is none. */
-export function exactFloor(request: Request, url: URL, path: string, env: ExactEnv, signer: Signer): Promise<Response> | null {
+export function exactFloor(
+  request: Request,
+  url: URL,
+  path: string,
+  env: ExactEnv,
+  ctx: ExecutionContext,
+  signer: Signer,
+): Promise<Response> | null {
   switch (path) {
     case "/me":
       return me(request, env, signer);
@@ -205,7 +219,7 @@ export function exactFloor(request: Request, url: URL, path: string, env: ExactE
     case "/statuses":
       return page(env, TIMELINE, [1], (row) => ({ t: row.created_at as number, id: row.id as string }));
     case "/avatar":
-      return avatar(url, env);
+      return avatar(url, env, ctx);
     default:
       return null;
   }

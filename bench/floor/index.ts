@@ -163,6 +163,26 @@ async function avatar(url: URL, env: FloorEnv): Promise<Response> {
 const storedHashes: Record<string, Promise<unknown>> = {};
 
 /**
+ * The warm avatar's floor: one `caches.default.match` and the cached response returned as it is.
+ * A miss (the benchmark's unmeasured first pass) reads R2 and stores the copy, so the runs hit.
+ */
+async function avatarCached(url: URL, env: FloorEnv, ctx: ExecutionContext): Promise<Response> {
+  const key = `${url.origin}/avatar-cached?key=${encodeURIComponent(url.searchParams.get("key") ?? "")}`;
+  const hit = await caches.default.match(key);
+  if (hit) return hit;
+  const object = await env.AVATARS.get(url.searchParams.get("key") ?? "");
+  if (!object) return json({ error: "not_found" }, 404);
+  const headers = {
+    "content-type": object.httpMetadata?.contentType ?? "application/octet-stream",
+    "content-length": String(object.size),
+    "cache-control": "public, s-maxage=3600",
+  };
+  const [forClient, forCache] = object.body.tee();
+  ctx.waitUntil(caches.default.put(key, new Response(forCache, { headers })));
+  return new Response(forClient, { headers });
+}
+
+/**
  * Runs one primitive `n` times in a loop and answers when done. workerd freezes its clocks while
  * JavaScript runs (they advance only at I/O), so the worker cannot time itself: the benchmark
  * times requests with n = N against n = 0 from outside and reads workerd's CPU time from /proc.
@@ -210,10 +230,10 @@ function signer(env: FloorEnv): Signer {
 }
 
 export default {
-  async fetch(request: Request, env: FloorEnv): Promise<Response> {
+  async fetch(request: Request, env: FloorEnv, ctx: ExecutionContext): Promise<Response> {
     const url = new URL(request.url);
     if (url.pathname.startsWith("/exact/")) {
-      return exactFloor(request, url, url.pathname.slice("/exact".length), env, signer(env)) ?? json({ error: "not_found" }, 404);
+      return exactFloor(request, url, url.pathname.slice("/exact".length), env, ctx, signer(env)) ?? json({ error: "not_found" }, 404);
     }
     switch (url.pathname) {
       case "/health":
@@ -230,6 +250,8 @@ export default {
         return statuses(env);
       case "/avatar":
         return avatar(url, env);
+      case "/avatar-cached":
+        return avatarCached(url, env, ctx);
       case "/primitive":
         return primitive(url, env);
       case "/setup/password-hash": {

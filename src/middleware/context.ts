@@ -1,4 +1,4 @@
-import type { MiddlewareHandler } from "hono";
+import type { Context, MiddlewareHandler } from "hono";
 import type { ConfigCache } from "../config/config.service";
 import { createDeps } from "../deps";
 import type { AppEnv } from "../env";
@@ -19,12 +19,23 @@ export function cleanUserAgent(header: string | undefined): string | null {
   return cleaned || null;
 }
 
+/** The invocation's `waitUntil`; hono's `executionCtx` throws when the app runs without one. */
+function waitUntilOf(c: Context): ((task: Promise<unknown>) => void) | undefined {
+  try {
+    const ctx = c.executionCtx;
+    return (task) => ctx.waitUntil(task);
+  } catch {
+    return undefined;
+  }
+}
+
 /**
  * Wires the request's dependencies once (`createDeps`: the stores over this request's database
- * session, the injected clock, the config reader, keys, buckets, outbox) with the caller's
- * address. The IP comes only from `CF-Connecting-IP`, which Cloudflare sets; `X-Forwarded-For` is
- * client-controlled and ignored. The session starts where src/store/replica.ts says for this
- * route (or at the client's `X-Latchkey-Bookmark`), and its bookmark is sent back.
+ * session, the injected clock, the config reader, keys, buckets, the avatar edge cache under this
+ * request's origin, outbox) with the caller's address. The IP comes only from `CF-Connecting-IP`,
+ * which Cloudflare sets; `X-Forwarded-For` is client-controlled and ignored. The session starts
+ * where src/store/replica.ts says for this route (or at the client's `X-Latchkey-Bookmark`), and
+ * its bookmark is sent back.
  */
 export function requestContext(options: { clock: Clock; config: ConfigCache }): MiddlewareHandler<AppEnv> {
   return async function requestContext(c, next) {
@@ -36,6 +47,7 @@ export function requestContext(options: { clock: Clock; config: ConfigCache }): 
         userAgent: cleanUserAgent(c.req.header("user-agent")),
       },
       session: { start: sessionStartFor(c.req.method, c.req.path), bookmark: parseBookmark(c.req.header(BOOKMARK_HEADER)) },
+      request: { origin: new URL(c.req.url).origin, waitUntil: waitUntilOf(c) },
     });
     c.set("deps", deps);
     await next();

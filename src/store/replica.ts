@@ -22,11 +22,14 @@ export type SessionStart = "first-primary" | "first-unconstrained";
 /**
  * GET routes that may read from a replica (paths relative to API_BASE). Everything else starts at
  * the primary. Keep the README's table ("D1 read replication") in step with this list.
+ *
+ * Not the avatar (`/profiles/{user_id}/avatar`): its answer is stored in the edge cache for up to
+ * an hour, so a lagging replica that still saw a replaced version as current, or a disabled account
+ * as public, would put back the copy a purge had just removed. It reads D1 only on a cache miss.
  */
 export const REPLICA_TOLERANT_ROUTES = [
   "/profiles", // the public directory
   "/profiles/{user_id}", // a public profile
-  "/profiles/{user_id}/avatar", // the avatar lookup
   "/statuses", // the public timeline
   "/statuses/{id}", // one status
   "/me", // the caller's account

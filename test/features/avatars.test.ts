@@ -1,5 +1,5 @@
 import { env } from "cloudflare:test";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { DRAIN_MAX_BYTES } from "../../src/lib/drain";
 import { probeD1 } from "../d1-wrap";
 import { BASE, harness } from "../helpers";
@@ -462,10 +462,173 @@ describe("serving avatars", () => {
     expect((await fetchRaw(`/api/v1/profiles/${u.id}/avatar`)).status).toBe(404);
     expect((await fetchRaw("/api/v1/profiles/nobody/avatar")).status).toBe(404);
     const { json } = await upload(u.access_token, gif(3, 3), "image/gif");
-    expect((await fetchRaw(json.avatar_url)).status).toBe(200);
+    // The flags are changed in the database directly, before any GET: nothing is in the edge
+    // cache yet (the services that change them purge it; see "avatars from the edge cache").
     await env.DB.prepare("UPDATE users SET email_verified = 0 WHERE id = ?").bind(u.id).run();
     expect((await fetchRaw(json.avatar_url)).status).toBe(404);
     await env.DB.prepare("UPDATE users SET email_verified = 1, is_active = 0 WHERE id = ?").bind(u.id).run();
     expect((await fetchRaw(json.avatar_url)).status).toBe(404);
+    await env.DB.prepare("UPDATE users SET is_active = 1 WHERE id = ?").bind(u.id).run();
+    expect((await fetchRaw(json.avatar_url)).status).toBe(200);
+  });
+});
+
+describe("avatars from the edge cache", () => {
+  /** The bucket with every `get` counted (the edge-cache path must make none). */
+  function countingBucket() {
+    const counter = { gets: 0 };
+    const bucket = new Proxy(env.AVATARS, {
+      get(target, prop) {
+        if (prop === "get")
+          return (...args: Parameters<R2Bucket["get"]>) => {
+            counter.gets++;
+            return target.get(...args);
+          };
+        const value = Reflect.get(target, prop);
+        return typeof value === "function" ? value.bind(target) : value;
+      },
+    });
+    return { counter, bucket };
+  }
+
+  /** The edge cache's copy under a URL of this worker's origin (undefined: none). */
+  const cached = (path: string) => caches.default.match(`${BASE}${path}`);
+
+  /** A user with an avatar whose versioned URL has been requested once (so it is in the cache). */
+  async function cachedAvatar() {
+    const u = await h.signedInUser();
+    const image = await png(6, 6);
+    const { json } = await upload(u.access_token, image, "image/png");
+    const first = await fetchRaw(json.avatar_url);
+    expect(first.status).toBe(200);
+    expect(first.body).toEqual(image);
+    expect(await cached(json.avatar_url)).toBeTruthy();
+    return { u, image, url: json.avatar_url as string, etag: first.headers.get("etag") as string };
+  }
+
+  it("answers a repeat request for the current versioned URL from the cache, without D1 or R2", async () => {
+    const { image, url, etag } = await cachedAvatar();
+    const probe = probeD1(env.DB);
+    const { counter, bucket } = countingBucket();
+    const probed = { ...env, DB: probe.db, AVATARS: bucket };
+    const res = await h.app.fetch(new Request(`${BASE}${url}`), probed);
+    expect(res.status).toBe(200);
+    expect(new Uint8Array(await res.arrayBuffer())).toEqual(image);
+    expect(res.headers.get("etag")).toBe(etag);
+    expect(res.headers.get("content-type")).toBe("image/png");
+    expect(res.headers.get("cache-control")).toBe("public, max-age=31536000, immutable");
+    expect(res.headers.get("x-content-type-options")).toBe("nosniff");
+    expect(res.headers.get("content-security-policy")).toBe("default-src 'none'");
+    // If-None-Match is answered from the cached ETag, also without D1 or R2.
+    const revalidated = await h.app.fetch(new Request(`${BASE}${url}`, { headers: { "if-none-match": etag } }), probed);
+    expect(revalidated.status).toBe(304);
+    expect(revalidated.headers.get("etag")).toBe(etag);
+    expect(probe.statements).toEqual([]);
+    expect(counter.gets).toBe(0);
+  });
+
+  it("keeps serving the cached copy when the R2 object is gone behind its back", async () => {
+    const { u, image, url } = await cachedAvatar();
+    for (const key of await objectsOf(u.id)) await env.AVATARS.delete(key);
+    const res = await fetchRaw(url);
+    expect(res.status).toBe(200);
+    expect(res.body).toEqual(image);
+  });
+
+  it("caches only the current version of a versioned URL, under its canonical key", async () => {
+    const { u, url } = await cachedAvatar();
+    expect(await cached(url)).toBeTruthy();
+    const unversioned = `/api/v1/profiles/${u.id}/avatar`;
+    const wrongVersion = `${unversioned}?v=not-the-version`;
+    expect((await fetchRaw(unversioned)).status).toBe(200);
+    expect((await fetchRaw(wrongVersion)).status).toBe(200);
+    expect(await cached(unversioned)).toBeUndefined();
+    expect(await cached(wrongVersion)).toBeUndefined();
+    // Each answer still reads the profile: only the canonical versioned URL is served from the cache.
+    const probe = probeD1(env.DB);
+    expect((await h.app.fetch(new Request(`${BASE}${wrongVersion}`), { ...env, DB: probe.db })).status).toBe(200);
+    expect(probe.statements.length).toBeGreaterThan(0);
+  });
+
+  it("does not make a new cache entry for an extra query parameter, nor serve it stale after a replace", async () => {
+    const { u, image, url } = await cachedAvatar();
+    const variant = `${url}&cachebust=1`;
+    const res = await fetchRaw(variant);
+    expect(res.status).toBe(200);
+    expect(res.body).toEqual(image);
+    expect(await cached(variant)).toBeUndefined();
+    // A variant requested before the first plain request fills only the canonical key.
+    const other = await h.signedInUser();
+    const { json } = await upload(other.access_token, gif(2, 2), "image/gif");
+    await fetchRaw(`${json.avatar_url}&x=${"a".repeat(40)}`);
+    expect(await cached(`${json.avatar_url}&x=${"a".repeat(40)}`)).toBeUndefined();
+    expect(await cached(json.avatar_url)).toBeTruthy();
+    // After a replace neither the old URL nor its variant answers with the old image.
+    await upload(u.access_token, jpeg(4, 4), "image/jpeg");
+    for (const path of [url, variant]) {
+      const after = await fetchRaw(path);
+      expect(after.body).not.toEqual(image);
+      expect(after.headers.get("cache-control")).not.toContain("immutable");
+    }
+  });
+
+  it("purges the old URL when the avatar is replaced", async () => {
+    const { u, image, url } = await cachedAvatar();
+    const replaced = await upload(u.access_token, jpeg(4, 4), "image/jpeg");
+    expect(replaced.status).toBe(200);
+    expect(await cached(url)).toBeUndefined();
+    const old = await fetchRaw(url);
+    expect(old.body).not.toEqual(image);
+    expect(old.headers.get("content-type")).toBe("image/jpeg");
+    expect((await fetchRaw(replaced.json.avatar_url)).headers.get("content-type")).toBe("image/jpeg");
+  });
+
+  it("purges the URL when the avatar is deleted", async () => {
+    const { u, url } = await cachedAvatar();
+    expect((await h.call("DELETE", AVATAR, undefined, { token: u.access_token })).status).toBe(204);
+    expect(await cached(url)).toBeUndefined();
+    expect((await fetchRaw(url)).status).toBe(404);
+  });
+
+  it("purges the URL when the account is deleted", async () => {
+    const { u, url } = await cachedAvatar();
+    const res = await h.call("DELETE", "/api/v1/me", { current_password: u.password }, { token: u.access_token });
+    expect(res.status).toBe(204);
+    expect(await cached(url)).toBeUndefined();
+    expect((await fetchRaw(url)).status).toBe(404);
+  });
+
+  it("purges the URL when staff disable the account or mark its address unverified", async () => {
+    const admin = await h.signedInUser();
+    await env.DB.prepare("UPDATE users SET is_staff = 1 WHERE id = ?").bind(admin.id).run();
+    for (const patch of [{ is_active: false }, { email_verified: false }]) {
+      const { u, url } = await cachedAvatar();
+      const res = await h.call("PATCH", `/api/v1/admin/users/${u.id}`, patch, { token: admin.access_token });
+      expect(res.status).toBe(200);
+      expect(await cached(url)).toBeUndefined();
+      expect((await fetchRaw(url)).status).toBe(404);
+    }
+  });
+
+  it("serves from D1 and R2 when the cache throws, and a failing purge does not fail a replace", async () => {
+    const { u, image, url } = await cachedAvatar();
+    const broken = () => Promise.reject(new Error("cache is down"));
+    const spies = [
+      vi.spyOn(caches.default, "match").mockImplementation(broken),
+      vi.spyOn(caches.default, "put").mockImplementation(broken),
+      vi.spyOn(caches.default, "delete").mockImplementation(broken),
+    ];
+    try {
+      const res = await fetchRaw(url);
+      expect(res.status).toBe(200);
+      expect(res.body).toEqual(image);
+      const fresh = await h.signedInUser();
+      const { json } = await upload(fresh.access_token, gif(2, 2), "image/gif");
+      expect((await fetchRaw(json.avatar_url)).status).toBe(200);
+      expect((await upload(u.access_token, jpeg(4, 4), "image/jpeg")).status).toBe(200);
+      for (const spy of spies) expect(spy).toHaveBeenCalled();
+    } finally {
+      for (const spy of spies) spy.mockRestore();
+    }
   });
 });

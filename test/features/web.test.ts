@@ -307,6 +307,30 @@ describe("admin console", () => {
     expect(self.status).toBe(409);
     expect(self.text).toContain("You cannot remove your own staff flag");
   });
+
+  it("disabling an account from the console purges its avatar from the edge cache", async () => {
+    const { user, b } = await signedInBrowser();
+    await env.DB.prepare("UPDATE users SET is_staff = 1 WHERE id = ?").bind(user.id).run();
+    const member = await h.signedInUser();
+    // A 1×1 GIF.
+    const gif = Uint8Array.from([
+      0x47, 0x49, 0x46, 0x38, 0x39, 0x61, 1, 0, 1, 0, 0x80, 0, 0, 0xff, 0xff, 0xff, 0, 0, 0, 0x2c, 0, 0, 0, 0, 1, 0, 1, 0, 0, 2, 2, 0x44, 1,
+      0, 0x3b,
+    ]);
+    const uploaded = await h.call("PUT", "/api/v1/me/avatar", undefined, {
+      token: member.access_token,
+      raw: gif,
+      headers: { "content-type": "image/gif" },
+    });
+    expect(uploaded.status, uploaded.text).toBe(200);
+    const url: string = uploaded.json.avatar_url;
+    expect((await h.call("GET", url)).status).toBe(200);
+    expect(await caches.default.match(`${BASE}${url}`)).toBeTruthy();
+    const res = await b.submit(`/admin/users/${member.id}`, `/admin/users/${member.id}/flags`, { field: "is_active", value: "false" });
+    expect(res.status).toBe(303);
+    expect(await caches.default.match(`${BASE}${url}`)).toBeUndefined();
+    expect((await h.call("GET", url)).status).toBe(404);
+  });
 });
 
 it("has a sentence for every error code", () => {

@@ -9,6 +9,7 @@ import { pageRequest, toPage } from "../../lib/pagination";
 import { normalizeIdentifier } from "../../lib/text";
 import type { User } from "../../store";
 import { userView } from "../auth/auth.service";
+import { purgeAvatarCopies } from "../profiles/avatar.service";
 import type { AdminUserView, UserFlagsPatch } from "./admin.schemas";
 
 /** What staff see of an account: the public view plus bookkeeping. */
@@ -77,6 +78,8 @@ export async function updateUserFlags(deps: Deps, actor: User, id: string, patch
       nowMs: now,
     },
   );
+  // A disabled or unverified account leaves public view: its cached avatar must stop answering.
+  if (newValues.is_active === false || newValues.email_verified === false) await purgeAvatarCopies(deps, id);
   return getUser(deps, id);
 }
 

@@ -14,7 +14,7 @@ import { assertIdentifiersFree, assertPasswordPolicy, rethrowUniqueViolation, us
 import { reauthenticate } from "../auth/password-check";
 import { hashPassword, hasUsablePassword } from "../auth/password-hash";
 import { assertSpent, checkCode, enqueueMail, invalidCode, newCode, recordFailure } from "../otp/otp.service";
-import { deleteAllAvatarObjects } from "../profiles/avatar.storage";
+import { deleteAllAvatars } from "../profiles/avatar.service";
 import { profileView } from "../profiles/profiles.service";
 
 /** The account as its owner sees it: the public user fields, the pending address, and the profile. */
@@ -144,11 +144,11 @@ export async function changePassword(
 /**
  * Deletes the account. One statement removes the user row; foreign keys cascade to tokens,
  * codes, profile, statuses and activity in the same transaction. The avatar objects in R2 go
- * afterwards: if that fails they are orphans under a dead user's prefix (logged), never a live
- * profile pointing at a missing image.
+ * afterwards, with their edge-cache copies: if that fails they are orphans under a dead user's
+ * prefix (logged), never a live profile pointing at a missing image.
  */
 export async function deleteMe(deps: Deps, user: User, currentPassword: string): Promise<void> {
   const release = await reauthenticate(deps, user, currentPassword);
   await deps.users.delete(user.id, release);
-  await deleteAllAvatarObjects(deps.avatars, user.id);
+  await deleteAllAvatars(deps, user.id);
 }

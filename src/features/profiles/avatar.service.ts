@@ -4,14 +4,19 @@
  * at it in one D1 batch with the activity entry (a failure deletes the new object), and only then
  * is the replaced object deleted. The batch also reads the key it replaces, inside the same
  * transaction, so two concurrent uploads each delete exactly the object they displaced.
+ *
+ * Reads of the current versioned URL are answered from the edge cache when it has a copy
+ * (avatar.cache.ts); every change that makes a cached URL wrong — a replace, a delete, the account
+ * disabled, unverified or deleted — purges the copy it can name.
  */
 import type { Deps } from "../../deps";
 import { randomId, toHex } from "../../lib/crypto";
 import { discardRest } from "../../lib/drain";
 import { AppError, fieldError, loggableError } from "../../lib/errors";
 import type { User } from "../../store";
+import type { CachedAvatar } from "./avatar.cache";
 import { AVATAR_MAX_BYTES, type ImageInfo, inspectImage } from "./avatar.image";
-import { avatarPrefix, avatarUrl, avatarVersion } from "./avatar.storage";
+import { avatarPrefix, avatarUrl, avatarVersion, deleteAllAvatarObjects } from "./avatar.storage";
 import { loadOwnProfile } from "./profiles.service";
 
 /** Room for a form's boundary lines and part headers around the file (an HTML form sends ~300 bytes). */
@@ -134,7 +139,10 @@ export async function uploadAvatar(deps: Deps, user: User, bytes: Uint8Array): P
     await deleteObject(avatars, key, "orphaned");
     throw new AppError("service_unavailable", "The avatar could not be saved; your profile is unchanged.");
   }
-  if (replacedKey && replacedKey !== key) await deleteObject(avatars, replacedKey, "replaced");
+  if (replacedKey && replacedKey !== key) {
+    await deps.avatarCache.purge(user.id, avatarVersion(replacedKey));
+    await deleteObject(avatars, replacedKey, "replaced");
+  }
   return { avatar_url: avatarUrl(user.id, key) as string };
 }
 
@@ -145,7 +153,28 @@ export async function deleteAvatar(deps: Deps, user: User): Promise<void> {
   if (!profile.avatarKey) return;
   const now = clock.now();
   const removedKey = await deps.profiles.setAvatar(user.id, null, now, { userId: user.id, type: "avatar_deleted", nowMs: now, meta });
-  if (removedKey) await deleteObject(avatars, removedKey, "deleted");
+  if (removedKey) {
+    await deps.avatarCache.purge(user.id, avatarVersion(removedKey));
+    await deleteObject(avatars, removedKey, "deleted");
+  }
+}
+
+/**
+ * Purges the edge-cache copy of a user's current avatar, for a change that takes the account out
+ * of public view (disabled or unverified by staff). One profile read, on that rare path only.
+ */
+export async function purgeAvatarCopies(deps: Pick<Deps, "profiles" | "avatarCache">, userId: string): Promise<void> {
+  const profile = await deps.profiles.byUser(userId);
+  if (profile?.avatarKey) await deps.avatarCache.purge(userId, avatarVersion(profile.avatarKey));
+}
+
+/**
+ * Account deletion: removes every avatar object of the user and purges the edge-cache copy of
+ * each (the current one and any left behind). Failures are logged, not thrown.
+ */
+export async function deleteAllAvatars(deps: Pick<Deps, "avatars" | "avatarCache">, userId: string): Promise<void> {
+  const keys = await deleteAllAvatarObjects(deps.avatars, userId);
+  await Promise.all(keys.map((key) => deps.avatarCache.purge(userId, avatarVersion(key))));
 }
 
 export type AvatarRead =
@@ -158,28 +187,46 @@ function matchesEtag(ifNoneMatch: string, etag: string): boolean {
   return ifNoneMatch.split(",").some((tag) => tag.trim() === "*" || strip(tag) === strip(etag));
 }
 
+/** A read answered from the edge cache's copy: only the current version is ever stored. */
+function fromCopy(copy: CachedAvatar, ifNoneMatch: string | undefined): AvatarRead {
+  if (ifNoneMatch && matchesEtag(ifNoneMatch, copy.etag)) {
+    copy.body.cancel().catch(() => {}); // the bytes are not needed
+    return { status: 304, etag: copy.etag, current: true };
+  }
+  return { status: 200, etag: copy.etag, current: true, contentType: copy.contentType, body: copy.body, size: copy.size };
+}
+
 /**
  * Opens a user's avatar for the public URL. `current` says whether the requested version is
  * the current one (only that URL may be cached as immutable). 404 when the account is not public
  * or has no avatar.
+ *
+ * A versioned request is first looked up in the edge cache (no D1, no R2 on a hit). On a miss,
+ * a 200 for the current version of a public account is stored there as it streams out; nothing
+ * else is (not an old or missing version, not a 304, not a 404).
  */
 export async function openAvatar(
-  deps: Pick<Deps, "profiles" | "avatars">,
+  deps: Pick<Deps, "profiles" | "avatars" | "avatarCache">,
   userId: string,
   request: { version?: string; ifNoneMatch?: string },
 ): Promise<AvatarRead> {
+  const { version } = request;
+  if (version) {
+    const copy = await deps.avatarCache.get(userId, version);
+    if (copy) return fromCopy(copy, request.ifNoneMatch);
+  }
   const row = await deps.profiles.publicAvatar(userId);
   if (!row?.key || !row.etag) throw new AppError("not_found", "This profile has no avatar.");
-  const current = request.version === avatarVersion(row.key);
+  const current = version === avatarVersion(row.key);
   if (request.ifNoneMatch && matchesEtag(request.ifNoneMatch, row.etag)) return { status: 304, etag: row.etag, current };
   const object = await deps.avatars.get(row.key);
   if (!object) throw new AppError("not_found", "This profile has no avatar.");
-  return {
-    status: 200,
-    etag: object.httpEtag,
-    current,
-    contentType: object.httpMetadata?.contentType ?? row.contentType ?? "application/octet-stream",
-    body: object.body,
-    size: object.size,
-  };
+  const contentType = object.httpMetadata?.contentType ?? row.contentType ?? "application/octet-stream";
+  let body = object.body;
+  if (current && version) {
+    const [forClient, forCache] = object.body.tee();
+    body = forClient;
+    await deps.avatarCache.put(userId, version, { etag: object.httpEtag, contentType, size: object.size, body: forCache });
+  }
+  return { status: 200, etag: object.httpEtag, current, contentType, body, size: object.size };
 }

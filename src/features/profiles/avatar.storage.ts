@@ -5,18 +5,25 @@ export function avatarPrefix(userId: string): string {
   return `avatars/${userId}/`;
 }
 
-/** Removes every avatar object of a user (account deletion). Failures are logged, not thrown. */
-export async function deleteAllAvatarObjects(bucket: R2Bucket, userId: string): Promise<void> {
+/**
+ * Removes every avatar object of a user (account deletion) and returns the keys it removed.
+ * Failures are logged, not thrown.
+ */
+export async function deleteAllAvatarObjects(bucket: R2Bucket, userId: string): Promise<string[]> {
+  const removed: string[] = [];
   try {
     let cursor: string | undefined;
     do {
       const page = await bucket.list({ prefix: avatarPrefix(userId), cursor });
-      if (page.objects.length > 0) await bucket.delete(page.objects.map((o) => o.key));
+      const keys = page.objects.map((o) => o.key);
+      if (keys.length > 0) await bucket.delete(keys);
+      removed.push(...keys);
       cursor = page.truncated ? page.cursor : undefined;
     } while (cursor);
   } catch (error) {
     console.error(`[avatars] could not delete avatar objects of deleted user ${userId}`, error);
   }
+  return removed;
 }
 
 /** Public URLs are served by the worker itself (`GET {API_BASE}/profiles/{id}/avatar`). */
@@ -29,7 +36,12 @@ export function avatarVersion(key: string): string {
   return dot === -1 ? name : name.slice(0, dot);
 }
 
+/** The path and query of one version of a user's avatar (also its edge-cache key, after the origin). */
+export function avatarPath(userId: string, version: string): string {
+  return `${AVATAR_URL_BASE}/${encodeURIComponent(userId)}/avatar?v=${encodeURIComponent(version)}`;
+}
+
 /** The avatar's public, cacheable URL, or null when there is none. */
 export function avatarUrl(userId: string, key: string | null): string | null {
-  return key ? `${AVATAR_URL_BASE}/${encodeURIComponent(userId)}/avatar?v=${encodeURIComponent(avatarVersion(key))}` : null;
+  return key ? avatarPath(userId, avatarVersion(key)) : null;
 }
