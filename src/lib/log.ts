@@ -54,8 +54,22 @@ export function log(level: LogLevel, event: string, fields: LogFields = {}): voi
  */
 const USER_REF_LABEL = "log-user-ref:v1";
 
+/**
+ * Recent refs, per isolate: an isolate serves the same users again and again, and an HMAC per
+ * logged request was measurable CPU on the hot endpoints. Bounded, and dropped whole when full.
+ */
+const recentRefs = new Map<string, string>();
+const RECENT_REFS_MAX = 1000;
+
 /** A stable, non-reversible reference to a user for logs: HMAC-SHA256(OTP_SECRET, label + id), 16 hex characters. */
 export async function userRef(secret: string | undefined, userId: string): Promise<string | undefined> {
   if (!secret) return undefined;
-  return (await hmacSha256Hex(secret, `${USER_REF_LABEL}:${userId}`)).slice(0, 16);
+  const cacheKey = `${secret}\n${userId}`;
+  let ref = recentRefs.get(cacheKey);
+  if (ref === undefined) {
+    ref = (await hmacSha256Hex(secret, `${USER_REF_LABEL}:${userId}`)).slice(0, 16);
+    if (recentRefs.size >= RECENT_REFS_MAX) recentRefs.clear();
+    recentRefs.set(cacheKey, ref);
+  }
+  return ref;
 }

@@ -20,6 +20,8 @@ export interface RegisteredDefinition {
 }
 
 export interface RouteTable {
+  /** Whether `method` is one `path` answers: one test per request, where `allowed` tests every route. */
+  answers(method: string, path: string): boolean;
   /** The methods `path` answers (HEAD wherever GET is), sorted; empty for an unknown path. */
   allowed(path: string): string[];
   /** Whether `method` on `path` declares a required JSON body. */
@@ -55,12 +57,21 @@ export function RouteTable(routes: readonly RegisteredRoute[], definitions: read
     // Hono answers HEAD with the GET handler (the body dropped).
     if (route.method.toUpperCase() === "GET") entry.methods.add("HEAD");
   }
+  // Per method, one regex of every path it answers.
+  const byMethod = new Map<string, RegExp>();
+  for (const method of new Set([...methods.values()].flatMap((entry) => [...entry.methods]))) {
+    const sources = [...methods].filter(([, entry]) => entry.methods.has(method)).map(([source]) => `(?:${source})`);
+    byMethod.set(method, new RegExp(sources.join("|")));
+  }
   const withBody = definitions.flatMap((def) => {
     const body = def.type === "route" ? def.route?.request?.body : undefined;
     if (!def.route || !body?.required || !body.content?.["application/json"]) return [];
     return [{ method: def.route.method.toUpperCase(), regex: new RegExp(pathPattern(def.route.path)) }];
   });
   return {
+    answers(method, path) {
+      return byMethod.get(method)?.test(path) ?? false;
+    },
     allowed(path) {
       const found = new Set<string>();
       for (const entry of methods.values()) if (entry.regex.test(path)) for (const m of entry.methods) found.add(m);
@@ -81,7 +92,7 @@ export function RouteTable(routes: readonly RegisteredRoute[], definitions: read
 export function methodNotAllowed(table: () => RouteTable): MiddlewareHandler {
   return async function methodNotAllowed(c, next) {
     const method = c.req.method.toUpperCase();
-    if (method === "OPTIONS") return next();
+    if (method === "OPTIONS" || table().answers(method, c.req.path)) return next();
     const allowed = table().allowed(c.req.path);
     if (allowed.length === 0 || allowed.includes(method)) return next();
     const allow = allowed.join(", ");
