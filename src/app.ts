@@ -2,7 +2,6 @@
  * Builds the Latchkey app: middleware, the error model, and every feature's routes. `createApp`
  * takes the clock (and config cache timing) so tests drive the same app with a movable clock.
  */
-import { cors } from "hono/cors";
 import { HTTPException } from "hono/http-exception";
 import { ConfigCache } from "./config/config.service";
 import { activityRoutes } from "./features/activity/activity.routes";
@@ -24,35 +23,18 @@ import { createRouter } from "./lib/openapi";
 import { API_BASE } from "./lib/paths";
 import { jsonBody } from "./middleware/body";
 import { requestContext } from "./middleware/context";
+import { crossOrigin } from "./middleware/cors";
 import { requireSetup, setupError } from "./middleware/readiness";
 import { requestId } from "./middleware/request-id";
 import { answeringRoute, requestLog } from "./middleware/request-log";
 import { methodNotAllowed, RouteTable } from "./middleware/routes";
 import { securityHeaders } from "./middleware/security-headers";
-import { BOOKMARK_HEADER } from "./store";
 import { webRoutes } from "./web/web.routes";
 
 export { API_BASE } from "./lib/paths";
 
 /** Routes whose request body is not JSON (they enforce their own type and size limits). */
 const NON_JSON_ROUTES = new Set<string>([`${API_BASE}/me/avatar`]);
-
-/** CORS_ORIGINS parsed once per isolate (per distinct value), not on every request. */
-const originSets = new Map<string, Set<string>>();
-function allowedOrigins(list: string | undefined): Set<string> {
-  const key = list ?? "";
-  let set = originSets.get(key);
-  if (!set) {
-    set = new Set(
-      key
-        .split(",")
-        .map((o) => o.trim())
-        .filter(Boolean),
-    );
-    originSets.set(key, set);
-  }
-  return set;
-}
 
 function toAppError(error: unknown): AppError {
   if (error instanceof AppError) return error;
@@ -81,16 +63,7 @@ export function createApp(options: { clock?: Clock; configCacheMs?: number } = {
   app.use(requestLog({ clock }));
   app.use(requestId());
   app.use(securityHeaders());
-  app.use(
-    cors({
-      // Only listed origins are reflected; "null" and unlisted origins get no CORS headers.
-      origin: (origin, c) => (origin && origin !== "null" && allowedOrigins(c.env.CORS_ORIGINS).has(origin) ? origin : null),
-      allowHeaders: ["Authorization", "Content-Type", "X-Request-Id", BOOKMARK_HEADER],
-      exposeHeaders: ["X-Request-Id", BOOKMARK_HEADER],
-      allowMethods: ["GET", "POST", "PUT", "PATCH", "DELETE"],
-      maxAge: 600,
-    }),
-  );
+  app.use(crossOrigin());
   app.use(requestContext({ clock, config }));
   app.use(`${DEV_PATH_PREFIX}/*`, devOnly());
   app.use(methodNotAllowed(routeTable));

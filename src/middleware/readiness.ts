@@ -66,7 +66,10 @@ const checkedSecrets = new WeakMap<object, Promise<string[]>>();
  * created every table; other routes learn that lazily, from `setupError`, at no cost per request.
  */
 export function requireSetup(options: { database?: boolean } = {}): MiddlewareHandler<AppEnv> {
+  // Envs found set up: later requests pass without awaiting anything (the checks, once passed, stay passed).
+  const ready = new WeakSet<object>();
   return async function requireSetup(c, next) {
+    if (ready.has(c.env)) return next();
     let check = checkedSecrets.get(c.env);
     if (!check) {
       check = secretProblems(c.env);
@@ -78,7 +81,10 @@ export function requireSetup(options: { database?: boolean } = {}): MiddlewareHa
       const missing = await c.var.deps.setup.missingTables();
       if (missing.length > 0) problems.push(`the D1 database lacks tables (${missing.join(", ")}): ${MIGRATE}`);
     }
-    if (problems.length === 0) return next();
+    if (problems.length === 0) {
+      ready.add(c.env);
+      return next();
+    }
     for (const line of problems) logOnce(line);
     throw new NotSetUpError();
   };

@@ -91,6 +91,17 @@ describe("CORS", () => {
     expect(other.headers.get("access-control-allow-origin")).toBe("https://admin.example");
   });
 
+  it("says Vary: Origin with and without an Origin header, and sends CORS headers only to a listed origin", async () => {
+    const listed = await h.call("GET", "/health", undefined, { env: corsEnv, headers: { origin: "https://app.example" } });
+    expect(listed.headers.get("vary")).toContain("Origin");
+    expect(listed.headers.get("access-control-expose-headers")).toContain("X-Request-Id");
+    // A shared cache must not hand an answer without CORS headers to a cross-origin caller.
+    const plain = await h.call("GET", "/health", undefined, { env: corsEnv });
+    expect(plain.headers.get("vary")).toContain("Origin");
+    expect(plain.headers.get("access-control-allow-origin")).toBeNull();
+    expect(plain.headers.get("access-control-expose-headers")).toBeNull();
+  });
+
   it("answers a preflight from a listed origin", async () => {
     const res = await h.call("OPTIONS", LOGIN, undefined, {
       env: corsEnv,
