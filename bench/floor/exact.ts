@@ -55,6 +55,29 @@ const PUBLIC_AVATAR = `select "profiles"."avatar_key", "profiles"."avatar_etag",
 const session = (env: ExactEnv, start: "first-primary" | "first-unconstrained") => env.DB.withSession(start);
 const ip = (request: Request) => request.headers.get("cf-connecting-ip") ?? "";
 
+/** A new refresh token's columns, in TOKEN_COLUMNS order. */
+async function tokenColumns(
+  request: Request,
+  signer: Signer,
+  t: { userId: string; familyId: string; familyCreatedAt: number; parentId: string | null; token: string; now: number },
+) {
+  const hash = await signer.sha256Hex(t.token);
+  return [
+    signer.randomToken(16),
+    t.userId,
+    t.familyId,
+    t.familyCreatedAt,
+    t.parentId,
+    hash,
+    t.now,
+    t.now + REFRESH_TTL_MS,
+    null,
+    null,
+    request.headers.get("user-agent"),
+    ip(request),
+  ];
+}
+
 async function me(request: Request, env: ExactEnv, signer: Signer): Promise<Response> {
   const token = (request.headers.get("authorization") ?? "").slice("Bearer ".length);
   let sub: string;
@@ -90,18 +113,14 @@ async function refresh(request: Request, env: ExactEnv, signer: Signer): Promise
     db
       .prepare(INSERT_WHILE_PARENT_LIVE)
       .bind(
-        signer.randomToken(16),
-        row.user_id,
-        row.family_id,
-        row.family_created_at,
-        row.id,
-        await signer.sha256Hex(next),
-        now,
-        now + REFRESH_TTL_MS,
-        null,
-        null,
-        request.headers.get("user-agent"),
-        ip(request),
+        ...(await tokenColumns(request, signer, {
+          userId: row.user_id,
+          familyId: row.family_id,
+          familyCreatedAt: row.family_created_at,
+          parentId: row.id,
+          token: next,
+          now,
+        })),
         row.id,
       ),
     db.prepare(REVOKE_ROTATED).bind(now, row.id),
@@ -130,18 +149,14 @@ async function login(request: Request, env: ExactEnv, signer: Signer): Promise<R
     db
       .prepare(INSERT_TOKEN)
       .bind(
-        signer.randomToken(16),
-        user.id,
-        familyId,
-        now,
-        null,
-        await signer.sha256Hex(refreshToken),
-        now,
-        now + REFRESH_TTL_MS,
-        null,
-        null,
-        request.headers.get("user-agent"),
-        ip(request),
+        ...(await tokenColumns(request, signer, {
+          userId: user.id,
+          familyId,
+          familyCreatedAt: now,
+          parentId: null,
+          token: refreshToken,
+          now,
+        })),
       ),
     db.prepare(CLEAR_COUNTER).bind(`loginFailuresPerAccount:${user.id}`),
     db.prepare(REFUND_HIT).bind(`loginFailuresPerIp:${ip(request)}`, 0),
