@@ -110,19 +110,17 @@ async function refresh(request: Request, env: ExactEnv, signer: Signer): Promise
   if (!row) return json({ error: "invalid_refresh_token" }, 401);
   const next = signer.randomToken(32);
   const [, revoked] = await db.batch([
-    db
-      .prepare(INSERT_WHILE_PARENT_LIVE)
-      .bind(
-        ...(await tokenColumns(request, signer, {
-          userId: row.user_id,
-          familyId: row.family_id,
-          familyCreatedAt: row.family_created_at,
-          parentId: row.id,
-          token: next,
-          now,
-        })),
-        row.id,
-      ),
+    db.prepare(INSERT_WHILE_PARENT_LIVE).bind(
+      ...(await tokenColumns(request, signer, {
+        userId: row.user_id,
+        familyId: row.family_id,
+        familyCreatedAt: row.family_created_at,
+        parentId: row.id,
+        token: next,
+        now,
+      })),
+      row.id,
+    ),
     db.prepare(REVOKE_ROTATED).bind(now, row.id),
   ]);
   if (revoked?.results.length !== 1) return json({ error: "invalid_refresh_token" }, 401);
@@ -146,18 +144,16 @@ async function login(request: Request, env: ExactEnv, signer: Signer): Promise<R
   const refreshToken = signer.randomToken(32);
   const familyId = signer.randomToken(16);
   await db.batch([
-    db
-      .prepare(INSERT_TOKEN)
-      .bind(
-        ...(await tokenColumns(request, signer, {
-          userId: user.id,
-          familyId,
-          familyCreatedAt: now,
-          parentId: null,
-          token: refreshToken,
-          now,
-        })),
-      ),
+    db.prepare(INSERT_TOKEN).bind(
+      ...(await tokenColumns(request, signer, {
+        userId: user.id,
+        familyId,
+        familyCreatedAt: now,
+        parentId: null,
+        token: refreshToken,
+        now,
+      })),
+    ),
     db.prepare(CLEAR_COUNTER).bind(`loginFailuresPerAccount:${user.id}`),
     db.prepare(REFUND_HIT).bind(`loginFailuresPerIp:${ip(request)}`, 0),
     db
