@@ -151,8 +151,8 @@ const placeholders = new Proxy({} as Record<string, Placeholder>, { get: (_, nam
  * The SQL of a hot statement, built once per isolate instead of once per request.
  *
  * Drizzle builds a query's SQL text from its builder on every execution, and that costs more
- * than the rest of a request's JavaScript: about 120 µs for `/me`'s one statement, measured
- * (bench, README "Performance"), against about 6 µs for binding a finished template. D1 sessions
+ * than the rest of a request's JavaScript: about 120 µs for `/me`'s one statement, measured in
+ * V8 (README, "Performance"), against about 6 µs for binding a finished template. D1 sessions
  * are per request (replica.ts), so Drizzle's own `.prepare()`, which binds to one client, cannot
  * be kept across requests; the SQL and its result mapping can. `build` runs once, with a
  * placeholder (`p.name`) for every per-request value; each call then hands the template with the
