@@ -75,10 +75,19 @@ export async function wrangler(args) {
 }
 
 function wranglerOnce(args) {
+  return spawnWrangler(WRANGLER, args, { shown: args.slice(0, 3) });
+}
+
+/**
+ * Runs a wrangler entry point (`entry`: wrangler's own bin, or scripts/wrangler.mjs) with `args`,
+ * non-interactively: CI=true, so no command waits on a prompt the operator cannot see. Resolves
+ * with stdout; `input` goes to stdin (secret values, never on a command line). Rejects with a
+ * CliError naming the command by `shown` and carrying stderr.
+ */
+export function spawnWrangler(entry, args, { input, shown = args } = {}) {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [WRANGLER, ...args], {
-      stdio: ["ignore", "pipe", "pipe"],
-      // Non-interactive: never wait on a prompt the operator cannot see.
+    const child = spawn(process.execPath, [entry, ...args], {
+      stdio: [input === undefined ? "ignore" : "pipe", "pipe", "pipe"],
       env: { ...offlineEnv(), CI: "true" },
     });
     let stdout = "";
@@ -89,10 +98,11 @@ function wranglerOnce(args) {
     child.stderr.on("data", (chunk) => {
       stderr += chunk;
     });
+    if (input !== undefined) child.stdin.end(input);
     child.on("error", reject);
     child.on("close", (code) => {
       if (code === 0) resolve(stdout);
-      else reject(new CliError(`wrangler ${args.slice(0, 3).join(" ")} failed:\n${(stderr || stdout).trim()}`));
+      else reject(new CliError(`wrangler ${shown.join(" ")} failed:\n${(stderr || stdout).trim()}`));
     });
   });
 }

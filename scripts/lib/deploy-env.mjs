@@ -2,13 +2,11 @@
 // declares, how to read wrangler's `list` outputs, and the wrangler runner. The runner is a
 // parameter of both scripts so their tests can answer the `list` commands with canned outputs and
 // assert the exact command sequence, with no account and no network.
-import { spawn } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { experimental_readRawConfig } from "wrangler";
-import { CliError } from "./cli.mjs";
-import { offlineEnv } from "./offline.mjs";
+import { CliError, spawnWrangler } from "./cli.mjs";
 
 const WRANGLER_WRAPPER = join(dirname(fileURLToPath(import.meta.url)), "..", "wrangler.mjs");
 
@@ -18,32 +16,9 @@ export const DEPLOY_ENVS = ["staging", "production"];
 /** An id still as wrangler.toml ships it: all zeros (with or without a UUID's dashes). */
 export const isPlaceholderId = (id) => typeof id !== "string" || /^[0-]+$/.test(id);
 
-/**
- * Runs `wrangler <args>` through scripts/wrangler.mjs (the offline defaults; CI=true so no command
- * waits on a prompt nobody sees). Resolves with stdout; `input` goes to stdin (secret values, so
- * they never appear in a command line or a terminal). Rejects with a CliError carrying stderr.
- */
+/** Runs `wrangler <args>` through scripts/wrangler.mjs (the offline defaults); see `spawnWrangler`. */
 export function wranglerRunner(args, { input } = {}) {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [WRANGLER_WRAPPER, ...args], {
-      stdio: [input === undefined ? "ignore" : "pipe", "pipe", "pipe"],
-      env: { ...offlineEnv(), CI: "true" },
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (chunk) => {
-      stdout += chunk;
-    });
-    child.stderr.on("data", (chunk) => {
-      stderr += chunk;
-    });
-    if (input !== undefined) child.stdin.end(input);
-    child.on("error", reject);
-    child.on("close", (code) => {
-      if (code === 0) resolve(stdout);
-      else reject(new CliError(`wrangler ${args.join(" ")} failed:\n${(stderr || stdout).trim()}`));
-    });
-  });
+  return spawnWrangler(WRANGLER_WRAPPER, args, { input });
 }
 
 /** `--config <path>` for the commands that read the config, unless it is the default. */

@@ -69,8 +69,10 @@ describe("offline by default", () => {
     expect(runsWrangler.length).toBeGreaterThanOrEqual(4);
     for (const file of runsWrangler) {
       const text = read(file);
+      // spawnWrangler (scripts/lib/cli.mjs, itself checked here) passes offlineEnv() to every run.
       const offline =
-        /offlineEnv\(/.test(text) || (/WRANGLER_SEND_METRICS: "false"/.test(text) && /CLOUDFLARE_CF_FETCH_ENABLED: "false"/.test(text));
+        /offlineEnv\(|spawnWrangler\(/.test(text) ||
+        (/WRANGLER_SEND_METRICS: "false"/.test(text) && /CLOUDFLARE_CF_FETCH_ENABLED: "false"/.test(text));
       expect(offline, file).toBe(true);
     }
   });
