@@ -6,25 +6,12 @@
 import { env } from "cloudflare:test";
 import { createApp } from "../src/app";
 import { FixedClock } from "../src/lib/clock";
+import { uniqueId } from "./ids";
 
 export const BASE = "http://latchkey.test";
-let counter = 0;
-/**
- * Ids are written without the letters and digits of the tests' standard password
- * ("Tr0ub4dor&3-horse"): with base36 ids an email could, now and then, come out "too similar"
- * to it under the password policy and fail a registration at random.
- */
-const ID_ALPHABET = "125678acfgijklmnpqvwxyz9";
-function encodeId(n: number): string {
-  let out = "";
-  do {
-    out = ID_ALPHABET[n % ID_ALPHABET.length] + out;
-    n = Math.floor(n / ID_ALPHABET.length);
-  } while (n > 0);
-  return out;
-}
-export const unique = (prefix = "u") =>
-  `${prefix}${encodeId(Date.now())}${encodeId(counter++)}${encodeId(Math.floor(Math.random() * ID_ALPHABET.length ** 4)).padStart(4, ID_ALPHABET[0])}`;
+/** The password the factories register with; ids are written without its characters (test/ids.ts). */
+export const STANDARD_PASSWORD = "Tr0ub4dor&3-horse";
+export const unique = (prefix = "u") => `${prefix}${uniqueId(STANDARD_PASSWORD)}`;
 
 export interface CallOptions {
   token?: string;
@@ -64,7 +51,7 @@ export function harness(options: { configCacheMs?: number; start?: number } = {}
 
   async function registerVerified(overrides: { email?: string; username?: string; password?: string } = {}) {
     const email = overrides.email ?? `${unique("user")}@example.com`;
-    const password = overrides.password ?? "Tr0ub4dor&3-horse";
+    const password = overrides.password ?? STANDARD_PASSWORD;
     const username = overrides.username ?? unique("n");
     const res = await call("POST", "/api/v1/auth/register", { email, password, username });
     if (res.status !== 201) throw new Error(`register failed: ${res.status} ${res.text}`);

@@ -9,15 +9,18 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
+import { uniqueId } from "../ids";
 import { API, call, codeFromInbox, codeFromLog, curl, meProfile, meUser, pngImage, ROOT_DIR, sent, server } from "./client";
 
 const exec = promisify(execFile);
 const JSON_TYPE = ["-H", "content-type: application/json"];
 const bearer = (token: string) => ["-H", `authorization: Bearer ${token}`];
-const run = Date.now().toString(36);
-const alice = { email: `alice-${run}@example.com`, username: `alice-${run}`, password: "analytical-engine-1843" };
-const bob = { email: `bob-${run}@example.com`, username: `bob-${run}`, password: "difference-engine-1822" };
-const ops = { email: `ops-${run}@example.com`, password: "pale-blue-dot-1990" };
+const PASSWORDS = { alice: "analytical-engine-1843", bob: "difference-engine-1822", ops: "pale-blue-dot-1990" };
+// Also the passwords Bob and Alice change to below.
+const run = uniqueId(...Object.values(PASSWORDS), "difference-engine-1833", "analytical-engine-1852");
+const alice = { email: `alice-${run}@example.com`, username: `alice-${run}`, password: PASSWORDS.alice };
+const bob = { email: `bob-${run}@example.com`, username: `bob-${run}`, password: PASSWORDS.bob };
+const ops = { email: `ops-${run}@example.com`, password: PASSWORDS.ops };
 
 /** State the steps hand on. */
 const s = {

@@ -8,6 +8,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { uniqueId } from "../ids";
 import { type DevServer, postJson, signedInUser, startDevServer } from "./dev-server";
 import { type HranaShim, startHranaShim } from "./hrana-shim";
 
@@ -37,8 +38,8 @@ describe("the worker on libSQL", () => {
   const count = (sql: string, ...params: unknown[]) => (shim.db.prepare(sql).get(...params) as { n: number }).n;
 
   it("registers, verifies, signs in, reads /me and rotates (one winner among concurrent rotations), all stored in libSQL", async () => {
-    const email = `libsql-${Date.now()}@example.com`;
     const password = "Tr0ub4dor&3-horse";
+    const email = `libsql-${uniqueId(password)}@example.com`;
     const { accessToken, refreshToken } = await signedInUser(server, email, password);
     expect(count("SELECT COUNT(*) AS n FROM users WHERE email = ? AND email_verified = 1", email)).toBe(1);
     expect(count("SELECT COUNT(*) AS n FROM profiles p JOIN users u ON u.id = p.user_id WHERE u.email = ?", email)).toBe(1);

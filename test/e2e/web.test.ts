@@ -12,18 +12,27 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import type { Browser, BrowserContext, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { uniqueId } from "../ids";
 import { launchBrowser, SCREENSHOT_DIR } from "./browser";
 import { API, pngImage, ROOT_DIR, server } from "./client";
 
 const exec = promisify(execFile);
 const axeSource = readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
 
-const run = Date.now().toString(36);
-const alice = { username: `alice${run}`, email: `alice-${run}@example.com`, password: "lantern-orchid-4417" };
-const staff = { email: `staff-${run}@example.com`, password: "quarry-meadow-8802" };
+const PASSWORDS = {
+  alice: "lantern-orchid-4417",
+  staff: "quarry-meadow-8802",
+  bob: "walrus-carpenter-3141",
+  carol: "dormouse-treacle-2718",
+  carolAfterReset: "hatter-teacup-5530",
+  dave: "gryphon-mock-turtle-77",
+};
+const run = uniqueId(...Object.values(PASSWORDS));
+const alice = { username: `alice${run}`, email: `alice-${run}@example.com`, password: PASSWORDS.alice };
+const staff = { email: `staff-${run}@example.com`, password: PASSWORDS.staff };
 // Each address gets at most one mail a minute: the code sign-in and the reset use their own accounts.
-const bob = { email: `bob-${run}@example.com`, password: "walrus-carpenter-3141" };
-const carol = { email: `carol-${run}@example.com`, password: "dormouse-treacle-2718" };
+const bob = { email: `bob-${run}@example.com`, password: PASSWORDS.bob };
+const carol = { email: `carol-${run}@example.com`, password: PASSWORDS.carol };
 
 let browser: Browser;
 let context: BrowserContext;
@@ -354,7 +363,7 @@ describe("the website in a real browser", () => {
     await Promise.all([page.waitForURL(/\/password\/reset\?email=/), page.click("button:text('Email me a code')")]);
     await inspect(page, "password-reset");
     const code = await mailedCode(carol.email, "reset_password");
-    carol.password = "hatter-teacup-5530";
+    carol.password = PASSWORDS.carolAfterReset;
     await page.fill("#f-code", code);
     await page.fill("#f-new_password", carol.password);
     await page.fill("#f-new_password_again", carol.password);
@@ -489,7 +498,7 @@ describe("the website in a real browser", () => {
   });
 
   it("lets staff mark an email verified and end every session of an account", async () => {
-    const dave = { email: `dave-${run}@example.com`, password: "gryphon-mock-turtle-77" };
+    const dave = { email: `dave-${run}@example.com`, password: PASSWORDS.dave };
     expect((await api("POST", "/auth/register", dave)).status).toBe(201);
     const staffContext = await browser.newContext();
     const admin = await staffContext.newPage();

@@ -8,7 +8,7 @@ import { describe, expect, it } from "vitest";
 import { REFRESH_RACE_GRACE_MS } from "../../src/features/auth/tokens.service";
 import { ERRORS } from "../../src/lib/errors";
 import { ERROR_SENTENCES } from "../../src/web/web.messages";
-import { BASE, harness } from "../helpers";
+import { BASE, harness, unique } from "../helpers";
 
 const h = harness();
 
@@ -267,7 +267,7 @@ describe("forms", () => {
 
 describe("sign-in pages", () => {
   it("sends an unverified account to /verify, only after the right password", async () => {
-    const email = `unverified-${Date.now()}@example.com`;
+    const email = `${unique("unverified-")}@example.com`;
     const password = "Tr0ub4dor&3-horse";
     expect((await h.call("POST", "/api/v1/auth/register", { email, password })).status).toBe(201);
     const wrong = await browser().submit("/login", "/login", { identifier: email, password: "not-the-password" });

@@ -21,6 +21,7 @@ import { readEnvironment } from "../../scripts/lib/deploy-env.mjs";
 import { generateSigningJwk, randomSecret } from "../../scripts/lib/keys.mjs";
 import { migrationBatches } from "../../scripts/lib/migrations.mjs";
 import { offlineEnv } from "../../scripts/lib/offline.mjs";
+import { uniqueId } from "../ids";
 
 const exec = promisify(execFile);
 const ROOT = join(import.meta.dirname, "../..");
@@ -181,7 +182,7 @@ afterAll(async () => {
 });
 
 describe.sequential("the production bundle in workerd", () => {
-  const email = `smoke-${Date.now().toString(36)}@example.com`;
+  const email = `smoke-${uniqueId(PASSWORD)}@example.com`;
   const tokens = { access: "", refresh: "", rotated: "" };
 
   it("is live and ready, with request ids and CORS for the configured origin", async () => {
@@ -201,7 +202,7 @@ describe.sequential("the production bundle in workerd", () => {
 
   it("registers, and the provider receives the activation mail with its code", async () => {
     const reg = await call("POST", "/api/v1/auth/register", {
-      json: { email, password: PASSWORD, username: `smoke${Date.now().toString(36)}` },
+      json: { email, password: PASSWORD, username: `smoke${uniqueId(PASSWORD)}` },
       headers: { "x-request-id": "smoke-register-1" },
     });
     expect(reg.status, reg.text).toBe(201);
@@ -252,7 +253,7 @@ describe.sequential("the production bundle in workerd", () => {
   });
 
   it("retries a mail the provider refused once: it arrives on the queue's retry", async () => {
-    const second = `smoke-retry-${Date.now().toString(36)}@example.com`;
+    const second = `smoke-retry-${uniqueId(PASSWORD)}@example.com`;
     provider.state.failNext = 1;
     const reg = await call("POST", "/api/v1/auth/register", { json: { email: second, password: PASSWORD } });
     expect(reg.status, reg.text).toBe(201);
