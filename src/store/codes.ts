@@ -16,6 +16,7 @@ import { otpCodes, rateLimits, refreshTokens, users } from "./schema";
 import {
   activityInsert,
   activityInsertSelect,
+  claimAddress,
   clearCounter,
   countHit,
   currentCount,
@@ -243,13 +244,7 @@ export function DrizzleCodeStore(db: Db): CodeStore {
       const now = entry.nowMs;
       // Whoever registered an unverified address may not have owned it (pre-registration
       // hijacking): proving the mailbox ends the password set before and every earlier sign-in.
-      const claim = user.emailVerified
-        ? []
-        : [
-            db.update(users).set({ emailVerified: true, passwordHash: unusablePasswordHash, updatedAt: now }).where(eq(users.id, user.id)),
-            revokeAllForUser(db, user.id, "email_claimed", now),
-            invalidateAccessTokens(db, user.id, now),
-          ];
+      const claim = user.emailVerified ? [] : claimAddress(db, user.id, unusablePasswordHash, now);
       return spend(codeId, entry, [
         ...claim,
         verifiedEntry && activityInsert(db, verifiedEntry),

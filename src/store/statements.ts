@@ -190,6 +190,19 @@ export function revokeAllForUser(db: Db, userId: string, reason: string, nowMs: 
     );
 }
 
+/**
+ * Marks an unverified address as proven by someone other than whoever registered it (a code
+ * sign-in, or staff): whoever registered may not have owned the address (pre-registration
+ * hijacking), so the password set before and every earlier sign-in end with it.
+ */
+export function claimAddress(db: Db, userId: string, unusablePasswordHash: string, nowMs: number) {
+  return [
+    db.update(users).set({ emailVerified: true, passwordHash: unusablePasswordHash, updatedAt: nowMs }).where(eq(users.id, userId)),
+    revokeAllForUser(db, userId, "email_claimed", nowMs),
+    invalidateAccessTokens(db, userId, nowMs),
+  ];
+}
+
 /** Cuts off access tokens already issued to the user (checked when a request authenticates). */
 export function invalidateAccessTokens(db: Db, userId: string, nowMs: number) {
   // iat has whole-second precision: round down so tokens issued later in this second stay valid.

@@ -10,6 +10,7 @@ import {
   activityInsert,
   activityInsertSelect,
   auditInsert,
+  claimAddress,
   countAccountHit,
   countHit,
   countMailToAddress,
@@ -94,8 +95,18 @@ export interface UserStore {
   }): Promise<void>;
   /** Deletes the account and everything it owns (its audit entries as staff keep a null actor), in one transaction. */
   delete(userId: string, release: PasswordCheckRelease | null): Promise<void>;
-  /** Staff change of account flags with its audit entry; disabling also ends every session. */
-  updateFlags(userId: string, flags: UserFlags, nowMs: number, audit: AuditRecord): Promise<void>;
+  /**
+   * Staff change of account flags with its audit entry; disabling also ends every session. With
+   * `claim`, the flags mark an unverified address verified: the password set before and every
+   * sign-in end too (`claimAddress`), with the account's activity entry.
+   */
+  updateFlags(
+    userId: string,
+    flags: UserFlags,
+    nowMs: number,
+    audit: AuditRecord,
+    claim?: { unusablePasswordHash: string; activity: ActivityRecord },
+  ): Promise<void>;
   /** Accounts whose email or username starts with `prefix`, newest first (`limit + 1` rows). */
   search(prefix: string, page: PageQuery): Promise<User[]>;
 }
@@ -239,7 +250,7 @@ export function DrizzleUserStore(db: Db): UserStore {
       ]);
     },
 
-    async updateFlags(userId, flags, nowMs, audit) {
+    async updateFlags(userId, flags, nowMs, audit, claim) {
       const disabling = flags.isActive === false;
       const statements: (Query | false)[] = [
         db
@@ -251,6 +262,7 @@ export function DrizzleUserStore(db: Db): UserStore {
             updatedAt: nowMs,
           })
           .where(eq(users.id, userId)),
+        ...(claim ? [...claimAddress(db, userId, claim.unusablePasswordHash, nowMs), activityInsert(db, claim.activity)] : []),
         disabling && revokeAllForUser(db, userId, "admin", nowMs),
         disabling && invalidateAccessTokens(db, userId, nowMs),
         auditInsert(db, audit),

@@ -509,9 +509,14 @@ describe("the website in a real browser", () => {
     await admin.fill("#f-q", "dave-");
     await Promise.all([admin.waitForURL(/q=dave-/), admin.click("button:text('Search')")]);
     await Promise.all([admin.waitForURL(/\/admin\/users\/[^?]+$/), admin.click(`text=${dave.email}`)]);
+    expect(await admin.locator(".hint").textContent()).toMatch(/ends the password it was registered with/);
     await Promise.all([admin.waitForURL(/\/admin\/users\/[^/]+$/), admin.click("button:text('Mark email verified')")]);
     expect(await admin.locator(".facts").textContent()).toMatch(/Email verifiedYes/);
-    const login = await api("POST", "/auth/login", dave);
+    // Whoever registered the address may not own it: that password no longer signs in; the
+    // mailbox's owner does, with an emailed code.
+    expect((await api("POST", "/auth/login", dave)).status).toBe(401);
+    expect((await api("POST", "/auth/otp", { email: dave.email, purpose: "login" })).status).toBe(202);
+    const login = await api("POST", "/auth/login/otp", { email: dave.email, code: await mailedCode(dave.email, "login") });
     expect(login.status).toBe(200);
     await admin.reload();
     expect(await admin.locator(".facts").textContent()).toMatch(/Active sessions1/);

@@ -381,6 +381,30 @@ describe("PATCH /admin/users/{id}", () => {
     expect((await h.call("GET", `${ADMIN}/config`, undefined, { token: user.access_token })).status).toBe(200);
   });
 
+  it("marking an unverified address verified ends the password whoever registered it set (pre-registration hijacking)", async () => {
+    const admin = await staffUser();
+    // A squatter registers the victim's address; the victim asks staff to confirm it.
+    const email = `${unique("victim")}@example.com`;
+    const squatters = "squatters-own-secret-1";
+    const registered = await h.call("POST", "/api/v1/auth/register", { email, password: squatters });
+    expect(registered.status, registered.text).toBe(201);
+    const id = registered.json.user.id as string;
+
+    const res = await h.call("PATCH", `${ADMIN}/users/${id}`, { email_verified: true }, { token: admin.access_token });
+    expect(res.status, res.text).toBe(200);
+    expect(res.json).toMatchObject({ email_verified: true });
+    expect((await h.call("POST", "/api/v1/auth/login", { email, password: squatters })).status).toBe(401);
+    const activity = await env.DB.prepare("SELECT type, details FROM activity WHERE user_id = ? AND type = 'email_verified'")
+      .bind(id)
+      .all();
+    expect(activity.results).toEqual([{ type: "email_verified", details: JSON.stringify({ method: "admin" }) }]);
+
+    // Changing another flag of a verified account leaves its password alone.
+    const owner = await h.registerVerified();
+    await h.call("PATCH", `${ADMIN}/users/${owner.id}`, { is_staff: true }, { token: admin.access_token });
+    expect((await h.call("POST", "/api/v1/auth/login", { email: owner.email, password: owner.password })).status).toBe(200);
+  });
+
   it("refuses fields other than the three flags, and non-boolean values, with 400", async () => {
     const admin = await staffUser();
     const user = await h.registerVerified();

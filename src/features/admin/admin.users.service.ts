@@ -2,6 +2,7 @@
  * Account management for staff: search, inspect, change the three account flags, end every
  * session. Disabling an account revokes its refresh tokens and cuts off its access tokens in the
  * same D1 batch as the flag change and its audit entry, so a disabled user keeps no way in.
+ * Marking an unverified address verified ends the password set at registration the same way.
  */
 import type { Deps } from "../../deps";
 import { AppError } from "../../lib/errors";
@@ -9,6 +10,7 @@ import { pageRequest, toPage } from "../../lib/pagination";
 import { normalizeIdentifier } from "../../lib/text";
 import type { User } from "../../store";
 import { userView } from "../auth/auth.service";
+import { UNUSABLE_PASSWORD_HASH } from "../auth/password-hash";
 import { purgeAvatarCopies } from "../profiles/avatar.service";
 import type { AdminUserView, UserFlagsPatch } from "./admin.schemas";
 
@@ -65,6 +67,8 @@ export async function updateUserFlags(deps: Deps, actor: User, id: string, patch
 
   const now = clock.now();
   // Disabling also ends every session in the same transaction: a disabled user keeps no way in.
+  // Marking an address verified is proof by someone other than whoever registered it, so, as
+  // after a code sign-in, their password and sign-ins end (README, Security: email ownership).
   await deps.users.updateFlags(
     id,
     { isActive: newValues.is_active, isStaff: newValues.is_staff, emailVerified: newValues.email_verified },
@@ -77,6 +81,12 @@ export async function updateUserFlags(deps: Deps, actor: User, id: string, patch
       newValue: JSON.stringify(newValues),
       nowMs: now,
     },
+    newValues.email_verified === true
+      ? {
+          unusablePasswordHash: UNUSABLE_PASSWORD_HASH,
+          activity: { userId: id, type: "email_verified", nowMs: now, meta: { ip: null, userAgent: null }, details: { method: "admin" } },
+        }
+      : undefined,
   );
   // A disabled or unverified account leaves public view: its cached avatar must stop answering.
   if (newValues.is_active === false || newValues.email_verified === false) await purgeAvatarCopies(deps, id);

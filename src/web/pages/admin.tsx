@@ -280,6 +280,12 @@ export function adminPages(web: Hono<WebEnv>) {
               </button>
             </Form>
           </div>
+          {account.email_verified ? null : (
+            <p class="hint">
+              Marking the address verified ends the password it was registered with and every sign-in: whoever registered it may not own it.
+              The owner then signs in with an emailed code or sets a password with “Forgot your password?”.
+            </p>
+          )}
         </section>
         <section aria-labelledby="u-activity">
           <h2 id="u-activity">Recent activity</h2>
