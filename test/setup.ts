@@ -11,7 +11,7 @@ await applyD1Migrations(env.DB, env.TEST_MIGRATIONS);
  * "EnvironmentTeardownError" uncaught exception. So a file that sent mail waits for its last
  * delivery before it ends; files that sent none do not wait.
  */
-const DELIVERY_GRACE_MS = 2_000;
+const DELIVERY_GRACE_MS = 3_000;
 let lastSend = 0;
 const queue = env.MAIL_QUEUE;
 env.MAIL_QUEUE = {

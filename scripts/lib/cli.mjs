@@ -154,6 +154,9 @@ async function explorerGet(base, path) {
   return body.result;
 }
 
+/** How long a recorded dev server whose process is alive may take to answer before the script gives up on it. */
+const DEV_SERVER_PATIENCE_MS = 20_000;
+
 let devServer;
 /** The dev server serving this local state: its API base and the ids of DB and CONFIG; or null. */
 function devServerFor(values) {
@@ -165,16 +168,21 @@ function devServerFor(values) {
     } catch {
       return null;
     }
-    if (!alive(recorded.pid)) return null;
     const base = `${recorded.url}/cdn-cgi/explorer/api`;
-    try {
-      const [databases, namespaces] = await Promise.all([explorerGet(base, "/d1/database"), explorerGet(base, "/storage/kv/namespaces")]);
-      const d1Id = databases.find((db) => db.name === "DB")?.uuid;
-      const kvId = namespaces.find((ns) => ns.title === "CONFIG")?.id;
-      return d1Id && kvId ? { base, d1Id, kvId } : null;
-    } catch {
-      return null; // not answering (starting, or stopped uncleanly): fall back to wrangler
+    // A live server that is slow to answer (starting, or busy hashing passwords on a small
+    // machine) is waited for: opening its SQLite files beside it is what risks SQLITE_BUSY.
+    for (const deadline = Date.now() + DEV_SERVER_PATIENCE_MS; alive(recorded.pid); ) {
+      try {
+        const [databases, namespaces] = await Promise.all([explorerGet(base, "/d1/database"), explorerGet(base, "/storage/kv/namespaces")]);
+        const d1Id = databases.find((db) => db.name === "DB")?.uuid;
+        const kvId = namespaces.find((ns) => ns.title === "CONFIG")?.id;
+        return d1Id && kvId ? { base, d1Id, kvId } : null;
+      } catch {
+        if (Date.now() > deadline) break;
+        await new Promise((resolve) => setTimeout(resolve, 250));
+      }
     }
+    return null; // gone, or never answering (stopped uncleanly): fall back to wrangler
   })();
   return devServer;
 }

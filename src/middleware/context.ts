@@ -6,6 +6,7 @@ import type { Clock } from "../lib/clock";
 import { parseIp } from "../lib/ip";
 import { stripControlCharacters } from "../lib/text";
 import { BOOKMARK_HEADER, parseBookmark, sessionStartFor } from "../store";
+import { editResponseHeaders } from "./response-headers";
 
 export const USER_AGENT_MAX = 256;
 
@@ -52,14 +53,6 @@ export function requestContext(options: { clock: Clock; config: ConfigCache }): 
     c.set("deps", deps);
     await next();
     const bookmark = deps.replica.bookmark();
-    if (bookmark !== null) {
-      try {
-        c.res.headers.set(BOOKMARK_HEADER, bookmark);
-      } catch {
-        // Immutable headers (a response passed through from elsewhere): copy it once.
-        c.res = new Response(c.res.body, c.res);
-        c.res.headers.set(BOOKMARK_HEADER, bookmark);
-      }
-    }
+    if (bookmark !== null) editResponseHeaders(c, (headers) => headers.set(BOOKMARK_HEADER, bookmark));
   };
 }

@@ -2,6 +2,7 @@ import type { MiddlewareHandler } from "hono";
 import { cors } from "hono/cors";
 import type { AppEnv } from "../env";
 import { BOOKMARK_HEADER } from "../store";
+import { editResponseHeaders } from "./response-headers";
 
 /** CORS_ORIGINS parsed once per isolate (per distinct value), not on every request. */
 const originSets = new Map<string, Set<string>>();
@@ -39,6 +40,6 @@ export function crossOrigin(): MiddlewareHandler<AppEnv> {
   return async function crossOrigin(c, next) {
     if (c.req.header("origin") !== undefined) return corsHeaders(c, next);
     await next();
-    c.header("Vary", "Origin", { append: true });
+    editResponseHeaders(c, (headers) => headers.append("Vary", "Origin"));
   };
 }

@@ -8,6 +8,7 @@
 import type { MiddlewareHandler } from "hono";
 import type { AppEnv } from "../env";
 import { randomBytes, toHex } from "../lib/crypto";
+import { editResponseHeaders } from "./response-headers";
 
 export const REQUEST_ID_HEADER = "X-Request-Id";
 /** Long enough for a UUID, a trace id or a cf-ray with its colo; short enough to be harmless in a log. */
@@ -55,6 +56,6 @@ export function requestId(): MiddlewareHandler<AppEnv> {
         // Not JSON after all: sent as it is, with the header.
       }
     }
-    c.res.headers.set(REQUEST_ID_HEADER, id);
+    editResponseHeaders(c, (headers) => headers.set(REQUEST_ID_HEADER, id));
   };
 }

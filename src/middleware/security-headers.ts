@@ -1,4 +1,5 @@
 import type { MiddlewareHandler } from "hono";
+import { editResponseHeaders } from "./response-headers";
 
 /**
  * Hardening headers on every response, errors included. The CSP is for JSON: nothing may load
@@ -8,13 +9,14 @@ import type { MiddlewareHandler } from "hono";
 export function securityHeaders(): MiddlewareHandler {
   return async function securityHeaders(c, next) {
     await next();
-    const headers = c.res.headers;
-    headers.set("X-Content-Type-Options", "nosniff");
-    headers.set("Strict-Transport-Security", "max-age=63072000; includeSubDomains");
-    headers.set("Referrer-Policy", "no-referrer");
-    headers.set("X-Frame-Options", "DENY");
-    if (!headers.has("Content-Security-Policy")) {
-      headers.set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'");
-    }
+    editResponseHeaders(c, (headers) => {
+      headers.set("X-Content-Type-Options", "nosniff");
+      headers.set("Strict-Transport-Security", "max-age=63072000; includeSubDomains");
+      headers.set("Referrer-Policy", "no-referrer");
+      headers.set("X-Frame-Options", "DENY");
+      if (!headers.has("Content-Security-Policy")) {
+        headers.set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'");
+      }
+    });
   };
 }

@@ -266,6 +266,8 @@ describe.sequential("the API through the real dev server", () => {
   });
 
   it("ends every session with a body-less POST, from fetch and from curl", async () => {
+    // A fresh access token: the one from the earlier tests may have outlived its lifetime by now on a slow machine.
+    s.access = (await login(alice.email, alice.password)).access_token;
     const viaCurl = await curl("POST", `${API}/auth/logout-all`, bearer(s.access));
     expect(viaCurl.status, viaCurl.text).toBe(204);
     expect((await call("GET", `${API}/me`, { token: s.access })).status).toBe(401);

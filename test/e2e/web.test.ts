@@ -156,7 +156,7 @@ describe("the website in a real browser", () => {
     expect(await page.getAttribute("#f-password_confirm", "aria-invalid")).toBe("true");
     expect(await page.getAttribute("#f-password_confirm-error", "role")).toBe("alert");
     // Focus lands on the first field to fix, so keyboard and screen-reader users start there.
-    expect(await page.evaluate(() => document.activeElement?.id)).toBe("f-password_confirm");
+    await expect.poll(() => page.evaluate(() => document.activeElement?.id)).toBe("f-password_confirm");
     await inspect(page, "registration-errors");
     expect(await page.inputValue("#f-username")).toBe(alice.username);
     await page.focus("#f-password");
@@ -169,7 +169,7 @@ describe("the website in a real browser", () => {
     await inspect(page, "verify");
 
     const code = await mailedCode(alice.email, "verify_email");
-    expect(await page.evaluate(() => document.activeElement?.id)).toBe("f-code");
+    await expect.poll(() => page.evaluate(() => document.activeElement?.id)).toBe("f-code");
     await page.keyboard.type(code);
     await page.keyboard.press("Enter");
     await page.waitForURL(/\/settings$/);
