@@ -444,8 +444,12 @@ const machine = {
   load_average_at_start: os.loadavg().map((x) => round(x, 2)),
 };
 
-/** The endpoints --only picks (all without it): a word of the name, e.g. "me" or "avatar". */
-const picked = (name) => !args.only || args.only.split(",").some((word) => name.includes(word.trim()));
+/**
+ * The endpoints --only picks (all without it), by the last segment of their path: "me" is
+ * `GET /api/v1/me` alone (not "enumeration"), "profiles" the directory (not its avatars).
+ */
+const onlyWords = new Set((args.only ?? "").split(",").map((word) => word.trim()));
+const picked = (name) => !args.only || onlyWords.has((name.split(" ")[1] ?? name).split("/").pop());
 
 /**
  * What each endpoint needs seeded. Users come with their profiles (every account has one); the
