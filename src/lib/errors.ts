@@ -77,14 +77,19 @@ export function problemBody(error: AppError): ProblemDocument {
   };
 }
 
+/** The `Retry-After` value (whole seconds, at least 1) of a rate-limit error; null for any other. */
+export function retryAfter(error: AppError): string | null {
+  const seconds = error.extra.retryAfterSeconds;
+  return seconds === undefined ? null : String(Math.max(1, Math.ceil(seconds)));
+}
+
 export function problemResponse(error: AppError, headers: HeadersInit = {}): Response {
   const response = new Response(JSON.stringify(problemBody(error)), {
     status: error.status,
     headers: { "Content-Type": "application/problem+json", ...headers },
   });
-  if (error.extra.retryAfterSeconds !== undefined) {
-    response.headers.set("Retry-After", String(Math.max(1, Math.ceil(error.extra.retryAfterSeconds))));
-  }
+  const wait = retryAfter(error);
+  if (wait !== null) response.headers.set("Retry-After", wait);
   return response;
 }
 

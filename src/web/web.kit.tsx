@@ -3,7 +3,7 @@ import type { z } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import { setCookie } from "hono/cookie";
 import type { Child } from "hono/jsx";
-import { AppError } from "../lib/errors";
+import { AppError, retryAfter } from "../lib/errors";
 import { validationError } from "../lib/openapi";
 import type { WebEnv } from "./web.env";
 import { type FieldErrors, Layout, type LayoutProps } from "./web.layout";
@@ -79,13 +79,18 @@ export function problemOf(error: unknown, rename: Record<string, string> = {}): 
 
 /** Runs a service call; an expected failure comes back as a Problem instead of a thrown error. */
 export async function attempt<T>(
+  c: WebContext,
   run: () => Promise<T>,
   rename?: Record<string, string>,
 ): Promise<{ ok: true; value: T } | { ok: false; problem: Problem }> {
   try {
     return { ok: true, value: await run() };
   } catch (error) {
-    return { ok: false, problem: problemOf(error, rename) };
+    const problem = problemOf(error, rename);
+    // A rate limit's page says when to try again the way the API does (RFC 9110 §10.2.3).
+    const wait = retryAfter(error as AppError);
+    if (wait !== null) c.header("Retry-After", wait);
+    return { ok: false, problem };
   }
 }
 

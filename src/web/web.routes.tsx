@@ -4,7 +4,7 @@
  * so nothing here runs for the API. Errors a page does not handle itself become an HTML page.
  */
 import { Hono } from "hono";
-import { AppError, loggableError } from "../lib/errors";
+import { AppError, loggableError, retryAfter } from "../lib/errors";
 import { accountPages } from "./pages/account";
 import { adminPages } from "./pages/admin";
 import { mePages } from "./pages/me";
@@ -30,6 +30,8 @@ export function webRoutes() {
     const appError = error instanceof AppError ? error : null;
     if (!appError) console.error(`[web] ${c.req.method} ${c.req.path} ${loggableError(error)}`);
     if (appError?.code === "unauthorized") return c.redirect("/login", 303);
+    const wait = appError ? retryAfter(appError) : null;
+    if (wait !== null) c.header("Retry-After", wait);
     const code = appError?.code ?? "internal_error";
     const title = code === "not_found" ? "Not found" : code === "forbidden" ? "Not allowed" : "Something went wrong";
     const status = (appError?.status ?? 500) as 400 | 403 | 404 | 409 | 413 | 415 | 422 | 429 | 500 | 503;

@@ -263,6 +263,20 @@ describe("forms", () => {
       expect(res.text).toContain("The email or username and password do not match an account.");
     }
   });
+
+  it("says when to try again on a rate-limited page, as the API does (Retry-After)", async () => {
+    const user = await h.registerVerified();
+    const b = browser();
+    for (let i = 0; i < 10; i++) {
+      expect((await b.submit("/login", "/login", { identifier: user.email, password: "not-the-password" })).status).toBe(401);
+    }
+    const limited = await b.submit("/login", "/login", { identifier: user.email, password: user.password });
+    expect(limited.status).toBe(429);
+    const api = await h.call("POST", "/api/v1/auth/login", { email: user.email, password: user.password });
+    expect(api.status).toBe(429);
+    expect(Number(limited.headers.get("retry-after"))).toBeGreaterThan(0);
+    expect(limited.headers.get("retry-after")).toBe(api.headers.get("retry-after"));
+  });
 });
 
 describe("sign-in pages", () => {

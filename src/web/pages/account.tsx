@@ -75,7 +75,7 @@ function registrationRoutes(web: Hono<WebEnv>) {
   web.get("/registration", anyone, (c) => (c.var.signedIn ? c.redirect("/settings", 303) : registrationPage(c, {})));
   web.post("/registration", anyone, async (c) => {
     const values = { username: text(c, "username"), email: text(c, "email") };
-    const result = await attempt(async () => {
+    const result = await attempt(c, async () => {
       const input = parseWith(RegisterSchema, {
         email: values.email,
         password: text(c, "password"),
@@ -131,14 +131,14 @@ function verifyRoutes(web: Hono<WebEnv>) {
   web.get("/verify", anyone, (c) => verifyPage(c, emailParam(c)));
   web.post("/verify", anyone, async (c) => {
     const email = text(c, "email");
-    const result = await attempt(async () => verifyEmailAndSignIn(c.var.deps, parseWith(VerifyForm, { email, code: text(c, "code") })));
+    const result = await attempt(c, async () => verifyEmailAndSignIn(c.var.deps, parseWith(VerifyForm, { email, code: text(c, "code") })));
     if (!result.ok) return verifyPage(c, email, result.problem.fields, result.problem.sentence, result.problem.status === 429 ? 429 : 400);
     setTokenCookies(c, result.value);
     return redirect(c, "/settings", "verified");
   });
   web.post("/verify/resend", anyone, async (c) => {
     const email = text(c, "email");
-    const result = await attempt(async () => requestCode(c.var.deps, { ...parseWith(EmailOnly, { email }), purpose: "verify_email" }));
+    const result = await attempt(c, async () => requestCode(c.var.deps, { ...parseWith(EmailOnly, { email }), purpose: "verify_email" }));
     if (!result.ok) return verifyPage(c, email, result.problem.fields, result.problem.sentence, result.problem.status === 429 ? 429 : 400);
     return redirect(c, `/verify?email=${encodeURIComponent(email)}`, "code_sent");
   });
@@ -215,6 +215,7 @@ function loginRoutes(web: Hono<WebEnv>) {
     const identifier = text(c, "identifier").trim();
     const next = safeNext(text(c, "next"), "/profilepage");
     const result = await attempt(
+      c,
       async () => {
         const byEmail = identifier.includes("@");
         const input = parseWith(LoginSchema, { [byEmail ? "email" : "username"]: identifier, password: text(c, "password") });
@@ -238,14 +239,14 @@ function loginRoutes(web: Hono<WebEnv>) {
   });
   web.post("/login/code/send", anyone, async (c) => {
     const email = text(c, "email");
-    const result = await attempt(async () => requestCode(c.var.deps, { ...parseWith(EmailOnly, { email }), purpose: "login" }));
+    const result = await attempt(c, async () => requestCode(c.var.deps, { ...parseWith(EmailOnly, { email }), purpose: "login" }));
     if (!result.ok)
       return codeLoginPage(c, email, "email", result.problem.fields, result.problem.sentence, result.problem.status === 429 ? 429 : 400);
     return redirect(c, `/login/code?email=${encodeURIComponent(email.trim())}`);
   });
   web.post("/login/code", anyone, async (c) => {
     const email = text(c, "email");
-    const result = await attempt(async () => loginWithCode(c.var.deps, parseWith(VerifyForm, { email, code: text(c, "code") })));
+    const result = await attempt(c, async () => loginWithCode(c.var.deps, parseWith(VerifyForm, { email, code: text(c, "code") })));
     if (!result.ok)
       return codeLoginPage(c, email, "code", result.problem.fields, result.problem.sentence, result.problem.status === 429 ? 429 : 400);
     setTokenCookies(c, result.value);
@@ -329,14 +330,14 @@ function passwordRoutes(web: Hono<WebEnv>) {
   web.get("/password/forgot", anyone, (c) => forgotPage(c, ""));
   web.post("/password/forgot", anyone, async (c) => {
     const email = text(c, "email");
-    const result = await attempt(async () => requestCode(c.var.deps, { ...parseWith(EmailOnly, { email }), purpose: "reset_password" }));
+    const result = await attempt(c, async () => requestCode(c.var.deps, { ...parseWith(EmailOnly, { email }), purpose: "reset_password" }));
     if (!result.ok) return forgotPage(c, email, result.problem.fields, result.problem.sentence, result.problem.status === 429 ? 429 : 400);
     return redirect(c, `/password/reset?email=${encodeURIComponent(email.trim())}`);
   });
   web.get("/password/reset", anyone, (c) => resetPage(c, emailParam(c)));
   web.post("/password/reset", anyone, async (c) => {
     const email = text(c, "email");
-    const result = await attempt(async () => {
+    const result = await attempt(c, async () => {
       const input = parseWith(ResetForm, {
         email,
         code: text(c, "code"),

@@ -125,7 +125,7 @@ export function adminPages(web: Hono<WebEnv>) {
     const key = text(c, "key");
     const value = text(c, "value");
     if (!isConfigKey(key)) throw new AppError("not_found");
-    const result = await attempt(() => patchConfig(c.var.deps, c.var.user, { [key]: value }));
+    const result = await attempt(c, () => patchConfig(c.var.deps, c.var.user, { [key]: value }));
     if (!result.ok) return configPage(c, result.problem, { [key]: value });
     return redirect(c, "/admin", "config_saved");
   });
@@ -136,7 +136,7 @@ export function adminPages(web: Hono<WebEnv>) {
 
   web.get("/admin/audit", staff, async (c) => {
     const cursor = c.req.query("cursor");
-    const result = await attempt(() => listAudit(c.var.deps, { limit: 25, cursor }));
+    const result = await attempt(c, () => listAudit(c.var.deps, { limit: 25, cursor }));
     const items = result.ok ? result.value.items : [];
     return page(
       c,
@@ -179,7 +179,7 @@ export function adminPages(web: Hono<WebEnv>) {
   web.get("/admin/users", staff, async (c) => {
     const parsed = ListQuery.safeParse(c.req.query());
     const q = parsed.success ? parsed.data : { q: undefined, cursor: undefined, limit: 20 };
-    const result = await attempt(() => searchUsers(c.var.deps, { q: q.q?.trim() || undefined, limit: 25, cursor: q.cursor }));
+    const result = await attempt(c, () => searchUsers(c.var.deps, { q: q.q?.trim() || undefined, limit: 25, cursor: q.cursor }));
     const items = result.ok ? result.value.items : [];
     return page(
       c,
@@ -228,7 +228,7 @@ export function adminPages(web: Hono<WebEnv>) {
   const userPage = async (c: WebContext, problem?: Problem) => {
     const id = c.req.param("id") ?? "";
     const account = await getUser(c.var.deps, id);
-    const profile = await attempt(() => getPublicProfile(c.var.deps, id));
+    const profile = await attempt(c, () => getPublicProfile(c.var.deps, id));
     const activity = await listActivity(c.var.deps, id, { limit: 20 });
     const flag = (field: "is_active" | "is_staff" | "email_verified", value: boolean, label: string) => (
       <Form action={`/admin/users/${encodeURIComponent(id)}/flags`} csrf={c.var.csrf} class="inline" label={label}>
@@ -303,7 +303,7 @@ export function adminPages(web: Hono<WebEnv>) {
     if (!["is_active", "is_staff", "email_verified"].includes(field) || !["true", "false"].includes(value)) {
       throw new AppError("validation_failed");
     }
-    const result = await attempt(() => updateUserFlags(c.var.deps, c.var.user, c.req.param("id"), { [field]: value === "true" }));
+    const result = await attempt(c, () => updateUserFlags(c.var.deps, c.var.user, c.req.param("id"), { [field]: value === "true" }));
     if (!result.ok) return userPage(c, result.problem);
     return redirect(c, `/admin/users/${encodeURIComponent(c.req.param("id"))}`, "user_saved");
   });

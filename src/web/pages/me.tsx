@@ -47,7 +47,7 @@ async function profilePage(c: WebContext, statusError?: Problem, draft = "") {
   const me = await loadMe(c);
   const query = ListQuery.safeParse(c.req.query());
   const cursor = query.success ? query.data.cursor : undefined;
-  const statuses = await attempt(() => listStatuses(c.var.deps, { userId: me.id, limit: 10, cursor }));
+  const statuses = await attempt(c, () => listStatuses(c.var.deps, { userId: me.id, limit: 10, cursor }));
   const items = statuses.ok ? statuses.value.items : [];
   const p = me.profile;
   return page(
@@ -136,7 +136,7 @@ function profileRoutes(web: Hono<WebEnv>) {
   web.get("/profilepage", user, (c) => profilePage(c));
   web.post("/profilepage/statuses", user, async (c) => {
     const content = text(c, "content");
-    const result = await attempt(() => createStatus(c.var.deps, c.var.user, content));
+    const result = await attempt(c, () => createStatus(c.var.deps, c.var.user, content));
     if (!result.ok) return profilePage(c, result.problem, content);
     return redirect(c, "/profilepage", "status_posted");
   });
@@ -162,7 +162,7 @@ function profileRoutes(web: Hono<WebEnv>) {
     const existing = await getStatus(c.var.deps, id);
     // Staff may edit anyone's status through the API; these pages only ever offer one's own.
     if (existing.user_id !== c.var.user.id) throw new AppError("not_found");
-    const result = await attempt(() => updateStatus(c.var.deps, c.var.user, id, content));
+    const result = await attempt(c, () => updateStatus(c.var.deps, c.var.user, id, content));
     if (!result.ok) return editPage(c, id, content, result.problem);
     return redirect(c, "/profilepage", "status_saved");
   });
@@ -432,7 +432,7 @@ function settingsRoutes(web: Hono<WebEnv>) {
   web.post("/settings/profile", user, async (c) => {
     const names = ["username", "name", "surname", "age", "phone_number", "profession", "about_me"];
     const values = Object.fromEntries(names.map((n) => [n, text(c, n)]));
-    const result = await attempt(async () => {
+    const result = await attempt(c, async () => {
       const age = values.age?.trim() ?? "";
       const input = parseWith(ReplaceProfileSchema, {
         name: values.name,
@@ -454,6 +454,7 @@ function settingsRoutes(web: Hono<WebEnv>) {
   web.post("/settings/avatar", upload, async (c) => {
     const file = form(c).profileimg;
     const result = await attempt(
+      c,
       async () => {
         if (!(file instanceof File) || file.size === 0)
           throw new AppError("validation_failed", "profileimg", {
@@ -478,7 +479,7 @@ function settingsRoutes(web: Hono<WebEnv>) {
   });
 
   web.post("/settings/password", user, async (c) => {
-    const result = await attempt(async () => {
+    const result = await attempt(c, async () => {
       const input = parseWith(
         z.object({ current_password: PasswordSchema.optional(), new_password: PasswordSchema, new_password_again: z.string() }),
         {
@@ -501,7 +502,7 @@ function settingsRoutes(web: Hono<WebEnv>) {
 
   web.post("/settings/email", user, async (c) => {
     const values = { email: text(c, "email") };
-    const result = await attempt(async () => {
+    const result = await attempt(c, async () => {
       const input = parseWith(z.object({ email: EmailSchema, current_password: PasswordSchema }), {
         email: values.email,
         current_password: text(c, "current_password"),
@@ -515,7 +516,7 @@ function settingsRoutes(web: Hono<WebEnv>) {
   });
 
   web.post("/settings/email/verify", user, async (c) => {
-    const result = await attempt(async () => {
+    const result = await attempt(c, async () => {
       const { code } = parseWith(z.object({ code: CodeSchema }), { code: text(c, "code") });
       await confirmEmailChange(c.var.deps, c.var.user, c.var.token.sessionId, code);
     });
@@ -533,7 +534,7 @@ function settingsRoutes(web: Hono<WebEnv>) {
   });
 
   web.post("/settings/delete", user, async (c) => {
-    const result = await attempt(async () => {
+    const result = await attempt(c, async () => {
       if (text(c, "confirm") !== "yes") {
         throw new AppError("validation_failed", "confirm", { errors: [{ path: "confirm", message: "tick the box to confirm" }] });
       }
@@ -554,7 +555,7 @@ function activityRoutes(web: Hono<WebEnv>) {
   web.get("/activity", user, async (c) => {
     const query = ListQuery.safeParse(c.req.query());
     const q = query.success ? query.data : { limit: 20, cursor: undefined, type: undefined };
-    const result = await attempt(() => listActivity(c.var.deps, c.var.user.id, { type: q.type, limit: 20, cursor: q.cursor }));
+    const result = await attempt(c, () => listActivity(c.var.deps, c.var.user.id, { type: q.type, limit: 20, cursor: q.cursor }));
     const items = result.ok ? result.value.items : [];
     return page(
       c,
@@ -622,13 +623,13 @@ function sessionRoutes(web: Hono<WebEnv>) {
     );
   });
   web.post("/sessions/:id/end", user, async (c) => {
-    const result = await attempt(() => revokeSession(c.var.deps, c.var.user.id, c.req.param("id")));
+    const result = await attempt(c, () => revokeSession(c.var.deps, c.var.user.id, c.req.param("id")));
     // Already ended (another tab): the list shows the truth either way.
     return redirect(c, "/sessions", result.ok ? "session_ended" : undefined);
   });
   web.post("/sessions/end-others", user, async (c) => {
     const sessions = await listSessions(c.var.deps, c.var.user.id, c.var.token.sessionId);
-    for (const s of sessions) if (!s.current) await attempt(() => revokeSession(c.var.deps, c.var.user.id, s.id));
+    for (const s of sessions) if (!s.current) await attempt(c, () => revokeSession(c.var.deps, c.var.user.id, s.id));
     return redirect(c, "/sessions", "others_ended");
   });
 }

@@ -17,7 +17,7 @@ const displayName = (p: PublicProfileView) => [p.name, p.surname].filter(Boolean
 
 /** A username (as the directory finds it) or an account id. */
 async function findProfile(c: WebContext, key: string): Promise<PublicProfileView> {
-  const byId = await attempt(() => getPublicProfile(c.var.deps, key));
+  const byId = await attempt(c, () => getPublicProfile(c.var.deps, key));
   if (byId.ok) return byId.value;
   const lowered = key.toLowerCase();
   if (/^[a-z0-9_.-]{3,30}$/.test(lowered)) {
@@ -39,7 +39,7 @@ export function peoplePages(web: Hono<WebEnv>) {
   web.get("/people", anyone, async (c) => {
     const parsed = DirectoryQuery.safeParse(c.req.query());
     const q = parsed.success ? parsed.data : { q: undefined, cursor: undefined, limit: 20 };
-    const result = await attempt(() => listDirectory(c.var.deps, { q: q.q?.trim() || undefined, limit: 20, cursor: q.cursor }));
+    const result = await attempt(c, () => listDirectory(c.var.deps, { q: q.q?.trim() || undefined, limit: 20, cursor: q.cursor }));
     const items = result.ok ? result.value.items : [];
     return page(
       c,
@@ -76,7 +76,7 @@ export function peoplePages(web: Hono<WebEnv>) {
   web.get("/people/:key", anyone, async (c) => {
     const profile = await findProfile(c, c.req.param("key"));
     const cursor = c.req.query("cursor");
-    const statuses = await attempt(() => listStatuses(c.var.deps, { userId: profile.user_id, limit: 20, cursor }));
+    const statuses = await attempt(c, () => listStatuses(c.var.deps, { userId: profile.user_id, limit: 20, cursor }));
     const items = statuses.ok ? statuses.value.items : [];
     return page(
       c,
