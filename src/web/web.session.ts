@@ -13,9 +13,11 @@
  *
  * Parallel loads: two tabs may present the same refresh token at once. The service lets one win;
  * the other gets `invalid_refresh_token` without the family being revoked (the 5 s race grace).
- * The loser must not clear the cookies (its Set-Cookie might arrive after the winner's and erase
- * them), so a GET is redirected once to itself, marked by a short `__Host-lk_retry` cookie: by
- * then the browser holds the winner's cookies. Only a second failure counts as signed out.
+ * The loser (`RotationRaceLost`) must not clear the cookies (its Set-Cookie might arrive after the
+ * winner's and erase them), so a GET is redirected to itself after a pause, counted by a short
+ * `__Host-lk_retry` cookie: by then the browser holds the winner's cookies. Only after
+ * RACE_RETRY_PAUSES_MS runs out does it count as signed out. A token refused for any other
+ * reason (revoked, expired, unknown) signs out at once.
  *
  * CSRF: every form carries `_csrf`, an HMAC of the sign-in's id (its refresh-token family, which
  * survives rotation) or, before sign-in, of a random `__Host-lk_csrf` nonce; and a POST whose
@@ -26,7 +28,7 @@ import { deleteCookie, getCookie, setCookie } from "hono/cookie";
 import type { CookieOptions } from "hono/utils/cookie";
 import type { AppEnv } from "../env";
 import { RefreshTokenSchema } from "../features/auth/auth.schemas";
-import { rotateRefreshToken, type TokenResponse } from "../features/auth/tokens.service";
+import { RotationRaceLost, rotateRefreshToken, type TokenResponse } from "../features/auth/tokens.service";
 import { base64urlEncode, hmacSha256Hex, randomBytes, timingSafeEqual } from "../lib/crypto";
 import { AppError } from "../lib/errors";
 import { requireUser } from "../middleware/auth";
@@ -77,8 +79,12 @@ async function authenticate(c: Context<WebEnv>, token: string): Promise<boolean>
   }
 }
 
-/** How long the loser of a rotation race waits before asking the browser to load the page again. */
-const RETRY_PAUSE_MS = 250;
+/**
+ * The pauses before the loser of a rotation race asks the browser to load the page again, one
+ * per retry: the winner's answer, with the new cookies, may still be on its way. Together well
+ * inside REFRESH_RACE_GRACE_MS, past which the old token counts as stolen.
+ */
+export const RACE_RETRY_PAUSES_MS = [250, 500, 1000];
 
 export type SessionOutcome = "signed_in" | "anonymous" | "retry";
 
@@ -101,14 +107,17 @@ export async function loadSession(c: Context<WebEnv>): Promise<SessionOutcome> {
   } catch (error) {
     // Too many rotations from this address (429): an error page, and the cookies stay as they are.
     if (!(error instanceof AppError) || error.code !== "invalid_refresh_token") throw error;
-    if (!getCookie(c, COOKIE.retry)) {
-      // Perhaps a concurrent page load rotated this token a moment ago: try once more, after a
-      // short pause that lets the winner's answer (and its cookies) reach the browser first.
-      setCookie(c, COOKIE.retry, "1", { ...BASE, maxAge: 10 });
-      await new Promise((resolve) => setTimeout(resolve, RETRY_PAUSE_MS));
+    // A concurrent page load rotated this token a moment ago: load the page again once the
+    // winner's cookies are likely in place. A token that was revoked, expired or never existed
+    // has no such race to wait for: signed out at once.
+    const retries = Number(getCookie(c, COOKIE.retry) ?? 0);
+    const pause = error instanceof RotationRaceLost ? RACE_RETRY_PAUSES_MS[retries] : undefined;
+    if (pause !== undefined) {
+      setCookie(c, COOKIE.retry, String(retries + 1), { ...BASE, maxAge: 10 });
+      await new Promise((resolve) => setTimeout(resolve, pause));
       return "retry";
     }
-    deleteCookie(c, COOKIE.retry, BASE);
+    if (getCookie(c, COOKIE.retry)) deleteCookie(c, COOKIE.retry, BASE);
     clearTokenCookies(c);
     return "anonymous";
   }

@@ -27,6 +27,17 @@ export const REFRESH_RACE_GRACE_MS = 5_000;
 export const hashRefreshToken = (token: string) => sha256Hex(token);
 
 /**
+ * The answer to the loser of a rotation race: the token was rotated moments ago (within
+ * REFRESH_RACE_GRACE_MS) or by a concurrent request. Callers see the same 401 as for any invalid
+ * token; the website tells it apart, since only then may its browser hold a newer token by now.
+ */
+export class RotationRaceLost extends AppError {
+  constructor() {
+    super("invalid_refresh_token");
+  }
+}
+
+/**
  * Signs an access token and mints a refresh token for `userId`. Nothing is written: the caller
  * hands `row` to the store method that makes the sign-in real, and returns `response` only after
  * it succeeded.
@@ -94,7 +105,8 @@ export async function rotateRefreshToken(deps: Deps, presented: string): Promise
     // A rotated token presented again is theft — unless it was rotated a moment ago, which is
     // what a client's own duplicate request looks like (two tabs, a retry after a timeout). Then
     // only this request fails, so the concurrent winner's new token stays valid.
-    if (token.revokedReason === "rotated" && now - (token.revokedAt ?? 0) >= REFRESH_RACE_GRACE_MS) {
+    if (token.revokedReason === "rotated") {
+      if (now - (token.revokedAt ?? 0) < REFRESH_RACE_GRACE_MS) throw new RotationRaceLost();
       // No raw user id in logs (lib/log.ts); the activity row names the user.
       log("warn", "auth.refresh_reuse", { action: "family_revoked" });
       await deps.tokens.revokeFamily(token.familyId, "reuse", now, {
@@ -118,7 +130,7 @@ export async function rotateRefreshToken(deps: Deps, presented: string): Promise
   });
   // One transaction: the successor is inserted only if the parent is still live, and the parent
   // is revoked only if it was live. Whichever concurrent request runs second changes nothing.
-  if (!(await deps.tokens.rotate(token.id, pair.row, now))) throw invalid;
+  if (!(await deps.tokens.rotate(token.id, pair.row, now))) throw new RotationRaceLost();
   return pair.response;
 }
 
