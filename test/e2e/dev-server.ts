@@ -55,14 +55,29 @@ function killGroup(child: ChildProcess, signal: NodeJS.Signals | 0): boolean {
   }
 }
 
-/** Starts `npm run dev`; `args` go on to `wrangler dev` (e.g. `--var NAME:value`). */
-export async function startDevServer({ args: extra = [] as string[] } = {}): Promise<DevServer> {
+/**
+ * Starts `npm run dev`; `args` go on to `wrangler dev` (e.g. `--var NAME:value`). A port found
+ * free can be taken before wrangler binds it (by another process, or by wrangler's own other
+ * listeners): that start is retried once on new ports.
+ */
+export async function startDevServer({ args = [] as string[] } = {}): Promise<DevServer> {
+  try {
+    return await startOnce(args);
+  } catch (error) {
+    if (!/EADDRINUSE|address already in use/i.test((error as Error).message)) throw error;
+    return startOnce(args);
+  }
+}
+
+async function startOnce(extra: string[]): Promise<DevServer> {
   const dir = mkdtempSync(join(tmpdir(), "latchkey-e2e-"));
   const stateDir = join(dir, "state");
   const workDir = join(dir, "work");
   const logFile = join(dir, "dev-server.log");
   mkdirSync(workDir);
-  const [port, inspectorPort] = [await freePort(), await freePort()];
+  const port = await freePort();
+  let inspectorPort = await freePort();
+  while (inspectorPort === port) inspectorPort = await freePort();
   const url = `http://127.0.0.1:${port}`;
   const args = ["run", "dev", "--", "--ip", "127.0.0.1", "--port", String(port), "--inspector-port", String(inspectorPort)];
   args.push("--persist-to", stateDir, "--show-interactive-dev-session=false");
