@@ -12,6 +12,8 @@ export interface D1Probe {
   roundTrips: number;
   /** Makes statements whose SQL matches fail (until cleared with `null`). */
   failWhen(pattern: RegExp | null): void;
+  /** Runs `hook` before each batch is sent (until cleared with `null`): what a concurrent request does meanwhile. */
+  beforeBatch(hook: ((statements: string[]) => Promise<void>) | null): void;
   reset(): void;
 }
 
@@ -22,12 +24,16 @@ type Wrapped = D1PreparedStatement & { [REAL]: D1PreparedStatement; [SQL]: strin
 
 export function probeD1(real: D1Database): D1Probe {
   let failPattern: RegExp | null = null;
+  let batchHook: ((statements: string[]) => Promise<void>) | null = null;
   const probe: D1Probe = {
     db: undefined as unknown as D1Database,
     statements: [],
     roundTrips: 0,
     failWhen(pattern) {
       failPattern = pattern;
+    },
+    beforeBatch(hook) {
+      batchHook = hook;
     },
     reset() {
       probe.statements = [];
@@ -66,6 +72,7 @@ export function probeD1(real: D1Database): D1Probe {
         for (const s of statements) probe.statements.push(s[SQL]);
         const failing = statements.find((s) => failPattern?.test(s[SQL]));
         if (failing) throw injected(failing[SQL]);
+        await batchHook?.(statements.map((s) => s[SQL]));
         return target.batch(statements.map((s) => s[REAL]));
       },
     };

@@ -43,10 +43,10 @@ const TOKEN_BY_HASH = `select ${TOKEN_COLUMNS.replace(/"(\w+)"/g, '"refresh_toke
 const INSERT_WHILE_PARENT_LIVE = `insert into "refresh_tokens" (${TOKEN_COLUMNS}) SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM "refresh_tokens" WHERE ("refresh_tokens"."id" = ? and "refresh_tokens"."revoked_at" is null))`;
 const REVOKE_ROTATED = `update "refresh_tokens" set "revoked_at" = ?, "revoked_reason" = 'rotated' where ("refresh_tokens"."id" = ? and "refresh_tokens"."revoked_at" is null) returning "id"`;
 const USER_BY_EMAIL = `select ${USER_COLUMNS.replace(/"users"\./g, "")} from "users" where "users"."email" = ? limit ?`;
-const INSERT_TOKEN = `insert into "refresh_tokens" (${TOKEN_COLUMNS}) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`;
+const INSERT_WHILE_ACCOUNT_UNCHANGED = `insert into "refresh_tokens" (${TOKEN_COLUMNS}) SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM "users" WHERE ("users"."id" = ? and "users"."password_hash" = ? and "users"."is_active" = ? and "users"."tokens_valid_after" = ?))`;
 const CLEAR_COUNTER = `delete from "rate_limits" where "rate_limits"."key" = ?`;
 const REFUND_HIT = `update "rate_limits" set "count" = "rate_limits"."count" - 1 where ("rate_limits"."key" = ? and "rate_limits"."count" > ?)`;
-const INSERT_ACTIVITY = `insert into "activity" ("id", "user_id", "type", "created_at", "ip", "user_agent", "details") values (?, ?, ?, ?, ?, ?, ?)`;
+const INSERT_ACTIVITY_IF_TOKEN = `insert into "activity" ("id", "user_id", "type", "created_at", "ip", "user_agent", "details") SELECT ?, ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM "refresh_tokens" WHERE "refresh_tokens"."id" = ?)`;
 const DIRECTORY = `select "users"."id", "users"."username", "users"."created_at", "profiles"."name", "profiles"."surname", "profiles"."profession", "profiles"."about_me", "profiles"."avatar_key" from "users" left join "profiles" on "profiles"."user_id" = "users"."id" where ("users"."email_verified" = ? and "users"."is_active" = ?) order by "users"."created_at" asc, "users"."id" asc limit ?`;
 const TIMELINE = `select "statuses"."id", "statuses"."user_id", "users"."username", "statuses"."content", "statuses"."created_at", "statuses"."updated_at" from "statuses" inner join "users" on "users"."id" = "statuses"."user_id" where "users"."is_active" = ? order by "statuses"."created_at" desc, "statuses"."id" desc limit ?`;
 const PUBLIC_AVATAR = `select "profiles"."avatar_key", "profiles"."avatar_etag", "profiles"."avatar_content_type" from "users" inner join "profiles" on "profiles"."user_id" = "users"."id" where ("users"."id" = ? and ("users"."email_verified" = ? and "users"."is_active" = ?)) limit ?`;
@@ -133,7 +133,7 @@ async function login(request: Request, env: ExactEnv, signer: Signer): Promise<R
   const now = Date.now();
   const window = now + 15 * MINUTE;
   const db = session(env, "first-primary");
-  const [users] = await db.batch<{ id: string; password_hash: string }>([
+  const [users] = await db.batch<{ id: string; password_hash: string; tokens_valid_after: number }>([
     db.prepare(USER_BY_EMAIL).bind(email, 1),
     db.prepare(HIT).bind(`loginFailuresPerIp:${ip(request)}`, 1, window, now, now, window),
     db.prepare(ACCOUNT_HIT).bind("loginFailuresPerAccount:", email, `unknown:email:${email}`, 1, window, now, now, window),
@@ -143,21 +143,20 @@ async function login(request: Request, env: ExactEnv, signer: Signer): Promise<R
     return json({ error: "invalid_credentials" }, 401);
   const refreshToken = signer.randomToken(32);
   const familyId = signer.randomToken(16);
-  await db.batch([
-    db.prepare(INSERT_TOKEN).bind(
-      ...(await tokenColumns(request, signer, {
-        userId: user.id,
-        familyId,
-        familyCreatedAt: now,
-        parentId: null,
-        token: refreshToken,
-        now,
-      })),
-    ),
+  const token = await tokenColumns(request, signer, {
+    userId: user.id,
+    familyId,
+    familyCreatedAt: now,
+    parentId: null,
+    token: refreshToken,
+    now,
+  });
+  const [inserted] = await db.batch([
+    db.prepare(INSERT_WHILE_ACCOUNT_UNCHANGED).bind(...token, user.id, user.password_hash, 1, user.tokens_valid_after),
     db.prepare(CLEAR_COUNTER).bind(`loginFailuresPerAccount:${user.id}`),
     db.prepare(REFUND_HIT).bind(`loginFailuresPerIp:${ip(request)}`, 0),
     db
-      .prepare(INSERT_ACTIVITY)
+      .prepare(INSERT_ACTIVITY_IF_TOKEN)
       .bind(
         signer.randomToken(16),
         user.id,
@@ -166,8 +165,10 @@ async function login(request: Request, env: ExactEnv, signer: Signer): Promise<R
         ip(request),
         request.headers.get("user-agent"),
         JSON.stringify({ method: "password", session_id: familyId }),
+        token[0],
       ),
   ]);
+  if (inserted?.meta.changes !== 1) return json({ error: "invalid_credentials" }, 401);
   const access = await signer.sign(user.id, familyId, now);
   return json({ access_token: access, token_type: "Bearer", expires_in: ACCESS_TTL_S, refresh_token: refreshToken });
 }

@@ -45,14 +45,17 @@ export interface TokenStore {
   /**
    * Makes a password sign-in real: the token, the password check's release (failures forgiven,
    * the IP's reservation returned), the `login` entry and an optional upgraded password hash.
+   * `verified` is the account as the password was checked against; false (no token, no entry,
+   * no upgrade) when it changed since: another password, disabled, or every sign-in ended.
    */
   signIn(input: {
     token: NewRefreshToken;
+    verified: { passwordHash: string; tokensValidAfter: number };
     release: { userId: string; ip: string };
     activity: ActivityRecord;
     rehash: string | null;
     nowMs: number;
-  }): Promise<void>;
+  }): Promise<boolean>;
   /** Replaces `parentId` by `successor`; false (nothing written) when the parent was no longer live. */
   rotate(parentId: string, successor: NewRefreshToken, nowMs: number): Promise<boolean>;
   /** Revokes every live token of one family with its activity entry (logout, reuse detected). */
@@ -122,18 +125,39 @@ type TokenValues = { [K in keyof RefreshToken]: RefreshToken[K] };
 const tokenValues = (row: NewRefreshToken) =>
   Object.fromEntries(newTokenColumns.map((key) => [key, (row as Partial<RefreshToken>)[key] ?? null])) as TokenValues;
 
-const insertToken = prepared((db, p: Placeholders<TokenValues>) =>
-  db.insert(refreshTokens).values(Object.fromEntries(newTokenColumns.map((key) => [key, p[key]])) as unknown as RefreshToken),
+/** The values of a new token, for `INSERT … SELECT`, in the columns' order. */
+const selectTokenValues = (p: Placeholders<TokenValues>) =>
+  sql.join(
+    newTokenColumns.map((key) => sql`${p[key]}`),
+    sql`, `,
+  );
+
+/**
+ * `INSERT … SELECT` of a sign-in's token that inserts nothing unless the account is as the
+ * sign-in read it: same password hash, still active, no sign-ins ended since (`tokens_valid_after`).
+ * A password change or reset, logout-all or disabling that commits while the password is being
+ * verified leaves this sign-in without a session.
+ */
+const insertWhileAccountUnchanged = prepared((db, p: Placeholders<TokenValues & { passwordHash: string; tokensValidAfter: number }>) =>
+  db
+    .insert(refreshTokens)
+    .select(
+      sql`SELECT ${selectTokenValues(p)} WHERE EXISTS (SELECT 1 FROM ${users} WHERE ${and(
+        eq(users.id, p.userId),
+        eq(users.passwordHash, p.passwordHash),
+        eq(users.isActive, true),
+        eq(users.tokensValidAfter, p.tokensValidAfter),
+      )})`,
+    ),
 );
 
 /** `INSERT … SELECT` of the successor that inserts nothing unless the parent is still live. */
 const insertWhileParentLive = prepared((db, p: Placeholders<TokenValues & { liveParentId: string }>) =>
-  db.insert(refreshTokens).select(
-    sql`SELECT ${sql.join(
-      newTokenColumns.map((key) => sql`${p[key]}`),
-      sql`, `,
-    )} WHERE EXISTS (SELECT 1 FROM ${refreshTokens} WHERE ${and(eq(refreshTokens.id, p.liveParentId), isNull(refreshTokens.revokedAt))})`,
-  ),
+  db
+    .insert(refreshTokens)
+    .select(
+      sql`SELECT ${selectTokenValues(p)} WHERE EXISTS (SELECT 1 FROM ${refreshTokens} WHERE ${and(eq(refreshTokens.id, p.liveParentId), isNull(refreshTokens.revokedAt))})`,
+    ),
 );
 
 const revokeRotated = prepared((db, p: Placeholders<{ parentId: string; now: number }>) =>
@@ -180,14 +204,21 @@ export function DrizzleTokenStore(db: Db): TokenStore {
       return row?.token ?? null;
     },
 
-    async signIn({ token, release, activity, rehash, nowMs }) {
-      await runBatch(db, [
-        insertToken(db, tokenValues(token)),
+    async signIn({ token, verified, release, activity, rehash, nowMs }) {
+      // The entry and the hash upgrade are written only if the token was.
+      const tokenWritten = sql`EXISTS (SELECT 1 FROM ${refreshTokens} WHERE ${refreshTokens.id} = ${token.id})`;
+      const [inserted] = await runBatch(db, [
+        insertWhileAccountUnchanged(db, { ...tokenValues(token), ...verified }),
         clearCounter(db, "loginFailuresPerAccount", release.userId),
         refundHit(db, "loginFailuresPerIp", release.ip),
-        activityInsert(db, activity),
-        rehash !== null && db.update(users).set({ passwordHash: rehash, updatedAt: nowMs }).where(eq(users.id, token.userId)),
+        activityInsertSelect(db, activity, { where: tokenWritten }),
+        rehash !== null &&
+          db
+            .update(users)
+            .set({ passwordHash: rehash, updatedAt: nowMs })
+            .where(and(eq(users.id, token.userId), tokenWritten)),
       ]);
+      return affectedRows(inserted) === 1;
     },
 
     async rotate(parentId, successor, nowMs) {

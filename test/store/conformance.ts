@@ -80,6 +80,7 @@ export function storeConformance(driver: string, open: () => Promise<Conformance
       const token = newToken(user.id);
       await stores.tokens.signIn({
         token,
+        verified: { passwordHash: user.passwordHash, tokensValidAfter: user.tokensValidAfter },
         release: { userId: user.id, ip: META.ip },
         activity: { userId: user.id, type: "login", nowMs: clock.now(), meta: META },
         rehash: null,
@@ -400,6 +401,7 @@ export function storeConformance(driver: string, open: () => Promise<Conformance
         const token = newToken(user.id);
         await stores.tokens.signIn({
           token,
+          verified: { passwordHash: user.passwordHash, tokensValidAfter: user.tokensValidAfter },
           release: { userId: user.id, ip: "192.0.2.9" },
           activity: { userId: user.id, type: "login", nowMs: clock.now(), meta: META },
           rehash: "upgraded",
@@ -411,6 +413,31 @@ export function storeConformance(driver: string, open: () => Promise<Conformance
         expect(await countOf("SELECT COUNT(*) AS n FROM rate_limits WHERE key = ? AND count = 0", "loginFailuresPerIp:192.0.2.9")).toBe(1);
       });
 
+      it("signs in only while the account is as the password was checked against", async () => {
+        const { user } = await registered();
+        const { stores } = await t();
+        const attempt = (verified: { passwordHash: string; tokensValidAfter: number }) => {
+          const token = newToken(user.id);
+          const signedIn = stores.tokens.signIn({
+            token,
+            verified,
+            release: { userId: user.id, ip: META.ip },
+            activity: { userId: user.id, type: "login", nowMs: clock.now(), meta: META },
+            rehash: "upgraded-by-a-stale-sign-in",
+            nowMs: clock.now(),
+          });
+          return { token, signedIn };
+        };
+        const stale = attempt({ passwordHash: "another-password", tokensValidAfter: user.tokensValidAfter });
+        expect(await stale.signedIn).toBe(false);
+        const ended = attempt({ passwordHash: user.passwordHash, tokensValidAfter: user.tokensValidAfter - 1000 });
+        expect(await ended.signedIn).toBe(false);
+        for (const { token } of [stale, ended]) expect(await stores.tokens.byHash(token.tokenHash)).toBeNull();
+        expect(await countOf("SELECT COUNT(*) AS n FROM activity WHERE user_id = ? AND type = 'login'", user.id)).toBe(0);
+        // A hash upgrade applies only over the hash that was checked.
+        expect((await stores.users.byId(user.id))?.passwordHash).toBe(user.passwordHash);
+      });
+
       it("signs in all or nothing: a failing activity insert leaves no token", async () => {
         const { user } = await registered();
         const { stores } = await t();
@@ -418,6 +445,7 @@ export function storeConformance(driver: string, open: () => Promise<Conformance
         await withFault("activity", "INSERT", () =>
           stores.tokens.signIn({
             token,
+            verified: { passwordHash: user.passwordHash, tokensValidAfter: user.tokensValidAfter },
             release: { userId: user.id, ip: META.ip },
             activity: { userId: user.id, type: "login", nowMs: clock.now(), meta: META },
             rehash: null,

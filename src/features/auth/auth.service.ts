@@ -133,12 +133,16 @@ export async function login(deps: Deps, input: { email?: string; username?: stri
 
   const pair = await prepareTokenPair(deps, user.id);
   const rehash = needsRehash(user.passwordHash, hasher) ? await hashPassword(input.password, hasher) : null;
-  await deps.tokens.signIn({
+  const signedIn = await deps.tokens.signIn({
     token: pair.row,
+    verified: { passwordHash: user.passwordHash, tokensValidAfter: user.tokensValidAfter },
     release: { userId: user.id, ip },
     activity: { userId: user.id, type: "login", nowMs: now, meta, details: { method: "password", session_id: pair.row.familyId } },
     rehash,
     nowMs: now,
   });
+  // The password changed, the account was disabled or all its sign-ins ended while this one was
+  // being checked: it ends with them.
+  if (!signedIn) throw new AppError("invalid_credentials", "The email/username or password is not correct.");
   return pair.response;
 }
