@@ -20,7 +20,7 @@ import {
   clearCounter,
   countHit,
   currentCount,
-  invalidateAccessTokens,
+  cutOffSignIns,
   revokeAllForUser,
   supersedeCodes,
   voidAllCodes,
@@ -259,7 +259,7 @@ export function DrizzleCodeStore(db: Db): CodeStore {
       return spend(codeId, entry, [
         db.update(users).set({ passwordHash, emailVerified: true, updatedAt: now }).where(eq(users.id, userId)),
         revokeAllForUser(db, userId, "password_reset", now),
-        invalidateAccessTokens(db, userId, now),
+        ...cutOffSignIns(db, userId, now),
         clearCounter(db, "loginFailuresPerAccount", userId),
       ]);
     },

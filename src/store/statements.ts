@@ -199,17 +199,25 @@ export function claimAddress(db: Db, userId: string, unusablePasswordHash: strin
   return [
     db.update(users).set({ emailVerified: true, passwordHash: unusablePasswordHash, updatedAt: nowMs }).where(eq(users.id, userId)),
     revokeAllForUser(db, userId, "email_claimed", nowMs),
-    invalidateAccessTokens(db, userId, nowMs),
+    ...cutOffSignIns(db, userId, nowMs),
   ];
 }
 
-/** Cuts off access tokens already issued to the user (checked when a request authenticates). */
-export function invalidateAccessTokens(db: Db, userId: string, nowMs: number) {
-  // iat has whole-second precision: round down so tokens issued later in this second stay valid.
-  return db
-    .update(users)
-    .set({ tokensValidAfter: Math.floor(nowMs / 1000) * 1000, updatedAt: nowMs })
-    .where(eq(users.id, userId));
+/**
+ * Cuts off what the account's sign-ins so far can still do: the access tokens already issued
+ * (checked when a request authenticates) and an email change one of them asked for, with its
+ * code. That request may be a thief's, the very reason for the password change, reset,
+ * logout-all or disabling, and would otherwise still move the account to the thief's address.
+ */
+export function cutOffSignIns(db: Db, userId: string, nowMs: number) {
+  return [
+    // iat has whole-second precision: round down so tokens issued later in this second stay valid.
+    db
+      .update(users)
+      .set({ tokensValidAfter: Math.floor(nowMs / 1000) * 1000, pendingEmail: null, updatedAt: nowMs })
+      .where(eq(users.id, userId)),
+    supersedeCodes(db, userId, "change_email", nowMs),
+  ];
 }
 
 // ---- one-time codes ----

@@ -14,7 +14,7 @@ import {
   auditInsert,
   clearCounter,
   countHit,
-  invalidateAccessTokens,
+  cutOffSignIns,
   refundHit,
   revokeAllForUser,
   revokeFamily,
@@ -238,7 +238,7 @@ export function DrizzleTokenStore(db: Db): TokenStore {
     async endAllSessions(userId, { reason, nowMs, activity, audit }) {
       await runBatch(db, [
         revokeAllForUser(db, userId, reason, nowMs),
-        invalidateAccessTokens(db, userId, nowMs),
+        ...cutOffSignIns(db, userId, nowMs),
         activityInsert(db, activity),
         audit && auditInsert(db, audit),
       ]);

@@ -14,7 +14,7 @@ import {
   countAccountHit,
   countHit,
   countMailToAddress,
-  invalidateAccessTokens,
+  cutOffSignIns,
   olderThan,
   releasePasswordCheck,
   revokeAllForUser,
@@ -228,7 +228,7 @@ export function DrizzleUserStore(db: Db): UserStore {
       await runBatch(db, [
         db.update(users).set({ passwordHash: input.passwordHash, updatedAt: nowMs }).where(eq(users.id, userId)),
         revokeAllForUser(db, userId, "password_changed", nowMs, input.keepSessionId),
-        invalidateAccessTokens(db, userId, nowMs),
+        ...cutOffSignIns(db, userId, nowMs),
         activityInsert(db, input.activity),
         ...releasePasswordCheck(db, input.release),
       ]);
@@ -264,7 +264,7 @@ export function DrizzleUserStore(db: Db): UserStore {
           .where(eq(users.id, userId)),
         ...(claim ? [...claimAddress(db, userId, claim.unusablePasswordHash, nowMs), activityInsert(db, claim.activity)] : []),
         disabling && revokeAllForUser(db, userId, "admin", nowMs),
-        disabling && invalidateAccessTokens(db, userId, nowMs),
+        ...(disabling ? cutOffSignIns(db, userId, nowMs) : []),
         auditInsert(db, audit),
       ];
       await runBatch(db, statements);

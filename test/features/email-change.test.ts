@@ -141,6 +141,61 @@ describe("email change is pending until the new address proves itself", () => {
     expect(again.mails).toHaveLength(0);
   });
 
+  describe("securing the account cancels a pending change, so a thief's code no longer completes it", () => {
+    /** A thief who knows the password asks to move the account to their own address. */
+    async function stolenChange() {
+      const u = await user();
+      const thief = await h.login(u.email, u.password);
+      const { res, code } = await requestChange({ access_token: thief.access_token, password: u.password }, `${unique("thief")}@example.com`);
+      expect(res.status).toBe(200);
+      return { u, code };
+    }
+
+    async function expectCancelled(token: string, code: string | null) {
+      expect((await h.call("GET", ME, undefined, { token })).json.user.pending_email).toBeNull();
+      const verify = await h.call("POST", VERIFY, { code }, { token });
+      expect(verify.status).toBe(400);
+      expect(verify.json.code).toBe("invalid_code");
+    }
+
+    it("by a password change", async () => {
+      const { u, code } = await stolenChange();
+      const changed = await h.call(
+        "POST",
+        `${ME}/password`,
+        { current_password: u.password, new_password: "a-fresh-secret-value-58" },
+        { token: u.access_token },
+      );
+      expect(changed.status, changed.text).toBe(204);
+      h.clock.advance(1000);
+      await expectCancelled((await h.login(u.email, "a-fresh-secret-value-58")).access_token, code);
+    });
+
+    it("by logout-all", async () => {
+      const { u, code } = await stolenChange();
+      expect((await h.call("POST", "/api/v1/auth/logout-all", undefined, { token: u.access_token })).status).toBe(204);
+      h.clock.advance(1000);
+      await expectCancelled((await h.login(u.email, u.password)).access_token, code);
+    });
+
+    it("by a password reset", async () => {
+      const { u, code } = await stolenChange();
+      h.clock.advance(61_000);
+      const from = cap.sent.length;
+      expect((await h.call("POST", "/api/v1/auth/otp", { email: u.email, purpose: "reset_password" }, { env: cap.env })).status).toBe(202);
+      const [mail] = await mailsFor(cap.sent.slice(from), h.clock);
+      const newPassword = "a-fresh-secret-value-59";
+      const reset = await h.call("POST", "/api/v1/auth/password/reset", {
+        email: u.email,
+        code: mail ? codeInMail(mail) : null,
+        new_password: newPassword,
+      });
+      expect(reset.status, reset.text).toBe(204);
+      h.clock.advance(1000);
+      await expectCancelled((await h.login(u.email, newPassword)).access_token, code);
+    });
+  });
+
   it("without a pending change, any code is refused", async () => {
     const u = await user();
     const res = await h.call("POST", VERIFY, { code: "123456" }, { token: u.access_token });
