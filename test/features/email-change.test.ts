@@ -146,7 +146,10 @@ describe("email change is pending until the new address proves itself", () => {
     async function stolenChange() {
       const u = await user();
       const thief = await h.login(u.email, u.password);
-      const { res, code } = await requestChange({ access_token: thief.access_token, password: u.password }, `${unique("thief")}@example.com`);
+      const { res, code } = await requestChange(
+        { access_token: thief.access_token, password: u.password },
+        `${unique("thief")}@example.com`,
+      );
       expect(res.status).toBe(200);
       return { u, code };
     }
