@@ -23,3 +23,31 @@ export function parseIp(text: string | undefined | null): string | null {
     return null;
   }
 }
+
+/** The eight 16-bit groups of a canonical IPv6 address (as `parseIp` gives it), as numbers. */
+function ipv6Groups(address: string): number[] {
+  const [head = "", tail] = address.split("::");
+  const groups = (part: string) => (part === "" ? [] : part.split(":").map((g) => Number.parseInt(g, 16)));
+  const front = groups(head);
+  const back = tail === undefined ? [] : groups(tail);
+  return [...front, ...Array(8 - front.length - back.length).fill(0), ...back];
+}
+
+/**
+ * What per-client limits count under: an IPv4 address as it is; an IPv6 address by its /64, the
+ * smallest block a subscriber or a server is normally given (RFC 6177), so stepping through the
+ * addresses of one's own /64 does not multiply the allowance; an IPv4-mapped IPv6 address as its
+ * IPv4 address; "unknown" for a request with no known address (they share one allowance).
+ */
+export function clientKey(ip: string | null): string {
+  if (ip === null) return "unknown";
+  if (!ip.includes(":")) return ip;
+  const g = ipv6Groups(ip);
+  if (g.slice(0, 5).every((x) => x === 0) && g[5] === 0xffff) {
+    return [(g[6] ?? 0) >> 8, (g[6] ?? 0) & 255, (g[7] ?? 0) >> 8, (g[7] ?? 0) & 255].join(".");
+  }
+  return `${g
+    .slice(0, 4)
+    .map((x) => x.toString(16))
+    .join(":")}::/64`;
+}

@@ -1,7 +1,8 @@
+import { env } from "cloudflare:test";
 /** What the worker accepts of a request's credentials and origin headers, and what it stores of them. */
 import { describe, expect, it } from "vitest";
-import { parseIp } from "../../src/lib/ip";
-import { harness } from "../helpers";
+import { clientKey, parseIp } from "../../src/lib/ip";
+import { harness, unique } from "../helpers";
 
 const ME = "/api/v1/me";
 
@@ -77,5 +78,41 @@ describe("client address and user agent", () => {
     expect(parseIp("::1")).toBe("::1");
     expect(parseIp("not an ip")).toBeNull();
     expect(parseIp(undefined)).toBeNull();
+  });
+
+  it("counts per-client limits per IPv4 address, per IPv6 /64, and IPv4-mapped addresses as IPv4", () => {
+    const key = (text: string | null) => clientKey(parseIp(text));
+    expect(key("192.0.2.7")).toBe("192.0.2.7");
+    expect(key("2001:db8:1:2::1")).toBe("2001:db8:1:2::/64");
+    expect(key("2001:DB8:1:2:ffff:ffff:ffff:ffff")).toBe("2001:db8:1:2::/64");
+    expect(key("2001:db8:1:3::1")).toBe("2001:db8:1:3::/64");
+    expect(key("2001:db8::1")).toBe("2001:db8:0:0::/64");
+    expect(key("::1")).toBe("0:0:0:0::/64");
+    expect(key("::ffff:192.0.2.1")).toBe("192.0.2.1");
+    expect(key(null)).toBe("unknown");
+  });
+
+  it("limits registrations per IPv6 /64, whichever of its addresses a client uses", async () => {
+    const pbkdf2 = { ...env, PASSWORD_HASHER: "pbkdf2" } as Env;
+    for (let i = 1; i <= 20; i++) {
+      const res = await h.call(
+        "POST",
+        "/api/v1/auth/register",
+        { email: `${unique("v6")}@example.com`, password: "Tr0ub4dor&3-horse" },
+        { headers: { "cf-connecting-ip": `2001:db8:77:1::${i.toString(16)}` }, env: pbkdf2 },
+      );
+      expect(res.status, res.text).toBe(201);
+    }
+    const next = { email: `${unique("v6")}@example.com`, password: "Tr0ub4dor&3-horse" };
+    const sameBlock = await h.call("POST", "/api/v1/auth/register", next, {
+      headers: { "cf-connecting-ip": "2001:db8:77:1:dead:beef:0:1" },
+      env: pbkdf2,
+    });
+    expect(sameBlock.status).toBe(429);
+    const otherBlock = await h.call("POST", "/api/v1/auth/register", next, {
+      headers: { "cf-connecting-ip": "2001:db8:77:2::1" },
+      env: pbkdf2,
+    });
+    expect(otherBlock.status, otherBlock.text).toBe(201);
   });
 });

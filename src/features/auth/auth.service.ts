@@ -6,6 +6,7 @@ import type { z } from "@hono/zod-openapi";
 import type { Deps } from "../../deps";
 import { randomId } from "../../lib/crypto";
 import { AppError, type FieldError } from "../../lib/errors";
+import { clientKey } from "../../lib/ip";
 import { assertWithinLimit } from "../../lib/rate-limit";
 import { type LoginIdentifier, StoreError, type User } from "../../store";
 import { newCode } from "../otp/otp.service";
@@ -69,7 +70,7 @@ export async function register(
   }
   assertPasswordPolicy(input.password, { email: input.email, username: input.username });
   const now = clock.now();
-  assertWithinLimit("registerPerIp", await deps.counters.hit("registerPerIp", meta.ip ?? "unknown", now), now);
+  assertWithinLimit("registerPerIp", await deps.counters.hit("registerPerIp", clientKey(meta.ip), now), now);
   await assertIdentifiersFree(deps, input.email, input.username ?? null);
 
   const config = await deps.config();
@@ -105,7 +106,7 @@ export async function login(deps: Deps, input: { email?: string; username?: stri
   const { clock, meta } = deps;
   const hasher = deps.passwordHasher;
   const now = clock.now();
-  const ip = meta.ip ?? "unknown";
+  const ip = clientKey(meta.ip);
   const identifier: LoginIdentifier = input.email ? { email: input.email } : { username: input.username ?? "" };
   // One round trip: the account, and this attempt reserved on the IP's and the account's
   // failure counters before the password is checked.

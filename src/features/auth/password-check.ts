@@ -7,6 +7,7 @@
  */
 import type { Deps } from "../../deps";
 import { AppError } from "../../lib/errors";
+import { clientKey } from "../../lib/ip";
 import { isOverLimit, type RateLimitRow, rateLimited } from "../../lib/rate-limit";
 import type { PasswordCheckRelease, User } from "../../store";
 import { checkPassword } from "./password-hash";
@@ -35,7 +36,7 @@ export async function reauthenticate(
 ): Promise<PasswordCheckRelease> {
   const { clock, meta } = deps;
   const now = clock.now();
-  const ip = meta.ip ?? "unknown";
+  const ip = clientKey(meta.ip);
   if (password === undefined) throw new AppError("invalid_current_password", "Give your current password (current_password).");
   const reserved = await deps.counters.reservePasswordCheck(user.id, ip, now);
   assertReserved(reserved.ip, reserved.account, now);

@@ -9,6 +9,7 @@ import type { z } from "@hono/zod-openapi";
 import type { Deps } from "../../deps";
 import { base64urlEncode, randomBytes, randomId, sha256Hex } from "../../lib/crypto";
 import { AppError } from "../../lib/errors";
+import { clientKey } from "../../lib/ip";
 import { log } from "../../lib/log";
 import { assertWithinLimit } from "../../lib/rate-limit";
 import type { NewRefreshToken, User } from "../../store";
@@ -96,7 +97,7 @@ export async function rotateRefreshToken(deps: Deps, presented: string): Promise
   const now = clock.now();
   // The per-IP counter and the lookup share one round trip; the limit is judged right after.
   const tokenHash = await hashRefreshToken(presented);
-  const { counter, found } = await deps.tokens.lookupForRefresh(tokenHash, meta.ip ?? "unknown", now);
+  const { counter, found } = await deps.tokens.lookupForRefresh(tokenHash, clientKey(meta.ip), now);
   assertWithinLimit("refreshPerIp", counter, now);
   const invalid = new AppError("invalid_refresh_token");
   if (!found) throw invalid;

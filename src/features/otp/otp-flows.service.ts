@@ -6,6 +6,7 @@
  * every failed use of a code is the same `400 invalid_code`.
  */
 import type { Deps } from "../../deps";
+import { clientKey } from "../../lib/ip";
 import { isOverLimit, RATE_LIMITS, rateLimited } from "../../lib/rate-limit";
 import type { User } from "../../store";
 import { assertPasswordPolicy } from "../auth/auth.service";
@@ -28,7 +29,7 @@ export async function requestCode(deps: Deps, input: { email: string; purpose: R
   const now = deps.clock.now();
   const { purpose } = input;
   const { row, message } = await newCode(deps, input.email, purpose);
-  const counters = await deps.codes.issueByAddress({ code: row, ip: deps.meta.ip ?? "unknown", meta: deps.meta });
+  const counters = await deps.codes.issueByAddress({ code: row, ip: clientKey(deps.meta.ip), meta: deps.meta });
   const ipRow = counters.ip;
   if (ipRow && isOverLimit("otpPerIp", ipRow)) throw rateLimited(ipRow, now);
   if ((counters.hour?.count ?? Number.POSITIVE_INFINITY) > RATE_LIMITS.otpPerEmailHour.limit) {
