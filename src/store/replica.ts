@@ -26,6 +26,8 @@ export type SessionStart = "first-primary" | "first-unconstrained";
  * Not the avatar (`/profiles/{user_id}/avatar`): its answer is stored in the edge cache for up to
  * an hour, so a lagging replica that still saw a replaced version as current, or a disabled account
  * as public, would put back the copy a purge had just removed. It reads D1 only on a cache miss.
+ * Nor the data export (`/me/export`): everything the account holds, answered only to a session
+ * the primary says is live, not to one a lagging replica has not yet seen revoked.
  */
 export const REPLICA_TOLERANT_ROUTES = [
   "/profiles", // the public directory
@@ -36,7 +38,6 @@ export const REPLICA_TOLERANT_ROUTES = [
   "/me/profile",
   "/me/activity",
   "/me/sessions", // the sessions list
-  "/me/export",
 ] as const;
 
 const tolerant = REPLICA_TOLERANT_ROUTES.map((route) => new RegExp(`^${API_BASE}${route.replace(/\{[a-z_]+\}/g, "[^/]+")}/?$`));

@@ -40,10 +40,11 @@ describe("read replication", () => {
       "/api/v1/me",
       "/api/v1/me/activity",
       "/api/v1/me/sessions",
-      "/api/v1/me/export",
     ]) {
       expect(sessionStartFor("GET", path), path).toBe("first-unconstrained");
     }
+    // Everything the account holds goes only to a session the primary says is live.
+    expect(sessionStartFor("GET", "/api/v1/me/export")).toBe("first-primary");
     expect(sessionStartFor("POST", "/api/v1/statuses")).toBe("first-primary");
     expect(sessionStartFor("PATCH", "/api/v1/me")).toBe("first-primary");
     expect(sessionStartFor("GET", "/api/v1/admin/users")).toBe("first-primary");
