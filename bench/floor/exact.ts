@@ -48,7 +48,7 @@ const CLEAR_COUNTER = `delete from "rate_limits" where "rate_limits"."key" = ?`;
 const REFUND_HIT = `update "rate_limits" set "count" = "rate_limits"."count" - 1 where ("rate_limits"."key" = ? and "rate_limits"."count" > ?)`;
 const INSERT_ACTIVITY_IF_TOKEN = `insert into "activity" ("id", "user_id", "type", "created_at", "ip", "user_agent", "details") SELECT ?, ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM "refresh_tokens" WHERE "refresh_tokens"."id" = ?)`;
 const DIRECTORY = `select "users"."id", "users"."username", "users"."created_at", "profiles"."name", "profiles"."surname", "profiles"."profession", "profiles"."about_me", "profiles"."avatar_key" from "users" left join "profiles" on "profiles"."user_id" = "users"."id" where ("users"."email_verified" = ? and "users"."is_active" = ?) order by "users"."created_at" asc, "users"."id" asc limit ?`;
-const TIMELINE = `select "statuses"."id", "statuses"."user_id", "users"."username", "statuses"."content", "statuses"."created_at", "statuses"."updated_at" from "statuses" inner join "users" on "users"."id" = "statuses"."user_id" where "users"."is_active" = ? order by "statuses"."created_at" desc, "statuses"."id" desc limit ?`;
+const TIMELINE = `select "statuses"."id", "statuses"."user_id", "users"."username", "statuses"."content", "statuses"."created_at", "statuses"."updated_at" from "statuses" inner join "users" on "users"."id" = "statuses"."user_id" where ("users"."email_verified" = ? and "users"."is_active" = ?) order by "statuses"."created_at" desc, "statuses"."id" desc limit ?`;
 const PUBLIC_AVATAR = `select "profiles"."avatar_key", "profiles"."avatar_etag", "profiles"."avatar_content_type" from "users" inner join "profiles" on "profiles"."user_id" = "users"."id" where ("users"."id" = ? and ("users"."email_verified" = ? and "users"."is_active" = ?)) limit ?`;
 
 /** The request's D1 session, started where the replica rule starts the route (src/store/replica.ts). */
@@ -229,7 +229,7 @@ export function exactFloor(
     case "/profiles":
       return page(env, DIRECTORY, [1, 1], (row) => ({ t: row.created_at as number, id: row.id as string }));
     case "/statuses":
-      return page(env, TIMELINE, [1], (row) => ({ t: row.created_at as number, id: row.id as string }));
+      return page(env, TIMELINE, [1, 1], (row) => ({ t: row.created_at as number, id: row.id as string }));
     case "/avatar":
       return avatar(url, env, ctx);
     default:

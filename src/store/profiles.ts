@@ -5,7 +5,7 @@
 import { and, asc, eq, or } from "drizzle-orm";
 import { type Db, type Placeholders, prepared, preparedShapes, runBatch, runOne } from "./driver";
 import { profiles, users } from "./schema";
-import { activityInsert, like, newerThan, prefixPattern } from "./statements";
+import { activityInsert, isPublicAccount, like, newerThan, prefixPattern } from "./statements";
 import type { ActivityRecord, PageQuery, Profile } from "./types";
 
 export type ProfileChanges = Partial<Pick<Profile, "name" | "surname" | "age" | "phoneNumber" | "profession" | "aboutMe">>;
@@ -46,9 +46,6 @@ export interface ProfileStore {
   /** The avatar of a public account, or null. */
   publicAvatar(userId: string): Promise<{ key: string | null; etag: string | null; contentType: string | null } | null>;
 }
-
-/** Only confirmed, enabled accounts appear in public: the directory, single reads and avatars. */
-const isPublicAccount = () => and(eq(users.emailVerified, true), eq(users.isActive, true));
 
 const publicColumns = {
   id: users.id,

@@ -166,6 +166,12 @@ export function activityInsertSelect(db: Db, entry: ActivityRecord, options: { w
   return db.insert(activity).select(sql`SELECT ${sql.join(columns, sql`, `)}${where}`);
 }
 
+/**
+ * Only confirmed, enabled accounts appear in public: the directory, single profiles, avatars and
+ * statuses. An account staff disabled or marked unverified leaves public view whole.
+ */
+export const isPublicAccount = () => and(eq(users.emailVerified, true), eq(users.isActive, true));
+
 // ---- refresh tokens and access-token cut-off ----
 
 /** Revokes every live token of one family (a sign-in), e.g. on logout or detected reuse. */

@@ -5,7 +5,7 @@
 import { and, desc, eq, sql } from "drizzle-orm";
 import { affectedRows, type Db, type Placeholders, prepared, preparedShapes, runBatch, runOne } from "./driver";
 import { statuses, users } from "./schema";
-import { activityInsert, activityInsertSelect, olderThan } from "./statements";
+import { activityInsert, activityInsertSelect, isPublicAccount, olderThan } from "./statements";
 import type { ActivityRecord, PageQuery } from "./types";
 
 /** A status with its author's current username. */
@@ -52,8 +52,8 @@ function timelineStatement(byAuthor: boolean, paged: boolean) {
       .innerJoin(users, eq(users.id, statuses.userId))
       .where(
         and(
-          // A disabled account's posts leave the public timeline with it (staff can still act on them by id).
-          eq(users.isActive, true),
+          // A disabled or unverified account's posts leave the public timeline with it (staff can still act on them by id).
+          isPublicAccount(),
           byAuthor ? eq(statuses.userId, p.userId) : undefined,
           paged ? olderThan(statuses.createdAt, statuses.id, { t: p.cursorT, id: p.cursorId }) : undefined,
         ),
@@ -75,7 +75,7 @@ export function DrizzleStatusStore(db: Db): StatusStore {
     async byId(id, options = {}) {
       const [row] = await runOne(
         select()
-          .where(and(eq(statuses.id, id), options.publicOnly ? eq(users.isActive, true) : undefined))
+          .where(and(eq(statuses.id, id), options.publicOnly ? isPublicAccount() : undefined))
           .limit(1),
       );
       return row ?? null;

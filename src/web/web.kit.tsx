@@ -39,10 +39,14 @@ export function form(c: WebContext): Record<string, string | File> {
   return c.var.form ?? {};
 }
 
-/** A text field of the submitted form ("" when absent or a file). */
+/**
+ * A text field of the submitted form ("" when absent or a file). Browsers send a textarea's line
+ * breaks as CRLF (HTML, "converting newlines" in form submission); they come back as the \n the
+ * API's schemas accept, which refuse a bare carriage return as a control character.
+ */
 export function text(c: WebContext, name: string): string {
   const value = form(c)[name];
-  return typeof value === "string" ? value : "";
+  return typeof value === "string" ? value.replace(/\r\n?/g, "\n") : "";
 }
 
 /** A failure the page shows: the sentence for the whole form, and messages per field. */

@@ -181,6 +181,15 @@ describe("GET /statuses", () => {
     expect((await h.call("GET", `/api/v1/statuses?user_id=${u.id}`)).json.items).toHaveLength(0);
     expect((await h.call("GET", `/api/v1/statuses/${id}`)).status).toBe(404);
   });
+
+  it("drops the statuses of an account staff marked unverified, as its profile leaves public view", async () => {
+    const u = await h.signedInUser();
+    const id = (await post(u.access_token, "soon hidden too")).json.status.id;
+    await env.DB.prepare("UPDATE users SET email_verified = 0 WHERE id = ?").bind(u.id).run();
+    expect((await h.call("GET", `/api/v1/statuses?user_id=${u.id}`)).json.items).toHaveLength(0);
+    expect((await h.call("GET", `/api/v1/statuses/${id}`)).status).toBe(404);
+    expect((await h.call("GET", `/api/v1/profiles/${u.id}`)).status).toBe(404);
+  });
 });
 
 describe("changing and deleting statuses: owner, other, staff, anonymous", () => {

@@ -230,6 +230,31 @@ describe("forms", () => {
     expect(res.status).toBe(403);
   });
 
+  it("checks a status posted or edited on the page by the API's rules; a textarea's CRLF lines are kept as lines", async () => {
+    const { user, b } = await signedInBrowser();
+    const stored = async () =>
+      (await env.DB.prepare("SELECT content FROM statuses WHERE user_id = ? ORDER BY created_at").bind(user.id).all<{ content: string }>())
+        .results;
+    for (const content of ["   ", "x".repeat(501), "null\u0000byte", "\u202eevil", "\r"]) {
+      const res = await b.submit("/profilepage", "/profilepage/statuses", { content });
+      expect(res.status, JSON.stringify(content)).toBe(400);
+      expect(res.text).toContain('id="f-content-error"');
+    }
+    expect(await stored()).toEqual([]);
+    const posted = await b.submit("/profilepage", "/profilepage/statuses", { content: "  first line\r\nsecond line  " });
+    expect(posted.location).toBe("/profilepage");
+    expect(await stored()).toEqual([{ content: "first line\nsecond line" }]);
+    const id = ((await env.DB.prepare("SELECT id FROM statuses WHERE user_id = ?").bind(user.id).first()) as { id: string }).id;
+    const edited = await b.submit(`/profilepage/statuses/${id}/edit`, `/profilepage/statuses/${id}`, { content: "" });
+    expect(edited.status).toBe(400);
+    expect(await stored()).toEqual([{ content: "first line\nsecond line" }]);
+    // The same for "about me", the other textarea.
+    const saved = await b.submit("/settings", "/settings/profile", { about_me: "one\r\ntwo", username: user.username });
+    expect(saved.location).toBe("/settings");
+    const about = await env.DB.prepare("SELECT about_me FROM profiles WHERE user_id = ?").bind(user.id).first<{ about_me: string }>();
+    expect(about?.about_me).toBe("one\ntwo");
+  });
+
   it("escapes user text: markup in about-me is shown, never run", async () => {
     const { user, b } = await signedInBrowser();
     const saved = await b.submit("/settings", "/settings/profile", {

@@ -11,7 +11,7 @@ import { deleteAvatar, uploadAvatar } from "../../features/profiles/avatar.servi
 import { PROFILE_LIMITS, ReplaceProfileSchema } from "../../features/profiles/profiles.schemas";
 import { loadOwnProfile, updateProfile } from "../../features/profiles/profiles.service";
 import { listSessions, revokeSession } from "../../features/sessions/sessions.service";
-import { STATUS_MAX_LENGTH } from "../../features/statuses/statuses.schemas";
+import { CreateStatusSchema, ReplaceStatusSchema, STATUS_MAX_LENGTH } from "../../features/statuses/statuses.schemas";
 import { createStatus, deleteStatus, getStatus, listStatuses, updateStatus } from "../../features/statuses/statuses.service";
 import { AppError } from "../../lib/errors";
 import { pageQuery } from "../../lib/pagination";
@@ -136,7 +136,8 @@ function profileRoutes(web: Hono<WebEnv>) {
   web.get("/profilepage", user, (c) => profilePage(c));
   web.post("/profilepage/statuses", user, async (c) => {
     const content = text(c, "content");
-    const result = await attempt(c, () => createStatus(c.var.deps, c.var.user, content));
+    // The API's own schema: the same length, trimming and control-character rules as POST /statuses.
+    const result = await attempt(c, () => createStatus(c.var.deps, c.var.user, parseWith(CreateStatusSchema, { content }).content));
     if (!result.ok) return profilePage(c, result.problem, content);
     return redirect(c, "/profilepage", "status_posted");
   });
@@ -162,7 +163,7 @@ function profileRoutes(web: Hono<WebEnv>) {
     const existing = await getStatus(c.var.deps, id);
     // Staff may edit anyone's status through the API; these pages only ever offer one's own.
     if (existing.user_id !== c.var.user.id) throw new AppError("not_found");
-    const result = await attempt(c, () => updateStatus(c.var.deps, c.var.user, id, content));
+    const result = await attempt(c, () => updateStatus(c.var.deps, c.var.user, id, parseWith(ReplaceStatusSchema, { content }).content));
     if (!result.ok) return editPage(c, id, content, result.problem);
     return redirect(c, "/profilepage", "status_saved");
   });
