@@ -12,6 +12,8 @@ export interface D1Probe {
   roundTrips: number;
   /** Makes statements whose SQL matches fail (until cleared with `null`). */
   failWhen(pattern: RegExp | null): void;
+  /** Makes a batch with a matching statement fail after it committed: the reply is lost, not the write. */
+  loseReplyWhen(pattern: RegExp | null): void;
   /** Runs `hook` before each batch is sent (until cleared with `null`): what a concurrent request does meanwhile. */
   beforeBatch(hook: ((statements: string[]) => Promise<void>) | null): void;
   reset(): void;
@@ -25,6 +27,7 @@ type Wrapped = D1PreparedStatement & { [REAL]: D1PreparedStatement; [SQL]: strin
 export function probeD1(real: D1Database): D1Probe {
   let failPattern: RegExp | null = null;
   let batchHook: ((statements: string[]) => Promise<void>) | null = null;
+  let lostReplyPattern: RegExp | null = null;
   const probe: D1Probe = {
     db: undefined as unknown as D1Database,
     statements: [],
@@ -34,6 +37,9 @@ export function probeD1(real: D1Database): D1Probe {
     },
     beforeBatch(hook) {
       batchHook = hook;
+    },
+    loseReplyWhen(pattern) {
+      lostReplyPattern = pattern;
     },
     reset() {
       probe.statements = [];
@@ -73,7 +79,10 @@ export function probeD1(real: D1Database): D1Probe {
         const failing = statements.find((s) => failPattern?.test(s[SQL]));
         if (failing) throw injected(failing[SQL]);
         await batchHook?.(statements.map((s) => s[SQL]));
-        return target.batch(statements.map((s) => s[REAL]));
+        const results = await target.batch(statements.map((s) => s[REAL]));
+        const lost = statements.find((s) => lostReplyPattern?.test(s[SQL]));
+        if (lost) throw new Error(`D1_ERROR: injected lost reply for test: ${lost[SQL].slice(0, 40)}`);
+        return results;
       },
     };
   }

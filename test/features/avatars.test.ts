@@ -432,6 +432,19 @@ describe("avatar lifecycle", () => {
   });
 });
 
+describe("an upload whose database reply is lost", () => {
+  it("keeps the new object when the write committed after all: the profile never points at a missing image", async () => {
+    const u = await h.signedInUser();
+    const probe = probeD1(env.DB);
+    probe.loseReplyWhen(/update .profiles/i);
+    const res = await upload(u.access_token, await png(4, 4), "image/png", { env: { ...env, DB: probe.db } });
+    expect(res.status, JSON.stringify(res.json)).toBe(200);
+    const row = await avatarRow(u.id);
+    expect(await objectsOf(u.id)).toEqual([row?.avatar_key]);
+    expect((await fetchRaw(res.json.avatar_url)).status).toBe(200);
+  });
+});
+
 describe("serving avatars", () => {
   it("streams with the stored type, an ETag and long-lived, locked-down caching headers", async () => {
     const u = await h.signedInUser();
@@ -596,6 +609,23 @@ describe("avatars from the edge cache", () => {
     expect(res.status).toBe(204);
     expect(await cached(url)).toBeUndefined();
     expect((await fetchRaw(url)).status).toBe(404);
+  });
+
+  it("purges the URL when the account is deleted, even when R2 fails to list or delete its objects", async () => {
+    const { u, url } = await cachedAvatar();
+    const failing = {
+      ...env.AVATARS,
+      list: () => Promise.reject(new Error("r2 down")),
+      delete: () => Promise.reject(new Error("r2 down")),
+    };
+    const res = await h.call(
+      "DELETE",
+      "/api/v1/me",
+      { current_password: u.password },
+      { token: u.access_token, env: { ...env, AVATARS: failing as unknown as R2Bucket } },
+    );
+    expect(res.status).toBe(204);
+    expect(await cached(url)).toBeUndefined();
   });
 
   it("purges the URL when staff disable the account or mark its address unverified", async () => {

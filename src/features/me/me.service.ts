@@ -149,6 +149,8 @@ export async function changePassword(
  */
 export async function deleteMe(deps: Deps, user: User, currentPassword: string): Promise<void> {
   const release = await reauthenticate(deps, user, currentPassword);
+  // Read before the row goes: the current avatar's copy is purged whatever R2 does afterwards.
+  const current = (await deps.profiles.byUser(user.id))?.avatarKey ?? null;
   await deps.users.delete(user.id, release);
-  await deleteAllAvatars(deps, user.id);
+  await deleteAllAvatars(deps, user.id, current);
 }

@@ -135,8 +135,25 @@ export async function uploadAvatar(deps: Deps, user: User, bytes: Uint8Array): P
       details: { content_type: image.contentType, width: image.width, height: image.height, bytes: bytes.byteLength },
     });
   } catch (error) {
-    console.error(`[avatars] profile update failed after storing ${key}; deleting it: ${loggableError(error)}`);
-    await deleteObject(avatars, key, "orphaned");
+    // An error can hide a write that committed (its reply lost): the new object is deleted only
+    // when the profile is known not to point at it, never leaving the profile on a missing image.
+    const pointsAtIt = await deps.profiles.byUser(user.id).then(
+      (profile) => profile?.avatarKey === key,
+      () => null,
+    );
+    if (pointsAtIt === true) {
+      console.error(
+        `[avatars] profile update reported failure but committed ${key}; the replaced object, if any, is left: ${loggableError(error)}`,
+      );
+      return { avatar_url: avatarUrl(user.id, key) as string };
+    }
+    if (pointsAtIt === false) {
+      console.error(`[avatars] profile update failed after storing ${key}; deleting it: ${loggableError(error)}`);
+      await deleteObject(avatars, key, "orphaned");
+    } else
+      console.error(
+        `[avatars] profile update failed after storing ${key}, and the profile cannot be read; ${key} may be orphaned: ${loggableError(error)}`,
+      );
     throw new AppError("service_unavailable", "The avatar could not be saved; your profile is unchanged.");
   }
   if (replacedKey && replacedKey !== key) {
@@ -170,11 +187,17 @@ export async function purgeAvatarCopies(deps: Pick<Deps, "profiles" | "avatarCac
 
 /**
  * Account deletion: removes every avatar object of the user and purges the edge-cache copy of
- * each (the current one and any left behind). Failures are logged, not thrown.
+ * each (any left behind, and `currentKey`, the profile's, even when R2 cannot list or delete).
+ * Failures are logged, not thrown.
  */
-export async function deleteAllAvatars(deps: Pick<Deps, "avatars" | "avatarCache">, userId: string): Promise<void> {
+export async function deleteAllAvatars(
+  deps: Pick<Deps, "avatars" | "avatarCache">,
+  userId: string,
+  currentKey: string | null,
+): Promise<void> {
   const keys = await deleteAllAvatarObjects(deps.avatars, userId);
-  await Promise.all(keys.map((key) => deps.avatarCache.purge(userId, avatarVersion(key))));
+  const versions = new Set([...keys, ...(currentKey ? [currentKey] : [])].map(avatarVersion));
+  await Promise.all([...versions].map((version) => deps.avatarCache.purge(userId, version)));
 }
 
 export type AvatarRead =
