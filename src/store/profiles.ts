@@ -2,7 +2,7 @@
  * Profiles, part of the account aggregate: the owner's details, the avatar pointer, and the public
  * reads (directory, single profile, avatar lookup), which show only confirmed, enabled accounts.
  */
-import { and, asc, eq, or } from "drizzle-orm";
+import { and, asc, eq, inArray, or } from "drizzle-orm";
 import { type Db, type Placeholders, prepared, preparedShapes, runBatch, runOne } from "./driver";
 import { profiles, users } from "./schema";
 import { activityInsert, isPublicAccount, like, newerThan, prefixPattern } from "./statements";
@@ -45,7 +45,12 @@ export interface ProfileStore {
   publicProfile(userId: string): Promise<PublicProfileRow | null>;
   /** The avatar of a public account, or null. */
   publicAvatar(userId: string): Promise<{ key: string | null; etag: string | null; contentType: string | null } | null>;
+  /** Of these accounts, the ones that exist, each with its current avatar key (null: none). */
+  currentAvatarKeys(userIds: string[]): Promise<Map<string, string | null>>;
 }
+
+/** D1 binds at most 100 values per statement. */
+const IDS_PER_STATEMENT = 90;
 
 const publicColumns = {
   id: users.id,
@@ -141,6 +146,21 @@ export function DrizzleProfileStore(db: Db): ProfileStore {
           .limit(1),
       );
       return row ? withNulls(row) : null;
+    },
+
+    async currentAvatarKeys(userIds) {
+      const found = new Map<string, string | null>();
+      for (let i = 0; i < userIds.length; i += IDS_PER_STATEMENT) {
+        const rows = await runOne(
+          db
+            .select({ id: users.id, key: profiles.avatarKey })
+            .from(users)
+            .leftJoin(profiles, eq(profiles.userId, users.id))
+            .where(inArray(users.id, userIds.slice(i, i + IDS_PER_STATEMENT))),
+        );
+        for (const row of rows) found.set(row.id, row.key);
+      }
+      return found;
     },
 
     async publicAvatar(userId) {

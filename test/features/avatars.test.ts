@@ -1,5 +1,7 @@
 import { env } from "cloudflare:test";
 import { describe, expect, it, vi } from "vitest";
+import { createBackgroundDeps } from "../../src/deps";
+import { AVATAR_SWEEP_GRACE_MS, sweepOrphanAvatars } from "../../src/features/profiles/avatar.service";
 import { DRAIN_MAX_BYTES } from "../../src/lib/drain";
 import { probeD1 } from "../d1-wrap";
 import { BASE, harness } from "../helpers";
@@ -660,5 +662,36 @@ describe("avatars from the edge cache", () => {
     } finally {
       for (const spy of spies) spy.mockRestore();
     }
+  });
+});
+
+describe("the daily sweep of avatar objects nothing points at", () => {
+  const sweep = () => sweepOrphanAvatars(createBackgroundDeps(env, h.clock), { maxPages: 5 });
+
+  it("deletes a deleted account's objects at once, and another account's stray objects once past the grace", async () => {
+    const u = await h.signedInUser();
+    const { json } = await upload(u.access_token, await png(3, 3), "image/png");
+    const current = (await avatarRow(u.id))?.avatar_key as string;
+    // What failures leave behind: a replaced object whose delete failed, and a deleted account's folder.
+    await env.AVATARS.put(`avatars/${u.id}/left-behind.png`, await png(2, 2));
+    await env.AVATARS.put("avatars/no-such-account/old.png", await png(2, 2));
+    await env.AVATARS.put("elsewhere/not-an-avatar.png", await png(2, 2));
+
+    const first = await sweep();
+    expect(first.complete).toBe(true);
+    expect(await objectsOf(u.id)).toEqual([current, `avatars/${u.id}/left-behind.png`].sort());
+    expect(await env.AVATARS.head("avatars/no-such-account/old.png")).toBeNull();
+
+    // An hour later the stray object may no longer be an upload in flight: it goes; the current one stays.
+    h.clock.advance(AVATAR_SWEEP_GRACE_MS + 60_000);
+    await sweep();
+    expect(await objectsOf(u.id)).toEqual([current]);
+    expect((await fetchRaw(json.avatar_url)).status).toBe(200);
+    expect(await env.AVATARS.head("elsewhere/not-an-avatar.png")).not.toBeNull();
+  });
+
+  it("stops early, deleting nothing more, when R2 fails", async () => {
+    const failing = { ...env, AVATARS: { list: () => Promise.reject(new Error("r2 down")) } as unknown as R2Bucket };
+    expect(await sweepOrphanAvatars(createBackgroundDeps(failing, h.clock), { maxPages: 5 })).toEqual({ deleted: 0, complete: false });
   });
 });

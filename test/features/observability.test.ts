@@ -239,6 +239,7 @@ describe("queue and cron log lines", () => {
       deleted_refresh_tokens: expect.any(Number),
       deleted_rate_limits: expect.any(Number),
       deleted_otp_codes: expect.any(Number),
+      deleted_avatars: expect.any(Number),
       complete: true,
     });
   });

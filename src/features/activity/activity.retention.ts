@@ -5,7 +5,9 @@
  *   A family with any unexpired token keeps all its rotated tokens, because presenting one of
  *   those is how reuse is detected (RFC 9700 §4.14.2);
  * - rate-limit windows that have ended (a new hit starts a fresh window anyway);
- * - one-time codes past their expiry, used or not (a consumed code is gone within `otp_ttl`).
+ * - one-time codes past their expiry, used or not (a consumed code is gone within `otp_ttl`);
+ * - avatar objects nothing points at (`sweepOrphanAvatars`): those of deleted accounts, and
+ *   replaced or failed uploads left behind by an R2 or D1 failure.
  *
  * Every statement deletes at most `batchSize` rows (D1 limits a statement's duration, and a huge
  * delete would hold the database's single writer), and each kind gets at most `maxRounds`
@@ -13,6 +15,7 @@
  */
 import type { Deps } from "../../deps";
 import { log } from "../../lib/log";
+import { sweepOrphanAvatars } from "../profiles/avatar.service";
 
 export const RETENTION_BATCH_SIZE = 500;
 export const RETENTION_MAX_ROUNDS = 20;
@@ -23,6 +26,7 @@ export interface RetentionResult {
   refreshTokens: number;
   rateLimits: number;
   otpCodes: number;
+  avatars: number;
   /** False when some kind hit `maxRounds` with rows possibly left for the next run. */
   complete: boolean;
 }
@@ -43,7 +47,7 @@ async function drain(deleteBatch: () => Promise<number>, batchSize: number, maxR
  * tests run it at any instant; the retention period is read from the effective config.
  */
 export async function runRetention(
-  deps: Pick<Deps, "activity" | "tokens" | "counters" | "codes" | "clock" | "config">,
+  deps: Pick<Deps, "activity" | "tokens" | "counters" | "codes" | "clock" | "config" | "avatars" | "profiles">,
   options: { batchSize?: number; maxRounds?: number } = {},
 ): Promise<RetentionResult> {
   const batchSize = options.batchSize ?? RETENTION_BATCH_SIZE;
@@ -56,13 +60,16 @@ export async function runRetention(
   const deadTokens = await drain(() => deps.tokens.purgeDead(now, batchSize), batchSize, maxRounds);
   const endedWindows = await drain(() => deps.counters.purgeEnded(now, batchSize), batchSize, maxRounds);
   const deadCodes = await drain(() => deps.codes.purgeExpired(now, batchSize), batchSize, maxRounds);
+  // R2 lists 1,000 objects a page: the same number of rounds covers 20,000 objects a run.
+  const orphanAvatars = await sweepOrphanAvatars(deps, { maxPages: maxRounds });
 
   return {
     activity: oldActivity.deleted,
     refreshTokens: deadTokens.deleted,
     rateLimits: endedWindows.deleted,
     otpCodes: deadCodes.deleted,
-    complete: oldActivity.complete && deadTokens.complete && endedWindows.complete && deadCodes.complete,
+    avatars: orphanAvatars.deleted,
+    complete: oldActivity.complete && deadTokens.complete && endedWindows.complete && deadCodes.complete && orphanAvatars.complete,
   };
 }
 
@@ -74,6 +81,7 @@ export async function scheduledRetention(deps: Deps): Promise<RetentionResult> {
     deleted_refresh_tokens: result.refreshTokens,
     deleted_rate_limits: result.rateLimits,
     deleted_otp_codes: result.otpCodes,
+    deleted_avatars: result.avatars,
     complete: result.complete,
   });
   return result;

@@ -16,7 +16,7 @@ import { AppError, fieldError, loggableError } from "../../lib/errors";
 import type { User } from "../../store";
 import type { CachedAvatar } from "./avatar.cache";
 import { AVATAR_MAX_BYTES, type ImageInfo, inspectImage } from "./avatar.image";
-import { avatarPrefix, avatarUrl, avatarVersion, deleteAllAvatarObjects } from "./avatar.storage";
+import { avatarOwner, avatarPrefix, avatarUrl, avatarVersion, deleteAllAvatarObjects, listAvatarObjects } from "./avatar.storage";
 import { loadOwnProfile } from "./profiles.service";
 
 /** Room for a form's boundary lines and part headers around the file (an HTML form sends ~300 bytes). */
@@ -198,6 +198,51 @@ export async function deleteAllAvatars(
   const keys = await deleteAllAvatarObjects(deps.avatars, userId);
   const versions = new Set([...keys, ...(currentKey ? [currentKey] : [])].map(avatarVersion));
   await Promise.all([...versions].map((version) => deps.avatarCache.purge(userId, version)));
+}
+
+/**
+ * Objects younger than this may belong to an upload whose database write has not committed yet,
+ * so the sweep leaves them alone even when no profile points at them.
+ */
+export const AVATAR_SWEEP_GRACE_MS = 60 * 60_000;
+
+/**
+ * Deletes the avatar objects nothing points at, for the daily job: every object of an account
+ * that no longer exists (its deletion could not remove them from R2), and each object older than
+ * AVATAR_SWEEP_GRACE_MS that is not its account's current avatar (a replaced object whose delete
+ * failed, an upload whose profile write failed). Up to `maxPages` listings of 1,000 objects per
+ * run; an R2 failure ends the run early, logged. `complete` is false when objects were left.
+ */
+export async function sweepOrphanAvatars(
+  deps: Pick<Deps, "avatars" | "profiles" | "clock">,
+  options: { maxPages: number },
+): Promise<{ deleted: number; complete: boolean }> {
+  const cutoff = deps.clock.now() - AVATAR_SWEEP_GRACE_MS;
+  let deleted = 0;
+  let cursor: string | undefined;
+  try {
+    for (let page = 0; page < options.maxPages; page++) {
+      const listed = await listAvatarObjects(deps.avatars, cursor);
+      const owners = [...new Set(listed.objects.map((o) => avatarOwner(o.key)).filter((id): id is string => id !== null))];
+      const current = await deps.profiles.currentAvatarKeys(owners);
+      const orphans = listed.objects
+        .filter((o) => {
+          const owner = avatarOwner(o.key);
+          if (owner === null) return false;
+          if (!current.has(owner)) return true;
+          return current.get(owner) !== o.key && o.uploaded < cutoff;
+        })
+        .map((o) => o.key);
+      if (orphans.length > 0) await deps.avatars.delete(orphans);
+      deleted += orphans.length;
+      cursor = listed.cursor;
+      if (!cursor) return { deleted, complete: true };
+    }
+    return { deleted, complete: false };
+  } catch (error) {
+    console.error(`[avatars] orphan sweep stopped after ${deleted} objects: ${loggableError(error)}`);
+    return { deleted, complete: false };
+  }
 }
 
 export type AvatarRead =

@@ -1,8 +1,10 @@
 /** Where avatars live in R2: `avatars/{user_id}/{random}.{ext}`, keys made only by the server. */
 import { API_BASE } from "../../lib/paths";
 
+const AVATARS_ROOT = "avatars/";
+
 export function avatarPrefix(userId: string): string {
-  return `avatars/${userId}/`;
+  return `${AVATARS_ROOT}${userId}/`;
 }
 
 /**
@@ -24,6 +26,23 @@ export async function deleteAllAvatarObjects(bucket: R2Bucket, userId: string): 
     console.error(`[avatars] could not delete avatar objects of deleted user ${userId}`, error);
   }
   return removed;
+}
+
+/** The account an avatar key belongs to (`avatars/{userId}/…`), or null for a key of another shape. */
+export function avatarOwner(key: string): string | null {
+  if (!key.startsWith(AVATARS_ROOT)) return null;
+  const rest = key.slice(AVATARS_ROOT.length);
+  const slash = rest.indexOf("/");
+  return slash > 0 ? rest.slice(0, slash) : null;
+}
+
+/** One page (up to 1,000) of every avatar object, with when each was stored; `cursor` for the next page. */
+export async function listAvatarObjects(bucket: R2Bucket, cursor?: string) {
+  const page = await bucket.list({ prefix: AVATARS_ROOT, cursor, limit: 1000 });
+  return {
+    objects: page.objects.map((o) => ({ key: o.key, uploaded: o.uploaded.getTime() })),
+    cursor: page.truncated ? page.cursor : undefined,
+  };
 }
 
 /** Public URLs are served by the worker itself (`GET {API_BASE}/profiles/{id}/avatar`). */
