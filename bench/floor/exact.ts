@@ -2,7 +2,7 @@
  * The exact floors (issue 14): for each database endpoint, the statements Latchkey must run —
  * the same SQL text, the same round trips, the same D1 session the replica rule gives the route
  * — and the cryptography it cannot skip (JWT check or signature, token hash, password check,
- * cursor signature, the avatar's edge-cache miss and put), with the rows answered as they come. What the endpoint costs above its
+ * sealed cursor, the avatar's edge-cache miss and put), with the rows answered as they come. What the endpoint costs above its
  * exact floor is only router, middleware, validation and mapping; index.ts keeps the minimal
  * floors (the least any such endpoint could do) as a second, informational column.
  *

@@ -2,18 +2,19 @@
  * Keyset (cursor) pagination shared by every list endpoint. A page is ordered by a time column and
  * the row id as a tie-breaker, so the order is total and stable while rows are added or removed
  * (offsets would skip or repeat rows). The cursor is the position of the last row returned,
- * encoded as opaque base64url and signed (HMAC-SHA256 under a server secret, truncated to 128
- * bits): clients pass it back unchanged, and a cursor they built or altered is a 400, even when it
- * is well-formed.
+ * sealed with AES-256-GCM under a key derived from a server secret and sent as base64url: clients
+ * pass it back unchanged, a cursor they built or altered is a 400 even when it is well-formed,
+ * and it tells them nothing. Signed but readable, the directory's cursor showed to the
+ * millisecond when the page's last account registered, which its public view leaves out.
  */
 import { z } from "@hono/zod-openapi";
-import { base64urlDecode, base64urlEncode, hmacSha256Hex, timingSafeEqual } from "./crypto";
+import { base64urlDecode, base64urlEncode, randomBytes } from "./crypto";
 import { AppError } from "./errors";
 
 /** Page sizes: small by default, bounded so one request never reads an unbounded table slice. */
 export const PAGE_DEFAULT_LIMIT = 20;
 export const PAGE_MAX_LIMIT = 100;
-/** Real cursors are ~40 characters; anything far longer is not one of ours, refused unparsed. */
+/** Real cursors are about 90 characters; anything far longer is not one of ours, refused unparsed. */
 const CURSOR_MAX_LENGTH = 256;
 /** Row ids are server-made base64url (`randomId`). */
 const ID_PATTERN = /^[A-Za-z0-9_-]{1,128}$/;
@@ -29,30 +30,49 @@ export interface Page<T> {
   next_cursor: string | null;
 }
 
-/** The cursor's signature: domain-separated from the secret's other uses, 128 bits in hex. */
-async function cursorMac(secret: string, payload: string): Promise<string> {
-  return (await hmacSha256Hex(secret, `pagination-cursor:${payload}`)).slice(0, 32);
+/** The cursor key, derived from the secret under its own label (one SHA-256), once per isolate. */
+const cursorKeys = new Map<string, Promise<CryptoKey>>();
+function cursorKey(secret: string): Promise<CryptoKey> {
+  let key = cursorKeys.get(secret);
+  if (!key) {
+    key = crypto.subtle
+      .digest("SHA-256", new TextEncoder().encode(`pagination-cursor:v2\n${secret}`))
+      .then((raw) => crypto.subtle.importKey("raw", raw, "AES-GCM", false, ["encrypt", "decrypt"]));
+    cursorKeys.set(secret, key);
+  }
+  return key;
 }
 
+/** AES-GCM's nonce (random per cursor) and tag sizes, in bytes. */
+const IV_BYTES = 12;
+const TAG_BYTES = 16;
+
 export async function encodeCursor(secret: string, position: Cursor): Promise<string> {
-  const payload = base64urlEncode(new TextEncoder().encode(JSON.stringify([position.t, position.id])));
-  return `${payload}.${await cursorMac(secret, payload)}`;
+  const iv = randomBytes(IV_BYTES);
+  const plain = new TextEncoder().encode(JSON.stringify([position.t, position.id]));
+  const sealed = new Uint8Array(await crypto.subtle.encrypt({ name: "AES-GCM", iv }, await cursorKey(secret), plain));
+  const bytes = new Uint8Array(IV_BYTES + sealed.length);
+  bytes.set(iv);
+  bytes.set(sealed, IV_BYTES);
+  return base64urlEncode(bytes);
 }
 
 /** Decodes a cursor made by `encodeCursor` with the same secret; anything else is a 400 `invalid_cursor`. */
 export async function decodeCursor(secret: string, cursor: string): Promise<Cursor> {
   const invalid = () => new AppError("invalid_cursor", "Pass back the next_cursor of a previous page unchanged.");
   if (cursor.length > CURSOR_MAX_LENGTH) throw invalid();
-  const [payload, mac, ...rest] = cursor.split(".");
-  if (payload === undefined || mac === undefined || rest.length > 0) throw invalid();
-  if (!timingSafeEqual(mac, await cursorMac(secret, payload))) throw invalid();
-  const bytes = base64urlDecode(payload);
-  if (!bytes) throw invalid();
+  const bytes = base64urlDecode(cursor);
+  if (!bytes || bytes.length <= IV_BYTES + TAG_BYTES) throw invalid();
   let value: unknown;
   try {
-    value = JSON.parse(new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(bytes));
+    const plain = await crypto.subtle.decrypt(
+      { name: "AES-GCM", iv: bytes.slice(0, IV_BYTES) },
+      await cursorKey(secret),
+      bytes.slice(IV_BYTES),
+    );
+    value = JSON.parse(new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(plain));
   } catch {
-    throw invalid();
+    throw invalid(); // altered, forged, made under another secret, or not JSON
   }
   if (!Array.isArray(value) || value.length !== 2) throw invalid();
   const [t, id] = value as unknown[];
@@ -62,7 +82,7 @@ export async function decodeCursor(secret: string, cursor: string): Promise<Curs
 
 /**
  * The page a list request asks for: its size (default 20) and where it starts (null: the first
- * page). `secret` signs and checks cursors (the OTP_SECRET, under its own label).
+ * page). `secret` seals and opens cursors (the OTP_SECRET, under its own label).
  */
 export async function pageRequest(
   secret: string,
