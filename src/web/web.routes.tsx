@@ -5,6 +5,7 @@
  */
 import { Hono } from "hono";
 import { AppError, loggableError, retryAfter } from "../lib/errors";
+import { answeringRoute } from "../middleware/request-log";
 import { accountPages } from "./pages/account";
 import { adminPages } from "./pages/admin";
 import { mePages } from "./pages/me";
@@ -28,7 +29,8 @@ export function webRoutes() {
     c.header("Content-Security-Policy", PAGE_CSP);
     c.header("Cache-Control", "no-store");
     const appError = error instanceof AppError ? error : null;
-    if (!appError) console.error(`[web] ${c.req.method} ${c.req.path} ${loggableError(error)}`);
+    // The route's pattern, not its path: paths carry usernames and ids (lib/log.ts).
+    if (!appError) console.error(`[web] ${c.req.method} ${answeringRoute(c) ?? "(no route)"} ${loggableError(error)}`);
     if (appError?.code === "unauthorized") return c.redirect("/login", 303);
     const wait = appError ? retryAfter(appError) : null;
     if (wait !== null) c.header("Retry-After", wait);

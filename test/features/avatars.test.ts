@@ -447,6 +447,28 @@ describe("an upload whose database reply is lost", () => {
   });
 });
 
+describe("avatar failures in the log", () => {
+  it("name the object without the account's id (logs name users only by user_ref)", async () => {
+    const u = await h.signedInUser();
+    const errors = vi.spyOn(console, "error").mockImplementation(() => {});
+    try {
+      const probe = probeD1(env.DB);
+      probe.failWhen(/update .profiles/i);
+      // R2 refuses the cleanup too, so every failure line of the upload path is printed.
+      const bucket = { put: env.AVATARS.put.bind(env.AVATARS), delete: () => Promise.reject(new Error("r2 down")) };
+      const res = await upload(u.access_token, await png(4, 4), "image/png", {
+        env: { ...env, DB: probe.db, AVATARS: bucket as unknown as R2Bucket },
+      });
+      expect(res.status).toBe(503);
+      const printed = errors.mock.calls.map((args) => args.map(String).join(" ")).join("\n");
+      expect(printed).toContain("[avatars] profile update failed after storing avatars/…/");
+      expect(printed).not.toContain(u.id);
+    } finally {
+      errors.mockRestore();
+    }
+  });
+});
+
 describe("serving avatars", () => {
   it("streams with the stored type, an ETag and long-lived, locked-down caching headers", async () => {
     const u = await h.signedInUser();

@@ -4,11 +4,12 @@
  * same-site return paths, staff-only pages, escaping. The browser journey is test/e2e/web.test.ts.
  */
 import { env } from "cloudflare:test";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { REFRESH_RACE_GRACE_MS } from "../../src/features/auth/tokens.service";
 import { ERRORS } from "../../src/lib/errors";
 import { ERROR_SENTENCES } from "../../src/web/web.messages";
 import { RACE_RETRY_PAUSES_MS } from "../../src/web/web.session";
+import { probeD1 } from "../d1-wrap";
 import { BASE, harness, unique } from "../helpers";
 
 const h = harness();
@@ -386,6 +387,22 @@ describe("admin console", () => {
     expect(await caches.default.match(`${BASE}${url}`)).toBeUndefined();
     expect((await h.call("GET", url)).status).toBe(404);
   });
+});
+
+it("logs a page's unexpected failure under its route's pattern, never its path (usernames, ids)", async () => {
+  const user = await h.registerVerified();
+  const probe = probeD1(env.DB);
+  probe.failWhen(/from "users"/);
+  const errors = vi.spyOn(console, "error").mockImplementation(() => {});
+  try {
+    const res = await h.app.fetch(new Request(`${BASE}/people/${user.username}`), { ...env, DB: probe.db });
+    expect(res.status).toBe(500);
+    const printed = errors.mock.calls.map((args) => args.map(String).join(" ")).join("\n");
+    expect(printed).toContain("[web] GET /people/:key");
+    expect(printed).not.toContain(user.username);
+  } finally {
+    errors.mockRestore();
+  }
 });
 
 it("has a sentence for every error code", () => {

@@ -103,7 +103,7 @@ export function EdgeAvatarCache(options: { cache: Cache; origin: string; waitUnt
       try {
         await cache.delete(keyOf(userId, version));
       } catch (error) {
-        console.error(`[avatars] edge cache purge failed for ${keyOf(userId, version)}`, error);
+        console.error(`[avatars] edge cache purge failed for avatar version ${version}`, error);
       }
     },
   };

@@ -16,7 +16,15 @@ import { AppError, fieldError, loggableError } from "../../lib/errors";
 import type { User } from "../../store";
 import type { CachedAvatar } from "./avatar.cache";
 import { AVATAR_MAX_BYTES, type ImageInfo, inspectImage } from "./avatar.image";
-import { avatarOwner, avatarPrefix, avatarUrl, avatarVersion, deleteAllAvatarObjects, listAvatarObjects } from "./avatar.storage";
+import {
+  avatarOwner,
+  avatarPrefix,
+  avatarUrl,
+  avatarVersion,
+  deleteAllAvatarObjects,
+  listAvatarObjects,
+  loggableAvatarKey,
+} from "./avatar.storage";
 import { loadOwnProfile } from "./profiles.service";
 
 /** Room for a form's boundary lines and part headers around the file (an HTML form sends ~300 bytes). */
@@ -95,7 +103,7 @@ async function deleteObject(bucket: R2Bucket, key: string, why: string) {
   try {
     await bucket.delete(key);
   } catch (error) {
-    console.error(`[avatars] could not delete ${why} object ${key}`, error);
+    console.error(`[avatars] could not delete ${why} object ${loggableAvatarKey(key)}`, error);
   }
 }
 
@@ -119,7 +127,7 @@ export async function uploadAvatar(deps: Deps, user: User, bytes: Uint8Array): P
       sha256,
     });
   } catch (error) {
-    console.error(`[avatars] R2 put failed for ${key}`, error);
+    console.error(`[avatars] R2 put failed for ${loggableAvatarKey(key)}`, error);
     stored = null;
   }
   if (!stored) throw new AppError("service_unavailable", "The image could not be stored; your profile is unchanged.");
@@ -143,16 +151,16 @@ export async function uploadAvatar(deps: Deps, user: User, bytes: Uint8Array): P
     );
     if (pointsAtIt === true) {
       console.error(
-        `[avatars] profile update reported failure but committed ${key}; the replaced object, if any, is left: ${loggableError(error)}`,
+        `[avatars] profile update reported failure but committed ${loggableAvatarKey(key)}; the replaced object, if any, is left for the daily sweep: ${loggableError(error)}`,
       );
       return { avatar_url: avatarUrl(user.id, key) as string };
     }
     if (pointsAtIt === false) {
-      console.error(`[avatars] profile update failed after storing ${key}; deleting it: ${loggableError(error)}`);
+      console.error(`[avatars] profile update failed after storing ${loggableAvatarKey(key)}; deleting it: ${loggableError(error)}`);
       await deleteObject(avatars, key, "orphaned");
     } else
       console.error(
-        `[avatars] profile update failed after storing ${key}, and the profile cannot be read; ${key} may be orphaned: ${loggableError(error)}`,
+        `[avatars] profile update failed after storing ${loggableAvatarKey(key)}, and the profile cannot be read; it is left for the daily sweep: ${loggableError(error)}`,
       );
     throw new AppError("service_unavailable", "The avatar could not be saved; your profile is unchanged.");
   }

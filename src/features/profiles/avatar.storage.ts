@@ -3,6 +3,11 @@ import { API_BASE } from "../../lib/paths";
 
 const AVATARS_ROOT = "avatars/";
 
+/** An avatar key as a log line shows it: without the account's id (logs name users only by `userRef`, lib/log.ts). */
+export function loggableAvatarKey(key: string): string {
+  return key.replace(/^avatars\/[^/]+\//, "avatars/…/");
+}
+
 export function avatarPrefix(userId: string): string {
   return `${AVATARS_ROOT}${userId}/`;
 }
@@ -23,7 +28,7 @@ export async function deleteAllAvatarObjects(bucket: R2Bucket, userId: string): 
       cursor = page.truncated ? page.cursor : undefined;
     } while (cursor);
   } catch (error) {
-    console.error(`[avatars] could not delete avatar objects of deleted user ${userId}`, error);
+    console.error("[avatars] could not delete the avatar objects of a deleted account; the daily sweep will", error);
   }
   return removed;
 }
