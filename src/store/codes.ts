@@ -20,7 +20,7 @@ import {
   clearCounter,
   countHit,
   currentCount,
-  cutOffSignIns,
+  endSignIns,
   revokeAllForUser,
   supersedeCodes,
   voidAllCodes,
@@ -257,9 +257,7 @@ export function DrizzleCodeStore(db: Db): CodeStore {
       const now = entry.nowMs;
       const userId = entry.userId;
       return spend(codeId, entry, [
-        db.update(users).set({ passwordHash, emailVerified: true, updatedAt: now }).where(eq(users.id, userId)),
-        revokeAllForUser(db, userId, "password_reset", now),
-        ...cutOffSignIns(db, userId, now),
+        ...endSignIns(db, userId, "password_reset", now, { set: { passwordHash, emailVerified: true } }),
         clearCounter(db, "loginFailuresPerAccount", userId),
       ]);
     },

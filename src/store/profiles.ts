@@ -3,7 +3,7 @@
  * reads (directory, single profile, avatar lookup), which show only confirmed, enabled accounts.
  */
 import { and, asc, eq, inArray, or } from "drizzle-orm";
-import { type Db, type Placeholders, prepared, preparedShapes, runBatch, runOne } from "./driver";
+import { type Db, type Placeholders, prepared, preparedShapes, type Query, runBatch, runOne } from "./driver";
 import { profiles, users } from "./schema";
 import { activityInsert, isPublicAccount, like, newerThan, prefixPattern } from "./statements";
 import type { ActivityRecord, PageQuery, Profile } from "./types";
@@ -149,18 +149,20 @@ export function DrizzleProfileStore(db: Db): ProfileStore {
     },
 
     async currentAvatarKeys(userIds) {
-      const found = new Map<string, string | null>();
+      const chunks: Query[] = [];
       for (let i = 0; i < userIds.length; i += IDS_PER_STATEMENT) {
-        const rows = await runOne(
+        const ids = userIds.slice(i, i + IDS_PER_STATEMENT);
+        chunks.push(
           db
             .select({ id: users.id, key: profiles.avatarKey })
             .from(users)
             .leftJoin(profiles, eq(profiles.userId, users.id))
-            .where(inArray(users.id, userIds.slice(i, i + IDS_PER_STATEMENT))),
+            .where(inArray(users.id, ids)),
         );
-        for (const row of rows) found.set(row.id, row.key);
       }
-      return found;
+      // One round trip for every chunk.
+      const results = chunks.length > 0 ? ((await runBatch(db, chunks)) as { id: string; key: string | null }[][]) : [];
+      return new Map(results.flat().map((row) => [row.id, row.key]));
     },
 
     async publicAvatar(userId) {

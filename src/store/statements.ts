@@ -202,25 +202,30 @@ export function revokeAllForUser(db: Db, userId: string, reason: string, nowMs: 
  * hijacking), so the password set before and every earlier sign-in end with it.
  */
 export function claimAddress(db: Db, userId: string, unusablePasswordHash: string, nowMs: number) {
-  return [
-    db.update(users).set({ emailVerified: true, passwordHash: unusablePasswordHash, updatedAt: nowMs }).where(eq(users.id, userId)),
-    revokeAllForUser(db, userId, "email_claimed", nowMs),
-    ...cutOffSignIns(db, userId, nowMs),
-  ];
+  return endSignIns(db, userId, "email_claimed", nowMs, { set: { emailVerified: true, passwordHash: unusablePasswordHash } });
 }
 
 /**
- * Cuts off what the account's sign-ins so far can still do: the access tokens already issued
- * (checked when a request authenticates) and an email change one of them asked for, with its
- * code. That request may be a thief's, the very reason for the password change, reset,
- * logout-all or disabling, and would otherwise still move the account to the thief's address.
+ * Ends the account's sign-ins (all, or all but `keepSessionId`): their refresh tokens revoked,
+ * the access tokens already issued cut off (checked when a request authenticates), and an email
+ * change one of them asked for cancelled with its code. That request may be a thief's, the very
+ * reason for the password change, reset, logout-all or disabling, and would otherwise still move
+ * the account to the thief's address. `set` rides along in the same update of the user's row
+ * (the new password hash, the verified flag).
  */
-export function cutOffSignIns(db: Db, userId: string, nowMs: number) {
+export function endSignIns(
+  db: Db,
+  userId: string,
+  reason: string,
+  nowMs: number,
+  options: { keepSessionId?: string; set?: { passwordHash?: string; emailVerified?: boolean } } = {},
+) {
   return [
+    revokeAllForUser(db, userId, reason, nowMs, options.keepSessionId),
     // iat has whole-second precision: round down so tokens issued later in this second stay valid.
     db
       .update(users)
-      .set({ tokensValidAfter: Math.floor(nowMs / 1000) * 1000, pendingEmail: null, updatedAt: nowMs })
+      .set({ ...options.set, tokensValidAfter: Math.floor(nowMs / 1000) * 1000, pendingEmail: null, updatedAt: nowMs })
       .where(eq(users.id, userId)),
     supersedeCodes(db, userId, "change_email", nowMs),
   ];

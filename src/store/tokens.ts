@@ -14,9 +14,8 @@ import {
   auditInsert,
   clearCounter,
   countHit,
-  cutOffSignIns,
+  endSignIns,
   refundHit,
-  revokeAllForUser,
   revokeFamily,
 } from "./statements";
 import type { ActivityRecord, AuditRecord, Counter, NewRefreshToken, RefreshToken } from "./types";
@@ -236,12 +235,7 @@ export function DrizzleTokenStore(db: Db): TokenStore {
     },
 
     async endAllSessions(userId, { reason, nowMs, activity, audit }) {
-      await runBatch(db, [
-        revokeAllForUser(db, userId, reason, nowMs),
-        ...cutOffSignIns(db, userId, nowMs),
-        activityInsert(db, activity),
-        audit && auditInsert(db, audit),
-      ]);
+      await runBatch(db, [...endSignIns(db, userId, reason, nowMs), activityInsert(db, activity), audit && auditInsert(db, audit)]);
     },
 
     async isLiveSession(userId, sessionId, nowMs, maxAge) {

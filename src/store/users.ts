@@ -14,10 +14,9 @@ import {
   countAccountHit,
   countHit,
   countMailToAddress,
-  cutOffSignIns,
+  endSignIns,
   olderThan,
   releasePasswordCheck,
-  revokeAllForUser,
   startsWith,
   supersedeCodes,
 } from "./statements";
@@ -226,9 +225,10 @@ export function DrizzleUserStore(db: Db): UserStore {
     async changePassword(input) {
       const { userId, nowMs } = input;
       await runBatch(db, [
-        db.update(users).set({ passwordHash: input.passwordHash, updatedAt: nowMs }).where(eq(users.id, userId)),
-        revokeAllForUser(db, userId, "password_changed", nowMs, input.keepSessionId),
-        ...cutOffSignIns(db, userId, nowMs),
+        ...endSignIns(db, userId, "password_changed", nowMs, {
+          keepSessionId: input.keepSessionId,
+          set: { passwordHash: input.passwordHash },
+        }),
         activityInsert(db, input.activity),
         ...releasePasswordCheck(db, input.release),
       ]);
@@ -263,8 +263,7 @@ export function DrizzleUserStore(db: Db): UserStore {
           })
           .where(eq(users.id, userId)),
         ...(claim ? [...claimAddress(db, userId, claim.unusablePasswordHash, nowMs), activityInsert(db, claim.activity)] : []),
-        disabling && revokeAllForUser(db, userId, "admin", nowMs),
-        ...(disabling ? cutOffSignIns(db, userId, nowMs) : []),
+        ...(disabling ? endSignIns(db, userId, "admin", nowMs) : []),
         auditInsert(db, audit),
       ];
       await runBatch(db, statements);

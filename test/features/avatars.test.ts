@@ -461,7 +461,7 @@ describe("avatar failures in the log", () => {
       });
       expect(res.status).toBe(503);
       const printed = errors.mock.calls.map((args) => args.map(String).join(" ")).join("\n");
-      expect(printed).toContain("[avatars] profile update failed after storing avatars/…/");
+      expect(printed).toContain("[avatars] profile update after storing avatars/…/");
       expect(printed).not.toContain(u.id);
     } finally {
       errors.mockRestore();

@@ -145,7 +145,7 @@ export async function changePassword(
  * Deletes the account. One statement removes the user row; foreign keys cascade to tokens,
  * codes, profile, statuses and activity in the same transaction. The avatar objects in R2 go
  * afterwards, with their edge-cache copies: if that fails they are orphans under a dead user's
- * prefix (logged), never a live profile pointing at a missing image.
+ * prefix (logged) until the daily sweep removes them, never a live profile pointing at a missing image.
  */
 export async function deleteMe(deps: Deps, user: User, currentPassword: string): Promise<void> {
   const release = await reauthenticate(deps, user, currentPassword);

@@ -149,19 +149,14 @@ export async function uploadAvatar(deps: Deps, user: User, bytes: Uint8Array): P
       (profile) => profile?.avatarKey === key,
       () => null,
     );
-    if (pointsAtIt === true) {
-      console.error(
-        `[avatars] profile update reported failure but committed ${loggableAvatarKey(key)}; the replaced object, if any, is left for the daily sweep: ${loggableError(error)}`,
-      );
-      return { avatar_url: avatarUrl(user.id, key) as string };
-    }
-    if (pointsAtIt === false) {
-      console.error(`[avatars] profile update failed after storing ${loggableAvatarKey(key)}; deleting it: ${loggableError(error)}`);
-      await deleteObject(avatars, key, "orphaned");
-    } else
-      console.error(
-        `[avatars] profile update failed after storing ${loggableAvatarKey(key)}, and the profile cannot be read; it is left for the daily sweep: ${loggableError(error)}`,
-      );
+    const outcome = {
+      true: "reported failure but committed it; the replaced object, if any, is left for the daily sweep",
+      false: "failed; deleting it",
+      null: "failed, and the profile cannot be read; it is left for the daily sweep",
+    }[String(pointsAtIt) as "true" | "false" | "null"];
+    console.error(`[avatars] profile update after storing ${loggableAvatarKey(key)} ${outcome}: ${loggableError(error)}`);
+    if (pointsAtIt === true) return { avatar_url: avatarUrl(user.id, key) as string };
+    if (pointsAtIt === false) await deleteObject(avatars, key, "orphaned");
     throw new AppError("service_unavailable", "The avatar could not be saved; your profile is unchanged.");
   }
   if (replacedKey && replacedKey !== key) {
@@ -231,15 +226,13 @@ export async function sweepOrphanAvatars(
   try {
     for (let page = 0; page < options.maxPages; page++) {
       const listed = await listAvatarObjects(deps.avatars, cursor);
-      const owners = [...new Set(listed.objects.map((o) => avatarOwner(o.key)).filter((id): id is string => id !== null))];
-      const current = await deps.profiles.currentAvatarKeys(owners);
-      const orphans = listed.objects
-        .filter((o) => {
-          const owner = avatarOwner(o.key);
-          if (owner === null) return false;
-          if (!current.has(owner)) return true;
-          return current.get(owner) !== o.key && o.uploaded < cutoff;
-        })
+      const objects = listed.objects.flatMap((o) => {
+        const owner = avatarOwner(o.key);
+        return owner === null ? [] : [{ ...o, owner }];
+      });
+      const current = await deps.profiles.currentAvatarKeys([...new Set(objects.map((o) => o.owner))]);
+      const orphans = objects
+        .filter((o) => !current.has(o.owner) || (current.get(o.owner) !== o.key && o.uploaded < cutoff))
         .map((o) => o.key);
       if (orphans.length > 0) await deps.avatars.delete(orphans);
       deleted += orphans.length;
