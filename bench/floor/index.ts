@@ -9,6 +9,9 @@
  */
 import { type CryptoKey, importJWK, type JWK, jwtVerify, SignJWT } from "jose";
 import { hashPassword, verifyPassword } from "../../src/features/auth/password-hash";
+import { log } from "../../src/lib/log";
+import { chooseRequestId, REQUEST_ID_HEADER } from "../../src/middleware/request-id";
+import { setSecurityHeaders } from "../../src/middleware/security-headers";
 import { type ExactEnv, exactFloor, type Signer } from "./exact";
 import { HASH_CANDIDATES } from "./hash-candidates";
 
@@ -220,6 +223,32 @@ async function primitive(url: URL, env: FloorEnv): Promise<Response> {
   return json({ op, n });
 }
 
+/**
+ * The bare worker's answer with the work every Latchkey response must carry, done by the app's
+ * own functions but without a router or middleware: the request id (chosen from the request's
+ * headers, else random), the hardening headers, `Vary: Origin`, `X-Request-Id`, and the one
+ * structured log line with the fields the app's request log reads. No implementation of
+ * `/health` can cost less than this; the README compares it with the bare worker.
+ */
+function envelope(request: Request, route: string, response: Response): Response {
+  const id = chooseRequestId(request.headers);
+  const cf = request.cf as { colo?: unknown; country?: unknown } | undefined;
+  const headers = response.headers;
+  headers.set(REQUEST_ID_HEADER, id);
+  setSecurityHeaders(headers);
+  headers.append("Vary", "Origin");
+  log("info", "request", {
+    request_id: id,
+    method: request.method,
+    route,
+    status: response.status,
+    duration_ms: 0,
+    colo: typeof cf?.colo === "string" ? cf.colo : undefined,
+    country: typeof cf?.country === "string" ? cf.country : undefined,
+  });
+  return response;
+}
+
 function signer(env: FloorEnv): Signer {
   return {
     verifyKey: async () => (await edKeys(env)).verify,
@@ -238,6 +267,8 @@ export default {
     switch (url.pathname) {
       case "/health":
         return json({ status: "ok" });
+      case "/health/envelope":
+        return envelope(request, "/health", json({ status: "ok" }));
       case "/me":
         return me(request, env);
       case "/refresh":
