@@ -41,7 +41,7 @@ export interface Deps extends Stores {
   config: () => Promise<Config>;
   /** Drops this isolate's cached config so the next `config()` reads KV (after an admin write). */
   invalidateConfig: () => void;
-  /** The raw hot-configuration namespace, for the admin API that edits it. */
+  /** The raw hot-configuration namespace, for the admin API that edits it (and where the daily avatar sweep resumes). */
   configKv: KVNamespace;
   /** Access-token signing and verification: the JWK set secret, issuer and audience. */
   keys: AccessTokenSettings;

@@ -1,7 +1,7 @@
 import { env } from "cloudflare:test";
 import { describe, expect, it, vi } from "vitest";
 import { createBackgroundDeps } from "../../src/deps";
-import { AVATAR_SWEEP_GRACE_MS, sweepOrphanAvatars } from "../../src/features/profiles/avatar.service";
+import { AVATAR_SWEEP_GRACE_MS, AVATAR_SWEEP_POSITION_KEY, sweepOrphanAvatars } from "../../src/features/profiles/avatar.service";
 import { DRAIN_MAX_BYTES } from "../../src/lib/drain";
 import { probeD1 } from "../d1-wrap";
 import { BASE, harness } from "../helpers";
@@ -712,8 +712,46 @@ describe("the daily sweep of avatar objects nothing points at", () => {
     expect(await env.AVATARS.head("elsewhere/not-an-avatar.png")).not.toBeNull();
   });
 
-  it("stops early, deleting nothing more, when R2 fails", async () => {
+  it("stops early, deleting nothing more, when R2 fails, and keeps where the last run stopped", async () => {
+    await env.CONFIG.put(AVATAR_SWEEP_POSITION_KEY, "avatars/some-account/");
     const failing = { ...env, AVATARS: { list: () => Promise.reject(new Error("r2 down")) } as unknown as R2Bucket };
     expect(await sweepOrphanAvatars(createBackgroundDeps(failing, h.clock), { maxPages: 5 })).toEqual({ deleted: 0, complete: false });
+    expect(await env.CONFIG.get(AVATAR_SWEEP_POSITION_KEY)).toBe("avatars/some-account/");
+    await env.CONFIG.delete(AVATAR_SWEEP_POSITION_KEY);
+  });
+
+  it("goes on where the last run stopped, so a bucket larger than one run's listings is swept in full", async () => {
+    // Objects of accounts that no longer exist, sorted after every other avatar key (ids are hex).
+    const gone = ["zz-gone-1/a.png", "zz-gone-2/a.png", "zz-gone-3/a.png"].map((key) => `avatars/${key}`);
+    await Promise.all(gone.map(async (key) => env.AVATARS.put(key, await png(2, 2))));
+    // Live accounts' current avatars in front of them, which every run must step past.
+    for (let i = 0; i < 3; i++) await upload((await h.signedInUser()).access_token, await png(3, 3), "image/png");
+    const listed = await env.AVATARS.list({ prefix: "avatars/" });
+    expect(listed.truncated).toBe(false);
+    const left = async () => (await Promise.all(gone.map((key) => env.AVATARS.head(key)))).filter(Boolean).length;
+
+    // Two objects a run: the runs it takes to walk the listing once, and not one more.
+    const runs = Math.ceil(listed.objects.length / 2);
+    const results = [];
+    for (let i = 0; i < runs; i++) results.push(await sweepOrphanAvatars(createBackgroundDeps(env, h.clock), { maxPages: 1, pageSize: 2 }));
+    expect(await left()).toBe(0);
+    expect(results.reduce((sum, r) => sum + r.deleted, 0)).toBeGreaterThanOrEqual(gone.length);
+    // The run that reached the end says so and clears the position: the next run starts at the top.
+    expect(results.some((r) => r.complete)).toBe(true);
+    expect(await env.CONFIG.get(AVATAR_SWEEP_POSITION_KEY)).toBeNull();
+  });
+
+  it("starts at the top when KV cannot say where the last run stopped", async () => {
+    await env.AVATARS.put("avatars/zz-gone-kv/a.png", await png(2, 2));
+    const kvDown = {
+      ...env,
+      CONFIG: {
+        get: () => Promise.reject(new Error("kv down")),
+        put: () => Promise.reject(new Error("kv down")),
+        delete: () => Promise.reject(new Error("kv down")),
+      } as unknown as KVNamespace,
+    };
+    expect((await sweepOrphanAvatars(createBackgroundDeps(kvDown, h.clock), { maxPages: 5 })).complete).toBe(true);
+    expect(await env.AVATARS.head("avatars/zz-gone-kv/a.png")).toBeNull();
   });
 });

@@ -7,7 +7,8 @@
  * - rate-limit windows that have ended (a new hit starts a fresh window anyway);
  * - one-time codes past their expiry, used or not (a consumed code is gone within `otp_ttl`);
  * - avatar objects nothing points at (`sweepOrphanAvatars`): those of deleted accounts, and
- *   replaced or failed uploads left behind by an R2 or D1 failure.
+ *   replaced or failed uploads left behind by an R2 or D1 failure. Each run goes on from where
+ *   the previous one stopped listing, so the whole bucket is covered however large it grows.
  *
  * Every statement deletes at most `batchSize` rows (D1 limits a statement's duration, and a huge
  * delete would hold the database's single writer), and each kind gets at most `maxRounds`
@@ -47,7 +48,7 @@ async function drain(deleteBatch: () => Promise<number>, batchSize: number, maxR
  * tests run it at any instant; the retention period is read from the effective config.
  */
 export async function runRetention(
-  deps: Pick<Deps, "activity" | "tokens" | "counters" | "codes" | "clock" | "config" | "avatars" | "profiles">,
+  deps: Pick<Deps, "activity" | "tokens" | "counters" | "codes" | "clock" | "config" | "avatars" | "profiles" | "configKv">,
   options: { batchSize?: number; maxRounds?: number } = {},
 ): Promise<RetentionResult> {
   const batchSize = options.batchSize ?? RETENTION_BATCH_SIZE;

@@ -210,22 +210,54 @@ export async function deleteAllAvatars(
 export const AVATAR_SWEEP_GRACE_MS = 60 * 60_000;
 
 /**
+ * Where the next sweep starts, kept in the CONFIG namespace (no config key has this shape): the
+ * last key the previous run reached. A run stops after `maxPages` listings, so without it every
+ * run would list the same first objects and a bucket larger than one run's listings would never
+ * be swept past them.
+ */
+export const AVATAR_SWEEP_POSITION_KEY = "job:avatar-sweep:after";
+
+/** The saved position, or null (start at the top) when there is none or KV fails. */
+async function sweepStart(kv: KVNamespace): Promise<string | null> {
+  try {
+    return await kv.get(AVATAR_SWEEP_POSITION_KEY);
+  } catch (error) {
+    console.error(`[avatars] could not read where the orphan sweep stopped; starting at the top: ${loggableError(error)}`);
+    return null;
+  }
+}
+
+async function saveSweepPosition(kv: KVNamespace, position: string | null): Promise<void> {
+  try {
+    if (position === null) await kv.delete(AVATAR_SWEEP_POSITION_KEY);
+    else await kv.put(AVATAR_SWEEP_POSITION_KEY, position);
+  } catch (error) {
+    console.error(`[avatars] could not save where the orphan sweep stopped; the next run repeats it: ${loggableError(error)}`);
+  }
+}
+
+/**
  * Deletes the avatar objects nothing points at, for the daily job: every object of an account
  * that no longer exists (its deletion could not remove them from R2), and each object older than
  * AVATAR_SWEEP_GRACE_MS that is not its account's current avatar (a replaced object whose delete
- * failed, an upload whose profile write failed). Up to `maxPages` listings of 1,000 objects per
- * run; an R2 failure ends the run early, logged. `complete` is false when objects were left.
+ * failed, an upload whose profile write failed). Up to `maxPages` listings of `pageSize` objects
+ * per run, starting where the previous run stopped; an R2 failure ends the run early, logged, and
+ * the next run goes on from the last page done. `complete` is true when the run reached the end
+ * of the listing (the next one starts at the top again).
  */
 export async function sweepOrphanAvatars(
-  deps: Pick<Deps, "avatars" | "profiles" | "clock">,
-  options: { maxPages: number },
+  deps: Pick<Deps, "avatars" | "profiles" | "clock" | "configKv">,
+  options: { maxPages: number; pageSize?: number },
 ): Promise<{ deleted: number; complete: boolean }> {
   const cutoff = deps.clock.now() - AVATAR_SWEEP_GRACE_MS;
+  const startAfter = await sweepStart(deps.configKv);
+  let position = startAfter;
   let deleted = 0;
+  let complete = false;
   let cursor: string | undefined;
   try {
     for (let page = 0; page < options.maxPages; page++) {
-      const listed = await listAvatarObjects(deps.avatars, cursor);
+      const listed = await listAvatarObjects(deps.avatars, { cursor, startAfter: startAfter ?? undefined, limit: options.pageSize });
       const objects = listed.objects.flatMap((o) => {
         const owner = avatarOwner(o.key);
         return owner === null ? [] : [{ ...o, owner }];
@@ -236,14 +268,19 @@ export async function sweepOrphanAvatars(
         .map((o) => o.key);
       if (orphans.length > 0) await deps.avatars.delete(orphans);
       deleted += orphans.length;
+      position = listed.objects.at(-1)?.key ?? position;
       cursor = listed.cursor;
-      if (!cursor) return { deleted, complete: true };
+      if (!cursor) {
+        complete = true;
+        position = null;
+        break;
+      }
     }
-    return { deleted, complete: false };
   } catch (error) {
     console.error(`[avatars] orphan sweep stopped after ${deleted} objects: ${loggableError(error)}`);
-    return { deleted, complete: false };
   }
+  if (position !== startAfter) await saveSweepPosition(deps.configKv, position);
+  return { deleted, complete };
 }
 
 export type AvatarRead =

@@ -41,12 +41,22 @@ export function avatarOwner(key: string): string | null {
   return slash > 0 ? rest.slice(0, slash) : null;
 }
 
-/** One page (up to 1,000) of every avatar object, with when each was stored; `cursor` for the next page. */
-export async function listAvatarObjects(bucket: R2Bucket, cursor?: string) {
-  const page = await bucket.list({ prefix: AVATARS_ROOT, cursor, limit: 1000 });
+/** R2 lists at most this many objects a call. */
+export const R2_LIST_MAX = 1000;
+
+/**
+ * One page (up to `limit`, R2_LIST_MAX by default) of the avatar objects, in key order, with when
+ * each was stored; `cursor` for the next page. The first page starts after `startAfter` when given.
+ */
+export async function listAvatarObjects(bucket: R2Bucket, page: { cursor?: string; startAfter?: string; limit?: number } = {}) {
+  const listed = await bucket.list({
+    prefix: AVATARS_ROOT,
+    ...(page.cursor ? { cursor: page.cursor } : page.startAfter ? { startAfter: page.startAfter } : {}),
+    limit: page.limit ?? R2_LIST_MAX,
+  });
   return {
-    objects: page.objects.map((o) => ({ key: o.key, uploaded: o.uploaded.getTime() })),
-    cursor: page.truncated ? page.cursor : undefined,
+    objects: listed.objects.map((o) => ({ key: o.key, uploaded: o.uploaded.getTime() })),
+    cursor: listed.truncated ? listed.cursor : undefined,
   };
 }
 
