@@ -14,7 +14,7 @@
 // health) and seeds only what those need. The hashing/signing table runs at the end of a full
 // run, with --only only when --hash is given too; --hash alone runs nothing else.
 import { execFileSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import os from "node:os";
 import { dirname, join } from "node:path";
@@ -28,6 +28,15 @@ import { generateSigningJwk, randomSecret } from "../scripts/lib/keys.mjs";
 import { offlineEnv } from "../scripts/lib/offline.mjs";
 import { measureEnumeration } from "./lib/enumeration.mjs";
 import { applyMigrations, BENCH_PASSWORD, mintRefreshTokens, seed, userEmail, userId } from "./lib/seed.mjs";
+import {
+  buildWorker,
+  compatibilityDate,
+  findWorkerdPid,
+  localRuntime,
+  topLevelVars,
+  workerdCpuUs,
+  workerdMinorFaults,
+} from "./lib/workerd.mjs";
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
 const { values: args } = parseArgs({
@@ -57,18 +66,7 @@ const tmp = mkdtempSync(join(os.tmpdir(), "latchkey-bench-"));
 const wranglerEnv = { ...offlineEnv(), WRANGLER_LOG_PATH: join(tmp, "wrangler-logs") };
 
 function build(name, configPath) {
-  const outdir = join(tmp, name);
-  execFileSync("npx", ["wrangler", "deploy", "--dry-run", "--minify", "--config", configPath, "--outdir", outdir], {
-    cwd: ROOT,
-    env: wranglerEnv,
-    stdio: ["ignore", "ignore", "inherit"],
-  });
-  const types = { ".js": "ESModule", ".wasm": "CompiledWasm", ".txt": "Text" };
-  const modules = readdirSync(outdir)
-    .filter((f) => Object.keys(types).some((ext) => f.endsWith(ext)))
-    .sort((a, b) => (a === "index.js" ? -1 : b === "index.js" ? 1 : a.localeCompare(b)))
-    .map((f) => ({ type: types[f.slice(f.lastIndexOf("."))], path: join(outdir, f) }));
-  return { modules, modulesRoot: outdir };
+  return buildWorker({ cwd: ROOT, configPath, outdir: join(tmp, name), env: wranglerEnv });
 }
 
 log("building the worker and the floor worker (wrangler deploy --dry-run --minify)");
@@ -81,31 +79,16 @@ const floorBuild = build("floor", join(ROOT, "bench/floor/wrangler.toml"));
 const signingJwk = await generateSigningJwk();
 const OTP_SECRET = randomSecret();
 const JWT_KEYS = JSON.stringify({ keys: [signingJwk] });
-const vars = Object.fromEntries(
-  // The top level's [vars] only: the [env.*] sections below it are the deployed environments'.
-  [
-    ...readFileSync(join(ROOT, "wrangler.toml"), "utf8")
-      .split(/^\[env\./m)[0]
-      .matchAll(/^([A-Z][A-Z0-9_]*) = "(.*)"$/gm),
-  ].map((m) => [m[1], m[2]]),
-);
+const vars = topLevelVars(readFileSync(join(ROOT, "wrangler.toml"), "utf8"));
 const shared = {
-  compatibilityDate: /^compatibility_date = "(.+)"$/m.exec(readFileSync(join(ROOT, "wrangler.toml"), "utf8"))[1],
+  compatibilityDate: compatibilityDate(readFileSync(join(ROOT, "wrangler.toml"), "utf8")),
   d1Databases: { DB: "latchkey-bench-db" },
   r2Buckets: { AVATARS: "latchkey-bench-avatars" },
   unsafeDirectSockets: [{ host: "127.0.0.1", port: 0 }],
 };
 const workerdLog = [];
 const mf = new Miniflare({
-  cf: false, // the built-in Request.cf placeholder, not a download from workers.cloudflare.com
-  host: "127.0.0.1",
-  port: 0,
-  d1Persist: join(tmp, "d1"),
-  kvPersist: join(tmp, "kv"),
-  r2Persist: join(tmp, "r2"),
-  // The edge cache (caches.default) for the avatar runs, on disk: the cold run stores a copy per request.
-  cache: true,
-  cachePersist: join(tmp, "cache"),
+  ...localRuntime(tmp),
   handleRuntimeStdio(stdout, stderr) {
     // Keep the last lines for diagnosis instead of printing a line per failed request under load.
     for (const stream of [stdout, stderr]) {
@@ -141,38 +124,8 @@ const FLOOR = (await mf.unsafeGetDirectURL("floor")).origin;
 const workerdPid = findWorkerdPid();
 log(`workerd ${workerdPid ?? "(pid unknown)"}: app ${APP}, floor ${FLOOR}`);
 
-/** workerd is spawned by Miniflare as a child of this process; its CPU time is the server's. */
-function findWorkerdPid() {
-  for (const pid of readdirSync("/proc").filter((p) => /^\d+$/.test(p))) {
-    try {
-      const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-      if (Number(fields[1]) === process.pid && stat.includes("(workerd)")) return Number(pid);
-    } catch {}
-  }
-  return null;
-}
-const CLK_TCK = 100; // Linux USER_HZ: /proc reports CPU time in 1/100 s on every mainstream kernel.
-/** workerd's /proc/<pid>/stat fields after the command name (the first is field 3, the state), or null off Linux. */
-function serverStat() {
-  if (workerdPid === null) return null;
-  try {
-    const stat = readFileSync(`/proc/${workerdPid}/stat`, "utf8");
-    return stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  } catch {
-    return null;
-  }
-}
-/** workerd's total CPU time (user + system, all threads) in microseconds, or null off Linux. */
-function serverCpuUs() {
-  const fields = serverStat();
-  return fields && ((Number(fields[11]) + Number(fields[12])) * 1_000_000) / CLK_TCK;
-}
-/** workerd's minor page faults so far: fresh memory the kernel had to map in (and zero). */
-function serverMinorFaults() {
-  const fields = serverStat();
-  return fields && Number(fields[7]);
-}
+const serverCpuUs = () => workerdCpuUs(workerdPid);
+const serverMinorFaults = () => workerdMinorFaults(workerdPid);
 
 // ---------------------------------------------------------------------------------------------
 // Hashing and signing micro-benchmark, inside workerd.

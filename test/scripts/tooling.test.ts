@@ -63,7 +63,9 @@ describe("offline by default", () => {
       ...readdirSync(join(ROOT, "scripts")).map((f) => `scripts/${f}`),
       ...readdirSync(join(ROOT, "scripts/lib")).map((f) => `scripts/lib/${f}`),
       "bench/run.mjs",
+      "bench/ab.mjs",
       "bench/lib/seed.mjs",
+      "bench/lib/workerd.mjs",
     ].filter((f) => f.endsWith(".mjs") && f !== "scripts/lib/offline.mjs");
     const runsWrangler = files.filter((f) => /wrangler\/bin\/wrangler\.js|"wrangler"|new Miniflare/.test(read(f)));
     expect(runsWrangler.length).toBeGreaterThanOrEqual(4);
