@@ -281,6 +281,20 @@ describe("the website in a real browser", () => {
     await inspect(page, "sessions");
   });
 
+  it("downloads everything stored about the account from the settings page", async () => {
+    await page.goto(url("/settings"));
+    const [download] = await Promise.all([page.waitForEvent("download"), page.click("text=Download your data")]);
+    expect(download.suggestedFilename()).toBe("latchkey-export.json");
+    const exported = JSON.parse(readFileSync(await download.path(), "utf8"));
+    expect(exported.account.email).toBe(alice.email);
+    expect(exported.profile).toMatchObject({ name: "Alice", surname: "Liddell", profession: "Explorer" });
+    expect(exported.activity.map((e: { type: string }) => e.type)).toContain("register");
+    expect(exported.sessions.some((s: { user_agent: string }) => /Chrome/.test(s.user_agent))).toBe(true);
+    // Nothing secret: no hash of a password, token or code anywhere in the file.
+    expect(JSON.stringify(exported)).not.toMatch(/argon2|password_hash|token_hash|code_hash/);
+    expect(page.url()).toMatch(/\/settings$/); // a download, not a page the browser left for
+  });
+
   it("renews an expired access cookie from the refresh cookie, also for parallel page loads", async () => {
     const before = (await context.cookies()).find((c) => c.name === "__Host-lk_refresh")?.value;
     await context.clearCookies({ name: "__Host-lk_access" });

@@ -186,6 +186,36 @@ describe("browser sign-in", () => {
   });
 });
 
+describe("your data", () => {
+  it("downloads from /settings the same export as GET /me/export, as an uncached attachment", async () => {
+    const { user, b } = await signedInBrowser();
+    const api = await h.login(user.email, user.password);
+    const created = await h.call("POST", "/api/v1/statuses", { content: "in my export" }, { token: api.access_token });
+    expect(created.status).toBe(201);
+    const settings = await b.request("GET", "/settings");
+    expect(settings.text).toContain('href="/settings/export"');
+
+    const download = await b.request("GET", "/settings/export");
+    expect(download.status).toBe(200);
+    expect(download.headers.get("content-type")).toMatch(/^application\/json/);
+    expect(download.headers.get("content-disposition")).toBe('attachment; filename="latchkey-export.json"');
+    expect(download.headers.get("cache-control")).toBe("no-store");
+    const fromWebsite = JSON.parse(download.text);
+    const fromApi = await h.call("GET", "/api/v1/me/export", undefined, { token: api.access_token });
+    // Identical but for when each was made and the API call's own sign-in (an extra session).
+    const comparable = (doc: { exported_at?: string; sessions?: unknown }) => ({ ...doc, exported_at: undefined, sessions: undefined });
+    expect(comparable(fromWebsite)).toEqual(comparable(fromApi.json));
+    expect(fromWebsite.account.email).toBe(user.email);
+    expect(fromWebsite.statuses.map((s: { content: string }) => s.content)).toEqual(["in my export"]);
+    expect(fromWebsite.sessions.length).toBeGreaterThanOrEqual(2); // the website's sign-in and the API's
+  });
+
+  it("asks a signed-out visitor to sign in first", async () => {
+    const anonymous = await browser().request("GET", "/settings/export");
+    expect(anonymous.location).toBe("/login?next=%2Fsettings%2Fexport");
+  });
+});
+
 describe("forms", () => {
   it("refuses a cross-site post, a post without the token, and one with another origin", async () => {
     const { b } = await signedInBrowser();

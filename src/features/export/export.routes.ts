@@ -6,7 +6,7 @@ import { UserSchema } from "../auth/auth.schemas";
 import { ProfileSchema } from "../profiles/profiles.schemas";
 import { ExportedSessionSchema } from "../sessions/sessions.schemas";
 import { StatusSchema } from "../statuses/statuses.schemas";
-import { exportUserData } from "./export.service";
+import { EXPORT_DOWNLOAD_HEADERS, exportUserData } from "./export.service";
 
 const ExportedProfileSchema = ProfileSchema.extend({ avatar_content_type: z.string().nullable() }).openapi("ExportedProfile");
 
@@ -22,12 +22,6 @@ const ExportSchema = z
   })
   .openapi("DataExport");
 
-/** A download of personal data: never kept by a cache or proxy. */
-const EXPORT_HEADERS = {
-  "Content-Disposition": 'attachment; filename="latchkey-export.json"',
-  "Cache-Control": "no-store",
-};
-
 export const exportRoutes = createRouter().openapi(
   createRoute({
     method: "get",
@@ -40,5 +34,5 @@ export const exportRoutes = createRouter().openapi(
     middleware: [requireUser()],
     responses: { 200: jsonContent(ExportSchema, "The export (Content-Disposition: attachment)"), ...problems(401) },
   }),
-  async (c) => c.json(await exportUserData(c.var.deps, c.var.user), 200, EXPORT_HEADERS),
+  async (c) => c.json(await exportUserData(c.var.deps, c.var.user), 200, EXPORT_DOWNLOAD_HEADERS),
 );

@@ -14,6 +14,12 @@ import { allStatuses } from "../statuses/statuses.service";
 
 export const EXPORT_FORMAT_VERSION = 1;
 
+/** The export goes out as a download of personal data, from the API and the website alike: never kept by a cache or proxy. */
+export const EXPORT_DOWNLOAD_HEADERS = {
+  "Content-Disposition": 'attachment; filename="latchkey-export.json"',
+  "Cache-Control": "no-store",
+};
+
 function exportedProfile(profile: Profile) {
   return { ...profileView(profile), avatar_content_type: profile.avatarContentType };
 }

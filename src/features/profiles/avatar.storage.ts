@@ -42,7 +42,7 @@ export function avatarOwner(key: string): string | null {
 }
 
 /** R2 lists at most this many objects a call. */
-export const R2_LIST_MAX = 1000;
+const R2_LIST_MAX = 1000;
 
 /**
  * One page (up to `limit`, R2_LIST_MAX by default) of the avatar objects, in key order, with when

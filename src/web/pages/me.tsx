@@ -4,6 +4,7 @@ import type { Hono } from "hono";
 import { ACTIVITY_TYPES } from "../../features/activity/activity.record";
 import { listActivity } from "../../features/activity/activity.service";
 import { EmailSchema, PasswordSchema, UsernameSchema } from "../../features/auth/auth.schemas";
+import { EXPORT_DOWNLOAD_HEADERS, exportUserData } from "../../features/export/export.service";
 import { changePassword, confirmEmailChange, deleteMe, meView, updateMe } from "../../features/me/me.service";
 import { CodeSchema } from "../../features/otp/otp.schemas";
 import { AVATAR_FORMATS, AVATAR_MAX_BYTES, AVATAR_MAX_SIDE } from "../../features/profiles/avatar.image";
@@ -383,6 +384,17 @@ async function settingsPage(c: WebContext, state: SettingsState = {}) {
         </Form>
       </section>
 
+      <section aria-labelledby="s-data" class="card">
+        <h2 id="s-data">Your data</h2>
+        <p>One file with everything stored about you: account, profile, statuses, your whole history and every sign-in.</p>
+        <p>
+          <a href="/settings/export" download>
+            Download your data
+          </a>{" "}
+          (JSON)
+        </p>
+      </section>
+
       <section aria-labelledby="s-delete" class="card danger-zone">
         <h2 id="s-delete">Delete account</h2>
         <p>This deletes your account, profile, statuses and history for good.</p>
@@ -533,6 +545,9 @@ function settingsRoutes(web: Hono<WebEnv>) {
     await updateMe(c.var.deps, c.var.user, { email: c.var.user.email }, "patch");
     return redirect(c, "/settings", "email_change_cancelled");
   });
+
+  // The same export as GET /api/v1/me/export, read at the primary like every website page.
+  web.get("/settings/export", user, async (c) => c.json(await exportUserData(c.var.deps, c.var.user), 200, EXPORT_DOWNLOAD_HEADERS));
 
   web.post("/settings/delete", user, async (c) => {
     const result = await attempt(c, async () => {
