@@ -40,9 +40,35 @@ export const COOKIE = {
   csrf: "__Host-lk_csrf",
   retry: "__Host-lk_retry",
   flash: "__Host-lk_flash",
+  email: "__Host-lk_email",
 } as const;
 
 const BASE: CookieOptions = { path: "/", secure: true, httpOnly: true, sameSite: "Lax" };
+
+/** How long a code flow's address is remembered: longer than a code lives, short enough to be gone soon after. */
+const PENDING_EMAIL_MAX_AGE_S = 30 * 60;
+/** The longest address RFC 5321 allows; anything longer in the cookie is not one we set. */
+const EMAIL_MAX_LENGTH = 320;
+
+/**
+ * Remembers the address a code was just sent to (or is to be entered for), so the page that
+ * takes the code can show it without the address riding in its URL, where browser history,
+ * proxies and edge request logs would keep it.
+ */
+export function rememberEmail(c: Context, email: string): void {
+  setCookie(c, COOKIE.email, email, { ...BASE, maxAge: PENDING_EMAIL_MAX_AGE_S });
+}
+
+/** The remembered address, or "" (shown back only as a field's value). */
+export function rememberedEmail(c: Context): string {
+  const email = getCookie(c, COOKIE.email) ?? "";
+  return email.length <= EMAIL_MAX_LENGTH ? email : "";
+}
+
+/** Forgets the address once its flow is done. */
+export function forgetEmail(c: Context): void {
+  if (getCookie(c, COOKIE.email) !== undefined) deleteCookie(c, COOKIE.email, BASE);
+}
 
 /** Stores a new token pair (after a sign-in or a rotation). */
 export function setTokenCookies(c: Context<WebEnv>, pair: TokenResponse) {

@@ -164,7 +164,9 @@ describe("the website in a real browser", () => {
     await page.keyboard.press("Tab");
     await page.keyboard.type(alice.password);
     await page.keyboard.press("Enter");
-    await page.waitForURL(/\/verify\?email=/);
+    // The address is carried to the code page in a cookie, never in the URL (history, proxies, logs).
+    await page.waitForURL(/\/verify$/);
+    expect(await page.inputValue("#f-email")).toBe(alice.email);
     expect(await flash(page)).toMatch(/code/);
     await inspect(page, "verify");
 
@@ -358,7 +360,8 @@ describe("the website in a real browser", () => {
     await page.click("text=Email me a code instead");
     await inspect(page, "login-code-email");
     await page.fill("#f-email", bob.email);
-    await Promise.all([page.waitForURL(/\/login\/code\?email=/), page.click("button:text('Email me a code')")]);
+    await Promise.all([page.waitForURL(/\/login\/code\?step=code$/), page.click("button:text('Email me a code')")]);
+    expect(await page.inputValue("#f-email")).toBe(bob.email);
     await inspect(page, "login-code");
     await page.fill("#f-code", "000000");
     await Promise.all([page.waitForURL(/\/login\/code$/), page.click("button:text('Sign in')")]);
@@ -375,7 +378,8 @@ describe("the website in a real browser", () => {
     await page.click("text=Forgot your password?");
     await inspect(page, "password-forgot");
     await page.fill("#f-email", carol.email);
-    await Promise.all([page.waitForURL(/\/password\/reset\?email=/), page.click("button:text('Email me a code')")]);
+    await Promise.all([page.waitForURL(/\/password\/reset$/), page.click("button:text('Email me a code')")]);
+    expect(await page.inputValue("#f-email")).toBe(carol.email);
     await inspect(page, "password-reset");
     const code = await mailedCode(carol.email, "reset_password");
     carol.password = PASSWORDS.carolAfterReset;

@@ -11,11 +11,12 @@ import { ERROR_SENTENCES } from "../../src/web/web.messages";
 import { RACE_RETRY_PAUSES_MS } from "../../src/web/web.session";
 import { probeD1 } from "../d1-wrap";
 import { BASE, harness, unique } from "../helpers";
+import { capturingEnv, codeInMail, mailsFor } from "../mail-helpers";
 
 const h = harness();
 
 /** A browser's cookie jar and same-site navigation, over the app's fetch handler. */
-function browser(ip = "198.51.100.7") {
+function browser(ip = "198.51.100.7", bindings: Env = env) {
   const jar = new Map<string, string>();
   async function request(method: string, path: string, form?: Record<string, string>, headers: Record<string, string> = {}) {
     const cookie = [...jar].map(([k, v]) => `${k}=${v}`).join("; ");
@@ -32,7 +33,7 @@ function browser(ip = "198.51.100.7") {
       },
       body: form ? new URLSearchParams(form).toString() : undefined,
     };
-    const res = await h.app.fetch(new Request(`${BASE}${path}`, init), env);
+    const res = await h.app.fetch(new Request(`${BASE}${path}`, init), bindings);
     for (const line of res.headers.getSetCookie()) {
       const [pair, ...attributes] = line.split(";").map((s) => s.trim());
       const [name, value] = (pair ?? "").split("=") as [string, string];
@@ -358,8 +359,50 @@ describe("sign-in pages", () => {
     expect((await h.call("POST", "/api/v1/auth/register", { email, password })).status).toBe(201);
     const wrong = await browser().submit("/login", "/login", { identifier: email, password: "not-the-password" });
     expect(wrong.status).toBe(401);
-    const right = await browser().submit("/login", "/login", { identifier: email, password });
-    expect(right.location).toBe(`/verify?email=${encodeURIComponent(email)}`);
+    const b = browser();
+    const right = await b.submit("/login", "/login", { identifier: email, password });
+    expect(right.location).toBe("/verify");
+    expect((await b.request("GET", "/verify")).text).toContain(`value="${email}"`);
+  });
+
+  it("keeps the address out of the code pages' URLs: a short-lived cookie carries it to the next page", async () => {
+    const user = await h.registerVerified();
+    const email = `${unique("signup-")}@example.com`;
+    const flows: { page: string; action: string; form: Record<string, string>; next: string; email: string }[] = [
+      { page: "/login/code", action: "/login/code/send", form: { email: user.email }, next: "/login/code?step=code", email: user.email },
+      { page: "/password/forgot", action: "/password/forgot", form: { email: user.email }, next: "/password/reset", email: user.email },
+      {
+        page: "/registration",
+        action: "/registration",
+        form: { username: unique("signup"), email, password: "Tr0ub4dor&3-horse", password_confirm: "Tr0ub4dor&3-horse" },
+        next: "/verify",
+        email,
+      },
+    ];
+    for (const flow of flows) {
+      const b = browser();
+      const sent = await b.submit(flow.page, flow.action, flow.form);
+      expect(`${sent.status} ${sent.location}`, flow.action).toBe(`303 ${flow.next}`);
+      const cookie = sent.setCookies.find((c) => c.startsWith("__Host-lk_email="));
+      expect(cookie, flow.action).toMatch(/; Max-Age=1800; Path=\/; HttpOnly; Secure; SameSite=Lax$/);
+      const next = await b.request("GET", flow.next);
+      expect(next.text, flow.next).toContain(`value="${flow.email}"`);
+      // A visitor without the cookie (another browser, or after it expired) types the address.
+      expect((await browser().request("GET", flow.next)).text).not.toContain(flow.email);
+    }
+  });
+
+  it("forgets the remembered address once the code has signed the browser in", async () => {
+    const user = await h.registerVerified();
+    const mail = capturingEnv();
+    const b = browser(undefined, mail.env);
+    await b.submit("/login/code", "/login/code/send", { email: user.email });
+    expect(b.jar.has("__Host-lk_email")).toBe(true);
+    const [sent] = await mailsFor(mail.sent, h.clock);
+    const code = codeInMail(sent as NonNullable<typeof sent>);
+    const signedIn = await b.submit("/login/code?step=code", "/login/code", { email: user.email, code });
+    expect(signedIn.location).toBe("/profilepage");
+    expect(b.jar.has("__Host-lk_email")).toBe(false);
   });
 
   it("answers a code request the same for an unknown address", async () => {

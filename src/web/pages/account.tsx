@@ -12,15 +12,12 @@ import type { WebEnv } from "../web.env";
 import { attempt, page, parseWith, redirect, text, type WebContext } from "../web.kit";
 import { Field, type FieldErrors, Form } from "../web.layout";
 import { webPage } from "../web.middleware";
-import { clearTokenCookies, refreshCookie, safeNext, setTokenCookies } from "../web.session";
+import { clearTokenCookies, forgetEmail, refreshCookie, rememberEmail, rememberedEmail, safeNext, setTokenCookies } from "../web.session";
 
 const anyone = webPage({ access: "any" });
 const EmailOnly = z.object({ email: EmailSchema });
 const VerifyForm = z.object({ email: EmailSchema, code: CodeSchema });
 const ResetForm = z.object({ email: EmailSchema, code: CodeSchema, new_password: PasswordSchema, new_password_again: z.string() });
-
-/** The email a query string carries into a code step, shown back only as a field value. */
-const emailParam = (c: WebContext) => (c.req.query("email") ?? "").slice(0, 320);
 
 function mismatch(field: string): AppError {
   return new AppError("validation_failed", `${field}: does not match`, {
@@ -89,7 +86,8 @@ function registrationRoutes(web: Hono<WebEnv>) {
       return registrationPage(c, values, p.fields, p.sentence, p.status === 409 ? 409 : p.status === 429 ? 429 : 400);
     }
     if (result.value.emailVerified) return redirect(c, "/login", "registered");
-    return redirect(c, `/verify?email=${encodeURIComponent(result.value.email)}`, "registered");
+    rememberEmail(c, result.value.email);
+    return redirect(c, "/verify", "registered");
   });
 }
 
@@ -128,19 +126,21 @@ function verifyPage(c: WebContext, email: string, errors: FieldErrors = {}, erro
 }
 
 function verifyRoutes(web: Hono<WebEnv>) {
-  web.get("/verify", anyone, (c) => verifyPage(c, emailParam(c)));
+  web.get("/verify", anyone, (c) => verifyPage(c, rememberedEmail(c)));
   web.post("/verify", anyone, async (c) => {
     const email = text(c, "email");
     const result = await attempt(c, async () => verifyEmailAndSignIn(c.var.deps, parseWith(VerifyForm, { email, code: text(c, "code") })));
     if (!result.ok) return verifyPage(c, email, result.problem.fields, result.problem.sentence, result.problem.status === 429 ? 429 : 400);
     setTokenCookies(c, result.value);
+    forgetEmail(c);
     return redirect(c, "/settings", "verified");
   });
   web.post("/verify/resend", anyone, async (c) => {
     const email = text(c, "email");
     const result = await attempt(c, async () => requestCode(c.var.deps, { ...parseWith(EmailOnly, { email }), purpose: "verify_email" }));
     if (!result.ok) return verifyPage(c, email, result.problem.fields, result.problem.sentence, result.problem.status === 429 ? 429 : 400);
-    return redirect(c, `/verify?email=${encodeURIComponent(email)}`, "code_sent");
+    rememberEmail(c, email.trim());
+    return redirect(c, "/verify", "code_sent");
   });
 }
 
@@ -226,23 +226,24 @@ function loginRoutes(web: Hono<WebEnv>) {
     if (!result.ok) {
       const p = result.problem;
       if (p.code === "email_not_verified") {
-        return redirect(c, identifier.includes("@") ? `/verify?email=${encodeURIComponent(identifier)}` : "/verify");
+        if (identifier.includes("@")) rememberEmail(c, identifier);
+        return redirect(c, "/verify");
       }
       return loginPage(c, { identifier, next }, p.fields, p.sentence, p.status === 401 ? 401 : p.status === 429 ? 429 : 400);
     }
     setTokenCookies(c, result.value);
+    forgetEmail(c);
     return redirect(c, next, "signed_in");
   });
-  web.get("/login/code", anyone, (c) => {
-    const email = emailParam(c);
-    return codeLoginPage(c, email, email ? "code" : "email");
-  });
+  // `?step=code` after a code was sent; the address itself is remembered in a cookie, not the URL.
+  web.get("/login/code", anyone, (c) => codeLoginPage(c, rememberedEmail(c), c.req.query("step") === "code" ? "code" : "email"));
   web.post("/login/code/send", anyone, async (c) => {
     const email = text(c, "email");
     const result = await attempt(c, async () => requestCode(c.var.deps, { ...parseWith(EmailOnly, { email }), purpose: "login" }));
     if (!result.ok)
       return codeLoginPage(c, email, "email", result.problem.fields, result.problem.sentence, result.problem.status === 429 ? 429 : 400);
-    return redirect(c, `/login/code?email=${encodeURIComponent(email.trim())}`);
+    rememberEmail(c, email.trim());
+    return redirect(c, "/login/code?step=code");
   });
   web.post("/login/code", anyone, async (c) => {
     const email = text(c, "email");
@@ -250,6 +251,7 @@ function loginRoutes(web: Hono<WebEnv>) {
     if (!result.ok)
       return codeLoginPage(c, email, "code", result.problem.fields, result.problem.sentence, result.problem.status === 429 ? 429 : 400);
     setTokenCookies(c, result.value);
+    forgetEmail(c);
     return redirect(c, "/profilepage", "signed_in");
   });
 }
@@ -332,9 +334,10 @@ function passwordRoutes(web: Hono<WebEnv>) {
     const email = text(c, "email");
     const result = await attempt(c, async () => requestCode(c.var.deps, { ...parseWith(EmailOnly, { email }), purpose: "reset_password" }));
     if (!result.ok) return forgotPage(c, email, result.problem.fields, result.problem.sentence, result.problem.status === 429 ? 429 : 400);
-    return redirect(c, `/password/reset?email=${encodeURIComponent(email.trim())}`);
+    rememberEmail(c, email.trim());
+    return redirect(c, "/password/reset");
   });
-  web.get("/password/reset", anyone, (c) => resetPage(c, emailParam(c)));
+  web.get("/password/reset", anyone, (c) => resetPage(c, rememberedEmail(c)));
   web.post("/password/reset", anyone, async (c) => {
     const email = text(c, "email");
     const result = await attempt(c, async () => {
@@ -350,6 +353,7 @@ function passwordRoutes(web: Hono<WebEnv>) {
     if (!result.ok) return resetPage(c, email, result.problem.fields, result.problem.sentence, result.problem.status === 429 ? 429 : 400);
     // Every session ended with the reset, this browser's too.
     clearTokenCookies(c);
+    forgetEmail(c);
     return redirect(c, "/login", "password_reset");
   });
 }
