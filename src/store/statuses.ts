@@ -24,8 +24,8 @@ export interface StatusStore {
   byId(id: string, options?: { publicOnly?: boolean }): Promise<StatusRow | null>;
   /** The public timeline (enabled authors), newest first, optionally of one author (`limit + 1` rows). */
   page(filter: { userId?: string }, page: PageQuery): Promise<StatusRow[]>;
-  /** Every status of the user, newest first. */
-  allByUser(userId: string): Promise<StatusRow[]>;
+  /** Every status of the user, newest first, public or not (the export, staff); the newest `limit` when given. */
+  allByUser(userId: string, options?: { limit?: number }): Promise<StatusRow[]>;
   /** False when the status no longer exists. */
   updateContent(id: string, content: string, nowMs: number): Promise<boolean>;
   /** Deletes with the author's entry; false (nothing written) when it was already gone. */
@@ -92,8 +92,9 @@ export function DrizzleStatusStore(db: Db): StatusStore {
       );
     },
 
-    async allByUser(userId) {
-      return runOne(select().where(eq(statuses.userId, userId)).orderBy(desc(statuses.createdAt), desc(statuses.id)));
+    async allByUser(userId, options = {}) {
+      const newestFirst = select().where(eq(statuses.userId, userId)).orderBy(desc(statuses.createdAt), desc(statuses.id));
+      return runOne(options.limit === undefined ? newestFirst : newestFirst.limit(options.limit));
     },
 
     async updateContent(id, content, nowMs) {

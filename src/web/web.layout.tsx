@@ -214,6 +214,44 @@ export const Pager: FC<{ path: string; params: Record<string, string | undefined
   );
 };
 
+/**
+ * Statuses, newest first: the text and when it was posted (and whether it was edited). The author
+ * gets an edit link (`editHref`), the author or staff a delete button (`remove`: where its form
+ * posts, with the page's CSRF token).
+ */
+export const StatusList: FC<{
+  items: { id: string; content: string; created_at: string; updated_at: string }[];
+  editHref?: (id: string) => string;
+  remove?: { action: (id: string) => string; csrf: string };
+}> = ({ items, editHref, remove }) => (
+  <>
+    {items.length === 0 ? <p class="muted">No statuses yet.</p> : null}
+    <ol class="statuses">
+      {items.map((s) => (
+        <li class="status">
+          <p class="prose">{s.content}</p>
+          <p class="meta">
+            <Time iso={s.created_at} />
+            {s.updated_at !== s.created_at ? " (edited)" : ""}
+          </p>
+          {editHref || remove ? (
+            <div class="actions">
+              {editHref ? <a href={editHref(s.id)}>Edit</a> : null}
+              {remove ? (
+                <Form action={remove.action(s.id)} csrf={remove.csrf} class="inline" label="Delete status">
+                  <button type="submit" class="danger small">
+                    Delete<span class="visually-hidden"> this status</span>
+                  </button>
+                </Form>
+              ) : null}
+            </div>
+          ) : null}
+        </li>
+      ))}
+    </ol>
+  </>
+);
+
 /** An account's activity entries as a table: what, when, from which address and device (the account page and the admin's user page). */
 export const ActivityTable: FC<{
   items: { type: string; created_at: string; ip: string | null; user_agent: string | null; details: Record<string, unknown> }[];

@@ -537,7 +537,15 @@ describe("the website in a real browser", () => {
     expect((await api("POST", "/auth/otp", { email: dave.email, purpose: "login" })).status).toBe(202);
     const login = await api("POST", "/auth/login/otp", { email: dave.email, code: await mailedCode(dave.email, "login") });
     expect(login.status).toBe(200);
+    // A status to moderate: listed on the account's page, deleted there by staff.
+    const posted = await api("POST", "/statuses", { content: "Spam, spam, spam" }, login.json.access_token);
+    expect(posted.status).toBe(201);
     await admin.reload();
+    expect(await admin.locator(".statuses").textContent()).toContain("Spam, spam, spam");
+    await Promise.all([admin.waitForURL(/\/admin\/users\/[^/]+$/), admin.click(".statuses button:text('Delete')")]);
+    expect(await flash(admin)).toBe("Status deleted.");
+    expect(await admin.locator(".statuses").textContent()).not.toContain("Spam, spam, spam");
+    expect((await api("GET", `/statuses/${posted.json.status.id}`)).status).toBe(404);
     expect(await admin.locator(".facts").textContent()).toMatch(/Active sessions1/);
     // The POST answers with a redirect back to this page's path: wait for that page's GET.
     const reloaded = admin.waitForResponse(

@@ -437,6 +437,49 @@ describe("admin console", () => {
     expect(self.text).toContain("You cannot remove your own staff flag");
   });
 
+  it("lists an account's statuses, also once it is disabled, and lets staff delete one as the API does", async () => {
+    const { user: moderator, b } = await signedInBrowser();
+    await env.DB.prepare("UPDATE users SET is_staff = 1 WHERE id = ?").bind(moderator.id).run();
+    const member = await h.signedInUser();
+    const posted = [];
+    for (const content of ["first <b>post</b>", "second post"]) {
+      const res = await h.call("POST", "/api/v1/statuses", { content }, { token: member.access_token });
+      expect(res.status).toBe(201);
+      posted.push(res.json.status.id as string);
+      h.clock.advance(1000);
+    }
+    await env.DB.prepare("UPDATE users SET is_active = 0 WHERE id = ?").bind(member.id).run();
+    const userPage = await b.request("GET", `/admin/users/${member.id}`);
+    expect(userPage.text).toContain("second post");
+    expect(userPage.text).toContain("first &lt;b&gt;post&lt;/b&gt;");
+    expect(userPage.text.indexOf("second post")).toBeLessThan(userPage.text.indexOf("first &lt;b&gt;"));
+
+    const deleted = await b.submit(`/admin/users/${member.id}`, `/admin/users/${member.id}/statuses/${posted[0]}/delete`, {});
+    expect(deleted.location).toBe(`/admin/users/${member.id}`);
+    const after = await b.request("GET", `/admin/users/${member.id}`);
+    expect(after.text).toContain("Status deleted.");
+    expect(after.text).not.toContain("first &lt;b&gt;");
+    const history = await env.DB.prepare("SELECT details, ip FROM activity WHERE user_id = ? AND type = 'status_deleted'")
+      .bind(member.id)
+      .all<{ details: string; ip: string | null }>();
+    expect(history.results.map((r) => [JSON.parse(r.details), r.ip])).toEqual([[{ status_id: posted[0], by: "staff" }, null]]);
+
+    // Gone already: the page says so, and nothing else changes.
+    const again = await b.submit(`/admin/users/${member.id}`, `/admin/users/${member.id}/statuses/${posted[0]}/delete`, {});
+    expect(again.status).toBe(404);
+  });
+
+  it("refuses a status deletion from someone who is not staff", async () => {
+    const { b } = await signedInBrowser();
+    const member = await h.signedInUser();
+    const status = await h.call("POST", "/api/v1/statuses", { content: "mine" }, { token: member.access_token });
+    const page = await b.request("GET", "/profilepage");
+    const id = status.json.status.id as string;
+    const refused = await b.request("POST", `/admin/users/${member.id}/statuses/${id}/delete`, { _csrf: b.csrfOf(page.text) });
+    expect(refused.status).toBe(403);
+    expect((await h.call("GET", `/api/v1/statuses/${id}`)).status).toBe(200);
+  });
+
   it("disabling an account from the console purges its avatar from the edge cache", async () => {
     const { user, b } = await signedInBrowser();
     await env.DB.prepare("UPDATE users SET is_staff = 1 WHERE id = ?").bind(user.id).run();

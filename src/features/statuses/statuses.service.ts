@@ -103,3 +103,11 @@ export async function deleteStatus(deps: Deps, user: User, id: string): Promise<
 export async function allStatuses(deps: Pick<Deps, "statuses">, userId: string): Promise<StatusView[]> {
   return (await deps.statuses.allByUser(userId)).map(statusView);
 }
+
+/**
+ * The newest `limit` statuses of a user for staff, also while the account is out of public view
+ * (disabled or unverified), when its posts may be what staff came to moderate.
+ */
+export async function newestStatusesOf(deps: Pick<Deps, "statuses">, userId: string, limit: number): Promise<StatusView[]> {
+  return (await deps.statuses.allByUser(userId, { limit })).map(statusView);
+}

@@ -7,14 +7,17 @@ import { listAudit } from "../../features/admin/admin.audit";
 import { getConfig, patchConfig, resetConfigKey } from "../../features/admin/admin.config.service";
 import { adminLogoutAll, getUser, searchUsers, updateUserFlags } from "../../features/admin/admin.users.service";
 import { getPublicProfile } from "../../features/profiles/profiles.service";
+import { deleteStatus, newestStatusesOf } from "../../features/statuses/statuses.service";
 import { AppError } from "../../lib/errors";
 import { pageQuery } from "../../lib/pagination";
 import type { WebEnv } from "../web.env";
 import { attempt, type Problem, page, redirect, text, type WebContext } from "../web.kit";
-import { ActivityTable, Form, Pager, Time } from "../web.layout";
+import { ActivityTable, Form, Pager, StatusList, Time } from "../web.layout";
 import { webPage } from "../web.middleware";
 
 const staff = webPage({ access: "staff" });
+/** How many of an account's statuses its admin page lists, newest first. */
+const USER_PAGE_STATUSES = 20;
 const ListQuery = z.object({ q: z.string().max(254).optional(), ...pageQuery });
 
 const AdminNav = () => (
@@ -230,6 +233,7 @@ export function adminPages(web: Hono<WebEnv>) {
     const account = await getUser(c.var.deps, id);
     const profile = await attempt(c, () => getPublicProfile(c.var.deps, id));
     const activity = await listActivity(c.var.deps, id, { limit: 20 });
+    const statuses = await newestStatusesOf(c.var.deps, id, USER_PAGE_STATUSES);
     const flag = (field: "is_active" | "is_staff" | "email_verified", value: boolean, label: string) => (
       <Form action={`/admin/users/${encodeURIComponent(id)}/flags`} csrf={c.var.csrf} class="inline" label={label}>
         <input type="hidden" name="field" value={field} />
@@ -287,6 +291,20 @@ export function adminPages(web: Hono<WebEnv>) {
             </p>
           )}
         </section>
+        <section aria-labelledby="u-statuses">
+          <h2 id="u-statuses">Statuses</h2>
+          <p class="muted">
+            The {USER_PAGE_STATUSES} newest, also while the account is out of public view. Deleting one is recorded in the author's history
+            as done by staff.
+          </p>
+          <StatusList
+            items={statuses}
+            remove={{
+              action: (statusId) => `/admin/users/${encodeURIComponent(id)}/statuses/${encodeURIComponent(statusId)}/delete`,
+              csrf: c.var.csrf,
+            }}
+          />
+        </section>
         <section aria-labelledby="u-activity">
           <h2 id="u-activity">Recent activity</h2>
           <ActivityTable items={activity.items} />
@@ -306,6 +324,11 @@ export function adminPages(web: Hono<WebEnv>) {
     const result = await attempt(c, () => updateUserFlags(c.var.deps, c.var.user, c.req.param("id"), { [field]: value === "true" }));
     if (!result.ok) return userPage(c, result.problem);
     return redirect(c, `/admin/users/${encodeURIComponent(c.req.param("id"))}`, "user_saved");
+  });
+  web.post("/admin/users/:id/statuses/:statusId/delete", staff, async (c) => {
+    const result = await attempt(c, () => deleteStatus(c.var.deps, c.var.user, c.req.param("statusId")));
+    if (!result.ok) return userPage(c, result.problem);
+    return redirect(c, `/admin/users/${encodeURIComponent(c.req.param("id"))}`, "status_deleted");
   });
   web.post("/admin/users/:id/logout-all", staff, async (c) => {
     await adminLogoutAll(c.var.deps, c.var.user, c.req.param("id"));

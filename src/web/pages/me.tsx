@@ -18,7 +18,7 @@ import { AppError } from "../../lib/errors";
 import { pageQuery } from "../../lib/pagination";
 import type { WebEnv } from "../web.env";
 import { attempt, form, type Problem, page, parseWith, redirect, text, type WebContext } from "../web.kit";
-import { ActivityTable, Field, type FieldErrors, Form, Pager, Time } from "../web.layout";
+import { ActivityTable, Field, type FieldErrors, Form, Pager, StatusList, Time } from "../web.layout";
 import { ACTIVITY_LABELS, deviceName } from "../web.messages";
 import { webPage } from "../web.middleware";
 import { clearTokenCookies } from "../web.session";
@@ -103,29 +103,11 @@ async function profilePage(c: WebContext, statusError?: Problem, draft = "") {
           />
           <button type="submit">Post</button>
         </Form>
-        {items.length === 0 ? <p class="muted">No statuses yet.</p> : null}
-        <ol class="statuses">
-          {items.map((s) => (
-            <li class="status">
-              <p class="prose">{s.content}</p>
-              <p class="meta">
-                <Time iso={s.created_at} />
-                {s.updated_at !== s.created_at ? " (edited)" : ""} ·{" "}
-                <a href={`/profilepage/statuses/${encodeURIComponent(s.id)}/edit`}>Edit</a>
-              </p>
-              <Form
-                action={`/profilepage/statuses/${encodeURIComponent(s.id)}/delete`}
-                csrf={c.var.csrf}
-                class="inline"
-                label="Delete status"
-              >
-                <button type="submit" class="danger small">
-                  Delete<span class="visually-hidden"> this status</span>
-                </button>
-              </Form>
-            </li>
-          ))}
-        </ol>
+        <StatusList
+          items={items}
+          editHref={(id) => `/profilepage/statuses/${encodeURIComponent(id)}/edit`}
+          remove={{ action: (id) => `/profilepage/statuses/${encodeURIComponent(id)}/delete`, csrf: c.var.csrf }}
+        />
         {statuses.ok ? <Pager path="/profilepage" params={{}} next={statuses.value.next_cursor} first={!cursor} /> : null}
       </section>
     </>,

@@ -7,7 +7,7 @@ import { AppError } from "../../lib/errors";
 import { pageQuery } from "../../lib/pagination";
 import type { WebEnv } from "../web.env";
 import { attempt, page, type WebContext } from "../web.kit";
-import { Pager, Time } from "../web.layout";
+import { Pager, StatusList } from "../web.layout";
 import { webPage } from "../web.middleware";
 
 const anyone = webPage({ access: "any" });
@@ -111,17 +111,7 @@ export function peoplePages(web: Hono<WebEnv>) {
         </section>
         <section aria-labelledby="their-statuses">
           <h2 id="their-statuses">Statuses</h2>
-          {items.length === 0 ? <p class="muted">No statuses yet.</p> : null}
-          <ol class="statuses">
-            {items.map((s) => (
-              <li class="status">
-                <p class="prose">{s.content}</p>
-                <p class="meta">
-                  <Time iso={s.created_at} />
-                </p>
-              </li>
-            ))}
-          </ol>
+          <StatusList items={items} />
           {statuses.ok ? (
             <Pager
               path={`/people/${encodeURIComponent(c.req.param("key"))}`}
