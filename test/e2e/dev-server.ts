@@ -6,9 +6,9 @@
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { appendFileSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import { freePort } from "../net";
 
 export const ROOT = resolve(import.meta.dirname, "../..");
 const READY_TIMEOUT_MS = 90_000;
@@ -28,20 +28,6 @@ export interface DevServerInfo {
 export interface DevServer extends DevServerInfo {
   output(): string;
   stop(): Promise<void>;
-}
-
-/** A port nothing listens on right now (the OS picks it). */
-export async function freePort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const server = createServer();
-    server.unref();
-    server.on("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      const port = typeof address === "object" && address ? address.port : 0;
-      server.close(() => resolvePort(port));
-    });
-  });
 }
 
 /** Signals the child's whole process group (npm, node, wrangler, workerd); false once none is left. */

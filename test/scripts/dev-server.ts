@@ -5,23 +5,12 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
-import { createServer } from "node:net";
 import { join } from "node:path";
 import { offlineEnv } from "../../scripts/lib/offline.mjs";
+import { freePort } from "../net";
 
 export const ROOT = join(import.meta.dirname, "../..");
 export const WRANGLER = createRequire(import.meta.url).resolve("wrangler/bin/wrangler.js");
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.on("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 export interface DevServer {
   base: string;
