@@ -230,10 +230,13 @@ export function adminPages(web: Hono<WebEnv>) {
 
   const userPage = async (c: WebContext, problem?: Problem) => {
     const id = c.req.param("id") ?? "";
-    const account = await getUser(c.var.deps, id);
-    const profile = await attempt(c, () => getPublicProfile(c.var.deps, id));
-    const activity = await listActivity(c.var.deps, id, { limit: 20 });
-    const statuses = await newestStatusesOf(c.var.deps, id, USER_PAGE_STATUSES);
+    // Four independent reads, in one round of waiting.
+    const [account, profile, activity, statuses] = await Promise.all([
+      getUser(c.var.deps, id),
+      attempt(c, () => getPublicProfile(c.var.deps, id)),
+      listActivity(c.var.deps, id, { limit: 20 }),
+      newestStatusesOf(c.var.deps, id, USER_PAGE_STATUSES),
+    ]);
     const flag = (field: "is_active" | "is_staff" | "email_verified", value: boolean, label: string) => (
       <Form action={`/admin/users/${encodeURIComponent(id)}/flags`} csrf={c.var.csrf} class="inline" label={label}>
         <input type="hidden" name="field" value={field} />
