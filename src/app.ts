@@ -83,9 +83,9 @@ export function createApp(options: { clock?: Clock; configCacheMs?: number } = {
         error: loggableError(error),
       });
     }
-    return problemResponse(appError);
+    return problemResponse(c, appError);
   });
-  app.notFound(() => problemResponse(new AppError("not_found", "No such route.")));
+  app.notFound((c) => problemResponse(c, new AppError("not_found", "No such route.")));
 
   app.openAPIRegistry.registerComponent("securitySchemes", "bearerAuth", { type: "http", scheme: "bearer", bearerFormat: "JWT" });
   app.doc31("/openapi.json", {

@@ -18,7 +18,7 @@ export interface AppEnv {
     deps: Deps;
     /** Set first by `requestId`: this request's id (X-Request-Id), in every log line and problem document. */
     requestId: string;
-    /** Set by `requestId` on an error answer: the problem document's `code`, for the request's log line. */
+    /** Set by `problemResponse` on an error answer: the problem document's `code`, for the request's log line. */
     problemCode: string;
     /** Set by `requireUser`: the caller, loaded fresh from the database on this request. */
     user: User;

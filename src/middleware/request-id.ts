@@ -30,32 +30,15 @@ export function chooseRequestId(headers: Headers): string {
   return toHex(randomBytes(16));
 }
 
-const PROBLEM_TYPE = "application/problem+json";
-
 /**
- * Sets `requestId` (and `problemCode` for an error answer) on the context and the header on the
- * response. Problem documents are built in several places (the error handler, 404, 405, the dev
- * inbox's guard), so the id is added here, once, to whatever problem document goes out; they are
- * small, so re-serialising one costs nothing worth measuring.
+ * Sets `requestId` on the context, for the log lines and the problem documents (lib/errors.ts
+ * puts it in every one it makes), and sends it back in the header of every response.
  */
 export function requestId(): MiddlewareHandler<AppEnv> {
   return async function requestId(c, next) {
     const id = chooseRequestId(c.req.raw.headers);
     c.set("requestId", id);
     await next();
-    let res = c.res;
-    if (res.status >= 400 && res.headers.get("Content-Type")?.startsWith(PROBLEM_TYPE)) {
-      try {
-        const problem = (await res.clone().json()) as Record<string, unknown>;
-        if (typeof problem.code === "string") c.set("problemCode", problem.code);
-        const headers = new Headers(res.headers);
-        headers.delete("Content-Length");
-        res = new Response(JSON.stringify({ ...problem, request_id: id }), { status: res.status, statusText: res.statusText, headers });
-        c.res = res;
-      } catch {
-        // Not JSON after all: sent as it is, with the header.
-      }
-    }
     editResponseHeaders(c, (headers) => headers.set(REQUEST_ID_HEADER, id));
   };
 }

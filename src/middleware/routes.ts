@@ -5,6 +5,7 @@
  * route is covered without listing it anywhere else.
  */
 import type { MiddlewareHandler } from "hono";
+import type { AppEnv } from "../env";
 import { AppError, problemResponse } from "../lib/errors";
 
 /** A route as Hono lists it in `app.routes`; middleware appears there with method "ALL". */
@@ -89,14 +90,14 @@ export function RouteTable(routes: readonly RegisteredRoute[], definitions: read
  * so the client learns what the path takes rather than a 404 or a complaint about its body.
  * OPTIONS is left to CORS; unknown paths fall through to the 404.
  */
-export function methodNotAllowed(table: () => RouteTable): MiddlewareHandler {
+export function methodNotAllowed(table: () => RouteTable): MiddlewareHandler<AppEnv> {
   return async function methodNotAllowed(c, next) {
     const method = c.req.method.toUpperCase();
     if (method === "OPTIONS" || table().answers(method, c.req.path)) return next();
     const allowed = table().allowed(c.req.path);
     if (allowed.length === 0 || allowed.includes(method)) return next();
     const allow = allowed.join(", ");
-    return problemResponse(new AppError("method_not_allowed", `${method} is not allowed here; this path answers ${allow}.`), {
+    return problemResponse(c, new AppError("method_not_allowed", `${method} is not allowed here; this path answers ${allow}.`), {
       Allow: allow,
     });
   };

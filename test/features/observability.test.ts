@@ -59,6 +59,24 @@ describe("request ids", () => {
     const preflight = await h.call("OPTIONS", "/api/v1/me", undefined, { headers: { origin: "https://nowhere.example" } });
     expect(preflight.headers.get("x-request-id")).toBeTruthy();
   });
+
+  it("is in every kind of problem document, and its code in the log line", async () => {
+    lines = [];
+    // The error handler (a thrown 401), the dev inbox's guard (outside development), the 404.
+    const answers = [
+      { path: "/api/v1/me", id: "unauth-1", status: 401, code: "unauthorized" },
+      { path: "/dev/mail", id: "dev-1", status: 404, code: "not_found" },
+      { path: "/nowhere", id: "none-1", status: 404, code: "not_found" },
+    ];
+    for (const { path, id, status, code } of answers) {
+      const res = await h.call("GET", path, undefined, { headers: { "x-request-id": id } });
+      expect(res.status).toBe(status);
+      expect(res.headers.get("content-type")).toBe("application/problem+json");
+      expect(res.headers.get("x-request-id")).toBe(id);
+      expect(res.json).toMatchObject({ status, code, request_id: id });
+    }
+    expect(requestLines().map((l) => [l.request_id, l.error_code])).toEqual(answers.map((a) => [a.id, a.code]));
+  });
 });
 
 describe("the request log line", () => {

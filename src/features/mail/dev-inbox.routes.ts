@@ -21,7 +21,7 @@ const PAGE_CSP = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors
 /** Hides every `/dev/*` path unless the development inbox is on; mount it before any route lookup. */
 export function devOnly(): MiddlewareHandler<AppEnv> {
   return async function devOnly(c, next) {
-    if (!devInboxEnabled(c.env)) return problemResponse(new AppError("not_found", "No such route."));
+    if (!devInboxEnabled(c.env)) return problemResponse(c, new AppError("not_found", "No such route."));
     return next();
   };
 }
