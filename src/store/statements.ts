@@ -10,7 +10,7 @@ import { randomId } from "../lib/crypto";
 import { mailSubjects, RATE_LIMITS, type RateLimitName, rateLimitKey } from "../lib/rate-limit";
 import { type Db, type Placeholders, prepared } from "./driver";
 import { activity, adminAudit, otpCodes, rateLimits, refreshTokens, users } from "./schema";
-import type { ActivityRecord, AuditRecord, LoginIdentifier, OtpPurpose } from "./types";
+import type { ActivityRecord, AuditRecord, LoginIdentifier, OtpPurpose, User } from "./types";
 
 // ---- rate-limit counters ----
 
@@ -173,6 +173,35 @@ export function activityInsertSelect(db: Db, entry: ActivityRecord, options: { w
 export const isPublicAccount = () => and(eq(users.emailVerified, true), eq(users.isActive, true));
 
 // ---- refresh tokens and access-token cut-off ----
+
+/** What a change authorised by the current password (or a live sign-in) read of the account. */
+export type AccountAsRead = Pick<User, "id" | "passwordHash" | "tokensValidAfter">;
+
+/**
+ * The account is still as `read`: the same password hash, and no sign-ins ended since
+ * (`tokens_valid_after`, which a password change or reset, logout-all, disabling and an address
+ * claimed by its owner all move). A change the caller authorised with what it read — the current
+ * password checked against that hash, a sign-in live then — is written only while this holds, so
+ * one that commits in between (the owner's reset, most of all) wins over a request in flight that
+ * someone who knows the old password sent. The same rule guards a password sign-in's session
+ * (tokens.ts, `insertWhileAccountUnchanged`).
+ */
+function accountAsRead(read: AccountAsRead): SQL {
+  return and(eq(users.id, read.id), eq(users.passwordHash, read.passwordHash), eq(users.tokensValidAfter, read.tokensValidAfter)) as SQL;
+}
+
+/** `accountAsRead` as a condition for any statement of the change. */
+export function whileAccountAsRead(read: AccountAsRead): SQL {
+  return sql`EXISTS (SELECT 1 FROM ${users} WHERE ${accountAsRead(read)})`;
+}
+
+/**
+ * The change's activity entry as the guard of its batch: written only while the account is as
+ * `read`, else the batch rolls back whole (`guard_failed`, see `activityInsertSelect`). Put it first.
+ */
+export function entryWhileAccountAsRead(db: Db, entry: ActivityRecord, read: AccountAsRead) {
+  return activityInsertSelect(db, entry, { userIdFrom: sql`(SELECT ${users.id} FROM ${users} WHERE ${accountAsRead(read)})` });
+}
 
 /** Revokes every live token of one family (a sign-in), e.g. on logout or detected reuse. */
 export function revokeFamily(db: Db, familyId: string, reason: string, nowMs: number) {

@@ -4,7 +4,7 @@
  * changes). Every multi-statement change is one batch, so it applies whole or not at all.
  */
 import { and, desc, eq, or, type SQL, sql } from "drizzle-orm";
-import { type Db, type Placeholders, prepared, type Query, runBatch, runOne } from "./driver";
+import { affectedRows, type Db, type Placeholders, prepared, type Query, runBatch, runOne, StoreError } from "./driver";
 import { activity, adminAudit, otpCodes, profiles, refreshTokens, statuses, users } from "./schema";
 import {
   activityInsert,
@@ -16,9 +16,12 @@ import {
   countMailToAddress,
   endSignIns,
   olderThan,
+  type AccountAsRead,
+  entryWhileAccountAsRead,
   releasePasswordCheck,
   startsWith,
   supersedeCodes,
+  whileAccountAsRead,
 } from "./statements";
 import type {
   ActivityRecord,
@@ -72,6 +75,8 @@ export interface UserStore {
    * Sets the username and the pending address; `cancelPendingCodes` supersedes outstanding
    * change_email codes; `code` is the change_email code for a new address (with its mail
    * counters' place taken by the caller's reservation); `release` gives back a password check.
+   * An email change (`emailChange`, authorised by the current password) is written only while the
+   * account is as the caller read it (`whileAccountAsRead`); false when it was not, and nothing changed.
    */
   updateIdentifiers(input: {
     userId: string;
@@ -80,20 +85,26 @@ export interface UserStore {
     nowMs: number;
     cancelPendingCodes: boolean;
     code: NewCode | null;
-    activity: ActivityRecord | null;
+    emailChange: { activity: ActivityRecord; asRead: AccountAsRead } | null;
     release: PasswordCheckRelease | null;
-  }): Promise<void>;
-  /** New password hash; every other sign-in ends and access tokens issued so far stop working. */
+  }): Promise<boolean>;
+  /**
+   * New password hash; every other sign-in ends and access tokens issued so far stop working.
+   * Written only while the account is as the caller read it; false when it was not, and nothing changed.
+   */
   changePassword(input: {
-    userId: string;
+    asRead: AccountAsRead;
     passwordHash: string;
     keepSessionId: string;
     nowMs: number;
     activity: ActivityRecord;
     release: PasswordCheckRelease | null;
-  }): Promise<void>;
-  /** Deletes the account and everything it owns (its audit entries as staff keep a null actor), in one transaction. */
-  delete(userId: string, release: PasswordCheckRelease | null): Promise<void>;
+  }): Promise<boolean>;
+  /**
+   * Deletes the account and everything it owns (its audit entries as staff keep a null actor), in
+   * one transaction, while the account is as the caller read it; false when it was not, and nothing was deleted.
+   */
+  delete(asRead: AccountAsRead, release: PasswordCheckRelease | null): Promise<boolean>;
   /**
    * Staff change of account flags with its audit entry; disabling also ends every session. With
    * `claim`, the flags mark an unverified address verified: the password set before and every
@@ -143,6 +154,17 @@ const authenticateUser = prepared((db, p: Placeholders<{ userId: string; session
     .where(eq(users.id, p.userId))
     .limit(1),
 );
+
+/** Runs a batch whose first statement is a guard (`entryWhileAccountAsRead`): false when the guard stopped it. */
+async function runGuarded(db: Db, queries: (Query | false | null | undefined)[]): Promise<boolean> {
+  try {
+    await runBatch(db, queries);
+    return true;
+  } catch (error) {
+    if (error instanceof StoreError && error.kind === "guard_failed") return false;
+    throw error;
+  }
+}
 
 export function DrizzleUserStore(db: Db): UserStore {
   return {
@@ -207,8 +229,9 @@ export function DrizzleUserStore(db: Db): UserStore {
     },
 
     async updateIdentifiers(input) {
-      const { userId, nowMs } = input;
-      await runBatch(db, [
+      const { userId, nowMs, emailChange } = input;
+      return runGuarded(db, [
+        emailChange && entryWhileAccountAsRead(db, emailChange.activity, emailChange.asRead),
         db.update(users).set({ username: input.username, pendingEmail: input.pendingEmail, updatedAt: nowMs }).where(eq(users.id, userId)),
         input.cancelPendingCodes && supersedeCodes(db, userId, "change_email", nowMs),
         ...(input.code
@@ -217,37 +240,40 @@ export function DrizzleUserStore(db: Db): UserStore {
               db.insert(otpCodes).values({ ...input.code, userId, attempts: 0, consumedAt: null }),
             ]
           : []),
-        input.activity && activityInsert(db, input.activity),
         ...releasePasswordCheck(db, input.release),
       ]);
     },
 
     async changePassword(input) {
-      const { userId, nowMs } = input;
-      await runBatch(db, [
-        ...endSignIns(db, userId, "password_changed", nowMs, {
+      const { asRead, nowMs } = input;
+      return runGuarded(db, [
+        entryWhileAccountAsRead(db, input.activity, asRead),
+        ...endSignIns(db, asRead.id, "password_changed", nowMs, {
           keepSessionId: input.keepSessionId,
           set: { passwordHash: input.passwordHash },
         }),
-        activityInsert(db, input.activity),
         ...releasePasswordCheck(db, input.release),
       ]);
     },
 
-    async delete(userId, release) {
+    async delete(asRead, release) {
       // D1 cascades the user row's deletion through the foreign keys; a libSQL server may not
       // enforce them (SQLite's default is off, per connection). So the batch removes what the
-      // account owns itself, then the user row: the same end state on either driver.
-      await runBatch(db, [
-        db.delete(profiles).where(eq(profiles.userId, userId)),
-        db.delete(refreshTokens).where(eq(refreshTokens.userId, userId)),
-        db.delete(otpCodes).where(eq(otpCodes.userId, userId)),
-        db.delete(statuses).where(eq(statuses.userId, userId)),
-        db.delete(activity).where(eq(activity.userId, userId)),
-        db.update(adminAudit).set({ actorId: null }).where(eq(adminAudit.actorId, userId)),
-        db.delete(users).where(eq(users.id, userId)),
+      // account owns itself, then the user row: the same end state on either driver. Each
+      // statement holds only while the account is as read (the user row goes last), so all or none apply.
+      const userId = asRead.id;
+      const asReadNow = whileAccountAsRead(asRead);
+      const [, , , , , , deleted] = await runBatch(db, [
+        db.delete(profiles).where(and(eq(profiles.userId, userId), asReadNow)),
+        db.delete(refreshTokens).where(and(eq(refreshTokens.userId, userId), asReadNow)),
+        db.delete(otpCodes).where(and(eq(otpCodes.userId, userId), asReadNow)),
+        db.delete(statuses).where(and(eq(statuses.userId, userId), asReadNow)),
+        db.delete(activity).where(and(eq(activity.userId, userId), asReadNow)),
+        db.update(adminAudit).set({ actorId: null }).where(and(eq(adminAudit.actorId, userId), asReadNow)),
+        db.delete(users).where(and(eq(users.id, userId), asReadNow)).returning({ id: users.id }),
         ...releasePasswordCheck(db, release),
       ]);
+      return affectedRows(deleted) === 1;
     },
 
     async updateFlags(userId, flags, nowMs, audit, claim) {

@@ -9,6 +9,7 @@ import { env } from "cloudflare:test";
 import { afterEach, describe, expect, it } from "vitest";
 import { probeD1 } from "../d1-wrap";
 import { harness } from "../helpers";
+import { capturingEnv } from "../mail-helpers";
 
 const h = harness();
 const probe = probeD1(env.DB);
@@ -85,5 +86,146 @@ describe("a password sign-in racing what ends every sign-in", () => {
     const res = await loginWhile(user, async () => {});
     expect(res.status, res.text).toBe(200);
     expect((await state(user.id)).live).toBe(1);
+  });
+});
+
+/**
+ * The same race for what a signed-in caller does with the current password: a password change,
+ * an email change, deleting the account. Each checks the password against the account as it was
+ * read, then writes; a reset or password change that commits in between must win, or someone who
+ * knows the old password keeps a change in flight and takes the account back after every reset.
+ */
+describe("a change authorised by the old password, racing what ends every sign-in", () => {
+  const mail = capturingEnv();
+  const THIEF_PASSWORD = "thiefs-own-secret-58";
+  const VICTIM_PASSWORD = "victims-new-secret-93";
+  const login = (email: string, password: string) => h.call("POST", "/api/v1/auth/login", { email, password });
+
+  /** Runs the thief's request with `meanwhile` just before its write batch (the one matching `batch`). */
+  async function whileWriting(batch: RegExp, thief: () => Promise<{ status: number }>, meanwhile: () => Promise<void>) {
+    let done = false;
+    probe.beforeBatch(async (statements) => {
+      if (done || !statements.some((sql) => batch.test(sql))) return;
+      done = true;
+      await meanwhile();
+    });
+    const res = await thief();
+    expect(done, "the victim's change ran before the thief's write").toBe(true);
+    return res;
+  }
+
+  /** The victim resets the password with a code mailed to the address. */
+  async function resetPassword(email: string) {
+    h.clock.advance(61_000); // one code a minute per address
+    const from = mail.sent.length;
+    expect((await h.call("POST", "/api/v1/auth/otp", { email, purpose: "reset_password" }, { env: mail.env })).status).toBe(202);
+    const code = mail.sent.slice(from).find((m) => m.purpose === "reset_password")?.code;
+    const reset = await h.call("POST", "/api/v1/auth/password/reset", { email, code, new_password: VICTIM_PASSWORD });
+    expect(reset.status, reset.text).toBe(204);
+  }
+
+  it("a password change loses to a password reset", async () => {
+    const victim = await h.signedInUser();
+    const thief = await h.login(victim.email, victim.password);
+    const res = await whileWriting(
+      /^update "refresh_tokens"/,
+      () =>
+        h.call(
+          "POST",
+          "/api/v1/me/password",
+          { current_password: victim.password, new_password: THIEF_PASSWORD },
+          { token: thief.access_token, env: probed },
+        ),
+      () => resetPassword(victim.email),
+    );
+    expect(res.status).toBe(409);
+    expect((await login(victim.email, THIEF_PASSWORD)).status).toBe(401);
+    expect((await login(victim.email, VICTIM_PASSWORD)).status).toBe(200);
+  });
+
+  it("a password change loses to the owner's own password change", async () => {
+    const victim = await h.signedInUser();
+    const thief = await h.login(victim.email, victim.password);
+    h.clock.advance(1500);
+    const res = await whileWriting(
+      /^update "refresh_tokens"/,
+      () =>
+        h.call(
+          "POST",
+          "/api/v1/me/password",
+          { current_password: victim.password, new_password: THIEF_PASSWORD },
+          { token: thief.access_token, env: probed },
+        ),
+      async () => {
+        const changed = await h.call(
+          "POST",
+          "/api/v1/me/password",
+          { current_password: victim.password, new_password: VICTIM_PASSWORD },
+          { token: victim.access_token },
+        );
+        expect(changed.status, changed.text).toBe(204);
+      },
+    );
+    expect(res.status).toBe(409);
+    expect((await login(victim.email, THIEF_PASSWORD)).status).toBe(401);
+    expect((await login(victim.email, VICTIM_PASSWORD)).status).toBe(200);
+  });
+
+  it("an email change loses to a password reset: no pending address, no live code", async () => {
+    const victim = await h.signedInUser();
+    const thief = await h.login(victim.email, victim.password);
+    const res = await whileWriting(
+      /^insert into "otp_codes"/,
+      () =>
+        h.call(
+          "PATCH",
+          "/api/v1/me",
+          { email: "thief@example.com", current_password: victim.password },
+          { token: thief.access_token, env: { ...probed, MAIL_QUEUE: mail.env.MAIL_QUEUE } },
+        ),
+      () => resetPassword(victim.email),
+    );
+    expect(res.status).toBe(409);
+    const row = await env.DB.prepare(
+      `SELECT pending_email, (SELECT COUNT(*) FROM otp_codes WHERE user_id = ?1 AND purpose = 'change_email' AND consumed_at IS NULL) AS live
+         FROM users WHERE id = ?1`,
+    )
+      .bind(victim.id)
+      .first<{ pending_email: string | null; live: number }>();
+    expect(row).toEqual({ pending_email: null, live: 0 });
+  });
+
+  it("deleting the account loses to a password reset", async () => {
+    const victim = await h.signedInUser();
+    const thief = await h.login(victim.email, victim.password);
+    const res = await whileWriting(
+      /^delete from "profiles"/,
+      () => h.call("DELETE", "/api/v1/me", { current_password: victim.password }, { token: thief.access_token, env: probed }),
+      () => resetPassword(victim.email),
+    );
+    expect(res.status).toBe(409);
+    expect((await login(victim.email, VICTIM_PASSWORD)).status).toBe(200);
+  });
+
+  it("each still goes through when nothing changed meanwhile", async () => {
+    const user = await h.signedInUser();
+    const changed = await whileWriting(
+      /^update "refresh_tokens"/,
+      () =>
+        h.call(
+          "POST",
+          "/api/v1/me/password",
+          { current_password: user.password, new_password: THIEF_PASSWORD },
+          { token: user.access_token, env: probed },
+        ),
+      async () => {},
+    );
+    expect(changed.status).toBe(204);
+    const deleted = await whileWriting(
+      /^delete from "profiles"/,
+      () => h.call("DELETE", "/api/v1/me", { current_password: THIEF_PASSWORD }, { token: user.access_token, env: probed }),
+      async () => {},
+    );
+    expect(deleted.status).toBe(204);
   });
 });

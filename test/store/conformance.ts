@@ -224,7 +224,7 @@ export function storeConformance(driver: string, open: () => Promise<Conformance
           nowMs: clock.now(),
           cancelPendingCodes: false,
           code,
-          activity: { userId: user.id, type: "email_change_requested", nowMs: clock.now(), meta: META },
+          emailChange: { activity: { userId: user.id, type: "email_change_requested", nowMs: clock.now(), meta: META }, asRead: user },
           release: { userId: user.id, ip: META.ip },
         });
         expect(await stores.users.byId(user.id)).toMatchObject({ username: "renamed", pendingEmail: "new@example.com" });
@@ -237,7 +237,7 @@ export function storeConformance(driver: string, open: () => Promise<Conformance
           nowMs: clock.now(),
           cancelPendingCodes: true,
           code: null,
-          activity: null,
+          emailChange: null,
           release: null,
         });
         expect(await countOf("SELECT COUNT(*) AS n FROM otp_codes WHERE id = ? AND consumed_at IS NOT NULL", code.id)).toBe(1);
@@ -255,7 +255,7 @@ export function storeConformance(driver: string, open: () => Promise<Conformance
         await stores.counters.reservePasswordCheck(user.id, META.ip, clock.now());
         await withFault(table, op, () =>
           stores.users.changePassword({
-            userId: user.id,
+            asRead: user,
             passwordHash: "new-hash",
             keepSessionId: keep.familyId,
             nowMs: clock.now(),
@@ -274,7 +274,7 @@ export function storeConformance(driver: string, open: () => Promise<Conformance
         const other = await signedIn(user);
         clock.advance(1500);
         await stores.users.changePassword({
-          userId: user.id,
+          asRead: user,
           passwordHash: "new-hash",
           keepSessionId: keep.familyId,
           nowMs: clock.now(),
@@ -290,6 +290,50 @@ export function storeConformance(driver: string, open: () => Promise<Conformance
         expect(await countOf("SELECT COUNT(*) AS n FROM refresh_tokens WHERE id = ? AND revoked_at IS NULL", keep.id)).toBe(1);
       });
 
+      it.each([
+        ["a new password hash", { passwordHash: "reset-hash" }],
+        ["sign-ins ended since", { tokensValidAfter: 1 }],
+      ] as const)("writes nothing authorised by the account as read when it has %s", async (_what, changed) => {
+        const { user } = await registered();
+        const { stores, run } = await t();
+        const other = await signedIn(user);
+        // What a reset (or logout-all) commits between the caller's read and its write.
+        if ("passwordHash" in changed) await run("UPDATE users SET password_hash = ? WHERE id = ?", changed.passwordHash, user.id);
+        else await run("UPDATE users SET tokens_valid_after = ? WHERE id = ?", changed.tokensValidAfter, user.id);
+        const now = await stores.users.byId(user.id);
+        const entry = { userId: user.id, nowMs: clock.now(), meta: META };
+        expect(
+          await stores.users.changePassword({
+            asRead: user,
+            passwordHash: "thief-hash",
+            keepSessionId: "none",
+            nowMs: clock.now(),
+            activity: { ...entry, type: "password_changed" },
+            release: null,
+          }),
+        ).toBe(false);
+        const code = newCode("thief@example.com", "change_email");
+        expect(
+          await stores.users.updateIdentifiers({
+            userId: user.id,
+            username: "thief",
+            pendingEmail: "thief@example.com",
+            nowMs: clock.now(),
+            cancelPendingCodes: false,
+            code,
+            emailChange: { activity: { ...entry, type: "email_change_requested" }, asRead: user },
+            release: null,
+          }),
+        ).toBe(false);
+        expect(await stores.users.delete(user, null)).toBe(false);
+        expect(await stores.users.byId(user.id)).toEqual(now);
+        expect(await countOf("SELECT COUNT(*) AS n FROM otp_codes WHERE id = ?", code.id)).toBe(0);
+        expect(await countOf("SELECT COUNT(*) AS n FROM refresh_tokens WHERE id = ? AND revoked_at IS NULL", other.id)).toBe(1);
+        expect(await countOf("SELECT COUNT(*) AS n FROM activity WHERE user_id = ? AND type <> 'register'", user.id)).toBe(1); // signedIn's login
+        // Read again, the same changes go through.
+        expect(await stores.users.delete(now as NonNullable<typeof now>, null)).toBe(true);
+      });
+
       it("deletes an account with everything it owns, or nothing when the delete fails", async () => {
         const { user } = await registered({ isStaff: true }, "login");
         const { stores } = await t();
@@ -300,10 +344,10 @@ export function storeConformance(driver: string, open: () => Promise<Conformance
         await stores.audit.record([
           { id: auditId, actorId: user.id, action: "config.set", target: "k", oldValue: null, newValue: "1", nowMs: clock.now() },
         ]);
-        await withFault("users", "DELETE", () => stores.users.delete(user.id, null));
+        await withFault("users", "DELETE", () => stores.users.delete(user, null));
         expect(await stores.users.byId(user.id)).not.toBeNull();
         expect(await countOf("SELECT COUNT(*) AS n FROM statuses WHERE user_id = ?", user.id)).toBe(1);
-        await stores.users.delete(user.id, { userId: user.id, ip: META.ip });
+        await stores.users.delete(user, { userId: user.id, ip: META.ip });
         expect(await stores.users.byId(user.id)).toBeNull();
         for (const table of ["profiles", "refresh_tokens", "otp_codes", "activity", "statuses"]) {
           expect(await countOf(`SELECT COUNT(*) AS n FROM ${table} WHERE user_id = ?`, user.id)).toBe(0);
@@ -696,7 +740,7 @@ export function storeConformance(driver: string, open: () => Promise<Conformance
           nowMs: clock.now(),
           cancelPendingCodes: false,
           code,
-          activity: null,
+          emailChange: null,
           release: null,
         });
         const { user: squatter } = await registered({ email: target });
@@ -705,7 +749,7 @@ export function storeConformance(driver: string, open: () => Promise<Conformance
         expect(error).toBeInstanceOf(StoreError);
         expect(error.kind).toBe("email_taken");
         expect((await stores.codes.state(code.id))?.consumedAt).toBeNull();
-        await stores.users.delete(squatter.id, null);
+        await stores.users.delete(squatter, null);
         expect(await stores.codes.spendForEmailChange(code.id, entry, { address: target, keepSessionId: "none" })).toBe(true);
         expect(await stores.users.byId(user.id)).toMatchObject({ email: target, pendingEmail: null, emailVerified: true });
       });
@@ -732,7 +776,7 @@ export function storeConformance(driver: string, open: () => Promise<Conformance
           nowMs: clock.now(),
           cancelPendingCodes: false,
           code,
-          activity: null,
+          emailChange: null,
           release: null,
         });
         const entry = { userId: user.id, type: "login" as const, nowMs: clock.now(), meta: META };
@@ -763,7 +807,7 @@ export function storeConformance(driver: string, open: () => Promise<Conformance
           nowMs: clock.now(),
           cancelPendingCodes: false,
           code,
-          activity: null,
+          emailChange: null,
           release: null,
         });
         const input = { address, purpose: "change_email" as const, maxAttempts: 5, nowMs: clock.now() };

@@ -8,6 +8,7 @@
  */
 import type { Deps } from "../../deps";
 import { randomId } from "../../lib/crypto";
+import { AppError } from "../../lib/errors";
 import { isOverLimit, rateLimited } from "../../lib/rate-limit";
 import type { Profile, User } from "../../store";
 import { assertIdentifiersFree, assertPasswordPolicy, rethrowUniqueViolation, userView } from "../auth/auth.service";
@@ -16,6 +17,15 @@ import { hashPassword, hasUsablePassword } from "../auth/password-hash";
 import { assertSpent, checkCode, enqueueMail, invalidCode, newCode, recordFailure } from "../otp/otp.service";
 import { deleteAllAvatars } from "../profiles/avatar.service";
 import { profileView } from "../profiles/profiles.service";
+
+/**
+ * A change authorised by the current password found the account changed when it was written: a
+ * new password (a reset, another change) or its sign-ins ended since the request read it. Nothing
+ * was written; the owner's change, which may be the very reason for it, stands.
+ */
+function accountChanged(): AppError {
+  return new AppError("conflict", "The account changed while this request ran (a new password, or its sign-ins ended); nothing was changed.");
+}
 
 /** The account as its owner sees it: the public user fields, the pending address, and the profile. */
 export function meView(user: User, profile: Profile) {
@@ -65,20 +75,22 @@ export async function updateMe(
   const pendingEmail = emailChange ? email : cancelPending ? null : user.pendingEmail;
   const updated: User = { ...user, username, pendingEmail, updatedAt: now };
   const code = emailChange ? await newCode(deps, email, "change_email") : null;
+  let written: boolean;
   try {
-    await deps.users.updateIdentifiers({
+    written = await deps.users.updateIdentifiers({
       userId: user.id,
       username,
       pendingEmail,
       nowMs: now,
       cancelPendingCodes: cancelPending,
       code: code?.row ?? null,
-      activity: emailChange ? { userId: user.id, type: "email_change_requested", nowMs: now, meta } : null,
+      emailChange: emailChange ? { activity: { userId: user.id, type: "email_change_requested", nowMs: now, meta }, asRead: user } : null,
       release,
     });
   } catch (error) {
     rethrowUniqueViolation(error);
   }
+  if (!written) throw accountChanged();
   if (code) {
     await code.send();
     await enqueueMail(deps, { kind: "notice", notice: "email_change_requested", to: user.email, new_email: email, notice_id: randomId() });
@@ -131,14 +143,15 @@ export async function changePassword(
   const { clock, meta } = deps;
   const now = clock.now();
   const passwordHash = await hashPassword(input.new_password, deps.passwordHasher);
-  await deps.users.changePassword({
-    userId: user.id,
+  const written = await deps.users.changePassword({
+    asRead: user,
     passwordHash,
     keepSessionId: sessionId,
     nowMs: now,
     activity: { userId: user.id, type: "password_changed", nowMs: now, meta },
     release,
   });
+  if (!written) throw accountChanged();
 }
 
 /**
@@ -151,6 +164,6 @@ export async function deleteMe(deps: Deps, user: User, currentPassword: string):
   const release = await reauthenticate(deps, user, currentPassword);
   // Read before the row goes: the current avatar's copy is purged whatever R2 does afterwards.
   const current = (await deps.profiles.byUser(user.id))?.avatarKey ?? null;
-  await deps.users.delete(user.id, release);
+  if (!(await deps.users.delete(user, release))) throw accountChanged();
   await deleteAllAvatars(deps, user.id, current);
 }
