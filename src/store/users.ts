@@ -7,6 +7,7 @@ import { and, desc, eq, or, type SQL, sql } from "drizzle-orm";
 import { affectedRows, type Db, type Placeholders, prepared, type Query, runBatch, runOne, StoreError } from "./driver";
 import { activity, adminAudit, otpCodes, profiles, refreshTokens, statuses, users } from "./schema";
 import {
+  type AccountAsRead,
   activityInsert,
   activityInsertSelect,
   auditInsert,
@@ -15,9 +16,8 @@ import {
   countHit,
   countMailToAddress,
   endSignIns,
-  olderThan,
-  type AccountAsRead,
   entryWhileAccountAsRead,
+  olderThan,
   releasePasswordCheck,
   startsWith,
   supersedeCodes,
@@ -269,8 +269,14 @@ export function DrizzleUserStore(db: Db): UserStore {
         db.delete(otpCodes).where(and(eq(otpCodes.userId, userId), asReadNow)),
         db.delete(statuses).where(and(eq(statuses.userId, userId), asReadNow)),
         db.delete(activity).where(and(eq(activity.userId, userId), asReadNow)),
-        db.update(adminAudit).set({ actorId: null }).where(and(eq(adminAudit.actorId, userId), asReadNow)),
-        db.delete(users).where(and(eq(users.id, userId), asReadNow)).returning({ id: users.id }),
+        db
+          .update(adminAudit)
+          .set({ actorId: null })
+          .where(and(eq(adminAudit.actorId, userId), asReadNow)),
+        db
+          .delete(users)
+          .where(and(eq(users.id, userId), asReadNow))
+          .returning({ id: users.id }),
         ...releasePasswordCheck(db, release),
       ]);
       return affectedRows(deleted) === 1;

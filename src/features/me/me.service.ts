@@ -24,7 +24,10 @@ import { profileView } from "../profiles/profiles.service";
  * was written; the owner's change, which may be the very reason for it, stands.
  */
 function accountChanged(): AppError {
-  return new AppError("conflict", "The account changed while this request ran (a new password, or its sign-ins ended); nothing was changed.");
+  return new AppError(
+    "conflict",
+    "The account changed while this request ran (a new password, or its sign-ins ended); nothing was changed.",
+  );
 }
 
 /** The account as its owner sees it: the public user fields, the pending address, and the profile. */
