@@ -1171,7 +1171,10 @@ export interface paths {
             };
         };
         post?: never;
-        /** Delete the account and everything it owns */
+        /**
+         * Delete the account and everything it owns
+         * @description `409 conflict` when the password changed or the account's sign-ins ended while the request ran: nothing was deleted.
+         */
         delete: {
             parameters: {
                 query?: never;
@@ -1203,6 +1206,15 @@ export interface paths {
                 };
                 /** @description Missing, invalid or expired credentials */
                 401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Conflict with existing data */
+                409: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -1478,7 +1490,7 @@ export interface paths {
         put?: never;
         /**
          * Change password
-         * @description Revokes every other sign-in and every access token issued so far (refresh this session's token to continue).
+         * @description Revokes every other sign-in and every access token issued so far (refresh this session's token to continue). `409 conflict` when the password changed or the account's sign-ins ended while the request ran: nothing was changed.
          */
         post: {
             parameters: {
@@ -1511,6 +1523,15 @@ export interface paths {
                 };
                 /** @description Missing, invalid or expired credentials */
                 401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Conflict with existing data */
+                409: {
                     headers: {
                         [name: string]: unknown;
                     };

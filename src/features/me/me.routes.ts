@@ -126,10 +126,12 @@ export const meRoutes = createRouter()
       path: "/me/password",
       tags,
       summary: "Change password",
-      description: "Revokes every other sign-in and every access token issued so far (refresh this session's token to continue).",
+      description:
+        "Revokes every other sign-in and every access token issued so far (refresh this session's token to continue). " +
+        "`409 conflict` when the password changed or the account's sign-ins ended while the request ran: nothing was changed.",
       ...auth,
       request: { body: jsonBody(ChangePasswordSchema) },
-      responses: { 204: { description: "Changed" }, ...problems(400, 401, 413, 415, 429) },
+      responses: { 204: { description: "Changed" }, ...problems(400, 401, 409, 413, 415, 429) },
     }),
     async (c) => {
       await changePassword(c.var.deps, c.var.user, c.var.token.sessionId, c.req.valid("json"));
@@ -142,9 +144,10 @@ export const meRoutes = createRouter()
       path: "/me",
       tags,
       summary: "Delete the account and everything it owns",
+      description: "`409 conflict` when the password changed or the account's sign-ins ended while the request ran: nothing was deleted.",
       ...auth,
       request: { body: jsonBody(DeleteMeSchema) },
-      responses: { 204: { description: "Deleted" }, ...problems(400, 401, 413, 415, 429) },
+      responses: { 204: { description: "Deleted" }, ...problems(400, 401, 409, 413, 415, 429) },
     }),
     async (c) => {
       await deleteMe(c.var.deps, c.var.user, c.req.valid("json").current_password);
