@@ -57,7 +57,10 @@ export interface TokenStore {
   }): Promise<boolean>;
   /** Replaces `parentId` by `successor`; false (nothing written) when the parent was no longer live. */
   rotate(parentId: string, successor: NewRefreshToken, nowMs: number): Promise<boolean>;
-  /** Revokes every live token of one family with its activity entry (logout, reuse detected). */
+  /**
+   * Revokes every live token of one family (logout, reuse detected), with its activity entry when
+   * the family still had a live token: ending an ended sign-in again records nothing.
+   */
   revokeFamily(familyId: string, reason: string, nowMs: number, activity: ActivityRecord): Promise<void>;
   /**
    * Ends every sign-in of the user: refresh tokens revoked, access tokens issued so far cut off,
@@ -231,7 +234,8 @@ export function DrizzleTokenStore(db: Db): TokenStore {
     },
 
     async revokeFamily(familyId, reason, nowMs, activity) {
-      await runBatch(db, [revokeFamily(db, familyId, reason, nowMs), activityInsert(db, activity)]);
+      const live = sql`EXISTS (SELECT 1 FROM ${refreshTokens} WHERE ${and(eq(refreshTokens.familyId, familyId), isNull(refreshTokens.revokedAt))})`;
+      await runBatch(db, [activityInsertSelect(db, activity, { where: live }), revokeFamily(db, familyId, reason, nowMs)]);
     },
 
     async endAllSessions(userId, { reason, nowMs, activity, audit }) {

@@ -76,7 +76,7 @@ export function pageOf(path: string): string {
     [/^\/profilepage\//, "/profilepage"],
     [/^\/sessions\//, "/sessions"],
     [/^\/admin\/config(\/|$)/, "/admin"],
-    [/^(\/admin\/users\/[^/]+)\/(flags|logout-all)$/, (m) => m[1] as string],
+    [/^(\/admin\/users\/[^/]+)\//, (m) => m[1] as string],
     [/^\/login\/code\/send$/, "/login/code"],
     [/^\/verify\/resend$/, "/verify"],
   ];

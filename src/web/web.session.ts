@@ -28,7 +28,7 @@ import { deleteCookie, getCookie, setCookie } from "hono/cookie";
 import type { CookieOptions } from "hono/utils/cookie";
 import type { AppEnv } from "../env";
 import { RefreshTokenSchema } from "../features/auth/auth.schemas";
-import { RotationRaceLost, rotateRefreshToken, type TokenResponse } from "../features/auth/tokens.service";
+import { endSignIn, logout, RotationRaceLost, rotateRefreshToken, type TokenResponse } from "../features/auth/tokens.service";
 import { base64urlEncode, hmacSha256Hex, randomBytes, timingSafeEqual } from "../lib/crypto";
 import { AppError } from "../lib/errors";
 import { requireUser } from "../middleware/auth";
@@ -74,6 +74,40 @@ export function forgetEmail(c: Context): void {
 export function setTokenCookies(c: Context<WebEnv>, pair: TokenResponse) {
   setCookie(c, COOKIE.access, pair.access_token, { ...BASE, maxAge: pair.expires_in });
   setCookie(c, COOKIE.refresh, pair.refresh_token, { ...BASE, maxAge: pair.refresh_expires_in });
+}
+
+/**
+ * Ends the sign-in this browser holds, on the server: the family of its refresh cookie — also
+ * when that token was already rotated, by a thief who copied it, say — and, when an access cookie
+ * signed this request in, that sign-in. The cookies are left to the caller.
+ */
+async function endBrowserSignIn(c: Context<WebEnv>): Promise<void> {
+  const refresh = refreshCookie(c);
+  if (refresh && RefreshTokenSchema.safeParse(refresh).success) await logout(c.var.deps, refresh);
+  if (c.var.signedIn) await endSignIn(c.var.deps, c.var.user.id, c.var.token.sessionId);
+}
+
+/**
+ * The browser is now signed in with `pair`. A sign-in it held before (another account, or the
+ * same one again) is ended, not just forgotten; the remembered address of a code flow and the
+ * pre-sign-in CSRF nonce (forms made before this sign-in) go.
+ */
+export async function signInBrowser(c: Context<WebEnv>, pair: TokenResponse): Promise<void> {
+  await endBrowserSignIn(c);
+  setTokenCookies(c, pair);
+  forgetBrowserState(c);
+}
+
+/** Signs the browser out: its sign-in ends on the server, and nothing of it stays in cookies. */
+export async function signOutBrowser(c: Context<WebEnv>): Promise<void> {
+  await endBrowserSignIn(c);
+  clearTokenCookies(c);
+  forgetBrowserState(c);
+}
+
+function forgetBrowserState(c: Context<WebEnv>): void {
+  forgetEmail(c);
+  if (getCookie(c, COOKIE.csrf) !== undefined) deleteCookie(c, COOKIE.csrf, BASE);
 }
 
 export function clearTokenCookies(c: Context<WebEnv>) {
@@ -203,9 +237,12 @@ export function sameOrigin(c: Context<WebEnv>): boolean {
   return true;
 }
 
-/** A return path that stays on this site: one leading slash, no scheme, no backslash tricks. */
+/**
+ * A return path that stays on this site: one leading slash, no scheme, no backslash tricks, and
+ * no control characters (a NUL is no header injection, but the runtime refuses it in `Location`).
+ */
 export function safeNext(value: unknown, fallback: string): string {
   if (typeof value !== "string" || value.length > 512) return fallback;
-  if (!/^\/(?![/\\])[^\s\\]*$/.test(value)) return fallback;
+  if (!/^\/(?![/\\])[^\s\\\u0000-\u001f\u007f-\u009f]*$/.test(value)) return fallback;
   return value;
 }

@@ -186,6 +186,21 @@ describe("POST /auth/logout", () => {
     expect((await h.call("GET", "/api/v1/me", undefined, { token: rotated.json.access_token })).status).toBe(401);
   });
 
+  it("ends the sign-in when given a token rotated since (by a thief who copied it), recording one logout", async () => {
+    const u = await h.signedInUser();
+    const thief = await h.call("POST", REFRESH, { refresh_token: u.refresh_token });
+    expect(thief.status).toBe(200);
+    expect((await h.call("POST", LOGOUT, { refresh_token: u.refresh_token })).status).toBe(204);
+    expect((await h.call("POST", REFRESH, { refresh_token: thief.json.refresh_token })).status).toBe(401);
+    expect((await h.call("GET", "/api/v1/me", undefined, { token: thief.json.access_token })).status).toBe(401);
+    // Ending it again records nothing more.
+    expect((await h.call("POST", LOGOUT, { refresh_token: thief.json.refresh_token })).status).toBe(204);
+    const logouts = await env.DB.prepare("SELECT COUNT(*) AS n FROM activity WHERE user_id = ? AND type = 'logout'")
+      .bind(u.id)
+      .first<{ n: number }>();
+    expect(logouts?.n).toBe(1);
+  });
+
   it("is idempotent: an already revoked or unknown token also answers 204", async () => {
     const u = await h.signedInUser();
     expect((await h.call("POST", LOGOUT, { refresh_token: u.refresh_token })).status).toBe(204);

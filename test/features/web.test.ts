@@ -166,6 +166,38 @@ describe("browser sign-in", () => {
     expect((await h.call("POST", "/api/v1/auth/refresh", { refresh_token: refresh })).status).toBe(401);
   });
 
+  it("ends the sign-in on sign-out even when a thief already rotated the browser's refresh token", async () => {
+    const { b } = await signedInBrowser();
+    // A thief holding a copy of the refresh cookie uses it once; the browser's access cookie stays valid.
+    const thief = await h.call("POST", "/api/v1/auth/refresh", { refresh_token: b.jar.get("__Host-lk_refresh") as string });
+    expect(thief.status).toBe(200);
+    h.clock.advance(REFRESH_RACE_GRACE_MS + 5_000);
+    expect((await b.request("GET", "/settings")).status).toBe(200);
+    const out = await b.submit("/settings", "/logout", {});
+    expect(out.location).toBe("/login");
+    // The sign-in this browser left is over, the thief's copy of it included.
+    expect((await h.call("GET", "/api/v1/me", undefined, { token: thief.json.access_token })).status).toBe(401);
+    expect((await h.call("POST", "/api/v1/auth/refresh", { refresh_token: thief.json.refresh_token })).status).toBe(401);
+  });
+
+  it("ends the sign-in the browser held when it signs in again, as the same or another account", async () => {
+    const { b } = await signedInBrowser();
+    const other = await h.registerVerified();
+    const first = b.jar.get("__Host-lk_refresh") as string;
+    const res = await b.submit("/profilepage", "/login", { identifier: other.email, password: other.password });
+    expect(res.status).toBe(303);
+    expect(b.jar.get("__Host-lk_refresh")).not.toBe(first);
+    expect((await h.call("POST", "/api/v1/auth/refresh", { refresh_token: first })).status).toBe(401);
+    expect((await b.request("GET", "/profilepage")).text).toContain(other.email);
+  });
+
+  it("forgets the remembered address of an unfinished code flow on sign-out", async () => {
+    const { user, b } = await signedInBrowser();
+    b.jar.set("__Host-lk_email", encodeURIComponent(user.email));
+    await b.submit("/settings", "/logout", {});
+    expect(b.jar.has("__Host-lk_email")).toBe(false);
+  });
+
   it("returns to a same-site path after sign-in, never to another site", async () => {
     const user = await h.registerVerified();
     const b = browser();
@@ -176,6 +208,8 @@ describe("browser sign-in", () => {
       ["//evil.example/", "/profilepage"],
       ["/\\evil.example", "/profilepage"],
       ["https://evil.example/", "/profilepage"],
+      ["/\u0000x", "/profilepage"],
+      ["/a\u0007b", "/profilepage"],
     ] as const) {
       const res = await browser().submit(`/login?next=${encodeURIComponent(next)}`, "/login", {
         identifier: user.email,
@@ -425,6 +459,21 @@ describe("sign-in pages", () => {
 });
 
 describe("admin console", () => {
+  it("sends a GET of any form's action path to the page the form is on, never back to itself", async () => {
+    const routes = h.app.routes.filter((r) => !/^\/(api|dev|\.well-known)\//.test(r.path) && r.path !== "/*");
+    const gets = new Set(routes.filter((r) => r.method === "GET").map((r) => r.path));
+    const actions = [...new Set(routes.filter((r) => r.method === "POST").map((r) => r.path))];
+    expect(actions.length).toBeGreaterThan(10);
+    for (const action of actions) {
+      const path = action.replace(/:[^/]+/g, "abc");
+      const res = await browser().request("GET", path);
+      if (res.status === 200) continue; // a page whose form posts to itself
+      expect(res.status, path).toBe(303);
+      expect(new URL(res.location as string, BASE).pathname, path).not.toBe(path);
+    }
+    expect(gets.size).toBeGreaterThan(0);
+  });
+
   it("is staff only: a 403 page for others, refusing self-demotion with the reason", async () => {
     const { user, b } = await signedInBrowser();
     expect((await b.request("GET", "/admin")).status).toBe(403);

@@ -135,18 +135,25 @@ export async function rotateRefreshToken(deps: Deps, presented: string): Promise
   return pair.response;
 }
 
-/** `POST /auth/logout`: revokes the token's family. Unknown or already revoked tokens are fine. */
+/**
+ * `POST /auth/logout`: ends the sign-in the token belongs to. An unknown token is fine, and so is
+ * one already rotated: its sign-in ends all the same. Whoever holds an old token of the family
+ * asked for that, and if someone else rotated it (a copied token), ending it is the point.
+ */
 export async function logout(deps: Deps, presented: string): Promise<void> {
-  const { clock, meta } = deps;
   const token = await deps.tokens.byHash(await hashRefreshToken(presented));
-  if (!token || token.revokedAt !== null) return;
-  const now = clock.now();
-  await deps.tokens.revokeFamily(token.familyId, "logout", now, {
-    userId: token.userId,
+  if (token) await endSignIn(deps, token.userId, token.familyId);
+}
+
+/** Ends one sign-in of the user (its `logout` entry only if it was still live). */
+export async function endSignIn(deps: Deps, userId: string, sessionId: string): Promise<void> {
+  const now = deps.clock.now();
+  await deps.tokens.revokeFamily(sessionId, "logout", now, {
+    userId,
     type: "logout",
     nowMs: now,
-    meta,
-    details: { session_id: token.familyId },
+    meta: deps.meta,
+    details: { session_id: sessionId },
   });
 }
 

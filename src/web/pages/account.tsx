@@ -4,7 +4,6 @@ import { z } from "@hono/zod-openapi";
 import type { Hono } from "hono";
 import { EmailSchema, LoginSchema, PasswordSchema, RegisterSchema } from "../../features/auth/auth.schemas";
 import { login, register } from "../../features/auth/auth.service";
-import { logout } from "../../features/auth/tokens.service";
 import { CodeSchema } from "../../features/otp/otp.schemas";
 import { loginWithCode, requestCode, resetPassword, verifyEmailAndSignIn } from "../../features/otp/otp-flows.service";
 import { AppError } from "../../lib/errors";
@@ -12,7 +11,7 @@ import type { WebEnv } from "../web.env";
 import { attempt, page, parseWith, redirect, text, type WebContext } from "../web.kit";
 import { Field, type FieldErrors, Form } from "../web.layout";
 import { webPage } from "../web.middleware";
-import { clearTokenCookies, forgetEmail, refreshCookie, rememberEmail, rememberedEmail, safeNext, setTokenCookies } from "../web.session";
+import { clearTokenCookies, forgetEmail, rememberEmail, rememberedEmail, safeNext, signInBrowser, signOutBrowser } from "../web.session";
 
 const anyone = webPage({ access: "any" });
 const EmailOnly = z.object({ email: EmailSchema });
@@ -131,8 +130,7 @@ function verifyRoutes(web: Hono<WebEnv>) {
     const email = text(c, "email");
     const result = await attempt(c, async () => verifyEmailAndSignIn(c.var.deps, parseWith(VerifyForm, { email, code: text(c, "code") })));
     if (!result.ok) return verifyPage(c, email, result.problem.fields, result.problem.sentence, result.problem.status === 429 ? 429 : 400);
-    setTokenCookies(c, result.value);
-    forgetEmail(c);
+    await signInBrowser(c, result.value);
     return redirect(c, "/settings", "verified");
   });
   web.post("/verify/resend", anyone, async (c) => {
@@ -231,8 +229,7 @@ function loginRoutes(web: Hono<WebEnv>) {
       }
       return loginPage(c, { identifier, next }, p.fields, p.sentence, p.status === 401 ? 401 : p.status === 429 ? 429 : 400);
     }
-    setTokenCookies(c, result.value);
-    forgetEmail(c);
+    await signInBrowser(c, result.value);
     return redirect(c, next, "signed_in");
   });
   // `?step=code` after a code was sent; the address itself is remembered in a cookie, not the URL.
@@ -250,8 +247,7 @@ function loginRoutes(web: Hono<WebEnv>) {
     const result = await attempt(c, async () => loginWithCode(c.var.deps, parseWith(VerifyForm, { email, code: text(c, "code") })));
     if (!result.ok)
       return codeLoginPage(c, email, "code", result.problem.fields, result.problem.sentence, result.problem.status === 429 ? 429 : 400);
-    setTokenCookies(c, result.value);
-    forgetEmail(c);
+    await signInBrowser(c, result.value);
     return redirect(c, "/profilepage", "signed_in");
   });
 }
@@ -277,9 +273,7 @@ function logoutRoutes(web: Hono<WebEnv>) {
     ),
   );
   web.post("/logout", webPage({ access: "any", lenientWhenSignedOut: true }), async (c) => {
-    const refresh = refreshCookie(c);
-    if (refresh && /^[A-Za-z0-9_-]{43}$/.test(refresh)) await logout(c.var.deps, refresh);
-    clearTokenCookies(c);
+    await signOutBrowser(c);
     return redirect(c, "/login", "signed_out");
   });
 }
