@@ -35,7 +35,7 @@ const MINUTE = 60_000;
 const json = (body: unknown, status = 200) => Response.json(body, { status });
 
 const HIT = `insert into "rate_limits" ("key", "count", "reset_at") values (?, ?, ?) on conflict ("rate_limits"."key") do update set "count" = CASE WHEN "rate_limits"."reset_at" <= ? THEN 1 ELSE "rate_limits"."count" + 1 END, "reset_at" = CASE WHEN "rate_limits"."reset_at" <= ? THEN ? ELSE "rate_limits"."reset_at" END returning "count", "reset_at"`;
-const ACCOUNT_HIT = `insert into "rate_limits" ("key", "count", "reset_at") values (? || COALESCE((SELECT "users"."id" FROM "users" WHERE "users"."email" = ?), ?), ?, ?) on conflict ("rate_limits"."key") do update set "count" = CASE WHEN "rate_limits"."reset_at" <= ? THEN 1 ELSE "rate_limits"."count" + 1 END, "reset_at" = CASE WHEN "rate_limits"."reset_at" <= ? THEN ? ELSE "rate_limits"."reset_at" END returning "count", "reset_at"`;
+const ACCOUNT_HIT = `insert into "rate_limits" ("key", "count", "reset_at") SELECT ? || COALESCE((SELECT "users"."id" FROM "users" WHERE "users"."email" = ?), ?), 1, ? WHERE COALESCE((SELECT "rate_limits"."count" FROM "rate_limits" WHERE "rate_limits"."key" = ? AND "rate_limits"."reset_at" > ?), 0) <= ? on conflict ("rate_limits"."key") do update set "count" = CASE WHEN "rate_limits"."reset_at" <= ? THEN 1 ELSE "rate_limits"."count" + 1 END, "reset_at" = CASE WHEN "rate_limits"."reset_at" <= ? THEN ? ELSE "rate_limits"."reset_at" END returning "count", "reset_at"`;
 const USER_COLUMNS = `"users"."id", "users"."email", "users"."pending_email", "users"."username", "users"."password_hash", "users"."is_active", "users"."is_staff", "users"."email_verified", "users"."tokens_valid_after", "users"."created_at", "users"."updated_at"`;
 const TOKEN_COLUMNS = `"id", "user_id", "family_id", "family_created_at", "parent_id", "token_hash", "created_at", "expires_at", "revoked_at", "revoked_reason", "user_agent", "ip"`;
 const ME = `select ${USER_COLUMNS}, EXISTS (SELECT 1 FROM "refresh_tokens" WHERE "refresh_tokens"."family_id" = ? AND "refresh_tokens"."user_id" = ? AND "refresh_tokens"."revoked_at" IS NULL) as "session_live", "profiles"."user_id", "profiles"."name", "profiles"."surname", "profiles"."age", "profiles"."phone_number", "profiles"."profession", "profiles"."about_me", "profiles"."avatar_key", "profiles"."avatar_content_type", "profiles"."avatar_etag", "profiles"."updated_at" from "users" left join "profiles" on "profiles"."user_id" = "users"."id" where "users"."id" = ? limit ?`;
@@ -136,7 +136,20 @@ async function login(request: Request, env: ExactEnv, signer: Signer): Promise<R
   const [users] = await db.batch<{ id: string; password_hash: string; tokens_valid_after: number }>([
     db.prepare(USER_BY_EMAIL).bind(email, 1),
     db.prepare(HIT).bind(`loginFailuresPerIp:${ip(request)}`, 1, window, now, now, window),
-    db.prepare(ACCOUNT_HIT).bind("loginFailuresPerAccount:", email, `unknown:email:${email}`, 1, window, now, now, window),
+    db
+      .prepare(ACCOUNT_HIT)
+      .bind(
+        "loginFailuresPerAccount:",
+        email,
+        `unknown:email:${email}`,
+        window,
+        `loginFailuresPerIp:${ip(request)}`,
+        now,
+        50,
+        now,
+        now,
+        window,
+      ),
   ]);
   const user = users?.results[0] ?? null;
   if (!(await checkPassword(password, user?.password_hash ?? null, "argon2id")) || !user)

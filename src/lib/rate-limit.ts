@@ -24,6 +24,11 @@ export const RATE_LIMITS = {
   otpPerEmailMinute: { limit: 1, windowMs: 60_000 },
   /** Codes mailed to one address, whatever their purpose (registration and email change included). */
   otpPerEmailHour: { limit: 5, windowMs: 60 * 60_000 },
+  /**
+   * Email changes asked per account, each mailing a code to the new address: one account cannot
+   * have codes mailed to address after address (the per-address counters only bound each one).
+   */
+  emailChangesPerAccount: { limit: 5, windowMs: 60 * 60_000 },
   /** Wrong codes per address over a day; the limit itself is KV `otp_max_failures_per_day`. */
   otpFailuresPerDay: { limit: 20, windowMs: 24 * 60 * 60_000 },
   statusCreatePerUser: { limit: 30, windowMs: 60_000 },

@@ -10,7 +10,7 @@
  * either driver. So the statements after it run only for the request that spends the code.
  */
 import { and, desc, eq, getTableColumns, gt, gte, inArray, isNull, lte, type SQL, sql } from "drizzle-orm";
-import { mailSubjects, RATE_LIMITS, rateLimitKey } from "../lib/rate-limit";
+import { mailSubjects, rateLimitKey } from "../lib/rate-limit";
 import { affectedRows, type Db, type Query, runBatch, runOne, StoreError } from "./driver";
 import { otpCodes, rateLimits, refreshTokens, users } from "./schema";
 import {
@@ -21,6 +21,7 @@ import {
   countHit,
   currentCount,
   endSignIns,
+  hitWithin,
   revokeAllForUser,
   supersedeCodes,
   voidAllCodes,
@@ -139,8 +140,7 @@ export function DrizzleCodeStore(db: Db): CodeStore {
       const now = code.createdAt;
       const email = code.sentTo;
       const { purpose } = code;
-      const within = (name: "otpPerIp" | "otpPerEmailMinute" | "otpPerEmailHour", subject: string) =>
-        sql`${currentCount(name, subject, now)} <= ${RATE_LIMITS[name].limit}`;
+      const within = (name: "otpPerIp" | "otpPerEmailMinute" | "otpPerEmailHour", subject: string) => hitWithin(name, subject, now);
       const subjects = mailSubjects(email, purpose);
       const allowed = and(
         within("otpPerIp", ip),
@@ -163,9 +163,11 @@ export function DrizzleCodeStore(db: Db): CodeStore {
 
       const [ipRows, , hourRows] = (await runBatch(db, [
         countHit(db, "otpPerIp", ip, now),
-        countHit(db, "otpPerEmailMinute", subjects.minute, now),
-        // Counted only when the minute window let the request through.
-        countHit(db, "otpPerEmailHour", subjects.hour, now, within("otpPerEmailMinute", subjects.minute)),
+        // The address's counters only for a request its client's limit let through, so a client
+        // past its own limit cannot use up an address's allowance (and its owner's codes).
+        countHit(db, "otpPerEmailMinute", subjects.minute, now, within("otpPerIp", ip)),
+        // The hour's only when the minute window let the request through too.
+        countHit(db, "otpPerEmailHour", subjects.hour, now, and(within("otpPerIp", ip), within("otpPerEmailMinute", subjects.minute))),
         supersedeCodes(db, ownerId, purpose, now, allowed),
         db.insert(otpCodes).select(sql`SELECT ${sql.join(columns, sql`, `)} FROM ${users} WHERE ${users.id} = ${ownerId} AND ${allowed}`),
         activityInsertSelect(

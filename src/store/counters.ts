@@ -7,16 +7,24 @@ import { inArray, lte } from "drizzle-orm";
 import type { RateLimitName } from "../lib/rate-limit";
 import { affectedRows, type Db, runBatch, runOne } from "./driver";
 import { rateLimits } from "./schema";
-import { countHit, countMailToAddress } from "./statements";
-import type { Counter, OtpPurpose } from "./types";
+import { countHit, countMailToAddress, hitWithin, releasePasswordCheck } from "./statements";
+import type { Counter, PasswordCheckRelease } from "./types";
 
 export interface CounterStore {
   /** Counts one hit on `name:subject` and returns the counter. */
   hit(name: RateLimitName, subject: string, nowMs: number): Promise<Counter | undefined>;
-  /** Reserves one password check on the IP's and the account's failure counters, in one round trip. */
+  /**
+   * Reserves one password check on the IP's and the account's failure counters, in one round trip;
+   * the account's only when the IP's is within its limit (then `account` is undefined).
+   */
   reservePasswordCheck(userId: string, ip: string, nowMs: number): Promise<{ ip?: Counter; account?: Counter }>;
-  /** Reserves one `purpose` mail to `address` on its per-minute and per-hour counters, in one round trip. */
-  reserveMailTo(address: string, purpose: OtpPurpose, nowMs: number): Promise<{ minute?: Counter; hour?: Counter }>;
+  /**
+   * Reserves an email change's code mail, in one round trip: on the account's counter, then (only
+   * when that is within its limit) on the new address's per-minute and per-hour counters.
+   */
+  reserveChangeMail(userId: string, address: string, nowMs: number): Promise<{ account?: Counter; minute?: Counter; hour?: Counter }>;
+  /** Gives back a successful password check whose change failed for another reason (see `releasePasswordCheck`). */
+  release(release: PasswordCheckRelease): Promise<void>;
   /** Deletes up to `limit` counters whose window has ended; returns how many. */
   purgeEnded(nowMs: number, limit: number): Promise<number>;
 }
@@ -31,14 +39,22 @@ export function DrizzleCounterStore(db: Db): CounterStore {
     async reservePasswordCheck(userId, ip, nowMs) {
       const [ipRows, accountRows] = (await runBatch(db, [
         countHit(db, "loginFailuresPerIp", ip, nowMs),
-        countHit(db, "loginFailuresPerAccount", userId, nowMs),
+        // Counted only when the IP's hit is within its limit (see `hitWithin`).
+        countHit(db, "loginFailuresPerAccount", userId, nowMs, hitWithin("loginFailuresPerIp", ip, nowMs)),
       ])) as [Counter[], Counter[]];
       return { ip: ipRows[0], account: accountRows[0] };
     },
 
-    async reserveMailTo(address, purpose, nowMs) {
-      const [minute, hour] = (await runBatch(db, countMailToAddress(db, address, purpose, nowMs))) as [Counter[], Counter[]];
-      return { minute: minute[0], hour: hour[0] };
+    async reserveChangeMail(userId, address, nowMs) {
+      const [account, minute, hour] = (await runBatch(db, [
+        countHit(db, "emailChangesPerAccount", userId, nowMs),
+        ...countMailToAddress(db, address, "change_email", nowMs, hitWithin("emailChangesPerAccount", userId, nowMs)),
+      ])) as [Counter[], Counter[], Counter[]];
+      return { account: account[0], minute: minute[0], hour: hour[0] };
+    },
+
+    async release(release) {
+      await runBatch(db, releasePasswordCheck(db, release));
     },
 
     async purgeEnded(nowMs, limit) {

@@ -55,11 +55,26 @@ export function countHit(db: Db, name: RateLimitName, subject: string | SQL, now
 }
 
 /**
+ * SQL: the counter `key`, hit earlier in the same batch, is within `limit`. A later hit made
+ * conditional on it counts nowhere else when the first refused the request: a client over its own
+ * limit cannot go on spending other counters (an account's lockout, an address's mail allowance).
+ */
+function counterWithin(key: string | Placeholder, nowMs: number | Placeholder, limit: number | Placeholder): SQL {
+  return sql`COALESCE((SELECT ${rateLimits.count} FROM ${rateLimits} WHERE ${rateLimits.key} = ${key} AND ${rateLimits.resetAt} > ${nowMs}), 0) <= ${limit}`;
+}
+
+/** `counterWithin` for the counter `name` of `subject`, by its limit. */
+export function hitWithin(name: RateLimitName, subject: string, nowMs: number): SQL {
+  return counterWithin(rateLimitKey(name, subject), nowMs, RATE_LIMITS[name].limit);
+}
+
+/**
  * A login's hit on the per-account failure counter, prepared for either identifier: the subject
  * is the account's id when the account exists (so email and username share one counter),
- * otherwise the identifier itself (unknown accounts lock out like real ones).
+ * otherwise the identifier itself (unknown accounts lock out like real ones). Counted only when
+ * the IP's hit (`ip`, earlier in the batch) is within its limit.
  */
-export function countAccountHit(db: Db, identifier: LoginIdentifier, nowMs: number) {
+export function countAccountHit(db: Db, identifier: LoginIdentifier, ip: string, nowMs: number) {
   const name = "loginFailuresPerAccount";
   const [by, value] = "email" in identifier ? (["email", identifier.email] as const) : (["username", identifier.username] as const);
   return accountHit[by](db, {
@@ -68,6 +83,8 @@ export function countAccountHit(db: Db, identifier: LoginIdentifier, nowMs: numb
     fallback: `unknown:${by}:${value}`,
     now: nowMs,
     reset: nowMs + RATE_LIMITS[name].windowMs,
+    ipKey: rateLimitKey("loginFailuresPerIp", ip),
+    ipLimit: RATE_LIMITS.loginFailuresPerIp.limit,
   });
 }
 const accountHit = {
@@ -75,13 +92,15 @@ const accountHit = {
   username: accountHitBy(users.username),
 };
 function accountHitBy(column: typeof users.email | typeof users.username) {
-  return prepared((db, p: Placeholders<HitWindow & { prefix: string; identifier: string; fallback: string }>) =>
-    hitUpsert(
-      db,
-      sql`${p.prefix} || COALESCE((SELECT ${users.id} FROM ${users} WHERE ${column} = ${p.identifier}), ${p.fallback})`,
-      p.now,
-      p.reset,
-    ),
+  return prepared(
+    (db, p: Placeholders<HitWindow & { prefix: string; identifier: string; fallback: string; ipKey: string; ipLimit: number }>) =>
+      hitUpsert(
+        db,
+        sql`${p.prefix} || COALESCE((SELECT ${users.id} FROM ${users} WHERE ${column} = ${p.identifier}), ${p.fallback})`,
+        p.now,
+        p.reset,
+        counterWithin(p.ipKey, p.now, p.ipLimit),
+      ),
   );
 }
 
@@ -116,10 +135,13 @@ export function releasePasswordCheck(db: Db, release: { userId: string; ip: stri
   return [clearCounter(db, "loginFailuresPerAccount", release.userId), refundHit(db, "loginFailuresPerIp", release.ip)];
 }
 
-/** The per-address mail counters (see `mailSubjects`), counted for a code mailed in any case (the registration's own). */
-export function countMailToAddress(db: Db, address: string, purpose: OtpPurpose, nowMs: number) {
+/**
+ * The per-address mail counters (see `mailSubjects`), counted for a code mailed in any case (the
+ * registration's own); with `when`, only if it holds (a limit hit earlier in the batch let it through).
+ */
+export function countMailToAddress(db: Db, address: string, purpose: OtpPurpose, nowMs: number, when?: SQL) {
   const subjects = mailSubjects(address, purpose);
-  return [countHit(db, "otpPerEmailMinute", subjects.minute, nowMs), countHit(db, "otpPerEmailHour", subjects.hour, nowMs)];
+  return [countHit(db, "otpPerEmailMinute", subjects.minute, nowMs, when), countHit(db, "otpPerEmailHour", subjects.hour, nowMs, when)];
 }
 
 // ---- activity ----

@@ -204,7 +204,7 @@ export function DrizzleUserStore(db: Db): UserStore {
       const [accounts, ipRows, accountRows] = (await runBatch(db, [
         "email" in identifier ? userByEmail(db, { email: identifier.email }) : userByUsername(db, { username: identifier.username }),
         countHit(db, "loginFailuresPerIp", ip, nowMs),
-        countAccountHit(db, identifier, nowMs),
+        countAccountHit(db, identifier, ip, nowMs),
       ])) as [User[], Counter[], Counter[]];
       return { user: accounts[0] ?? null, ip: ipRows[0], account: accountRows[0] };
     },

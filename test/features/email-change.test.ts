@@ -4,6 +4,7 @@
  */
 import { env } from "cloudflare:test";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { RATE_LIMITS } from "../../src/lib/rate-limit";
 import { harness, setConfig, unique } from "../helpers";
 import { capturingEnv, codeInMail, mailsFor } from "../mail-helpers";
 
@@ -139,6 +140,22 @@ describe("email change is pending until the new address proves itself", () => {
     const again = await requestChange(u, email);
     expect(again.res.status).toBe(429);
     expect(again.mails).toHaveLength(0);
+  });
+
+  it("mails codes for at most five new addresses an hour per account, whatever the addresses", async () => {
+    const u = await user();
+    const limit = RATE_LIMITS.emailChangesPerAccount.limit;
+    for (let i = 0; i < limit; i++) {
+      const change = await requestChange(u, `victim+${unique("n")}@example.net`);
+      expect(change.res.status).toBe(200);
+      expect(change.mails).toHaveLength(1);
+    }
+    const over = await requestChange(u, `victim+${unique("n")}@example.net`);
+    expect(over.res.status).toBe(429);
+    expect(over.mails).toHaveLength(0);
+    h.clock.advance(RATE_LIMITS.emailChangesPerAccount.windowMs);
+    const again = { ...u, access_token: (await h.login(u.email, u.password)).access_token };
+    expect((await requestChange(again, `victim+${unique("n")}@example.net`)).res.status).toBe(200);
   });
 
   describe("securing the account cancels a pending change, so a thief's code no longer completes it", () => {

@@ -125,6 +125,49 @@ describe("password lockout", () => {
     expect(statuses.filter((s) => s === 429).length).toBeGreaterThanOrEqual(20 - LIMIT);
   });
 
+  it("does not count a sign-in refused for its client IP against the account it names", async () => {
+    const victims = [await h.registerVerified(), await h.registerVerified()];
+    const attacker = { "cf-connecting-ip": "198.51.100.44" };
+    const ipLimit = RATE_LIMITS.loginFailuresPerIp.limit;
+    for (let i = 0; i < ipLimit; i++) {
+      const res = await h.call(
+        "POST",
+        LOGIN,
+        { email: `${unique("x")}@example.org`, password: "wrong-password-1x" },
+        { headers: attacker },
+      );
+      expect(res.status).toBe(401);
+    }
+    for (const v of victims) {
+      for (let i = 0; i < LIMIT; i++) {
+        const res = await h.call("POST", LOGIN, { email: v.email, password: "wrong-password-1x" }, { headers: attacker });
+        expect(res.status).toBe(429); // never checked
+      }
+    }
+    for (const v of victims) {
+      const own = await h.call("POST", LOGIN, { email: v.email, password: v.password }, { headers: { "cf-connecting-ip": "192.0.2.77" } });
+      expect(own.status).toBe(200);
+    }
+  });
+
+  it("gives back a right password's reservation when the change it authorised fails for another reason", async () => {
+    const u = await h.signedInUser();
+    const other = await h.registerVerified();
+    for (let i = 0; i < LIMIT + 2; i++) {
+      // The right password, but the address is taken (409), or the new password is refused (400).
+      const taken = await h.call("PATCH", "/api/v1/me", { email: other.email, current_password: u.password }, { token: u.access_token });
+      expect(taken.status).toBe(409);
+      const weak = await h.call(
+        "POST",
+        "/api/v1/me/password",
+        { current_password: u.password, new_password: "12345678" },
+        { token: u.access_token },
+      );
+      expect(weak.status).toBe(400);
+    }
+    expect((await h.call("POST", LOGIN, { email: u.email, password: u.password })).status).toBe(200);
+  });
+
   it("unlocks when the window has passed", async () => {
     const u = await h.registerVerified();
     await parallelWrongLogins(u.email, LIMIT + 1);

@@ -353,6 +353,24 @@ describe("email one-time codes", () => {
     expect(Number(res.headers.get("retry-after"))).toBeGreaterThan(0);
   });
 
+  it("does not spend an address's mail allowance on requests refused for their client IP", async () => {
+    const victim = await h.registerVerified();
+    h.clock.advance(61_000);
+    const attacker = { "cf-connecting-ip": "198.51.100.23" };
+    for (let i = 0; i < 30; i++) expect((await requestCode(`${unique("x")}@example.org`, "login", attacker)).res.status).toBe(202);
+    // Past its own limit, the client asks for the victim's codes: every request refused.
+    for (let minute = 0; minute < 3; minute++) {
+      for (const purpose of ["login", "reset_password", "verify_email"] as const) {
+        expect((await requestCode(victim.email, purpose, attacker)).res.status).toBe(429);
+      }
+      h.clock.advance(61_000);
+    }
+    // The owner, from elsewhere, still gets their code.
+    const own = await requestCode(victim.email, "reset_password", { "cf-connecting-ip": "192.0.2.50" });
+    expect(own.res.status).toBe(202);
+    expect(own.mails).toHaveLength(1);
+  });
+
   it("verifies new accounts at once and mails nothing when require_email_verification is false", async () => {
     await setConfig("require_email_verification", "false");
     const user = await registerUnverified();

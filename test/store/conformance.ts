@@ -831,12 +831,21 @@ export function storeConformance(driver: string, open: () => Promise<Conformance
         const subject = uid("s");
         expect((await stores.counters.hit("statusCreatePerUser", subject, clock.now()))?.count).toBe(1);
         expect((await stores.counters.hit("statusCreatePerUser", subject, clock.now()))?.count).toBe(2);
-        const mail = await stores.counters.reserveMailTo(`${subject}@example.com`, "login", clock.now());
-        expect([mail.minute?.count, mail.hour?.count]).toEqual([1, 1]);
+        const mail = await stores.counters.reserveChangeMail(subject, `${subject}@example.com`, clock.now());
+        expect([mail.account?.count, mail.minute?.count, mail.hour?.count]).toEqual([1, 1, 1]);
         clock.advance(60_000);
         expect((await stores.counters.hit("statusCreatePerUser", subject, clock.now()))?.count).toBe(1);
         const ended = await stores.counters.purgeEnded(clock.now() + 3_600_000, 500);
         expect(ended).toBeGreaterThanOrEqual(2);
+      });
+
+      it("counts an email change's mail on the address only while the account's counter is within its limit", async () => {
+        const { stores } = await t();
+        const subject = uid("m");
+        const limit = 5; // RATE_LIMITS.emailChangesPerAccount
+        for (let i = 0; i < limit; i++) await stores.counters.reserveChangeMail(subject, `${subject}-${i}@example.com`, clock.now());
+        const over = await stores.counters.reserveChangeMail(subject, `${subject}-x@example.com`, clock.now());
+        expect(over).toEqual({ account: expect.objectContaining({ count: limit + 1 }), minute: undefined, hour: undefined });
       });
 
       it("gives distinct counts to concurrent hits", async () => {

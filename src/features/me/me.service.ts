@@ -10,7 +10,7 @@ import type { Deps } from "../../deps";
 import { randomId } from "../../lib/crypto";
 import { AppError } from "../../lib/errors";
 import { isOverLimit, rateLimited } from "../../lib/rate-limit";
-import type { Profile, User } from "../../store";
+import type { PasswordCheckRelease, Profile, User } from "../../store";
 import { assertIdentifiersFree, assertPasswordPolicy, rethrowUniqueViolation, userView } from "../auth/auth.service";
 import { reauthenticate } from "../auth/password-check";
 import { hashPassword, hasUsablePassword } from "../auth/password-hash";
@@ -40,14 +40,22 @@ export function meView(user: User, profile: Profile) {
   };
 }
 
-/** Reserves one mail to `address` on its per-minute and per-hour counters; 429 when over. */
-async function reserveMailTo(deps: Deps, address: string, nowMs: number) {
-  const { minute, hour } = await deps.counters.reserveMailTo(address, "change_email", nowMs);
+/**
+ * Reserves the code mail of an email change on the account's and the new address's counters;
+ * 429 when over, and then the password check that authorised it is given back: the caller proved
+ * the password, and a refused change is not a failed guess.
+ */
+async function reserveChangeMail(deps: Deps, userId: string, address: string, release: PasswordCheckRelease, nowMs: number) {
+  const reserved = await deps.counters.reserveChangeMail(userId, address, nowMs);
   for (const [name, row] of [
-    ["otpPerEmailMinute", minute],
-    ["otpPerEmailHour", hour],
+    ["emailChangesPerAccount", reserved.account],
+    ["otpPerEmailMinute", reserved.minute],
+    ["otpPerEmailHour", reserved.hour],
   ] as const) {
-    if (row && isOverLimit(name, row)) throw rateLimited(row, nowMs, "A code was mailed to this address moments ago; try again later.");
+    if (row && isOverLimit(name, row)) {
+      await deps.counters.release(release);
+      throw rateLimited(row, nowMs, "Too many codes were mailed for email changes; try again later.");
+    }
   }
 }
 
@@ -70,10 +78,12 @@ export async function updateMe(
   const cancelPending = !emailChange && input.email !== undefined && user.pendingEmail !== null;
   if (!emailChange && !cancelPending && username === user.username) return user;
 
-  const release = emailChange ? await reauthenticate(deps, user, input.current_password) : null;
+  // Before the password check, so a taken address or username (which registration tells anyone
+  // anyway) does not cost the caller a reserved check.
   await assertIdentifiersFree(deps, emailChange ? email : null, username !== user.username ? username : null, user.id);
+  const release = emailChange ? await reauthenticate(deps, user, input.current_password) : null;
   const now = clock.now();
-  if (emailChange) await reserveMailTo(deps, email, now);
+  if (release) await reserveChangeMail(deps, user.id, email, release, now);
 
   const pendingEmail = emailChange ? email : cancelPending ? null : user.pendingEmail;
   const updated: User = { ...user, username, pendingEmail, updatedAt: now };
@@ -141,8 +151,9 @@ export async function changePassword(
   sessionId: string,
   input: { current_password?: string; new_password: string },
 ): Promise<void> {
-  const release = hasUsablePassword(user.passwordHash) ? await reauthenticate(deps, user, input.current_password) : null;
+  // The policy first: a refused new password is no failed guess of the current one.
   assertPasswordPolicy(input.new_password, { email: user.email, username: user.username }, "new_password");
+  const release = hasUsablePassword(user.passwordHash) ? await reauthenticate(deps, user, input.current_password) : null;
   const { clock, meta } = deps;
   const now = clock.now();
   const passwordHash = await hashPassword(input.new_password, deps.passwordHasher);
