@@ -29,7 +29,15 @@ export const RATE_LIMITS = {
    * have codes mailed to address after address (the per-address counters only bound each one).
    */
   emailChangesPerAccount: { limit: 5, windowMs: 60 * 60_000 },
-  /** Wrong codes per address over a day; the limit itself is KV `otp_max_failures_per_day`. */
+  /**
+   * Codes presented per client IP (sign-in, verification, reset, email change), right or wrong:
+   * one client cannot spray guesses over many addresses, each under its own daily ceiling.
+   */
+  codeChecksPerIp: { limit: 50, windowMs: 15 * 60_000 },
+  /**
+   * Wrong codes per address over a day; the limit itself is KV `otp_max_failures_per_day`. Each
+   * code presented is counted before it is compared, and a right one gives its count back.
+   */
   otpFailuresPerDay: { limit: 20, windowMs: 24 * 60 * 60_000 },
   statusCreatePerUser: { limit: 30, windowMs: 60_000 },
 } as const;

@@ -19,7 +19,6 @@ import {
   claimAddress,
   clearCounter,
   countHit,
-  currentCount,
   endSignIns,
   hitWithin,
   revokeAllForUser,
@@ -35,8 +34,12 @@ export interface CodeCheckInput {
   address: string;
   purpose: OtpPurpose;
   owner: CodeOwner;
+  /** The client's rate-limit key (`clientKey`), for its counter of codes presented. */
+  ip: string;
   /** Attempts a code allows; the reservation fails past it. */
   maxAttempts: number;
+  /** The address's daily ceiling of wrong codes (KV `otp_max_failures_per_day`). */
+  failureLimit: number;
   nowMs: number;
 }
 
@@ -47,7 +50,9 @@ export interface CodeFailureInput {
   /** The code `check` reserved an attempt on, if any: it is killed when that was its last attempt. */
   reservedId: string | null;
   maxAttempts: number;
-  /** The daily ceiling; reaching it exactly writes `otp_locked`. */
+  /** The address's daily counter as `check` reserved it (null when it was not counted). */
+  failureCount: number | null;
+  /** The daily ceiling; the failure that reaches it exactly writes `otp_locked`, none past it writes history. */
   failureLimit: number;
   nowMs: number;
   meta: RequestMeta;
@@ -66,11 +71,16 @@ export interface CodeStore {
    */
   issueByAddress(input: { code: NewCode; ip: string; meta: RequestMeta }): Promise<{ ip?: Counter; hour?: Counter }>;
   /**
-   * Reads the owner (by address), the address's daily failure counter, and reserves one attempt on
-   * the newest live code bound to this address, purpose and owner. One batch.
+   * One batch: counts the code on the client's counter; reads the owner (by address); while the
+   * client is within its limit and the address has an account, counts the code on the address's
+   * daily failure counter (a right code gives it back when spent); and, while both are within
+   * their limits, reserves one attempt on the newest live code bound to this address, purpose and
+   * owner. So guesses sent together are each counted before any is compared.
    */
-  check(input: CodeCheckInput): Promise<{ user: User | null; failures?: Counter; reserved?: { id: string; codeHash: string } }>;
-  /** Counts a wrong code against the daily ceiling, kills the code at its last attempt, records entries. One batch. */
+  check(
+    input: CodeCheckInput,
+  ): Promise<{ user: User | null; ip?: Counter; failures?: Counter; reserved?: { id: string; codeHash: string } }>;
+  /** Kills the code at its last attempt and records the entries of a wrong code (see `CodeFailureInput`). One batch. */
   recordFailure(input: CodeFailureInput): Promise<void>;
   /**
    * Spends a `verify_email` code: the address is verified, and with `signIn` (the website's
@@ -121,6 +131,19 @@ export function DrizzleCodeStore(db: Db): CodeStore {
       await runBatch(db, [
         activityInsertSelect(db, entry, { userIdFrom: liveCodeOwner }),
         ...effects,
+        // The right code gives back its count on the address's daily failure counter (see `check`).
+        db
+          .update(rateLimits)
+          .set({ count: sql`${rateLimits.count} - 1` })
+          .where(
+            and(
+              eq(
+                rateLimits.key,
+                sql`${rateLimitKey("otpFailuresPerDay", "")} || (SELECT ${otpCodes.sentTo} FROM ${otpCodes} WHERE ${otpCodes.id} = ${codeId})`,
+              ),
+              gt(rateLimits.count, 0),
+            ),
+          ),
         // Cannot miss: the guard just saw the code live, in the same transaction (an effect may
         // already have voided it with the account's other codes; then this changes nothing).
         db
@@ -179,7 +202,8 @@ export function DrizzleCodeStore(db: Db): CodeStore {
       return { ip: ipRows[0], hour: hourRows[0] };
     },
 
-    async check({ address, purpose, owner, maxAttempts, nowMs }) {
+    async check({ address, purpose, owner, ip, maxAttempts, failureLimit, nowMs }) {
+      const ipWithin = hitWithin("codeChecksPerIp", ip, nowMs);
       const newestLive = db
         .select({ id: otpCodes.id })
         .from(otpCodes)
@@ -197,22 +221,30 @@ export function DrizzleCodeStore(db: Db): CodeStore {
       const reserve = db
         .update(otpCodes)
         .set({ attempts: sql`${otpCodes.attempts} + 1` })
-        .where(and(eq(otpCodes.id, sql`(${newestLive})`), sql`${otpCodes.attempts} < ${maxAttempts}`))
+        .where(
+          and(
+            eq(otpCodes.id, sql`(${newestLive})`),
+            sql`${otpCodes.attempts} < ${maxAttempts}`,
+            ipWithin,
+            hitWithin("otpFailuresPerDay", address, nowMs, failureLimit),
+          ),
+        )
         .returning({ id: otpCodes.id, codeHash: otpCodes.codeHash });
-      const failures = db
-        .select({ count: rateLimits.count, resetAt: rateLimits.resetAt })
-        .from(rateLimits)
-        .where(and(eq(rateLimits.key, rateLimitKey("otpFailuresPerDay", address)), gt(rateLimits.resetAt, nowMs)));
+      // Only for an address with an account: a made-up one has no code to guess, and gets no row.
+      const failures = countHit(db, "otpFailuresPerDay", address, nowMs, and(ipWithin, sql`${ownerSql(address, owner)} IS NOT NULL`));
+      const clientHit = countHit(db, "codeChecksPerIp", ip, nowMs);
+      type Reserved = { id: string; codeHash: string }[];
       if (owner.by === "address") {
-        const [owners, counters, reservations] = (await runBatch(db, [
+        const [ips, owners, counters, reservations] = (await runBatch(db, [
+          clientHit,
           db.select().from(users).where(eq(users.email, address)).limit(1),
           failures,
           reserve,
-        ])) as [User[], Counter[], { id: string; codeHash: string }[]];
-        return { user: owners[0] ?? null, failures: counters[0], reserved: reservations[0] };
+        ])) as [Counter[], User[], Counter[], Reserved];
+        return { user: owners[0] ?? null, ip: ips[0], failures: counters[0], reserved: reservations[0] };
       }
-      const [counters, reservations] = (await runBatch(db, [failures, reserve])) as [Counter[], { id: string; codeHash: string }[]];
-      return { user: null, failures: counters[0], reserved: reservations[0] };
+      const [ips, counters, reservations] = (await runBatch(db, [clientHit, failures, reserve])) as [Counter[], Counter[], Reserved];
+      return { user: null, ip: ips[0], failures: counters[0], reserved: reservations[0] };
     },
 
     async recordFailure(input) {
@@ -224,14 +256,16 @@ export function DrizzleCodeStore(db: Db): CodeStore {
           { userId: "", type, nowMs, meta, details },
           { userIdFrom: owner, where: and(sql`${owner} IS NOT NULL`, when) },
         );
+      // The count as `check` reserved it is a parameter, so these are the same statements for every address.
+      const count = input.failureCount ?? 0;
       await runBatch(db, [
-        countHit(db, "otpFailuresPerDay", address, nowMs),
         db
           .update(otpCodes)
           .set({ consumedAt: nowMs })
           .where(and(eq(otpCodes.id, input.reservedId ?? ""), gte(otpCodes.attempts, input.maxAttempts), isNull(otpCodes.consumedAt))),
-        purpose === "login" && entry("login_failed", { method: "otp" }),
-        entry("otp_locked", { purpose }, sql`${currentCount("otpFailuresPerDay", address, nowMs)} = ${input.failureLimit}`),
+        // No history past the ceiling: the guesses are refused uncompared, and could otherwise fill it.
+        purpose === "login" && entry("login_failed", { method: "otp" }, sql`${count} <= ${input.failureLimit}`),
+        entry("otp_locked", { purpose }, sql`${count} = ${input.failureLimit}`),
       ]);
     },
 

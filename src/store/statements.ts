@@ -63,9 +63,9 @@ function counterWithin(key: string | Placeholder, nowMs: number | Placeholder, l
   return sql`COALESCE((SELECT ${rateLimits.count} FROM ${rateLimits} WHERE ${rateLimits.key} = ${key} AND ${rateLimits.resetAt} > ${nowMs}), 0) <= ${limit}`;
 }
 
-/** `counterWithin` for the counter `name` of `subject`, by its limit. */
-export function hitWithin(name: RateLimitName, subject: string, nowMs: number): SQL {
-  return counterWithin(rateLimitKey(name, subject), nowMs, RATE_LIMITS[name].limit);
+/** `counterWithin` for the counter `name` of `subject`, by its limit (or `limit`, one set in KV). */
+export function hitWithin(name: RateLimitName, subject: string, nowMs: number, limit: number = RATE_LIMITS[name].limit): SQL {
+  return counterWithin(rateLimitKey(name, subject), nowMs, limit);
 }
 
 /**
@@ -102,14 +102,6 @@ function accountHitBy(column: typeof users.email | typeof users.username) {
         counterWithin(p.ipKey, p.now, p.ipLimit),
       ),
   );
-}
-
-/** SQL: the current window's count of a counter (0 when it has none or its window has passed). */
-export function currentCount(name: RateLimitName, subject: string | SQL, nowMs: number): SQL<number> {
-  return sql<number>`COALESCE((SELECT ${rateLimits.count} FROM ${rateLimits} WHERE ${and(
-    eq(rateLimits.key, keySql(name, subject)),
-    gt(rateLimits.resetAt, nowMs),
-  )}), 0)`;
 }
 
 /** Clears a counter (a successful login forgives that account's earlier failures). */

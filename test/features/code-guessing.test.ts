@@ -5,6 +5,7 @@
  */
 import { env } from "cloudflare:test";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { RATE_LIMITS } from "../../src/lib/rate-limit";
 import { type D1Probe, probeD1 } from "../d1-wrap";
 import { harness, setConfig, unique } from "../helpers";
 import { capturingEnv, codeInMail, mailsFor } from "../mail-helpers";
@@ -55,6 +56,100 @@ describe("code guessing", () => {
     h.clock.advance(24 * 3600_000);
     const later = await mailedCode(u.email, "login");
     expect((await h.call("POST", LOGIN_OTP, { email: u.email, code: later })).status).toBe(200);
+  });
+
+  const rows = async (query: string, ...params: unknown[]) =>
+    (
+      await env.DB.prepare(query)
+        .bind(...params)
+        .first<{ n: number }>()
+    )?.n ?? 0;
+
+  it("limits code checks per client IP, and a refused check spends nothing of the address", async () => {
+    const u = await h.registerVerified();
+    const code = await mailedCode(u.email, "login");
+    const client = { "cf-connecting-ip": "198.51.100.66" };
+    const limit = RATE_LIMITS.codeChecksPerIp.limit;
+    for (let i = 0; i < limit; i++) {
+      const res = await h.call(
+        "POST",
+        "/api/v1/auth/verify-email",
+        { email: `${unique("spray")}@example.org`, code: "000000" },
+        { headers: client },
+      );
+      expect(res.status).toBe(400);
+    }
+    const over = await h.call("POST", LOGIN_OTP, { email: u.email, code: wrongFor(code) }, { headers: client });
+    expect(over.status).toBe(429);
+    expect(Number(over.headers.get("retry-after"))).toBeGreaterThan(0);
+    // The refused guess used none of the code's tries, and counted nothing against the address.
+    expect(await rows("SELECT attempts AS n FROM otp_codes WHERE user_id = ? AND consumed_at IS NULL", u.id)).toBe(0);
+    expect(await rows("SELECT COUNT(*) AS n FROM rate_limits WHERE key = ?", `otpFailuresPerDay:${u.email}`)).toBe(0);
+    expect((await h.call("POST", LOGIN_OTP, { email: u.email, code })).status).toBe(200);
+  });
+
+  it("writes nothing for wrong codes to addresses without an account, and no history past the ceiling", async () => {
+    const before = await rows("SELECT COUNT(*) AS n FROM rate_limits WHERE key LIKE 'otpFailuresPerDay:%'");
+    for (let i = 0; i < 30; i++) {
+      const res = await h.call("POST", "/api/v1/auth/verify-email", { email: `${unique("spray")}@example.org`, code: "000000" });
+      expect(res.status).toBe(400);
+    }
+    expect(await rows("SELECT COUNT(*) AS n FROM rate_limits WHERE key LIKE 'otpFailuresPerDay:%'")).toBe(before);
+
+    const u = await h.registerVerified();
+    for (let i = 0; i < 30; i++) expect((await h.call("POST", LOGIN_OTP, { email: u.email, code: "000000" })).status).toBe(400);
+    expect(await rows("SELECT COUNT(*) AS n FROM activity WHERE user_id = ? AND type = 'login_failed'", u.id)).toBe(20);
+  });
+
+  it("holds the daily ceiling against guesses sent at once: each is counted before it is compared", async () => {
+    const u = await h.registerVerified();
+    for (let i = 0; i < 19; i++) expect((await h.call("POST", LOGIN_OTP, { email: u.email, code: "000000" })).status).toBe(400);
+    const login = await mailedCode(u.email, "login");
+    const reset = await mailedCode(u.email, "reset_password");
+    // Nine guesses arrive together: each batch is held until all nine have sent theirs.
+    const probe = probeD1(env.DB);
+    let arrived = 0;
+    let release!: () => void;
+    const together = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    probe.beforeBatch(async (statements) => {
+      if (!statements.some((sql) => /update "otp_codes" set "attempts"/i.test(sql))) return;
+      if (++arrived === 9) release();
+      await together;
+    });
+    const racing = { ...env, DB: probe.db };
+    const guesses: [string, Record<string, string>][] = [
+      ...Array.from({ length: 3 }, () => [LOGIN_OTP, { email: u.email, code: wrongFor(login) }] as [string, Record<string, string>]),
+      ...Array.from(
+        { length: 5 },
+        () =>
+          ["/api/v1/auth/password/reset", { email: u.email, code: wrongFor(reset), new_password: "brand-new-pass-99" }] as [
+            string,
+            Record<string, string>,
+          ],
+      ),
+      [LOGIN_OTP, { email: u.email, code: login }],
+    ];
+    const results = await Promise.all(guesses.map(([path, body]) => h.call("POST", path, body, { env: racing })));
+    // One more try fits under the ceiling of 20: at most one of the nine is compared, so at most one wrong code counts.
+    expect(results.filter((r) => r.status === 200).length).toBeLessThanOrEqual(1);
+    // The tries the two codes had compared (they were mailed after the 19 wrong guesses).
+    const compared = await rows(
+      "SELECT COALESCE(SUM(attempts), 0) AS n FROM otp_codes WHERE user_id = ? AND purpose IN ('login', 'reset_password')",
+      u.id,
+    );
+    expect(compared).toBeLessThanOrEqual(1);
+  });
+
+  it("a right code forgives its own try: it does not count towards the ceiling", async () => {
+    const u = await h.registerVerified();
+    for (let i = 0; i < 19; i++) expect((await h.call("POST", LOGIN_OTP, { email: u.email, code: "000000" })).status).toBe(400);
+    for (let i = 0; i < 3; i++) {
+      const code = await mailedCode(u.email, "login");
+      expect((await h.call("POST", LOGIN_OTP, { email: u.email, code })).status).toBe(200);
+    }
+    expect(await rows("SELECT count AS n FROM rate_limits WHERE key = ?", `otpFailuresPerDay:${u.email}`)).toBe(19);
   });
 
   it("the ceiling defaults to 20 a day and is a validated config key", async () => {

@@ -644,15 +644,42 @@ export function storeConformance(driver: string, open: () => Promise<Conformance
           address: user.email,
           purpose: "verify_email" as const,
           owner: { by: "address" as const },
+          ip: uid("ip"),
           maxAttempts: 2,
+          failureLimit: 20,
           nowMs: clock.now(),
         };
         const first = await stores.codes.check(input);
-        expect(first).toMatchObject({ user: { id: user.id }, reserved: { id: code?.id, codeHash: "code-hash" } });
+        expect(first).toMatchObject({
+          user: { id: user.id },
+          ip: { count: 1 },
+          failures: { count: 1 },
+          reserved: { id: code?.id, codeHash: "code-hash" },
+        });
         expect((await stores.codes.check(input)).reserved?.id).toBe(code?.id);
         expect((await stores.codes.check(input)).reserved).toBeUndefined();
+        // An address without an account: the client's counter only.
         const unknown = await stores.codes.check({ ...input, address: "nobody@example.com" });
-        expect(unknown).toMatchObject({ user: null, reserved: undefined });
+        expect(unknown).toMatchObject({ user: null, ip: { count: 4 }, failures: undefined, reserved: undefined });
+      });
+
+      it("checks nothing of the address for a client past its limit, nor past the address's ceiling", async () => {
+        const { user, code } = await registered({}, "login");
+        const { stores } = await t();
+        const input = {
+          address: user.email,
+          purpose: "login" as const,
+          owner: { by: "address" as const },
+          ip: uid("ip"),
+          maxAttempts: 5,
+          failureLimit: 1,
+          nowMs: clock.now(),
+        };
+        for (let i = 0; i < 50; i++) await stores.codes.check({ ...input, address: "nobody@example.com" });
+        expect(await stores.codes.check(input)).toMatchObject({ ip: { count: 51 }, failures: undefined, reserved: undefined });
+        const other = { ...input, ip: uid("ip") };
+        expect((await stores.codes.check(other)).reserved?.id).toBe(code?.id);
+        expect(await stores.codes.check(other)).toMatchObject({ failures: { count: 2 }, reserved: undefined });
       });
 
       it("records a failure: the daily counter, the code killed at its last attempt, the entries for an account", async () => {
@@ -662,21 +689,23 @@ export function storeConformance(driver: string, open: () => Promise<Conformance
           address: user.email,
           purpose: "login" as const,
           owner: { by: "address" as const },
+          ip: uid("ip"),
           maxAttempts: 1,
+          failureLimit: 1,
           nowMs: clock.now(),
         };
         const reserved = await stores.codes.check(check);
         await stores.codes.recordFailure({
           ...check,
           reservedId: reserved.reserved?.id ?? null,
-          failureLimit: 1,
+          failureCount: reserved.failures?.count ?? null,
           meta: META,
         });
         expect((await stores.codes.state(code?.id ?? ""))?.consumedAt).toBe(clock.now());
         expect(
           await countOf("SELECT COUNT(*) AS n FROM activity WHERE user_id = ? AND type IN ('login_failed', 'otp_locked')", user.id),
         ).toBe(2);
-        expect((await stores.codes.check(check)).failures?.count).toBe(1);
+        expect((await stores.codes.check(check)).failures?.count).toBe(2);
       });
 
       it("spends a code exactly once, and not at all when the change fails", async () => {
@@ -810,7 +839,7 @@ export function storeConformance(driver: string, open: () => Promise<Conformance
           emailChange: null,
           release: null,
         });
-        const input = { address, purpose: "change_email" as const, maxAttempts: 5, nowMs: clock.now() };
+        const input = { address, purpose: "change_email" as const, ip: uid("ip"), maxAttempts: 5, failureLimit: 20, nowMs: clock.now() };
         expect((await stores.codes.check({ ...input, owner: { by: "user", userId: user.id } })).reserved?.id).toBe(code.id);
         expect((await stores.codes.check({ ...input, owner: { by: "user", userId: "someone-else" } })).reserved).toBeUndefined();
         expect((await stores.codes.check({ ...input, owner: { by: "address" } })).reserved).toBeUndefined();

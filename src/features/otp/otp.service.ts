@@ -18,6 +18,8 @@
 import type { Deps } from "../../deps";
 import { hmacSha256Hex, randomDigits, randomId, timingSafeEqual } from "../../lib/crypto";
 import { AppError } from "../../lib/errors";
+import { clientKey } from "../../lib/ip";
+import { assertWithinLimit } from "../../lib/rate-limit";
 import type { CodeOwner, NewCode, User } from "../../store";
 import type { MailMessage } from "../mail/mail.messages";
 import { CODE_PATTERN, OTP_LENGTH, type OtpPurpose } from "./otp.purposes";
@@ -94,13 +96,14 @@ export interface CodeUse {
 /** The result of `checkCode`. On failure, `recordFailure` must be called with it. */
 export type CodeCheck =
   | { ok: true; codeId: string; user: User | null }
-  | { ok: false; use: CodeUse; reservedId: string | null; maxAttempts: number; failureLimit: number };
+  | { ok: false; use: CodeUse; reservedId: string | null; maxAttempts: number; failureCount: number | null; failureLimit: number };
 
 /**
  * Checks a presented code. One batch, the same statements whether or not the address has an
- * account: the account by address (skipped for an email change, whose account is the caller),
- * the address's daily failure counter, and the reservation of one attempt on the newest live
- * code bound to this address, purpose and account.
+ * account (`CodeStore.check`): the client's counter (429 past it, and nothing of the address is
+ * spent), the account by address (skipped for an email change, whose account is the caller), this
+ * code counted on the address's daily failure counter, and the reservation of one attempt on the
+ * newest live code bound to this address, purpose and account.
  */
 export async function checkCode(deps: Deps, use: CodeUse): Promise<CodeCheck> {
   const now = deps.clock.now();
@@ -112,24 +115,28 @@ export async function checkCode(deps: Deps, use: CodeUse): Promise<CodeCheck> {
     use,
     reservedId: null,
     maxAttempts: config.otp_max_attempts,
+    failureCount: null,
     failureLimit: config.otp_max_failures_per_day,
   };
   // A code of the wrong shape is refused before any I/O, for every address alike.
   if (!CODE_PATTERN.test(code)) return failure;
 
-  const { user, failures, reserved } = await deps.codes.check({
+  const { user, ip, failures, reserved } = await deps.codes.check({
     address: use.address,
     purpose: use.purpose,
     owner: use.account,
+    ip: clientKey(deps.meta.ip),
     maxAttempts: config.otp_max_attempts,
+    failureLimit: config.otp_max_failures_per_day,
     nowMs: now,
   });
-  // Past the daily ceiling every code of the address is refused, the right one too.
-  const lockedOut = failures !== undefined && failures.count >= config.otp_max_failures_per_day;
+  assertWithinLimit("codeChecksPerIp", ip, now);
+  // Past the daily ceiling (this code counted) every code of the address is refused, the right one too.
+  const lockedOut = failures !== undefined && failures.count > config.otp_max_failures_per_day;
   const matches = reserved !== undefined && timingSafeEqual(presented, reserved.codeHash);
   const accountOk = use.account.by === "user" || user?.isActive === true;
   if (matches && !lockedOut && accountOk && reserved) return { ok: true, codeId: reserved.id, user };
-  return { ...failure, reservedId: reserved?.id ?? null };
+  return { ...failure, reservedId: reserved?.id ?? null, failureCount: failures?.count ?? null };
 }
 
 /**
@@ -148,6 +155,7 @@ export async function recordFailure(deps: Deps, check: Extract<CodeCheck, { ok: 
       owner: use.account,
       reservedId: check.reservedId,
       maxAttempts: check.maxAttempts,
+      failureCount: check.failureCount,
       failureLimit: check.failureLimit,
       nowMs: deps.clock.now(),
       meta: deps.meta,
