@@ -207,6 +207,32 @@ describe("PATCH /admin/config", () => {
     expect(await auditFor("access_token_ttl", admin.id)).toEqual([]);
   });
 
+  it("says which change stayed, and keeps its audit entry, when KV cannot put a landed write back", async () => {
+    const admin = await staffUser();
+    // otp_ttl is refused, and so is putting access_token_ttl back (a delete, as it had no value).
+    const flakyKv = {
+      get: (...args: Parameters<KVNamespace["get"]>) => env.CONFIG.get(...args),
+      delete: () => Promise.reject(new Error("KV unavailable")),
+      put: (key: string, value: string) => (key === "otp_ttl" ? Promise.reject(new Error("KV unavailable")) : env.CONFIG.put(key, value)),
+    } as unknown as KVNamespace;
+    try {
+      const res = await h.call(
+        "PATCH",
+        `${ADMIN}/config`,
+        { access_token_ttl: 78, otp_ttl: 900 },
+        { token: admin.access_token, env: { ...env, CONFIG: flakyKv } },
+      );
+      expect(res.status).toBe(503);
+      expect(res.json.detail).not.toContain("nothing was changed");
+      expect(res.json.detail).toContain("access_token_ttl");
+      expect(await env.CONFIG.get("access_token_ttl")).toBe("78");
+      expect(await auditFor("access_token_ttl", admin.id)).toMatchObject([{ action: "config.set", new_value: "78" }]);
+      expect(await auditFor("otp_ttl", admin.id)).toEqual([]);
+    } finally {
+      await env.CONFIG.delete("access_token_ttl");
+    }
+  });
+
   it("writes nothing to KV when the audit entry cannot be recorded", async () => {
     const admin = await staffUser();
     const probe = probeD1(env.DB);

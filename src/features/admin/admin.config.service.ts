@@ -58,8 +58,8 @@ export async function patchConfig(deps: Deps, actor: User, input: Record<string,
   const before = new Map((await readConfigEntries(kv)).map((e) => [e.key, e.raw]));
   const changed = updates.filter((u) => before.get(u.key) !== u.text);
   // The audit entries go first: KV has no transactions, and a change must never land without
-  // its audit entry. If a KV write then fails, the writes that landed are put back and the
-  // entries removed, so the request changes nothing as a whole.
+  // its audit entry. If a KV write then fails, the writes that landed are put back and their
+  // entries removed, so the request changes nothing as a whole (unless KV refuses that too: below).
   const now = deps.clock.now();
   const auditIds = changed.map(() => randomId());
   await deps.audit.record(
@@ -75,19 +75,29 @@ export async function patchConfig(deps: Deps, actor: User, input: Record<string,
   );
   const results = await Promise.allSettled(changed.map((u) => kv.put(u.key, u.text)));
   if (results.some((r) => r.status === "rejected")) {
-    await Promise.allSettled(
+    const undone = await Promise.allSettled(
       changed.map((u, i) => {
         if (results[i]?.status !== "fulfilled") return Promise.resolve();
         const previous = before.get(u.key);
         return previous == null ? kv.delete(u.key) : kv.put(u.key, previous);
       }),
     );
+    // A write that landed and could not be put back is in force: it keeps its audit entry, and
+    // the answer says so rather than "nothing was changed".
+    const stuck = changed.filter((_, i) => undone[i]?.status === "rejected").map((u) => u.key);
     await deps.audit
-      .remove(auditIds)
+      .remove(auditIds.filter((_, i) => undone[i]?.status !== "rejected"))
       .catch((error) =>
         console.error(`[admin] could not remove audit entries of a config change that was rolled back: ${loggableError(error)}`),
       );
     deps.invalidateConfig();
+    if (stuck.length > 0) {
+      console.error(`[admin] config change partly applied and not rolled back: ${stuck.join(", ")}`);
+      throw new AppError(
+        "service_unavailable",
+        `The configuration store did not accept the whole change and could not undo all of it: ${stuck.join(", ")} now has the new value (audited); nothing else was changed.`,
+      );
+    }
     throw new AppError("service_unavailable", "The configuration store did not accept the change; nothing was changed.");
   }
   deps.invalidateConfig();
