@@ -4016,7 +4016,7 @@ export interface components {
             access_token_ttl?: number | boolean | string;
             /** @description Idle lifetime of a sign-in in seconds: each rotation issues a token with a fresh lifetime, never past the sign-in's session_max_age. (60–31536000) */
             refresh_token_ttl?: number | boolean | string;
-            /** @description Absolute lifetime of a sign-in in seconds, counted from its login; refreshing never extends it (OWASP ASVS 10.4.8). (3600–31536000) */
+            /** @description Absolute lifetime of a sign-in in seconds, counted from its login; refreshing never extends it (OWASP ASVS 10.4.8). Setting it ends every sign-in older than the new value at once, for good. (3600–31536000) */
             session_max_age?: number | boolean | string;
             /** @description New accounts must confirm their email with a one-time code before password login works. */
             require_email_verification?: number | boolean | string;

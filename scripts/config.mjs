@@ -47,6 +47,15 @@ async function set(worker, values, positionals) {
   await d1(values, {
     command: `INSERT INTO admin_audit (id, actor_id, created_at, action, target, old_value, new_value) VALUES (${sqlString(worker.randomId())}, NULL, ${now}, 'config.set', ${sqlString(key)}, ${sqlString(previous)}, ${sqlString(text)})`,
   });
+  if (key === "session_max_age") {
+    // As the admin API does (admin.config.service.ts, endOlderSignIns): the sign-ins older than the
+    // new value end for good; the store's endSignInsStartedBefore is this statement.
+    const { startedBefore } = worker.signInsEndedBy(parsed.value, now);
+    await d1(values, {
+      command: `UPDATE refresh_tokens SET revoked_at = ${now}, revoked_reason = 'session_max_age' WHERE revoked_at IS NULL AND family_created_at < ${startedBefore}`,
+    });
+    console.log("Ended every sign-in older than that.");
+  }
   console.log(`${key} = ${text}${previous === null ? "" : ` (was ${previous})`}`);
   console.log("Takes effect on the next request (workers cache config for up to 5 s; KV may take up to 60 s to reach every location).");
 }

@@ -12,5 +12,6 @@ export function loadWorkerCode(): Promise<{
   CONFIG_KEY_NAMES: typeof import("../../src/config/config.definitions").CONFIG_KEY_NAMES;
   isConfigKey: typeof import("../../src/config/config.definitions").isConfigKey;
   parseConfigValue: typeof import("../../src/config/config.definitions").parseConfigValue;
+  signInsEndedBy: typeof import("../../src/config/config.definitions").signInsEndedBy;
   randomId: typeof import("../../src/lib/crypto").randomId;
 }>;

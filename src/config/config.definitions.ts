@@ -39,7 +39,8 @@ export const CONFIG_KEYS = {
     default: 2_592_000,
     min: 3_600,
     max: 31_536_000,
-    description: "Absolute lifetime of a sign-in in seconds, counted from its login; refreshing never extends it (OWASP ASVS 10.4.8).",
+    description:
+      "Absolute lifetime of a sign-in in seconds, counted from its login; refreshing never extends it (OWASP ASVS 10.4.8). Setting it ends every sign-in older than the new value at once, for good.",
   },
   require_email_verification: {
     type: "boolean",
@@ -104,4 +105,14 @@ export function parseConfigValue(key: ConfigKey, raw: unknown): ParseResult {
 
 export function defaultConfig(): Config {
   return Object.fromEntries(CONFIG_KEY_NAMES.map((key) => [key, CONFIG_KEYS[key].default])) as Config;
+}
+
+/**
+ * Setting `session_max_age` to `seconds` (its new value, or its default when reset) ends for good
+ * every sign-in that began before this: at once, access tokens included, and raising the value
+ * again later does not bring them back. The admin API, the console and `npm run config:set` all
+ * apply it.
+ */
+export function signInsEndedBy(seconds: number, nowMs: number): { startedBefore: number } {
+  return { startedBefore: nowMs - seconds * 1000 };
 }

@@ -4,7 +4,7 @@
  * transaction, so of any number of concurrent rotations of one token exactly one succeeds.
  */
 
-import { and, count, desc, eq, getTableColumns, gt, inArray, isNull, lte, max, min, notExists, sql } from "drizzle-orm";
+import { and, count, desc, eq, getTableColumns, gt, inArray, isNull, lt, lte, max, min, notExists, sql } from "drizzle-orm";
 import { alias } from "drizzle-orm/sqlite-core";
 import { affectedRows, type Db, type Placeholders, prepared, runBatch, runOne } from "./driver";
 import { refreshTokens, users } from "./schema";
@@ -79,6 +79,8 @@ export interface TokenStore {
   countLiveSessions(userId: string, nowMs: number): Promise<number>;
   /** Deletes up to `limit` tokens of families entirely expired; returns how many. */
   purgeDead(nowMs: number, limit: number): Promise<number>;
+  /** Revokes every live token of sign-ins that began before `startedBefore` (a lowered `session_max_age`). */
+  endSignInsStartedBefore(startedBefore: number, nowMs: number): Promise<void>;
 }
 
 /** The token is neither revoked nor expired, and its sign-in is within its absolute lifetime. */
@@ -299,6 +301,15 @@ export function DrizzleTokenStore(db: Db): TokenStore {
           .where(and(eq(refreshTokens.userId, userId), isNull(refreshTokens.revokedAt), gt(refreshTokens.expiresAt, nowMs))),
       );
       return live?.sessions ?? 0;
+    },
+
+    async endSignInsStartedBefore(startedBefore, nowMs) {
+      await runOne(
+        db
+          .update(refreshTokens)
+          .set({ revokedAt: nowMs, revokedReason: "session_max_age" })
+          .where(and(isNull(refreshTokens.revokedAt), lt(refreshTokens.familyCreatedAt, startedBefore))),
+      );
     },
 
     async purgeDead(nowMs, limit) {

@@ -45,6 +45,30 @@ describe("absolute session lifetime", () => {
     expect(past.json.code).toBe("invalid_refresh_token");
   });
 
+  it("lowering session_max_age through the admin API ends older sign-ins for good: their access tokens too", async () => {
+    await setConfig("access_token_ttl", "86400");
+    try {
+      const u = await h.signedInUser();
+      const staff = await h.registerVerified();
+      await env.DB.prepare("UPDATE users SET is_staff = 1 WHERE id = ?").bind(staff.id).run();
+      h.clock.advance(2 * HOUR);
+      const admin = await h.login(staff.email, staff.password);
+      const lowered = await h.call("PATCH", "/api/v1/admin/config", { session_max_age: 3600 }, { token: admin.access_token });
+      expect(lowered.status).toBe(200);
+      expect((await h.call("GET", "/api/v1/me", undefined, { token: u.access_token })).status).toBe(401);
+      expect((await h.call("POST", REFRESH, { refresh_token: u.refresh_token })).status).toBe(401);
+      // The staff member's own sign-in is an hour younger than the new limit: it stays.
+      expect((await h.call("GET", "/api/v1/me", undefined, { token: admin.access_token })).status).toBe(200);
+      // Putting the old value back does not bring the ended sign-ins back.
+      const restored = await h.call("DELETE", "/api/v1/admin/config/session_max_age", undefined, { token: admin.access_token });
+      expect(restored.status).toBe(200);
+      expect((await h.call("POST", REFRESH, { refresh_token: u.refresh_token })).status).toBe(401);
+      expect((await h.call("GET", "/api/v1/me", undefined, { token: u.access_token })).status).toBe(401);
+    } finally {
+      await setConfig("access_token_ttl", undefined);
+    }
+  });
+
   it("lowering session_max_age ends older sign-ins at once: no refresh, gone from /me/sessions", async () => {
     const u = await h.signedInUser();
     h.clock.advance(2 * HOUR);

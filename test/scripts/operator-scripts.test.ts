@@ -211,6 +211,26 @@ describe("operator scripts", () => {
     });
   });
 
+  describe("config:set session_max_age", () => {
+    it("ends every sign-in older than the new value, as the admin API does, and no younger one", async () => {
+      const { state, sql } = await localState();
+      const now = Date.now();
+      const token = (id: string, startedMsAgo: number) =>
+        `('${id}', 'maxage1', '${id}', NULL, 'hash-${id}', ${now - startedMsAgo}, ${now + 86_400_000}, NULL, NULL, NULL, NULL, ${now - startedMsAgo})`;
+      await sql(
+        `INSERT INTO users (id, email, password_hash, is_active, is_staff, email_verified, tokens_valid_after, created_at, updated_at) VALUES ('maxage1', 'maxage@example.com', 'h', 1, 0, 1, 0, 1, 1);
+         INSERT INTO refresh_tokens (id, user_id, family_id, parent_id, token_hash, created_at, expires_at, revoked_at, revoked_reason, user_agent, ip, family_created_at)
+           VALUES ${token("old1", 2 * 3_600_000)}, ${token("young1", 60_000)}`,
+      );
+      const res = await run("scripts/config.mjs", ["set", "session_max_age", "3600", "--persist-to", state]);
+      expect(res.code, res.stderr).toBe(0);
+      expect(await sql("SELECT id, revoked_reason FROM refresh_tokens WHERE user_id = 'maxage1' ORDER BY id")).toEqual([
+        { id: "old1", revoked_reason: "session_max_age" },
+        { id: "young1", revoked_reason: null },
+      ]);
+    });
+  });
+
   describe("with a dev server recorded for the state that is no longer running", () => {
     it("falls back to wrangler on the files", async () => {
       const { state } = await localState();

@@ -4,7 +4,14 @@
  * store a value the worker would ignore. KV has no transactions: atomicity here means every value
  * is validated before the first write, and a failed write puts back the values already written.
  */
-import { CONFIG_KEY_NAMES, CONFIG_KEYS, type ConfigKey, isConfigKey, parseConfigValue } from "../../config/config.definitions";
+import {
+  CONFIG_KEY_NAMES,
+  CONFIG_KEYS,
+  type ConfigKey,
+  isConfigKey,
+  parseConfigValue,
+  signInsEndedBy,
+} from "../../config/config.definitions";
 import { type ConfigEntry, readConfigEntries } from "../../config/config.service";
 import type { Deps } from "../../deps";
 import { randomId } from "../../lib/crypto";
@@ -101,7 +108,28 @@ export async function patchConfig(deps: Deps, actor: User, input: Record<string,
     throw new AppError("service_unavailable", "The configuration store did not accept the change; nothing was changed.");
   }
   deps.invalidateConfig();
+  // Also when unchanged: setting it again finishes an earlier attempt whose D1 step failed.
+  const maxAge = updates.find((u) => u.key === "session_max_age");
+  if (maxAge) await endOlderSignIns(deps, Number(maxAge.text));
   return getConfig(deps);
+}
+
+/**
+ * What a new `session_max_age` (or its default, when reset) implies beyond KV: the sign-ins older
+ * than it end for good (`signInsEndedBy`). The value is already in force when this runs; if D1
+ * fails here the answer says so, and setting the value again finishes the job.
+ */
+async function endOlderSignIns(deps: Deps, seconds: number): Promise<void> {
+  const now = deps.clock.now();
+  try {
+    await deps.tokens.endSignInsStartedBefore(signInsEndedBy(seconds, now).startedBefore, now);
+  } catch (error) {
+    console.error(`[admin] ending sign-ins older than session_max_age failed: ${loggableError(error)}`);
+    throw new AppError(
+      "service_unavailable",
+      "session_max_age is set, but ending the sign-ins older than it failed; set it again to finish.",
+    );
+  }
 }
 
 /** Removes `key` from KV so its default applies again. Unknown keys are a 404. */
@@ -125,5 +153,6 @@ export async function resetConfigKey(deps: Deps, actor: User, key: string): Prom
     }
     deps.invalidateConfig();
   }
+  if (key === "session_max_age") await endOlderSignIns(deps, CONFIG_KEYS.session_max_age.default);
   return getConfig(deps);
 }
