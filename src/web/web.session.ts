@@ -41,6 +41,7 @@ export const COOKIE = {
   retry: "__Host-lk_retry",
   flash: "__Host-lk_flash",
   email: "__Host-lk_email",
+  registrant: "__Host-lk_registrant",
 } as const;
 
 const BASE: CookieOptions = { path: "/", secure: true, httpOnly: true, sameSite: "Lax" };
@@ -68,6 +69,27 @@ export function rememberedEmail(c: Context): string {
 /** Forgets the address once its flow is done. */
 export function forgetEmail(c: Context): void {
   if (getCookie(c, COOKIE.email) !== undefined) deleteCookie(c, COOKIE.email, BASE);
+}
+
+const REGISTRANT_LABEL = "latchkey web registrant v1";
+
+/**
+ * Marks this browser as the one that set the password of the (unverified) account at `email`: it
+ * registered it, or signed in to it with that password. Only such a browser is signed in by the
+ * activation code (`/verify`). Whoever else enters the code proves the mailbox, not the password
+ * someone chose at registration — maybe not its owner (pre-registration hijacking) — so the
+ * address is confirmed and they are sent to sign in. `email` is the canonical address.
+ */
+export async function rememberRegistrant(c: Context<WebEnv>, email: string): Promise<void> {
+  const tag = await hmacSha256Hex(c.var.deps.secrets.otpSecret, `${REGISTRANT_LABEL}\n${email}`);
+  setCookie(c, COOKIE.registrant, tag, { ...BASE, maxAge: PENDING_EMAIL_MAX_AGE_S * 2 });
+}
+
+/** Whether this browser registered, or proved the password of, the account at canonical `email`. */
+export async function isRegistrant(c: Context<WebEnv>, email: string): Promise<boolean> {
+  const tag = getCookie(c, COOKIE.registrant);
+  if (!tag || tag.length !== 64) return false;
+  return timingSafeEqual(tag, await hmacSha256Hex(c.var.deps.secrets.otpSecret, `${REGISTRANT_LABEL}\n${email}`));
 }
 
 /** Stores a new token pair (after a sign-in or a rotation). */
@@ -107,6 +129,7 @@ export async function signOutBrowser(c: Context<WebEnv>): Promise<void> {
 
 function forgetBrowserState(c: Context<WebEnv>): void {
   forgetEmail(c);
+  if (getCookie(c, COOKIE.registrant) !== undefined) deleteCookie(c, COOKIE.registrant, BASE);
   if (getCookie(c, COOKIE.csrf) !== undefined) deleteCookie(c, COOKIE.csrf, BASE);
 }
 

@@ -7,7 +7,7 @@ import { env } from "cloudflare:test";
 import { describe, expect, it, vi } from "vitest";
 import { REFRESH_RACE_GRACE_MS } from "../../src/features/auth/tokens.service";
 import { ERRORS } from "../../src/lib/errors";
-import { ERROR_SENTENCES } from "../../src/web/web.messages";
+import { ERROR_SENTENCES, FLASH } from "../../src/web/web.messages";
 import { RACE_RETRY_PAUSES_MS } from "../../src/web/web.session";
 import { probeD1 } from "../d1-wrap";
 import { BASE, harness, unique } from "../helpers";
@@ -387,16 +387,51 @@ describe("forms", () => {
 });
 
 describe("sign-in pages", () => {
-  it("sends an unverified account to /verify, only after the right password", async () => {
+  it("sends an unverified account to /verify, only after the right password, where its code signs that browser in", async () => {
+    const mail = capturingEnv();
     const email = `${unique("unverified-")}@example.com`;
     const password = "Tr0ub4dor&3-horse";
-    expect((await h.call("POST", "/api/v1/auth/register", { email, password })).status).toBe(201);
+    expect((await h.call("POST", "/api/v1/auth/register", { email, password }, { env: mail.env })).status).toBe(201);
     const wrong = await browser().submit("/login", "/login", { identifier: email, password: "not-the-password" });
     expect(wrong.status).toBe(401);
-    const b = browser();
+    const b = browser("198.51.100.7", mail.env);
     const right = await b.submit("/login", "/login", { identifier: email, password });
     expect(right.location).toBe("/verify");
     expect((await b.request("GET", "/verify")).text).toContain(`value="${email}"`);
+    const [sent] = await mailsFor(mail.sent, h.clock);
+    const verified = await b.submit("/verify", "/verify", { email, code: codeInMail(sent as NonNullable<typeof sent>) });
+    expect(verified.location).toBe("/settings");
+    expect(b.jar.has("__Host-lk_access")).toBe(true);
+  });
+
+  it("signs in with an activation code only the browser that registered, or that proved the password", async () => {
+    const mail = capturingEnv();
+    const password = "Squatter-pa55word!";
+    async function registerIn(b: ReturnType<typeof browser>) {
+      const email = `${unique("victim-")}@example.com`;
+      const from = mail.sent.length;
+      const reg = await b.submit("/registration", "/registration", { username: unique("reg"), email, password, password_confirm: password });
+      expect(reg.location).toBe("/verify");
+      const [sent] = await mailsFor(mail.sent.slice(from), h.clock);
+      return { email, code: codeInMail(sent as NonNullable<typeof sent>) };
+    }
+    // Someone registers an address they do not own; its owner gets the activation code and
+    // enters it in their own browser: the address is confirmed, but that browser is not signed in
+    // to an account whose password someone else chose. The sign-in page says what to do.
+    const squatted = await registerIn(browser("198.51.100.66", mail.env));
+    const owner = browser("198.51.100.77", mail.env);
+    const confirmed = await owner.submit("/verify", "/verify", { email: squatted.email, code: squatted.code });
+    expect(confirmed.location).toBe("/login");
+    expect(owner.jar.has("__Host-lk_access")).toBe(false);
+    expect((await owner.request("GET", "/login")).text).toContain(FLASH.verified_elsewhere);
+    const row = await env.DB.prepare("SELECT email_verified FROM users WHERE email = ?").bind(squatted.email).first();
+    expect(row).toEqual({ email_verified: 1 });
+
+    // The registrant's own browser is signed in by the same step.
+    const registrant = browser("198.51.100.88", mail.env);
+    const own = await registerIn(registrant);
+    expect((await registrant.submit("/verify", "/verify", { email: own.email, code: own.code })).location).toBe("/settings");
+    expect(registrant.jar.has("__Host-lk_access")).toBe(true);
   });
 
   it("keeps the address out of the code pages' URLs: a short-lived cookie carries it to the next page", async () => {

@@ -5,13 +5,23 @@ import type { Hono } from "hono";
 import { EmailSchema, LoginSchema, PasswordSchema, RegisterSchema } from "../../features/auth/auth.schemas";
 import { login, register } from "../../features/auth/auth.service";
 import { CodeSchema } from "../../features/otp/otp.schemas";
-import { loginWithCode, requestCode, resetPassword, verifyEmailAndSignIn } from "../../features/otp/otp-flows.service";
+import { loginWithCode, requestCode, resetPassword, verifyEmail, verifyEmailAndSignIn } from "../../features/otp/otp-flows.service";
 import { AppError } from "../../lib/errors";
 import type { WebEnv } from "../web.env";
 import { attempt, page, parseWith, redirect, text, type WebContext } from "../web.kit";
 import { Field, type FieldErrors, Form } from "../web.layout";
 import { webPage } from "../web.middleware";
-import { clearTokenCookies, forgetEmail, rememberEmail, rememberedEmail, safeNext, signInBrowser, signOutBrowser } from "../web.session";
+import {
+  clearTokenCookies,
+  forgetEmail,
+  isRegistrant,
+  rememberEmail,
+  rememberedEmail,
+  rememberRegistrant,
+  safeNext,
+  signInBrowser,
+  signOutBrowser,
+} from "../web.session";
 
 const anyone = webPage({ access: "any" });
 const EmailOnly = z.object({ email: EmailSchema });
@@ -86,6 +96,7 @@ function registrationRoutes(web: Hono<WebEnv>) {
     }
     if (result.value.emailVerified) return redirect(c, "/login", "registered");
     rememberEmail(c, result.value.email);
+    await rememberRegistrant(c, result.value.email);
     return redirect(c, "/verify", "registered");
   });
 }
@@ -128,8 +139,18 @@ function verifyRoutes(web: Hono<WebEnv>) {
   web.get("/verify", anyone, (c) => verifyPage(c, rememberedEmail(c)));
   web.post("/verify", anyone, async (c) => {
     const email = text(c, "email");
-    const result = await attempt(c, async () => verifyEmailAndSignIn(c.var.deps, parseWith(VerifyForm, { email, code: text(c, "code") })));
+    const result = await attempt(c, async () => {
+      const input = parseWith(VerifyForm, { email, code: text(c, "code") });
+      // Signed in only where the password was set or proven (see `rememberRegistrant`).
+      if (await isRegistrant(c, input.email)) return verifyEmailAndSignIn(c.var.deps, input);
+      await verifyEmail(c.var.deps, input);
+      return null;
+    });
     if (!result.ok) return verifyPage(c, email, result.problem.fields, result.problem.sentence, result.problem.status === 429 ? 429 : 400);
+    if (result.value === null) {
+      forgetEmail(c);
+      return redirect(c, "/login", "verified_elsewhere");
+    }
     await signInBrowser(c, result.value);
     return redirect(c, "/settings", "verified");
   });
@@ -224,7 +245,13 @@ function loginRoutes(web: Hono<WebEnv>) {
     if (!result.ok) {
       const p = result.problem;
       if (p.code === "email_not_verified") {
-        if (identifier.includes("@")) rememberEmail(c, identifier);
+        // The right password (only then is the account's state told): this browser may be
+        // signed in by the activation code. By username, the address is not known here.
+        const address = EmailSchema.safeParse(identifier);
+        if (address.success) {
+          rememberEmail(c, address.data);
+          await rememberRegistrant(c, address.data);
+        }
         return redirect(c, "/verify");
       }
       return loginPage(c, { identifier, next }, p.fields, p.sentence, p.status === 401 ? 401 : p.status === 429 ? 429 : 400);
