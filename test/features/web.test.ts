@@ -410,7 +410,12 @@ describe("sign-in pages", () => {
     async function registerIn(b: ReturnType<typeof browser>) {
       const email = `${unique("victim-")}@example.com`;
       const from = mail.sent.length;
-      const reg = await b.submit("/registration", "/registration", { username: unique("reg"), email, password, password_confirm: password });
+      const reg = await b.submit("/registration", "/registration", {
+        username: unique("reg"),
+        email,
+        password,
+        password_confirm: password,
+      });
       expect(reg.location).toBe("/verify");
       const [sent] = await mailsFor(mail.sent.slice(from), h.clock);
       return { email, code: codeInMail(sent as NonNullable<typeof sent>) };
