@@ -260,6 +260,20 @@ describe("avatar upload: refused input", () => {
     await expectRefused(gif(4, 4, comment), "image/gif", 415);
   });
 
+  it("refuses a GIF carrying any markup a page would run or render: event handlers, styles, forms, meta refresh (415)", async () => {
+    for (const markup of [
+      '<img src=x onerror="alert(1)">',
+      "<style>body{background:url(//evil.example)}</style>",
+      '<meta http-equiv="refresh" content="0;url=//evil.example">',
+      '<form action="//evil.example"><input name=p></form>',
+      '<link rel="stylesheet" href="//evil.example/x.css">',
+      '<p onmouseover = "steal()">x</p>',
+    ]) {
+      const comment = bytes([0x21, 0xfe, markup.length], markup, [0]);
+      await expectRefused(gif(4, 4, comment), "image/gif", 415);
+    }
+  });
+
   it("refuses a WebP whose RIFF size leaves bytes after it (415)", async () => {
     await expectRefused(bytes(webpLossless(4, 4), "<html>"), "image/webp", 415);
   });

@@ -186,11 +186,14 @@ function walkWebp(b: Uint8Array): Walk {
 const WALKERS: Record<AvatarFormat, (b: Uint8Array) => Walk> = { png: walkPng, jpeg: walkJpeg, gif: walkGif, webp: walkWebp };
 
 /**
- * Markup that makes a file something a browser could run. Each needle is a tag name followed by a
- * delimiter (or long enough on its own), so chance matches inside compressed pixel data are
- * vanishingly rare (< 1e-4 for a 2 MiB file), while XMP/EXIF metadata (XML) does not trip them.
+ * Markup that makes a file something a browser could run or render as a page: the tags that
+ * script, style, frame, redirect or post, and event-handler attributes. Each needle is a tag name
+ * followed by a delimiter, or long enough on its own (`on` + at least four letters after
+ * whitespace), so chance matches inside compressed pixel data stay rare (about 1e-4 for a 2 MiB
+ * file, nearly all of it `<img`), while XMP/EXIF metadata (XML) does not trip them.
  */
-const MARKUP = /<(?:script|html|svg|body|iframe|object|embed|!doctype|\?xml-stylesheet)[\s/>]|javascript:/i;
+const MARKUP =
+  /<(?:script|html|svg|body|iframe|object|embed|style|meta|form|link|base|img|!doctype|\?xml-stylesheet)[\s/>]|javascript:|\son[a-z]{4,}\s*=/i;
 
 /** Scans in windows (overlapping by more than the longest needle) to keep each string small. */
 function containsMarkup(b: Uint8Array): boolean {
