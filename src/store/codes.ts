@@ -84,13 +84,19 @@ export interface CodeStore {
   recordFailure(input: CodeFailureInput): Promise<void>;
   /**
    * Spends a `verify_email` code: the address is verified, and with `signIn` (the website's
-   * confirmation step) the sign-in `token` starts with its `login` entry. False when the code was
-   * no longer live.
+   * confirmation step) the sign-in `token` starts with its `login` entry — only while the account
+   * is active with the `tokens_valid_after` read (`signInsValidAfter`). False when the code was no
+   * longer live (or, signing in, the account changed).
    */
-  spendForVerification(codeId: string, entry: SpendEntry, signIn?: { token: NewRefreshToken; entry: ActivityRecord }): Promise<boolean>;
+  spendForVerification(
+    codeId: string,
+    entry: SpendEntry,
+    signIn?: { token: NewRefreshToken; entry: ActivityRecord; signInsValidAfter: number },
+  ): Promise<boolean>;
   /**
    * Spends a `login` code and starts the sign-in `token`. An unverified account is claimed: its
-   * password stops working and earlier sign-ins end, before this one starts.
+   * password stops working and earlier sign-ins end, before this one starts. Nothing is written
+   * (false) when the account was disabled or its sign-ins ended since `user` was read.
    */
   spendForLogin(
     codeId: string,
@@ -119,13 +125,27 @@ function accountOf(address: string): SQL<string | null> {
 const ownerSql = (address: string, owner: CodeOwner): SQL => (owner.by === "user" ? sql`${owner.userId}` : accountOf(address));
 
 export function DrizzleCodeStore(db: Db): CodeStore {
-  /** The guarded spend: [entry read from the live code, ...effects, consume]. */
-  async function spend(codeId: string, entry: SpendEntry, effects: (Query | false | null)[]): Promise<boolean> {
+  /**
+   * The guarded spend: [entry read from the live code, ...effects, consume]. A spend that starts a
+   * sign-in passes `signInsValidAfter`, the account's `tokens_valid_after` as `check` read it: the
+   * guard then also needs the account still active with no sign-ins ended since, so a logout-all or
+   * disabling that commits meanwhile leaves no session behind (nor one re-enabling would revive).
+   */
+  async function spend(codeId: string, entry: SpendEntry, effects: (Query | false | null)[], signInsValidAfter?: number): Promise<boolean> {
+    const accountUnchanged =
+      signInsValidAfter === undefined
+        ? undefined
+        : sql`EXISTS (SELECT 1 FROM ${users} WHERE ${and(
+            eq(users.id, entry.userId),
+            eq(users.isActive, true),
+            eq(users.tokensValidAfter, signInsValidAfter),
+          )})`;
     const liveCodeOwner = sql`(SELECT ${otpCodes.userId} FROM ${otpCodes} WHERE ${and(
       eq(otpCodes.id, codeId),
       eq(otpCodes.userId, entry.userId),
       isNull(otpCodes.consumedAt),
       gt(otpCodes.expiresAt, entry.nowMs),
+      accountUnchanged,
     )})`;
     try {
       await runBatch(db, [
@@ -270,10 +290,15 @@ export function DrizzleCodeStore(db: Db): CodeStore {
     },
 
     spendForVerification(codeId, entry, signIn) {
-      return spend(codeId, entry, [
-        db.update(users).set({ emailVerified: true, updatedAt: entry.nowMs }).where(eq(users.id, entry.userId)),
-        ...(signIn ? [db.insert(refreshTokens).values(signIn.token), activityInsert(db, signIn.entry)] : []),
-      ]);
+      return spend(
+        codeId,
+        entry,
+        [
+          db.update(users).set({ emailVerified: true, updatedAt: entry.nowMs }).where(eq(users.id, entry.userId)),
+          ...(signIn ? [db.insert(refreshTokens).values(signIn.token), activityInsert(db, signIn.entry)] : []),
+        ],
+        signIn?.signInsValidAfter,
+      );
     },
 
     spendForLogin(codeId, entry, { user, token, unusablePasswordHash, verifiedEntry }) {
@@ -281,12 +306,17 @@ export function DrizzleCodeStore(db: Db): CodeStore {
       // Whoever registered an unverified address may not have owned it (pre-registration
       // hijacking): proving the mailbox ends the password set before and every earlier sign-in.
       const claim = user.emailVerified ? [] : claimAddress(db, user.id, unusablePasswordHash, now);
-      return spend(codeId, entry, [
-        ...claim,
-        verifiedEntry && activityInsert(db, verifiedEntry),
-        db.insert(refreshTokens).values(token),
-        clearCounter(db, "loginFailuresPerAccount", user.id),
-      ]);
+      return spend(
+        codeId,
+        entry,
+        [
+          ...claim,
+          verifiedEntry && activityInsert(db, verifiedEntry),
+          db.insert(refreshTokens).values(token),
+          clearCounter(db, "loginFailuresPerAccount", user.id),
+        ],
+        user.tokensValidAfter,
+      );
     },
 
     spendForReset(codeId, entry, passwordHash) {

@@ -89,6 +89,55 @@ describe("a password sign-in racing what ends every sign-in", () => {
   });
 });
 
+describe("a code sign-in racing what ends every sign-in", () => {
+  const mail = capturingEnv();
+
+  async function mailedLoginCode(email: string) {
+    h.clock.advance(61_000);
+    const from = mail.sent.length;
+    expect((await h.call("POST", "/api/v1/auth/otp", { email, purpose: "login" }, { env: mail.env })).status).toBe(202);
+    return mail.sent.slice(from).find((m) => m.purpose === "login")?.code;
+  }
+
+  /** Signs in with `code`, `meanwhile` running just before the spend's batch. */
+  async function codeLoginWhile(email: string, code: string | undefined, meanwhile: () => Promise<void>) {
+    let done = false;
+    probe.beforeBatch(async (statements) => {
+      if (done || !statements.some((sql) => sql.startsWith('insert into "refresh_tokens"'))) return;
+      done = true;
+      await meanwhile();
+    });
+    const res = await h.call("POST", "/api/v1/auth/login/otp", { email, code }, { env: probed });
+    expect(done, "the concurrent change ran before the sign-in's write").toBe(true);
+    return res;
+  }
+
+  it("gets no session when every sign-in ends meanwhile (logout-all)", async () => {
+    const victim = await h.registerVerified();
+    const code = await mailedLoginCode(victim.email);
+    const session = await h.login(victim.email, victim.password);
+    h.clock.advance(1500);
+    const res = await codeLoginWhile(victim.email, code, async () => {
+      expect((await h.call("POST", "/api/v1/auth/logout-all", undefined, { token: session.access_token })).status).toBe(204);
+    });
+    expect(res.status).toBe(400);
+    expect((await state(victim.id)).live).toBe(0);
+  });
+
+  it("gets no session that re-enabling the account would bring back, when staff disable it meanwhile", async () => {
+    const victim = await h.registerVerified();
+    const code = await mailedLoginCode(victim.email);
+    const staff = await h.signedInUser();
+    await env.DB.prepare("UPDATE users SET is_staff = 1 WHERE id = ?").bind(staff.id).run();
+    const res = await codeLoginWhile(victim.email, code, async () => {
+      const disabled = await h.call("PATCH", `/api/v1/admin/users/${victim.id}`, { is_active: false }, { token: staff.access_token });
+      expect(disabled.status, disabled.text).toBe(200);
+    });
+    expect(res.status).toBe(400);
+    expect((await state(victim.id)).live).toBe(0);
+  });
+});
+
 /**
  * The same race for what a signed-in caller does with the current password: a password change,
  * an email change, deleting the account. Each checks the password against the account as it was

@@ -74,6 +74,7 @@ export async function verifyEmailAndSignIn(deps: Deps, input: { email: string; c
       {
         token: pair.row,
         entry: { userId: user.id, type: "login", nowMs: now, meta, details: { method: "verify_email", session_id: pair.row.familyId } },
+        signInsValidAfter: user.tokensValidAfter,
       },
     ),
   );
