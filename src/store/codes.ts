@@ -72,8 +72,8 @@ export interface CodeStore {
   issueByAddress(input: { code: NewCode; ip: string; meta: RequestMeta }): Promise<{ ip?: Counter; hour?: Counter }>;
   /**
    * One batch: counts the code on the client's counter; reads the owner (by address); while the
-   * client is within its limit and the address has an account, counts the code on the address's
-   * daily failure counter (a right code gives it back when spent); and, while both are within
+   * client is within its limit, counts the code on the address's daily failure counter (a right
+   * code gives it back when spent); and, while both are within
    * their limits, reserves one attempt on the newest live code bound to this address, purpose and
    * owner. So guesses sent together are each counted before any is compared.
    */
@@ -250,8 +250,9 @@ export function DrizzleCodeStore(db: Db): CodeStore {
           ),
         )
         .returning({ id: otpCodes.id, codeHash: otpCodes.codeHash });
-      // Only for an address with an account: a made-up one has no code to guess, and gets no row.
-      const failures = countHit(db, "otpFailuresPerDay", address, nowMs, and(ipWithin, sql`${ownerSql(address, owner)} IS NOT NULL`));
+      // For every address alike, with an account or not: the same write, so neither the work nor
+      // its timing tells them apart (the client's limit bounds the rows made-up addresses get).
+      const failures = countHit(db, "otpFailuresPerDay", address, nowMs, ipWithin);
       const clientHit = countHit(db, "codeChecksPerIp", ip, nowMs);
       type Reserved = { id: string; codeHash: string }[];
       if (owner.by === "address") {

@@ -88,14 +88,7 @@ describe("code guessing", () => {
     expect((await h.call("POST", LOGIN_OTP, { email: u.email, code })).status).toBe(200);
   });
 
-  it("writes nothing for wrong codes to addresses without an account, and no history past the ceiling", async () => {
-    const before = await rows("SELECT COUNT(*) AS n FROM rate_limits WHERE key LIKE 'otpFailuresPerDay:%'");
-    for (let i = 0; i < 30; i++) {
-      const res = await h.call("POST", "/api/v1/auth/verify-email", { email: `${unique("spray")}@example.org`, code: "000000" });
-      expect(res.status).toBe(400);
-    }
-    expect(await rows("SELECT COUNT(*) AS n FROM rate_limits WHERE key LIKE 'otpFailuresPerDay:%'")).toBe(before);
-
+  it("writes no history past the ceiling", async () => {
     const u = await h.registerVerified();
     for (let i = 0; i < 30; i++) expect((await h.call("POST", LOGIN_OTP, { email: u.email, code: "000000" })).status).toBe(400);
     expect(await rows("SELECT COUNT(*) AS n FROM activity WHERE user_id = ? AND type = 'login_failed'", u.id)).toBe(20);
