@@ -7,8 +7,9 @@
  * writes, or must see the newest state (sign-in, refresh, every admin read), starts
  * `first-primary`. Within a session reads are sequentially consistent either way, and writes
  * always go to the primary. The session's bookmark is returned as `X-Latchkey-Bookmark`; a client
- * that sends it back starts its next session at least that fresh, so it reads its own writes even
- * on a replica-tolerant route. A malformed bookmark is ignored (the route's own start applies).
+ * that sends it back starts its next session on a replica-tolerant route at least that fresh, so it
+ * reads its own writes there. Routes that start at the primary ignore it, and a malformed
+ * bookmark is ignored everywhere (the route's own start applies).
  *
  * Under libSQL there are no D1 sessions: the same interface is a no-op and no bookmark is sent.
  */
@@ -66,11 +67,16 @@ export interface ReplicaSession {
 }
 
 /**
- * A D1 session starting at `bookmark` when the client sent a valid one, else at `start`. The
- * session starts when `db` is first read: a request that never queries starts none, and then has
- * no bookmark to send back.
+ * A D1 session starting at `start`, or, on a replica-tolerant route (`first-unconstrained`), at
+ * the client's `bookmark` when it sent a valid one. A route that starts at the primary ignores
+ * the bookmark: it can only make a session fresher than a replica's, never fresher than the
+ * primary, and an old one would let a lagging replica answer what must be the newest state (a
+ * staff check, a revoked session, the avatar that goes to the edge cache). The session starts
+ * when `db` is first read: a request that never queries starts none, and then has no bookmark to
+ * send back.
  */
-export function D1Session(binding: D1Database, start: SessionStart, bookmark: string | null): ReplicaSession {
+export function D1Session(binding: D1Database, start: SessionStart, clientBookmark: string | null): ReplicaSession {
+  const bookmark = start === "first-primary" ? null : clientBookmark;
   // A binding without the Sessions API (a stand-in in tests, an old compatibility date) reads the primary.
   if (typeof binding.withSession !== "function") return NoSession(D1Db(binding));
   let session: D1DatabaseSession | null = null;
