@@ -429,16 +429,29 @@ describe("retention job", () => {
     expect(res.json.items.map((e: Entry) => e.type)).toEqual(["login", "login"]);
   });
 
-  it("uses the 365-day default when the KV value is invalid", async () => {
-    await setConfig("activity_retention_days", "0");
+  it("deletes no activity while it cannot read the period the operator set: an invalid value, or KV failing", async () => {
+    await setConfig("activity_retention_days", "3650");
     h.clock.set(T0 + 100 * DAY);
     const u = await h.registerVerified();
-    h.clock.advance(364 * DAY);
+    h.clock.advance(400 * DAY); // past the 365-day default, well within the operator's 3,650 days
+    const failingKv = new Proxy(env.CONFIG, {
+      get(target, property) {
+        if (property === "get") return async () => Promise.reject(new Error("KV GET failed: 503"));
+        const value = Reflect.get(target, property);
+        return typeof value === "function" ? value.bind(target) : value;
+      },
+    }) as KVNamespace;
+    const unreadable = await runRetention(createBackgroundDeps({ ...env, CONFIG: failingKv }, h.clock));
+    expect(unreadable).toMatchObject({ activity: 0, complete: false });
+    expect(await activityTimes(u.id)).toEqual([T0 + 100 * DAY]);
+    // A value written by hand that the worker cannot use (requests then use the default).
+    await setConfig("activity_retention_days", "3650d");
+    expect(await runRetention(retentionDeps())).toMatchObject({ activity: 0, complete: false });
+    expect(await activityTimes(u.id)).toEqual([T0 + 100 * DAY]);
+    // Once KV says it again, the operator's period applies.
+    await setConfig("activity_retention_days", "3650");
     await runRetention(retentionDeps());
     expect(await activityTimes(u.id)).toEqual([T0 + 100 * DAY]);
-    h.clock.advance(2 * DAY);
-    await runRetention(retentionDeps());
-    expect(await activityTimes(u.id)).toEqual([]);
   });
 
   it("deletes in bounded batches and finishes the backlog on the next run", async () => {

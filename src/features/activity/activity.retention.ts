@@ -1,6 +1,8 @@
 /**
  * The daily maintenance job (the cron trigger in wrangler.toml). It deletes:
- * - activity entries older than KV `activity_retention_days`;
+ * - activity entries older than KV `activity_retention_days` — only when KV answered with a valid
+ *   value: requests fall back to the default when KV fails or holds an invalid value, but a
+ *   deletion cannot be undone, and an operator keeping ten years would lose nine of them;
  * - refresh tokens of sign-ins that are entirely over (every token of the family has expired).
  *   A family with any unexpired token keeps all its rotated tokens, because presenting one of
  *   those is how reuse is detected (RFC 9700 §4.14.2);
@@ -14,6 +16,7 @@
  * delete would hold the database's single writer), and each kind gets at most `maxRounds`
  * statements per run. A backlog larger than that is worked off over the following days.
  */
+import { readConfigEntries } from "../../config/config.service";
 import type { Deps } from "../../deps";
 import { log } from "../../lib/log";
 import { sweepOrphanAvatars } from "../profiles/avatar.service";
@@ -28,7 +31,7 @@ export interface RetentionResult {
   rateLimits: number;
   otpCodes: number;
   avatars: number;
-  /** False when some kind hit `maxRounds` with rows possibly left for the next run. */
+  /** False when some kind hit `maxRounds` with rows possibly left for the next run, or was skipped. */
   complete: boolean;
 }
 
@@ -44,20 +47,37 @@ async function drain(deleteBatch: () => Promise<number>, batchSize: number, maxR
 }
 
 /**
+ * `activity_retention_days` as KV holds it, without the fallbacks requests use: null (and a log
+ * line) when KV cannot be read or holds a value the worker cannot use.
+ */
+async function retentionDays(kv: KVNamespace): Promise<number | null> {
+  try {
+    const entry = (await readConfigEntries(kv)).find((e) => e.key === "activity_retention_days");
+    if (entry?.valid && typeof entry.value === "number") return entry.value;
+    log("error", "retention", { skipped: "activity", reason: "activity_retention_days in KV is not valid" });
+  } catch (error) {
+    log("error", "retention", { skipped: "activity", reason: `KV read failed: ${error instanceof Error ? error.message : String(error)}` });
+  }
+  return null;
+}
+
+/**
  * Deletes what has outlived its use (see the module comment). Time comes from `deps.clock`, so
- * tests run it at any instant; the retention period is read from the effective config.
+ * tests run it at any instant; the retention period is read from KV itself (`retentionDays`).
  */
 export async function runRetention(
-  deps: Pick<Deps, "activity" | "tokens" | "counters" | "codes" | "clock" | "config" | "avatars" | "profiles" | "configKv">,
+  deps: Pick<Deps, "activity" | "tokens" | "counters" | "codes" | "clock" | "avatars" | "profiles" | "configKv">,
   options: { batchSize?: number; maxRounds?: number } = {},
 ): Promise<RetentionResult> {
   const batchSize = options.batchSize ?? RETENTION_BATCH_SIZE;
   const maxRounds = options.maxRounds ?? RETENTION_MAX_ROUNDS;
   const now = deps.clock.now();
-  const config = await deps.config();
-  const activityCutoff = now - config.activity_retention_days * DAY_MS;
+  const days = await retentionDays(deps.configKv);
 
-  const oldActivity = await drain(() => deps.activity.purgeOlderThan(activityCutoff, batchSize), batchSize, maxRounds);
+  const oldActivity =
+    days === null
+      ? { deleted: 0, complete: false }
+      : await drain(() => deps.activity.purgeOlderThan(now - days * DAY_MS, batchSize), batchSize, maxRounds);
   const deadTokens = await drain(() => deps.tokens.purgeDead(now, batchSize), batchSize, maxRounds);
   const endedWindows = await drain(() => deps.counters.purgeEnded(now, batchSize), batchSize, maxRounds);
   const deadCodes = await drain(() => deps.codes.purgeExpired(now, batchSize), batchSize, maxRounds);
