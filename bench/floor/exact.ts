@@ -11,7 +11,7 @@
  */
 import { type CryptoKey, jwtVerify } from "jose";
 import { checkPassword } from "../../src/features/auth/password-hash";
-import { encodeCursor } from "../../src/lib/pagination";
+import { encodeCursor, type ListName } from "../../src/lib/pagination";
 
 export interface ExactEnv {
   DB: D1Database;
@@ -186,13 +186,19 @@ async function login(request: Request, env: ExactEnv, signer: Signer): Promise<R
   return json({ access_token: access, token_type: "Bearer", expires_in: ACCESS_TTL_S, refresh_token: refreshToken });
 }
 
-async function page(env: ExactEnv, sql: string, binds: unknown[], position: (row: Record<string, unknown>) => { t: number; id: string }) {
+async function page(
+  env: ExactEnv,
+  list: ListName,
+  sql: string,
+  binds: unknown[],
+  position: (row: Record<string, unknown>) => { t: number; id: string },
+) {
   const { results } = await session(env, "first-unconstrained")
     .prepare(sql)
     .bind(...binds, PAGE + 1)
     .all<Record<string, unknown>>();
   const last = results[PAGE - 1];
-  const next = results.length > PAGE && last ? await encodeCursor(env.OTP_SECRET, position(last)) : null;
+  const next = results.length > PAGE && last ? await encodeCursor(env.OTP_SECRET, list, position(last)) : null;
   return json({ items: results.slice(0, PAGE), next_cursor: next });
 }
 
@@ -240,9 +246,9 @@ export function exactFloor(
     case "/login":
       return login(request, env, signer);
     case "/profiles":
-      return page(env, DIRECTORY, [1, 1], (row) => ({ t: row.created_at as number, id: row.id as string }));
+      return page(env, "profiles", DIRECTORY, [1, 1], (row) => ({ t: row.created_at as number, id: row.id as string }));
     case "/statuses":
-      return page(env, TIMELINE, [1, 1], (row) => ({ t: row.created_at as number, id: row.id as string }));
+      return page(env, "statuses", TIMELINE, [1, 1], (row) => ({ t: row.created_at as number, id: row.id as string }));
     case "/avatar":
       return avatar(url, env, ctx);
     default:

@@ -5,7 +5,9 @@
  * sealed with AES-256-GCM under a key derived from a server secret and sent as base64url: clients
  * pass it back unchanged, a cursor they built or altered is a 400 even when it is well-formed,
  * and it tells them nothing. Signed but readable, the directory's cursor showed to the
- * millisecond when the page's last account registered, which its public view leaves out.
+ * millisecond when the page's last account registered, which its public view leaves out. A cursor
+ * is sealed for one list (`ListName`, the AES-GCM additional data) and refused by every other:
+ * replayed on the timeline, the directory's would have placed that same time between two statuses.
  */
 import { z } from "@hono/zod-openapi";
 import { base64urlDecode, base64urlEncode, randomBytes } from "./crypto";
@@ -18,6 +20,9 @@ export const PAGE_MAX_LIMIT = 100;
 const CURSOR_MAX_LENGTH = 256;
 /** Row ids are server-made base64url (`randomId`). */
 const ID_PATTERN = /^[A-Za-z0-9_-]{1,128}$/;
+
+/** The lists that page, each with cursors of its own. */
+export type ListName = "profiles" | "statuses" | "activity" | "admin.users" | "admin.audit";
 
 /** Where a page ends: the sort time (ms) and id of its last row. */
 export interface Cursor {
@@ -47,18 +52,22 @@ function cursorKey(secret: string): Promise<CryptoKey> {
 const IV_BYTES = 12;
 const TAG_BYTES = 16;
 
-export async function encodeCursor(secret: string, position: Cursor): Promise<string> {
+const listData = (list: ListName) => new TextEncoder().encode(`list:${list}`);
+
+export async function encodeCursor(secret: string, list: ListName, position: Cursor): Promise<string> {
   const iv = randomBytes(IV_BYTES);
   const plain = new TextEncoder().encode(JSON.stringify([position.t, position.id]));
-  const sealed = new Uint8Array(await crypto.subtle.encrypt({ name: "AES-GCM", iv }, await cursorKey(secret), plain));
+  const sealed = new Uint8Array(
+    await crypto.subtle.encrypt({ name: "AES-GCM", iv, additionalData: listData(list) }, await cursorKey(secret), plain),
+  );
   const bytes = new Uint8Array(IV_BYTES + sealed.length);
   bytes.set(iv);
   bytes.set(sealed, IV_BYTES);
   return base64urlEncode(bytes);
 }
 
-/** Decodes a cursor made by `encodeCursor` with the same secret; anything else is a 400 `invalid_cursor`. */
-export async function decodeCursor(secret: string, cursor: string): Promise<Cursor> {
+/** Decodes a cursor made by `encodeCursor` with the same secret for the same list; anything else is a 400 `invalid_cursor`. */
+export async function decodeCursor(secret: string, list: ListName, cursor: string): Promise<Cursor> {
   const invalid = () => new AppError("invalid_cursor", "Pass back the next_cursor of a previous page unchanged.");
   if (cursor.length > CURSOR_MAX_LENGTH) throw invalid();
   const bytes = base64urlDecode(cursor);
@@ -66,13 +75,13 @@ export async function decodeCursor(secret: string, cursor: string): Promise<Curs
   let value: unknown;
   try {
     const plain = await crypto.subtle.decrypt(
-      { name: "AES-GCM", iv: bytes.slice(0, IV_BYTES) },
+      { name: "AES-GCM", iv: bytes.slice(0, IV_BYTES), additionalData: listData(list) },
       await cursorKey(secret),
       bytes.slice(IV_BYTES),
     );
     value = JSON.parse(new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(plain));
   } catch {
-    throw invalid(); // altered, forged, made under another secret, or not JSON
+    throw invalid(); // altered, forged, made under another secret or for another list, or not JSON
   }
   if (!Array.isArray(value) || value.length !== 2) throw invalid();
   const [t, id] = value as unknown[];
@@ -86,9 +95,13 @@ export async function decodeCursor(secret: string, cursor: string): Promise<Curs
  */
 export async function pageRequest(
   secret: string,
+  list: ListName,
   query: { limit?: number; cursor?: string },
 ): Promise<{ limit: number; cursor: Cursor | null }> {
-  return { limit: query.limit ?? PAGE_DEFAULT_LIMIT, cursor: query.cursor === undefined ? null : await decodeCursor(secret, query.cursor) };
+  return {
+    limit: query.limit ?? PAGE_DEFAULT_LIMIT,
+    cursor: query.cursor === undefined ? null : await decodeCursor(secret, list, query.cursor),
+  };
 }
 
 /**
@@ -97,6 +110,7 @@ export async function pageRequest(
  */
 export async function toPage<R, T>(
   secret: string,
+  list: ListName,
   rows: R[],
   limit: number,
   view: (row: R) => T,
@@ -109,7 +123,7 @@ export async function toPage<R, T>(
   const last = kept[kept.length - 1];
   return {
     items: kept.map(view),
-    next_cursor: rows.length > limit && last !== undefined ? await encodeCursor(secret, positionOf(last)) : null,
+    next_cursor: rows.length > limit && last !== undefined ? await encodeCursor(secret, list, positionOf(last)) : null,
   };
 }
 

@@ -325,6 +325,25 @@ describe("public directory", () => {
     expect(new TextDecoder("latin1").decode(bytes)).not.toContain(last.user_id);
   });
 
+  it("refuses a cursor on any list but the one that made it: the directory's would place a registration time among the timeline's", async () => {
+    await insertAccounts(unique("cx").toLowerCase(), 3);
+    const directory = (await h.call("GET", "/api/v1/profiles?limit=1")).json.next_cursor as string;
+    const u = await h.signedInUser();
+    await h.call("POST", "/api/v1/statuses", { content: "one" }, { token: u.access_token });
+    await h.call("POST", "/api/v1/statuses", { content: "two" }, { token: u.access_token });
+    const timeline = (await h.call("GET", "/api/v1/statuses?limit=1")).json.next_cursor as string;
+    for (const [path, foreign] of [
+      ["/api/v1/statuses", directory],
+      ["/api/v1/me/activity", directory],
+      ["/api/v1/profiles", timeline],
+    ] as const) {
+      const res = await h.call("GET", `${path}?limit=1&cursor=${foreign}`, undefined, { token: u.access_token });
+      expect(res.status, path).toBe(400);
+      expect(res.json.code).toBe("invalid_cursor");
+    }
+    expect((await h.call("GET", `/api/v1/statuses?limit=1&cursor=${timeline}`)).status).toBe(200);
+  });
+
   it("shows public fields only: never email, phone number or age", async () => {
     const u = await h.signedInUser();
     await h.call(

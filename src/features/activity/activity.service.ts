@@ -37,9 +37,9 @@ export async function listActivity(
   userId: string,
   query: { type?: ActivityType; limit?: number; cursor?: string },
 ): Promise<Page<ActivityView>> {
-  const page = await pageRequest(deps.secrets.otpSecret, query);
+  const page = await pageRequest(deps.secrets.otpSecret, "activity", query);
   const rows = await deps.activity.page(userId, { type: query.type }, page);
-  return toPage(deps.secrets.otpSecret, rows, page.limit, activityView);
+  return toPage(deps.secrets.otpSecret, "activity", rows, page.limit, activityView);
 }
 
 /** Every entry of the user, newest first (for the data export). */

@@ -15,9 +15,9 @@ export async function listAudit(
   deps: Pick<Deps, "audit" | "secrets">,
   input: { limit: number; cursor?: string },
 ): Promise<Page<AuditEntryView>> {
-  const page = await pageRequest(deps.secrets.otpSecret, input);
+  const page = await pageRequest(deps.secrets.otpSecret, "admin.audit", input);
   const rows = await deps.audit.page(page);
-  return toPage(deps.secrets.otpSecret, rows, input.limit, (entry) => ({
+  return toPage(deps.secrets.otpSecret, "admin.audit", rows, input.limit, (entry) => ({
     id: entry.id,
     actor_id: entry.actorId,
     actor_email: entry.actorEmail,

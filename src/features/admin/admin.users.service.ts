@@ -25,9 +25,9 @@ export function adminUserView(user: User): AdminUserView {
 
 /** Accounts whose email or username starts with `q` (canonicalised like stored identifiers), newest first. */
 export async function searchUsers(deps: Deps, input: { q?: string; limit: number; cursor?: string }) {
-  const page = await pageRequest(deps.secrets.otpSecret, input);
+  const page = await pageRequest(deps.secrets.otpSecret, "admin.users", input);
   const rows = await deps.users.search(input.q ? normalizeIdentifier(input.q) : "", page);
-  return toPage(deps.secrets.otpSecret, rows, page.limit, adminUserView);
+  return toPage(deps.secrets.otpSecret, "admin.users", rows, page.limit, adminUserView);
 }
 
 async function findUser(deps: Deps, id: string): Promise<User> {

@@ -108,11 +108,11 @@ export async function listDirectory(
   deps: Pick<Deps, "profiles" | "secrets">,
   query: { q?: string; limit?: number; cursor?: string },
 ): Promise<Page<PublicProfileView>> {
-  const page = await pageRequest(deps.secrets.otpSecret, query);
+  const page = await pageRequest(deps.secrets.otpSecret, "profiles", query);
   const q = query.q === undefined ? "" : cleanText(query.q);
   if (q === null) throw fieldError("q", "must not contain control characters");
   const rows = await deps.profiles.directory(q ? { usernamePrefix: normalizeIdentifier(q), namePrefix: q } : null, page);
-  return toPage(deps.secrets.otpSecret, rows, page.limit, publicProfileView);
+  return toPage(deps.secrets.otpSecret, "profiles", rows, page.limit, publicProfileView);
 }
 
 /** One public profile; a missing, unverified or disabled account is a 404 alike. */

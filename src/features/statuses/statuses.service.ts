@@ -53,9 +53,9 @@ export async function listStatuses(
   deps: Pick<Deps, "statuses" | "secrets">,
   query: { userId?: string; limit?: number; cursor?: string },
 ): Promise<Page<StatusView>> {
-  const page = await pageRequest(deps.secrets.otpSecret, query);
+  const page = await pageRequest(deps.secrets.otpSecret, "statuses", query);
   const rows = await deps.statuses.page({ userId: query.userId }, page);
-  return toPage(deps.secrets.otpSecret, rows, page.limit, statusView);
+  return toPage(deps.secrets.otpSecret, "statuses", rows, page.limit, statusView);
 }
 
 /** The public read: a disabled account's statuses are gone from it, as from the list. */
