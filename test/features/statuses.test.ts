@@ -182,6 +182,26 @@ describe("GET /statuses", () => {
     expect((await h.call("GET", `/api/v1/statuses/${id}`)).status).toBe(404);
   });
 
+  it("tells a stranger nothing more by PATCH, PUT or DELETE than GET does about a status out of public view", async () => {
+    const author = await h.signedInUser();
+    const stranger = await h.signedInUser();
+    const staff = await h.signedInUser();
+    await makeStaff(staff.id);
+    const id = (await post(author.access_token, "before the ban")).json.status.id;
+    await env.DB.prepare("UPDATE users SET is_active = 0 WHERE id = ?").bind(author.id).run();
+    for (const [method, body] of [
+      ["PATCH", { content: "x" }],
+      ["PUT", { content: "x" }],
+      ["DELETE", undefined],
+    ] as const) {
+      const hidden = await h.call(method, `/api/v1/statuses/${id}`, body, { token: stranger.access_token });
+      const unknown = await h.call(method, "/api/v1/statuses/no-such-status", body, { token: stranger.access_token });
+      expect([method, hidden.status, hidden.json.code]).toEqual([method, unknown.status, unknown.json.code]);
+    }
+    // Staff still reach it, to moderate.
+    expect((await h.call("PATCH", `/api/v1/statuses/${id}`, { content: "edited" }, { token: staff.access_token })).status).toBe(200);
+  });
+
   it("drops the statuses of an account staff marked unverified, as its profile leaves public view", async () => {
     const u = await h.signedInUser();
     const id = (await post(u.access_token, "soon hidden too")).json.status.id;

@@ -26,16 +26,18 @@ export function statusView(row: StatusRow): StatusView {
   };
 }
 
-async function findStatus(deps: Pick<Deps, "statuses">, id: string): Promise<StatusRow> {
+/**
+ * The status `user` may change: their own, or any for staff. Anyone else gets 403 for a public
+ * status and 404 for one out of public view (a disabled or unverified author's), as its GET
+ * answers: the refusal must not tell that a hidden status still exists.
+ */
+async function changeableStatus(deps: Pick<Deps, "statuses">, user: User, id: string): Promise<StatusRow> {
   const row = await deps.statuses.byId(id);
-  if (!row) throw new AppError("not_found", "No such status.");
-  return row;
-}
-
-function assertMayChange(user: User, status: StatusRow) {
-  if (status.userId !== user.id && !user.isStaff) {
-    throw new AppError("forbidden", "Only the author or staff may change this status.");
-  }
+  const notFound = new AppError("not_found", "No such status.");
+  if (!row) throw notFound;
+  if (row.userId === user.id || user.isStaff) return row;
+  if (!(await deps.statuses.byId(id, { publicOnly: true }))) throw notFound;
+  throw new AppError("forbidden", "Only the author or staff may change this status.");
 }
 
 /** Publishes a status for `user`; at most `statusCreatePerUser` a minute (429 beyond). */
@@ -70,8 +72,7 @@ export async function getStatus(deps: Pick<Deps, "statuses">, id: string): Promi
  * nothing but still checks existence and permission, so it answers what a real edit would.
  */
 export async function updateStatus(deps: Deps, user: User, id: string, content: string | undefined): Promise<StatusView> {
-  const status = await findStatus(deps, id);
-  assertMayChange(user, status);
+  const status = await changeableStatus(deps, user, id);
   if (content === undefined || content === status.content) return statusView(status);
   const now = deps.clock.now();
   // Deleted by someone else between the read and the write.
@@ -85,8 +86,7 @@ export async function updateStatus(deps: Deps, user: User, id: string, content: 
  * the author's history should tell them what happened, not where the moderator was.
  */
 export async function deleteStatus(deps: Deps, user: User, id: string): Promise<void> {
-  const status = await findStatus(deps, id);
-  assertMayChange(user, status);
+  const status = await changeableStatus(deps, user, id);
   const byStaff = status.userId !== user.id;
   const now = deps.clock.now();
   const deleted = await deps.statuses.delete(id, {
