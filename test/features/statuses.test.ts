@@ -54,6 +54,8 @@ describe("POST /statuses", () => {
     ["501 characters", "a".repeat(501)],
     ["a control character", "hello\u0007there"],
     ["a bidi override", "abc\u202Edef"],
+    ["a lone high surrogate (stored as U+FFFD: 500 of them read back as 1,500 characters)", "\uD800".repeat(500)],
+    ["a lone low surrogate", "abc\uDC00"],
     ["a number", 42],
     ["null", null],
   ])("refuses content that is %s with 400 and writes nothing", async (_label, content) => {
