@@ -42,11 +42,19 @@ async function set(worker, values, positionals) {
   if (!parsed.ok) throw new CliError(`refusing ${key}=${JSON.stringify(positionals[1])}: ${parsed.reason}; nothing was written`);
   const text = String(parsed.value);
   const previous = await kvGet(values, key);
-  await kvPut(values, key, text);
   const now = Date.now();
+  // The audit entry first, as the admin API does: a change must never land without it. If the
+  // KV write then fails, the entry is taken back out and nothing has changed.
+  const auditId = worker.randomId();
   await d1(values, {
-    command: `INSERT INTO admin_audit (id, actor_id, created_at, action, target, old_value, new_value) VALUES (${sqlString(worker.randomId())}, NULL, ${now}, 'config.set', ${sqlString(key)}, ${sqlString(previous)}, ${sqlString(text)})`,
+    command: `INSERT INTO admin_audit (id, actor_id, created_at, action, target, old_value, new_value) VALUES (${sqlString(auditId)}, NULL, ${now}, 'config.set', ${sqlString(key)}, ${sqlString(previous)}, ${sqlString(text)})`,
   });
+  try {
+    await kvPut(values, key, text);
+  } catch (error) {
+    await d1(values, { command: `DELETE FROM admin_audit WHERE id = ${sqlString(auditId)}` }).catch(() => undefined);
+    throw error;
+  }
   if (key === "session_max_age") {
     // As the admin API does (admin.config.service.ts, endOlderSignIns): the sign-ins older than the
     // new value end for good; the store's endSignInsStartedBefore is this statement.

@@ -211,6 +211,17 @@ describe("operator scripts", () => {
     });
   });
 
+  describe("config:set with the database unreachable", () => {
+    it("changes nothing: the audit entry is written first, and without it KV is not touched", async () => {
+      const { state } = await localState();
+      const down = { LIBSQL_URL: "http://127.0.0.1:9", LIBSQL_AUTH_TOKEN: "" };
+      const set = await run("scripts/config.mjs", ["set", "otp_ttl", "900", "--persist-to", state], down);
+      expect(set.code).not.toBe(0);
+      const get = await run("scripts/config.mjs", ["get", "otp_ttl", "--persist-to", state]);
+      expect(get.stdout.trim()).toBe("otp_ttl = 600 (default)");
+    });
+  });
+
   describe("config:set session_max_age", () => {
     it("ends every sign-in older than the new value, as the admin API does, and no younger one", async () => {
       const { state, sql } = await localState();
