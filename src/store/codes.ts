@@ -12,6 +12,7 @@
 import { and, desc, eq, getTableColumns, gt, gte, inArray, isNull, lte, type SQL, sql } from "drizzle-orm";
 import { mailSubjects, rateLimitKey } from "../lib/rate-limit";
 import { affectedRows, type Db, type Query, runBatch, runOne, StoreError } from "./driver";
+import { type PendingNotice, pendingNoticeInsert } from "./notices";
 import { otpCodes, rateLimits, refreshTokens, users } from "./schema";
 import {
   activityInsert,
@@ -107,10 +108,14 @@ export interface CodeStore {
   spendForReset(codeId: string, entry: SpendEntry, passwordHash: string): Promise<boolean>;
   /**
    * Spends a `change_email` code: the pending address becomes the account's, verified; every other
-   * code is voided and every sign-in but `keepSessionId` ends. Throws `StoreError` email_taken
-   * when another account took the address meanwhile.
+   * code is voided and every sign-in but `keepSessionId` ends; `notice` (to the old address) is kept
+   * to be sent. Throws `StoreError` email_taken when another account took the address meanwhile.
    */
-  spendForEmailChange(codeId: string, entry: SpendEntry, input: { address: string; keepSessionId: string }): Promise<boolean>;
+  spendForEmailChange(
+    codeId: string,
+    entry: SpendEntry,
+    input: { address: string; keepSessionId: string; notice: PendingNotice },
+  ): Promise<boolean>;
   /** A code's state for the mail consumer, or null when it is gone. */
   state(codeId: string): Promise<{ consumedAt: number | null; expiresAt: number } | null>;
   /** Deletes up to `limit` codes past their expiry, used or not; returns how many. */
@@ -329,7 +334,7 @@ export function DrizzleCodeStore(db: Db): CodeStore {
       ]);
     },
 
-    spendForEmailChange(codeId, entry, { address, keepSessionId }) {
+    spendForEmailChange(codeId, entry, { address, keepSessionId, notice }) {
       const now = entry.nowMs;
       const userId = entry.userId;
       return spend(codeId, entry, [
@@ -339,6 +344,7 @@ export function DrizzleCodeStore(db: Db): CodeStore {
           .where(and(eq(users.id, userId), eq(users.pendingEmail, address))),
         voidAllCodes(db, userId, now),
         revokeAllForUser(db, userId, "email_changed", now, keepSessionId),
+        pendingNoticeInsert(db, notice),
       ]);
     },
 

@@ -7,6 +7,7 @@ import { type AuditStore, DrizzleAuditStore } from "./audit";
 import { type CodeStore, DrizzleCodeStore } from "./codes";
 import { type CounterStore, DrizzleCounterStore } from "./counters";
 import type { Db } from "./driver";
+import { DrizzleNoticeStore, type NoticeStore } from "./notices";
 import { DrizzleProfileStore, type ProfileStore } from "./profiles";
 import { DrizzleStatusStore, type StatusStore } from "./statuses";
 import { DrizzleTokenStore, type TokenStore } from "./tokens";
@@ -21,6 +22,7 @@ export interface Stores {
   activity: ActivityStore;
   statuses: StatusStore;
   audit: AuditStore;
+  notices: NoticeStore;
 }
 
 const FACTORIES: { [K in keyof Stores]: (db: Db) => Stores[K] } = {
@@ -32,6 +34,7 @@ const FACTORIES: { [K in keyof Stores]: (db: Db) => Stores[K] } = {
   activity: DrizzleActivityStore,
   statuses: DrizzleStatusStore,
   audit: DrizzleAuditStore,
+  notices: DrizzleNoticeStore,
 };
 
 /**
@@ -65,6 +68,7 @@ export type { CodeOwner, CodeStore } from "./codes";
 export type { CounterStore } from "./counters";
 export { D1Db, type Db, StoreError, type StoreErrorKind } from "./driver";
 export { LibsqlDatabase, LibsqlDb, migrationStatements } from "./libsql";
+export type { NoticeStore, PendingNotice } from "./notices";
 export type { AvatarPointer, ProfileChanges, ProfileStore, PublicProfileRow } from "./profiles";
 export {
   BOOKMARK_HEADER,

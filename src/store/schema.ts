@@ -156,6 +156,21 @@ export const adminAudit = sqliteTable(
   (t) => [index("admin_audit_created_idx").on(t.createdAt, t.id)],
 );
 
+/**
+ * Security notices (`features/mail/notices.ts`), written in the same transaction as the change they
+ * report and deleted once the mail queue has taken them: a failed enqueue or a lost reply can then
+ * delay a notice, never lose it. `id` is the notice's `notice_id`; `message` its queue message, JSON.
+ */
+export const pendingNotices = sqliteTable(
+  "pending_notices",
+  {
+    id: text("id").primaryKey(),
+    message: text("message").notNull(),
+    createdAt: timestamp("created_at").notNull(),
+  },
+  (t) => [index("pending_notices_created_idx").on(t.createdAt)],
+);
+
 export type User = typeof users.$inferSelect;
 export type RefreshToken = typeof refreshTokens.$inferSelect;
 export type Profile = typeof profiles.$inferSelect;

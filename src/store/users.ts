@@ -5,6 +5,7 @@
  */
 import { and, desc, eq, or, type SQL, sql } from "drizzle-orm";
 import { affectedRows, type Db, type Placeholders, prepared, type Query, runBatch, runOne, StoreError } from "./driver";
+import { type PendingNotice, pendingNoticeInsert } from "./notices";
 import { activity, adminAudit, otpCodes, profiles, refreshTokens, statuses, users } from "./schema";
 import {
   type AccountAsRead,
@@ -77,6 +78,7 @@ export interface UserStore {
    * counters' place taken by the caller's reservation); `release` gives back a password check.
    * An email change (`emailChange`, authorised by the current password) is written only while the
    * account is as the caller read it (`whileAccountAsRead`); false when it was not, and nothing changed.
+   * Its notice to the current address is kept with it (`notices`), to be sent from there.
    */
   updateIdentifiers(input: {
     userId: string;
@@ -85,7 +87,7 @@ export interface UserStore {
     nowMs: number;
     cancelPendingCodes: boolean;
     code: NewCode | null;
-    emailChange: { activity: ActivityRecord; asRead: AccountAsRead } | null;
+    emailChange: { activity: ActivityRecord; asRead: AccountAsRead; notice: PendingNotice } | null;
     release: PasswordCheckRelease | null;
   }): Promise<boolean>;
   /**
@@ -240,6 +242,7 @@ export function DrizzleUserStore(db: Db): UserStore {
               db.insert(otpCodes).values({ ...input.code, userId, attempts: 0, consumedAt: null }),
             ]
           : []),
+        emailChange && pendingNoticeInsert(db, emailChange.notice),
         ...releasePasswordCheck(db, input.release),
       ]);
     },

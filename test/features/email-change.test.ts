@@ -3,8 +3,12 @@
  * address is told, and completing it voids every code and ends every other sign-in.
  */
 import { env } from "cloudflare:test";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { createBackgroundDeps } from "../../src/deps";
+import type { MailMessage } from "../../src/features/mail/mail.messages";
+import { NOTICE_RESEND_AFTER_MS, sendPendingNotices } from "../../src/features/mail/notices";
 import { RATE_LIMITS } from "../../src/lib/rate-limit";
+import { probeD1 } from "../d1-wrap";
 import { harness, setConfig, unique } from "../helpers";
 import { capturingEnv, codeInMail, mailsFor } from "../mail-helpers";
 
@@ -156,6 +160,71 @@ describe("email change is pending until the new address proves itself", () => {
     h.clock.advance(RATE_LIMITS.emailChangesPerAccount.windowMs);
     const again = { ...u, access_token: (await h.login(u.email, u.password)).access_token };
     expect((await requestChange(again, `victim+${unique("n")}@example.net`)).res.status).toBe(200);
+  });
+
+  describe("its security notices are never lost, only delayed", () => {
+    const pendingNotices = async () =>
+      (await env.DB.prepare("SELECT COUNT(*) AS n FROM pending_notices").first<{ n: number }>())?.n ?? 0;
+    /** A queue that refuses notices (codes still go through to `cap`). */
+    const refusingNotices = () => {
+      const queue = {
+        send: async (body: MailMessage) => {
+          if (body.kind === "notice") throw new Error("Queue send failed: 503");
+          await cap.env.MAIL_QUEUE.send(body);
+        },
+      } as unknown as Queue;
+      return { ...cap.env, MAIL_QUEUE: queue } as Env;
+    };
+    const sendLater = async () => {
+      h.clock.advance(NOTICE_RESEND_AFTER_MS + 1);
+      return sendPendingNotices(createBackgroundDeps(cap.env, h.clock));
+    };
+
+    it("sends the notices when the queue took them, and keeps nothing", async () => {
+      const before = await pendingNotices();
+      const u = await user();
+      const { res, code, notices } = await requestChange(u, `${unique("ok")}@example.com`);
+      expect(res.status).toBe(200);
+      expect(notices.map((n) => n.notice)).toEqual(["email_change_requested"]);
+      const from = cap.notices.length;
+      expect((await h.call("POST", `${ME}/email/verify`, { code }, { token: u.access_token, env: cap.env })).status).toBe(200);
+      expect(cap.notices.slice(from).map((n) => n.notice)).toEqual(["email_changed"]);
+      expect(await pendingNotices()).toBe(before);
+    });
+
+    it("sends them later when the queue refused them", async () => {
+      vi.spyOn(console, "error").mockImplementation(() => {});
+      const u = await user();
+      const email = `${unique("flaky")}@example.com`;
+      const from = cap.notices.length;
+      const res = await h.call("PATCH", ME, { email, current_password: u.password }, { token: u.access_token, env: refusingNotices() });
+      expect(res.status).toBe(200);
+      const [mail] = await mailsFor(cap.sent.slice(-1), h.clock);
+      const done = await h.call("POST", `${ME}/email/verify`, { code: codeInMail(mail!) }, { token: u.access_token, env: refusingNotices() });
+      expect(done.status).toBe(200);
+      expect(cap.notices.length).toBe(from);
+      await sendLater();
+      const sent = cap.notices.slice(from).filter((n) => n.to === u.email);
+      expect(sent.map((n) => n.notice).sort()).toEqual(["email_change_requested", "email_changed"]);
+      expect(sent.every((n) => n.new_email === email)).toBe(true);
+      expect((await sendLater()).sent).toBe(0); // each once
+    });
+
+    it("sends the email_changed notice later when the change committed but its reply was lost", async () => {
+      vi.spyOn(console, "error").mockImplementation(() => {});
+      const u = await user();
+      const email = `${unique("lost")}@example.com`;
+      const { code } = await requestChange(u, email);
+      const probe = probeD1(env.DB);
+      probe.loseReplyWhen(/update "users" set "email"/i);
+      const from = cap.notices.length;
+      const lost = await h.call("POST", `${ME}/email/verify`, { code }, { token: u.access_token, env: { ...cap.env, DB: probe.db } });
+      expect(lost.status).toBe(500);
+      expect((await env.DB.prepare("SELECT email FROM users WHERE id = ?").bind(u.id).first<{ email: string }>())?.email).toBe(email);
+      expect(cap.notices.slice(from)).toEqual([]);
+      await sendLater();
+      expect(cap.notices.slice(from).map((n) => [n.notice, n.to, n.new_email])).toEqual([["email_changed", u.email, email]]);
+    });
   });
 
   describe("securing the account cancels a pending change, so a thief's code no longer completes it", () => {

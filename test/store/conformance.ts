@@ -52,6 +52,11 @@ export function storeConformance(driver: string, open: () => Promise<Conformance
       return { id: uid("c"), purpose, sentTo, codeHash, createdAt: clock.now(), expiresAt: clock.now() + 600_000 };
     }
 
+    function newNotice() {
+      const id = uid("n");
+      return { id, message: JSON.stringify({ notice_id: id }), createdAt: clock.now() };
+    }
+
     function newToken(userId: string, family?: { familyId: string; parentId: string }): NewRefreshToken {
       return {
         id: uid("t"),
@@ -224,7 +229,11 @@ export function storeConformance(driver: string, open: () => Promise<Conformance
           nowMs: clock.now(),
           cancelPendingCodes: false,
           code,
-          emailChange: { activity: { userId: user.id, type: "email_change_requested", nowMs: clock.now(), meta: META }, asRead: user },
+          emailChange: {
+            activity: { userId: user.id, type: "email_change_requested", nowMs: clock.now(), meta: META },
+            asRead: user,
+            notice: newNotice(),
+          },
           release: { userId: user.id, ip: META.ip },
         });
         expect(await stores.users.byId(user.id)).toMatchObject({ username: "renamed", pendingEmail: "new@example.com" });
@@ -321,7 +330,7 @@ export function storeConformance(driver: string, open: () => Promise<Conformance
             nowMs: clock.now(),
             cancelPendingCodes: false,
             code,
-            emailChange: { activity: { ...entry, type: "email_change_requested" }, asRead: user },
+            emailChange: { activity: { ...entry, type: "email_change_requested" }, asRead: user, notice: newNotice() },
             release: null,
           }),
         ).toBe(false);
@@ -774,12 +783,16 @@ export function storeConformance(driver: string, open: () => Promise<Conformance
         });
         const { user: squatter } = await registered({ email: target });
         const entry = { userId: user.id, type: "email_changed" as const, nowMs: clock.now(), meta: META };
-        const error = await stores.codes.spendForEmailChange(code.id, entry, { address: target, keepSessionId: "none" }).catch((e) => e);
+        const error = await stores.codes
+          .spendForEmailChange(code.id, entry, { address: target, keepSessionId: "none", notice: newNotice() })
+          .catch((e) => e);
         expect(error).toBeInstanceOf(StoreError);
         expect(error.kind).toBe("email_taken");
         expect((await stores.codes.state(code.id))?.consumedAt).toBeNull();
         await stores.users.delete(squatter, null);
-        expect(await stores.codes.spendForEmailChange(code.id, entry, { address: target, keepSessionId: "none" })).toBe(true);
+        expect(
+          await stores.codes.spendForEmailChange(code.id, entry, { address: target, keepSessionId: "none", notice: newNotice() }),
+        ).toBe(true);
         expect(await stores.users.byId(user.id)).toMatchObject({ email: target, pendingEmail: null, emailVerified: true });
       });
 
@@ -814,7 +827,11 @@ export function storeConformance(driver: string, open: () => Promise<Conformance
             ? stores.codes.spendForLogin(code.id, entry, { user, token: newToken(user.id), unusablePasswordHash: "!", verifiedEntry: null })
             : kind === "reset"
               ? stores.codes.spendForReset(code.id, { ...entry, type: "password_reset" }, "reset-hash")
-              : stores.codes.spendForEmailChange(code.id, { ...entry, type: "email_changed" }, { address, keepSessionId: "none" }),
+              : stores.codes.spendForEmailChange(
+                  code.id,
+                  { ...entry, type: "email_changed" },
+                  { address, keepSessionId: "none", notice: newNotice() },
+                ),
         );
         expect((await stores.codes.state(code.id))?.consumedAt).toBeNull();
         expect(await stores.users.byId(user.id)).toEqual(user);

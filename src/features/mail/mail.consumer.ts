@@ -13,6 +13,7 @@ import { log } from "../../lib/log";
 import { MailMessageSchema, type NoticeMail, type OtpMail } from "./mail.messages";
 import { renderNoticeMail, renderOtpMail } from "./mail.templates";
 import { type Mail, type Mailer, mailerFromEnv } from "./mailer";
+import { sendPendingNotices } from "./notices";
 
 /** First retry after 5 s, doubling: 5, 10, 20, 40, 80 s keeps five retries inside a 10-minute code. */
 export const RETRY_BASE_SECONDS = 5;
@@ -107,9 +108,11 @@ export async function consumeMailBatch(
     logBatch(batch, outcomes);
     return outcomes;
   }
-  const { codes } = createBackgroundDeps(env, clock);
-  const outcomes = await Promise.all(batch.messages.map((message) => handleMessage(message, codes, mailer, clock)));
+  const deps = createBackgroundDeps(env, clock);
+  const outcomes = await Promise.all(batch.messages.map((message) => handleMessage(message, deps.codes, mailer, clock)));
   logBatch(batch, outcomes);
+  // The queue works again: send the security notices an earlier failure left pending (notices.ts).
+  await sendPendingNotices(deps);
   return outcomes;
 }
 

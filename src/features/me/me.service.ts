@@ -7,14 +7,14 @@
  * the change voids every other code of the account and ends every other sign-in.
  */
 import type { Deps } from "../../deps";
-import { randomId } from "../../lib/crypto";
 import { AppError } from "../../lib/errors";
 import { isOverLimit, rateLimited } from "../../lib/rate-limit";
 import type { PasswordCheckRelease, Profile, User } from "../../store";
 import { assertIdentifiersFree, assertPasswordPolicy, rethrowUniqueViolation, userView } from "../auth/auth.service";
 import { reauthenticate } from "../auth/password-check";
 import { hashPassword, hasUsablePassword } from "../auth/password-hash";
-import { assertSpent, checkCode, enqueueMail, invalidCode, newCode, recordFailure } from "../otp/otp.service";
+import { newNotice } from "../mail/notices";
+import { assertSpent, checkCode, invalidCode, newCode, recordFailure } from "../otp/otp.service";
 import { deleteAllAvatars } from "../profiles/avatar.service";
 import { profileView } from "../profiles/profiles.service";
 
@@ -88,6 +88,7 @@ export async function updateMe(
   const pendingEmail = emailChange ? email : cancelPending ? null : user.pendingEmail;
   const updated: User = { ...user, username, pendingEmail, updatedAt: now };
   const code = emailChange ? await newCode(deps, email, "change_email") : null;
+  const notice = emailChange ? newNotice(deps, "email_change_requested", user.email, email) : null;
   let written: boolean;
   try {
     written = await deps.users.updateIdentifiers({
@@ -97,17 +98,18 @@ export async function updateMe(
       nowMs: now,
       cancelPendingCodes: cancelPending,
       code: code?.row ?? null,
-      emailChange: emailChange ? { activity: { userId: user.id, type: "email_change_requested", nowMs: now, meta }, asRead: user } : null,
+      emailChange:
+        emailChange && notice
+          ? { activity: { userId: user.id, type: "email_change_requested", nowMs: now, meta }, asRead: user, notice: notice.row }
+          : null,
       release,
     });
   } catch (error) {
     rethrowUniqueViolation(error);
   }
   if (!written) throw accountChanged();
-  if (code) {
-    await code.send();
-    await enqueueMail(deps, { kind: "notice", notice: "email_change_requested", to: user.email, new_email: email, notice_id: randomId() });
-  }
+  await code?.send();
+  await notice?.send();
   return updated;
 }
 
@@ -125,18 +127,19 @@ export async function confirmEmailChange(deps: Deps, user: User, sessionId: stri
   const check = await checkCode(deps, { address, purpose: "change_email", code, account: { by: "user", userId: user.id } });
   if (!check.ok) return recordFailure(deps, check);
   const now = clock.now();
+  const notice = newNotice(deps, "email_changed", user.email, address);
   try {
     assertSpent(
       await deps.codes.spendForEmailChange(
         check.codeId,
         { userId: user.id, type: "email_changed", nowMs: now, meta: deps.meta },
-        { address, keepSessionId: sessionId },
+        { address, keepSessionId: sessionId, notice: notice.row },
       ),
     );
   } catch (error) {
     rethrowUniqueViolation(error);
   }
-  await enqueueMail(deps, { kind: "notice", notice: "email_changed", to: user.email, new_email: address, notice_id: randomId() });
+  await notice.send();
   return { ...user, email: address, pendingEmail: null, emailVerified: true, updatedAt: now };
 }
 
