@@ -163,8 +163,7 @@ describe("email change is pending until the new address proves itself", () => {
   });
 
   describe("its security notices are never lost, only delayed", () => {
-    const pendingNotices = async () =>
-      (await env.DB.prepare("SELECT COUNT(*) AS n FROM pending_notices").first<{ n: number }>())?.n ?? 0;
+    const pendingNotices = async () => (await env.DB.prepare("SELECT COUNT(*) AS n FROM pending_notices").first<{ n: number }>())?.n ?? 0;
     /** A queue that refuses notices (codes still go through to `cap`). */
     const refusingNotices = () => {
       const queue = {
@@ -200,7 +199,12 @@ describe("email change is pending until the new address proves itself", () => {
       const res = await h.call("PATCH", ME, { email, current_password: u.password }, { token: u.access_token, env: refusingNotices() });
       expect(res.status).toBe(200);
       const [mail] = await mailsFor(cap.sent.slice(-1), h.clock);
-      const done = await h.call("POST", `${ME}/email/verify`, { code: codeInMail(mail!) }, { token: u.access_token, env: refusingNotices() });
+      const done = await h.call(
+        "POST",
+        `${ME}/email/verify`,
+        { code: codeInMail(mail!) },
+        { token: u.access_token, env: refusingNotices() },
+      );
       expect(done.status).toBe(200);
       expect(cap.notices.length).toBe(from);
       await sendLater();
