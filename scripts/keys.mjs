@@ -1,6 +1,6 @@
 // npm run keys:rotate [-- --file <path>]
 // npm run keys:retire -- <kid> [--file <path>]
-// node scripts/keys.mjs print [--file <path>] | npx wrangler secret put JWT_KEYS
+// node scripts/keys.mjs print [--file <path>] | npx wrangler secret put JWT_KEYS --env <name>
 //
 // Manages the JWT_KEYS signing set (a JWK set of Ed25519 private keys) in a vars file, by
 // default .dev.vars. The LAST key signs and every key verifies (src/features/auth/access-tokens.ts),
@@ -20,7 +20,7 @@ const DEV_VARS = ".dev.vars";
 
 const USAGE = `usage: npm run keys:rotate [-- --file <vars file>]
        npm run keys:retire -- <kid> [--file <vars file>]
-       node scripts/keys.mjs print [--file <vars file>] | npx wrangler secret put JWT_KEYS`;
+       node scripts/keys.mjs print [--file <vars file>] | npx wrangler secret put JWT_KEYS --env <name>`;
 
 function readKeys(file) {
   if (!existsSync(file)) throw new CliError(`${file} does not exist (npm run dev creates .dev.vars)`);
@@ -61,9 +61,12 @@ function printNextStep(file) {
 (For production, keep the production set in its own 0600 file and pass it with --file <that file>.)`);
     return;
   }
+  // The deployed workers are wrangler environments (README, Deploying): without --env the set
+  // would go to the top-level worker, and the deployed one would keep its old keys.
+  const env = process.env.CLOUDFLARE_ENV || "<name>";
   console.log(`\nNext: upload the set to the deployed worker (private keys go through the pipe, never to the terminal):
-  node scripts/keys.mjs print --file ${file} | npx wrangler secret put JWT_KEYS
-(the secret applies to the deployed worker at once; nothing needs redeploying)`);
+  node scripts/keys.mjs print --file ${file} | npx wrangler secret put JWT_KEYS --env ${env}
+(${env === "<name>" ? "<name>: the environment this set is for, production or staging; " : ""}the secret applies to the deployed worker at once; nothing needs redeploying)`);
 }
 
 await runCli(async () => {
@@ -118,7 +121,7 @@ await runCli(async () => {
 
   if (command === "print") {
     if (process.stdout.isTTY)
-      throw new CliError("refusing to print private keys to a terminal; pipe it: ... | npx wrangler secret put JWT_KEYS");
+      throw new CliError("refusing to print private keys to a terminal; pipe it: ... | npx wrangler secret put JWT_KEYS --env <name>");
     const { keys } = readKeys(file);
     process.stdout.write(JSON.stringify({ keys }));
     return;

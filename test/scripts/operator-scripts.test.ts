@@ -305,9 +305,12 @@ describe("operator scripts", () => {
       expect(statSync(file).mode & 0o777).toBe(0o600);
       const [key] = JSON.parse(readDevVars(file).JWT_KEYS as string).keys as { kid: string; d: string }[];
       expect(res.stdout).toContain(`${key?.kid}  (signs)`);
-      expect(res.stdout).toContain(`node scripts/keys.mjs print --file ${file} | npx wrangler secret put JWT_KEYS`);
+      // The deployed workers are wrangler environments: without --env the set would go to the top-level worker.
+      expect(res.stdout).toContain(`node scripts/keys.mjs print --file ${file} | npx wrangler secret put JWT_KEYS --env <name>`);
       expect(res.stdout).not.toContain("npm run dev");
       expect(res.stdout).not.toContain(key?.d);
+      const staging = await run("scripts/keys.mjs", ["rotate", "--file", file], { CLOUDFLARE_ENV: "staging" });
+      expect(staging.stdout).toContain(`| npx wrangler secret put JWT_KEYS --env staging`);
     });
   });
 });
