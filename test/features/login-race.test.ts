@@ -173,47 +173,27 @@ describe("a change authorised by the old password, racing what ends every sign-i
     expect(reset.status, reset.text).toBe(204);
   }
 
-  it("a password change loses to a password reset", async () => {
-    const victim = await h.signedInUser();
-    const thief = await h.login(victim.email, victim.password);
-    const res = await whileWriting(
-      /^update "refresh_tokens"/,
-      () =>
-        h.call(
-          "POST",
-          "/api/v1/me/password",
-          { current_password: victim.password, new_password: THIEF_PASSWORD },
-          { token: thief.access_token, env: probed },
-        ),
-      () => resetPassword(victim.email),
-    );
-    expect(res.status).toBe(409);
-    expect((await login(victim.email, THIEF_PASSWORD)).status).toBe(401);
-    expect((await login(victim.email, VICTIM_PASSWORD)).status).toBe(200);
-  });
+  /** POST /me/password with `token`, from `current` to `next`. */
+  const changePassword = (token: string, current: string, next: string, env?: Env) =>
+    h.call("POST", "/api/v1/me/password", { current_password: current, new_password: next }, { token, env });
 
-  it("a password change loses to the owner's own password change", async () => {
+  it.each([
+    ["a password reset", (victim: { email: string }) => resetPassword(victim.email)],
+    [
+      "the owner's own password change",
+      async (victim: { password: string; access_token: string }) => {
+        const changed = await changePassword(victim.access_token, victim.password, VICTIM_PASSWORD);
+        expect(changed.status, changed.text).toBe(204);
+      },
+    ],
+  ] as const)("a password change loses to %s", async (_what, meanwhile) => {
     const victim = await h.signedInUser();
     const thief = await h.login(victim.email, victim.password);
     h.clock.advance(1500);
     const res = await whileWriting(
       /^update "refresh_tokens"/,
-      () =>
-        h.call(
-          "POST",
-          "/api/v1/me/password",
-          { current_password: victim.password, new_password: THIEF_PASSWORD },
-          { token: thief.access_token, env: probed },
-        ),
-      async () => {
-        const changed = await h.call(
-          "POST",
-          "/api/v1/me/password",
-          { current_password: victim.password, new_password: VICTIM_PASSWORD },
-          { token: victim.access_token },
-        );
-        expect(changed.status, changed.text).toBe(204);
-      },
+      () => changePassword(thief.access_token, victim.password, THIEF_PASSWORD, probed),
+      () => meanwhile(victim),
     );
     expect(res.status).toBe(409);
     expect((await login(victim.email, THIEF_PASSWORD)).status).toBe(401);
@@ -260,13 +240,7 @@ describe("a change authorised by the old password, racing what ends every sign-i
     const user = await h.signedInUser();
     const changed = await whileWriting(
       /^update "refresh_tokens"/,
-      () =>
-        h.call(
-          "POST",
-          "/api/v1/me/password",
-          { current_password: user.password, new_password: THIEF_PASSWORD },
-          { token: user.access_token, env: probed },
-        ),
+      () => changePassword(user.access_token, user.password, THIEF_PASSWORD, probed),
       async () => {},
     );
     expect(changed.status).toBe(204);
