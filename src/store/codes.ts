@@ -11,7 +11,7 @@
  */
 import { and, desc, eq, getTableColumns, gt, gte, inArray, isNull, lte, type SQL, sql } from "drizzle-orm";
 import { mailSubjects, rateLimitKey } from "../lib/rate-limit";
-import { affectedRows, type Db, type Query, runBatch, runOne, StoreError } from "./driver";
+import { affectedRows, type Db, type Query, runBatch, runGuarded, runOne } from "./driver";
 import { type PendingNotice, pendingNoticeInsert } from "./notices";
 import { otpCodes, rateLimits, refreshTokens, users } from "./schema";
 import {
@@ -25,6 +25,7 @@ import {
   revokeAllForUser,
   supersedeCodes,
   voidAllCodes,
+  whileSignInsAsRead,
 } from "./statements";
 import type { ActivityRecord, Counter, NewCode, NewRefreshToken, OtpPurpose, RequestMeta, User } from "./types";
 
@@ -137,50 +138,36 @@ export function DrizzleCodeStore(db: Db): CodeStore {
    * disabling that commits meanwhile leaves no session behind (nor one re-enabling would revive).
    */
   async function spend(codeId: string, entry: SpendEntry, effects: (Query | false | null)[], signInsValidAfter?: number): Promise<boolean> {
-    const accountUnchanged =
-      signInsValidAfter === undefined
-        ? undefined
-        : sql`EXISTS (SELECT 1 FROM ${users} WHERE ${and(
-            eq(users.id, entry.userId),
-            eq(users.isActive, true),
-            eq(users.tokensValidAfter, signInsValidAfter),
-          )})`;
     const liveCodeOwner = sql`(SELECT ${otpCodes.userId} FROM ${otpCodes} WHERE ${and(
       eq(otpCodes.id, codeId),
       eq(otpCodes.userId, entry.userId),
       isNull(otpCodes.consumedAt),
       gt(otpCodes.expiresAt, entry.nowMs),
-      accountUnchanged,
+      signInsValidAfter === undefined ? undefined : whileSignInsAsRead(entry.userId, signInsValidAfter),
     )})`;
-    try {
-      await runBatch(db, [
-        activityInsertSelect(db, entry, { userIdFrom: liveCodeOwner }),
-        ...effects,
-        // The right code gives back its count on the address's daily failure counter (see `check`).
-        db
-          .update(rateLimits)
-          .set({ count: sql`${rateLimits.count} - 1` })
-          .where(
-            and(
-              eq(
-                rateLimits.key,
-                sql`${rateLimitKey("otpFailuresPerDay", "")} || (SELECT ${otpCodes.sentTo} FROM ${otpCodes} WHERE ${otpCodes.id} = ${codeId})`,
-              ),
-              gt(rateLimits.count, 0),
+    return runGuarded(db, [
+      activityInsertSelect(db, entry, { userIdFrom: liveCodeOwner }),
+      ...effects,
+      // The right code gives back its count on the address's daily failure counter (see `check`).
+      db
+        .update(rateLimits)
+        .set({ count: sql`${rateLimits.count} - 1` })
+        .where(
+          and(
+            eq(
+              rateLimits.key,
+              sql`${rateLimitKey("otpFailuresPerDay", "")} || (SELECT ${otpCodes.sentTo} FROM ${otpCodes} WHERE ${otpCodes.id} = ${codeId})`,
             ),
+            gt(rateLimits.count, 0),
           ),
-        // Cannot miss: the guard just saw the code live, in the same transaction (an effect may
-        // already have voided it with the account's other codes; then this changes nothing).
-        db
-          .update(otpCodes)
-          .set({ consumedAt: entry.nowMs })
-          .where(and(eq(otpCodes.id, codeId), isNull(otpCodes.consumedAt))),
-      ]);
-      return true;
-    } catch (error) {
-      if (error instanceof StoreError && error.kind === "guard_failed") return false;
-      throw error;
-    }
+        ),
+      // Cannot miss: the guard just saw the code live, in the same transaction (an effect may
+      // already have voided it with the account's other codes; then this changes nothing).
+      db
+        .update(otpCodes)
+        .set({ consumedAt: entry.nowMs })
+        .where(and(eq(otpCodes.id, codeId), isNull(otpCodes.consumedAt))),
+    ]);
   }
 
   return {

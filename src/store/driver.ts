@@ -52,6 +52,20 @@ export async function runBatch(db: Db, queries: (Query | false | null | undefine
   }
 }
 
+/**
+ * Runs a guarded batch (its guard aborts it through a NOT NULL constraint, see `StoreError`):
+ * true when it applied, false when the guard stopped it and nothing was written.
+ */
+export async function runGuarded(db: Db, queries: (Query | false | null | undefined)[]): Promise<boolean> {
+  try {
+    await runBatch(db, queries);
+    return true;
+  } catch (error) {
+    if (error instanceof StoreError && error.kind === "guard_failed") return false;
+    throw error;
+  }
+}
+
 /** Rows a write changed, from either driver's result: D1's `meta.changes`, libSQL's `rowsAffected`. */
 export function affectedRows(result: unknown): number {
   if (Array.isArray(result)) return result.length; // `.returning()` rows

@@ -192,16 +192,29 @@ export const isPublicAccount = () => and(eq(users.emailVerified, true), eq(users
 export type AccountAsRead = Pick<User, "id" | "passwordHash" | "tokensValidAfter">;
 
 /**
- * The account is still as `read`: the same password hash, and no sign-ins ended since
- * (`tokens_valid_after`, which a password change or reset, logout-all, disabling and an address
- * claimed by its owner all move). A change the caller authorised with what it read — the current
- * password checked against that hash, a sign-in live then — is written only while this holds, so
- * one that commits in between (the owner's reset, most of all) wins over a request in flight that
- * someone who knows the old password sent. The same rule guards a password sign-in's session
- * (tokens.ts, `insertWhileAccountUnchanged`).
+ * The account's sign-ins are as read: it is active, and none ended since (`tokens_valid_after`,
+ * which a password change or reset, logout-all, disabling and an address claimed by its owner all
+ * move). What a request started from that state — a code sign-in's session — is written only
+ * while this holds, so a logout-all or disabling that commits in between leaves nothing behind.
+ */
+function signInsAsRead(userId: string, tokensValidAfter: number): SQL {
+  return and(eq(users.id, userId), eq(users.isActive, true), eq(users.tokensValidAfter, tokensValidAfter)) as SQL;
+}
+
+/** `signInsAsRead` as a condition for any statement. */
+export function whileSignInsAsRead(userId: string, tokensValidAfter: number): SQL {
+  return sql`EXISTS (SELECT 1 FROM ${users} WHERE ${signInsAsRead(userId, tokensValidAfter)})`;
+}
+
+/**
+ * The account is still as `read`: `signInsAsRead`, and the same password hash. A change the caller
+ * authorised with what it read — the current password checked against that hash, a sign-in live
+ * then — is written only while this holds, so one that commits in between (the owner's reset,
+ * most of all) wins over a request in flight that someone who knows the old password sent. The
+ * same rule guards a password sign-in's session (tokens.ts, `insertWhileAccountUnchanged`).
  */
 function accountAsRead(read: AccountAsRead): SQL {
-  return and(eq(users.id, read.id), eq(users.passwordHash, read.passwordHash), eq(users.tokensValidAfter, read.tokensValidAfter)) as SQL;
+  return and(signInsAsRead(read.id, read.tokensValidAfter), eq(users.passwordHash, read.passwordHash)) as SQL;
 }
 
 /** `accountAsRead` as a condition for any statement of the change. */

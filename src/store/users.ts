@@ -4,7 +4,7 @@
  * changes). Every multi-statement change is one batch, so it applies whole or not at all.
  */
 import { and, desc, eq, or, type SQL, sql } from "drizzle-orm";
-import { affectedRows, type Db, type Placeholders, prepared, type Query, runBatch, runOne, StoreError } from "./driver";
+import { affectedRows, type Db, type Placeholders, prepared, type Query, runBatch, runGuarded, runOne } from "./driver";
 import { type PendingNotice, pendingNoticeInsert } from "./notices";
 import { activity, adminAudit, otpCodes, profiles, refreshTokens, statuses, users } from "./schema";
 import {
@@ -156,17 +156,6 @@ const authenticateUser = prepared((db, p: Placeholders<{ userId: string; session
     .where(eq(users.id, p.userId))
     .limit(1),
 );
-
-/** Runs a batch whose first statement is a guard (`entryWhileAccountAsRead`): false when the guard stopped it. */
-async function runGuarded(db: Db, queries: (Query | false | null | undefined)[]): Promise<boolean> {
-  try {
-    await runBatch(db, queries);
-    return true;
-  } catch (error) {
-    if (error instanceof StoreError && error.kind === "guard_failed") return false;
-    throw error;
-  }
-}
 
 export function DrizzleUserStore(db: Db): UserStore {
   return {

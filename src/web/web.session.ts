@@ -81,15 +81,18 @@ const REGISTRANT_LABEL = "latchkey web registrant v1";
  * address is confirmed and they are sent to sign in. `email` is the canonical address.
  */
 export async function rememberRegistrant(c: Context<WebEnv>, email: string): Promise<void> {
-  const tag = await hmacSha256Hex(c.var.deps.secrets.otpSecret, `${REGISTRANT_LABEL}\n${email}`);
-  setCookie(c, COOKIE.registrant, tag, { ...BASE, maxAge: PENDING_EMAIL_MAX_AGE_S * 2 });
+  setCookie(c, COOKIE.registrant, await registrantTag(c, email), { ...BASE, maxAge: PENDING_EMAIL_MAX_AGE_S * 2 });
 }
 
 /** Whether this browser registered, or proved the password of, the account at canonical `email`. */
 export async function isRegistrant(c: Context<WebEnv>, email: string): Promise<boolean> {
   const tag = getCookie(c, COOKIE.registrant);
   if (!tag || tag.length !== 64) return false;
-  return timingSafeEqual(tag, await hmacSha256Hex(c.var.deps.secrets.otpSecret, `${REGISTRANT_LABEL}\n${email}`));
+  return timingSafeEqual(tag, await registrantTag(c, email));
+}
+
+function registrantTag(c: Context<WebEnv>, email: string): Promise<string> {
+  return hmacSha256Hex(c.var.deps.secrets.otpSecret, `${REGISTRANT_LABEL}\n${email}`);
 }
 
 /** Stores a new token pair (after a sign-in or a rotation). */

@@ -7,6 +7,16 @@ import { decodeJwt, harness, setConfig, unique } from "../helpers";
 const h = harness();
 const ADMIN = "/api/v1/admin";
 
+/** The real local KV, except that writes of `key` fail, and with `deletes` every delete too. */
+function refusingKv(key: string, options: { deletes?: boolean } = {}): KVNamespace {
+  const refused = () => Promise.reject(new Error("KV unavailable"));
+  return {
+    get: (...args: Parameters<KVNamespace["get"]>) => env.CONFIG.get(...args),
+    delete: (k: string) => (options.deletes ? refused() : env.CONFIG.delete(k)),
+    put: (k: string, value: string) => (k === key ? refused() : env.CONFIG.put(k, value)),
+  } as unknown as KVNamespace;
+}
+
 async function staffUser(hh = h) {
   const user = await hh.registerVerified();
   await env.DB.prepare("UPDATE users SET is_staff = 1 WHERE id = ?").bind(user.id).run();
@@ -189,12 +199,7 @@ describe("PATCH /admin/config", () => {
 
   it("changes nothing, audit included, when KV refuses one of the writes", async () => {
     const admin = await staffUser();
-    // The real local KV, except that writes of otp_ttl fail.
-    const flakyKv = {
-      get: (...args: Parameters<KVNamespace["get"]>) => env.CONFIG.get(...args),
-      delete: (key: string) => env.CONFIG.delete(key),
-      put: (key: string, value: string) => (key === "otp_ttl" ? Promise.reject(new Error("KV unavailable")) : env.CONFIG.put(key, value)),
-    } as unknown as KVNamespace;
+    const flakyKv = refusingKv("otp_ttl");
     const res = await h.call(
       "PATCH",
       `${ADMIN}/config`,
@@ -210,11 +215,7 @@ describe("PATCH /admin/config", () => {
   it("says which change stayed, and keeps its audit entry, when KV cannot put a landed write back", async () => {
     const admin = await staffUser();
     // otp_ttl is refused, and so is putting access_token_ttl back (a delete, as it had no value).
-    const flakyKv = {
-      get: (...args: Parameters<KVNamespace["get"]>) => env.CONFIG.get(...args),
-      delete: () => Promise.reject(new Error("KV unavailable")),
-      put: (key: string, value: string) => (key === "otp_ttl" ? Promise.reject(new Error("KV unavailable")) : env.CONFIG.put(key, value)),
-    } as unknown as KVNamespace;
+    const flakyKv = refusingKv("otp_ttl", { deletes: true });
     try {
       const res = await h.call(
         "PATCH",

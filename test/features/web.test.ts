@@ -501,7 +501,6 @@ describe("sign-in pages", () => {
 describe("admin console", () => {
   it("sends a GET of any form's action path to the page the form is on, never back to itself", async () => {
     const routes = h.app.routes.filter((r) => !/^\/(api|dev|\.well-known)\//.test(r.path) && r.path !== "/*");
-    const gets = new Set(routes.filter((r) => r.method === "GET").map((r) => r.path));
     const actions = [...new Set(routes.filter((r) => r.method === "POST").map((r) => r.path))];
     expect(actions.length).toBeGreaterThan(10);
     for (const action of actions) {
@@ -511,7 +510,6 @@ describe("admin console", () => {
       expect(res.status, path).toBe(303);
       expect(new URL(res.location as string, BASE).pathname, path).not.toBe(path);
     }
-    expect(gets.size).toBeGreaterThan(0);
   });
 
   it("is staff only: a 403 page for others, refusing self-demotion with the reason", async () => {

@@ -10,9 +10,10 @@
  */
 import type { Deps } from "../../deps";
 import { randomId } from "../../lib/crypto";
+import { loggableError } from "../../lib/errors";
 import { log } from "../../lib/log";
 import type { PendingNotice } from "../../store";
-import { type MailMessage, MailMessageSchema, type Notice } from "./mail.messages";
+import { type Notice, type NoticeMail, NoticeMailSchema } from "./mail.messages";
 
 /** How old a pending notice must be before it is sent from the table: the request that wrote it has long finished. */
 export const NOTICE_RESEND_AFTER_MS = 5 * 60_000;
@@ -29,7 +30,7 @@ export function newNotice(
   to: string,
   newEmail: string,
 ): { row: PendingNotice; send: () => Promise<void> } {
-  const message: MailMessage = { kind: "notice", notice, to, new_email: newEmail, notice_id: randomId() };
+  const message: NoticeMail = { kind: "notice", notice, to, new_email: newEmail, notice_id: randomId() };
   const row = { id: message.notice_id, message: JSON.stringify(message), createdAt: deps.clock.now() };
   return {
     row,
@@ -40,17 +41,17 @@ export function newNotice(
 }
 
 /** Enqueues one notice and forgets its row; a failure is logged and the row kept for a later run. */
-async function deliver(deps: Pick<Deps, "outbox" | "notices">, id: string, message: MailMessage): Promise<boolean> {
+async function deliver(deps: Pick<Deps, "outbox" | "notices">, id: string, message: NoticeMail): Promise<boolean> {
   try {
     await deps.outbox.send(message);
   } catch (error) {
-    log("error", "mail.notice_pending", { notice: message.kind === "notice" ? message.notice : "?", error: String(error) });
+    log("error", "mail.notice_pending", { notice: message.notice, error: loggableError(error) });
     return false;
   }
   try {
     await deps.notices.remove(id);
   } catch (error) {
-    log("warn", "mail.notice_not_forgotten", { error: String(error) });
+    log("warn", "mail.notice_not_forgotten", { notice: message.notice, error: loggableError(error) });
   }
   return true;
 }
@@ -61,12 +62,12 @@ export async function sendPendingNotices(deps: Pick<Deps, "clock" | "outbox" | "
   try {
     rows = await deps.notices.due(deps.clock.now() - NOTICE_RESEND_AFTER_MS, NOTICE_RESEND_BATCH);
   } catch (error) {
-    log("error", "mail.notice_pending", { error: String(error) });
+    log("error", "mail.notice_pending", { error: loggableError(error) });
     return { sent: 0, pending: 0 };
   }
   let sent = 0;
   for (const row of rows) {
-    const parsed = MailMessageSchema.safeParse(safeJson(row.message));
+    const parsed = NoticeMailSchema.safeParse(safeJson(row.message));
     if (!parsed.success) {
       // Not one this code wrote: dropped, or it would be retried forever.
       await deps.notices.remove(row.id).catch(() => undefined);

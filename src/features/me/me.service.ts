@@ -98,10 +98,9 @@ export async function updateMe(
       nowMs: now,
       cancelPendingCodes: cancelPending,
       code: code?.row ?? null,
-      emailChange:
-        emailChange && notice
-          ? { activity: { userId: user.id, type: "email_change_requested", nowMs: now, meta }, asRead: user, notice: notice.row }
-          : null,
+      emailChange: notice
+        ? { activity: { userId: user.id, type: "email_change_requested", nowMs: now, meta }, asRead: user, notice: notice.row }
+        : null,
       release,
     });
   } catch (error) {
