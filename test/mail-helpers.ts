@@ -6,7 +6,7 @@
 import { createExecutionContext, createMessageBatch, env, getQueueResult } from "cloudflare:test";
 import { vi } from "vitest";
 import { consumeMailBatch } from "../src/features/mail/mail.consumer";
-import type { MailMessage, NoticeMail, OtpMail } from "../src/features/mail/mail.messages";
+import { type MailMessage, type NoticeMail, type OtpMail, openMailCode } from "../src/features/mail/mail.messages";
 import { type Mail, MemoryMailer } from "../src/features/mail/mailer";
 import type { Clock } from "../src/lib/clock";
 
@@ -17,21 +17,33 @@ export const MAIL_QUEUE_NAME = "latchkey-mail";
  * enqueued. Only the producer is doubled; delivery is done by `deliver` through the real consumer.
  */
 export function capturingEnv(base: Env = env) {
-  /** Code mails, in the order they were enqueued. */
-  const sent: OtpMail[] = [];
+  /** Code mails, in the order they were enqueued, each with its code opened for the test. */
+  const sent: CodeMail[] = [];
   /** Security notices (no code). */
   const notices: NoticeMail[] = [];
-  const record = (body: MailMessage) => {
-    if (body.kind === "otp") sent.push(body);
+  /** Every message exactly as it went onto the queue. */
+  const queued: MailMessage[] = [];
+  const record = async (body: MailMessage) => {
+    queued.push(structuredClone(body));
+    if (body.kind === "otp") sent.push({ ...body, code: await openedCode(base, body) });
     else notices.push(body);
   };
   const queue = {
     send: async (body: MailMessage) => record(body),
     sendBatch: async (messages: Iterable<{ body: MailMessage }>) => {
-      for (const m of messages) record(m.body);
+      for (const m of messages) await record(m.body);
     },
   } as unknown as Queue;
-  return { env: { ...base, MAIL_QUEUE: queue } as Env, sent, notices };
+  return { env: { ...base, MAIL_QUEUE: queue } as Env, sent, notices, queued };
+}
+
+/** A queued code mail with its code, which the queue itself only carries sealed. */
+export type CodeMail = OtpMail & { code: string };
+
+async function openedCode(base: Env, body: OtpMail): Promise<string> {
+  const code = await openMailCode(base.OTP_SECRET, body);
+  if (code === null) throw new Error(`a queued code mail whose code does not open: ${body.code_id}`);
+  return code;
 }
 
 let messageCounter = 0;

@@ -72,3 +72,57 @@ export function randomDigits(length: number): string {
 export function randomId(): string {
   return base64urlEncode(randomBytes(16));
 }
+
+/** AES-GCM's nonce (random per message) and tag sizes, in bytes. */
+const SEAL_IV_BYTES = 12;
+const SEAL_TAG_BYTES = 16;
+
+/** One AES-256 key per (label, secret): SHA-256 of both, so each use of a secret has a key of its own. */
+const sealKeys = new Map<string, Promise<CryptoKey>>();
+function sealKey(secret: string, label: string): Promise<CryptoKey> {
+  const id = `${label}\n${secret}`;
+  let key = sealKeys.get(id);
+  if (!key) {
+    key = crypto.subtle
+      .digest("SHA-256", encoder.encode(id))
+      .then((raw) => crypto.subtle.importKey("raw", raw, "AES-GCM", false, ["encrypt", "decrypt"]));
+    sealKeys.set(id, key);
+  }
+  return key;
+}
+
+/**
+ * Encrypts and authenticates the UTF-8 of `plain` with AES-256-GCM under a key derived from `secret` for
+ * `label`, bound to `context` (the additional data: the sealed value opens only for the same
+ * context). base64url of nonce ‖ ciphertext ‖ tag.
+ */
+export async function seal(secret: string, label: string, context: string, plain: string): Promise<string> {
+  const iv = randomBytes(SEAL_IV_BYTES);
+  const sealed = new Uint8Array(
+    await crypto.subtle.encrypt(
+      { name: "AES-GCM", iv, additionalData: encoder.encode(context) },
+      await sealKey(secret, label),
+      encoder.encode(plain),
+    ),
+  );
+  const bytes = new Uint8Array(SEAL_IV_BYTES + sealed.length);
+  bytes.set(iv);
+  bytes.set(sealed, SEAL_IV_BYTES);
+  return base64urlEncode(bytes);
+}
+
+/** Opens what `seal` made with the same secret, label and context; null for anything else (altered, forged, moved, not ours). */
+export async function unseal(secret: string, label: string, context: string, sealed: string): Promise<Uint8Array | null> {
+  const bytes = base64urlDecode(sealed);
+  if (!bytes || bytes.length <= SEAL_IV_BYTES + SEAL_TAG_BYTES) return null;
+  try {
+    const plain = await crypto.subtle.decrypt(
+      { name: "AES-GCM", iv: bytes.slice(0, SEAL_IV_BYTES), additionalData: encoder.encode(context) },
+      await sealKey(secret, label),
+      bytes.slice(SEAL_IV_BYTES),
+    );
+    return new Uint8Array(plain);
+  } catch {
+    return null;
+  }
+}

@@ -10,7 +10,7 @@
  * replayed on the timeline, the directory's would have placed that same time between two statuses.
  */
 import { z } from "@hono/zod-openapi";
-import { base64urlDecode, base64urlEncode, randomBytes } from "./crypto";
+import { seal, unseal } from "./crypto";
 import { AppError } from "./errors";
 
 /** Page sizes: small by default, bounded so one request never reads an unbounded table slice. */
@@ -35,53 +35,26 @@ export interface Page<T> {
   next_cursor: string | null;
 }
 
-/** The cursor key, derived from the secret under its own label (one SHA-256), once per isolate. */
-const cursorKeys = new Map<string, Promise<CryptoKey>>();
-function cursorKey(secret: string): Promise<CryptoKey> {
-  let key = cursorKeys.get(secret);
-  if (!key) {
-    key = crypto.subtle
-      .digest("SHA-256", new TextEncoder().encode(`pagination-cursor:v2\n${secret}`))
-      .then((raw) => crypto.subtle.importKey("raw", raw, "AES-GCM", false, ["encrypt", "decrypt"]));
-    cursorKeys.set(secret, key);
-  }
-  return key;
-}
-
-/** AES-GCM's nonce (random per cursor) and tag sizes, in bytes. */
-const IV_BYTES = 12;
-const TAG_BYTES = 16;
-
-const listData = (list: ListName) => new TextEncoder().encode(`list:${list}`);
+/** The cursors' label for `seal` (a key of their own, derived from the secret) and their additional data. */
+const CURSOR_LABEL = "pagination-cursor:v2";
+const listContext = (list: ListName) => `list:${list}`;
 
 export async function encodeCursor(secret: string, list: ListName, position: Cursor): Promise<string> {
-  const iv = randomBytes(IV_BYTES);
-  const plain = new TextEncoder().encode(JSON.stringify([position.t, position.id]));
-  const sealed = new Uint8Array(
-    await crypto.subtle.encrypt({ name: "AES-GCM", iv, additionalData: listData(list) }, await cursorKey(secret), plain),
-  );
-  const bytes = new Uint8Array(IV_BYTES + sealed.length);
-  bytes.set(iv);
-  bytes.set(sealed, IV_BYTES);
-  return base64urlEncode(bytes);
+  return seal(secret, CURSOR_LABEL, listContext(list), JSON.stringify([position.t, position.id]));
 }
 
 /** Decodes a cursor made by `encodeCursor` with the same secret for the same list; anything else is a 400 `invalid_cursor`. */
 export async function decodeCursor(secret: string, list: ListName, cursor: string): Promise<Cursor> {
   const invalid = () => new AppError("invalid_cursor", "Pass back the next_cursor of a previous page unchanged.");
   if (cursor.length > CURSOR_MAX_LENGTH) throw invalid();
-  const bytes = base64urlDecode(cursor);
-  if (!bytes || bytes.length <= IV_BYTES + TAG_BYTES) throw invalid();
+  // null: altered, forged, made under another secret or for another list
+  const plain = await unseal(secret, CURSOR_LABEL, listContext(list), cursor);
+  if (!plain) throw invalid();
   let value: unknown;
   try {
-    const plain = await crypto.subtle.decrypt(
-      { name: "AES-GCM", iv: bytes.slice(0, IV_BYTES), additionalData: listData(list) },
-      await cursorKey(secret),
-      bytes.slice(IV_BYTES),
-    );
     value = JSON.parse(new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(plain));
   } catch {
-    throw invalid(); // altered, forged, made under another secret or for another list, or not JSON
+    throw invalid();
   }
   if (!Array.isArray(value) || value.length !== 2) throw invalid();
   const [t, id] = value as unknown[];

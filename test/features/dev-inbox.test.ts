@@ -1,9 +1,8 @@
 import { env } from "cloudflare:test";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { DEV_INBOX_PREFIX, DEV_INBOX_TTL_SECONDS } from "../../src/features/mail/dev-inbox";
-import type { OtpMail as MailMessage } from "../../src/features/mail/mail.messages";
 import { harness, unique } from "../helpers";
-import { capturingEnv, deliver } from "../mail-helpers";
+import { capturingEnv, deliver, type CodeMail as MailMessage } from "../mail-helpers";
 
 const PASSWORD = "Tr0ub4dor&3-horse";
 /** What `npm run dev` runs with: the development environment and the console mail driver. */

@@ -1,12 +1,11 @@
 import { env } from "cloudflare:test";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { RETRY_MAX_SECONDS, retryDelaySeconds } from "../../src/features/mail/mail.consumer";
-import type { OtpMail as MailMessage } from "../../src/features/mail/mail.messages";
 import { escapeHtml, renderOtpMail } from "../../src/features/mail/mail.templates";
 import { CloudflareMailer, ConsoleMailer, HttpMailer, MemoryMailer } from "../../src/features/mail/mailer";
 import { addressOf, buildMimeMessage } from "../../src/features/mail/mime";
 import { harness, unique } from "../helpers";
-import { capturingEnv, codeInMail, deliver } from "../mail-helpers";
+import { capturingEnv, codeInMail, deliver, type CodeMail as MailMessage } from "../mail-helpers";
 
 const PASSWORD = "Tr0ub4dor&3-horse";
 
@@ -32,29 +31,54 @@ describe("mail queue and drivers", () => {
     return cap.sent[from] as MailMessage;
   }
 
-  it("delivers a registration code through the real local queue to the console log", async () => {
+  it("delivers a registration code through the real local queue to the console driver, which outside development logs no code", async () => {
     const lines: string[] = [];
     vi.spyOn(console, "log").mockImplementation((...args: unknown[]) => {
       lines.push(args.map(String).join(" "));
     });
     const email = `${unique("live")}@example.com`;
     const live = harness();
-    // The real MAIL_QUEUE binding: the message is delivered to this worker's queue() handler.
+    // The real MAIL_QUEUE binding: the message is delivered to this worker's queue() handler,
+    // whose env is the tests' own: ENVIRONMENT "production", as a bare `wrangler deploy` would run.
+    expect(env.ENVIRONMENT).toBe("production");
     expect((await live.call("POST", "/api/v1/auth/register", { email, password: PASSWORD })).status).toBe(201);
 
-    const pattern = new RegExp(`^\\[mail\\] to=${email.replace(/\./g, "\\.")} purpose=verify_email code=(\\d{6}) expires=(\\S+)$`);
-    let code = "";
-    await vi.waitFor(
-      () => {
-        const line = lines.find((l) => pattern.test(l));
-        expect(line).toBeDefined();
-        code = pattern.exec(line as string)?.[1] as string;
-      },
-      { timeout: 10_000, interval: 50 },
-    );
-    // The text body follows the summary line.
-    expect(lines.some((l) => l.includes(`    ${code}`) && l.includes("activate"))).toBe(true);
-    expect((await live.call("POST", "/api/v1/auth/verify-email", { email, code })).status).toBe(200);
+    const line = new RegExp(`^\\[mail\\] to=${email.replace(/\./g, "\\.")} purpose=verify_email expires=\\S+ \\(not sent, code withheld`);
+    await vi.waitFor(() => expect(lines.some((l) => line.test(l))).toBe(true), { timeout: 10_000, interval: 50 });
+    // No code and no body anywhere in the log (development's whole loop: dev-inbox.test.ts, the e2e suite).
+    expect(lines.filter((l) => l.includes(email) || /\b\d{6}\b/.test(l) || l.includes("activate"))).toHaveLength(1);
+    expect(lines.join("\n")).not.toMatch(/code=|^ {4}\d{6}$/m);
+  });
+
+  it("never puts a code on the queue readable: it travels sealed to its own message, and a moved or forged seal is not mailed", async () => {
+    const ada = await registerUnverified();
+    const grace = await registerUnverified();
+    const raw = cap.queued.filter((m) => m.kind === "otp" && (m.to === ada.email || m.to === grace.email));
+    expect(raw).toHaveLength(2);
+    for (const [message, code] of [
+      [raw[0], ada.message.code],
+      [raw[1], grace.message.code],
+    ] as const) {
+      expect(JSON.stringify(message)).not.toContain(code);
+      expect(Object.keys(message as object)).not.toContain("code");
+    }
+
+    const errors = vi.spyOn(console, "error").mockImplementation(() => {});
+    const mailer = MemoryMailer();
+    const moved = { ...grace.message, sealed_code: ada.message.sealed_code };
+    const otherSecret = { ...env, OTP_SECRET: "another-otp-secret-of-at-least-32-characters" } as Env;
+    const { outcomes } = await deliver([moved, { ...ada.message, sealed_code: "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA" }], {
+      clock: h.clock,
+      mailer,
+    });
+    const elsewhere = await deliver([ada.message], { clock: h.clock, mailer, env: otherSecret });
+    expect([...outcomes, ...elsewhere.outcomes]).toEqual(["malformed", "malformed", "malformed"]);
+    expect(mailer.outbox).toEqual([]);
+    expect(errors.mock.calls.map((c) => String(c[0])).join("\n")).toContain("sealed_code");
+
+    // The untouched messages still go out, each with its own code.
+    await deliver([ada.message, grace.message], { clock: h.clock, mailer });
+    expect(mailer.outbox.map(codeInMail)).toEqual([ada.message.code, grace.message.code]);
   });
 
   it("mails a code with a text and an HTML body, then acks the message", async () => {
@@ -105,7 +129,7 @@ describe("mail queue and drivers", () => {
       {},
       "hello",
       null,
-      { ...valid, code: "12ab56" },
+      { ...valid, sealed_code: "12ab56" },
       { ...valid, purpose: "delete_account" },
       { ...valid, kind: "newsletter" },
     ];
@@ -190,16 +214,25 @@ describe("mail queue and drivers", () => {
     expect(retryDelaySeconds(30)).toBe(RETRY_MAX_SECONDS);
   });
 
-  it("the console driver writes one summary line and, without a development inbox, the text body", async () => {
-    const lines: string[] = [];
-    await ConsoleMailer({ log: (line) => lines.push(line) }).send({
+  it("the console driver writes one summary line and, in development without an inbox, the text body; elsewhere neither code nor body", async () => {
+    const mail = {
       to: "ada@example.com",
       subject: "s",
-      text: "body text",
+      text: "body text 123456",
       html: "<p>x</p>",
       summary: { purpose: "login", code: "123456", expires: "2026-11-21T10:00:00.000Z" },
-    });
-    expect(lines).toEqual(["[mail] to=ada@example.com purpose=login code=123456 expires=2026-11-21T10:00:00.000Z", "body text"]);
+    };
+    const development: string[] = [];
+    await ConsoleMailer({ log: (line) => development.push(line), revealCodes: true }).send(mail);
+    expect(development).toEqual([
+      "[mail] to=ada@example.com purpose=login code=123456 expires=2026-11-21T10:00:00.000Z",
+      "body text 123456",
+    ]);
+    const elsewhere: string[] = [];
+    await ConsoleMailer({ log: (line) => elsewhere.push(line), revealCodes: false }).send(mail);
+    expect(elsewhere).toEqual([
+      "[mail] to=ada@example.com purpose=login expires=2026-11-21T10:00:00.000Z (not sent, code withheld: the console driver outside development)",
+    ]);
   });
 
   it("the http driver refuses to send without an API key", async () => {

@@ -10,7 +10,7 @@ import { createBackgroundDeps, type Deps } from "../../deps";
 import { type Clock, systemClock } from "../../lib/clock";
 import { loggableError } from "../../lib/errors";
 import { log } from "../../lib/log";
-import { MailMessageSchema, type NoticeMail, type OtpMail } from "./mail.messages";
+import { MailMessageSchema, type NoticeMail, type OtpMail, openMailCode } from "./mail.messages";
 import { renderNoticeMail, renderOtpMail } from "./mail.templates";
 import { type Mail, type Mailer, mailerFromEnv } from "./mailer";
 import { sendPendingNotices } from "./notices";
@@ -31,17 +31,17 @@ export const MAIL_MAX_RETRIES = 5;
 export type MailOutcome = "sent" | "skipped" | "malformed" | "retry" | "dead_letter";
 
 /** The code's mail, or why it is not sent (the code is no longer live, or never existed). */
-async function otpMail(body: OtpMail, codes: Deps["codes"], clock: Clock): Promise<Mail | string> {
+async function otpMail(body: OtpMail, code: string, codes: Deps["codes"], clock: Clock): Promise<Mail | string> {
   const now = clock.now();
   const row = await codes.state(body.code_id);
   const state = !row ? "gone" : row.consumedAt !== null ? "used or superseded" : row.expiresAt <= now ? "expired" : "live";
   if (state !== "live" || !row) return `its ${body.purpose} code is ${state}`;
-  const rendered = renderOtpMail({ to: body.to, purpose: body.purpose, code: body.code, expiresAtMs: row.expiresAt, nowMs: now });
+  const rendered = renderOtpMail({ to: body.to, purpose: body.purpose, code, expiresAtMs: row.expiresAt, nowMs: now });
   return {
     to: body.to,
     ...rendered,
     idempotencyKey: body.code_id,
-    summary: { purpose: body.purpose, code: body.code, expires: body.expires_at },
+    summary: { purpose: body.purpose, code, expires: body.expires_at },
   };
 }
 
@@ -50,18 +50,21 @@ function noticeMail(body: NoticeMail): Mail {
   return { to: body.to, ...rendered, idempotencyKey: body.notice_id, summary: { notice: body.notice } };
 }
 
-async function handleMessage(message: Message<unknown>, codes: Deps["codes"], mailer: Mailer, clock: Clock): Promise<MailOutcome> {
-  const parsed = MailMessageSchema.safeParse(message.body);
-  if (!parsed.success) {
+async function handleMessage(message: Message<unknown>, deps: Deps, mailer: Mailer, clock: Clock): Promise<MailOutcome> {
+  const malformed = (fields: string): MailOutcome => {
     // The body is not logged: it may hold a code. Its id is enough to find it in the queue's metrics.
-    const fields = parsed.error.issues.map((issue) => issue.path.join(".") || "body").join(", ");
     log("error", "mail.malformed", { message_id: message.id, bad_fields: fields });
     message.ack();
     return "malformed";
-  }
+  };
+  const parsed = MailMessageSchema.safeParse(message.body);
+  if (!parsed.success) return malformed(parsed.error.issues.map((issue) => issue.path.join(".") || "body").join(", "));
   const body = parsed.data;
+  // Sealed for another message, under another OTP_SECRET (rotating it voids every code anyway), or forged.
+  const code = body.kind === "otp" ? await openMailCode(deps.secrets.otpSecret, body) : null;
+  if (body.kind === "otp" && code === null) return malformed("sealed_code");
   try {
-    const mail = body.kind === "otp" ? await otpMail(body, codes, clock) : noticeMail(body);
+    const mail = body.kind === "otp" ? await otpMail(body, code as string, deps.codes, clock) : noticeMail(body);
     if (typeof mail === "string") {
       log("info", "mail.skipped", { message_id: message.id, reason: mail });
       message.ack();
@@ -109,7 +112,7 @@ export async function consumeMailBatch(
     return outcomes;
   }
   const deps = createBackgroundDeps(env, clock);
-  const outcomes = await Promise.all(batch.messages.map((message) => handleMessage(message, deps.codes, mailer, clock)));
+  const outcomes = await Promise.all(batch.messages.map((message) => handleMessage(message, deps, mailer, clock)));
   logBatch(batch, outcomes);
   // The queue works again: send the security notices an earlier failure left pending (notices.ts).
   await sendPendingNotices(deps);

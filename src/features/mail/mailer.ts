@@ -39,22 +39,34 @@ export const HTTP_MAIL_TIMEOUT_MS = 10_000;
 
 /**
  * Development driver: one `[mail] to=… k=v …` line per mail. This is the only place a one-time
- * code is ever written to a log, and it is only selected by `MAIL_DRIVER = "console"`. With a
- * development inbox the mail is kept there (readable at `/dev/mail`); without one the text body
- * follows the line, so the log is where the mail can be read.
+ * code is ever written to a log, and only in development (`ENVIRONMENT = "development"`, which
+ * `npm run dev` sets): with a development inbox the mail is kept there (readable at `/dev/mail`);
+ * without one the text body follows the line, so the log is where the mail can be read. Anywhere
+ * else (`revealCodes` false) the line leaves out the code and no body follows: the top level of
+ * wrangler.toml names this driver, and a bare `wrangler deploy` of it must not turn Workers Logs
+ * into a store of live codes.
  */
-export function ConsoleMailer(options: { log?: (line: string) => void; inbox?: DevInbox } = {}): Mailer {
+export function ConsoleMailer(options: { log?: (line: string) => void; inbox?: DevInbox; revealCodes: boolean }): Mailer {
   const log = options.log ?? console.log;
   return {
     name: "console",
     async send(mail) {
-      const facts = Object.entries(mail.summary ?? {}).map(([key, value]) => ` ${key}=${value}`);
+      const facts = Object.entries(mail.summary ?? {})
+        .filter(([key]) => options.revealCodes || !SECRET_FACTS.has(key))
+        .map(([key, value]) => ` ${key}=${value}`);
+      if (!options.revealCodes) {
+        log(`[mail] to=${mail.to}${facts.join("")} (not sent, code withheld: the console driver outside development)`);
+        return;
+      }
       log(`[mail] to=${mail.to}${facts.join("")}`);
       if (options.inbox) await options.inbox.record(mail);
       else log(mail.text);
     },
   };
 }
+
+/** Summary facts that are secrets: the console driver logs them in development only. */
+const SECRET_FACTS = new Set(["code"]);
 
 /** Keeps mails in memory; for tests and tools that need to read what would have been sent. */
 export function MemoryMailer(): Mailer & { outbox: Mail[] } {
@@ -143,7 +155,10 @@ export function mailerFromEnv(env: Env, options: { fetch?: typeof fetch; clock?:
   const driver = (env.MAIL_DRIVER || "console") as MailDriver;
   switch (driver) {
     case "console":
-      return ConsoleMailer({ inbox: devInboxEnabled(env) ? KvDevInbox(env.CONFIG, options.clock ?? systemClock) : undefined });
+      return ConsoleMailer({
+        inbox: devInboxEnabled(env) ? KvDevInbox(env.CONFIG, options.clock ?? systemClock) : undefined,
+        revealCodes: env.ENVIRONMENT === "development",
+      });
     case "http":
       return HttpMailer({ url: env.MAIL_API_URL, apiKey: env.MAIL_API_KEY, from: env.MAIL_FROM, fetch: options.fetch });
     case "cloudflare":

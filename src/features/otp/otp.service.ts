@@ -21,7 +21,7 @@ import { AppError } from "../../lib/errors";
 import { clientKey } from "../../lib/ip";
 import { assertWithinLimit } from "../../lib/rate-limit";
 import type { CodeOwner, NewCode, User } from "../../store";
-import type { MailMessage } from "../mail/mail.messages";
+import { type MailMessage, sealMailCode } from "../mail/mail.messages";
 import { CODE_PATTERN, OTP_LENGTH, type OtpPurpose } from "./otp.purposes";
 
 export function hashCode(secret: string, address: string, purpose: OtpPurpose, code: string): Promise<string> {
@@ -67,12 +67,11 @@ export async function newCode(
     createdAt: now,
     expiresAt: now + config.otp_ttl * 1000,
   };
+  const sealed = { to: sentTo, purpose, code_id: row.id };
   const message: MailMessage = {
     kind: "otp",
-    to: sentTo,
-    purpose,
-    code,
-    code_id: row.id,
+    ...sealed,
+    sealed_code: await sealMailCode(deps.secrets.otpSecret, sealed, code),
     expires_at: new Date(row.expiresAt).toISOString(),
   };
   return { row, message, send: () => enqueueMail(deps, message) };
