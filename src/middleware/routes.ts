@@ -88,12 +88,18 @@ export function RouteTable(routes: readonly RegisteredRoute[], definitions: read
 /**
  * Answers a wrong method on a known path with a 405 problem and `Allow`, before any body handling,
  * so the client learns what the path takes rather than a 404 or a complaint about its body.
- * OPTIONS is left to CORS; unknown paths fall through to the 404.
+ * OPTIONS with an `Origin` is a CORS preflight, left to the CORS middleware; without one it asks
+ * what the path allows (RFC 9110 §9.3.7): `204` with `Allow`. Unknown paths fall through to the 404.
  */
 export function methodNotAllowed(table: () => RouteTable): MiddlewareHandler<AppEnv> {
   return async function methodNotAllowed(c, next) {
     const method = c.req.method.toUpperCase();
-    if (method === "OPTIONS" || table().answers(method, c.req.path)) return next();
+    if (method === "OPTIONS") {
+      const allowed = c.req.header("origin") === undefined ? table().allowed(c.req.path) : [];
+      if (allowed.length === 0) return next();
+      return c.body(null, 204, { Allow: [...allowed, "OPTIONS"].sort().join(", ") });
+    }
+    if (table().answers(method, c.req.path)) return next();
     const allowed = table().allowed(c.req.path);
     if (allowed.length === 0 || allowed.includes(method)) return next();
     const allow = allowed.join(", ");

@@ -17,10 +17,20 @@ export function setSecurityHeaders(headers: Headers): void {
   if (!headers.has("Content-Security-Policy")) headers.set("Content-Security-Policy", JSON_CSP);
 }
 
-/** Hardening headers on every response, errors included. */
+/**
+ * Hardening headers on every response, errors included. An answer to a request that carried
+ * credentials (`Authorization`) is someone's own data, a staff view or a refusal of their token:
+ * unless its route chose a policy, no cache may keep it (OWASP ASVS 8.2.1), a browser's disk cache
+ * on a shared machine included, which RFC 9111 §3.5 leaves free to store it. The website's pages
+ * (cookies) say `no-store` themselves.
+ */
 export function securityHeaders(): MiddlewareHandler {
   return async function securityHeaders(c, next) {
     await next();
-    editResponseHeaders(c, setSecurityHeaders);
+    const personal = c.req.header("authorization") !== undefined;
+    editResponseHeaders(c, (headers) => {
+      setSecurityHeaders(headers);
+      if (personal && !headers.has("Cache-Control")) headers.set("Cache-Control", "no-store");
+    });
   };
 }

@@ -57,6 +57,31 @@ describe.sequential("the API through the real dev server", () => {
     expect(docs.headers.get("content-type")).toMatch(/^text\/html/);
   });
 
+  it("serves the static files (stylesheet, scripts, favicon, Swagger UI) with the hardening headers every worker answer has", async () => {
+    // Workers Static Assets answers these before the worker runs; public/_headers gives them the
+    // worker's hardening headers (setSecurityHeaders), compared here with a worker answer's values.
+    const worker = await call("GET", "/health");
+    const hardening = [
+      "x-content-type-options",
+      "strict-transport-security",
+      "referrer-policy",
+      "x-frame-options",
+      "content-security-policy",
+    ];
+    for (const path of [
+      "/favicon.svg",
+      "/web/site.css",
+      "/web/avatar-preview.js",
+      "/docs-assets/init.js",
+      "/docs-assets/vendor/swagger-ui-bundle.js",
+    ]) {
+      const res = await call("GET", path);
+      expect(res.status, path).toBe(200);
+      for (const header of hardening) expect(res.headers.get(header), `${path} ${header}`).toBe(worker.headers.get(header));
+    }
+    expect((await call("GET", "/_headers")).status).toBe(404);
+  });
+
   it("registers, mails the activation code to the log and the inbox, verifies and signs in", async () => {
     const reg = await call("POST", `${API}/auth/register`, { json: alice });
     expect(reg.status, reg.text).toBe(201);

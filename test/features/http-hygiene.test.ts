@@ -78,6 +78,28 @@ describe("security headers", () => {
     expect(refresh.status).toBe(200);
     expect(refresh.headers.get("cache-control")).toBe("no-store");
   });
+
+  it("no answer to a signed-in caller may be stored by a cache: their own data and every staff read say no-store", async () => {
+    const u = await h.signedInUser();
+    await env.DB.prepare("UPDATE users SET is_staff = 1 WHERE id = ?").bind(u.id).run();
+    for (const path of [
+      "/api/v1/me",
+      "/api/v1/me/profile",
+      "/api/v1/me/activity",
+      "/api/v1/me/sessions",
+      "/api/v1/admin/config",
+      "/api/v1/admin/users",
+      `/api/v1/admin/users/${u.id}`,
+      "/api/v1/admin/audit",
+    ]) {
+      const res = await h.call("GET", path, undefined, { token: u.access_token });
+      expect(res.status, path).toBe(200);
+      expect(res.headers.get("cache-control"), path).toBe("no-store");
+    }
+    // A refusal of a token says the same; the export keeps its own (same) policy.
+    expect((await h.call("GET", "/api/v1/me", undefined, { token: `${u.access_token}x` })).headers.get("cache-control")).toBe("no-store");
+    expect((await h.call("GET", "/api/v1/me/export", undefined, { token: u.access_token })).headers.get("cache-control")).toBe("no-store");
+  });
 });
 
 describe("CORS", () => {
@@ -328,6 +350,20 @@ describe("unknown routes, methods and failures", () => {
       expectProblem(res, 405, "method_not_allowed");
       expect(res.headers.get("allow"), `${method} ${path}`).toBe(allow);
     }
+  });
+
+  it("answers OPTIONS without an Origin (not a CORS preflight) with 204 and the path's Allow, and 404 on an unknown path", async () => {
+    for (const [path, allow] of [
+      ["/api/v1/me", "DELETE, GET, HEAD, OPTIONS, PATCH, PUT"],
+      [LOGIN, "OPTIONS, POST"],
+      ["/health", "GET, HEAD, OPTIONS"],
+    ] as const) {
+      const res = await h.call("OPTIONS", path);
+      expect(res.status, path).toBe(204);
+      expect(res.headers.get("allow"), path).toBe(allow);
+      expectSecurityHeaders(res);
+    }
+    expectProblem(await h.call("OPTIONS", "/api/v1/nowhere"), 404, "not_found");
   });
 
   it("answers HEAD wherever GET is answered", async () => {
