@@ -17,8 +17,7 @@ import { profilesRoutes } from "./features/profiles/profiles.routes";
 import { sessionsRoutes } from "./features/sessions/sessions.routes";
 import { statusesRoutes } from "./features/statuses/statuses.routes";
 import { type Clock, systemClock } from "./lib/clock";
-import { AppError, loggableError, problemResponse } from "./lib/errors";
-import { log } from "./lib/log";
+import { AppError, problemResponse } from "./lib/errors";
 import { createRouter } from "./lib/openapi";
 import { API_BASE } from "./lib/paths";
 import { jsonBody } from "./middleware/body";
@@ -26,7 +25,7 @@ import { requestContext } from "./middleware/context";
 import { crossOrigin } from "./middleware/cors";
 import { requireSetup, setupError } from "./middleware/readiness";
 import { requestId } from "./middleware/request-id";
-import { answeringRoute, requestLog } from "./middleware/request-log";
+import { logUnexpectedError, requestLog } from "./middleware/request-log";
 import { methodNotAllowed, RouteTable } from "./middleware/routes";
 import { securityHeaders } from "./middleware/security-headers";
 import { webRoutes } from "./web/web.routes";
@@ -75,14 +74,7 @@ export function createApp(options: { clock?: Clock; configCacheMs?: number } = {
   app.onError((error, c) => {
     const notSetUp = setupError(error); // its cause is already logged, by name and once
     const appError = notSetUp ?? toAppError(error);
-    if (appError.status >= 500 && !notSetUp) {
-      log("error", "error", {
-        request_id: c.get("requestId"),
-        method: c.req.method,
-        route: answeringRoute(c),
-        error: loggableError(error),
-      });
-    }
+    if (appError.status >= 500 && !notSetUp) logUnexpectedError(c, error);
     return problemResponse(c, appError);
   });
   app.notFound((c) => problemResponse(c, new AppError("not_found", "No such route.")));

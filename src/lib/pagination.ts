@@ -77,27 +77,37 @@ export async function pageRequest(
   };
 }
 
+/** A row's position by its `createdAt` and `id`, the order of most lists. */
+function createdPosition<R>(row: R): Cursor {
+  const r = row as unknown as { createdAt: number; id: string };
+  return { t: r.createdAt, id: r.id };
+}
+
 /**
- * Turns `limit + 1` fetched rows into a page: the extra row only proves there is a next page,
- * whose cursor is the position of the last row kept (by default its `createdAt` and `id`).
+ * Splits `limit + 1` fetched rows into the page's rows and where the next page starts: the extra
+ * row only proves there is a next page, which starts after the last row kept (null: none).
  */
+export function splitPage<R>(
+  rows: R[],
+  limit: number,
+  positionOf: (row: R) => Cursor = createdPosition,
+): { kept: R[]; next: Cursor | null } {
+  const kept = rows.slice(0, limit);
+  const last = kept[kept.length - 1];
+  return { kept, next: rows.length > limit && last !== undefined ? positionOf(last) : null };
+}
+
+/** Turns `limit + 1` fetched rows into a page whose cursor is sealed for `list` (see `splitPage`). */
 export async function toPage<R, T>(
   secret: string,
   list: ListName,
   rows: R[],
   limit: number,
   view: (row: R) => T,
-  positionOf: (row: R) => Cursor = (row) => {
-    const r = row as unknown as { createdAt: number; id: string };
-    return { t: r.createdAt, id: r.id };
-  },
+  positionOf: (row: R) => Cursor = createdPosition,
 ): Promise<Page<T>> {
-  const kept = rows.slice(0, limit);
-  const last = kept[kept.length - 1];
-  return {
-    items: kept.map(view),
-    next_cursor: rows.length > limit && last !== undefined ? await encodeCursor(secret, list, positionOf(last)) : null,
-  };
+  const { kept, next } = splitPage(rows, limit, positionOf);
+  return { items: kept.map(view), next_cursor: next ? await encodeCursor(secret, list, next) : null };
 }
 
 const LIMIT_MESSAGE = `must be an integer from 1 to ${PAGE_MAX_LIMIT}`;

@@ -10,6 +10,7 @@ import type { Context, MiddlewareHandler } from "hono";
 import { matchedRoutes } from "hono/route";
 import type { AppEnv } from "../env";
 import type { Clock } from "../lib/clock";
+import { loggableError } from "../lib/errors";
 import { log, userRef } from "../lib/log";
 
 /** The registered pattern of the handler that answered: the last matched route that is not middleware. */
@@ -20,6 +21,19 @@ export function answeringRoute(c: Context): string | null {
     if (route && route.method !== "ALL") return route.path;
   }
   return null;
+}
+
+/**
+ * The `error` line of an unexpected error (one that answers 500, or that aborts a body already
+ * being sent), with the request it broke; SQL parameters are stripped (`loggableError`).
+ */
+export function logUnexpectedError(c: Context, error: unknown): void {
+  log("error", "error", {
+    request_id: c.get("requestId"),
+    method: c.req.method,
+    route: answeringRoute(c),
+    error: loggableError(error),
+  });
 }
 
 /**

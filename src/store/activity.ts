@@ -11,10 +11,11 @@ import type { ActivityRecord, ActivityType, PageQuery, StoredActivity } from "./
 export interface ActivityStore {
   /** Writes one entry on its own (a failed re-authentication). */
   record(entry: ActivityRecord): Promise<void>;
-  /** The user's entries, newest first, optionally of one type (`limit + 1` rows). */
+  /**
+   * The user's entries, newest first by (time, id), optionally of one type (`limit + 1` rows).
+   * The only read of a history: the export walks it page by page too, as a whole one is unbounded.
+   */
   page(userId: string, filter: { type?: ActivityType }, page: PageQuery): Promise<StoredActivity[]>;
-  /** Every entry of the user, newest first. */
-  all(userId: string): Promise<StoredActivity[]>;
   /** Deletes up to `limit` entries older than `cutoffMs`; returns how many. */
   purgeOlderThan(cutoffMs: number, limit: number): Promise<number>;
 }
@@ -40,10 +41,6 @@ export function DrizzleActivityStore(db: Db): ActivityStore {
           .orderBy(desc(activity.createdAt), desc(activity.id))
           .limit(page.limit + 1),
       );
-    },
-
-    async all(userId) {
-      return runOne(db.select().from(activity).where(eq(activity.userId, userId)).orderBy(desc(activity.createdAt), desc(activity.id)));
     },
 
     async purgeOlderThan(cutoffMs, limit) {

@@ -1,6 +1,9 @@
 import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { decodeJwt, harness } from "../helpers";
+import { EXPORT_ACTIVITY_PAGE_SIZE } from "../../src/features/export/export.service";
+import { setLogSink } from "../../src/lib/log";
+import { type D1Probe, probeD1 } from "../d1-wrap";
+import { BASE, decodeJwt, harness } from "../helpers";
 
 const h = harness();
 
@@ -104,5 +107,94 @@ describe("GET /me/export", () => {
 
   it("needs a token", async () => {
     expect((await h.call("GET", "/api/v1/me/export")).status).toBe(401);
+  });
+});
+
+describe("GET /me/export of a long activity history", () => {
+  /** Adds `rows` entries to the user's history, three to a millisecond so ties straddle page boundaries (ids are random). */
+  async function longHistory(userId: string, rows: number) {
+    await env.DB.prepare(
+      `WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i + 1 < ?1)
+       INSERT INTO activity (id, user_id, type, created_at, ip, user_agent, details)
+       SELECT 'a' || lower(hex(randomblob(8))), ?2, 'login', ?3 - i / 3, NULL, NULL, '{"n":' || i || '}' FROM n`,
+    )
+      .bind(rows, userId, h.clock.now() - 60_000)
+      .run();
+    const { results } = await env.DB.prepare("SELECT id FROM activity WHERE user_id = ? ORDER BY created_at DESC, id DESC")
+      .bind(userId)
+      .all<{ id: string }>();
+    return results.map((r) => r.id);
+  }
+
+  /** The export's response as the worker hands it over, its body not yet read. */
+  async function open(token: string, target: Env) {
+    const headers = { authorization: `Bearer ${token}`, "cf-connecting-ip": "203.0.113.77" };
+    return h.app.fetch(new Request(`${BASE}/api/v1/me/export`, { headers }), target);
+  }
+
+  const activityReads = (probe: D1Probe) => probe.statements.filter((s) => /^select .* from "activity"/i.test(s));
+  const ROWS = Math.floor(EXPORT_ACTIVITY_PAGE_SIZE * 2.5);
+  /** Reads of `entries`: full pages, then one that comes back short (`limit + 1` rows prove there is more). */
+  const readsFor = (entries: number) => Math.ceil((entries + 1) / EXPORT_ACTIVITY_PAGE_SIZE);
+
+  it("exports every entry of a history longer than a page exactly once, newest first, one bounded page per read", async () => {
+    const u = await h.signedInUser();
+    const expected = await longHistory(u.id, ROWS);
+    const probe = probeD1(env.DB);
+    const res = await open(u.access_token, { ...env, DB: probe.db });
+    expect(res.status).toBe(200);
+    const text = await res.text();
+
+    const data = JSON.parse(text);
+    expect(data.activity.map((e: { id: string }) => e.id)).toEqual(expected);
+    expect(expected.length).toBe(ROWS + 2); // the factory's registration and sign-in
+    // The same document JSON.stringify makes of it: compact, fields in their order.
+    expect(text).toBe(JSON.stringify(data));
+    expect(Object.keys(data)).toEqual(["format_version", "exported_at", "account", "profile", "statuses", "activity", "sessions"]);
+
+    const reads = activityReads(probe);
+    expect(reads).toHaveLength(readsFor(expected.length));
+    for (const sql of reads) expect(sql).toMatch(/ limit \?$/i);
+  });
+
+  it("answers before reading the history, and reads each page only as the body is read", async () => {
+    const u = await h.signedInUser();
+    const entries = (await longHistory(u.id, ROWS)).length;
+    const probe = probeD1(env.DB);
+    const res = await open(u.access_token, { ...env, DB: probe.db });
+    expect(res.status).toBe(200);
+    expect(res.headers.get("content-disposition")).toBe('attachment; filename="latchkey-export.json"');
+    expect(activityReads(probe)).toHaveLength(0);
+
+    const reader = (res.body as ReadableStream<Uint8Array>).getReader();
+    let chunks = 0;
+    while (!(await reader.read()).done) {
+      chunks++;
+      // Never more than one page ahead of what the client took.
+      expect(activityReads(probe).length).toBeLessThanOrEqual(chunks);
+    }
+    expect(activityReads(probe)).toHaveLength(readsFor(entries));
+  });
+
+  it("aborts the body, rather than ending it as a shorter valid document, when a page read fails after the 200", async () => {
+    const lines: Record<string, unknown>[] = [];
+    const restore = setLogSink((_level, line) => lines.push(JSON.parse(line)));
+    try {
+      const u = await h.signedInUser();
+      await longHistory(u.id, ROWS);
+      const probe = probeD1(env.DB);
+      // The first page reads from the newest entry; every later one starts after a cursor.
+      probe.failWhen(/from "activity" where .*"activity"\."created_at" < \?/i);
+      const res = await open(u.access_token, { ...env, DB: probe.db });
+      expect(res.status).toBe(200);
+
+      await expect(res.text()).rejects.toThrow();
+      expect(activityReads(probe)).toHaveLength(2);
+      const errors = lines.filter((l) => l.event === "error");
+      expect(errors).toEqual([expect.objectContaining({ level: "error", route: "/api/v1/me/export", request_id: expect.any(String) })]);
+      expect(String(errors[0]?.error)).not.toContain(u.id);
+    } finally {
+      restore();
+    }
   });
 });

@@ -1,6 +1,8 @@
 import { createRoute, z } from "@hono/zod-openapi";
+import { jsonStreamResponse } from "../../lib/json-stream";
 import { bearerAuth, createRouter, jsonContent, problems } from "../../lib/openapi";
 import { requireUser } from "../../middleware/auth";
+import { logUnexpectedError } from "../../middleware/request-log";
 import { ActivityEntrySchema } from "../activity/activity.schemas";
 import { UserSchema } from "../auth/auth.schemas";
 import { ProfileSchema } from "../profiles/profiles.schemas";
@@ -34,5 +36,8 @@ export const exportRoutes = createRouter().openapi(
     middleware: [requireUser()],
     responses: { 200: jsonContent(ExportSchema, "The export (Content-Disposition: attachment)"), ...problems(401) },
   }),
-  async (c) => c.json(await exportUserData(c.var.deps, c.var.user), 200, EXPORT_DOWNLOAD_HEADERS),
+  async (c) => {
+    const body = await exportUserData(c.var.deps, c.var.user, (error) => logUnexpectedError(c, error));
+    return jsonStreamResponse(c, body, EXPORT_DOWNLOAD_HEADERS);
+  },
 );

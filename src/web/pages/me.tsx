@@ -15,7 +15,9 @@ import { listSessions, revokeSession } from "../../features/sessions/sessions.se
 import { CreateStatusSchema, ReplaceStatusSchema, STATUS_MAX_LENGTH } from "../../features/statuses/statuses.schemas";
 import { createStatus, deleteStatus, getStatus, listStatuses, updateStatus } from "../../features/statuses/statuses.service";
 import { AppError } from "../../lib/errors";
+import { jsonStreamResponse } from "../../lib/json-stream";
 import { pageQuery } from "../../lib/pagination";
+import { logUnexpectedError } from "../../middleware/request-log";
 import type { WebEnv } from "../web.env";
 import { attempt, form, type Problem, page, parseWith, redirect, text, type WebContext } from "../web.kit";
 import { ActivityTable, Field, type FieldErrors, Form, Pager, StatusList, Time } from "../web.layout";
@@ -529,7 +531,9 @@ function settingsRoutes(web: Hono<WebEnv>) {
   });
 
   // The same export as GET /api/v1/me/export, read at the primary like every website page.
-  web.get("/settings/export", user, async (c) => c.json(await exportUserData(c.var.deps, c.var.user), 200, EXPORT_DOWNLOAD_HEADERS));
+  web.get("/settings/export", user, async (c) =>
+    jsonStreamResponse(c, await exportUserData(c.var.deps, c.var.user, (error) => logUnexpectedError(c, error)), EXPORT_DOWNLOAD_HEADERS),
+  );
 
   web.post("/settings/delete", user, async (c) => {
     const result = await attempt(c, async () => {
