@@ -105,7 +105,7 @@ export interface CodeStore {
     entry: SpendEntry,
     input: { user: User; token: NewRefreshToken; unusablePasswordHash: string; verifiedEntry: ActivityRecord | null },
   ): Promise<boolean>;
-  /** Spends a `reset_password` code: the new hash, the address verified, every sign-in ended. */
+  /** Spends a `reset_password` code: the new hash, the address verified, every sign-in ended, every other code voided. */
   spendForReset(codeId: string, entry: SpendEntry, passwordHash: string): Promise<boolean>;
   /**
    * Spends a `change_email` code: the pending address becomes the account's, verified; every other
@@ -317,6 +317,13 @@ export function DrizzleCodeStore(db: Db): CodeStore {
       const userId = entry.userId;
       return spend(codeId, entry, [
         ...endSignIns(db, userId, "password_reset", now, { set: { passwordHash, emailVerified: true } }),
+        // Every other code goes too, whatever its purpose. A `login` or another `reset_password`
+        // code mailed before would otherwise start a session, or set a password, past the reset
+        // that just ended them all: whoever read the mailbox then (the reason for the reset, often)
+        // keeps a way in. A `verify_email` code has nothing left to prove (the reset verifies the
+        // address), and a `change_email` code is already cancelled with its pending change
+        // (`endSignIns`). A code the user still wants is one request away.
+        voidAllCodes(db, userId, now),
         clearCounter(db, "loginFailuresPerAccount", userId),
       ]);
     },

@@ -172,6 +172,24 @@ describe("email one-time codes", () => {
     expect(revoked.results.map((r) => r.revoked_reason)).toContain("password_reset");
   });
 
+  it("voids every other code of the account with a reset: a login code mailed before no longer signs in", async () => {
+    const user = await registerUnverified();
+    const verifyCode = user.queued[0]!.code;
+    const loginCode = await mailedCode(user.email, "login");
+    const resetCode = await mailedCode(user.email, "reset_password");
+
+    expect((await reset(user.email, resetCode)).status).toBe(204);
+    expect((await loginWithCode(user.email, loginCode)).json).toMatchObject({ code: "invalid_code" });
+    expect((await verify(user.email, verifyCode)).json).toMatchObject({ code: "invalid_code" });
+    const live = await env.DB.prepare("SELECT COUNT(*) AS n FROM otp_codes WHERE user_id = ? AND consumed_at IS NULL")
+      .bind(user.id)
+      .first<{ n: number }>();
+    expect(live?.n).toBe(0);
+
+    // A code asked for after the reset works as ever.
+    expect((await loginWithCode(user.email, await mailedCode(user.email, "login"))).status).toBe(200);
+  });
+
   it("refuses a weak new password and keeps the code usable", async () => {
     const user = await h.registerVerified();
     const code = await mailedCode(user.email, "reset_password");

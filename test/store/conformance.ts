@@ -751,10 +751,13 @@ export function storeConformance(driver: string, open: () => Promise<Conformance
         expect(await stores.tokens.byHash(token.tokenHash)).toMatchObject({ revokedAt: null });
       });
 
-      it("spends a reset code: new hash, verified, every session ended", async () => {
+      it("spends a reset code: new hash, verified, every session ended, every other code voided", async () => {
         const { user, code } = await registered({}, "reset_password");
         const { stores } = await t();
         const session = await signedIn(user);
+        const login = newCode(user.email, "login");
+        await stores.codes.issueByAddress({ code: login, ip: "192.0.2.78", meta: META });
+        expect((await stores.codes.state(login.id))?.consumedAt).toBeNull();
         expect(
           await stores.codes.spendForReset(
             code?.id ?? "",
@@ -764,6 +767,7 @@ export function storeConformance(driver: string, open: () => Promise<Conformance
         ).toBe(true);
         expect((await stores.users.byId(user.id))?.passwordHash).toBe("reset-hash");
         expect(await stores.tokens.byHash(session.tokenHash)).toMatchObject({ revokedReason: "password_reset" });
+        expect((await stores.codes.state(login.id))?.consumedAt).toBe(clock.now());
       });
 
       it("completes an email change, and maps an address taken meanwhile to email_taken with nothing written", async () => {
@@ -801,6 +805,7 @@ export function storeConformance(driver: string, open: () => Promise<Conformance
         ["login", "rate_limits", "DELETE"],
         ["reset", "refresh_tokens", "UPDATE"],
         ["reset", "users", "UPDATE"],
+        ["reset", "otp_codes", "UPDATE"],
         ["email change", "refresh_tokens", "UPDATE"],
         ["email change", "otp_codes", "UPDATE"],
       ] as const)("spends a %s code all or nothing: a failing %s %s leaves the code live and the account as it was", async (kind, table, op) => {

@@ -111,8 +111,9 @@ export async function loginWithCode(deps: Deps, input: { email: string; code: st
 
 /**
  * `POST /auth/password/reset`: sets a new password with a `reset_password` code, ends every
- * session (refresh tokens revoked, access tokens cut off) and marks the email verified (the code
- * proves the mailbox). The old password stops working in the same transaction.
+ * session (refresh tokens revoked, access tokens cut off), voids every other code of the account
+ * and marks the email verified (the code proves the mailbox). The old password stops working in
+ * the same transaction.
  */
 export async function resetPassword(deps: Deps, input: { email: string; code: string; new_password: string }): Promise<void> {
   // Checked before the code against what the caller already knows (the email), so a weak
