@@ -10,7 +10,7 @@
 // Cloudflare secrets cannot be read back, so for production keep the production set in its own
 // file readable only by you (chmod 600), rotate that file with --file, and pipe it to wrangler
 // with `print`. Private keys are never written to a terminal: `print` refuses unless piped.
-import { chmodSync, existsSync, mkdirSync } from "node:fs";
+import { existsSync, mkdirSync } from "node:fs";
 import { basename, dirname } from "node:path";
 import { parseArgs } from "node:util";
 import { CliError, runCli } from "./lib/cli.mjs";
@@ -39,8 +39,8 @@ function writeKeys(file, vars, keys) {
   // A new production set usually goes in a new folder (~/.latchkey): only its owner may enter it.
   // mkdirSync's mode applies only to folders it creates; an existing folder is left as it is.
   mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
+  // A new file replaces the old one in one rename, 0600 from its first byte (scripts/lib/files.mjs).
   writeDevVars(file, { ...vars, JWT_KEYS: JSON.stringify({ keys }) });
-  chmodSync(file, 0o600); // writeFileSync's mode applies only when it creates the file
 }
 
 function printKeyList(keys) {

@@ -5,7 +5,7 @@
  * the tests share one temporary state.
  */
 import { execFile } from "node:child_process";
-import { mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, lstatSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -311,6 +311,52 @@ describe("operator scripts", () => {
       expect(res.stdout).not.toContain(key?.d);
       const staging = await run("scripts/keys.mjs", ["rotate", "--file", file], { CLOUDFLARE_ENV: "staging" });
       expect(staging.stdout).toContain(`| npx wrangler secret put JWT_KEYS --env staging`);
+    });
+
+    it("rewrites the set whole or not at all: a crash while writing leaves the old file as it was", async () => {
+      const dir = tempDir("latchkey-keys-");
+      const file = join(dir, "production.vars");
+      const first = await generateSigningJwk();
+      writeDevVars(file, { JWT_KEYS: JSON.stringify({ keys: [first, await generateSigningJwk()] }), OTP_SECRET: "keep-me" });
+      const before = readFileSync(file);
+      // Preloaded into the script: every file write stops halfway and the process dies, as in a
+      // crash or a power cut (SIGKILL: no exit handler runs).
+      const crash = join(dir, "crash-mid-write.mjs");
+      writeFileSync(
+        crash,
+        `import fs from "node:fs";
+import { syncBuiltinESMExports } from "node:module";
+const half = (data) => (typeof data === "string" ? data.slice(0, data.length >> 1) : data.subarray(0, data.length >> 1));
+const { writeFileSync, writeSync } = fs;
+fs.writeFileSync = (target, data, ...rest) => { writeFileSync(target, half(data), ...rest); process.kill(process.pid, "SIGKILL"); };
+fs.writeSync = (fd, data, ...rest) => { writeSync(fd, half(data)); process.kill(process.pid, "SIGKILL"); };
+syncBuiltinESMExports();
+`,
+      );
+      for (const args of [["rotate"], ["retire", first.kid]]) {
+        const res = await run("scripts/keys.mjs", [...args, "--file", file], { NODE_OPTIONS: `--import=${crash}` });
+        expect(res.code, res.stderr).not.toBe(0);
+        expect(readFileSync(file)).toEqual(before);
+      }
+    });
+
+    it("leaves only the finished file (0600) behind, and keeps a symlinked set a symlink", async () => {
+      const dir = tempDir("latchkey-keys-");
+      const real = join(dir, "vault", "production.vars");
+      const link = join(dir, "production.vars");
+      expect((await run("scripts/keys.mjs", ["rotate", "--file", real])).code).toBe(0);
+      symlinkSync(real, link);
+      chmodSync(real, 0o600);
+      const rotated = await run("scripts/keys.mjs", ["rotate", "--file", link]);
+      expect(rotated.code, rotated.stderr).toBe(0);
+      const keys = JSON.parse(readDevVars(link).JWT_KEYS as string).keys as { kid: string }[];
+      expect(keys).toHaveLength(2);
+      expect(lstatSync(link).isSymbolicLink()).toBe(true);
+      const retired = await run("scripts/keys.mjs", ["retire", keys[0]?.kid ?? "", "--file", link]);
+      expect(retired.code, retired.stderr).toBe(0);
+      expect(JSON.parse(readDevVars(real).JWT_KEYS as string).keys).toEqual([keys[1]]);
+      expect(readdirSync(join(dir, "vault"))).toEqual(["production.vars"]);
+      expect(statSync(real).mode & 0o777).toBe(0o600);
     });
   });
 });
