@@ -80,8 +80,13 @@ export function jsonBody(options: { maxBytes?: number; requiresBody?: (c: Contex
  * hono's bodyLimit, except that a chunked body over the limit is drained (bounded, see
  * lib/drain.ts) before the error is thrown, so the 413 leaves the connection reusable and the
  * next request on it — under `wrangler dev`, another client's — is not failed. hono's version
- * stops reading mid-body. A body with a Content-Length is judged by its header and left unread,
- * as hono does; an untouched body is drained by the runtime (wrangler dev) or the edge.
+ * stops reading mid-body. A body whose Content-Length is over the limit is refused by its header
+ * and left unread, as hono does; an untouched body is drained by the runtime (wrangler dev) or the
+ * edge.
+ *
+ * Every body within the limit is read whole here, before the route's middleware authenticates
+ * the caller. Otherwise a client sending its body slowly could hold a request authorised by a
+ * live sign-in until after that sign-in ended (disabled, reset, logged out) and have it land then.
  */
 export function drainingBodyLimit(maxBytes: number, tooLarge: () => Error): MiddlewareHandler {
   return async function drainingBodyLimit(c, next) {
@@ -90,6 +95,7 @@ export function drainingBodyLimit(maxBytes: number, tooLarge: () => Error): Midd
     const length = raw.headers.get("content-length");
     if (length !== null && !raw.headers.has("transfer-encoding")) {
       if (Number.parseInt(length, 10) > maxBytes) throw tooLarge();
+      c.req.raw = new Request(raw, { body: await raw.arrayBuffer() });
       return next();
     }
     const reader = raw.body.getReader();

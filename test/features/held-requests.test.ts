@@ -1,0 +1,91 @@
+/**
+ * A client can hold a request open by sending its body slowly. Were the sign-in checked before the
+ * body arrived, such a request, authorised while the sign-in was live, would land after it ended:
+ * a staff member disabled meanwhile could still promote an accomplice, a thief signed out by the
+ * owner's password reset could still post as the owner. The body is read whole first (JSON
+ * bodies are at most 64 KiB), so the sign-in is judged as it is when the request can proceed.
+ */
+import { env } from "cloudflare:test";
+import { describe, expect, it } from "vitest";
+import { harness } from "../helpers";
+import { capturingEnv } from "../mail-helpers";
+
+const h = harness();
+const mail = capturingEnv();
+
+/** A JSON request whose body is held back until `release()`; `bodyAsked` settles once the worker starts reading it. */
+function heldJsonRequest(method: string, path: string, token: string, json: unknown) {
+  const body = new TextEncoder().encode(JSON.stringify(json));
+  let asked!: () => void;
+  const bodyAsked = new Promise<void>((resolve) => {
+    asked = resolve;
+  });
+  let release!: () => void;
+  const released = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  const stream = new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      asked();
+      await released;
+      controller.enqueue(body);
+      controller.close();
+    },
+  });
+  const response = h.app.fetch(
+    new Request(`http://latchkey.test${path}`, {
+      method,
+      headers: {
+        authorization: `Bearer ${token}`,
+        "content-type": "application/json",
+        "content-length": String(body.byteLength),
+        "cf-connecting-ip": "203.0.113.77",
+      },
+      body: stream,
+      // @ts-expect-error: a streamed request body (workerd's Request takes it without `duplex`)
+      duplex: "half",
+    }),
+    env,
+  );
+  return { bodyAsked, release, response };
+}
+
+async function staffMember() {
+  const s = await h.registerVerified();
+  await env.DB.prepare("UPDATE users SET is_staff = 1 WHERE id = ?").bind(s.id).run();
+  return { id: s.id, token: (await h.login(s.email, s.password)).access_token };
+}
+
+describe("a request held open by a slow body", () => {
+  it("from a staff member disabled while it was held, changes nothing", async () => {
+    const compromised = await staffMember();
+    const defender = await staffMember();
+    const accomplice = await h.registerVerified();
+    const held = heldJsonRequest("PATCH", `/api/v1/admin/users/${accomplice.id}`, compromised.token, { is_staff: true });
+    await held.bodyAsked;
+    const disabled = await h.call("PATCH", `/api/v1/admin/users/${compromised.id}`, { is_active: false }, { token: defender.token });
+    expect(disabled.status, disabled.text).toBe(200);
+    held.release();
+    const res = await held.response;
+    const row = await env.DB.prepare("SELECT is_staff FROM users WHERE id = ?").bind(accomplice.id).first<{ is_staff: number }>();
+    expect({ status: res.status, accompliceIsStaff: row?.is_staff }).toEqual({ status: 401, accompliceIsStaff: 0 });
+  });
+
+  it("from a thief signed out by the owner's password reset while it was held, publishes nothing", async () => {
+    const victim = await h.signedInUser();
+    const thief = await h.login(victim.email, victim.password);
+    const held = heldJsonRequest("POST", "/api/v1/statuses", thief.access_token, { content: "posted by the thief" });
+    await held.bodyAsked;
+    const from = mail.sent.length;
+    expect((await h.call("POST", "/api/v1/auth/otp", { email: victim.email, purpose: "reset_password" }, { env: mail.env })).status).toBe(
+      202,
+    );
+    const code = mail.sent.slice(from).find((m) => m.purpose === "reset_password")?.code;
+    const reset = await h.call("POST", "/api/v1/auth/password/reset", { email: victim.email, code, new_password: "victims-new-secret-93" });
+    expect(reset.status, reset.text).toBe(204);
+    held.release();
+    const res = await held.response;
+    const row = await env.DB.prepare("SELECT COUNT(*) AS n FROM statuses WHERE user_id = ?").bind(victim.id).first<{ n: number }>();
+    expect({ status: res.status, statuses: row?.n }).toEqual({ status: 401, statuses: 0 });
+  });
+});
