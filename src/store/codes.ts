@@ -132,18 +132,18 @@ const ownerSql = (address: string, owner: CodeOwner): SQL => (owner.by === "user
 
 export function DrizzleCodeStore(db: Db): CodeStore {
   /**
-   * The guarded spend: [entry read from the live code, ...effects, consume]. A spend that starts a
-   * sign-in passes `signInsValidAfter`, the account's `tokens_valid_after` as `check` read it: the
-   * guard then also needs the account still active with no sign-ins ended since, so a logout-all or
-   * disabling that commits meanwhile leaves no session behind (nor one re-enabling would revive).
+   * The guarded spend: [entry read from the live code, ...effects, consume]. `also` is what the
+   * spend's effects further need to hold when the batch runs. A spend that starts a sign-in passes
+   * `whileSignInsAsRead` with the `tokens_valid_after` `check` read: a logout-all or disabling
+   * that commits meanwhile then leaves no session behind (nor one re-enabling would revive).
    */
-  async function spend(codeId: string, entry: SpendEntry, effects: (Query | false | null)[], signInsValidAfter?: number): Promise<boolean> {
+  async function spend(codeId: string, entry: SpendEntry, effects: (Query | false | null)[], also?: SQL): Promise<boolean> {
     const liveCodeOwner = sql`(SELECT ${otpCodes.userId} FROM ${otpCodes} WHERE ${and(
       eq(otpCodes.id, codeId),
       eq(otpCodes.userId, entry.userId),
       isNull(otpCodes.consumedAt),
       gt(otpCodes.expiresAt, entry.nowMs),
-      signInsValidAfter === undefined ? undefined : whileSignInsAsRead(entry.userId, signInsValidAfter),
+      also,
     )})`;
     return runGuarded(db, [
       activityInsertSelect(db, entry, { userIdFrom: liveCodeOwner }),
@@ -290,7 +290,7 @@ export function DrizzleCodeStore(db: Db): CodeStore {
           db.update(users).set({ emailVerified: true, updatedAt: entry.nowMs }).where(eq(users.id, entry.userId)),
           ...(signIn ? [db.insert(refreshTokens).values(signIn.token), activityInsert(db, signIn.entry)] : []),
         ],
-        signIn?.signInsValidAfter,
+        signIn && whileSignInsAsRead(entry.userId, signIn.signInsValidAfter),
       );
     },
 
@@ -308,7 +308,7 @@ export function DrizzleCodeStore(db: Db): CodeStore {
           db.insert(refreshTokens).values(token),
           clearCounter(db, "loginFailuresPerAccount", user.id),
         ],
-        user.tokensValidAfter,
+        whileSignInsAsRead(user.id, user.tokensValidAfter),
       );
     },
 
@@ -331,15 +331,20 @@ export function DrizzleCodeStore(db: Db): CodeStore {
     spendForEmailChange(codeId, entry, { address, keepSessionId, notice }) {
       const now = entry.nowMs;
       const userId = entry.userId;
-      return spend(codeId, entry, [
-        db
-          .update(users)
-          .set({ email: address, pendingEmail: null, emailVerified: true, updatedAt: now })
-          .where(and(eq(users.id, userId), eq(users.pendingEmail, address))),
-        voidAllCodes(db, userId, now),
-        revokeAllForUser(db, userId, "email_changed", now, keepSessionId),
-        pendingNoticeInsert(db, notice),
-      ]);
+      // Only while the address is still the one pending: its entry, the sign-ins it ends and the
+      // notice it sends all say the account moved, so none may be written when it does not.
+      const stillPending = and(eq(users.id, userId), eq(users.pendingEmail, address));
+      return spend(
+        codeId,
+        entry,
+        [
+          db.update(users).set({ email: address, pendingEmail: null, emailVerified: true, updatedAt: now }).where(stillPending),
+          voidAllCodes(db, userId, now),
+          revokeAllForUser(db, userId, "email_changed", now, keepSessionId),
+          pendingNoticeInsert(db, notice),
+        ],
+        sql`EXISTS (SELECT 1 FROM ${users} WHERE ${stillPending})`,
+      );
     },
 
     async state(codeId) {

@@ -82,8 +82,9 @@ export interface UserStore {
    */
   updateIdentifiers(input: {
     userId: string;
-    username: string | null;
-    pendingEmail: string | null;
+    /** Only what changes is written (undefined: left as it is now, not as the caller read it). */
+    username?: string | null;
+    pendingEmail?: string | null;
     nowMs: number;
     cancelPendingCodes: boolean;
     code: NewCode | null;
@@ -223,7 +224,12 @@ export function DrizzleUserStore(db: Db): UserStore {
       const { userId, nowMs, emailChange } = input;
       return runGuarded(db, [
         emailChange && entryWhileAccountAsRead(db, emailChange.activity, emailChange.asRead),
-        db.update(users).set({ username: input.username, pendingEmail: input.pendingEmail, updatedAt: nowMs }).where(eq(users.id, userId)),
+        // Each column only when it changes: a rename that wrote back the pending address it had read
+        // would undo a cancellation (a reset, a password change) that committed in between.
+        db
+          .update(users)
+          .set({ username: input.username, pendingEmail: input.pendingEmail, updatedAt: nowMs })
+          .where(eq(users.id, userId)),
         input.cancelPendingCodes && supersedeCodes(db, userId, "change_email", nowMs),
         ...(input.code
           ? [

@@ -289,6 +289,79 @@ describe("email change is pending until the new address proves itself", () => {
     });
   });
 
+  describe("a rename in flight writes back only the username", () => {
+    /** Runs `meanwhile` once, just before the first batch of `probe` holding a statement that matches `batch`. */
+    function justBefore(probe: ReturnType<typeof probeD1>, batch: RegExp, meanwhile: () => Promise<void>) {
+      const state = { done: false };
+      probe.beforeBatch(async (statements) => {
+        if (state.done || !statements.some((text) => batch.test(text))) return;
+        state.done = true;
+        await meanwhile();
+      });
+      return state;
+    }
+    const RENAME = /^update "users" set .*"username"/;
+
+    it("and does not bring back a pending change that a password reset cancelled meanwhile", async () => {
+      const { u } = await (async () => {
+        const owner = await user();
+        const thief = await h.login(owner.email, owner.password);
+        const change = await requestChange(
+          { access_token: thief.access_token, password: owner.password },
+          `${unique("thief")}@example.com`,
+        );
+        expect(change.res.status).toBe(200);
+        return { u: { ...owner, thiefToken: thief.access_token } };
+      })();
+      const probe = probeD1(env.DB);
+      const staged = justBefore(probe, RENAME, async () => {
+        h.clock.advance(61_000);
+        const from = cap.sent.length;
+        expect((await h.call("POST", "/api/v1/auth/otp", { email: u.email, purpose: "reset_password" }, { env: cap.env })).status).toBe(
+          202,
+        );
+        const [mail] = await mailsFor(cap.sent.slice(from), h.clock);
+        const reset = await h.call("POST", "/api/v1/auth/password/reset", {
+          email: u.email,
+          code: mail ? codeInMail(mail) : null,
+          new_password: "a-fresh-secret-value-61",
+        });
+        expect(reset.status, reset.text).toBe(204);
+      });
+      const rename = await h.call("PATCH", ME, { username: unique("renamed") }, { token: u.thiefToken, env: { ...env, DB: probe.db } });
+      expect(staged.done).toBe(true);
+      expect(rename.status, rename.text).toBe(200);
+      const row = await env.DB.prepare("SELECT pending_email FROM users WHERE id = ?").bind(u.id).first<{ pending_email: string | null }>();
+      expect(row?.pending_email).toBeNull();
+    });
+
+    it("and a confirmation that lost its pending address to it records no change, ends no sign-in and sends no notice", async () => {
+      const u = await user();
+      const otherDevice = await h.login(u.email, u.password);
+      const email = `${unique("moved")}@example.com`;
+      const { code } = await requestChange(u, email);
+      // The rename read the account while the change was still pending, and writes after the
+      // owner cancelled it by asking for the current address back.
+      const probe = probeD1(env.DB);
+      const staged = justBefore(probe, RENAME, async () => {
+        const cancel = await h.call("PATCH", ME, { email: u.email }, { token: u.access_token, env: cap.env });
+        expect(cancel.status, cancel.text).toBe(200);
+      });
+      const rename = await h.call("PATCH", ME, { username: unique("tab") }, { token: u.access_token, env: { ...env, DB: probe.db } });
+      expect(staged.done).toBe(true);
+      expect(rename.status, rename.text).toBe(200);
+      const notices = cap.notices.length;
+      const confirm = await h.call("POST", VERIFY, { code }, { token: u.access_token, env: cap.env });
+      expect(confirm.status).toBe(400);
+      expect(confirm.json.code).toBe("invalid_code");
+      const row = await env.DB.prepare("SELECT email, pending_email FROM users WHERE id = ?").bind(u.id).first();
+      expect(row).toEqual({ email: u.email, pending_email: null });
+      expect(await activityTypes(u.id)).not.toContain("email_changed");
+      expect(cap.notices.slice(notices)).toEqual([]);
+      expect((await h.call("POST", "/api/v1/auth/refresh", { refresh_token: otherDevice.refresh_token })).status).toBe(200);
+    });
+  });
+
   it("without a pending change, any code is refused", async () => {
     const u = await user();
     const res = await h.call("POST", VERIFY, { code: "123456" }, { token: u.access_token });

@@ -800,6 +800,32 @@ export function storeConformance(driver: string, open: () => Promise<Conformance
         expect(await stores.users.byId(user.id)).toMatchObject({ email: target, pendingEmail: null, emailVerified: true });
       });
 
+      it("spends an email-change code only while its address is still the one pending: otherwise nothing is written", async () => {
+        const target = `${uid("moved")}@example.com`;
+        const { user } = await registered({ pendingEmail: target });
+        const backend = await t();
+        const { stores } = backend;
+        const session = await signedIn(user);
+        const code = newCode(target, "change_email");
+        await stores.users.updateIdentifiers({
+          userId: user.id,
+          nowMs: clock.now(),
+          cancelPendingCodes: false,
+          code,
+          emailChange: null,
+          release: null,
+        });
+        // The pending address went some way that left the code live (written directly here).
+        await backend.run("UPDATE users SET pending_email = NULL WHERE id = ?", user.id);
+        const entry = { userId: user.id, type: "email_changed" as const, nowMs: clock.now(), meta: META };
+        const notice = newNotice();
+        expect(await stores.codes.spendForEmailChange(code.id, entry, { address: target, keepSessionId: "none", notice })).toBe(false);
+        expect(await stores.users.byId(user.id)).toMatchObject({ email: user.email, pendingEmail: null });
+        expect(await stores.tokens.byHash(session.tokenHash)).toMatchObject({ revokedAt: null });
+        expect((await stores.codes.state(code.id))?.consumedAt).toBeNull();
+        expect(await countOf("SELECT COUNT(*) AS n FROM activity WHERE user_id = ? AND type = 'email_changed'", user.id)).toBe(0);
+      });
+
       it.each([
         ["login", "refresh_tokens", "INSERT"],
         ["login", "rate_limits", "DELETE"],

@@ -93,8 +93,8 @@ export async function updateMe(
   try {
     written = await deps.users.updateIdentifiers({
       userId: user.id,
-      username,
-      pendingEmail,
+      username: username !== user.username ? username : undefined,
+      pendingEmail: emailChange || cancelPending ? pendingEmail : undefined,
       nowMs: now,
       cancelPendingCodes: cancelPending,
       code: code?.row ?? null,
