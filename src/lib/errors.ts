@@ -56,6 +56,14 @@ export function fieldError(path: string, message: string): AppError {
   return new AppError("validation_failed", `${path}: ${message}`, { errors: [{ path, message }] });
 }
 
+/**
+ * The 401 for a caller whose sign-in is over: found by `requireUser`, or by a write that found the
+ * account gone (deleted while the request was under way).
+ */
+export function signInEnded(): AppError {
+  return new AppError("unauthorized", "The access token is no longer valid.");
+}
+
 export interface ProblemDocument {
   type: string;
   title: string;

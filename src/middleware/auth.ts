@@ -1,7 +1,7 @@
 import type { MiddlewareHandler } from "hono";
 import type { AppEnv } from "../env";
 import { verifyAccessToken } from "../features/auth/access-tokens";
-import { AppError } from "../lib/errors";
+import { AppError, signInEnded } from "../lib/errors";
 
 /**
  * `Bearer <JWS compact serialization>`: the scheme name is case-insensitive (RFC 7235 §2.1), the
@@ -31,7 +31,7 @@ export function requireUser(options: { withProfile?: boolean } = {}): Middleware
     const user = found?.user;
     // tokens_valid_after has second precision on the token side (iat is in whole seconds).
     if (!user?.isActive || !found?.sessionLive || claims.iat * 1000 < user.tokensValidAfter) {
-      throw new AppError("unauthorized", "The access token is no longer valid.");
+      throw signInEnded();
     }
     c.set("user", user);
     c.set("token", { jti: claims.jti, iat: claims.iat, sessionId: claims.sid });

@@ -2,10 +2,10 @@
  * Profiles, part of the account aggregate: the owner's details, the avatar pointer, and the public
  * reads (directory, single profile, avatar lookup), which show only confirmed, enabled accounts.
  */
-import { and, asc, eq, inArray, or } from "drizzle-orm";
-import { type Db, type Placeholders, prepared, preparedShapes, type Query, runBatch, runOne } from "./driver";
+import { and, asc, eq, inArray, isNotNull, or, type SQL, sql } from "drizzle-orm";
+import { affectedRows, type Db, type Placeholders, prepared, preparedShapes, type Query, runBatch, runOne } from "./driver";
 import { profiles, users } from "./schema";
-import { activityInsert, isPublicAccount, like, newerThan, prefixPattern } from "./statements";
+import { activityInsertSelect, isPublicAccount, like, newerThan, prefixPattern } from "./statements";
 import type { ActivityRecord, PageQuery, Profile } from "./types";
 
 export type ProfileChanges = Partial<Pick<Profile, "name" | "surname" | "age" | "phoneNumber" | "profession" | "aboutMe">>;
@@ -32,13 +32,24 @@ export interface ProfileStore {
   byUser(userId: string): Promise<Profile | null>;
   /** Inserts `blank` unless the user already has a profile; returns the stored one. */
   ensure(blank: Profile): Promise<Profile>;
-  /** Writes only the given columns, with the `profile_updated` entry, in one transaction. */
-  update(userId: string, changes: ProfileChanges, nowMs: number, activity: ActivityRecord): Promise<void>;
   /**
-   * Points the profile at a new avatar (or at none) with its activity entry; returns the key it
-   * replaced, read inside the same transaction so concurrent uploads each see their own predecessor.
+   * Writes only the given columns, with the `profile_updated` entry, in one transaction; false when
+   * the profile is gone (its account was deleted meanwhile), and nothing was written.
    */
-  setAvatar(userId: string, avatar: AvatarPointer | null, nowMs: number, activity: ActivityRecord): Promise<string | null>;
+  update(userId: string, changes: ProfileChanges, nowMs: number, activity: ActivityRecord): Promise<boolean>;
+  /**
+   * Points the profile at a new avatar (or at none) with its activity entry. `replacedKey` is the
+   * key it replaced, read inside the same transaction so concurrent uploads each see their own
+   * predecessor; the entry is written only for a change that happened (removing an avatar that a
+   * concurrent removal already took records nothing). `written` is false when the profile is gone
+   * (its account was deleted meanwhile), and nothing was written.
+   */
+  setAvatar(
+    userId: string,
+    avatar: AvatarPointer | null,
+    nowMs: number,
+    activity: ActivityRecord,
+  ): Promise<{ written: boolean; replacedKey: string | null }>;
   /** The public directory, oldest first, optionally by a username or name prefix (`limit + 1` rows). */
   directory(filter: { usernamePrefix: string; namePrefix: string } | null, page: PageQuery): Promise<PublicProfileRow[]>;
   /** One public profile; null for a missing, unverified or disabled account. */
@@ -85,6 +96,10 @@ function directoryStatement(filtered: boolean, paged: boolean) {
 }
 const directoryPage = preparedShapes(directoryStatement);
 
+/** SQL: the user's profile exists (and, with `also`, matches it). */
+const profileExists = (userId: string, also?: SQL) =>
+  sql`EXISTS (SELECT 1 FROM ${profiles} WHERE ${and(eq(profiles.userId, userId), also)})`;
+
 export function DrizzleProfileStore(db: Db): ProfileStore {
   const byUser = async (userId: string): Promise<Profile | null> =>
     (await runOne(db.select().from(profiles).where(eq(profiles.userId, userId)).limit(1)))[0] ?? null;
@@ -97,18 +112,26 @@ export function DrizzleProfileStore(db: Db): ProfileStore {
     },
 
     async update(userId, changes, nowMs, activity) {
-      await runBatch(db, [
+      // The entry first, and only while the profile exists: an account deleted meanwhile took the
+      // profile with it, and an entry for it would fail the foreign key (a 500) or, on a libSQL
+      // server that does not enforce them, outlive the account.
+      const [, updated] = await runBatch(db, [
+        activityInsertSelect(db, activity, { where: profileExists(userId) }),
         db
           .update(profiles)
           .set({ ...changes, updatedAt: nowMs })
           .where(eq(profiles.userId, userId)),
-        activityInsert(db, activity),
       ]);
+      return affectedRows(updated) > 0;
     },
 
     async setAvatar(userId, avatar, nowMs, activity) {
-      const [before] = (await runBatch(db, [
+      const [before, , updated] = (await runBatch(db, [
         db.select({ key: profiles.avatarKey }).from(profiles).where(eq(profiles.userId, userId)),
+        // Before the pointer moves, while it still tells whether there is anything to remove.
+        activityInsertSelect(db, activity, {
+          where: avatar ? profileExists(userId) : profileExists(userId, isNotNull(profiles.avatarKey)),
+        }),
         db
           .update(profiles)
           .set({
@@ -118,9 +141,8 @@ export function DrizzleProfileStore(db: Db): ProfileStore {
             updatedAt: nowMs,
           })
           .where(eq(profiles.userId, userId)),
-        activityInsert(db, activity),
-      ])) as [{ key: string | null }[], ...unknown[]];
-      return before[0]?.key ?? null;
+      ])) as [{ key: string | null }[], unknown, unknown];
+      return { written: affectedRows(updated) > 0, replacedKey: before[0]?.key ?? null };
     },
 
     async directory(filter, page) {

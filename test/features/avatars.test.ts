@@ -448,6 +448,60 @@ describe("avatar lifecycle", () => {
   });
 });
 
+describe("avatar changes racing each other or the account's deletion", () => {
+  /** Runs `meanwhile` once, just before the first batch of `probe` that updates the profile. */
+  function justBeforeProfileWrite(probe: ReturnType<typeof probeD1>, meanwhile: () => Promise<void>) {
+    const state = { done: false };
+    probe.beforeBatch(async (statements) => {
+      if (state.done || !statements.some((text) => /^update "profiles"/.test(text))) return;
+      state.done = true;
+      await meanwhile();
+    });
+    return state;
+  }
+
+  it("two removals at once record one avatar_deleted: the second removed nothing", async () => {
+    const u = await h.signedInUser();
+    expect((await upload(u.access_token, gif(2, 2), "image/gif")).status).toBe(200);
+    const probe = probeD1(env.DB);
+    const staged = justBeforeProfileWrite(probe, async () => {
+      expect((await h.call("DELETE", AVATAR, undefined, { token: u.access_token })).status).toBe(204);
+    });
+    const second = await h.call("DELETE", AVATAR, undefined, { token: u.access_token, env: { ...env, DB: probe.db } });
+    expect(staged.done).toBe(true);
+    expect(second.status).toBe(204);
+    expect(await activityTypes(u.id)).toEqual(["avatar_updated", "avatar_deleted"]);
+  });
+
+  it("an upload whose account is deleted meanwhile answers 401 and leaves no object behind", async () => {
+    const u = await h.signedInUser();
+    await h.call("GET", "/api/v1/me/profile", undefined, { token: u.access_token });
+    const probe = probeD1(env.DB);
+    const staged = justBeforeProfileWrite(probe, async () => {
+      expect((await h.call("DELETE", "/api/v1/me", { current_password: u.password }, { token: u.access_token })).status).toBe(204);
+    });
+    const res = await upload(u.access_token, gif(2, 2), "image/gif", { env: { ...env, DB: probe.db } });
+    expect(staged.done).toBe(true);
+    expect(res.status, res.text).toBe(401);
+    expect(await objectsOf(u.id)).toEqual([]);
+  });
+
+  it("a profile change whose account is deleted meanwhile answers 401, not 500", async () => {
+    const u = await h.signedInUser();
+    await h.call("GET", "/api/v1/me/profile", undefined, { token: u.access_token });
+    const probe = probeD1(env.DB);
+    const staged = justBeforeProfileWrite(probe, async () => {
+      expect((await h.call("DELETE", "/api/v1/me", { current_password: u.password }, { token: u.access_token })).status).toBe(204);
+    });
+    const res = await h.call("PATCH", "/api/v1/me/profile", { name: "Ada" }, { token: u.access_token, env: { ...env, DB: probe.db } });
+    expect(staged.done).toBe(true);
+    expect(res.status, res.text).toBe(401);
+    expect(await env.DB.prepare("SELECT COUNT(*) AS n FROM activity WHERE user_id = ?").bind(u.id).first<{ n: number }>()).toEqual({
+      n: 0,
+    });
+  });
+});
+
 describe("an upload whose database reply is lost", () => {
   it("keeps the new object when the write committed after all: the profile never points at a missing image", async () => {
     const u = await h.signedInUser();

@@ -408,21 +408,38 @@ export function storeConformance(driver: string, open: () => Promise<Conformance
         const { user } = await registered();
         const { stores } = await t();
         const entry = { userId: user.id, type: "profile_updated" as const, nowMs: clock.now(), meta: META };
-        await stores.profiles.update(user.id, { name: "Ada", age: 36 }, clock.now(), entry);
+        expect(await stores.profiles.update(user.id, { name: "Ada", age: 36 }, clock.now(), entry)).toBe(true);
         expect(await stores.profiles.byUser(user.id)).toMatchObject({ name: "Ada", age: 36, surname: null });
         const stored = (await stores.profiles.byUser(user.id)) as Profile;
         expect((await stores.profiles.ensure({ ...stored, name: "ignored" })).name).toBe("Ada");
         const avatar = { userId: user.id, type: "avatar_updated" as const, nowMs: clock.now(), meta: META };
         expect(
           await stores.profiles.setAvatar(user.id, { key: "a/1.png", contentType: "image/png", etag: "e1" }, clock.now(), avatar),
-        ).toBeNull();
+        ).toEqual({ written: true, replacedKey: null });
         expect(
           await stores.profiles.setAvatar(user.id, { key: "a/2.png", contentType: "image/png", etag: "e2" }, clock.now(), avatar),
-        ).toBe("a/1.png");
+        ).toEqual({ written: true, replacedKey: "a/1.png" });
         expect(await stores.profiles.publicAvatar(user.id)).toEqual({ key: "a/2.png", etag: "e2", contentType: "image/png" });
-        expect(await stores.profiles.setAvatar(user.id, null, clock.now(), { ...avatar, type: "avatar_deleted" })).toBe("a/2.png");
+        const removal = { ...avatar, type: "avatar_deleted" as const };
+        expect(await stores.profiles.setAvatar(user.id, null, clock.now(), removal)).toEqual({ written: true, replacedKey: "a/2.png" });
+        // Removing it again changes nothing and records nothing.
+        expect(await stores.profiles.setAvatar(user.id, null, clock.now(), removal)).toEqual({ written: true, replacedKey: null });
+        expect(await countOf("SELECT COUNT(*) AS n FROM activity WHERE user_id = ? AND type = 'avatar_deleted'", user.id)).toBe(1);
         await withFault("activity", "INSERT", () => stores.profiles.update(user.id, { name: "Grace" }, clock.now(), entry));
         expect((await stores.profiles.byUser(user.id))?.name).toBe("Ada");
+      });
+
+      it("writes nothing, and says so, for a profile whose account is gone", async () => {
+        const { user } = await registered();
+        const { stores } = await t();
+        await stores.users.delete(user, null);
+        const entry = { userId: user.id, type: "profile_updated" as const, nowMs: clock.now(), meta: META };
+        expect(await stores.profiles.update(user.id, { name: "Ada" }, clock.now(), entry)).toBe(false);
+        const avatar = { userId: user.id, type: "avatar_updated" as const, nowMs: clock.now(), meta: META };
+        expect(
+          await stores.profiles.setAvatar(user.id, { key: "a/3.png", contentType: "image/png", etag: "e3" }, clock.now(), avatar),
+        ).toEqual({ written: false, replacedKey: null });
+        expect(await countOf("SELECT COUNT(*) AS n FROM activity WHERE user_id = ?", user.id)).toBe(0);
       });
 
       it("shows only verified, enabled accounts in public, oldest first, by username or name prefix", async () => {

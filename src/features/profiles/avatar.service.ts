@@ -12,7 +12,7 @@
 import type { Deps } from "../../deps";
 import { randomId, toHex } from "../../lib/crypto";
 import { discardRest } from "../../lib/drain";
-import { AppError, fieldError, loggableError } from "../../lib/errors";
+import { AppError, fieldError, loggableError, signInEnded } from "../../lib/errors";
 import type { User } from "../../store";
 import type { CachedAvatar } from "./avatar.cache";
 import { AVATAR_MAX_BYTES, type ImageInfo, inspectImage } from "./avatar.image";
@@ -133,9 +133,9 @@ export async function uploadAvatar(deps: Deps, user: User, bytes: Uint8Array): P
   if (!stored) throw new AppError("service_unavailable", "The image could not be stored; your profile is unchanged.");
 
   const now = clock.now();
-  let replacedKey: string | null;
+  let set: { written: boolean; replacedKey: string | null };
   try {
-    replacedKey = await deps.profiles.setAvatar(user.id, { key, contentType: image.contentType, etag: stored.httpEtag }, now, {
+    set = await deps.profiles.setAvatar(user.id, { key, contentType: image.contentType, etag: stored.httpEtag }, now, {
       userId: user.id,
       type: "avatar_updated",
       nowMs: now,
@@ -159,6 +159,12 @@ export async function uploadAvatar(deps: Deps, user: User, bytes: Uint8Array): P
     if (pointsAtIt === false) await deleteObject(avatars, key, "orphaned");
     throw new AppError("service_unavailable", "The avatar could not be saved; your profile is unchanged.");
   }
+  if (!set.written) {
+    // The account was deleted meanwhile: nothing points at the new object.
+    await deleteObject(avatars, key, "orphaned");
+    throw signInEnded();
+  }
+  const { replacedKey } = set;
   if (replacedKey && replacedKey !== key) {
     await deps.avatarCache.purge(user.id, avatarVersion(replacedKey));
     await deleteObject(avatars, replacedKey, "replaced");
@@ -172,7 +178,12 @@ export async function deleteAvatar(deps: Deps, user: User): Promise<void> {
   const profile = await loadOwnProfile(deps, user.id);
   if (!profile.avatarKey) return;
   const now = clock.now();
-  const removedKey = await deps.profiles.setAvatar(user.id, null, now, { userId: user.id, type: "avatar_deleted", nowMs: now, meta });
+  const { replacedKey: removedKey } = await deps.profiles.setAvatar(user.id, null, now, {
+    userId: user.id,
+    type: "avatar_deleted",
+    nowMs: now,
+    meta,
+  });
   if (removedKey) {
     await deps.avatarCache.purge(user.id, avatarVersion(removedKey));
     await deleteObject(avatars, removedKey, "deleted");

@@ -5,7 +5,7 @@
  */
 import type { z } from "@hono/zod-openapi";
 import type { Deps } from "../../deps";
-import { AppError, fieldError } from "../../lib/errors";
+import { AppError, fieldError, signInEnded } from "../../lib/errors";
 import { type Page, pageRequest, toPage } from "../../lib/pagination";
 import { cleanText, normalizeIdentifier } from "../../lib/text";
 import type { Profile, ProfileChanges, PublicProfileRow, User } from "../../store";
@@ -77,13 +77,14 @@ export async function updateProfile(deps: Deps, user: User, input: ProfileInput,
   if (changed.length === 0) return current;
 
   const now = deps.clock.now();
-  await deps.profiles.update(user.id, changes, now, {
+  const written = await deps.profiles.update(user.id, changes, now, {
     userId: user.id,
     type: "profile_updated",
     nowMs: now,
     meta: deps.meta,
     details: { fields: changed },
   });
+  if (!written) throw signInEnded(); // the account was deleted meanwhile
   return { ...current, ...changes, updatedAt: now };
 }
 
