@@ -2700,7 +2700,7 @@ export interface paths {
         head?: never;
         /**
          * Enable, disable, promote, demote, or mark an email verified
-         * @description Disabling revokes every refresh token and every access token issued so far. Staff cannot demote or disable themselves (409).
+         * @description Disabling revokes every refresh token and every access token issued so far. Staff cannot demote or disable themselves (409 conflict), and no change may leave no active staff account (409 last_staff).
          */
         patch: {
             parameters: {
@@ -3702,7 +3702,7 @@ export interface components {
             status: number;
             detail: string;
             /** @enum {string} */
-            code: "validation_failed" | "malformed_json" | "invalid_token" | "invalid_code" | "invalid_cursor" | "unauthorized" | "invalid_credentials" | "invalid_refresh_token" | "invalid_current_password" | "forbidden" | "email_not_verified" | "not_found" | "method_not_allowed" | "email_taken" | "username_taken" | "conflict" | "payload_too_large" | "unsupported_media_type" | "unprocessable_image" | "rate_limited" | "internal_error" | "service_unavailable";
+            code: "validation_failed" | "malformed_json" | "invalid_token" | "invalid_code" | "invalid_cursor" | "unauthorized" | "invalid_credentials" | "invalid_refresh_token" | "invalid_current_password" | "forbidden" | "email_not_verified" | "not_found" | "method_not_allowed" | "email_taken" | "username_taken" | "conflict" | "last_staff" | "payload_too_large" | "unsupported_media_type" | "unprocessable_image" | "rate_limited" | "internal_error" | "service_unavailable";
             errors?: {
                 path: string;
                 message: string;

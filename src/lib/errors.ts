@@ -23,6 +23,7 @@ export const ERRORS = {
   email_taken: { status: 409, title: "An account with this email already exists." },
   username_taken: { status: 409, title: "This username is taken." },
   conflict: { status: 409, title: "The request conflicts with the current state." },
+  last_staff: { status: 409, title: "No active staff account would remain." },
   payload_too_large: { status: 413, title: "The request body is too large." },
   unsupported_media_type: { status: 415, title: "The content type is not supported." },
   unprocessable_image: { status: 422, title: "The image cannot be accepted." },

@@ -75,8 +75,8 @@ export function affectedRows(result: unknown): number {
 
 /**
  * Expected constraint failures, one type on both drivers. `guard_failed` is the NOT NULL
- * constraint a guarded batch uses to abort itself (see codes.ts); callers of the store never see
- * it, the store turns it into its method's answer.
+ * constraint a guarded batch uses to abort itself (see codes.ts, and `auditEntryWhile`); callers
+ * of the store never see it, the store turns it into its method's answer.
  */
 export type StoreErrorKind = "email_taken" | "username_taken" | "guard_failed";
 
@@ -99,6 +99,9 @@ function messages(error: unknown): string[] {
   return out;
 }
 
+/** The NOT NULL columns a guarded batch's first statement leaves NULL to abort the batch. */
+const GUARD_COLUMNS = ["activity.user_id", "admin_audit.action"];
+
 /**
  * Maps a driver error to a `StoreError` when it is a constraint violation this layer names;
  * anything else is returned unchanged. SQLite reports the violated column in the message on
@@ -111,7 +114,7 @@ export function toStoreError(error: unknown): unknown {
       if (message.includes("users.email")) return new StoreError("email_taken", { cause: error });
       if (message.includes("users.username")) return new StoreError("username_taken", { cause: error });
     }
-    if (message.includes("NOT NULL constraint failed") && message.includes("activity.user_id")) {
+    if (message.includes("NOT NULL constraint failed") && GUARD_COLUMNS.some((column) => message.includes(column))) {
       return new StoreError("guard_failed", { cause: error });
     }
   }

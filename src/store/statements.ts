@@ -171,13 +171,23 @@ const insertActivity = prepared((db, p: Placeholders<ReturnType<typeof activityR
  * sub-select (NULL there fails the NOT NULL constraint and rolls back the whole batch).
  */
 export function activityInsertSelect(db: Db, entry: ActivityRecord, options: { where?: SQL; userIdFrom?: SQL }) {
-  const row: Record<string, unknown> = activityRow(entry);
+  return insertSelect(db, activity, activityRow(entry), { userId: options.userIdFrom }, options.where);
+}
+
+/**
+ * One row as `INSERT … SELECT`: `computed` gives columns as SQL read when the batch runs (a
+ * sub-select), `where` makes the row conditional.
+ */
+function insertSelect<T extends typeof activity | typeof adminAudit>(
+  db: Db,
+  table: T,
+  row: Record<string, unknown>,
+  computed: Record<string, SQL | undefined>,
+  where?: SQL,
+) {
   // drizzle lists every column in table order for INSERT … SELECT; select the values in that order.
-  const columns = Object.keys(getTableColumns(activity)).map((key) =>
-    key === "userId" && options.userIdFrom ? options.userIdFrom : sql`${row[key] ?? null}`,
-  );
-  const where = options.where ? sql` WHERE ${options.where}` : sql``;
-  return db.insert(activity).select(sql`SELECT ${sql.join(columns, sql`, `)}${where}`);
+  const columns = Object.keys(getTableColumns(table)).map((key) => computed[key] ?? sql`${row[key] ?? null}`);
+  return db.insert(table).select(sql`SELECT ${sql.join(columns, sql`, `)}${where ? sql` WHERE ${where}` : sql``}`);
 }
 
 /**
@@ -307,8 +317,8 @@ export function voidAllCodes(db: Db, userId: string, nowMs: number) {
 
 // ---- admin audit ----
 
-export function auditInsert(db: Db, entry: AuditRecord) {
-  return db.insert(adminAudit).values({
+function auditRow(entry: AuditRecord) {
+  return {
     id: entry.id ?? randomId(),
     actorId: entry.actorId,
     createdAt: entry.nowMs,
@@ -316,7 +326,21 @@ export function auditInsert(db: Db, entry: AuditRecord) {
     target: entry.target,
     oldValue: entry.oldValue,
     newValue: entry.newValue,
-  });
+  };
+}
+
+export function auditInsert(db: Db, entry: AuditRecord) {
+  return db.insert(adminAudit).values(auditRow(entry));
+}
+
+/**
+ * The change's audit entry as the guard of its batch: written only while `guard` holds when the
+ * batch runs; otherwise its action is NULL, the NOT NULL constraint fails and the whole batch
+ * rolls back (`guard_failed`, see driver.ts). Put it first. The condition is read inside the
+ * batch's transaction, so a concurrent change cannot slip in between the check and the write.
+ */
+export function auditEntryWhile(db: Db, entry: AuditRecord, guard: SQL) {
+  return insertSelect(db, adminAudit, auditRow(entry), { action: sql`(SELECT ${entry.action} WHERE ${guard})` });
 }
 
 // ---- keyset pagination and search ----

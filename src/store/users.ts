@@ -3,14 +3,15 @@
  * profile, first code and history; password change; identifier change; deletion; staff flag
  * changes). Every multi-statement change is one batch, so it applies whole or not at all.
  */
-import { and, desc, eq, or, type SQL, sql } from "drizzle-orm";
-import { affectedRows, type Db, type Placeholders, prepared, type Query, runBatch, runGuarded, runOne } from "./driver";
+import { and, desc, eq, ne, or, type SQL, sql } from "drizzle-orm";
+import { affectedRows, type Db, type Placeholders, prepared, runBatch, runGuarded, runOne } from "./driver";
 import { type PendingNotice, pendingNoticeInsert } from "./notices";
 import { activity, adminAudit, otpCodes, profiles, refreshTokens, statuses, users } from "./schema";
 import {
   type AccountAsRead,
   activityInsert,
   activityInsertSelect,
+  auditEntryWhile,
   auditInsert,
   claimAddress,
   countAccountHit,
@@ -111,7 +112,8 @@ export interface UserStore {
   /**
    * Staff change of account flags with its audit entry; disabling also ends every session. With
    * `claim`, the flags mark an unverified address verified: the password set before and every
-   * sign-in end too (`claimAddress`), with the account's activity entry.
+   * sign-in end too (`claimAddress`), with the account's activity entry. A demotion or disabling
+   * that would leave no active staff account is refused: false, and nothing changed.
    */
   updateFlags(
     userId: string,
@@ -119,9 +121,21 @@ export interface UserStore {
     nowMs: number,
     audit: AuditRecord,
     claim?: { unusablePasswordHash: string; activity: ActivityRecord },
-  ): Promise<void>;
+  ): Promise<boolean>;
   /** Accounts whose email or username starts with `prefix`, newest first (`limit + 1` rows). */
   search(prefix: string, page: PageQuery): Promise<User[]>;
+}
+
+/**
+ * An active staff account remains once `userId` loses its staff power: it had none to lose, or
+ * another account has it. Read inside the change's own batch, so of two staff demoting or
+ * disabling each other at once, the second to commit sees the first's write and is refused:
+ * read in the service before the write, both would pass and leave nobody to administer the service.
+ */
+function activeStaffRemainsWithout(userId: string): SQL {
+  const activeStaff = and(eq(users.isStaff, true), eq(users.isActive, true));
+  return sql`(EXISTS (SELECT 1 FROM ${users} WHERE ${activeStaff} AND ${ne(users.id, userId)})
+    OR NOT EXISTS (SELECT 1 FROM ${users} WHERE ${activeStaff} AND ${eq(users.id, userId)}))`;
 }
 
 const matchOf = (identifier: LoginIdentifier): SQL =>
@@ -282,7 +296,9 @@ export function DrizzleUserStore(db: Db): UserStore {
 
     async updateFlags(userId, flags, nowMs, audit, claim) {
       const disabling = flags.isActive === false;
-      const statements: (Query | false)[] = [
+      const removesStaffPower = disabling || flags.isStaff === false;
+      return runGuarded(db, [
+        removesStaffPower ? auditEntryWhile(db, audit, activeStaffRemainsWithout(userId)) : auditInsert(db, audit),
         db
           .update(users)
           .set({
@@ -294,9 +310,7 @@ export function DrizzleUserStore(db: Db): UserStore {
           .where(eq(users.id, userId)),
         ...(claim ? [...claimAddress(db, userId, claim.unusablePasswordHash, nowMs), activityInsert(db, claim.activity)] : []),
         ...(disabling ? endSignIns(db, userId, "admin", nowMs) : []),
-        auditInsert(db, audit),
-      ];
-      await runBatch(db, statements);
+      ]);
     },
 
     async search(prefix, page) {

@@ -22,6 +22,7 @@ export const ERROR_SENTENCES: Record<ErrorCode, string> = {
   email_taken: "An account with this email address already exists.",
   username_taken: "This username is taken; please choose another.",
   conflict: "That cannot be done right now.",
+  last_staff: "That would leave no active staff account. Make another account staff first.",
   payload_too_large: "What you sent is too large.",
   unsupported_media_type: "That kind of file is not accepted.",
   unprocessable_image: "That image cannot be used.",

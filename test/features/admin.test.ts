@@ -443,6 +443,55 @@ describe("PATCH /admin/users/{id}", () => {
   });
 });
 
+describe("no staff change leaves no active staff account", () => {
+  /** Two new staff accounts, the only active ones: the rule counts every account in the database this file's tests share. */
+  async function onlyTwoStaff() {
+    await env.DB.prepare("UPDATE users SET is_staff = 0 WHERE is_staff = 1").run();
+    return [await staffUser(), await staffUser()] as const;
+  }
+
+  async function activeStaff() {
+    const { results } = await env.DB.prepare("SELECT id FROM users WHERE is_staff = 1 AND is_active = 1").all<{ id: string }>();
+    return results.map((r) => r.id);
+  }
+
+  for (const change of [{ is_staff: false }, { is_active: false }]) {
+    it(`refuses with 409 last_staff the second of two staff making each other ${JSON.stringify(change)}: one stays staff`, async () => {
+      const [a, b] = await onlyTwoStaff();
+      // b's request lands after a's request read both accounts as active staff, before its write.
+      const probe = probeD1(env.DB);
+      let raced = false;
+      probe.beforeBatch(async (statements) => {
+        if (raced || !statements.some((sql) => sql.startsWith('insert into "admin_audit"'))) return;
+        raced = true;
+        const first = await h.call("PATCH", `${ADMIN}/users/${a.id}`, change, { token: b.access_token });
+        expect(first.status, first.text).toBe(200);
+      });
+      const second = await h.call("PATCH", `${ADMIN}/users/${b.id}`, change, { token: a.access_token, env: { ...env, DB: probe.db } });
+      expect(raced, "b's change ran before a's write").toBe(true);
+      expect(second.status, second.text).toBe(409);
+      expect(second.json.code).toBe("last_staff");
+      expect(await activeStaff()).toEqual([b.id]);
+      expect(await auditFor(b.id)).toEqual([]);
+      expect((await h.call("POST", "/api/v1/auth/refresh", { refresh_token: b.refresh_token })).status).toBe(200);
+    });
+  }
+
+  it("lets one of two staff demoting each other at the same moment through, never both", async () => {
+    const [a, b] = await onlyTwoStaff();
+    const results = await Promise.all([
+      h.call("PATCH", `${ADMIN}/users/${b.id}`, { is_staff: false }, { token: a.access_token }),
+      h.call("PATCH", `${ADMIN}/users/${a.id}`, { is_staff: false }, { token: b.access_token }),
+    ]);
+    const statuses = results.map((r) => r.status).sort();
+    // The loser is refused by the rule (409), or, when the winner committed before it was even
+    // authenticated, as no longer staff (403).
+    expect(statuses[0], results.map((r) => r.text).join("\n")).toBe(200);
+    expect([403, 409]).toContain(statuses[1]);
+    expect(await activeStaff()).toHaveLength(1);
+  });
+});
+
 describe("POST /admin/users/{id}/logout-all", () => {
   it("ends every session of the user, answers 204 and is audited", async () => {
     const admin = await staffUser();

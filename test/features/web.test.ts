@@ -527,6 +527,31 @@ describe("admin console", () => {
     expect(self.text).toContain("You cannot remove your own staff flag");
   });
 
+  it("refuses, with the reason, removing staff when no other active staff account would remain", async () => {
+    // The rule counts every account in the database this file's tests share: these two are its only staff.
+    await env.DB.prepare("UPDATE users SET is_staff = 0 WHERE is_staff = 1").run();
+    const probe = probeD1(env.DB);
+    const moderator = await h.registerVerified();
+    const b = browser("198.51.100.7", { ...env, DB: probe.db });
+    expect((await b.submit("/login", "/login", { identifier: moderator.email, password: moderator.password })).status).toBe(303);
+    const other = await h.signedInUser();
+    await env.DB.prepare("UPDATE users SET is_staff = 1 WHERE id IN (?, ?)").bind(moderator.id, other.id).run();
+    // The other staff member removes the moderator's staff flag after the console read both as staff, before its write.
+    let raced = false;
+    probe.beforeBatch(async (statements) => {
+      if (raced || !statements.some((sql) => sql.startsWith('insert into "admin_audit"'))) return;
+      raced = true;
+      const first = await h.call("PATCH", `/api/v1/admin/users/${moderator.id}`, { is_staff: false }, { token: other.access_token });
+      expect(first.status, first.text).toBe(200);
+    });
+    const res = await b.submit(`/admin/users/${other.id}`, `/admin/users/${other.id}/flags`, { field: "is_staff", value: "false" });
+    expect(raced).toBe(true);
+    expect(res.status).toBe(409);
+    expect(res.text).toContain(ERROR_SENTENCES.last_staff);
+    const row = await env.DB.prepare("SELECT is_staff FROM users WHERE id = ?").bind(other.id).first();
+    expect(row?.is_staff).toBe(1);
+  });
+
   it("lists an account's statuses, also once it is disabled, and lets staff delete one as the API does", async () => {
     const { user: moderator, b } = await signedInBrowser();
     await env.DB.prepare("UPDATE users SET is_staff = 1 WHERE id = ?").bind(moderator.id).run();

@@ -386,6 +386,57 @@ export function storeConformance(driver: string, open: () => Promise<Conformance
         expect(await countOf("SELECT COUNT(*) AS n FROM admin_audit WHERE target = ?", user.id)).toBe(1);
       });
 
+      describe("never leaves no active staff account", () => {
+        /** `count` new active staff accounts, the only ones: the rule counts every account in the database the cases share. */
+        async function onlyStaff(count: number) {
+          await (await t()).run("UPDATE users SET is_staff = 0 WHERE is_staff = 1");
+          const made: User[] = [];
+          for (let i = 0; i < count; i++) made.push((await registered({ isStaff: true })).user);
+          return made;
+        }
+        const activeStaff = () => countOf("SELECT COUNT(*) AS n FROM users WHERE is_staff = 1 AND is_active = 1");
+        const audit = (actor: User, target: User) => ({
+          actorId: actor.id,
+          action: "user.update" as const,
+          target: target.id,
+          oldValue: "{}",
+          newValue: "{}",
+          nowMs: clock.now(),
+        });
+
+        it("refuses to demote or disable the last active staff account, and writes nothing", async () => {
+          const [last] = (await onlyStaff(1)) as [User];
+          await registered({ isStaff: true, isActive: false }); // disabled: no staff power left to count
+          const { stores } = await t();
+          const token = await signedIn(last);
+          for (const flags of [{ isStaff: false }, { isActive: false }, { isActive: false, isStaff: true }]) {
+            expect(await stores.users.updateFlags(last.id, flags, clock.now(), audit(last, last)), JSON.stringify(flags)).toBe(false);
+          }
+          expect(await stores.users.byId(last.id)).toMatchObject({ isStaff: true, isActive: true, tokensValidAfter: 0 });
+          expect(await countOf("SELECT COUNT(*) AS n FROM refresh_tokens WHERE id = ? AND revoked_at IS NULL", token.id)).toBe(1);
+          expect(await countOf("SELECT COUNT(*) AS n FROM admin_audit WHERE target = ?", last.id)).toBe(0);
+          // Changes that remove no staff power still go through, and so does this one once another staff account is active.
+          const { user } = await registered();
+          expect(await stores.users.updateFlags(user.id, { isActive: false }, clock.now(), audit(last, user))).toBe(true);
+          const { user: other } = await registered({ isStaff: true });
+          expect(await stores.users.updateFlags(last.id, { isStaff: false }, clock.now(), audit(other, last))).toBe(true);
+          expect(await activeStaff()).toBe(1);
+        });
+
+        it("lets one of two staff demoting or disabling each other at once through, never both", async () => {
+          const { stores } = await t();
+          for (const flags of [{ isStaff: false }, { isActive: false }]) {
+            const [a, b] = (await onlyStaff(2)) as [User, User];
+            const results = await Promise.all([
+              stores.users.updateFlags(b.id, flags, clock.now(), audit(a, b)),
+              stores.users.updateFlags(a.id, flags, clock.now(), audit(b, a)),
+            ]);
+            expect(results.sort(), JSON.stringify(flags)).toEqual([false, true]);
+            expect(await activeStaff()).toBe(1);
+          }
+        });
+      });
+
       it("searches by prefix, newest first, in pages", async () => {
         const prefix = uid("srch");
         const made: User[] = [];

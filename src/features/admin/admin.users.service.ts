@@ -44,7 +44,9 @@ export async function getUser(deps: Deps, id: string) {
 
 /**
  * Changes account flags. A staff user may not clear their own staff flag or disable themselves
- * (409): that is how the last administrator would lock everyone out.
+ * (409 conflict), and no change may leave no active staff account (409 last_staff): the store
+ * checks that in the change's own transaction, so two staff demoting each other at once cannot
+ * both succeed. Either would lock everyone out of the admin API and console.
  */
 export async function updateUserFlags(deps: Deps, actor: User, id: string, patch: UserFlagsPatch) {
   if (Object.keys(patch).length === 0) throw new AppError("validation_failed", "Give at least one of is_active, is_staff, email_verified.");
@@ -69,7 +71,7 @@ export async function updateUserFlags(deps: Deps, actor: User, id: string, patch
   // Disabling also ends every session in the same transaction: a disabled user keeps no way in.
   // Marking an address verified is proof by someone other than whoever registered it, so, as
   // after a code sign-in, their password and sign-ins end (README, Security: email ownership).
-  await deps.users.updateFlags(
+  const applied = await deps.users.updateFlags(
     id,
     { isActive: newValues.is_active, isStaff: newValues.is_staff, emailVerified: newValues.email_verified },
     now,
@@ -88,6 +90,7 @@ export async function updateUserFlags(deps: Deps, actor: User, id: string, patch
         }
       : undefined,
   );
+  if (!applied) throw new AppError("last_staff", "No other active staff account would remain; make another account staff first.");
   // A disabled or unverified account leaves public view: its cached avatar must stop answering.
   if (newValues.is_active === false || newValues.email_verified === false) await purgeAvatarCopies(deps, id);
   return getUser(deps, id);
