@@ -4037,7 +4037,7 @@ export interface components {
             created_at: string;
             /** @example config.set */
             action: string;
-            /** @description The config key or the user id */
+            /** @description The config key, the user id, or the status id */
             target: string;
             old_value: string | null;
             new_value: string | null;

@@ -1,7 +1,8 @@
 /**
- * The admin audit trail. Audit entries of account changes are written by the store method that
- * makes the change (users.updateFlags, tokens.endAllSessions); config changes live in KV, which
- * has no transactions, so their entries are written and, on a failed KV write, removed here.
+ * The admin audit trail. Audit entries of account and status changes are written by the store
+ * method that makes the change (users.updateFlags, tokens.endAllSessions, statuses.updateContent,
+ * statuses.delete); config changes live in KV, which has no transactions, so their entries are
+ * written and, on a failed KV write, removed here.
  */
 import { desc, eq, inArray } from "drizzle-orm";
 import { type Db, runBatch, runOne } from "./driver";

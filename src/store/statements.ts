@@ -333,6 +333,11 @@ export function auditInsert(db: Db, entry: AuditRecord) {
   return db.insert(adminAudit).values(auditRow(entry));
 }
 
+/** The entry as `INSERT … SELECT`, written only if `where` holds when the batch runs (e.g. what it records still exists). */
+export function auditInsertWhere(db: Db, entry: AuditRecord, where: SQL) {
+  return insertSelect(db, adminAudit, auditRow(entry), {}, where);
+}
+
 /**
  * The change's audit entry as the guard of its batch: written only while `guard` holds when the
  * batch runs; otherwise its action is NULL, the NOT NULL constraint fails and the whole batch

@@ -1,12 +1,13 @@
 /**
  * Statuses: short public posts. Creating and deleting write the author's activity entry in the
  * same batch; a delete records its entry only if the status still existed when the batch ran.
+ * Staff editing or deleting someone else's status write its admin audit entry the same way.
  */
 import { and, desc, eq, sql } from "drizzle-orm";
 import { affectedRows, type Db, type Placeholders, prepared, preparedShapes, runBatch, runOne } from "./driver";
 import { statuses, users } from "./schema";
-import { activityInsert, activityInsertSelect, isPublicAccount, olderThan } from "./statements";
-import type { ActivityRecord, PageQuery } from "./types";
+import { activityInsert, activityInsertSelect, auditInsertWhere, isPublicAccount, olderThan } from "./statements";
+import type { ActivityRecord, AuditRecord, PageQuery } from "./types";
 
 /** A status with its author's current username. */
 export interface StatusRow {
@@ -26,10 +27,10 @@ export interface StatusStore {
   page(filter: { userId?: string }, page: PageQuery): Promise<StatusRow[]>;
   /** Every status of the user, newest first, public or not (the export, staff); the newest `limit` when given. */
   allByUser(userId: string, options?: { limit?: number }): Promise<StatusRow[]>;
-  /** False when the status no longer exists. */
-  updateContent(id: string, content: string, nowMs: number): Promise<boolean>;
-  /** Deletes with the author's entry; false (nothing written) when it was already gone. */
-  delete(id: string, activity: ActivityRecord): Promise<boolean>;
+  /** False when the status no longer exists. With `audit` (staff, someone else's status), its entry is written in the same batch. */
+  updateContent(id: string, content: string, nowMs: number, audit?: AuditRecord): Promise<boolean>;
+  /** Deletes with the author's entry (and `audit`, as above); false (nothing written) when it was already gone. */
+  delete(id: string, activity: ActivityRecord, audit?: AuditRecord): Promise<boolean>;
 }
 
 const statusColumns = {
@@ -64,6 +65,9 @@ function timelineStatement(byAuthor: boolean, paged: boolean) {
 }
 const timelinePage = preparedShapes(timelineStatement);
 
+/** SQL: the status exists when the batch runs, so what records a change of it is written only if the change happened. */
+const statusExists = (id: string) => sql`EXISTS (SELECT 1 FROM ${statuses} WHERE ${statuses.id} = ${id})`;
+
 export function DrizzleStatusStore(db: Db): StatusStore {
   const select = () => db.select(statusColumns).from(statuses).innerJoin(users, eq(users.id, statuses.userId));
 
@@ -97,19 +101,22 @@ export function DrizzleStatusStore(db: Db): StatusStore {
       return runOne(options.limit === undefined ? newestFirst : newestFirst.limit(options.limit));
     },
 
-    async updateContent(id, content, nowMs) {
-      const updated = await runOne(
+    async updateContent(id, content, nowMs, audit) {
+      const [updated] = await runBatch(db, [
         db.update(statuses).set({ content, updatedAt: nowMs }).where(eq(statuses.id, id)).returning({ id: statuses.id }),
-      );
+        audit && auditInsertWhere(db, audit, statusExists(id)),
+      ]);
       return affectedRows(updated) > 0;
     },
 
-    async delete(id, activity) {
-      const [, deleted] = await runBatch(db, [
-        activityInsertSelect(db, activity, { where: sql`EXISTS (SELECT 1 FROM ${statuses} WHERE ${statuses.id} = ${id})` }),
+    async delete(id, activity, audit) {
+      const exists = statusExists(id);
+      const results = await runBatch(db, [
+        activityInsertSelect(db, activity, { where: exists }),
+        audit && auditInsertWhere(db, audit, exists),
         db.delete(statuses).where(eq(statuses.id, id)).returning({ id: statuses.id }),
       ]);
-      return affectedRows(deleted) > 0;
+      return affectedRows(results.at(-1)) > 0;
     },
   };
 }

@@ -35,7 +35,7 @@ export const ACTIVITY_TYPES = [
 ] as const;
 export type ActivityType = (typeof ACTIVITY_TYPES)[number];
 
-export const AUDIT_ACTIONS = ["config.set", "config.delete", "user.update", "user.logout_all"] as const;
+export const AUDIT_ACTIONS = ["config.set", "config.delete", "user.update", "user.logout_all", "status.update", "status.delete"] as const;
 export type AuditAction = (typeof AUDIT_ACTIONS)[number];
 
 /** Where a request came from, as recorded with tokens and activity. */

@@ -19,6 +19,20 @@ async function activityOf(userId: string, type: string) {
   return results.map((r) => ({ ...r, details: JSON.parse(r.details) }));
 }
 
+/** Admin audit entries about the status `id`, oldest first. */
+async function auditOf(id: string) {
+  const { results } = await env.DB.prepare(
+    "SELECT actor_id, action, old_value, new_value FROM admin_audit WHERE target = ? ORDER BY created_at, id",
+  )
+    .bind(id)
+    .all<{ actor_id: string; action: string; old_value: string | null; new_value: string | null }>();
+  return results.map((r) => ({
+    ...r,
+    old_value: r.old_value && JSON.parse(r.old_value),
+    new_value: r.new_value && JSON.parse(r.new_value),
+  }));
+}
+
 async function statusCount(userId: string) {
   const row = await env.DB.prepare("SELECT COUNT(*) AS n FROM statuses WHERE user_id = ?").bind(userId).first<{ n: number }>();
   return row?.n ?? 0;
@@ -251,6 +265,25 @@ describe("changing and deleting statuses: owner, other, staff, anonymous", () =>
       expect(res.json.status).toMatchObject({ content: "moderated", user_id: owner.id, username: owner.username });
     });
 
+    it(`${method}: staff changing someone else's status is in the admin audit trail, the content before and after`, async () => {
+      const { owner, staff, id } = await cast();
+      expect((await h.call(method, `/api/v1/statuses/${id}`, { content: "moderated" }, { token: staff.access_token })).status).toBe(200);
+      expect(await auditOf(id)).toEqual([
+        {
+          actor_id: staff.id,
+          action: "status.update",
+          old_value: { user_id: owner.id, content: "original" },
+          new_value: { content: "moderated" },
+        },
+      ]);
+      // The author's own edit, and staff editing their own status, are no staff action on someone else.
+      expect((await h.call(method, `/api/v1/statuses/${id}`, { content: "mine again" }, { token: owner.access_token })).status).toBe(200);
+      const own = (await post(staff.access_token, "staff's own")).json.status.id as string;
+      expect((await h.call(method, `/api/v1/statuses/${own}`, { content: "edited" }, { token: staff.access_token })).status).toBe(200);
+      expect(await auditOf(id)).toHaveLength(1);
+      expect(await auditOf(own)).toEqual([]);
+    });
+
     it(`${method}: no token gets 401`, async () => {
       const { id } = await cast();
       const res = await h.call(method, `/api/v1/statuses/${id}`, { content: "anon" });
@@ -329,12 +362,26 @@ describe("changing and deleting statuses: owner, other, staff, anonymous", () =>
     expect(await activityOf(staff.id, "status_deleted")).toHaveLength(0);
   });
 
+  it("DELETE: staff deleting someone else's status is in the admin audit trail with what it said; the author's own delete is not", async () => {
+    const { owner, staff, id } = await cast();
+    expect((await h.call("DELETE", `/api/v1/statuses/${id}`, undefined, { token: staff.access_token })).status).toBe(204);
+    const entry = { actor_id: staff.id, action: "status.delete", old_value: { user_id: owner.id, content: "original" }, new_value: null };
+    expect(await auditOf(id)).toEqual([entry]);
+    // Already gone: a 404 that records nothing more.
+    expect((await h.call("DELETE", `/api/v1/statuses/${id}`, undefined, { token: staff.access_token })).status).toBe(404);
+    expect(await auditOf(id)).toEqual([entry]);
+    const own = (await post(owner.access_token, "mine")).json.status.id as string;
+    expect((await h.call("DELETE", `/api/v1/statuses/${own}`, undefined, { token: owner.access_token })).status).toBe(204);
+    expect(await auditOf(own)).toEqual([]);
+  });
+
   it("DELETE: a staff user deleting their own status is an ordinary author delete", async () => {
     const staff = await h.signedInUser();
     await makeStaff(staff.id);
     const id = (await post(staff.access_token, "mine")).json.status.id;
     expect((await h.call("DELETE", `/api/v1/statuses/${id}`, undefined, { token: staff.access_token })).status).toBe(204);
     expect((await activityOf(staff.id, "status_deleted"))[0]?.details).toEqual({ status_id: id });
+    expect(await auditOf(id)).toEqual([]);
   });
 
   it("DELETE: no token gets 401, an unknown id 404", async () => {

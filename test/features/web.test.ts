@@ -578,6 +578,10 @@ describe("admin console", () => {
       .bind(member.id)
       .all<{ details: string; ip: string | null }>();
     expect(history.results.map((r) => [JSON.parse(r.details), r.ip])).toEqual([[{ status_id: posted[0], by: "staff" }, null]]);
+    const audit = await env.DB.prepare("SELECT actor_id, action, old_value FROM admin_audit WHERE target = ?").bind(posted[0]).all();
+    expect(audit.results).toEqual([
+      { actor_id: moderator.id, action: "status.delete", old_value: JSON.stringify({ user_id: member.id, content: "first <b>post</b>" }) },
+    ]);
 
     // Gone already: the page says so, and nothing else changes.
     const again = await b.submit(`/admin/users/${member.id}`, `/admin/users/${member.id}/statuses/${posted[0]}/delete`, {});

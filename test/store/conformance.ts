@@ -1080,6 +1080,40 @@ export function storeConformance(driver: string, open: () => Promise<Conformance
       });
     });
 
+    describe("statuses: staff acting on someone else's", () => {
+      it("writes the audit entry in the same batch as the edit or the delete, and none for a status already gone", async () => {
+        const { user } = await registered();
+        const { user: staff } = await registered({ isStaff: true });
+        const { stores } = await t();
+        const row = { id: uid("st"), userId: user.id, content: "said", createdAt: clock.now(), updatedAt: clock.now() };
+        await stores.statuses.create(row, { userId: user.id, type: "status_created", nowMs: clock.now(), meta: META });
+        const audit = (action: "status.update" | "status.delete") => ({
+          actorId: staff.id,
+          action,
+          target: row.id,
+          oldValue: "{}",
+          newValue: null,
+          nowMs: clock.now(),
+        });
+        const entries = () => countOf("SELECT COUNT(*) AS n FROM admin_audit WHERE target = ?", row.id);
+        const deleted = { userId: user.id, type: "status_deleted" as const, nowMs: clock.now(), meta: META };
+
+        await withFault("admin_audit", "INSERT", () =>
+          stores.statuses.updateContent(row.id, "edited", clock.now(), audit("status.update")),
+        );
+        expect((await stores.statuses.byId(row.id))?.content).toBe("said");
+        expect(await stores.statuses.updateContent(row.id, "edited", clock.now(), audit("status.update"))).toBe(true);
+        expect(await entries()).toBe(1);
+        await withFault("admin_audit", "INSERT", () => stores.statuses.delete(row.id, deleted, audit("status.delete")));
+        expect(await stores.statuses.byId(row.id)).not.toBeNull();
+        expect(await stores.statuses.delete(row.id, deleted, audit("status.delete"))).toBe(true);
+        expect(await entries()).toBe(2);
+        expect(await stores.statuses.updateContent(row.id, "again", clock.now(), audit("status.update"))).toBe(false);
+        expect(await stores.statuses.delete(row.id, deleted, audit("status.delete"))).toBe(false);
+        expect(await entries()).toBe(2);
+      });
+    });
+
     describe("audit", () => {
       it("records entries together, pages them newest first with the actor's email, and removes them", async () => {
         const { user: staff } = await registered({ isStaff: true });

@@ -2,7 +2,8 @@
  * The admin audit trail: who changed what, when, from which value to which. Entries of account
  * changes are written by the store method that makes the change, in the same batch (a user change
  * is never applied unaudited, nor audited without applying). Values are stored as text: raw KV
- * strings for config, small JSON objects for account flags.
+ * strings for config, small JSON objects for account flags and for staff changes of someone
+ * else's status (its author and content before, its content after).
  */
 import type { Deps } from "../../deps";
 import { type Page, pageRequest, toPage } from "../../lib/pagination";

@@ -53,7 +53,7 @@ export const AuditEntrySchema = z
     actor_email: z.string().nullable(),
     created_at: z.string().openapi({ format: "date-time" }),
     action: z.string().openapi({ example: "config.set" }),
-    target: z.string().openapi({ description: "The config key or the user id" }),
+    target: z.string().openapi({ description: "The config key, the user id, or the status id" }),
     old_value: z.string().nullable(),
     new_value: z.string().nullable(),
   })

@@ -1,7 +1,7 @@
 /**
  * Statuses: short public posts. Anyone may read them; only the author or a staff user may change
  * or delete one. Creating and deleting are recorded in the author's activity in the same batch as
- * the change itself.
+ * the change itself; staff editing or deleting someone else's status, in the admin audit trail too.
  */
 import type { z } from "@hono/zod-openapi";
 import type { Deps } from "../../deps";
@@ -9,7 +9,7 @@ import { randomId } from "../../lib/crypto";
 import { AppError } from "../../lib/errors";
 import { type Page, pageRequest, toPage } from "../../lib/pagination";
 import { assertWithinLimit } from "../../lib/rate-limit";
-import type { StatusRow, User } from "../../store";
+import type { AuditAction, AuditRecord, StatusRow, User } from "../../store";
 import type { StatusSchema } from "./statuses.schemas";
 
 /** A status as the API shows it: the author's current username comes from the users table. */
@@ -38,6 +38,17 @@ async function changeableStatus(deps: Pick<Deps, "statuses">, user: User, id: st
   if (row.userId === user.id || user.isStaff) return row;
   if (!(await deps.statuses.byId(id, { publicOnly: true }))) throw notFound;
   throw new AppError("forbidden", "Only the author or staff may change this status.");
+}
+
+/**
+ * The admin audit entry of `user` changing `status`, when that is a staff action on someone
+ * else's status (`changeableStatus` lets no one else near it); none for the author's own change.
+ * It keeps whose status it was and what it said, which the status itself no longer tells.
+ */
+function staffAudit(user: User, status: StatusRow, action: AuditAction, newValue: string | null, nowMs: number): AuditRecord | undefined {
+  if (status.userId === user.id || !user.isStaff) return undefined;
+  const oldValue = JSON.stringify({ user_id: status.userId, content: status.content });
+  return { actorId: user.id, action, target: status.id, oldValue, newValue, nowMs };
 }
 
 /** Publishes a status for `user`; at most `statusCreatePerUser` a minute (429 beyond). */
@@ -75,8 +86,9 @@ export async function updateStatus(deps: Deps, user: User, id: string, content: 
   const status = await changeableStatus(deps, user, id);
   if (content === undefined || content === status.content) return statusView(status);
   const now = deps.clock.now();
+  const audit = staffAudit(user, status, "status.update", JSON.stringify({ content }), now);
   // Deleted by someone else between the read and the write.
-  if (!(await deps.statuses.updateContent(id, content, now))) throw new AppError("not_found", "No such status.");
+  if (!(await deps.statuses.updateContent(id, content, now, audit))) throw new AppError("not_found", "No such status.");
   return statusView({ ...status, content, updatedAt: now });
 }
 
@@ -89,13 +101,17 @@ export async function deleteStatus(deps: Deps, user: User, id: string): Promise<
   const status = await changeableStatus(deps, user, id);
   const byStaff = status.userId !== user.id;
   const now = deps.clock.now();
-  const deleted = await deps.statuses.delete(id, {
-    userId: status.userId,
-    type: "status_deleted",
-    nowMs: now,
-    meta: byStaff ? { ip: null, userAgent: null } : deps.meta,
-    details: byStaff ? { status_id: id, by: "staff" } : { status_id: id },
-  });
+  const deleted = await deps.statuses.delete(
+    id,
+    {
+      userId: status.userId,
+      type: "status_deleted",
+      nowMs: now,
+      meta: byStaff ? { ip: null, userAgent: null } : deps.meta,
+      details: byStaff ? { status_id: id, by: "staff" } : { status_id: id },
+    },
+    staffAudit(user, status, "status.delete", null, now),
+  );
   if (!deleted) throw new AppError("not_found", "No such status.");
 }
 
