@@ -2700,7 +2700,7 @@ export interface paths {
         head?: never;
         /**
          * Enable, disable, promote, demote, or mark an email verified
-         * @description Disabling revokes every refresh token and every access token issued so far. Staff cannot demote or disable themselves (409 conflict), and no change may leave no active staff account (409 last_staff).
+         * @description Disabling, or marking the email unverified, revokes every refresh token and every access token issued so far. Staff cannot demote or disable themselves (409 conflict), and no change may leave no active staff account (409 last_staff).
          */
         patch: {
             parameters: {

@@ -203,8 +203,8 @@ export type AccountAsRead = Pick<User, "id" | "passwordHash" | "tokensValidAfter
 
 /**
  * The account's sign-ins are as read: it is active, and none ended since (`tokens_valid_after`,
- * which a password change or reset, logout-all, disabling and an address claimed by its owner all
- * move). What a request started from that state — a code sign-in's session — is written only
+ * which a password change or reset, logout-all, disabling, staff marking the address unverified
+ * and an address claimed by its owner all move). What a request started from that state — a code sign-in's session — is written only
  * while this holds, so a logout-all or disabling that commits in between leaves nothing behind.
  */
 function signInsAsRead(userId: string, tokensValidAfter: number): SQL {

@@ -110,7 +110,8 @@ export interface UserStore {
    */
   delete(asRead: AccountAsRead, release: PasswordCheckRelease | null): Promise<boolean>;
   /**
-   * Staff change of account flags with its audit entry; disabling also ends every session. With
+   * Staff change of account flags with its audit entry; disabling or marking the address
+   * unverified also ends every session. With
    * `claim`, the flags mark an unverified address verified: the password set before and every
    * sign-in end too (`claimAddress`), with the account's activity entry. A demotion or disabling
    * that would leave no active staff account is refused: false, and nothing changed.
@@ -297,6 +298,8 @@ export function DrizzleUserStore(db: Db): UserStore {
     async updateFlags(userId, flags, nowMs, audit, claim) {
       const disabling = flags.isActive === false;
       const removesStaffPower = disabling || flags.isStaff === false;
+      // An unverified account cannot sign in while verification is required, so it keeps no sign-in either.
+      const endsSignIns = disabling || flags.emailVerified === false;
       return runGuarded(db, [
         removesStaffPower ? auditEntryWhile(db, audit, activeStaffRemainsWithout(userId)) : auditInsert(db, audit),
         db
@@ -309,7 +312,7 @@ export function DrizzleUserStore(db: Db): UserStore {
           })
           .where(eq(users.id, userId)),
         ...(claim ? [...claimAddress(db, userId, claim.unusablePasswordHash, nowMs), activityInsert(db, claim.activity)] : []),
-        ...(disabling ? endSignIns(db, userId, "admin", nowMs) : []),
+        ...(endsSignIns ? endSignIns(db, userId, "admin", nowMs) : []),
       ]);
     },
 

@@ -343,22 +343,27 @@ describe("GET /admin/users", () => {
 });
 
 describe("PATCH /admin/users/{id}", () => {
-  it("disabling a user kills their refresh tokens and their /me at once, and is audited", async () => {
+  /** Staff make `change` to a user signed in twice; every access and refresh token of the user then stops working. */
+  async function changeEndingSessions(change: { is_active?: boolean; email_verified?: boolean }) {
     const admin = await staffUser();
     const victim = await h.signedInUser();
     const second = await h.login(victim.email, victim.password);
     // iat has whole-second precision: tokens issued in the cut-off's second would survive.
     h.clock.advance(1500);
-    const res = await h.call("PATCH", `${ADMIN}/users/${victim.id}`, { is_active: false }, { token: admin.access_token });
-    expect(res.status).toBe(200);
-    expect(res.json).toMatchObject({ is_active: false, active_sessions: 0 });
-
-    expect((await h.call("GET", "/api/v1/me", undefined, { token: victim.access_token })).status).toBe(401);
-    for (const refresh_token of [victim.refresh_token, second.refresh_token]) {
-      expect((await h.call("POST", "/api/v1/auth/refresh", { refresh_token })).status).toBe(401);
+    const res = await h.call("PATCH", `${ADMIN}/users/${victim.id}`, change, { token: admin.access_token });
+    expect(res.status, res.text).toBe(200);
+    expect(res.json).toMatchObject({ ...change, active_sessions: 0 });
+    for (const tokens of [victim, second]) {
+      expect((await h.call("GET", "/api/v1/me", undefined, { token: tokens.access_token })).status).toBe(401);
+      expect((await h.call("POST", "/api/v1/auth/refresh", { refresh_token: tokens.refresh_token })).status).toBe(401);
     }
     const { results } = await env.DB.prepare("SELECT revoked_reason FROM refresh_tokens WHERE user_id = ?").bind(victim.id).all();
     expect(results.map((r) => r.revoked_reason)).toEqual(["admin", "admin"]);
+    return { admin, victim };
+  }
+
+  it("disabling a user kills their refresh tokens and their /me at once, and is audited", async () => {
+    const { admin, victim } = await changeEndingSessions({ is_active: false });
     expect((await h.call("POST", "/api/v1/auth/login", { email: victim.email, password: victim.password })).status).toBe(401);
     expect(await auditFor(victim.id)).toMatchObject([
       { actor_id: admin.id, action: "user.update", old_value: '{"is_active":true}', new_value: '{"is_active":false}' },
@@ -367,6 +372,13 @@ describe("PATCH /admin/users/{id}", () => {
     const enable = await h.call("PATCH", `${ADMIN}/users/${victim.id}`, { is_active: true }, { token: admin.access_token });
     expect(enable.json.is_active).toBe(true);
     expect((await h.call("POST", "/api/v1/auth/login", { email: victim.email, password: victim.password })).status).toBe(200);
+  });
+
+  it("marking an email unverified ends the account's sessions, as disabling does: its access and refresh tokens stop working", async () => {
+    const { admin, victim } = await changeEndingSessions({ email_verified: false });
+    expect(await auditFor(victim.id)).toMatchObject([
+      { actor_id: admin.id, old_value: '{"email_verified":true}', new_value: '{"email_verified":false}' },
+    ]);
   });
 
   it("changes nothing when the audit entry cannot be written (flag, revocation and audit are one batch)", async () => {

@@ -108,6 +108,16 @@ export function storeConformance(driver: string, open: () => Promise<Conformance
     const countOf = async (sql: string, ...params: unknown[]) => (await t()).count(sql, ...params);
 
     describe("users", () => {
+      /** The audit entry of a staff change of account flags. */
+      const flagsAudit = (actor: User, target: User) => ({
+        actorId: actor.id,
+        action: "user.update" as const,
+        target: target.id,
+        oldValue: "{}",
+        newValue: "{}",
+        nowMs: clock.now(),
+      });
+
       it("registers an account with its profile, its entry, and its first code with the address's mail counters", async () => {
         const { user, code } = await registered({ emailVerified: false }, "verify_email");
         const { stores } = await t();
@@ -365,26 +375,23 @@ export function storeConformance(driver: string, open: () => Promise<Conformance
         expect(await countOf("SELECT COUNT(*) AS n FROM admin_audit WHERE id = ? AND actor_id IS NULL", auditId)).toBe(1);
       });
 
-      it("changes flags with an audit entry; disabling ends every session in the same batch", async () => {
-        const { user: staff } = await registered({ isStaff: true });
-        const { user } = await registered();
-        const { stores } = await t();
-        const token = await signedIn(user);
-        const audit = {
-          actorId: staff.id,
-          action: "user.update" as const,
-          target: user.id,
-          oldValue: "{}",
-          newValue: "{}",
-          nowMs: clock.now(),
-        };
-        await withFault("admin_audit", "INSERT", () => stores.users.updateFlags(user.id, { isActive: false }, clock.now(), audit));
-        expect((await stores.users.byId(user.id))?.isActive).toBe(true);
-        await stores.users.updateFlags(user.id, { isActive: false, emailVerified: false }, clock.now(), audit);
-        expect(await stores.users.byId(user.id)).toMatchObject({ isActive: false, emailVerified: false });
-        expect(await countOf("SELECT COUNT(*) AS n FROM refresh_tokens WHERE id = ? AND revoked_reason = 'admin'", token.id)).toBe(1);
-        expect(await countOf("SELECT COUNT(*) AS n FROM admin_audit WHERE target = ?", user.id)).toBe(1);
-      });
+      // Marking an address unverified ends the sign-ins as disabling does: such an account cannot sign in now.
+      for (const flags of [{ isActive: false }, { emailVerified: false }]) {
+        it(`changes flags with an audit entry; ${JSON.stringify(flags)} ends every session in the same batch`, async () => {
+          const { user: staff } = await registered({ isStaff: true });
+          const { user } = await registered();
+          const { stores } = await t();
+          const token = await signedIn(user);
+          const audit = flagsAudit(staff, user);
+          await withFault("admin_audit", "INSERT", () => stores.users.updateFlags(user.id, flags, clock.now(), audit));
+          await withFault("refresh_tokens", "UPDATE", () => stores.users.updateFlags(user.id, flags, clock.now(), audit));
+          expect(await stores.users.byId(user.id)).toMatchObject({ isActive: true, emailVerified: true, tokensValidAfter: 0 });
+          expect(await stores.users.updateFlags(user.id, flags, clock.now(), audit)).toBe(true);
+          expect(await stores.users.byId(user.id)).toMatchObject({ ...flags, tokensValidAfter: Math.floor(clock.now() / 1000) * 1000 });
+          expect(await countOf("SELECT COUNT(*) AS n FROM refresh_tokens WHERE id = ? AND revoked_reason = 'admin'", token.id)).toBe(1);
+          expect(await countOf("SELECT COUNT(*) AS n FROM admin_audit WHERE target = ?", user.id)).toBe(1);
+        });
+      }
 
       describe("never leaves no active staff account", () => {
         /** `count` new active staff accounts, the only ones: the rule counts every account in the database the cases share. */
@@ -395,14 +402,6 @@ export function storeConformance(driver: string, open: () => Promise<Conformance
           return made;
         }
         const activeStaff = () => countOf("SELECT COUNT(*) AS n FROM users WHERE is_staff = 1 AND is_active = 1");
-        const audit = (actor: User, target: User) => ({
-          actorId: actor.id,
-          action: "user.update" as const,
-          target: target.id,
-          oldValue: "{}",
-          newValue: "{}",
-          nowMs: clock.now(),
-        });
 
         it("refuses to demote or disable the last active staff account, and writes nothing", async () => {
           const [last] = (await onlyStaff(1)) as [User];
@@ -410,16 +409,16 @@ export function storeConformance(driver: string, open: () => Promise<Conformance
           const { stores } = await t();
           const token = await signedIn(last);
           for (const flags of [{ isStaff: false }, { isActive: false }, { isActive: false, isStaff: true }]) {
-            expect(await stores.users.updateFlags(last.id, flags, clock.now(), audit(last, last)), JSON.stringify(flags)).toBe(false);
+            expect(await stores.users.updateFlags(last.id, flags, clock.now(), flagsAudit(last, last)), JSON.stringify(flags)).toBe(false);
           }
           expect(await stores.users.byId(last.id)).toMatchObject({ isStaff: true, isActive: true, tokensValidAfter: 0 });
           expect(await countOf("SELECT COUNT(*) AS n FROM refresh_tokens WHERE id = ? AND revoked_at IS NULL", token.id)).toBe(1);
           expect(await countOf("SELECT COUNT(*) AS n FROM admin_audit WHERE target = ?", last.id)).toBe(0);
           // Changes that remove no staff power still go through, and so does this one once another staff account is active.
           const { user } = await registered();
-          expect(await stores.users.updateFlags(user.id, { isActive: false }, clock.now(), audit(last, user))).toBe(true);
+          expect(await stores.users.updateFlags(user.id, { isActive: false }, clock.now(), flagsAudit(last, user))).toBe(true);
           const { user: other } = await registered({ isStaff: true });
-          expect(await stores.users.updateFlags(last.id, { isStaff: false }, clock.now(), audit(other, last))).toBe(true);
+          expect(await stores.users.updateFlags(last.id, { isStaff: false }, clock.now(), flagsAudit(other, last))).toBe(true);
           expect(await activeStaff()).toBe(1);
         });
 
@@ -428,8 +427,8 @@ export function storeConformance(driver: string, open: () => Promise<Conformance
           for (const flags of [{ isStaff: false }, { isActive: false }]) {
             const [a, b] = (await onlyStaff(2)) as [User, User];
             const results = await Promise.all([
-              stores.users.updateFlags(b.id, flags, clock.now(), audit(a, b)),
-              stores.users.updateFlags(a.id, flags, clock.now(), audit(b, a)),
+              stores.users.updateFlags(b.id, flags, clock.now(), flagsAudit(a, b)),
+              stores.users.updateFlags(a.id, flags, clock.now(), flagsAudit(b, a)),
             ]);
             expect(results.sort(), JSON.stringify(flags)).toEqual([false, true]);
             expect(await activeStaff()).toBe(1);

@@ -105,7 +105,7 @@ export const adminRoutes = createRouter()
       tags,
       summary: "Enable, disable, promote, demote, or mark an email verified",
       description:
-        "Disabling revokes every refresh token and every access token issued so far. Staff cannot demote or disable themselves (409 conflict), and no change may leave no active staff account (409 last_staff).",
+        "Disabling, or marking the email unverified, revokes every refresh token and every access token issued so far. Staff cannot demote or disable themselves (409 conflict), and no change may leave no active staff account (409 last_staff).",
       ...staff,
       request: { params: UserIdParams, body: jsonBody(PatchUserSchema) },
       responses: { 200: jsonContent(AdminUserDetailSchema, "The updated account"), ...problems(400, 401, 403, 404, 409, 413, 415) },

@@ -1,7 +1,8 @@
 /**
  * Account management for staff: search, inspect, change the three account flags, end every
- * session. Disabling an account revokes its refresh tokens and cuts off its access tokens in the
- * same D1 batch as the flag change and its audit entry, so a disabled user keeps no way in.
+ * session. Disabling an account, or marking its address unverified, revokes its refresh tokens and
+ * cuts off its access tokens in the same D1 batch as the flag change and its audit entry, so a
+ * disabled user keeps no way in, and an unverified one no sign-in it could not make now.
  * Marking an unverified address verified ends the password set at registration the same way.
  */
 import type { Deps } from "../../deps";
@@ -69,6 +70,8 @@ export async function updateUserFlags(deps: Deps, actor: User, id: string, patch
 
   const now = clock.now();
   // Disabling also ends every session in the same transaction: a disabled user keeps no way in.
+  // So does marking the address unverified: while verification is required, such an account
+  // cannot sign in, and its earlier sign-ins must not outlast that.
   // Marking an address verified is proof by someone other than whoever registered it, so, as
   // after a code sign-in, their password and sign-ins end (README, Security: email ownership).
   const applied = await deps.users.updateFlags(
