@@ -65,6 +65,11 @@ export function signInEnded(): AppError {
   return new AppError("unauthorized", "The access token is no longer valid.");
 }
 
+/** The 403 for a caller who is not (or no longer) active staff. */
+export function staffOnly(): AppError {
+  return new AppError("forbidden", "This needs a staff account.");
+}
+
 export interface ProblemDocument {
   type: string;
   title: string;

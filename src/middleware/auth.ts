@@ -1,7 +1,7 @@
 import type { MiddlewareHandler } from "hono";
 import type { AppEnv } from "../env";
 import { verifyAccessToken } from "../features/auth/access-tokens";
-import { AppError, signInEnded } from "../lib/errors";
+import { AppError, signInEnded, staffOnly } from "../lib/errors";
 
 /**
  * `Bearer <JWS compact serialization>`: the scheme name is case-insensitive (RFC 7235 §2.1), the
@@ -42,7 +42,7 @@ export function requireUser(options: { withProfile?: boolean } = {}): Middleware
 /** Requires a staff user; use after `requireUser`. */
 export function requireStaff(): MiddlewareHandler<AppEnv> {
   return async function requireStaff(c, next) {
-    if (!c.var.user.isStaff) throw new AppError("forbidden", "This needs a staff account.");
+    if (!c.var.user.isStaff) throw staffOnly();
     await next();
   };
 }

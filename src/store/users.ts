@@ -43,6 +43,13 @@ export interface UserFlags {
   emailVerified?: boolean;
 }
 
+/**
+ * What became of a staff change of flags: `applied`, or refused with nothing written because no
+ * active staff account would remain (`last_staff`), the flags it changes no longer hold the values
+ * it read (`changed`), or its actor is no longer active staff (`not_staff`).
+ */
+export type FlagsChange = "applied" | "last_staff" | "changed" | "not_staff";
+
 export interface UserStore {
   byId(id: string): Promise<User | null>;
   /** Accounts holding `email` or `username` (either may be null: not asked). */
@@ -110,11 +117,13 @@ export interface UserStore {
    */
   delete(asRead: AccountAsRead, release: PasswordCheckRelease | null): Promise<boolean>;
   /**
-   * Staff change of account flags with its audit entry; disabling or marking the address
-   * unverified also ends every session. With
-   * `claim`, the flags mark an unverified address verified: the password set before and every
-   * sign-in end too (`claimAddress`), with the account's activity entry. A demotion or disabling
-   * that would leave no active staff account is refused: false, and nothing changed.
+   * Staff change of account flags with its audit entry (whose actor is the staff member); disabling
+   * or marking the address unverified also ends every session. With `claim`, the flags mark an
+   * unverified address verified: the password set before and every sign-in end too
+   * (`claimAddress`), with the account's activity entry. Each flag given is a change from the value
+   * the caller read, its opposite. The change is written only while, when the batch runs, each
+   * flag still has that value, the actor is still active staff, and (for a demotion or disabling)
+   * another active staff account remains; else nothing is written and the answer says which failed.
    */
   updateFlags(
     userId: string,
@@ -122,7 +131,7 @@ export interface UserStore {
     nowMs: number,
     audit: AuditRecord,
     claim?: { unusablePasswordHash: string; activity: ActivityRecord },
-  ): Promise<boolean>;
+  ): Promise<FlagsChange>;
   /** Accounts whose email or username starts with `prefix`, newest first (`limit + 1` rows). */
   search(prefix: string, page: PageQuery): Promise<User[]>;
 }
@@ -134,9 +143,19 @@ export interface UserStore {
  * read in the service before the write, both would pass and leave nobody to administer the service.
  */
 function activeStaffRemainsWithout(userId: string): SQL {
-  const activeStaff = and(eq(users.isStaff, true), eq(users.isActive, true));
-  return sql`(EXISTS (SELECT 1 FROM ${users} WHERE ${activeStaff} AND ${ne(users.id, userId)})
-    OR NOT EXISTS (SELECT 1 FROM ${users} WHERE ${activeStaff} AND ${eq(users.id, userId)}))`;
+  return sql`(EXISTS (SELECT 1 FROM ${users} WHERE ${activeStaff()} AND ${ne(users.id, userId)})
+    OR NOT EXISTS (SELECT 1 FROM ${users} WHERE ${activeStaff()} AND ${eq(users.id, userId)}))`;
+}
+
+const activeStaff = () => and(eq(users.isStaff, true), eq(users.isActive, true));
+
+/** Each flag a change gives still has the value it changes from (its opposite). */
+function flagsAsRead(userId: string, flags: UserFlags): SQL {
+  const columns = { isActive: users.isActive, isStaff: users.isStaff, emailVerified: users.emailVerified };
+  const asRead = (Object.keys(columns) as (keyof UserFlags)[])
+    .filter((flag) => flags[flag] !== undefined)
+    .map((flag) => eq(columns[flag], !flags[flag]));
+  return sql`EXISTS (SELECT 1 FROM ${users} WHERE ${and(eq(users.id, userId), ...asRead)})`;
 }
 
 const matchOf = (identifier: LoginIdentifier): SQL =>
@@ -300,8 +319,16 @@ export function DrizzleUserStore(db: Db): UserStore {
       const removesStaffPower = disabling || flags.isStaff === false;
       // An unverified account cannot sign in while verification is required, so it keeps no sign-in either.
       const endsSignIns = disabling || flags.emailVerified === false;
-      return runGuarded(db, [
-        removesStaffPower ? auditEntryWhile(db, audit, activeStaffRemainsWithout(userId)) : auditInsert(db, audit),
+      // Each read inside the batch. As read: staff marking an address verified while its registrant
+      // verifies it with their own code would otherwise end the password that code just confirmed.
+      // Actor: a staff member demoted or disabled while the request was under way changes nothing.
+      const guards = {
+        last_staff: removesStaffPower ? activeStaffRemainsWithout(userId) : sql`1`,
+        changed: flagsAsRead(userId, flags),
+        not_staff: sql`EXISTS (SELECT 1 FROM ${users} WHERE ${and(eq(users.id, audit.actorId ?? ""), activeStaff())})`,
+      };
+      const applied = await runGuarded(db, [
+        auditEntryWhile(db, audit, sql.join([guards.last_staff, guards.changed, guards.not_staff], sql` AND `)),
         db
           .update(users)
           .set({
@@ -314,6 +341,20 @@ export function DrizzleUserStore(db: Db): UserStore {
         ...(claim ? [...claimAddress(db, userId, claim.unusablePasswordHash, nowMs), activityInsert(db, claim.activity)] : []),
         ...(endsSignIns ? endSignIns(db, userId, "admin", nowMs) : []),
       ]);
+      if (applied) return "applied";
+      // Which guard failed, for the answer (nothing was written): the first that does not hold now.
+      const [held] = await runOne(
+        db
+          .select({
+            last_staff: sql<number>`${guards.last_staff}`,
+            changed: sql<number>`${guards.changed}`,
+            not_staff: sql<number>`${guards.not_staff}`,
+          })
+          .from(users)
+          .where(eq(users.id, userId)),
+      );
+      if (!held) return "changed"; // the account is gone
+      return (["last_staff", "changed", "not_staff"] as const).find((reason) => !held[reason]) ?? "changed";
     },
 
     async search(prefix, page) {

@@ -3,6 +3,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { CONFIG_KEY_NAMES } from "../../src/config/config.definitions";
 import { probeD1 } from "../d1-wrap";
 import { decodeJwt, harness, setConfig, unique } from "../helpers";
+import { capturingEnv } from "../mail-helpers";
 
 const h = harness();
 const ADMIN = "/api/v1/admin";
@@ -501,6 +502,72 @@ describe("no staff change leaves no active staff account", () => {
     expect(statuses[0], results.map((r) => r.text).join("\n")).toBe(200);
     expect([403, 409]).toContain(statuses[1]);
     expect(await activeStaff()).toHaveLength(1);
+  });
+});
+
+describe("a flag change is judged by the state it lands on", () => {
+  /** Runs `meanwhile` once, just before the first batch of `probe` that writes an audit entry. */
+  function justBeforeAudit(probe: ReturnType<typeof probeD1>, meanwhile: () => Promise<void>) {
+    const state = { done: false };
+    probe.beforeBatch(async (statements) => {
+      if (state.done || !statements.some((sql) => sql.startsWith('insert into "admin_audit"'))) return;
+      state.done = true;
+      await meanwhile();
+    });
+    return state;
+  }
+
+  it("marking an address verified while its registrant confirms it with their own code keeps the registrant's password (409)", async () => {
+    const staff = await staffUser();
+    const email = `${unique("registrant")}@example.com`;
+    const password = "registrants-own-secret-41";
+    const cap = capturingEnv();
+    const reg = await h.call("POST", "/api/v1/auth/register", { email, password }, { env: cap.env });
+    expect(reg.status, reg.text).toBe(201);
+    const code = cap.sent.find((m) => m.purpose === "verify_email")?.code;
+    const probe = probeD1(env.DB);
+    let session: { refresh_token: string } | undefined;
+    const staged = justBeforeAudit(probe, async () => {
+      expect((await h.call("POST", "/api/v1/auth/verify-email", { email, code })).status).toBe(200);
+      session = await h.login(email, password);
+    });
+    const marked = await h.call(
+      "PATCH",
+      `${ADMIN}/users/${reg.json.user.id}`,
+      { email_verified: true },
+      {
+        token: staff.access_token,
+        env: { ...env, DB: probe.db },
+      },
+    );
+    expect(staged.done).toBe(true);
+    expect(marked.status, marked.text).toBe(409);
+    expect(marked.json.code).toBe("conflict");
+    expect((await h.call("POST", "/api/v1/auth/login", { email, password })).status).toBe(200);
+    expect((await h.call("POST", "/api/v1/auth/refresh", { refresh_token: session?.refresh_token })).status).toBe(200);
+    expect(await auditFor(reg.json.user.id)).toEqual([]);
+  });
+
+  it("a staff member demoted while their change was under way changes nothing (403)", async () => {
+    const [actor, other] = [await staffUser(), await staffUser()];
+    const accomplice = await h.registerVerified();
+    const probe = probeD1(env.DB);
+    const staged = justBeforeAudit(probe, async () => {
+      expect((await h.call("PATCH", `${ADMIN}/users/${actor.id}`, { is_staff: false }, { token: other.access_token })).status).toBe(200);
+    });
+    const res = await h.call(
+      "PATCH",
+      `${ADMIN}/users/${accomplice.id}`,
+      { is_staff: true },
+      {
+        token: actor.access_token,
+        env: { ...env, DB: probe.db },
+      },
+    );
+    expect(staged.done).toBe(true);
+    expect(res.status, res.text).toBe(403);
+    expect((await env.DB.prepare("SELECT is_staff FROM users WHERE id = ?").bind(accomplice.id).first())?.is_staff).toBe(0);
+    expect(await auditFor(accomplice.id)).toEqual([]);
   });
 });
 

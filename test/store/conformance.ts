@@ -107,17 +107,17 @@ export function storeConformance(driver: string, open: () => Promise<Conformance
 
     const countOf = async (sql: string, ...params: unknown[]) => (await t()).count(sql, ...params);
 
-    describe("users", () => {
-      /** The audit entry of a staff change of account flags. */
-      const flagsAudit = (actor: User, target: User) => ({
-        actorId: actor.id,
-        action: "user.update" as const,
-        target: target.id,
-        oldValue: "{}",
-        newValue: "{}",
-        nowMs: clock.now(),
-      });
+    /** The audit entry of a staff change of account flags. */
+    const flagsAudit = (actor: User, target: User) => ({
+      actorId: actor.id,
+      action: "user.update" as const,
+      target: target.id,
+      oldValue: "{}",
+      newValue: "{}",
+      nowMs: clock.now(),
+    });
 
+    describe("users", () => {
       it("registers an account with its profile, its entry, and its first code with the address's mail counters", async () => {
         const { user, code } = await registered({ emailVerified: false }, "verify_email");
         const { stores } = await t();
@@ -386,12 +386,33 @@ export function storeConformance(driver: string, open: () => Promise<Conformance
           await withFault("admin_audit", "INSERT", () => stores.users.updateFlags(user.id, flags, clock.now(), audit));
           await withFault("refresh_tokens", "UPDATE", () => stores.users.updateFlags(user.id, flags, clock.now(), audit));
           expect(await stores.users.byId(user.id)).toMatchObject({ isActive: true, emailVerified: true, tokensValidAfter: 0 });
-          expect(await stores.users.updateFlags(user.id, flags, clock.now(), audit)).toBe(true);
+          expect(await stores.users.updateFlags(user.id, flags, clock.now(), audit)).toBe("applied");
           expect(await stores.users.byId(user.id)).toMatchObject({ ...flags, tokensValidAfter: Math.floor(clock.now() / 1000) * 1000 });
           expect(await countOf("SELECT COUNT(*) AS n FROM refresh_tokens WHERE id = ? AND revoked_reason = 'admin'", token.id)).toBe(1);
           expect(await countOf("SELECT COUNT(*) AS n FROM admin_audit WHERE target = ?", user.id)).toBe(1);
         });
       }
+
+      it("writes a flag change only while its flags are as read and its actor is still active staff", async () => {
+        const { user: staff } = await registered({ isStaff: true });
+        const { user } = await registered({ emailVerified: false });
+        const { stores } = await t();
+        const claim = {
+          unusablePasswordHash: "!unusable",
+          activity: { userId: user.id, type: "email_verified" as const, nowMs: clock.now(), meta: META },
+        };
+        // The registrant confirmed the address meanwhile: marking it verified must not end their password.
+        await (await t()).run("UPDATE users SET email_verified = 1 WHERE id = ?", user.id);
+        expect(await stores.users.updateFlags(user.id, { emailVerified: true }, clock.now(), flagsAudit(staff, user), claim)).toBe(
+          "changed",
+        );
+        expect(await stores.users.byId(user.id)).toMatchObject({ passwordHash: user.passwordHash, tokensValidAfter: 0 });
+        // The actor was demoted meanwhile.
+        await (await t()).run("UPDATE users SET is_staff = 0 WHERE id = ?", staff.id);
+        expect(await stores.users.updateFlags(user.id, { isActive: false }, clock.now(), flagsAudit(staff, user))).toBe("not_staff");
+        expect(await stores.users.byId(user.id)).toMatchObject({ isActive: true });
+        expect(await countOf("SELECT COUNT(*) AS n FROM admin_audit WHERE target = ?", user.id)).toBe(0);
+      });
 
       describe("never leaves no active staff account", () => {
         /** `count` new active staff accounts, the only ones: the rule counts every account in the database the cases share. */
@@ -409,16 +430,18 @@ export function storeConformance(driver: string, open: () => Promise<Conformance
           const { stores } = await t();
           const token = await signedIn(last);
           for (const flags of [{ isStaff: false }, { isActive: false }, { isActive: false, isStaff: true }]) {
-            expect(await stores.users.updateFlags(last.id, flags, clock.now(), flagsAudit(last, last)), JSON.stringify(flags)).toBe(false);
+            expect(await stores.users.updateFlags(last.id, flags, clock.now(), flagsAudit(last, last)), JSON.stringify(flags)).toBe(
+              "last_staff",
+            );
           }
           expect(await stores.users.byId(last.id)).toMatchObject({ isStaff: true, isActive: true, tokensValidAfter: 0 });
           expect(await countOf("SELECT COUNT(*) AS n FROM refresh_tokens WHERE id = ? AND revoked_at IS NULL", token.id)).toBe(1);
           expect(await countOf("SELECT COUNT(*) AS n FROM admin_audit WHERE target = ?", last.id)).toBe(0);
           // Changes that remove no staff power still go through, and so does this one once another staff account is active.
           const { user } = await registered();
-          expect(await stores.users.updateFlags(user.id, { isActive: false }, clock.now(), flagsAudit(last, user))).toBe(true);
+          expect(await stores.users.updateFlags(user.id, { isActive: false }, clock.now(), flagsAudit(last, user))).toBe("applied");
           const { user: other } = await registered({ isStaff: true });
-          expect(await stores.users.updateFlags(last.id, { isStaff: false }, clock.now(), flagsAudit(other, last))).toBe(true);
+          expect(await stores.users.updateFlags(last.id, { isStaff: false }, clock.now(), flagsAudit(other, last))).toBe("applied");
           expect(await activeStaff()).toBe(1);
         });
 
@@ -430,7 +453,7 @@ export function storeConformance(driver: string, open: () => Promise<Conformance
               stores.users.updateFlags(b.id, flags, clock.now(), flagsAudit(a, b)),
               stores.users.updateFlags(a.id, flags, clock.now(), flagsAudit(b, a)),
             ]);
-            expect(results.sort(), JSON.stringify(flags)).toEqual([false, true]);
+            expect(results.sort(), JSON.stringify(flags)).toEqual(["applied", "last_staff"]);
             expect(await activeStaff()).toBe(1);
           }
         });
@@ -1063,14 +1086,8 @@ export function storeConformance(driver: string, open: () => Promise<Conformance
         expect(await countOf("SELECT COUNT(*) AS n FROM activity WHERE user_id = ? AND type = 'status_deleted'", user.id)).toBe(1);
         expect((await stores.statuses.allByUser(user.id)).map((s) => s.id)).toEqual([made[2]?.id, made[0]?.id]);
         expect((await stores.statuses.allByUser(user.id, { limit: 1 })).map((s) => s.id)).toEqual([made[2]?.id]);
-        await stores.users.updateFlags(user.id, { isActive: false }, clock.now(), {
-          actorId: user.id,
-          action: "user.update",
-          target: user.id,
-          oldValue: null,
-          newValue: null,
-          nowMs: clock.now(),
-        });
+        const { user: staff } = await registered({ isStaff: true });
+        expect(await stores.users.updateFlags(user.id, { isActive: false }, clock.now(), flagsAudit(staff, user))).toBe("applied");
         expect(await stores.statuses.byId(made[2]?.id ?? "", { publicOnly: true })).toBeNull();
         expect(await stores.statuses.byId(made[2]?.id ?? "")).not.toBeNull();
         expect(await stores.statuses.page({ userId: user.id }, { limit: 10, cursor: null })).toEqual([]);

@@ -6,7 +6,7 @@
  * Marking an unverified address verified ends the password set at registration the same way.
  */
 import type { Deps } from "../../deps";
-import { AppError } from "../../lib/errors";
+import { AppError, staffOnly } from "../../lib/errors";
 import { pageRequest, toPage } from "../../lib/pagination";
 import { normalizeIdentifier } from "../../lib/text";
 import type { User } from "../../store";
@@ -74,7 +74,7 @@ export async function updateUserFlags(deps: Deps, actor: User, id: string, patch
   // cannot sign in, and its earlier sign-ins must not outlast that.
   // Marking an address verified is proof by someone other than whoever registered it, so, as
   // after a code sign-in, their password and sign-ins end (README, Security: email ownership).
-  const applied = await deps.users.updateFlags(
+  const outcome = await deps.users.updateFlags(
     id,
     { isActive: newValues.is_active, isStaff: newValues.is_staff, emailVerified: newValues.email_verified },
     now,
@@ -93,7 +93,16 @@ export async function updateUserFlags(deps: Deps, actor: User, id: string, patch
         }
       : undefined,
   );
-  if (!applied) throw new AppError("last_staff", "No other active staff account would remain; make another account staff first.");
+  switch (outcome) {
+    case "applied":
+      break;
+    case "last_staff":
+      throw new AppError("last_staff", "No other active staff account would remain; make another account staff first.");
+    case "changed":
+      throw new AppError("conflict", "The account changed while this request was under way; reload it and try again.");
+    case "not_staff":
+      throw staffOnly();
+  }
   // A disabled or unverified account leaves public view: its cached avatar must stop answering.
   if (newValues.is_active === false || newValues.email_verified === false) await purgeAvatarCopies(deps, id);
   return getUser(deps, id);
