@@ -101,6 +101,12 @@ function refusal(c: Parameters<MiddlewareHandler<WebEnv>>[0], status: 403 | 413,
   );
 }
 
+/** A POST whose `_csrf` does not belong to this browser's sign-in or nonce. */
+async function expiredForm(c: Parameters<MiddlewareHandler<WebEnv>>[0]) {
+  c.set("csrf", await csrfToken(c));
+  return refusal(c, 403, "This form has expired or did not come from this site, so it was not accepted.");
+}
+
 export function webPage(rule: PageRule): MiddlewareHandler<WebEnv> {
   return async function webPage(c, next) {
     c.header("Content-Security-Policy", PAGE_CSP);
@@ -120,6 +126,11 @@ export function webPage(rule: PageRule): MiddlewareHandler<WebEnv> {
 
     if (isPost) {
       if (!sameOrigin(c)) return refusal(c, 403, "This form was sent from another website, so it was not accepted.");
+      // Whether anyone is signed in is known from the cookies alone, so a form that needs a sign-in
+      // is refused before a byte of its body is read: otherwise anyone could have the worker buffer
+      // and parse an upload's 2 MiB for nothing. Its answer is the one the token check gave it
+      // (a page's token belongs to a sign-in, and this request has none).
+      if (rule.access !== "any" && !c.var.signedIn) return expiredForm(c);
       const limit = rule.upload ? UPLOAD_MAX_BYTES : FORM_MAX_BYTES;
       const fields = await readForm(c.req.raw, limit);
       if (fields === "too_large") {
@@ -131,8 +142,7 @@ export function webPage(rule: PageRule): MiddlewareHandler<WebEnv> {
           clearTokenCookies(c);
           return redirect(c, "/login", "signed_out");
         }
-        c.set("csrf", await csrfToken(c));
-        return refusal(c, 403, "This form has expired or did not come from this site, so it was not accepted.");
+        return expiredForm(c);
       }
     } else {
       const flash = getCookie(c, COOKIE.flash);
@@ -146,7 +156,7 @@ export function webPage(rule: PageRule): MiddlewareHandler<WebEnv> {
     if (rule.access !== "any" && !c.var.signedIn) {
       const url = new URL(c.req.url);
       const back = safeNext(`${url.pathname}${url.search}`, "/profilepage");
-      return c.redirect(isPost ? "/login" : `/login?next=${encodeURIComponent(back)}`, 303);
+      return c.redirect(`/login?next=${encodeURIComponent(back)}`, 303);
     }
     if (rule.access === "staff" && !c.var.user.isStaff) {
       return page(c, "Not allowed", <p>This part of the site is for staff only.</p>, { status: 403 });

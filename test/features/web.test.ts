@@ -273,6 +273,55 @@ describe("forms", () => {
     expect(ok.location).toBe("/settings");
   });
 
+  it("refuses an avatar upload from someone not signed in, or from another site, without reading its body", async () => {
+    /** A 1 MiB multipart upload whose stream records whether anything pulled from it. */
+    async function upload(headers: Record<string, string>, csrf = "") {
+      const boundary = "lk-test-boundary";
+      const parts = [
+        `--${boundary}\r\nContent-Disposition: form-data; name="_csrf"\r\n\r\n${csrf}\r\n`,
+        `--${boundary}\r\nContent-Disposition: form-data; name="profileimg"; filename="a.png"\r\nContent-Type: image/png\r\n\r\n`,
+        "x".repeat(1024 * 1024),
+        `\r\n--${boundary}--\r\n`,
+      ];
+      let pulled = false;
+      const body = new ReadableStream<Uint8Array>(
+        {
+          pull(controller) {
+            pulled = true;
+            const next = parts.shift();
+            if (next === undefined) controller.close();
+            else controller.enqueue(new TextEncoder().encode(next));
+          },
+        },
+        { highWaterMark: 0 }, // nothing is pulled until someone reads
+      );
+      const init = { method: "POST", headers: { "content-type": `multipart/form-data; boundary=${boundary}`, ...headers }, body };
+      const res = await h.app.fetch(new Request(`${BASE}/settings/avatar`, init), env);
+      return { status: res.status, text: await res.text(), pulled };
+    }
+
+    const anonymous = await upload({ "sec-fetch-site": "same-origin", "cf-connecting-ip": "198.51.100.31" });
+    expect(anonymous.status).toBe(403);
+    expect(anonymous.text).toContain("expired or did not come from this site");
+    expect(anonymous.pulled).toBe(false);
+
+    const { b } = await signedInBrowser();
+    const cookie = [...b.jar].map(([k, v]) => `${k}=${v}`).join("; ");
+    const crossSite = await upload({ "sec-fetch-site": "cross-site", cookie });
+    expect(crossSite.status).toBe(403);
+    expect(crossSite.text).toContain("sent from another website");
+    expect(crossSite.pulled).toBe(false);
+
+    // Signed in and same-site, the form is read: its token is checked only then, and the file after it.
+    const noToken = await upload({ "sec-fetch-site": "same-origin", cookie });
+    expect(noToken.status).toBe(403);
+    expect(noToken.text).toContain("expired or did not come from this site");
+    expect(noToken.pulled).toBe(true);
+    const csrf = b.csrfOf((await b.request("GET", "/settings")).text);
+    const notAnImage = await upload({ "sec-fetch-site": "same-origin", cookie }, csrf);
+    expect(notAnImage.status).toBe(415);
+  });
+
   it("sends a GET of a form's action path to the page the form is on", async () => {
     const b = browser();
     for (const [path, page] of [
