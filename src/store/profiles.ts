@@ -2,7 +2,7 @@
  * Profiles, part of the account aggregate: the owner's details, the avatar pointer, and the public
  * reads (directory, single profile, avatar lookup), which show only confirmed, enabled accounts.
  */
-import { and, asc, eq, inArray, isNotNull, or, type SQL, sql } from "drizzle-orm";
+import { and, asc, desc, eq, inArray, isNotNull, or, type SQL, sql } from "drizzle-orm";
 import { affectedRows, type Db, type Placeholders, prepared, preparedShapes, type Query, runBatch, runOne } from "./driver";
 import { profiles, users } from "./schema";
 import { activityInsertSelect, isPublicAccount, like, newerThan, prefixPattern } from "./statements";
@@ -52,8 +52,11 @@ export interface ProfileStore {
   ): Promise<{ written: boolean; replacedKey: string | null }>;
   /** The public directory, oldest first, optionally by a username or name prefix (`limit + 1` rows). */
   directory(filter: { usernamePrefix: string; namePrefix: string } | null, page: PageQuery): Promise<PublicProfileRow[]>;
-  /** One public profile; null for a missing, unverified or disabled account. */
-  publicProfile(userId: string): Promise<PublicProfileRow | null>;
+  /**
+   * One public profile, by the account's id or else by its (canonical) username; null for a
+   * missing, unverified or disabled account.
+   */
+  publicProfile(key: { id: string; username?: string }): Promise<PublicProfileRow | null>;
   /** The avatar of a public account, or null. */
   publicAvatar(userId: string): Promise<{ key: string | null; etag: string | null; contentType: string | null } | null>;
   /** Of these accounts, the ones that exist, each with its current avatar key (null: none). */
@@ -158,13 +161,15 @@ export function DrizzleProfileStore(db: Db): ProfileStore {
       return rows.map(withNulls);
     },
 
-    async publicProfile(userId) {
+    async publicProfile({ id, username }) {
       const [row] = await runOne(
         db
           .select(publicColumns)
           .from(users)
           .leftJoin(profiles, eq(profiles.userId, users.id))
-          .where(and(eq(users.id, userId), isPublicAccount()))
+          .where(and(username === undefined ? eq(users.id, id) : or(eq(users.id, id), eq(users.username, username)), isPublicAccount()))
+          // A key that is one account's id and another's username names the first.
+          .orderBy(desc(eq(users.id, id)))
           .limit(1),
       );
       return row ? withNulls(row) : null;

@@ -8,7 +8,7 @@ import { env } from "cloudflare:test";
 import { beforeEach, describe, expect, it } from "vitest";
 import { hashPassword } from "../../src/features/auth/password-hash";
 import { type D1Probe, probeD1 } from "../d1-wrap";
-import { harness } from "../helpers";
+import { BASE, harness } from "../helpers";
 
 /** The statements' first words, e.g. "select", "insert", "update", "delete", "with". */
 const verbs = (probe: D1Probe) => probe.statements.map((sql) => sql.trimStart().split(/\s+/, 1)[0]?.toLowerCase());
@@ -56,6 +56,18 @@ describe("query budget", () => {
     expect(probe.statements[1]).toMatch(/insert into "rate_limits"/);
     expect(probe.statements[2]).toMatch(/insert into "rate_limits"/);
     expect(probe.roundTrips).toBe(2);
+  });
+
+  it("finds a public profile page by its username with one lookup, not a search of the directory", async () => {
+    const u = await h.registerVerified();
+    for (const key of [u.username, u.username.toUpperCase(), u.id]) {
+      probe.reset();
+      const res = await h.app.fetch(new Request(`${BASE}/people/${key}`, { headers: { "cf-connecting-ip": "198.51.100.90" } }), probed);
+      expect(res.status, key).toBe(200);
+      expect(await res.text()).toContain(`@${u.username}`);
+      const lookups = probe.statements.filter((sql) => /from "users"/.test(sql));
+      expect(lookups, key).toHaveLength(1);
+    }
   });
 
   it("upgrades an outdated password hash inside the sign-in batch, not in another round trip", async () => {

@@ -531,8 +531,18 @@ export function storeConformance(driver: string, open: () => Promise<Conformance
           { limit: 10, cursor: { t: a.createdAt, id: a.id } },
         );
         expect(after.map((r) => r.id)).toEqual([b.id]);
-        expect(await stores.profiles.publicProfile(hidden.id)).toBeNull();
-        expect(await stores.profiles.publicProfile(a.id)).toMatchObject({ id: a.id, username: a.username, name: null, avatarKey: null });
+        expect(await stores.profiles.publicProfile({ id: hidden.id })).toBeNull();
+        expect(await stores.profiles.publicProfile({ id: "-", username: hidden.username ?? "" })).toBeNull();
+        expect(await stores.profiles.publicProfile({ id: a.id })).toMatchObject({
+          id: a.id,
+          username: a.username,
+          name: null,
+          avatarKey: null,
+        });
+        expect(await stores.profiles.publicProfile({ id: "-", username: b.username ?? "" })).toMatchObject({ id: b.id });
+        // A key that is one account's id and another's username names the account with that id.
+        expect(await stores.profiles.publicProfile({ id: a.id, username: b.username ?? "" })).toMatchObject({ id: a.id });
+        expect(await stores.profiles.publicProfile({ id: b.username ?? "", username: b.username ?? "" })).toMatchObject({ id: b.id });
       });
     });
 

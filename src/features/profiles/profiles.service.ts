@@ -118,7 +118,19 @@ export async function listDirectory(
 
 /** One public profile; a missing, unverified or disabled account is a 404 alike. */
 export async function getPublicProfile(deps: Pick<Deps, "profiles">, userId: string): Promise<PublicProfileView> {
-  const row = await deps.profiles.publicProfile(userId);
+  return publicProfileBy(deps, { id: userId });
+}
+
+/**
+ * The public profile a website address names (`/people/{key}`): an account id, or a username in
+ * any letter case, found with one lookup. A missing, unverified or disabled account is a 404 alike.
+ */
+export async function findPublicProfile(deps: Pick<Deps, "profiles">, key: string): Promise<PublicProfileView> {
+  return publicProfileBy(deps, { id: key, username: key.toLowerCase() });
+}
+
+async function publicProfileBy(deps: Pick<Deps, "profiles">, key: { id: string; username?: string }): Promise<PublicProfileView> {
+  const row = await deps.profiles.publicProfile(key);
   if (!row) throw new AppError("not_found", "No public profile with this id.");
   return publicProfileView(row);
 }

@@ -1,12 +1,11 @@
 /** The public directory and public profiles: only what the API shows anyone (never email, phone or age). */
 import { z } from "@hono/zod-openapi";
 import type { Hono } from "hono";
-import { getPublicProfile, listDirectory, type PublicProfileView } from "../../features/profiles/profiles.service";
+import { findPublicProfile, listDirectory, type PublicProfileView } from "../../features/profiles/profiles.service";
 import { listStatuses } from "../../features/statuses/statuses.service";
-import { AppError } from "../../lib/errors";
 import { pageQuery } from "../../lib/pagination";
 import type { WebEnv } from "../web.env";
-import { attempt, page, type WebContext } from "../web.kit";
+import { attempt, page } from "../web.kit";
 import { Pager, StatusList } from "../web.layout";
 import { webPage } from "../web.middleware";
 
@@ -14,26 +13,6 @@ const anyone = webPage({ access: "any" });
 const DirectoryQuery = z.object({ q: z.string().max(100).optional(), ...pageQuery });
 
 const displayName = (p: PublicProfileView) => [p.name, p.surname].filter(Boolean).join(" ") || p.username || "Anonymous";
-
-/** A username (as the directory finds it) or an account id. */
-async function findProfile(c: WebContext, key: string): Promise<PublicProfileView> {
-  const byId = await attempt(c, () => getPublicProfile(c.var.deps, key));
-  if (byId.ok) return byId.value;
-  const lowered = key.toLowerCase();
-  if (/^[a-z0-9_.-]{3,30}$/.test(lowered)) {
-    // The directory's prefix search, then an exact match: the same public accounts, by name.
-    // Bounded: a name that is the prefix of hundreds of others may need a few pages.
-    let cursor: string | undefined;
-    for (let round = 0; round < 5; round++) {
-      const found = await listDirectory(c.var.deps, { q: lowered, limit: 100, cursor });
-      const match = found.items.find((p) => p.username === lowered);
-      if (match) return match;
-      if (!found.next_cursor) break;
-      cursor = found.next_cursor;
-    }
-  }
-  throw new AppError("not_found");
-}
 
 export function peoplePages(web: Hono<WebEnv>) {
   web.get("/people", anyone, async (c) => {
@@ -74,7 +53,7 @@ export function peoplePages(web: Hono<WebEnv>) {
   });
 
   web.get("/people/:key", anyone, async (c) => {
-    const profile = await findProfile(c, c.req.param("key"));
+    const profile = await findPublicProfile(c.var.deps, c.req.param("key"));
     const cursor = c.req.query("cursor");
     const statuses = await attempt(c, () => listStatuses(c.var.deps, { userId: profile.user_id, limit: 20, cursor }));
     const items = statuses.ok ? statuses.value.items : [];
