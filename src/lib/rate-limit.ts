@@ -40,6 +40,15 @@ export const RATE_LIMITS = {
    */
   otpFailuresPerDay: { limit: 20, windowMs: 24 * 60 * 60_000 },
   statusCreatePerUser: { limit: 30, windowMs: 60_000 },
+  /**
+   * Pages of the website that read the public directory (`/people`, `/people/{key}`), per client
+   * IP: two a second, far above someone reading profiles (even many people behind one NAT), and
+   * enough to slow a scraper walking the directory to a pace the database does not notice. One
+   * allowance for both, since either costs the same kind of directory read; its own, so browsing
+   * never uses up an allowance that guards a guess or a mail (signing in, codes, registration).
+   * The API's `GET /profiles` reads are not counted; were they to be, this is the allowance to share.
+   */
+  directoryReadsPerIp: { limit: 120, windowMs: 60_000 },
 } as const;
 export type RateLimitName = keyof typeof RATE_LIMITS;
 

@@ -4,7 +4,7 @@
  * so nothing here runs for the API. Errors a page does not handle itself become an HTML page.
  */
 import { Hono } from "hono";
-import { AppError, loggableError, retryAfter } from "../lib/errors";
+import { AppError, type ErrorCode, loggableError, retryAfter } from "../lib/errors";
 import { answeringRoute } from "../middleware/request-log";
 import { accountPages } from "./pages/account";
 import { adminPages } from "./pages/admin";
@@ -14,6 +14,13 @@ import type { WebEnv } from "./web.env";
 import { page } from "./web.kit";
 import { ERROR_SENTENCES } from "./web.messages";
 import { PAGE_CSP, pageOf } from "./web.middleware";
+
+/** The title of an error page, where there is something more precise to say than that it failed. */
+const PAGE_TITLES: Partial<Record<ErrorCode, string>> = {
+  not_found: "Not found",
+  forbidden: "Not allowed",
+  rate_limited: "Too many requests",
+};
 
 export function webRoutes() {
   const web = new Hono<WebEnv>();
@@ -35,7 +42,7 @@ export function webRoutes() {
     const wait = appError ? retryAfter(appError) : null;
     if (wait !== null) c.header("Retry-After", wait);
     const code = appError?.code ?? "internal_error";
-    const title = code === "not_found" ? "Not found" : code === "forbidden" ? "Not allowed" : "Something went wrong";
+    const title = PAGE_TITLES[code] ?? "Something went wrong";
     const status = (appError?.status ?? 500) as 400 | 403 | 404 | 409 | 413 | 415 | 422 | 429 | 500 | 503;
     return page(c, title, <p>{ERROR_SENTENCES[code]}</p>, { status });
   });

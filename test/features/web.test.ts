@@ -7,6 +7,7 @@ import { env } from "cloudflare:test";
 import { describe, expect, it, vi } from "vitest";
 import { REFRESH_RACE_GRACE_MS } from "../../src/features/auth/tokens.service";
 import { ERRORS } from "../../src/lib/errors";
+import { RATE_LIMITS } from "../../src/lib/rate-limit";
 import { ERROR_SENTENCES, FLASH } from "../../src/web/web.messages";
 import { RACE_RETRY_PAUSES_MS } from "../../src/web/web.session";
 import { probeD1 } from "../d1-wrap";
@@ -432,6 +433,30 @@ describe("forms", () => {
     expect(api.status).toBe(429);
     expect(Number(limited.headers.get("retry-after"))).toBeGreaterThan(0);
     expect(limited.headers.get("retry-after")).toBe(api.headers.get("retry-after"));
+  });
+});
+
+describe("the public people pages", () => {
+  it("limit each client IP, one allowance for the directory and its profiles, with a 429 page and Retry-After", async () => {
+    const user = await h.registerVerified();
+    const { limit, windowMs } = RATE_LIMITS.directoryReadsPerIp;
+    const b = browser("198.51.100.77");
+    for (let i = 0; i < limit; i++) {
+      const res = await b.request("GET", i % 2 === 0 ? "/people" : `/people/${user.username}`);
+      expect(res.status).toBe(200);
+    }
+    for (const path of ["/people", `/people/${user.username}`]) {
+      const limited = await b.request("GET", path);
+      expect(limited.status, path).toBe(429);
+      expect(limited.headers.get("content-type")).toMatch(/^text\/html/);
+      expect(limited.text).toContain(ERROR_SENTENCES.rate_limited);
+      const wait = Number(limited.headers.get("retry-after"));
+      expect(wait).toBeGreaterThan(0);
+      expect(wait).toBeLessThanOrEqual(windowMs / 1000);
+    }
+    expect((await browser("198.51.100.78").request("GET", "/people")).status).toBe(200);
+    h.clock.advance(windowMs);
+    expect((await b.request("GET", `/people/${user.username}`)).status).toBe(200);
   });
 });
 

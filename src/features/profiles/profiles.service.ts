@@ -6,7 +6,9 @@
 import type { z } from "@hono/zod-openapi";
 import type { Deps } from "../../deps";
 import { AppError, fieldError, signInEnded } from "../../lib/errors";
+import { clientKey } from "../../lib/ip";
 import { type Page, pageRequest, toPage } from "../../lib/pagination";
+import { assertWithinLimit } from "../../lib/rate-limit";
 import { cleanText, normalizeIdentifier } from "../../lib/text";
 import type { Profile, ProfileChanges, PublicProfileRow, User } from "../../store";
 import { avatarUrl } from "./avatar.storage";
@@ -133,4 +135,13 @@ async function publicProfileBy(deps: Pick<Deps, "profiles">, key: { id: string; 
   const row = await deps.profiles.publicProfile(key);
   if (!row) throw new AppError("not_found", "No public profile with this id.");
   return publicProfileView(row);
+}
+
+/**
+ * Counts one read of the public directory by a page of the website against the client's per-IP
+ * allowance (`directoryReadsPerIp`); past it, a 429 with Retry-After.
+ */
+export async function countDirectoryRead(deps: Pick<Deps, "counters" | "clock" | "meta">): Promise<void> {
+  const now = deps.clock.now();
+  assertWithinLimit("directoryReadsPerIp", await deps.counters.hit("directoryReadsPerIp", clientKey(deps.meta.ip), now), now);
 }

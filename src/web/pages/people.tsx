@@ -1,7 +1,7 @@
 /** The public directory and public profiles: only what the API shows anyone (never email, phone or age). */
 import { z } from "@hono/zod-openapi";
 import type { Hono } from "hono";
-import { findPublicProfile, listDirectory, type PublicProfileView } from "../../features/profiles/profiles.service";
+import { countDirectoryRead, findPublicProfile, listDirectory, type PublicProfileView } from "../../features/profiles/profiles.service";
 import { listStatuses } from "../../features/statuses/statuses.service";
 import { pageQuery } from "../../lib/pagination";
 import type { WebEnv } from "../web.env";
@@ -15,7 +15,10 @@ const DirectoryQuery = z.object({ q: z.string().max(100).optional(), ...pageQuer
 const displayName = (p: PublicProfileView) => [p.name, p.surname].filter(Boolean).join(" ") || p.username || "Anonymous";
 
 export function peoplePages(web: Hono<WebEnv>) {
+  // Both pages read the directory for anyone, so each counts against the client's allowance first,
+  // outside `attempt`: past it the answer is the 429 error page (with Retry-After), not a form error.
   web.get("/people", anyone, async (c) => {
+    await countDirectoryRead(c.var.deps);
     const parsed = DirectoryQuery.safeParse(c.req.query());
     const q = parsed.success ? parsed.data : { q: undefined, cursor: undefined, limit: 20 };
     const result = await attempt(c, () => listDirectory(c.var.deps, { q: q.q?.trim() || undefined, limit: 20, cursor: q.cursor }));
@@ -53,6 +56,7 @@ export function peoplePages(web: Hono<WebEnv>) {
   });
 
   web.get("/people/:key", anyone, async (c) => {
+    await countDirectoryRead(c.var.deps);
     const profile = await findPublicProfile(c.var.deps, c.req.param("key"));
     const cursor = c.req.query("cursor");
     const statuses = await attempt(c, () => listStatuses(c.var.deps, { userId: profile.user_id, limit: 20, cursor }));
