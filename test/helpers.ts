@@ -87,3 +87,27 @@ export function decodeJwt(token: string) {
   const decode = (part: string) => JSON.parse(atob(part.replace(/-/g, "+").replace(/_/g, "/")));
   return { header: decode(h as string), payload: decode(p as string) };
 }
+
+/**
+ * Characters that draw nothing yet change how text looks or reads: the zero-width ones (space,
+ * non-joiner, joiner, word joiner, BOM) and the bidirectional controls of UAX #9 (marks,
+ * embeddings and overrides, isolates, the Arabic letter mark). Written here, not imported, so the
+ * tests state the rule rather than repeat the code's.
+ */
+export const ZERO_WIDTH = ["\u200B", "\u200C", "\u200D", "\u2060", "\uFEFF"];
+export const BIDI_CONTROLS = [
+  "\u200E",
+  "\u200F",
+  "\u061C",
+  "\u202A",
+  "\u202B",
+  "\u202C",
+  "\u202D",
+  "\u202E",
+  "\u2066",
+  "\u2067",
+  "\u2068",
+  "\u2069",
+];
+/** `U+200B` for a failure message. */
+export const codePoint = (ch: string) => `U+${(ch.codePointAt(0) ?? 0).toString(16).toUpperCase().padStart(4, "0")}`;

@@ -10,13 +10,41 @@ export function normalizeIdentifier(value: string): string {
 /** A UTF-16 surrogate without its pair: not a character, and stored as U+FFFD (three per one). */
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
+/**
+ * The bidirectional controls (UAX #9 §2): the marks (LRM, RLM, ALM), the embeddings and overrides,
+ * the isolates. Drawn as nothing, they reorder the text around them, so what a reader sees is not
+ * what it says ("Trojan Source", CVE-2021-42574). The bidi algorithm lays out right-to-left and
+ * mixed text without them, so refusing them costs a writer little.
+ */
+const BIDI_CONTROLS = "\\u061c\\u200e\\u200f\\u202a-\\u202e\\u2066-\\u2069";
+/** C0 and C1 controls but for \n and \t, which long text may hold, and the bidi controls. */
+const REFUSED_IN_TEXT = new RegExp(`[\\u0000-\\u0008\\u000b-\\u001f\\u007f-\\u009f${BIDI_CONTROLS}]`);
+
 /** Trims and NFC-normalises free text; returns null when it contains control characters or lone surrogates. */
 export function cleanText(value: string): string | null {
   const text = value.normalize("NFC").trim();
-  // Allow \n and \t in long text; refuse every other C0/C1 control and bidi override.
-  if (/[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/.test(text)) return null;
+  if (REFUSED_IN_TEXT.test(text)) return null;
   // Length rules count what is stored: a lone surrogate would come back as something else, longer.
   return LONE_SURROGATE.test(text) ? null : text;
+}
+
+/**
+ * Zero-width space, non-joiner, joiner, word joiner and BOM: they draw nothing, so "Ada" with one
+ * inside looks exactly like "Ada" without. Prose keeps them (Persian spells words with the
+ * non-joiner, Thai and Khmer mark word breaks with the space), but a name is how a visitor tells
+ * people apart, and there an invisible difference is an impersonation.
+ */
+const ZERO_WIDTH = /[\u200b-\u200d\u2060\ufeff]/;
+/**
+ * A joiner inside an emoji ZWJ sequence (UTS #51 §2.3), after a pictograph (or its skin tone or
+ * emoji presentation selector) and before another: 👩‍💻, 🏳️‍🌈. Emoji are welcome in names, and
+ * such a joiner is not invisible: it draws the two pictographs as one. Anywhere else it is refused.
+ */
+const EMOJI_JOINER = /(?<=\p{Extended_Pictographic}|\p{Emoji_Modifier}|\ufe0f)\u200d(?=\p{Extended_Pictographic})/gu;
+
+/** Whether cleaned text meant as a name holds a character that draws nothing (see ZERO_WIDTH). */
+export function hasInvisibleCharacters(text: string): boolean {
+  return ZERO_WIDTH.test(text.replace(EMOJI_JOINER, ""));
 }
 
 /** Removes every C0 and C1 control character (tabs and line breaks included) and bidi override, for one-line values. */

@@ -1,6 +1,6 @@
 import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { harness, unique } from "../helpers";
+import { BIDI_CONTROLS, codePoint, harness, unique, ZERO_WIDTH } from "../helpers";
 
 const PASSWORD = "Tr0ub4dor&3-horse";
 const REGISTER = "/api/v1/auth/register";
@@ -106,6 +106,15 @@ describe("POST /auth/register", () => {
     for (const username of ["ab", "a".repeat(31), "has space", "bang!", "slash/x", "émile", "<script>"]) {
       const res = await h.call("POST", REGISTER, { email: `${unique("bad")}@example.com`, password: PASSWORD, username });
       expect(res.status, username).toBe(400);
+      expect(res.json.errors.map((e: { path: string }) => e.path)).toContain("username");
+    }
+  });
+
+  it("rejects usernames with a zero-width or bidi control character inside", async () => {
+    for (const ch of [...ZERO_WIDTH, ...BIDI_CONTROLS]) {
+      const username = `ad${ch}${unique("z")}`.slice(0, 20);
+      const res = await h.call("POST", REGISTER, { email: `${unique("zw")}@example.com`, password: PASSWORD, username });
+      expect(res.status, codePoint(ch)).toBe(400);
       expect(res.json.errors.map((e: { path: string }) => e.path)).toContain("username");
     }
   });

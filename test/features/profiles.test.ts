@@ -1,6 +1,6 @@
 import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { harness, unique } from "../helpers";
+import { BIDI_CONTROLS, codePoint, harness, unique, ZERO_WIDTH } from "../helpers";
 
 const h = harness();
 const PROFILE = "/api/v1/me/profile";
@@ -140,6 +140,47 @@ describe("own profile", () => {
     const res = await h.call("PATCH", PROFILE, { name: "😀".repeat(50) }, { token: u.access_token });
     expect(res.status).toBe(200);
     expect(res.json.profile.name).toBe("😀".repeat(50));
+  });
+
+  describe("characters that draw nothing", () => {
+    it("refuses every zero-width and bidi control character in a name, surname or profession, where it would make one person look like another", async () => {
+      const u = await h.signedInUser();
+      for (const field of ["name", "surname", "profession"]) {
+        for (const ch of [...ZERO_WIDTH, ...BIDI_CONTROLS]) {
+          const res = await h.call("PATCH", PROFILE, { [field]: `Ad${ch}a` }, { token: u.access_token });
+          expect(res.status, `${field} ${codePoint(ch)}`).toBe(400);
+          expect(res.json.code).toBe("validation_failed");
+          expect(res.json.errors.map((e: { path: string }) => e.path)).toContain(field);
+        }
+      }
+      expect((await profileRow(u.id))?.name).toBeNull();
+    });
+
+    it("keeps the joiner of an emoji sequence in a name, and refuses it anywhere else", async () => {
+      const u = await h.signedInUser();
+      for (const name of ["Ada 👩\u200D💻", "🏳️\u200D🌈", "👩🏽\u200D🚀 Ada", "❤️\u200D🔥", "👨\u200D👩\u200D👧"]) {
+        const res = await h.call("PATCH", PROFILE, { name }, { token: u.access_token });
+        expect(res.status, name).toBe(200);
+        expect(res.json.profile.name).toBe(name);
+      }
+      for (const name of ["A\u200Dda", "👩\u200D", "\u200D👩", "👩\u200Da", "a\u200D👩"]) {
+        expect((await h.call("PATCH", PROFILE, { name }, { token: u.access_token })).status, name).toBe(400);
+      }
+    });
+
+    it("refuses bidi controls in about_me but keeps the zero-width characters prose needs", async () => {
+      const u = await h.signedInUser();
+      for (const ch of BIDI_CONTROLS) {
+        const res = await h.call("PATCH", PROFILE, { about_me: `hello ${ch}world` }, { token: u.access_token });
+        expect(res.status, codePoint(ch)).toBe(400);
+        expect(res.json.errors.map((e: { path: string }) => e.path)).toContain("about_me");
+      }
+      // Persian writes "I want" with a zero-width non-joiner; an emoji sequence needs its joiner.
+      const prose = "می\u200Cخواهم 👩\u200D💻";
+      const res = await h.call("PATCH", PROFILE, { about_me: prose }, { token: u.access_token });
+      expect(res.status).toBe(200);
+      expect(res.json.profile.about_me).toBe(prose);
+    });
   });
 
   const invalid: [string, Record<string, unknown>, string][] = [

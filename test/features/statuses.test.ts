@@ -1,6 +1,6 @@
 import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { harness } from "../helpers";
+import { BIDI_CONTROLS, codePoint, harness } from "../helpers";
 
 const h = harness();
 
@@ -80,6 +80,20 @@ describe("POST /statuses", () => {
     expect(res.json.errors[0].path).toBe("content");
     expect(await statusCount(u.id)).toBe(0);
     expect(await activityOf(u.id, "status_created")).toHaveLength(0);
+  });
+
+  it("refuses every bidi control character, and keeps the zero-width joiners emoji and scripts need", async () => {
+    const u = await h.signedInUser();
+    for (const ch of BIDI_CONTROLS) {
+      const res = await post(u.access_token, `abc ${ch}def`);
+      expect(res.status, codePoint(ch)).toBe(400);
+      expect(res.json.errors[0].path).toBe("content");
+    }
+    expect(await statusCount(u.id)).toBe(0);
+    const content = "می\u200Cخواهم 👩\u200D💻 🏳️\u200D🌈";
+    const res = await post(u.access_token, content);
+    expect(res.status).toBe(201);
+    expect(res.json.status.content).toBe(content);
   });
 
   it("refuses a user_id in the body (the author is always the caller)", async () => {

@@ -371,6 +371,15 @@ describe("forms", () => {
     expect(about?.about_me).toBe("one\ntwo");
   });
 
+  it("shows why a name with an invisible character is refused, next to the field, and saves nothing", async () => {
+    const { user, b } = await signedInBrowser();
+    const res = await b.submit("/settings", "/settings/profile", { name: "Ad\u200Ba", username: user.username });
+    expect(res.status).toBe(400);
+    expect(res.text).toContain("Must not contain invisible characters.");
+    const saved = await env.DB.prepare("SELECT name FROM profiles WHERE user_id = ?").bind(user.id).first<{ name: string | null }>();
+    expect(saved?.name).toBeNull();
+  });
+
   it("escapes user text: markup in about-me is shown, never run", async () => {
     const { user, b } = await signedInBrowser();
     const saved = await b.submit("/settings", "/settings/profile", {

@@ -1,24 +1,35 @@
 /**
  * Profile fields as the API takes and returns them. Input text is NFC-normalised and trimmed;
- * control characters are refused (a newline only in `about_me`); an empty string clears a field.
+ * control characters are refused (a newline only in `about_me`), and so are characters that draw
+ * nothing in the fields that present a person; an empty string clears a field.
  * Lengths count characters (code points), not UTF-16 units, so an emoji is one character.
  */
 import { z } from "@hono/zod-openapi";
 import { pageQuery } from "../../lib/pagination";
-import { cleanText } from "../../lib/text";
+import { cleanText, hasInvisibleCharacters } from "../../lib/text";
 
 export const PROFILE_LIMITS = { name: 50, surname: 50, profession: 100, about_me: 2000, age: 150 } as const;
 /** E.164: a plus sign, then 8–15 digits, the first not 0 (ITU-T E.164 §6). */
 const E164 = /^\+[1-9][0-9]{7,14}$/;
 
-function textField(max: number, options: { multiline: boolean; example: string }) {
+/**
+ * `identity`: one line the directory and a profile show as who someone is (name, surname,
+ * profession), where an invisible character would let one person pass for another. `prose`: lines
+ * of free text (about_me), which keep the zero-width characters some scripts are written with.
+ */
+function textField(max: number, options: { kind: "identity" | "prose"; example: string }) {
+  const identity = options.kind === "identity";
   return z
     .string({ invalid_type_error: "must be a string or null" })
     .transform((value, ctx) => {
       // Browsers submit textarea line breaks as CRLF; store them as LF.
-      const text = cleanText(options.multiline ? value.replace(/\r\n/g, "\n") : value);
-      if (text === null || (!options.multiline && /[\n\t]/.test(text))) {
+      const text = cleanText(identity ? value : value.replace(/\r\n/g, "\n"));
+      if (text === null || (identity && /[\n\t]/.test(text))) {
         ctx.addIssue({ code: z.ZodIssueCode.custom, message: "must not contain control characters" });
+        return z.NEVER;
+      }
+      if (identity && hasInvisibleCharacters(text)) {
+        ctx.addIssue({ code: z.ZodIssueCode.custom, message: "must not contain invisible characters" });
         return z.NEVER;
       }
       if ([...text].length > max) {
@@ -56,12 +67,12 @@ const AgeSchema = z
   .nullable();
 
 const editableFields = {
-  name: textField(PROFILE_LIMITS.name, { multiline: false, example: "Ada" }).optional(),
-  surname: textField(PROFILE_LIMITS.surname, { multiline: false, example: "Lovelace" }).optional(),
+  name: textField(PROFILE_LIMITS.name, { kind: "identity", example: "Ada" }).optional(),
+  surname: textField(PROFILE_LIMITS.surname, { kind: "identity", example: "Lovelace" }).optional(),
   age: AgeSchema.optional(),
   phone_number: PhoneSchema.optional(),
-  profession: textField(PROFILE_LIMITS.profession, { multiline: false, example: "Mathematician" }).optional(),
-  about_me: textField(PROFILE_LIMITS.about_me, { multiline: true, example: "I write programs for engines." }).optional(),
+  profession: textField(PROFILE_LIMITS.profession, { kind: "identity", example: "Mathematician" }).optional(),
+  about_me: textField(PROFILE_LIMITS.about_me, { kind: "prose", example: "I write programs for engines." }).optional(),
 };
 
 // Strict: `avatar_key`, `user_id`, `updated_at` … are refused with 400, never silently dropped.
