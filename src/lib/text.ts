@@ -19,6 +19,7 @@ const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[
 const BIDI_CONTROLS = "\\u061c\\u200e\\u200f\\u202a-\\u202e\\u2066-\\u2069";
 /** C0 and C1 controls but for \n and \t, which long text may hold, and the bidi controls. */
 const REFUSED_IN_TEXT = new RegExp(`[\\u0000-\\u0008\\u000b-\\u001f\\u007f-\\u009f${BIDI_CONTROLS}]`);
+const CONTROLS_ON_ONE_LINE = new RegExp(`[\\u0000-\\u001f\\u007f-\\u009f${BIDI_CONTROLS}]`, "g");
 
 /** Trims and NFC-normalises free text; returns null when it contains control characters or lone surrogates. */
 export function cleanText(value: string): string | null {
@@ -47,7 +48,7 @@ export function hasInvisibleCharacters(text: string): boolean {
   return ZERO_WIDTH.test(text.replace(EMOJI_JOINER, ""));
 }
 
-/** Removes every C0 and C1 control character (tabs and line breaks included) and bidi override, for one-line values. */
+/** Removes every C0 and C1 control character (tabs and line breaks included) and bidi control, for one-line values. */
 export function stripControlCharacters(value: string): string {
-  return value.replace(/[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g, "");
+  return value.replace(CONTROLS_ON_ONE_LINE, "");
 }

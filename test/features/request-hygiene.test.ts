@@ -68,6 +68,11 @@ describe("client address and user agent", () => {
     expect(session.user_agent).toBe("EvilAgent/1.0 (x)");
   });
 
+  it("strips every bidi control from stored user agents, so a device name cannot be shown reordered", async () => {
+    const session = await sessionAfterLogin({ "user-agent": "Agent\u200F/1.0\u061C (x\u200E)\u202E" });
+    expect(session.user_agent).toBe("Agent/1.0 (x)");
+  });
+
   it("parses addresses strictly", () => {
     expect(parseIp("10.0.0.1")).toBe("10.0.0.1");
     expect(parseIp("010.0.0.1")).toBeNull();
