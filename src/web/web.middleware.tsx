@@ -112,6 +112,12 @@ export function webPage(rule: PageRule): MiddlewareHandler<WebEnv> {
     c.header("Content-Security-Policy", PAGE_CSP);
     c.header("Cache-Control", "no-store");
     const isPost = c.req.method === "POST";
+    // A form (at most 64 KiB) is read whole before the sign-in is looked at, as the API reads a
+    // JSON body before the token: a form held open by a slowly sent body is then judged by the
+    // sign-in as it is once the body is in, not as it was when the request began (a thief signed
+    // out by the owner's password reset meanwhile would otherwise still post). An upload's 2 MiB
+    // are read only for a signed-in browser (below).
+    const early = isPost && !rule.upload && sameOrigin(c) ? await readForm(c.req.raw, FORM_MAX_BYTES) : undefined;
 
     const outcome = await loadSession(c);
     if (outcome === "retry") {
@@ -126,13 +132,12 @@ export function webPage(rule: PageRule): MiddlewareHandler<WebEnv> {
 
     if (isPost) {
       if (!sameOrigin(c)) return refusal(c, 403, "This form was sent from another website, so it was not accepted.");
-      // Whether anyone is signed in is known from the cookies alone, so a form that needs a sign-in
-      // is refused before a byte of its body is read: otherwise anyone could have the worker buffer
-      // and parse an upload's 2 MiB for nothing. Its answer is the one the token check gave it
-      // (a page's token belongs to a sign-in, and this request has none).
+      // Whether anyone is signed in is known from the cookies alone, so an upload that needs a
+      // sign-in is refused before a byte of its body is read: otherwise anyone could have the worker
+      // buffer and parse 2 MiB for nothing. Its answer is the one the token check gave it (a
+      // page's token belongs to a sign-in, and this request has none).
       if (rule.access !== "any" && !c.var.signedIn) return expiredForm(c);
-      const limit = rule.upload ? UPLOAD_MAX_BYTES : FORM_MAX_BYTES;
-      const fields = await readForm(c.req.raw, limit);
+      const fields = early ?? (await readForm(c.req.raw, UPLOAD_MAX_BYTES));
       if (fields === "too_large") {
         return refusal(c, 413, rule.upload ? "The picture is larger than 2 MiB." : "The form is larger than this page accepts.");
       }

@@ -13,9 +13,14 @@ import { capturingEnv } from "../mail-helpers";
 const h = harness();
 const mail = capturingEnv();
 
-/** A JSON request whose body is held back until `release()`; `bodyAsked` settles once the worker starts reading it. */
+/** A JSON request with a bearer token, held as `heldRequest` holds it. */
 function heldJsonRequest(method: string, path: string, token: string, json: unknown) {
-  const body = new TextEncoder().encode(JSON.stringify(json));
+  return heldRequest(method, path, JSON.stringify(json), { authorization: `Bearer ${token}`, "content-type": "application/json" });
+}
+
+/** A request whose body is held back until `release()`; `bodyAsked` settles once the worker starts reading it. */
+function heldRequest(method: string, path: string, text: string, headers: Record<string, string>) {
+  const body = new TextEncoder().encode(text);
   let asked!: () => void;
   const bodyAsked = new Promise<void>((resolve) => {
     asked = resolve;
@@ -35,12 +40,7 @@ function heldJsonRequest(method: string, path: string, token: string, json: unkn
   const response = h.app.fetch(
     new Request(`http://latchkey.test${path}`, {
       method,
-      headers: {
-        authorization: `Bearer ${token}`,
-        "content-type": "application/json",
-        "content-length": String(body.byteLength),
-        "cf-connecting-ip": "203.0.113.77",
-      },
+      headers: { ...headers, "content-length": String(body.byteLength), "cf-connecting-ip": "203.0.113.77" },
       body: stream,
       // @ts-expect-error: a streamed request body (workerd's Request takes it without `duplex`)
       duplex: "half",
@@ -48,6 +48,15 @@ function heldJsonRequest(method: string, path: string, token: string, json: unkn
     env,
   );
   return { bodyAsked, release, response };
+}
+
+/** The owner resets the password with an emailed code: every sign-in ends. */
+async function resetPassword(email: string) {
+  const from = mail.sent.length;
+  expect((await h.call("POST", "/api/v1/auth/otp", { email, purpose: "reset_password" }, { env: mail.env })).status).toBe(202);
+  const code = mail.sent.slice(from).find((m) => m.purpose === "reset_password")?.code;
+  const reset = await h.call("POST", "/api/v1/auth/password/reset", { email, code, new_password: "victims-new-secret-93" });
+  expect(reset.status, reset.text).toBe(204);
 }
 
 async function staffMember() {
@@ -71,18 +80,29 @@ describe("a request held open by a slow body", () => {
     expect({ status: res.status, accompliceIsStaff: row?.is_staff }).toEqual({ status: 401, accompliceIsStaff: 0 });
   });
 
+  it("from a website form of a thief signed out by the owner's password reset while it was held, publishes nothing", async () => {
+    const victim = await h.signedInUser();
+    const thief = await h.login(victim.email, victim.password);
+    const browser = { cookie: `__Host-lk_access=${thief.access_token}`, "sec-fetch-site": "same-origin" };
+    const page = await h.app.fetch(new Request("http://latchkey.test/profilepage", { headers: browser }), env);
+    const csrf = /name="_csrf" value="([0-9a-f]{64})"/.exec(await page.text())?.[1];
+    expect(csrf).toBeDefined();
+    const form = new URLSearchParams({ _csrf: csrf as string, content: "posted by the thief" }).toString();
+    const held = heldRequest("POST", "/profilepage/statuses", form, { ...browser, "content-type": "application/x-www-form-urlencoded" });
+    await held.bodyAsked;
+    await resetPassword(victim.email);
+    held.release();
+    const res = await held.response;
+    const row = await env.DB.prepare("SELECT COUNT(*) AS n FROM statuses WHERE user_id = ?").bind(victim.id).first<{ n: number }>();
+    expect({ status: res.status, statuses: row?.n }).toEqual({ status: 403, statuses: 0 });
+  });
+
   it("from a thief signed out by the owner's password reset while it was held, publishes nothing", async () => {
     const victim = await h.signedInUser();
     const thief = await h.login(victim.email, victim.password);
     const held = heldJsonRequest("POST", "/api/v1/statuses", thief.access_token, { content: "posted by the thief" });
     await held.bodyAsked;
-    const from = mail.sent.length;
-    expect((await h.call("POST", "/api/v1/auth/otp", { email: victim.email, purpose: "reset_password" }, { env: mail.env })).status).toBe(
-      202,
-    );
-    const code = mail.sent.slice(from).find((m) => m.purpose === "reset_password")?.code;
-    const reset = await h.call("POST", "/api/v1/auth/password/reset", { email: victim.email, code, new_password: "victims-new-secret-93" });
-    expect(reset.status, reset.text).toBe(204);
+    await resetPassword(victim.email);
     held.release();
     const res = await held.response;
     const row = await env.DB.prepare("SELECT COUNT(*) AS n FROM statuses WHERE user_id = ?").bind(victim.id).first<{ n: number }>();
