@@ -316,14 +316,9 @@ export function DrizzleCodeStore(db: Db): CodeStore {
       const now = entry.nowMs;
       const userId = entry.userId;
       return spend(codeId, entry, [
+        // Also voids every other code, whatever its purpose (endSignIns): a verify_email code has
+        // nothing left to prove once the reset verifies the address.
         ...endSignIns(db, userId, "password_reset", now, { set: { passwordHash, emailVerified: true } }),
-        // Every other code goes too, whatever its purpose. A `login` or another `reset_password`
-        // code mailed before would otherwise start a session, or set a password, past the reset
-        // that just ended them all: whoever read the mailbox then (the reason for the reset, often)
-        // keeps a way in. A `verify_email` code has nothing left to prove (the reset verifies the
-        // address), and a `change_email` code is already cancelled with its pending change
-        // (`endSignIns`). A code the user still wants is one request away.
-        voidAllCodes(db, userId, now),
         clearCounter(db, "loginFailuresPerAccount", userId),
       ]);
     },

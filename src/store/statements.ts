@@ -273,11 +273,13 @@ export function claimAddress(db: Db, userId: string, unusablePasswordHash: strin
 
 /**
  * Ends the account's sign-ins (all, or all but `keepSessionId`): their refresh tokens revoked,
- * the access tokens already issued cut off (checked when a request authenticates), and an email
- * change one of them asked for cancelled with its code. That request may be a thief's, the very
+ * the access tokens already issued cut off (checked when a request authenticates), a pending email
+ * change cancelled, and every outstanding code voided. The change may be a thief's, the very
  * reason for the password change, reset, logout-all or disabling, and would otherwise still move
- * the account to the thief's address. `set` rides along in the same update of the user's row
- * (the new password hash, the verified flag).
+ * the account to the thief's address; a `login` or `reset_password` code mailed before would
+ * start a sign-in, or set a password, past the moment that just ended them all, for whoever read
+ * the mailbox then. A code the owner still wants is one request away. `set` rides along in the
+ * same update of the user's row (the new password hash, the verified flag).
  */
 export function endSignIns(
   db: Db,
@@ -293,7 +295,7 @@ export function endSignIns(
       .update(users)
       .set({ ...options.set, tokensValidAfter: Math.floor(nowMs / 1000) * 1000, pendingEmail: null, updatedAt: nowMs })
       .where(eq(users.id, userId)),
-    supersedeCodes(db, userId, "change_email", nowMs),
+    voidAllCodes(db, userId, nowMs),
   ];
 }
 

@@ -12,7 +12,6 @@ import {
   activityInsert,
   activityInsertSelect,
   auditEntryWhile,
-  auditInsert,
   claimAddress,
   countAccountHit,
   countHit,

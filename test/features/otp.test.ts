@@ -190,6 +190,22 @@ describe("email one-time codes", () => {
     expect((await loginWithCode(user.email, await mailedCode(user.email, "login"))).status).toBe(200);
   });
 
+  it.each([
+    ["a password change", "POST", "/api/v1/me/password"],
+    ["logout-all", "POST", "/api/v1/auth/logout-all"],
+  ] as const)("voids every outstanding code with %s, which ends every other sign-in too", async (_, method, path) => {
+    const user = await h.registerVerified();
+    const loginCode = await mailedCode(user.email, "login");
+    const resetCode = await mailedCode(user.email, "reset_password");
+    const body = path.endsWith("/password") ? { current_password: user.password, new_password: "a-fresh-secret-value-62" } : undefined;
+    const { access_token } = await h.login(user.email, user.password);
+    expect((await h.call(method, path, body, { token: access_token })).status).toBe(204);
+    expect((await loginWithCode(user.email, loginCode)).json).toMatchObject({ code: "invalid_code" });
+    expect((await reset(user.email, resetCode)).json).toMatchObject({ code: "invalid_code" });
+    // A code asked for afterwards works as ever.
+    expect((await loginWithCode(user.email, await mailedCode(user.email, "login"))).status).toBe(200);
+  });
+
   it("refuses a weak new password and keeps the code usable", async () => {
     const user = await h.registerVerified();
     const code = await mailedCode(user.email, "reset_password");
