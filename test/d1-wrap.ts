@@ -16,6 +16,11 @@ export interface D1Probe {
   loseReplyWhen(pattern: RegExp | null): void;
   /** Runs `hook` before each batch is sent (until cleared with `null`): what a concurrent request does meanwhile. */
   beforeBatch(hook: ((statements: string[]) => Promise<void>) | null): void;
+  /**
+   * Runs `meanwhile` once, just before the first batch holding a statement that matches `batch`:
+   * a concurrent request landing between this request's reads and its write. `done` tells it ran.
+   */
+  onceBefore(batch: RegExp, meanwhile: () => Promise<void>): { done: boolean };
   reset(): void;
 }
 
@@ -37,6 +42,15 @@ export function probeD1(real: D1Database): D1Probe {
     },
     beforeBatch(hook) {
       batchHook = hook;
+    },
+    onceBefore(batch, meanwhile) {
+      const state = { done: false };
+      batchHook = async (statements) => {
+        if (state.done || !statements.some((sql) => batch.test(sql))) return;
+        state.done = true;
+        await meanwhile();
+      };
+      return state;
     },
     loseReplyWhen(pattern) {
       lostReplyPattern = pattern;

@@ -162,15 +162,15 @@ export function DrizzleProfileStore(db: Db): ProfileStore {
     },
 
     async publicProfile({ id, username }) {
+      const query = db.select(publicColumns).from(users).leftJoin(profiles, eq(profiles.userId, users.id));
       const [row] = await runOne(
-        db
-          .select(publicColumns)
-          .from(users)
-          .leftJoin(profiles, eq(profiles.userId, users.id))
-          .where(and(username === undefined ? eq(users.id, id) : or(eq(users.id, id), eq(users.username, username)), isPublicAccount()))
-          // A key that is one account's id and another's username names the first.
-          .orderBy(desc(eq(users.id, id)))
-          .limit(1),
+        username === undefined
+          ? query.where(and(eq(users.id, id), isPublicAccount())).limit(1)
+          : query
+              .where(and(or(eq(users.id, id), eq(users.username, username)), isPublicAccount()))
+              // A key that is one account's id and another's username names the first.
+              .orderBy(desc(eq(users.id, id)))
+              .limit(1),
       );
       return row ? withNulls(row) : null;
     },

@@ -506,17 +506,6 @@ describe("no staff change leaves no active staff account", () => {
 });
 
 describe("a flag change is judged by the state it lands on", () => {
-  /** Runs `meanwhile` once, just before the first batch of `probe` that writes an audit entry. */
-  function justBeforeAudit(probe: ReturnType<typeof probeD1>, meanwhile: () => Promise<void>) {
-    const state = { done: false };
-    probe.beforeBatch(async (statements) => {
-      if (state.done || !statements.some((sql) => sql.startsWith('insert into "admin_audit"'))) return;
-      state.done = true;
-      await meanwhile();
-    });
-    return state;
-  }
-
   it("marking an address verified while its registrant confirms it with their own code keeps the registrant's password (409)", async () => {
     const staff = await staffUser();
     const email = `${unique("registrant")}@example.com`;
@@ -527,7 +516,7 @@ describe("a flag change is judged by the state it lands on", () => {
     const code = cap.sent.find((m) => m.purpose === "verify_email")?.code;
     const probe = probeD1(env.DB);
     let session: { refresh_token: string } | undefined;
-    const staged = justBeforeAudit(probe, async () => {
+    const staged = probe.onceBefore(/^insert into "admin_audit"/, async () => {
       expect((await h.call("POST", "/api/v1/auth/verify-email", { email, code })).status).toBe(200);
       session = await h.login(email, password);
     });
@@ -552,7 +541,7 @@ describe("a flag change is judged by the state it lands on", () => {
     const [actor, other] = [await staffUser(), await staffUser()];
     const accomplice = await h.registerVerified();
     const probe = probeD1(env.DB);
-    const staged = justBeforeAudit(probe, async () => {
+    const staged = probe.onceBefore(/^insert into "admin_audit"/, async () => {
       expect((await h.call("PATCH", `${ADMIN}/users/${actor.id}`, { is_staff: false }, { token: other.access_token })).status).toBe(200);
     });
     const res = await h.call(

@@ -449,22 +449,11 @@ describe("avatar lifecycle", () => {
 });
 
 describe("avatar changes racing each other or the account's deletion", () => {
-  /** Runs `meanwhile` once, just before the first batch of `probe` that updates the profile. */
-  function justBeforeProfileWrite(probe: ReturnType<typeof probeD1>, meanwhile: () => Promise<void>) {
-    const state = { done: false };
-    probe.beforeBatch(async (statements) => {
-      if (state.done || !statements.some((text) => /^update "profiles"/.test(text))) return;
-      state.done = true;
-      await meanwhile();
-    });
-    return state;
-  }
-
   it("two removals at once record one avatar_deleted: the second removed nothing", async () => {
     const u = await h.signedInUser();
     expect((await upload(u.access_token, gif(2, 2), "image/gif")).status).toBe(200);
     const probe = probeD1(env.DB);
-    const staged = justBeforeProfileWrite(probe, async () => {
+    const staged = probe.onceBefore(/^update "profiles"/, async () => {
       expect((await h.call("DELETE", AVATAR, undefined, { token: u.access_token })).status).toBe(204);
     });
     const second = await h.call("DELETE", AVATAR, undefined, { token: u.access_token, env: { ...env, DB: probe.db } });
@@ -477,7 +466,7 @@ describe("avatar changes racing each other or the account's deletion", () => {
     const u = await h.signedInUser();
     await h.call("GET", "/api/v1/me/profile", undefined, { token: u.access_token });
     const probe = probeD1(env.DB);
-    const staged = justBeforeProfileWrite(probe, async () => {
+    const staged = probe.onceBefore(/^update "profiles"/, async () => {
       expect((await h.call("DELETE", "/api/v1/me", { current_password: u.password }, { token: u.access_token })).status).toBe(204);
     });
     const res = await upload(u.access_token, gif(2, 2), "image/gif", { env: { ...env, DB: probe.db } });
@@ -490,7 +479,7 @@ describe("avatar changes racing each other or the account's deletion", () => {
     const u = await h.signedInUser();
     await h.call("GET", "/api/v1/me/profile", undefined, { token: u.access_token });
     const probe = probeD1(env.DB);
-    const staged = justBeforeProfileWrite(probe, async () => {
+    const staged = probe.onceBefore(/^update "profiles"/, async () => {
       expect((await h.call("DELETE", "/api/v1/me", { current_password: u.password }, { token: u.access_token })).status).toBe(204);
     });
     const res = await h.call("PATCH", "/api/v1/me/profile", { name: "Ada" }, { token: u.access_token, env: { ...env, DB: probe.db } });

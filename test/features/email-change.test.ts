@@ -290,16 +290,6 @@ describe("email change is pending until the new address proves itself", () => {
   });
 
   describe("a rename in flight writes back only the username", () => {
-    /** Runs `meanwhile` once, just before the first batch of `probe` holding a statement that matches `batch`. */
-    function justBefore(probe: ReturnType<typeof probeD1>, batch: RegExp, meanwhile: () => Promise<void>) {
-      const state = { done: false };
-      probe.beforeBatch(async (statements) => {
-        if (state.done || !statements.some((text) => batch.test(text))) return;
-        state.done = true;
-        await meanwhile();
-      });
-      return state;
-    }
     const RENAME = /^update "users" set .*"username"/;
 
     it("and does not bring back a pending change that a password reset cancelled meanwhile", async () => {
@@ -314,7 +304,7 @@ describe("email change is pending until the new address proves itself", () => {
         return { u: { ...owner, thiefToken: thief.access_token } };
       })();
       const probe = probeD1(env.DB);
-      const staged = justBefore(probe, RENAME, async () => {
+      const staged = probe.onceBefore(RENAME, async () => {
         h.clock.advance(61_000);
         const from = cap.sent.length;
         expect((await h.call("POST", "/api/v1/auth/otp", { email: u.email, purpose: "reset_password" }, { env: cap.env })).status).toBe(
@@ -343,7 +333,7 @@ describe("email change is pending until the new address proves itself", () => {
       // The rename read the account while the change was still pending, and writes after the
       // owner cancelled it by asking for the current address back.
       const probe = probeD1(env.DB);
-      const staged = justBefore(probe, RENAME, async () => {
+      const staged = probe.onceBefore(RENAME, async () => {
         const cancel = await h.call("PATCH", ME, { email: u.email }, { token: u.access_token, env: cap.env });
         expect(cancel.status, cancel.text).toBe(200);
       });
