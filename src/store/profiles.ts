@@ -5,7 +5,7 @@
 import { and, asc, desc, eq, inArray, isNotNull, or, type SQL, sql } from "drizzle-orm";
 import { affectedRows, type Db, type Placeholders, prepared, preparedShapes, type Query, runBatch, runOne } from "./driver";
 import { profiles, users } from "./schema";
-import { activityInsertSelect, isPublicAccount, like, newerThan, prefixPattern } from "./statements";
+import { activityInsertSelect, isPublicAccount, like, newerThan, prefixPattern, whileSignInsAsRead } from "./statements";
 import type { ActivityRecord, PageQuery, Profile } from "./types";
 
 export type ProfileChanges = Partial<Pick<Profile, "name" | "surname" | "age" | "phoneNumber" | "profession" | "aboutMe">>;
@@ -41,14 +41,18 @@ export interface ProfileStore {
    * Points the profile at a new avatar (or at none) with its activity entry. `replacedKey` is the
    * key it replaced, read inside the same transaction so concurrent uploads each see their own
    * predecessor; the entry is written only for a change that happened (removing an avatar that a
-   * concurrent removal already took records nothing). `written` is false when the profile is gone
-   * (its account was deleted meanwhile), and nothing was written.
+   * concurrent removal already took records nothing). It is written only while the account's
+   * sign-ins are as the caller read them (`signInsValidAfter`, `whileSignInsAsRead`): an upload's
+   * body arrives after its token was checked, and a thief's upload held open until after the
+   * owner's reset, logout-all or disabling must not land. `written` is false when they are not, or
+   * when the profile is gone (its account was deleted meanwhile), and nothing was written.
    */
   setAvatar(
     userId: string,
     avatar: AvatarPointer | null,
     nowMs: number,
     activity: ActivityRecord,
+    signInsValidAfter: number,
   ): Promise<{ written: boolean; replacedKey: string | null }>;
   /** The public directory, oldest first, optionally by a username or name prefix (`limit + 1` rows). */
   directory(filter: { usernamePrefix: string; namePrefix: string } | null, page: PageQuery): Promise<PublicProfileRow[]>;
@@ -128,12 +132,13 @@ export function DrizzleProfileStore(db: Db): ProfileStore {
       return affectedRows(updated) > 0;
     },
 
-    async setAvatar(userId, avatar, nowMs, activity) {
+    async setAvatar(userId, avatar, nowMs, activity, signInsValidAfter) {
+      const signedIn = whileSignInsAsRead(userId, signInsValidAfter);
       const [before, , updated] = (await runBatch(db, [
         db.select({ key: profiles.avatarKey }).from(profiles).where(eq(profiles.userId, userId)),
         // Before the pointer moves, while it still tells whether there is anything to remove.
         activityInsertSelect(db, activity, {
-          where: avatar ? profileExists(userId) : profileExists(userId, isNotNull(profiles.avatarKey)),
+          where: and(signedIn, avatar ? profileExists(userId) : profileExists(userId, isNotNull(profiles.avatarKey))),
         }),
         db
           .update(profiles)
@@ -143,9 +148,10 @@ export function DrizzleProfileStore(db: Db): ProfileStore {
             avatarEtag: avatar?.etag ?? null,
             updatedAt: nowMs,
           })
-          .where(eq(profiles.userId, userId)),
+          .where(and(eq(profiles.userId, userId), signedIn)),
       ])) as [{ key: string | null }[], unknown, unknown];
-      return { written: affectedRows(updated) > 0, replacedKey: before[0]?.key ?? null };
+      const written = affectedRows(updated) > 0;
+      return { written, replacedKey: written ? (before[0]?.key ?? null) : null };
     },
 
     async directory(filter, page) {

@@ -19,8 +19,8 @@ function heldJsonRequest(method: string, path: string, token: string, json: unkn
 }
 
 /** A request whose body is held back until `release()`; `bodyAsked` settles once the worker starts reading it. */
-function heldRequest(method: string, path: string, text: string, headers: Record<string, string>) {
-  const body = new TextEncoder().encode(text);
+function heldRequest(method: string, path: string, content: string | Uint8Array, headers: Record<string, string>) {
+  const body = typeof content === "string" ? new TextEncoder().encode(content) : content;
   let asked!: () => void;
   const bodyAsked = new Promise<void>((resolve) => {
     asked = resolve;
@@ -78,6 +78,61 @@ describe("a request held open by a slow body", () => {
     const res = await held.response;
     const row = await env.DB.prepare("SELECT is_staff FROM users WHERE id = ?").bind(accomplice.id).first<{ is_staff: number }>();
     expect({ status: res.status, accompliceIsStaff: row?.is_staff }).toEqual({ status: 401, accompliceIsStaff: 0 });
+  });
+
+  it("of an avatar from a thief signed out by the owner's password reset while it was held, sets nothing and keeps nothing", async () => {
+    const victim = await h.signedInUser();
+    const thief = await h.login(victim.email, victim.password);
+    // An avatar's body is read after the token check (it may be 2 MiB), so its write checks the sign-in again.
+    const gif = Uint8Array.from([
+      ...new TextEncoder().encode("GIF89a"),
+      1,
+      0,
+      1,
+      0,
+      0x80,
+      0,
+      0,
+      0,
+      0,
+      0,
+      255,
+      255,
+      255,
+      0x2c,
+      0,
+      0,
+      0,
+      0,
+      1,
+      0,
+      1,
+      0,
+      0,
+      2,
+      2,
+      0x44,
+      0x01,
+      0,
+      0x3b,
+    ]);
+    const held = heldRequest("PUT", "/api/v1/me/avatar", gif, {
+      authorization: `Bearer ${thief.access_token}`,
+      "content-type": "image/gif",
+    });
+    await held.bodyAsked;
+    await resetPassword(victim.email);
+    held.release();
+    const res = await held.response;
+    const row = await env.DB.prepare("SELECT avatar_key FROM profiles WHERE user_id = ?")
+      .bind(victim.id)
+      .first<{ avatar_key: string | null }>();
+    const objects = (await env.AVATARS.list({ prefix: `avatars/${victim.id}/` })).objects;
+    expect({ status: res.status, avatar: row?.avatar_key ?? null, objects: objects.length }).toEqual({
+      status: 401,
+      avatar: null,
+      objects: 0,
+    });
   });
 
   it("from a website form of a thief signed out by the owner's password reset while it was held, publishes nothing", async () => {

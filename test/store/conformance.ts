@@ -487,16 +487,26 @@ export function storeConformance(driver: string, open: () => Promise<Conformance
         expect((await stores.profiles.ensure({ ...stored, name: "ignored" })).name).toBe("Ada");
         const avatar = { userId: user.id, type: "avatar_updated" as const, nowMs: clock.now(), meta: META };
         expect(
-          await stores.profiles.setAvatar(user.id, { key: "a/1.png", contentType: "image/png", etag: "e1" }, clock.now(), avatar),
+          await stores.profiles.setAvatar(user.id, { key: "a/1.png", contentType: "image/png", etag: "e1" }, clock.now(), avatar, 0),
         ).toEqual({ written: true, replacedKey: null });
         expect(
-          await stores.profiles.setAvatar(user.id, { key: "a/2.png", contentType: "image/png", etag: "e2" }, clock.now(), avatar),
+          await stores.profiles.setAvatar(user.id, { key: "a/2.png", contentType: "image/png", etag: "e2" }, clock.now(), avatar, 0),
         ).toEqual({ written: true, replacedKey: "a/1.png" });
         expect(await stores.profiles.publicAvatar(user.id)).toEqual({ key: "a/2.png", etag: "e2", contentType: "image/png" });
         const removal = { ...avatar, type: "avatar_deleted" as const };
-        expect(await stores.profiles.setAvatar(user.id, null, clock.now(), removal)).toEqual({ written: true, replacedKey: "a/2.png" });
+        expect(await stores.profiles.setAvatar(user.id, null, clock.now(), removal, 0)).toEqual({ written: true, replacedKey: "a/2.png" });
         // Removing it again changes nothing and records nothing.
-        expect(await stores.profiles.setAvatar(user.id, null, clock.now(), removal)).toEqual({ written: true, replacedKey: null });
+        expect(await stores.profiles.setAvatar(user.id, null, clock.now(), removal, 0)).toEqual({ written: true, replacedKey: null });
+        // Read before the account's sign-ins ended (another tokens_valid_after): nothing is written.
+        const stale = await stores.profiles.setAvatar(
+          user.id,
+          { key: "a/9.png", contentType: "image/png", etag: "e9" },
+          clock.now(),
+          avatar,
+          1,
+        );
+        expect(stale).toEqual({ written: false, replacedKey: null });
+        expect(await stores.profiles.publicAvatar(user.id)).toMatchObject({ key: null });
         expect(await countOf("SELECT COUNT(*) AS n FROM activity WHERE user_id = ? AND type = 'avatar_deleted'", user.id)).toBe(1);
         await withFault("activity", "INSERT", () => stores.profiles.update(user.id, { name: "Grace" }, clock.now(), entry));
         expect((await stores.profiles.byUser(user.id))?.name).toBe("Ada");
@@ -510,7 +520,7 @@ export function storeConformance(driver: string, open: () => Promise<Conformance
         expect(await stores.profiles.update(user.id, { name: "Ada" }, clock.now(), entry)).toBe(false);
         const avatar = { userId: user.id, type: "avatar_updated" as const, nowMs: clock.now(), meta: META };
         expect(
-          await stores.profiles.setAvatar(user.id, { key: "a/3.png", contentType: "image/png", etag: "e3" }, clock.now(), avatar),
+          await stores.profiles.setAvatar(user.id, { key: "a/3.png", contentType: "image/png", etag: "e3" }, clock.now(), avatar, 0),
         ).toEqual({ written: false, replacedKey: null });
         expect(await countOf("SELECT COUNT(*) AS n FROM activity WHERE user_id = ?", user.id)).toBe(0);
       });

@@ -135,13 +135,19 @@ export async function uploadAvatar(deps: Deps, user: User, bytes: Uint8Array): P
   const now = clock.now();
   let set: { written: boolean; replacedKey: string | null };
   try {
-    set = await deps.profiles.setAvatar(user.id, { key, contentType: image.contentType, etag: stored.httpEtag }, now, {
-      userId: user.id,
-      type: "avatar_updated",
-      nowMs: now,
-      meta,
-      details: { content_type: image.contentType, width: image.width, height: image.height, bytes: bytes.byteLength },
-    });
+    set = await deps.profiles.setAvatar(
+      user.id,
+      { key, contentType: image.contentType, etag: stored.httpEtag },
+      now,
+      {
+        userId: user.id,
+        type: "avatar_updated",
+        nowMs: now,
+        meta,
+        details: { content_type: image.contentType, width: image.width, height: image.height, bytes: bytes.byteLength },
+      },
+      user.tokensValidAfter,
+    );
   } catch (error) {
     // An error can hide a write that committed (its reply lost): the new object is deleted only
     // when the profile is known not to point at it, never leaving the profile on a missing image.
@@ -160,7 +166,7 @@ export async function uploadAvatar(deps: Deps, user: User, bytes: Uint8Array): P
     throw new AppError("service_unavailable", "The avatar could not be saved; your profile is unchanged.");
   }
   if (!set.written) {
-    // The account was deleted meanwhile: nothing points at the new object.
+    // The account was deleted, or its sign-ins ended, meanwhile: nothing points at the new object.
     await deleteObject(avatars, key, "orphaned");
     throw signInEnded();
   }
@@ -178,12 +184,14 @@ export async function deleteAvatar(deps: Deps, user: User): Promise<void> {
   const profile = await loadOwnProfile(deps, user.id);
   if (!profile.avatarKey) return;
   const now = clock.now();
-  const { replacedKey: removedKey } = await deps.profiles.setAvatar(user.id, null, now, {
-    userId: user.id,
-    type: "avatar_deleted",
-    nowMs: now,
-    meta,
-  });
+  const { written, replacedKey: removedKey } = await deps.profiles.setAvatar(
+    user.id,
+    null,
+    now,
+    { userId: user.id, type: "avatar_deleted", nowMs: now, meta },
+    user.tokensValidAfter,
+  );
+  if (!written) throw signInEnded(); // the account was deleted, or its sign-ins ended, meanwhile
   if (removedKey) {
     await deps.avatarCache.purge(user.id, avatarVersion(removedKey));
     await deleteObject(avatars, removedKey, "deleted");
