@@ -4,10 +4,11 @@
  * statuses.delete); config changes live in KV, which has no transactions, so their entries are
  * written and, on a failed KV write, removed here.
  */
-import { desc, eq, inArray } from "drizzle-orm";
+import { and, desc, eq, gt, inArray, notExists, or, sql } from "drizzle-orm";
+import { alias } from "drizzle-orm/sqlite-core";
 import { type Db, runBatch, runOne } from "./driver";
 import { adminAudit, users } from "./schema";
-import { auditInsert, olderThan } from "./statements";
+import { auditInsert, olderThan, startsWith } from "./statements";
 import type { AuditRecord, PageQuery } from "./types";
 
 export interface AuditRow {
@@ -28,6 +29,11 @@ export interface AuditStore {
   remove(ids: string[]): Promise<void>;
   /** The trail, newest first, with each actor's current email (`limit + 1` rows). */
   page(page: PageQuery): Promise<AuditRow[]>;
+  /**
+   * For each of `keys`, the value its newest config entry (`config.*`, in the trail's order) set:
+   * null for a key reset to its default, absent for a key the trail never changed.
+   */
+  newestConfigValues(keys: string[]): Promise<Map<string, string | null>>;
 }
 
 export function DrizzleAuditStore(db: Db): AuditStore {
@@ -54,6 +60,39 @@ export function DrizzleAuditStore(db: Db): AuditStore {
           .limit(page.limit + 1),
       );
       return rows.map(({ entry, actorEmail }) => ({ ...entry, actorEmail }));
+    },
+
+    async newestConfigValues(keys) {
+      if (keys.length === 0) return new Map();
+      const newer = alias(adminAudit, "newer");
+      const isConfig = (action: typeof adminAudit.action | typeof newer.action) => startsWith(action, "config.");
+      const rows = await runOne(
+        db
+          .select({ key: adminAudit.target, value: adminAudit.newValue })
+          .from(adminAudit)
+          .where(
+            and(
+              inArray(adminAudit.target, keys),
+              isConfig(adminAudit.action),
+              notExists(
+                db
+                  .select({ one: sql`1` })
+                  .from(newer)
+                  .where(
+                    and(
+                      eq(newer.target, adminAudit.target),
+                      isConfig(newer.action),
+                      or(
+                        gt(newer.createdAt, adminAudit.createdAt),
+                        and(eq(newer.createdAt, adminAudit.createdAt), gt(newer.id, adminAudit.id)),
+                      ),
+                    ),
+                  ),
+              ),
+            ),
+          ),
+      );
+      return new Map(rows.map((row) => [row.key, row.value]));
     },
   };
 }

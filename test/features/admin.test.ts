@@ -250,6 +250,53 @@ describe("PATCH /admin/config", () => {
   });
 });
 
+describe("two staff members changing one config key at once", () => {
+  afterEach(() => setConfig("access_token_ttl", undefined));
+
+  /** The real local KV, except that the first write of `key` first lets `meanwhile` run. */
+  function kvLettingThrough(key: string, meanwhile: () => Promise<void>): { kv: KVNamespace; staged: { done: boolean } } {
+    const staged = { done: false };
+    const kv = {
+      get: (...args: Parameters<KVNamespace["get"]>) => env.CONFIG.get(...args),
+      list: (...args: Parameters<KVNamespace["list"]>) => env.CONFIG.list(...args),
+      delete: (k: string) => env.CONFIG.delete(k),
+      put: async (k: string, value: string) => {
+        if (!staged.done && k === key) {
+          staged.done = true;
+          await meanwhile();
+        }
+        return env.CONFIG.put(k, value);
+      },
+    } as unknown as KVNamespace;
+    return { kv, staged };
+  }
+
+  /** The value of the newest config entry the audit trail holds for `key`, as the console shows it first. */
+  async function newestAudited(key: string) {
+    return (
+      await env.DB.prepare(
+        "SELECT new_value FROM admin_audit WHERE target = ? AND action LIKE 'config.%' ORDER BY created_at DESC, id DESC LIMIT 1",
+      )
+        .bind(key)
+        .first<{ new_value: string | null }>()
+    )?.new_value;
+  }
+
+  it("leave in force the value of the audit trail's newest entry, whichever KV write lands last", async () => {
+    const [a, b] = [await staffUser(), await staffUser()];
+    await setConfig("access_token_ttl", "45");
+    // a's change is audited first; b's is audited and written while a's KV write is on its way.
+    const { kv, staged } = kvLettingThrough("access_token_ttl", async () => {
+      h.clock.advance(1000);
+      expect((await h.call("PATCH", `${ADMIN}/config`, { access_token_ttl: 600 }, { token: b.access_token })).status).toBe(200);
+    });
+    const res = await h.call("PATCH", `${ADMIN}/config`, { access_token_ttl: 120 }, { token: a.access_token, env: { ...env, CONFIG: kv } });
+    expect(staged.done).toBe(true);
+    expect(res.status, res.text).toBe(200);
+    expect(await env.CONFIG.get("access_token_ttl")).toBe(await newestAudited("access_token_ttl"));
+  });
+});
+
 describe("DELETE /admin/config/{key}", () => {
   it("puts a key back to its default and audits the change", async () => {
     const admin = await staffUser();

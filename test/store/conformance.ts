@@ -1172,6 +1172,34 @@ export function storeConformance(driver: string, open: () => Promise<Conformance
         await stores.audit.remove(ids);
         expect(await countOf(`SELECT COUNT(*) AS n FROM admin_audit WHERE id IN (?, ?)`, ...ids)).toBe(0);
       });
+
+      it("tells each config key's newest value in the trail's order: a reset is null, an untouched key absent", async () => {
+        const { user: staff } = await registered({ isStaff: true });
+        const { stores } = await t();
+        const [set, reset, untouched] = [uid("k"), uid("k"), uid("k")];
+        clock.advance(1000);
+        const entry = (target: string, newValue: string | null, at: number, id = uid("a")) => ({
+          id,
+          actorId: staff.id,
+          action: newValue === null ? ("config.delete" as const) : ("config.set" as const),
+          target,
+          oldValue: null,
+          newValue,
+          nowMs: at,
+        });
+        const now = clock.now();
+        await stores.audit.record([
+          entry(set, "1", now),
+          // Two entries of the same millisecond: the trail orders them by id, and so does this.
+          entry(set, "2", now + 1, "b-entry"),
+          entry(set, "3", now + 1, "a-entry"),
+          entry(reset, "9", now),
+          entry(reset, null, now + 1),
+          { ...entry(set, "4", now + 2), action: "user.update" as const },
+        ]);
+        const newest = await stores.audit.newestConfigValues([set, reset, untouched]);
+        expect(Object.fromEntries(newest)).toEqual({ [set]: "2", [reset]: null });
+      });
     });
   });
 }

@@ -107,11 +107,35 @@ export async function patchConfig(deps: Deps, actor: User, input: Record<string,
     }
     throw new AppError("service_unavailable", "The configuration store did not accept the change; nothing was changed.");
   }
+  await settleOnNewestAudited(deps, new Map(changed.map((u) => [u.key, u.text])));
   deps.invalidateConfig();
   // Also when unchanged: setting it again finishes an earlier attempt whose D1 step failed.
   const maxAge = updates.find((u) => u.key === "session_max_age");
   if (maxAge) await endOlderSignIns(deps, Number(maxAge.text));
   return getConfig(deps);
+}
+
+/**
+ * KV keeps the last write, D1 orders the audit trail: two staff changing one key at once could
+ * leave in force the value of the older entry while the trail's newest names the other. After its
+ * own write, a change that finds a newer entry than its own puts that entry's value back in force;
+ * each change checks last, so the two agree once both are done. A failure here is logged: the
+ * change itself is in force and audited.
+ */
+async function settleOnNewestAudited(deps: Deps, written: Map<ConfigKey, string | null>): Promise<void> {
+  const kv = deps.configKv;
+  try {
+    const newest = await deps.audit.newestConfigValues([...written.keys()]);
+    await Promise.all(
+      [...written].map(([key, mine]) => {
+        const value = newest.get(key);
+        if (value === undefined || value === mine) return;
+        return value === null ? kv.delete(key) : kv.put(key, value);
+      }),
+    );
+  } catch (error) {
+    console.error(`[admin] could not check the config in force against the audit trail: ${loggableError(error)}`);
+  }
 }
 
 /**
@@ -151,6 +175,7 @@ export async function resetConfigKey(deps: Deps, actor: User, key: string): Prom
       await deps.audit.remove([auditId]).catch(() => undefined);
       throw new AppError("service_unavailable", "The configuration store did not accept the change; nothing was changed.");
     }
+    await settleOnNewestAudited(deps, new Map([[key, null]]));
     deps.invalidateConfig();
   }
   if (key === "session_max_age") await endOlderSignIns(deps, CONFIG_KEYS.session_max_age.default);
