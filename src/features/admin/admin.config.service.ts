@@ -129,7 +129,7 @@ async function settleOnNewestAudited(deps: Deps, written: Map<ConfigKey, string 
     await Promise.all(
       [...written].map(([key, mine]) => {
         const value = newest.get(key);
-        if (value === undefined || value === mine) return;
+        if (value === undefined || value === mine) return Promise.resolve();
         return value === null ? kv.delete(key) : kv.put(key, value);
       }),
     );
