@@ -130,7 +130,7 @@ export interface paths {
         };
         /**
          * Readiness: D1, KV and R2 answer
-         * @description Each binding is checked once, in parallel, with a 2 s timeout. 503 names the failed ones.
+         * @description Each binding is checked once, in parallel, with a 2 s timeout. 503 names the failed ones. An answer is reused for 5 s.
          */
         get: {
             parameters: {

@@ -199,6 +199,22 @@ describe("GET /health/ready", () => {
     expect(lines).toContainEqual(expect.objectContaining({ event: "ready.check", check: "d1", result: "failed" }));
   });
 
+  it("reuses an answer for 5 s, so a flood of probes of this public route costs each isolate one check per interval", async () => {
+    let heads = 0;
+    const counting = {
+      ...env,
+      AVATARS: { head: (key: string) => (heads++, env.AVATARS.head(key)) },
+    } as unknown as Env;
+    const answers = await Promise.all([1, 2, 3].map(() => h.call("GET", "/health/ready", undefined, { env: counting })));
+    expect(answers.map((r) => r.status)).toEqual([200, 200, 200]);
+    h.clock.advance(4_999);
+    expect((await h.call("GET", "/health/ready", undefined, { env: counting })).status).toBe(200);
+    expect(heads).toBe(1);
+    h.clock.advance(1);
+    expect((await h.call("GET", "/health/ready", undefined, { env: counting })).status).toBe(200);
+    expect(heads).toBe(2);
+  });
+
   it("gives up on a binding that hangs after its timeout", async () => {
     const hanging = {
       ...env,

@@ -3,7 +3,8 @@
  * (and setup) check; `GET /health/ready` also touches each storage binding once — D1 `SELECT 1`,
  * a KV read, an R2 head — in parallel, each with its own short timeout, so a load balancer or an
  * uptime check learns within about two seconds which dependency is down. The answer names the
- * binding and "ok", "failed" or "timeout", never the error itself (that is logged).
+ * binding and "ok", "failed" or "timeout", never the error itself (that is logged). An answer is
+ * reused for `READY_REUSE_MS`.
  */
 import { createRoute, z } from "@hono/zod-openapi";
 import type { Deps } from "../../deps";
@@ -44,6 +45,15 @@ async function runCheck(name: CheckName, deps: ReadyDeps, timeoutMs: number): Pr
   }
 }
 
+/**
+ * How long an answer is reused. The route is public, and each check is a billed operation (an R2
+ * head, a KV read, a D1 query): a flood of probes costs each isolate one round per interval, and
+ * an uptime check polling every 30 s or more still gets a fresh answer every time.
+ */
+export const READY_REUSE_MS = 5_000;
+/** Per isolate, by env (one per worker; tests pass their own), the latest round and when it began. */
+const recentRounds = new WeakMap<object, { startedAt: number; round: ReturnType<typeof checkReadiness> }>();
+
 /** Every check, in parallel; `ready` when all are ok. */
 export async function checkReadiness(
   deps: ReadyDeps,
@@ -73,7 +83,7 @@ export const readyRoutes = createRouter().openapi(
     path: "/health/ready",
     tags: ["meta"],
     summary: "Readiness: D1, KV and R2 answer",
-    description: `Each binding is checked once, in parallel, with a ${READY_CHECK_TIMEOUT_MS / 1000} s timeout. 503 names the failed ones.`,
+    description: `Each binding is checked once, in parallel, with a ${READY_CHECK_TIMEOUT_MS / 1000} s timeout. 503 names the failed ones. An answer is reused for ${READY_REUSE_MS / 1000} s.`,
     responses: {
       200: jsonContent(ReadySchema, "Every dependency answered"),
       503: jsonContent(ReadySchema, "At least one dependency failed or timed out"),
@@ -81,7 +91,13 @@ export const readyRoutes = createRouter().openapi(
     },
   }),
   async (c) => {
-    const { ready, checks } = await checkReadiness(c.var.deps);
+    const now = c.var.deps.clock.now();
+    let recent = recentRounds.get(c.env);
+    if (!recent || now - recent.startedAt >= READY_REUSE_MS) {
+      recent = { startedAt: now, round: checkReadiness(c.var.deps) };
+      recentRounds.set(c.env, recent);
+    }
+    const { ready, checks } = await recent.round;
     c.header("Cache-Control", "no-store");
     return ready ? c.json({ status: "ready" as const, checks }, 200) : c.json({ status: "unavailable" as const, checks }, 503);
   },
