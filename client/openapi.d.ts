@@ -1173,7 +1173,7 @@ export interface paths {
         post?: never;
         /**
          * Delete the account and everything it owns
-         * @description `409 conflict` when the password changed or the account's sign-ins ended while the request ran: nothing was deleted.
+         * @description `409 conflict` when the password changed or the account's sign-ins ended while the request ran, `409 last_staff` when it is the only active staff account (make another account staff first): nothing was deleted.
          */
         delete: {
             parameters: {

@@ -65,6 +65,11 @@ export function signInEnded(): AppError {
   return new AppError("unauthorized", "The access token is no longer valid.");
 }
 
+/** The 409 for a change (staff flags, deleting an account) that would leave no active staff account. */
+export function lastStaff(): AppError {
+  return new AppError("last_staff", "No other active staff account would remain; make another account staff first.");
+}
+
 /** The 403 for a caller who is not (or no longer) active staff. */
 export function staffOnly(): AppError {
   return new AppError("forbidden", "This needs a staff account.");

@@ -112,9 +112,10 @@ export interface UserStore {
   }): Promise<boolean>;
   /**
    * Deletes the account and everything it owns (its audit entries as staff keep a null actor), in
-   * one transaction, while the account is as the caller read it; false when it was not, and nothing was deleted.
+   * one transaction, while the account is as the caller read it (else `changed`) and another active
+   * staff account remains if it is one (else `last_staff`); otherwise nothing was deleted.
    */
-  delete(asRead: AccountAsRead, release: PasswordCheckRelease | null): Promise<boolean>;
+  delete(asRead: AccountAsRead, release: PasswordCheckRelease | null): Promise<"deleted" | "last_staff" | "changed">;
   /**
    * Staff change of account flags with its audit entry (whose actor is the staff member); disabling
    * or marking the address unverified also ends every session. With `claim`, the flags mark an
@@ -291,9 +292,10 @@ export function DrizzleUserStore(db: Db): UserStore {
       // D1 cascades the user row's deletion through the foreign keys; a libSQL server may not
       // enforce them (SQLite's default is off, per connection). So the batch removes what the
       // account owns itself, then the user row: the same end state on either driver. Each
-      // statement holds only while the account is as read (the user row goes last), so all or none apply.
+      // statement holds only while the account is as read and is not the last active staff account
+      // (the user row goes last), so all or none apply.
       const userId = asRead.id;
-      const asReadNow = whileAccountAsRead(asRead);
+      const asReadNow = and(whileAccountAsRead(asRead), activeStaffRemainsWithout(userId));
       const [, , , , , , deleted] = await runBatch(db, [
         db.delete(profiles).where(and(eq(profiles.userId, userId), asReadNow)),
         db.delete(refreshTokens).where(and(eq(refreshTokens.userId, userId), asReadNow)),
@@ -310,7 +312,15 @@ export function DrizzleUserStore(db: Db): UserStore {
           .returning({ id: users.id }),
         ...releasePasswordCheck(db, release),
       ]);
-      return affectedRows(deleted) === 1;
+      if (affectedRows(deleted) === 1) return "deleted";
+      // Which guard failed, for the answer (nothing was deleted): no row is an account already gone.
+      const [staff] = await runOne(
+        db
+          .select({ remains: sql<number>`${activeStaffRemainsWithout(userId)}` })
+          .from(users)
+          .where(eq(users.id, userId)),
+      );
+      return staff && !staff.remains ? "last_staff" : "changed";
     },
 
     async updateFlags(userId, flags, nowMs, audit, claim) {

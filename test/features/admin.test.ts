@@ -550,6 +550,35 @@ describe("no staff change leaves no active staff account", () => {
     expect([403, 409]).toContain(statuses[1]);
     expect(await activeStaff()).toHaveLength(1);
   });
+
+  it("refuses with 409 last_staff the only active staff account deleting itself; another staff member may", async () => {
+    const [a, b] = await onlyTwoStaff();
+    expect((await h.call("DELETE", "/api/v1/me", { current_password: a.password }, { token: a.access_token })).status).toBe(204);
+    const last = await h.call("DELETE", "/api/v1/me", { current_password: b.password }, { token: b.access_token });
+    expect(last.status, last.text).toBe(409);
+    expect(last.json.code).toBe("last_staff");
+    expect(await activeStaff()).toEqual([b.id]);
+    expect((await h.call("POST", "/api/v1/auth/refresh", { refresh_token: b.refresh_token })).status).toBe(200);
+  });
+
+  it("refuses the deletion of a staff account whose only other staff was demoted while it was under way (409 last_staff)", async () => {
+    const [a, b] = await onlyTwoStaff();
+    const probe = probeD1(env.DB);
+    // a demotes b after b's deletion checked b's password, before its batch.
+    const staged = probe.onceBefore(/^delete from "profiles"/, async () => {
+      expect((await h.call("PATCH", `${ADMIN}/users/${b.id}`, { is_staff: false }, { token: a.access_token })).status).toBe(200);
+    });
+    const res = await h.call(
+      "DELETE",
+      "/api/v1/me",
+      { current_password: a.password },
+      { token: a.access_token, env: { ...env, DB: probe.db } },
+    );
+    expect(staged.done).toBe(true);
+    expect(res.status, res.text).toBe(409);
+    expect(res.json.code).toBe("last_staff");
+    expect(await activeStaff()).toEqual([a.id]);
+  });
 });
 
 describe("a flag change is judged by the state it lands on", () => {

@@ -203,7 +203,12 @@ describe("GET /health/ready", () => {
     let heads = 0;
     const counting = {
       ...env,
-      AVATARS: { head: (key: string) => (heads++, env.AVATARS.head(key)) },
+      AVATARS: {
+        head: (key: string) => {
+          heads++;
+          return env.AVATARS.head(key);
+        },
+      },
     } as unknown as Env;
     const answers = await Promise.all([1, 2, 3].map(() => h.call("GET", "/health/ready", undefined, { env: counting })));
     expect(answers.map((r) => r.status)).toEqual([200, 200, 200]);

@@ -635,6 +635,16 @@ describe("admin console", () => {
     expect(row?.is_staff).toBe(1);
   });
 
+  it("refuses, with the reason, the only active staff account deleting itself in its settings", async () => {
+    await env.DB.prepare("UPDATE users SET is_staff = 0 WHERE is_staff = 1").run();
+    const { user: last, b } = await signedInBrowser();
+    await env.DB.prepare("UPDATE users SET is_staff = 1 WHERE id = ?").bind(last.id).run();
+    const res = await b.submit("/settings", "/settings/delete", { current_password: last.password, confirm: "yes" });
+    expect(res.status).toBe(409);
+    expect(res.text).toContain(ERROR_SENTENCES.last_staff);
+    expect(await env.DB.prepare("SELECT is_staff FROM users WHERE id = ?").bind(last.id).first()).toEqual({ is_staff: 1 });
+  });
+
   it("lists an account's statuses, also once it is disabled, and lets staff delete one as the API does", async () => {
     const { user: moderator, b } = await signedInBrowser();
     await env.DB.prepare("UPDATE users SET is_staff = 1 WHERE id = ?").bind(moderator.id).run();

@@ -344,17 +344,18 @@ export function storeConformance(driver: string, open: () => Promise<Conformance
             release: null,
           }),
         ).toBe(false);
-        expect(await stores.users.delete(user, null)).toBe(false);
+        expect(await stores.users.delete(user, null)).toBe("changed");
         expect(await stores.users.byId(user.id)).toEqual(now);
         expect(await countOf("SELECT COUNT(*) AS n FROM otp_codes WHERE id = ?", code.id)).toBe(0);
         expect(await countOf("SELECT COUNT(*) AS n FROM refresh_tokens WHERE id = ? AND revoked_at IS NULL", other.id)).toBe(1);
         expect(await countOf("SELECT COUNT(*) AS n FROM activity WHERE user_id = ? AND type <> 'register'", user.id)).toBe(1); // signedIn's login
         // Read again, the same changes go through.
-        expect(await stores.users.delete(now as NonNullable<typeof now>, null)).toBe(true);
+        expect(await stores.users.delete(now as NonNullable<typeof now>, null)).toBe("deleted");
       });
 
       it("deletes an account with everything it owns, or nothing when the delete fails", async () => {
         const { user } = await registered({ isStaff: true }, "login");
+        await registered({ isStaff: true }); // so that `user` is not the last active staff account
         const { stores } = await t();
         await signedIn(user);
         const status = { id: uid("st"), userId: user.id, content: "bye", createdAt: clock.now(), updatedAt: clock.now() };
@@ -366,7 +367,7 @@ export function storeConformance(driver: string, open: () => Promise<Conformance
         await withFault("users", "DELETE", () => stores.users.delete(user, null));
         expect(await stores.users.byId(user.id)).not.toBeNull();
         expect(await countOf("SELECT COUNT(*) AS n FROM statuses WHERE user_id = ?", user.id)).toBe(1);
-        await stores.users.delete(user, { userId: user.id, ip: META.ip });
+        expect(await stores.users.delete(user, { userId: user.id, ip: META.ip })).toBe("deleted");
         expect(await stores.users.byId(user.id)).toBeNull();
         for (const table of ["profiles", "refresh_tokens", "otp_codes", "activity", "statuses"]) {
           expect(await countOf(`SELECT COUNT(*) AS n FROM ${table} WHERE user_id = ?`, user.id)).toBe(0);
@@ -442,6 +443,27 @@ export function storeConformance(driver: string, open: () => Promise<Conformance
           expect(await stores.users.updateFlags(user.id, { isActive: false }, clock.now(), flagsAudit(last, user))).toBe("applied");
           const { user: other } = await registered({ isStaff: true });
           expect(await stores.users.updateFlags(last.id, { isStaff: false }, clock.now(), flagsAudit(other, last))).toBe("applied");
+          expect(await activeStaff()).toBe(1);
+        });
+
+        it("refuses to delete the last active staff account, and deletes nothing", async () => {
+          const [last] = (await onlyStaff(1)) as [User];
+          const { stores } = await t();
+          const token = await signedIn(last);
+          expect(await stores.users.delete(last, null)).toBe("last_staff");
+          expect(await stores.users.byId(last.id)).toEqual(last);
+          expect(await countOf("SELECT COUNT(*) AS n FROM refresh_tokens WHERE id = ? AND revoked_at IS NULL", token.id)).toBe(1);
+          const { user: other } = await registered({ isStaff: true });
+          expect(await stores.users.delete(last, null)).toBe("deleted");
+          expect(await stores.users.delete(other, null)).toBe("last_staff");
+          expect(await activeStaff()).toBe(1);
+        });
+
+        it("lets one of two staff deleting themselves at once through, never both", async () => {
+          const [a, b] = (await onlyStaff(2)) as [User, User];
+          const { stores } = await t();
+          const results = await Promise.all([stores.users.delete(a, null), stores.users.delete(b, null)]);
+          expect(results.sort()).toEqual(["deleted", "last_staff"]);
           expect(await activeStaff()).toBe(1);
         });
 

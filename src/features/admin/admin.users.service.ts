@@ -6,7 +6,7 @@
  * Marking an unverified address verified ends the password set at registration the same way.
  */
 import type { Deps } from "../../deps";
-import { AppError, staffOnly } from "../../lib/errors";
+import { AppError, lastStaff, staffOnly } from "../../lib/errors";
 import { pageRequest, toPage } from "../../lib/pagination";
 import { normalizeIdentifier } from "../../lib/text";
 import type { User } from "../../store";
@@ -97,7 +97,7 @@ export async function updateUserFlags(deps: Deps, actor: User, id: string, patch
     case "applied":
       break;
     case "last_staff":
-      throw new AppError("last_staff", "No other active staff account would remain; make another account staff first.");
+      throw lastStaff();
     case "changed":
       throw new AppError("conflict", "The account changed while this request was under way; reload it and try again.");
     case "not_staff":

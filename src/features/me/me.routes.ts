@@ -144,7 +144,8 @@ export const meRoutes = createRouter()
       path: "/me",
       tags,
       summary: "Delete the account and everything it owns",
-      description: "`409 conflict` when the password changed or the account's sign-ins ended while the request ran: nothing was deleted.",
+      description:
+        "`409 conflict` when the password changed or the account's sign-ins ended while the request ran, `409 last_staff` when it is the only active staff account (make another account staff first): nothing was deleted.",
       ...auth,
       request: { body: jsonBody(DeleteMeSchema) },
       responses: { 204: { description: "Deleted" }, ...problems(400, 401, 409, 413, 415, 429) },

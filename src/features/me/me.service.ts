@@ -7,7 +7,7 @@
  * the change voids every other code of the account and ends every other sign-in.
  */
 import type { Deps } from "../../deps";
-import { AppError } from "../../lib/errors";
+import { AppError, lastStaff } from "../../lib/errors";
 import { isOverLimit, rateLimited } from "../../lib/rate-limit";
 import type { PasswordCheckRelease, Profile, User } from "../../store";
 import { assertIdentifiersFree, assertPasswordPolicy, rethrowUniqueViolation, userView } from "../auth/auth.service";
@@ -171,7 +171,7 @@ export async function changePassword(
 }
 
 /**
- * Deletes the account. One statement removes the user row; foreign keys cascade to tokens,
+ * Deletes the account, unless it is the last active staff account (409 last_staff). One statement removes the user row; foreign keys cascade to tokens,
  * codes, profile, statuses and activity in the same transaction. The avatar objects in R2 go
  * afterwards, with their edge-cache copies: if that fails they are orphans under a dead user's
  * prefix (logged) until the daily sweep removes them, never a live profile pointing at a missing image.
@@ -180,6 +180,8 @@ export async function deleteMe(deps: Deps, user: User, currentPassword: string):
   const release = await reauthenticate(deps, user, currentPassword);
   // Read before the row goes: the current avatar's copy is purged whatever R2 does afterwards.
   const current = (await deps.profiles.byUser(user.id))?.avatarKey ?? null;
-  if (!(await deps.users.delete(user, release))) throw accountChanged();
+  const outcome = await deps.users.delete(user, release);
+  if (outcome === "last_staff") throw lastStaff();
+  if (outcome === "changed") throw accountChanged();
   await deleteAllAvatars(deps, user.id, current);
 }
