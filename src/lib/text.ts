@@ -1,3 +1,5 @@
+import { JOINS_BACKWARD, JOINS_FORWARD, VIRAMA } from "./joiners.generated";
+
 /**
  * Canonical forms of identifiers. NFKC folds compatibility look-alikes (full-width letters,
  * ligatures, …) so `ａｄａ@example.com` and `ada@example.com` are one account, and lower-casing
@@ -31,21 +33,36 @@ export function cleanText(value: string): string | null {
 
 /**
  * Zero-width space, non-joiner, joiner, word joiner and BOM: they draw nothing, so "Ada" with one
- * inside looks exactly like "Ada" without. Prose keeps them (Persian spells words with the
- * non-joiner, Thai and Khmer mark word breaks with the space), but a name is how a visitor tells
- * people apart, and there an invisible difference is an impersonation.
+ * inside looks exactly like "Ada" without. Prose keeps them (Thai and Khmer mark word breaks with the
+ * space), but a name is how a visitor tells people apart, and there an invisible difference is an
+ * impersonation. Only the joiners that change what is drawn are kept (see SPELLING_JOINERS).
  */
 const ZERO_WIDTH = /[\u200b-\u200d\u2060\ufeff]/;
 /**
  * A joiner inside an emoji ZWJ sequence (UTS #51 §2.3), after a pictograph (or its skin tone or
  * emoji presentation selector) and before another: 👩‍💻, 🏳️‍🌈. Emoji are welcome in names, and
- * such a joiner is not invisible: it draws the two pictographs as one. Anywhere else it is refused.
+ * such a joiner is not invisible: it draws the two pictographs as one.
  */
-const EMOJI_JOINER = /(?<=\p{Extended_Pictographic}|\p{Emoji_Modifier}|\ufe0f)\u200d(?=\p{Extended_Pictographic})/gu;
+const EMOJI_JOINER = "(?<=\\p{Extended_Pictographic}|\\p{Emoji_Modifier}|\\ufe0f)\\u200d(?=\\p{Extended_Pictographic})";
+/** Joining_Type Transparent, near enough: the marks a joining context skips. */
+const TRANSPARENT = "[\\p{Mn}\\p{Me}]";
+/**
+ * The joiners scripts are spelt with, as IDNA allows them in domain names (RFC 5892 Appendix A.1,
+ * A.2): either one after a virama, where it picks between a conjunct and a visible virama (Sinhala
+ * "Sri" ශ්‍රී, Devanagari क्‌ष); a non-joiner between a letter that joins forward and one that joins
+ * back, which it keeps apart (Persian علی‌اکبر, می‌خواهم). There each draws something; anywhere else
+ * (after a right-joining alef, doubled, at an end, in Latin) it would draw nothing, and is refused.
+ */
+const SPELLING_JOINERS = new RegExp(
+  [EMOJI_JOINER, `(?<=${VIRAMA})[\\u200c\\u200d]`, `(?<=${JOINS_FORWARD}${TRANSPARENT}*)\\u200c(?=${TRANSPARENT}*${JOINS_BACKWARD})`].join(
+    "|",
+  ),
+  "gu",
+);
 
 /** Whether cleaned text meant as a name holds a character that draws nothing (see ZERO_WIDTH). */
 export function hasInvisibleCharacters(text: string): boolean {
-  return ZERO_WIDTH.test(text.replace(EMOJI_JOINER, ""));
+  return ZERO_WIDTH.test(text.replace(SPELLING_JOINERS, ""));
 }
 
 /** Removes every C0 and C1 control character (tabs and line breaks included) and bidi control, for one-line values. */

@@ -168,6 +168,36 @@ describe("own profile", () => {
       }
     });
 
+    it("keeps a joiner or non-joiner where a script's spelling needs one (RFC 5892 CONTEXTJ), and refuses it where it would draw nothing", async () => {
+      const u = await h.signedInUser();
+      const written = [
+        "علی\u200Cاکبر", // Persian: the non-joiner after a dual-joining yeh, before an alef
+        "می\u200Cخواهم",
+        "ශ්\u200Dරී", // Sinhala "Sri": a joiner after the al-lakuna (virama) makes the conjunct
+        "क्\u200Cष", // Devanagari: a non-joiner after the virama keeps the halant visible
+        "ক্\u200Dয", // Bengali: a joiner after the hasanta
+      ];
+      for (const name of written) {
+        const res = await h.call("PATCH", PROFILE, { name }, { token: u.access_token });
+        expect(res.status, [...name].map(codePoint).join(" ")).toBe(200);
+        expect(res.json.profile.name).toBe(name);
+      }
+      const invisible = [
+        "ا\u200Cب", // after a right-joining alef, which joins nothing forward anyway
+        "\u200Cعلی", // leading
+        "علی\u200C", // trailing
+        "می\u200C\u200Cخواهم", // doubled
+        "می\u200Dخواهم", // a joiner between Arabic letters (joined already)
+        "ශ\u200Dර", // Sinhala without the virama
+        "Ad\u200Ca",
+      ];
+      for (const name of invisible) {
+        const res = await h.call("PATCH", PROFILE, { name }, { token: u.access_token });
+        expect(res.status, [...name].map(codePoint).join(" ")).toBe(400);
+      }
+      expect((await profileRow(u.id))?.name).toBe(written.at(-1));
+    });
+
     it("refuses bidi controls in about_me but keeps the zero-width characters prose needs", async () => {
       const u = await h.signedInUser();
       for (const ch of BIDI_CONTROLS) {
