@@ -97,6 +97,24 @@ export function splitPage<R>(
   return { kept, next: rows.length > limit && last !== undefined ? positionOf(last) : null };
 }
 
+/**
+ * Every row of a keyset list, `pageSize` at a time, for a reader that takes all of them (the data
+ * export): `read` fetches `limit + 1` rows after a cursor, as a list endpoint's store method does.
+ * Each row comes once and in the list's order even while rows are added (newer than any cursor)
+ * or removed between pages.
+ */
+export async function* keysetPages<R>(
+  read: (page: { limit: number; cursor: Cursor | null }) => Promise<R[]>,
+  pageSize: number,
+): AsyncGenerator<R[]> {
+  let cursor: Cursor | null = null;
+  do {
+    const { kept, next }: { kept: R[]; next: Cursor | null } = splitPage(await read({ limit: pageSize, cursor }), pageSize);
+    yield kept;
+    cursor = next;
+  } while (cursor);
+}
+
 /** Turns `limit + 1` fetched rows into a page whose cursor is sealed for `list` (see `splitPage`). */
 export async function toPage<R, T>(
   secret: string,

@@ -25,8 +25,8 @@ export interface StatusStore {
   byId(id: string, options?: { publicOnly?: boolean }): Promise<StatusRow | null>;
   /** The public timeline (enabled authors), newest first, optionally of one author (`limit + 1` rows). */
   page(filter: { userId?: string }, page: PageQuery): Promise<StatusRow[]>;
-  /** Every status of the user, newest first, public or not (the export, staff); the newest `limit` when given. */
-  allByUser(userId: string, options?: { limit?: number }): Promise<StatusRow[]>;
+  /** The user's statuses, public or not (the export, staff), newest first by (time, id) (`limit + 1` rows). */
+  byAuthor(userId: string, page: PageQuery): Promise<StatusRow[]>;
   /** False when the status no longer exists. With `audit` (staff, someone else's status), its entry is written in the same batch. */
   updateContent(id: string, content: string, nowMs: number, audit?: AuditRecord): Promise<boolean>;
   /** Deletes with the author's entry (and `audit`, as above); false (nothing written) when it was already gone. */
@@ -96,9 +96,13 @@ export function DrizzleStatusStore(db: Db): StatusStore {
       );
     },
 
-    async allByUser(userId, options = {}) {
-      const newestFirst = select().where(eq(statuses.userId, userId)).orderBy(desc(statuses.createdAt), desc(statuses.id));
-      return runOne(options.limit === undefined ? newestFirst : newestFirst.limit(options.limit));
+    async byAuthor(userId, page) {
+      return runOne(
+        select()
+          .where(and(eq(statuses.userId, userId), olderThan(statuses.createdAt, statuses.id, page.cursor)))
+          .orderBy(desc(statuses.createdAt), desc(statuses.id))
+          .limit(page.limit + 1),
+      );
     },
 
     async updateContent(id, content, nowMs, audit) {

@@ -1,6 +1,6 @@
 import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { EXPORT_ACTIVITY_PAGE_SIZE } from "../../src/features/export/export.service";
+import { EXPORT_PAGE_SIZE } from "../../src/features/export/export.service";
 import { setLogSink } from "../../src/lib/log";
 import { type D1Probe, probeD1 } from "../d1-wrap";
 import { BASE, decodeJwt, harness } from "../helpers";
@@ -133,9 +133,9 @@ describe("GET /me/export of a long activity history", () => {
   }
 
   const activityReads = (probe: D1Probe) => probe.statements.filter((s) => /^select .* from "activity"/i.test(s));
-  const ROWS = Math.floor(EXPORT_ACTIVITY_PAGE_SIZE * 2.5);
+  const ROWS = Math.floor(EXPORT_PAGE_SIZE * 2.5);
   /** Reads of `entries`: full pages, then one that comes back short (`limit + 1` rows prove there is more). */
-  const readsFor = (entries: number) => Math.ceil((entries + 1) / EXPORT_ACTIVITY_PAGE_SIZE);
+  const readsFor = (entries: number) => Math.ceil((entries + 1) / EXPORT_PAGE_SIZE);
 
   it("exports every entry of a history longer than a page exactly once, newest first, one bounded page per read", async () => {
     const u = await h.signedInUser();
@@ -154,6 +154,32 @@ describe("GET /me/export of a long activity history", () => {
 
     const reads = activityReads(probe);
     expect(reads).toHaveLength(readsFor(expected.length));
+    for (const sql of reads) expect(sql).toMatch(/ limit \?$/i);
+  });
+
+  it("exports every status of an author with more than a page of them exactly once, newest first, one bounded page per read", async () => {
+    const u = await h.signedInUser();
+    // Three to a millisecond, so ties straddle page boundaries (ids are random).
+    await env.DB.prepare(
+      `WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i + 1 < ?1)
+       INSERT INTO statuses (id, user_id, content, created_at, updated_at)
+       SELECT 's' || lower(hex(randomblob(8))), ?2, 'status ' || i, ?3 - i / 3, ?3 - i / 3 FROM n`,
+    )
+      .bind(ROWS, u.id, h.clock.now() - 60_000)
+      .run();
+    const { results } = await env.DB.prepare("SELECT id FROM statuses WHERE user_id = ? ORDER BY created_at DESC, id DESC")
+      .bind(u.id)
+      .all<{ id: string }>();
+    const probe = probeD1(env.DB);
+    const res = await open(u.access_token, { ...env, DB: probe.db });
+    expect(res.status).toBe(200);
+    const text = await res.text();
+    const data = JSON.parse(text);
+    expect(data.statuses.map((s: { id: string }) => s.id)).toEqual(results.map((r) => r.id));
+    expect(data.statuses[0]).toMatchObject({ user_id: u.id, username: u.username, content: expect.stringMatching(/^status \d+$/) });
+    expect(text).toBe(JSON.stringify(data));
+    const reads = probe.statements.filter((s) => /^select .* from "statuses"/i.test(s));
+    expect(reads).toHaveLength(readsFor(ROWS));
     for (const sql of reads) expect(sql).toMatch(/ limit \?$/i);
   });
 

@@ -1126,15 +1126,17 @@ export function storeConformance(driver: string, open: () => Promise<Conformance
         expect(await stores.statuses.delete(made[1]?.id ?? "", deleted)).toBe(false);
         expect(await stores.statuses.updateContent(made[1]?.id ?? "", "x", clock.now())).toBe(false);
         expect(await countOf("SELECT COUNT(*) AS n FROM activity WHERE user_id = ? AND type = 'status_deleted'", user.id)).toBe(1);
-        expect((await stores.statuses.allByUser(user.id)).map((s) => s.id)).toEqual([made[2]?.id, made[0]?.id]);
-        expect((await stores.statuses.allByUser(user.id, { limit: 1 })).map((s) => s.id)).toEqual([made[2]?.id]);
+        expect((await stores.statuses.byAuthor(user.id, { limit: 10, cursor: null })).map((s) => s.id)).toEqual([made[2]?.id, made[0]?.id]);
+        expect((await stores.statuses.byAuthor(user.id, { limit: 1, cursor: null })).map((s) => s.id)).toEqual([made[2]?.id, made[0]?.id]);
+        const after = { t: made[2]?.createdAt ?? 0, id: made[2]?.id ?? "" };
+        expect((await stores.statuses.byAuthor(user.id, { limit: 10, cursor: after })).map((s) => s.id)).toEqual([made[0]?.id]);
         const { user: staff } = await registered({ isStaff: true });
         expect(await stores.users.updateFlags(user.id, { isActive: false }, clock.now(), flagsAudit(staff, user))).toBe("applied");
         expect(await stores.statuses.byId(made[2]?.id ?? "", { publicOnly: true })).toBeNull();
         expect(await stores.statuses.byId(made[2]?.id ?? "")).not.toBeNull();
         expect(await stores.statuses.page({ userId: user.id }, { limit: 10, cursor: null })).toEqual([]);
         // Out of public view, still listed for the export and for staff.
-        expect((await stores.statuses.allByUser(user.id, { limit: 10 })).map((s) => s.id)).toEqual([made[2]?.id, made[0]?.id]);
+        expect((await stores.statuses.byAuthor(user.id, { limit: 10, cursor: null })).map((s) => s.id)).toEqual([made[2]?.id, made[0]?.id]);
       });
     });
 

@@ -1,8 +1,8 @@
 /** Reading a user's own activity history (the activity center). */
 import type { z } from "@hono/zod-openapi";
 import type { Deps } from "../../deps";
-import { type Page, pageRequest, splitPage, toPage } from "../../lib/pagination";
-import type { ActivityType, Cursor, StoredActivity } from "../../store";
+import { keysetPages, type Page, pageRequest, toPage } from "../../lib/pagination";
+import type { ActivityType, StoredActivity } from "../../store";
 import type { ActivityEntrySchema } from "./activity.schemas";
 
 export type ActivityView = z.infer<typeof ActivityEntrySchema>;
@@ -42,17 +42,7 @@ export async function listActivity(
   return toPage(deps.secrets.otpSecret, "activity", rows, page.limit, activityView);
 }
 
-/**
- * Every entry of the user, newest first, `pageSize` at a time (for the data export): the same
- * keyset query as the activity list, so each entry comes once and in the list's order even while
- * new entries are written (they are newer than any cursor) or old ones purged between pages.
- */
+/** Every entry of the user, newest first, `pageSize` at a time (for the data export), by the activity list's own query. */
 export async function* activityPages(deps: Pick<Deps, "activity">, userId: string, pageSize: number): AsyncGenerator<ActivityView[]> {
-  let cursor: Cursor | null = null;
-  do {
-    const rows: StoredActivity[] = await deps.activity.page(userId, {}, { limit: pageSize, cursor });
-    const { kept, next } = splitPage(rows, pageSize);
-    yield kept.map(activityView);
-    cursor = next;
-  } while (cursor);
+  for await (const rows of keysetPages((page) => deps.activity.page(userId, {}, page), pageSize)) yield rows.map(activityView);
 }

@@ -4,9 +4,9 @@
  * one-time-code hashes (codes themselves are never stored); the export adds ended sessions and
  * the full activity history.
  *
- * The activity history is the one part without a bound (years of sign-ins), so it is read in
- * pages while the document is written out (lib/json-stream.ts) instead of being held whole in an
- * isolate's 128 MB. Everything else is read before the answer starts, so a database that fails at
+ * The statuses and the activity history have no bound (years of posts and sign-ins), so they are
+ * read in pages while the document is written out (lib/json-stream.ts) instead of being held whole
+ * in an isolate's 128 MB. The rest is read before the answer starts, so a database that fails at
  * once still gets a clean 500 problem document; a page read that fails later aborts the download.
  */
 import type { Deps } from "../../deps";
@@ -16,15 +16,15 @@ import { activityPages } from "../activity/activity.service";
 import { userView } from "../auth/auth.service";
 import { profileView } from "../profiles/profiles.service";
 import { allSessions } from "../sessions/sessions.service";
-import { allStatuses } from "../statuses/statuses.service";
+import { statusPages } from "../statuses/statuses.service";
 
 export const EXPORT_FORMAT_VERSION = 1;
 
 /**
- * Activity entries per read: about 1 MB of rows held at a time, and one D1 query per thousand
- * entries (a Worker invocation may make at most 1,000 D1 queries on the paid plan, 50 on the free one).
+ * Statuses or activity entries per read: at most about 1–2 MB of rows held at a time, and one D1
+ * query per thousand (a Worker invocation may make at most 1,000 D1 queries on the paid plan, 50 on the free one).
  */
-export const EXPORT_ACTIVITY_PAGE_SIZE = 1000;
+export const EXPORT_PAGE_SIZE = 1000;
 
 /** The export goes out as a download of personal data, from the API and the website alike: never kept by a cache or proxy. */
 export const EXPORT_DOWNLOAD_HEADERS = {
@@ -46,19 +46,15 @@ export async function exportUserData(
   user: User,
   onError: (error: unknown) => void,
 ) {
-  const [profile, statuses, sessions] = await Promise.all([
-    deps.profiles.byUser(user.id),
-    allStatuses(deps, user.id),
-    allSessions(deps, user.id),
-  ]);
+  const [profile, sessions] = await Promise.all([deps.profiles.byUser(user.id), allSessions(deps, user.id)]);
   return jsonObjectStream(
     {
       format_version: EXPORT_FORMAT_VERSION,
       exported_at: new Date(deps.clock.now()).toISOString(),
       account: userView(user),
       profile: profile ? exportedProfile(profile) : null,
-      statuses,
-      activity: new PagedArray(activityPages(deps, user.id, EXPORT_ACTIVITY_PAGE_SIZE)),
+      statuses: new PagedArray(statusPages(deps, user.id, EXPORT_PAGE_SIZE)),
+      activity: new PagedArray(activityPages(deps, user.id, EXPORT_PAGE_SIZE)),
       sessions,
     },
     onError,

@@ -7,7 +7,7 @@ import type { z } from "@hono/zod-openapi";
 import type { Deps } from "../../deps";
 import { randomId } from "../../lib/crypto";
 import { AppError } from "../../lib/errors";
-import { type Page, pageRequest, toPage } from "../../lib/pagination";
+import { keysetPages, type Page, pageRequest, toPage } from "../../lib/pagination";
 import { assertWithinLimit } from "../../lib/rate-limit";
 import type { AuditAction, AuditRecord, StatusRow, User } from "../../store";
 import type { StatusSchema } from "./statuses.schemas";
@@ -115,9 +115,9 @@ export async function deleteStatus(deps: Deps, user: User, id: string): Promise<
   if (!deleted) throw new AppError("not_found", "No such status.");
 }
 
-/** Every status of the user, newest first (for the data export). */
-export async function allStatuses(deps: Pick<Deps, "statuses">, userId: string): Promise<StatusView[]> {
-  return (await deps.statuses.allByUser(userId)).map(statusView);
+/** Every status of the user, public or not, newest first, `pageSize` at a time (for the data export). */
+export async function* statusPages(deps: Pick<Deps, "statuses">, userId: string, pageSize: number): AsyncGenerator<StatusView[]> {
+  for await (const rows of keysetPages((page) => deps.statuses.byAuthor(userId, page), pageSize)) yield rows.map(statusView);
 }
 
 /**
@@ -125,5 +125,6 @@ export async function allStatuses(deps: Pick<Deps, "statuses">, userId: string):
  * (disabled or unverified), when its posts may be what staff came to moderate.
  */
 export async function newestStatusesOf(deps: Pick<Deps, "statuses">, userId: string, limit: number): Promise<StatusView[]> {
-  return (await deps.statuses.allByUser(userId, { limit })).map(statusView);
+  const rows = await deps.statuses.byAuthor(userId, { limit, cursor: null });
+  return rows.slice(0, limit).map(statusView);
 }
