@@ -210,14 +210,37 @@ describe("GET /health/ready", () => {
         },
       },
     } as unknown as Env;
-    const answers = await Promise.all([1, 2, 3].map(() => h.call("GET", "/health/ready", undefined, { env: counting })));
-    expect(answers.map((r) => r.status)).toEqual([200, 200, 200]);
+    expect((await h.call("GET", "/health/ready", undefined, { env: counting })).status).toBe(200);
+    expect((await h.call("GET", "/health/ready", undefined, { env: counting })).status).toBe(200);
     h.clock.advance(4_999);
     expect((await h.call("GET", "/health/ready", undefined, { env: counting })).status).toBe(200);
     expect(heads).toBe(1);
     h.clock.advance(1);
     expect((await h.call("GET", "/health/ready", undefined, { env: counting })).status).toBe(200);
     expect(heads).toBe(2);
+  });
+
+  it("never has a probe wait on another request's unfinished check, which that request's end would leave hanging", async () => {
+    let heads = 0;
+    let release = () => {};
+    const held = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const gated = {
+      ...env,
+      AVATARS: {
+        head: async (key: string) => {
+          if (++heads === 1) await held; // the first probe's check is still running
+          return env.AVATARS.head(key);
+        },
+      },
+    } as unknown as Env;
+    const first = h.call("GET", "/health/ready", undefined, { env: gated });
+    const second = await h.call("GET", "/health/ready", undefined, { env: gated });
+    expect(second.status).toBe(200);
+    expect(heads).toBe(2);
+    release();
+    expect((await first).status).toBe(200);
   });
 
   it("gives up on a binding that hangs after its timeout", async () => {

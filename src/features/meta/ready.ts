@@ -51,8 +51,12 @@ async function runCheck(name: CheckName, deps: ReadyDeps, timeoutMs: number): Pr
  * an uptime check polling every 30 s or more still gets a fresh answer every time.
  */
 export const READY_REUSE_MS = 5_000;
-/** Per isolate, by env (one per worker; tests pass their own), the latest round and when it began. */
-const recentRounds = new WeakMap<object, { startedAt: number; round: ReturnType<typeof checkReadiness> }>();
+/**
+ * Per isolate, by env (one per worker; tests pass their own), the latest finished round and when it
+ * began. Finished only: a round in progress belongs to the request running it, whose I/O and timers
+ * the runtime cancels if its client goes away, so another request awaiting it could wait forever.
+ */
+const recentRounds = new WeakMap<object, { startedAt: number; result: Awaited<ReturnType<typeof checkReadiness>> }>();
 
 /** Every check, in parallel; `ready` when all are ok. */
 export async function checkReadiness(
@@ -94,10 +98,10 @@ export const readyRoutes = createRouter().openapi(
     const now = c.var.deps.clock.now();
     let recent = recentRounds.get(c.env);
     if (!recent || now - recent.startedAt >= READY_REUSE_MS) {
-      recent = { startedAt: now, round: checkReadiness(c.var.deps) };
+      recent = { startedAt: now, result: await checkReadiness(c.var.deps) };
       recentRounds.set(c.env, recent);
     }
-    const { ready, checks } = await recent.round;
+    const { ready, checks } = recent.result;
     c.header("Cache-Control", "no-store");
     return ready ? c.json({ status: "ready" as const, checks }, 200) : c.json({ status: "unavailable" as const, checks }, 503);
   },
