@@ -595,6 +595,16 @@ describe("admin console", () => {
     }
   });
 
+  it("keeps a form path's encoded segments encoded on the way to its page: a line break in one is no 500", async () => {
+    for (const path of ["/admin/users/%0d%0aX/flags", "/admin/users/a%0aSet-Cookie:%20x=1/statuses/b%0d/delete"]) {
+      const res = await browser().request("GET", path);
+      expect(res.status, path).toBe(303);
+      expect(res.location, path).not.toMatch(/[\r\n]/);
+      expect(res.setCookies.join(), path).not.toContain("x=1");
+    }
+    expect((await browser().request("GET", "/admin/users/%0d%0aX/flags")).location).toBe("/admin/users/%0d%0aX");
+  });
+
   it("is staff only: a 403 page for others, refusing self-demotion with the reason", async () => {
     const { user, b } = await signedInBrowser();
     expect((await b.request("GET", "/admin")).status).toBe(403);
