@@ -192,6 +192,30 @@ describe("browser sign-in", () => {
     expect((await b.request("GET", "/profilepage")).text).toContain(other.email);
   });
 
+  it("ends the sign-in the browser held when it resets a password, its own account's or another's", async () => {
+    const mail = capturingEnv();
+    const a = await h.registerVerified();
+    const b = browser("198.51.100.7", mail.env);
+    expect((await b.submit("/login", "/login", { identifier: a.email, password: a.password })).status).toBe(303);
+    const held = b.jar.get("__Host-lk_refresh") as string;
+    const other = await h.registerVerified();
+    expect((await h.call("POST", "/api/v1/auth/otp", { email: other.email, purpose: "reset_password" }, { env: mail.env })).status).toBe(
+      202,
+    );
+    const [sent] = await mailsFor(mail.sent, h.clock);
+    const password = "a-new-password-for-b-93";
+    const reset = await b.submit("/password/reset", "/password/reset", {
+      email: other.email,
+      code: codeInMail(sent as NonNullable<typeof sent>),
+      new_password: password,
+      new_password_again: password,
+    });
+    expect(reset.location).toBe("/login");
+    expect(b.jar.has("__Host-lk_refresh")).toBe(false);
+    // A's sign-in, which the browser no longer shows, is over rather than left live for its lifetime.
+    expect((await h.call("POST", "/api/v1/auth/refresh", { refresh_token: held })).status).toBe(401);
+  });
+
   it("forgets the remembered address of an unfinished code flow on sign-out", async () => {
     const { user, b } = await signedInBrowser();
     b.jar.set("__Host-lk_email", encodeURIComponent(user.email));

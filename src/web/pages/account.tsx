@@ -12,7 +12,6 @@ import { attempt, page, parseWith, redirect, text, type WebContext } from "../we
 import { Field, type FieldErrors, Form } from "../web.layout";
 import { webPage } from "../web.middleware";
 import {
-  clearTokenCookies,
   forgetEmail,
   isRegistrant,
   rememberEmail,
@@ -372,9 +371,9 @@ function passwordRoutes(web: Hono<WebEnv>) {
       return resetPassword(c.var.deps, input);
     });
     if (!result.ok) return resetPage(c, email, result.problem.fields, result.problem.sentence, result.problem.status === 429 ? 429 : 400);
-    // Every session ended with the reset, this browser's too.
-    clearTokenCookies(c);
-    forgetEmail(c);
+    // The reset ended every sign-in of its account. This browser's may have been another account's:
+    // ended too, rather than left live unseen once its cookies are gone.
+    await signOutBrowser(c);
     return redirect(c, "/login", "password_reset");
   });
 }
