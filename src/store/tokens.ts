@@ -63,10 +63,14 @@ export interface TokenStore {
    */
   revokeFamily(familyId: string, reason: string, nowMs: number, activity: ActivityRecord): Promise<void>;
   /**
-   * Ends every sign-in of the user: refresh tokens revoked, access tokens issued so far cut off,
-   * with the user's entry and (staff action) the audit entry.
+   * Ends every sign-in of the user (`endSignIns`: refresh tokens revoked, access tokens issued so
+   * far cut off, a pending address change and outstanding codes void) but `keepSessionId`'s, whose
+   * refresh token stays live, with the user's entry and (staff action) the audit entry.
    */
-  endAllSessions(userId: string, input: { reason: string; nowMs: number; activity: ActivityRecord; audit?: AuditRecord }): Promise<void>;
+  endAllSessions(
+    userId: string,
+    input: { reason: string; nowMs: number; activity: ActivityRecord; audit?: AuditRecord; keepSessionId?: string },
+  ): Promise<void>;
   /** Whether `sessionId` is a live sign-in of `userId`. */
   isLiveSession(userId: string, sessionId: string, nowMs: number, sessionMaxAgeSeconds: number): Promise<boolean>;
   /** Ends one sign-in; the entry is written only if it was still live when the batch ran. */
@@ -240,8 +244,12 @@ export function DrizzleTokenStore(db: Db): TokenStore {
       await runBatch(db, [activityInsertSelect(db, activity, { where: live }), revokeFamily(db, familyId, reason, nowMs)]);
     },
 
-    async endAllSessions(userId, { reason, nowMs, activity, audit }) {
-      await runBatch(db, [...endSignIns(db, userId, reason, nowMs), activityInsert(db, activity), audit && auditInsert(db, audit)]);
+    async endAllSessions(userId, { reason, nowMs, activity, audit, keepSessionId }) {
+      await runBatch(db, [
+        ...endSignIns(db, userId, reason, nowMs, { keepSessionId }),
+        activityInsert(db, activity),
+        audit && auditInsert(db, audit),
+      ]);
     },
 
     async isLiveSession(userId, sessionId, nowMs, maxAge) {

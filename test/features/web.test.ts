@@ -216,6 +216,35 @@ describe("browser sign-in", () => {
     expect((await h.call("POST", "/api/v1/auth/refresh", { refresh_token: held })).status).toBe(401);
   });
 
+  it("signing out every other session ends them as logout-all does, keeping only this browser's: a pending address change and mailed codes go too", async () => {
+    const mail = capturingEnv();
+    const { user, b } = await signedInBrowser();
+    const thief = await h.login(user.email, user.password);
+    // The thief, who has the password, starts moving the account to their address.
+    const change = await h.call(
+      "PATCH",
+      "/api/v1/me",
+      { email: `${unique("thief-")}@example.com`, current_password: user.password },
+      { token: thief.access_token, env: mail.env },
+    );
+    expect(change.status, change.text).toBe(200);
+    const code = codeInMail((await mailsFor(mail.sent, h.clock))[0] as NonNullable<Awaited<ReturnType<typeof mailsFor>>[number]>);
+
+    const ended = await b.submit("/sessions", "/sessions/end-others", {});
+    expect(ended.location).toBe("/sessions");
+    expect((await b.request("GET", "/sessions")).status).toBe(200);
+    expect((await h.call("POST", "/api/v1/auth/refresh", { refresh_token: thief.refresh_token })).status).toBe(401);
+    expect((await h.call("GET", "/api/v1/me", undefined, { token: thief.access_token })).status).toBe(401);
+    const again = await h.login(user.email, user.password);
+    expect((await h.call("POST", "/api/v1/me/email/verify", { code }, { token: again.access_token })).status).toBe(400);
+    const row = await env.DB.prepare("SELECT email, pending_email FROM users WHERE id = ?").bind(user.id).first();
+    expect(row).toEqual({ email: user.email, pending_email: null });
+    const entries = await env.DB.prepare("SELECT type FROM activity WHERE user_id = ? AND type IN ('logout_all', 'session_revoked')")
+      .bind(user.id)
+      .all<{ type: string }>();
+    expect(entries.results.map((e) => e.type)).toEqual(["logout_all"]);
+  });
+
   it("forgets the remembered address of an unfinished code flow on sign-out", async () => {
     const { user, b } = await signedInBrowser();
     b.jar.set("__Host-lk_email", encodeURIComponent(user.email));

@@ -157,13 +157,24 @@ export async function endSignIn(deps: Deps, userId: string, sessionId: string): 
   });
 }
 
-/** `POST /auth/logout-all`: every refresh token of the user, and every access token issued so far. */
-export async function logoutAll(deps: Deps, user: User): Promise<void> {
+/**
+ * `POST /auth/logout-all`: every refresh token of the user, and every access token issued so far.
+ * With `keepSessionId` (the website's "sign out every other session"), that sign-in's refresh
+ * token stays live and gets it new access tokens; everything else logout-all ends, ends.
+ */
+export async function logoutAll(deps: Deps, user: User, keepSessionId?: string): Promise<void> {
   const { clock, meta } = deps;
   const now = clock.now();
   await deps.tokens.endAllSessions(user.id, {
     reason: "logout_all",
     nowMs: now,
-    activity: { userId: user.id, type: "logout_all", nowMs: now, meta },
+    activity: {
+      userId: user.id,
+      type: "logout_all",
+      nowMs: now,
+      meta,
+      ...(keepSessionId ? { details: { kept_session_id: keepSessionId } } : {}),
+    },
+    keepSessionId,
   });
 }

@@ -4,6 +4,7 @@ import type { Hono } from "hono";
 import { ACTIVITY_TYPES } from "../../features/activity/activity.record";
 import { listActivity } from "../../features/activity/activity.service";
 import { EmailSchema, PasswordSchema, UsernameSchema } from "../../features/auth/auth.schemas";
+import { logoutAll } from "../../features/auth/tokens.service";
 import { EXPORT_DOWNLOAD_HEADERS, exportUserData } from "../../features/export/export.service";
 import { changePassword, confirmEmailChange, deleteMe, meView, updateMe } from "../../features/me/me.service";
 import { CodeSchema } from "../../features/otp/otp.schemas";
@@ -630,8 +631,7 @@ function sessionRoutes(web: Hono<WebEnv>) {
     return redirect(c, "/sessions", result.ok ? "session_ended" : undefined);
   });
   web.post("/sessions/end-others", user, async (c) => {
-    const sessions = await listSessions(c.var.deps, c.var.user.id, c.var.token.sessionId);
-    for (const s of sessions) if (!s.current) await attempt(c, () => revokeSession(c.var.deps, c.var.user.id, s.id));
+    await logoutAll(c.var.deps, c.var.user, c.var.token.sessionId);
     return redirect(c, "/sessions", "others_ended");
   });
 }
