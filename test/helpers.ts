@@ -90,24 +90,14 @@ export function decodeJwt(token: string) {
 
 /**
  * Characters that draw nothing yet change how text looks or reads: the zero-width ones (space,
- * non-joiner, joiner, word joiner, BOM) and the bidirectional controls of UAX #9 (marks,
- * embeddings and overrides, isolates, the Arabic letter mark). Written here, not imported, so the
- * tests state the rule rather than repeat the code's.
+ * non-joiner, joiner, word joiner, BOM) and the bidirectional controls of UAX #9: the marks (LRM,
+ * RLM, the Arabic letter mark), which right-to-left writers type to place punctuation, and the
+ * formatting characters (embeddings and overrides, isolates), which reorder whole runs of text
+ * ("Trojan Source"). Written here, not imported, so the tests state the rule rather than repeat the code's.
  */
 export const ZERO_WIDTH = ["\u200B", "\u200C", "\u200D", "\u2060", "\uFEFF"];
-export const BIDI_CONTROLS = [
-  "\u200E",
-  "\u200F",
-  "\u061C",
-  "\u202A",
-  "\u202B",
-  "\u202C",
-  "\u202D",
-  "\u202E",
-  "\u2066",
-  "\u2067",
-  "\u2068",
-  "\u2069",
-];
+export const BIDI_MARKS = ["\u200E", "\u200F", "\u061C"];
+export const BIDI_FORMATTING = ["\u202A", "\u202B", "\u202C", "\u202D", "\u202E", "\u2066", "\u2067", "\u2068", "\u2069"];
+export const BIDI_CONTROLS = [...BIDI_MARKS, ...BIDI_FORMATTING];
 /** `U+200B` for a failure message. */
 export const codePoint = (ch: string) => `U+${(ch.codePointAt(0) ?? 0).toString(16).toUpperCase().padStart(4, "0")}`;

@@ -13,15 +13,22 @@ export function normalizeIdentifier(value: string): string {
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
 /**
- * The bidirectional controls (UAX #9 §2): the marks (LRM, RLM, ALM), the embeddings and overrides,
- * the isolates. Drawn as nothing, they reorder the text around them, so what a reader sees is not
+ * The bidirectional formatting characters (UAX #9 §2.1–2.4): embeddings, overrides and isolates.
+ * Drawn as nothing, they reorder whole runs of the text around them, so what a reader sees is not
  * what it says ("Trojan Source", CVE-2021-42574). The bidi algorithm lays out right-to-left and
  * mixed text without them, so refusing them costs a writer little.
  */
-const BIDI_CONTROLS = "\\u061c\\u200e\\u200f\\u202a-\\u202e\\u2066-\\u2069";
-/** C0 and C1 controls but for \n and \t, which long text may hold, and the bidi controls. */
-const REFUSED_IN_TEXT = new RegExp(`[\\u0000-\\u0008\\u000b-\\u001f\\u007f-\\u009f${BIDI_CONTROLS}]`);
-const CONTROLS_ON_ONE_LINE = new RegExp(`[\\u0000-\\u001f\\u007f-\\u009f${BIDI_CONTROLS}]`, "g");
+const BIDI_FORMATTING = "\\u202a-\\u202e\\u2066-\\u2069";
+/**
+ * The bidi marks (LRM, RLM, ALM): each acts as one invisible strong letter, so it sets the direction
+ * only of the neutral characters beside it (punctuation, spaces), never that of a word. Right-to-left
+ * keyboards type them to put a sentence's final "!" where it belongs, so prose keeps them; a name
+ * refuses them (ZERO_WIDTH).
+ */
+const BIDI_MARKS = "\\u061c\\u200e\\u200f";
+/** C0 and C1 controls but for \n and \t, which long text may hold, and the bidi formatting characters. */
+const REFUSED_IN_TEXT = new RegExp(`[\\u0000-\\u0008\\u000b-\\u001f\\u007f-\\u009f${BIDI_FORMATTING}]`);
+const CONTROLS_ON_ONE_LINE = new RegExp(`[\\u0000-\\u001f\\u007f-\\u009f${BIDI_FORMATTING}${BIDI_MARKS}]`, "g");
 
 /** Trims and NFC-normalises free text; returns null when it contains control characters or lone surrogates. */
 export function cleanText(value: string): string | null {
@@ -32,12 +39,12 @@ export function cleanText(value: string): string | null {
 }
 
 /**
- * Zero-width space, non-joiner, joiner, word joiner and BOM: they draw nothing, so "Ada" with one
- * inside looks exactly like "Ada" without. Prose keeps them (Thai and Khmer mark word breaks with the
- * space), but a name is how a visitor tells people apart, and there an invisible difference is an
- * impersonation. Only the joiners that change what is drawn are kept (see SPELLING_JOINERS).
+ * Zero-width space, non-joiner, joiner, word joiner, BOM and the bidi marks: they draw nothing, so
+ * "Ada" with one inside looks exactly like "Ada" without. Prose keeps them (Thai and Khmer mark word
+ * breaks with the space), but a name is how a visitor tells people apart, and there an invisible
+ * difference is an impersonation. Only the joiners that change what is drawn are kept (see SPELLING_JOINERS).
  */
-const ZERO_WIDTH = /[\u200b-\u200d\u2060\ufeff]/;
+const ZERO_WIDTH = new RegExp(`[\\u200b-\\u200d\\u2060\\ufeff${BIDI_MARKS}]`);
 /**
  * A joiner inside an emoji ZWJ sequence (UTS #51 §2.3), after a pictograph (or its skin tone or
  * emoji presentation selector) and before another: 👩‍💻, 🏳️‍🌈. Emoji are welcome in names, and
@@ -65,7 +72,7 @@ export function hasInvisibleCharacters(text: string): boolean {
   return ZERO_WIDTH.test(text.replace(SPELLING_JOINERS, ""));
 }
 
-/** Removes every C0 and C1 control character (tabs and line breaks included) and bidi control, for one-line values. */
+/** Removes every C0 and C1 control character (tabs and line breaks included) and bidi control (marks too), for one-line values. */
 export function stripControlCharacters(value: string): string {
   return value.replace(CONTROLS_ON_ONE_LINE, "");
 }

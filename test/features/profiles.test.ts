@@ -1,6 +1,6 @@
 import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { BIDI_CONTROLS, codePoint, harness, unique, ZERO_WIDTH } from "../helpers";
+import { BIDI_CONTROLS, BIDI_FORMATTING, codePoint, harness, unique, ZERO_WIDTH } from "../helpers";
 
 const h = harness();
 const PROFILE = "/api/v1/me/profile";
@@ -198,15 +198,15 @@ describe("own profile", () => {
       expect((await profileRow(u.id))?.name).toBe(written.at(-1));
     });
 
-    it("refuses bidi controls in about_me but keeps the zero-width characters prose needs", async () => {
+    it("refuses bidi formatting characters in about_me but keeps the marks and zero-width characters prose needs", async () => {
       const u = await h.signedInUser();
-      for (const ch of BIDI_CONTROLS) {
+      for (const ch of BIDI_FORMATTING) {
         const res = await h.call("PATCH", PROFILE, { about_me: `hello ${ch}world` }, { token: u.access_token });
         expect(res.status, codePoint(ch)).toBe(400);
         expect(res.json.errors.map((e: { path: string }) => e.path)).toContain("about_me");
       }
       // Persian writes "I want" with a zero-width non-joiner; an emoji sequence needs its joiner.
-      const prose = "می\u200Cخواهم 👩\u200D💻";
+      const prose = "می\u200Cخواهم 👩\u200D💻\nI wrote «سلام!»\u200F here.";
       const res = await h.call("PATCH", PROFILE, { about_me: prose }, { token: u.access_token });
       expect(res.status).toBe(200);
       expect(res.json.profile.about_me).toBe(prose);
