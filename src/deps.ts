@@ -60,6 +60,12 @@ export interface Deps extends Stores {
   meta: RequestMeta;
   /** The request's read-replication session: its bookmark goes back to the client (null: none). */
   replica: Pick<ReplicaSession, "bookmark">;
+  /**
+   * The stores on the database itself, outside the request's session, where a read sees every
+   * write committed so far (D1's primary; a session may read a replica that has only its own):
+   * for the rare read that must see other requests' newest writes. Under libSQL, the same database.
+   */
+  primary: Stores;
   /** Whether the database is migrated (for the readiness check). */
   setup: SetupCheck;
 }
@@ -109,6 +115,7 @@ export function createDeps(
   return defineStores<Omit<Deps, keyof Stores>>(
     {
       replica,
+      primary: defineStores({}, () => databaseFor(env).db),
       setup: env.LIBSQL_URL ? LibsqlSetupCheck(LibsqlDatabase(env.LIBSQL_URL, env.LIBSQL_AUTH_TOKEN)) : D1SetupCheck(env.DB),
       clock: options.clock,
       config: () => options.config.get(env.CONFIG),

@@ -295,6 +295,51 @@ describe("two staff members changing one config key at once", () => {
     expect(res.status, res.text).toBe(200);
     expect(await env.CONFIG.get("access_token_ttl")).toBe(await newestAudited("access_token_ttl"));
   });
+
+  it("end only the sign-ins older than the session_max_age left in force, not the one the newer change replaced", async () => {
+    const user = await h.signedInUser();
+    h.clock.advance(2 * 3600_000); // user's sign-in is two hours old
+    const [a, b] = [await staffUser(), await staffUser()];
+    // a asks for one hour; b, audited later, for a day, written while a's KV write is on its way.
+    const { kv, staged } = kvLettingThrough("session_max_age", async () => {
+      h.clock.advance(1000);
+      expect((await h.call("PATCH", `${ADMIN}/config`, { session_max_age: 86400 }, { token: b.access_token })).status).toBe(200);
+    });
+    const res = await h.call("PATCH", `${ADMIN}/config`, { session_max_age: 3600 }, { token: a.access_token, env: { ...env, CONFIG: kv } });
+    expect(staged.done).toBe(true);
+    expect(res.status, res.text).toBe(200);
+    expect(await env.CONFIG.get("session_max_age")).toBe("86400");
+    expect((await h.call("POST", "/api/v1/auth/refresh", { refresh_token: user.refresh_token })).status).toBe(200);
+    await setConfig("session_max_age", undefined);
+  });
+
+  it("read the trail's newest entries at the primary, not through the request's session, where a replica may not have them yet", async () => {
+    const admin = await staffUser();
+    const reads: { via: "session" | "binding"; sql: string }[] = [];
+    const recording = <T extends object>(target: T, via: "session" | "binding"): T =>
+      new Proxy(target, {
+        get(t, property) {
+          if (property === "prepare") {
+            return (sql: string) => {
+              reads.push({ via, sql });
+              return (t as unknown as D1Database).prepare(sql);
+            };
+          }
+          if (property === "withSession") return (arg?: string) => recording((t as unknown as D1Database).withSession(arg), "session");
+          const value = Reflect.get(t, property);
+          return typeof value === "function" ? value.bind(t) : value;
+        },
+      });
+    const res = await h.call(
+      "PATCH",
+      `${ADMIN}/config`,
+      { access_token_ttl: 321 },
+      { token: admin.access_token, env: { ...env, DB: recording(env.DB, "binding") } },
+    );
+    expect(res.status, res.text).toBe(200);
+    const settle = reads.filter((r) => /from "admin_audit" .*"newer"/i.test(r.sql));
+    expect(settle.map((r) => r.via)).toEqual(["binding"]);
+  });
 });
 
 describe("DELETE /admin/config/{key}", () => {

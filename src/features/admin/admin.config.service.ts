@@ -107,11 +107,13 @@ export async function patchConfig(deps: Deps, actor: User, input: Record<string,
     }
     throw new AppError("service_unavailable", "The configuration store did not accept the change; nothing was changed.");
   }
-  await settleOnNewestAudited(deps, new Map(changed.map((u) => [u.key, u.text])));
+  const inForce = await settleOnNewestAudited(deps, new Map(changed.map((u) => [u.key, u.text])));
   deps.invalidateConfig();
-  // Also when unchanged: setting it again finishes an earlier attempt whose D1 step failed.
+  // Also when unchanged: setting it again finishes an earlier attempt whose D1 step failed. By the
+  // value left in force: a newer change's, when one won, not this request's.
   const maxAge = updates.find((u) => u.key === "session_max_age");
-  if (maxAge) await endOlderSignIns(deps, Number(maxAge.text));
+  const settled = inForce.get("session_max_age"); // undefined: unchanged by this request, so not settled
+  if (maxAge) await endOlderSignIns(deps, settled === undefined ? maxAge.text : settled);
   return getConfig(deps);
 }
 
@@ -119,31 +121,37 @@ export async function patchConfig(deps: Deps, actor: User, input: Record<string,
  * KV keeps the last write, D1 orders the audit trail: two staff changing one key at once could
  * leave in force the value of the older entry while the trail's newest names the other. After its
  * own write, a change that finds a newer entry than its own puts that entry's value back in force;
- * each change checks last, so the two agree once both are done. A failure here is logged: the
- * change itself is in force and audited.
+ * each change checks last, so the two agree once both are done. The trail is read at the primary:
+ * the request's own session may read a replica that has this change's entry but not a newer one.
+ * Returns the stored value (null: none) each written key is left with. A failure here is logged:
+ * the change itself is in force and audited.
  */
-async function settleOnNewestAudited(deps: Deps, written: Map<ConfigKey, string | null>): Promise<void> {
+async function settleOnNewestAudited(deps: Deps, written: Map<ConfigKey, string | null>): Promise<Map<ConfigKey, string | null>> {
   const kv = deps.configKv;
+  const inForce = new Map(written);
   try {
-    const newest = await deps.audit.newestConfigValues([...written.keys()]);
+    const newest = await deps.primary.audit.newestConfigValues([...written.keys()]);
     await Promise.all(
-      [...written].map(([key, mine]) => {
+      [...written].map(async ([key, mine]) => {
         const value = newest.get(key);
-        if (value === undefined || value === mine) return Promise.resolve();
-        return value === null ? kv.delete(key) : kv.put(key, value);
+        if (value === undefined || value === mine) return;
+        await (value === null ? kv.delete(key) : kv.put(key, value));
+        inForce.set(key, value);
       }),
     );
   } catch (error) {
     console.error(`[admin] could not check the config in force against the audit trail: ${loggableError(error)}`);
   }
+  return inForce;
 }
 
 /**
- * What a new `session_max_age` (or its default, when reset) implies beyond KV: the sign-ins older
- * than it end for good (`signInsEndedBy`). The value is already in force when this runs; if D1
- * fails here the answer says so, and setting the value again finishes the job.
+ * What a new `session_max_age` (`stored`, as KV holds it; null: none, so its default) implies beyond
+ * KV: the sign-ins older than it end for good (`signInsEndedBy`). The value is already in force
+ * when this runs; if D1 fails here the answer says so, and setting the value again finishes the job.
  */
-async function endOlderSignIns(deps: Deps, seconds: number): Promise<void> {
+async function endOlderSignIns(deps: Deps, stored: string | null): Promise<void> {
+  const seconds = stored === null ? CONFIG_KEYS.session_max_age.default : Number(stored);
   const now = deps.clock.now();
   try {
     await deps.tokens.endSignInsStartedBefore(signInsEndedBy(seconds, now).startedBefore, now);
@@ -162,6 +170,7 @@ export async function resetConfigKey(deps: Deps, actor: User, key: string): Prom
     throw new AppError("not_found", `There is no configuration key '${key}'. Known keys: ${CONFIG_KEY_NAMES.join(", ")}.`);
   const kv = deps.configKv;
   const previous = await kv.get(key);
+  let inForce: string | null = null; // what KV holds for the key once this is done
   if (previous !== null) {
     // Audited first, as in patchConfig; a failed delete takes the entry back out.
     const auditId = randomId();
@@ -175,9 +184,9 @@ export async function resetConfigKey(deps: Deps, actor: User, key: string): Prom
       await deps.audit.remove([auditId]).catch(() => undefined);
       throw new AppError("service_unavailable", "The configuration store did not accept the change; nothing was changed.");
     }
-    await settleOnNewestAudited(deps, new Map([[key, null]]));
+    inForce = (await settleOnNewestAudited(deps, new Map([[key, null]]))).get(key) ?? null;
     deps.invalidateConfig();
   }
-  if (key === "session_max_age") await endOlderSignIns(deps, CONFIG_KEYS.session_max_age.default);
+  if (key === "session_max_age") await endOlderSignIns(deps, inForce);
   return getConfig(deps);
 }
