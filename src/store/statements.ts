@@ -335,9 +335,12 @@ export function auditInsert(db: Db, entry: AuditRecord) {
   return db.insert(adminAudit).values(auditRow(entry));
 }
 
-/** The entry as `INSERT … SELECT`, written only if `where` holds when the batch runs (e.g. what it records still exists). */
-export function auditInsertWhere(db: Db, entry: AuditRecord, where: SQL) {
-  return insertSelect(db, adminAudit, auditRow(entry), {}, where);
+/**
+ * The entry as `INSERT … SELECT`, written only if `where` holds when the batch runs (e.g. what it
+ * records still exists); `computed` columns are read in the batch too.
+ */
+export function auditInsertWhere(db: Db, entry: AuditRecord, where: SQL, computed: { oldValue?: SQL } = {}) {
+  return insertSelect(db, adminAudit, auditRow(entry), computed, where);
 }
 
 /**

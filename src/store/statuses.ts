@@ -27,9 +27,12 @@ export interface StatusStore {
   page(filter: { userId?: string }, page: PageQuery): Promise<StatusRow[]>;
   /** The user's statuses, public or not (the export, staff), newest first by (time, id) (`limit + 1` rows). */
   byAuthor(userId: string, page: PageQuery): Promise<StatusRow[]>;
-  /** False when the status no longer exists. With `audit` (staff, someone else's status), its entry is written in the same batch. */
+  /**
+   * False when the status no longer exists. With `audit` (staff, someone else's status), its entry
+   * is written in the same batch, its `old_value` the status's author and content as they were then.
+   */
   updateContent(id: string, content: string, nowMs: number, audit?: AuditRecord): Promise<boolean>;
-  /** Deletes with the author's entry (and `audit`, as above); false (nothing written) when it was already gone. */
+  /** Deletes with the author's entry (and `audit`, as above, `old_value` filled in); false (nothing written) when it was already gone. */
   delete(id: string, activity: ActivityRecord, audit?: AuditRecord): Promise<boolean>;
 }
 
@@ -67,6 +70,16 @@ const timelinePage = preparedShapes(timelineStatement);
 
 /** SQL: the status exists when the batch runs, so what records a change of it is written only if the change happened. */
 const statusExists = (id: string) => sql`EXISTS (SELECT 1 FROM ${statuses} WHERE ${statuses.id} = ${id})`;
+
+/**
+ * Staff's entry about someone else's status, written only while it exists, with `old_value` what
+ * it says when the batch runs (not what the request read: its author may have edited it since).
+ * Put it before the change.
+ */
+function statusAuditEntry(db: Db, audit: AuditRecord, id: string) {
+  const current = sql`(SELECT json_object('user_id', ${statuses.userId}, 'content', ${statuses.content}) FROM ${statuses} WHERE ${statuses.id} = ${id})`;
+  return auditInsertWhere(db, audit, statusExists(id), { oldValue: current });
+}
 
 export function DrizzleStatusStore(db: Db): StatusStore {
   const select = () => db.select(statusColumns).from(statuses).innerJoin(users, eq(users.id, statuses.userId));
@@ -106,18 +119,18 @@ export function DrizzleStatusStore(db: Db): StatusStore {
     },
 
     async updateContent(id, content, nowMs, audit) {
-      const [updated] = await runBatch(db, [
+      const results = await runBatch(db, [
+        audit && statusAuditEntry(db, audit, id),
         db.update(statuses).set({ content, updatedAt: nowMs }).where(eq(statuses.id, id)).returning({ id: statuses.id }),
-        audit && auditInsertWhere(db, audit, statusExists(id)),
       ]);
-      return affectedRows(updated) > 0;
+      return affectedRows(results.at(-1)) > 0;
     },
 
     async delete(id, activity, audit) {
       const exists = statusExists(id);
       const results = await runBatch(db, [
         activityInsertSelect(db, activity, { where: exists }),
-        audit && auditInsertWhere(db, audit, exists),
+        audit && statusAuditEntry(db, audit, id),
         db.delete(statuses).where(eq(statuses.id, id)).returning({ id: statuses.id }),
       ]);
       return affectedRows(results.at(-1)) > 0;

@@ -1,5 +1,6 @@
 import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
+import { probeD1 } from "../d1-wrap";
 import { BIDI_FORMATTING, codePoint, harness } from "../helpers";
 
 const h = harness();
@@ -299,6 +300,25 @@ describe("changing and deleting statuses: owner, other, staff, anonymous", () =>
       expect(await auditOf(own)).toEqual([]);
     });
 
+    it(`${method}: the audit trail records the content staff replaced, also when the author edited it after staff read it`, async () => {
+      const { owner, staff, id } = await cast();
+      const probe = probeD1(env.DB);
+      const staged = probe.onceBefore(/^insert into "admin_audit"/, async () => {
+        expect(
+          (await h.call("PATCH", `/api/v1/statuses/${id}`, { content: "edited meanwhile" }, { token: owner.access_token })).status,
+        ).toBe(200);
+      });
+      const res = await h.call(
+        method,
+        `/api/v1/statuses/${id}`,
+        { content: "moderated" },
+        { token: staff.access_token, env: { ...env, DB: probe.db } },
+      );
+      expect(staged.done).toBe(true);
+      expect(res.status).toBe(200);
+      expect((await auditOf(id)).map((e) => e.old_value)).toEqual([{ user_id: owner.id, content: "edited meanwhile" }]);
+    });
+
     it(`${method}: no token gets 401`, async () => {
       const { id } = await cast();
       const res = await h.call(method, `/api/v1/statuses/${id}`, { content: "anon" });
@@ -375,6 +395,20 @@ describe("changing and deleting statuses: owner, other, staff, anonymous", () =>
     expect(entries).toHaveLength(1);
     expect(entries[0]).toMatchObject({ ip: null, user_agent: null, details: { status_id: id, by: "staff" } });
     expect(await activityOf(staff.id, "status_deleted")).toHaveLength(0);
+  });
+
+  it("DELETE: the audit trail records what the status said when staff deleted it, also after an edit since staff read it", async () => {
+    const { owner, staff, id } = await cast();
+    const probe = probeD1(env.DB);
+    const staged = probe.onceBefore(/insert into "admin_audit"/, async () => {
+      expect((await h.call("PATCH", `/api/v1/statuses/${id}`, { content: "edited meanwhile" }, { token: owner.access_token })).status).toBe(
+        200,
+      );
+    });
+    const res = await h.call("DELETE", `/api/v1/statuses/${id}`, undefined, { token: staff.access_token, env: { ...env, DB: probe.db } });
+    expect(staged.done).toBe(true);
+    expect(res.status).toBe(204);
+    expect((await auditOf(id)).map((e) => e.old_value)).toEqual([{ user_id: owner.id, content: "edited meanwhile" }]);
   });
 
   it("DELETE: staff deleting someone else's status is in the admin audit trail with what it said; the author's own delete is not", async () => {

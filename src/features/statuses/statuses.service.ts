@@ -43,12 +43,12 @@ async function changeableStatus(deps: Pick<Deps, "statuses">, user: User, id: st
 /**
  * The admin audit entry of `user` changing `status`, when that is a staff action on someone
  * else's status (`changeableStatus` lets no one else near it); none for the author's own change.
- * It keeps whose status it was and what it said, which the status itself no longer tells.
+ * It keeps whose status it was and what it said, which the status itself no longer tells: the
+ * store reads that (`old_value`) in the write's own batch, since the author may edit it meanwhile.
  */
 function staffAudit(user: User, status: StatusRow, action: AuditAction, newValue: string | null, nowMs: number): AuditRecord | undefined {
   if (status.userId === user.id || !user.isStaff) return undefined;
-  const oldValue = JSON.stringify({ user_id: status.userId, content: status.content });
-  return { actorId: user.id, action, target: status.id, oldValue, newValue, nowMs };
+  return { actorId: user.id, action, target: status.id, oldValue: null, newValue, nowMs };
 }
 
 /** Publishes a status for `user`; at most `statusCreatePerUser` a minute (429 beyond). */
