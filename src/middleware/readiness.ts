@@ -2,6 +2,7 @@ import type { MiddlewareHandler } from "hono";
 import type { AppEnv } from "../env";
 import { getSigningKeys } from "../features/auth/access-tokens";
 import { AppError } from "../lib/errors";
+import type { SetupCheck } from "../store";
 
 /**
  * What a fresh setup most often lacks: the JWT_KEYS and OTP_SECRET secrets (`.dev.vars` locally,
@@ -61,32 +62,45 @@ async function secretProblems(env: Env): Promise<string[]> {
 const checkedSecrets = new WeakMap<object, Promise<string[]>>();
 
 /**
- * Answers 503 while JWT_KEYS or OTP_SECRET is missing or malformed (logging which, once). With
- * `database: true` (for /health) it also checks, until it first succeeds, that the migrations
- * created every table; other routes learn that lazily, from `setupError`, at no cost per request.
+ * Throws a 503 (`NotSetUpError`) while JWT_KEYS or OTP_SECRET is missing or malformed (logging
+ * which, once). With `database: true` (for /health) it also checks, until it first succeeds, that
+ * the migrations created every table; other routes learn that lazily, from `setupError`, at no
+ * cost per request. `passed` answers without awaiting once an env was found set up.
  */
-export function requireSetup(options: { database?: boolean } = {}): MiddlewareHandler<AppEnv> {
-  // Envs found set up: later requests pass without awaiting anything (the checks, once passed, stay passed).
+export function setupGate(options: { database?: boolean } = {}) {
+  // Envs found set up: the checks, once passed, stay passed.
   const ready = new WeakSet<object>();
+  return {
+    passed: (env: Env) => ready.has(env),
+    async check(env: Env, setup: () => SetupCheck): Promise<void> {
+      if (ready.has(env)) return;
+      let check = checkedSecrets.get(env);
+      if (!check) {
+        check = secretProblems(env);
+        checkedSecrets.set(env, check);
+      }
+      const problems = [...(await check)];
+      if (options.database) {
+        // One query, only until it first finds none missing (src/store/setup.ts).
+        const missing = await setup().missingTables();
+        if (missing.length > 0) problems.push(`the D1 database lacks tables (${missing.join(", ")}): ${MIGRATE}`);
+      }
+      if (problems.length === 0) {
+        ready.add(env);
+        return;
+      }
+      for (const line of problems) logOnce(line);
+      throw new NotSetUpError();
+    },
+  };
+}
+
+/** `setupGate` as middleware: the API, the JWKS and /health answer 503 problem documents until set up. */
+export function requireSetup(options: { database?: boolean } = {}): MiddlewareHandler<AppEnv> {
+  const gate = setupGate(options);
   return async function requireSetup(c, next) {
-    if (ready.has(c.env)) return next();
-    let check = checkedSecrets.get(c.env);
-    if (!check) {
-      check = secretProblems(c.env);
-      checkedSecrets.set(c.env, check);
-    }
-    const problems = [...(await check)];
-    if (options.database) {
-      // One query, only until it first finds none missing (src/store/setup.ts).
-      const missing = await c.var.deps.setup.missingTables();
-      if (missing.length > 0) problems.push(`the D1 database lacks tables (${missing.join(", ")}): ${MIGRATE}`);
-    }
-    if (problems.length === 0) {
-      ready.add(c.env);
-      return next();
-    }
-    for (const line of problems) logOnce(line);
-    throw new NotSetUpError();
+    if (!gate.passed(c.env)) await gate.check(c.env, () => c.var.deps.setup);
+    return next();
   };
 }
 

@@ -7,6 +7,7 @@ import { deleteCookie, getCookie } from "hono/cookie";
 import { AVATAR_MAX_BYTES } from "../features/profiles/avatar.image";
 import { MULTIPART_OVERHEAD_BYTES } from "../features/profiles/avatar.service";
 import { discardRest } from "../lib/drain";
+import { setupGate } from "../middleware/readiness";
 import type { WebEnv } from "./web.env";
 import { page, redirect } from "./web.kit";
 import { isFlashKey } from "./web.messages";
@@ -107,10 +108,17 @@ async function expiredForm(c: Parameters<MiddlewareHandler<WebEnv>>[0]) {
   return refusal(c, 403, "This form has expired or did not come from this site, so it was not accepted.");
 }
 
+/**
+ * The pages key codes, form tokens and cursors with the API's secrets: until those are set up, they
+ * answer a 503 page (web.routes' error handler), as the API answers 503 problem documents.
+ */
+const setUp = setupGate();
+
 export function webPage(rule: PageRule): MiddlewareHandler<WebEnv> {
   return async function webPage(c, next) {
     c.header("Content-Security-Policy", PAGE_CSP);
     c.header("Cache-Control", "no-store");
+    if (!setUp.passed(c.env)) await setUp.check(c.env, () => c.var.deps.setup);
     const isPost = c.req.method === "POST";
     // A form (at most 64 KiB) is read whole before the sign-in is looked at, as the API reads a
     // JSON body before the token: a form held open by a slowly sent body is then judged by the

@@ -5,6 +5,7 @@
  */
 import { Hono } from "hono";
 import { AppError, type ErrorCode, loggableError, retryAfter } from "../lib/errors";
+import { setupError } from "../middleware/readiness";
 import { answeringRoute } from "../middleware/request-log";
 import { accountPages } from "./pages/account";
 import { adminPages } from "./pages/admin";
@@ -37,7 +38,8 @@ export function webRoutes() {
   web.onError((error, c) => {
     c.header("Content-Security-Policy", PAGE_CSP);
     c.header("Cache-Control", "no-store");
-    const appError = error instanceof AppError ? error : null;
+    // An incomplete setup is a 503 whose cause is already logged, by name and once.
+    const appError = setupError(error) ?? (error instanceof AppError ? error : null);
     // The route's pattern, not its path: paths carry usernames and ids (lib/log.ts).
     if (!appError) console.error(`[web] ${c.req.method} ${answeringRoute(c) ?? "(no route)"} ${loggableError(error)}`);
     if (appError?.code === "unauthorized") return c.redirect("/login", 303);

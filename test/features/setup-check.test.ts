@@ -1,7 +1,7 @@
 import { env } from "cloudflare:test";
 import { afterEach, beforeEach, describe, expect, it, type MockInstance, vi } from "vitest";
 import { OTP_SECRET_MIN_LENGTH } from "../../src/middleware/readiness";
-import { harness, unique } from "../helpers";
+import { BASE, harness, unique } from "../helpers";
 
 /**
  * A worker started without its secrets or migrations (no .dev.vars, a fresh database) names the
@@ -81,6 +81,30 @@ describe("an incomplete setup", () => {
     }
     expect(logLines().filter((l) => /^\[setup\] the D1 database has no table \w+: apply the migrations/.test(l))).toHaveLength(1);
     expect(logLines().join("\n")).not.toMatch(/\[error\]|\n\s+at /);
+  });
+
+  it("keeps the website closed too, with a 503 page, rather than keying its codes and forms with a weak secret", async () => {
+    const weak = { ...env, OTP_SECRET: "too-short-for-a-key" }; // a length no other test logs (one line per isolate)
+    const pages = [
+      await h.app.fetch(new Request(`${BASE}/login`), weak),
+      await h.app.fetch(new Request(`${BASE}/registration`), weak),
+      await h.app.fetch(
+        new Request(`${BASE}/password/forgot`, {
+          method: "POST",
+          headers: { "content-type": "application/x-www-form-urlencoded", "sec-fetch-site": "same-origin" },
+          body: "email=someone%40example.com",
+        }),
+        weak,
+      ),
+    ];
+    for (const res of pages) {
+      expect(res.status).toBe(503);
+      expect(res.headers.get("content-type")).toMatch(/^text\/html/);
+      expect(res.headers.get("set-cookie")).toBeNull();
+      expect(await res.text()).not.toMatch(/_csrf/);
+    }
+    expect(logLines().filter((l) => /^\[setup\] OTP_SECRET is malformed/.test(l))).toHaveLength(1);
+    expect(logLines().join("\n")).not.toMatch(/\[web\]|\n\s+at /);
   });
 
   it("answers /health 200 and registers normally when everything is in place", async () => {
