@@ -4031,7 +4031,9 @@ export interface components {
         };
         AuditEntry: {
             id: string;
+            /** @description The staff member's id; null for the operator's CLI, or once their account is deleted */
             actor_id: string | null;
+            /** @description The staff member's address now, or, once their account is deleted, the one they had then; null for the operator's CLI */
             actor_email: string | null;
             /** Format: date-time */
             created_at: string;

@@ -52,7 +52,8 @@ export function DrizzleAuditStore(db: Db): AuditStore {
     async page(page) {
       const rows = await runOne(
         db
-          .select({ entry: adminAudit, actorEmail: users.email })
+          // The actor's address now, or the one recorded with the entry once their account is gone.
+          .select({ entry: adminAudit, actorEmail: sql<string | null>`coalesce(${users.email}, ${adminAudit.actorEmail})` })
           .from(adminAudit)
           .leftJoin(users, eq(users.id, adminAudit.actorId))
           .where(olderThan(adminAudit.createdAt, adminAudit.id, page.cursor))

@@ -147,6 +147,12 @@ export const adminAudit = sqliteTable(
     id: text("id").primaryKey(),
     /** The staff user who made the change; kept (as null) if that account is later deleted. */
     actorId: text("actor_id").references(() => users.id, { onDelete: "set null" }),
+    /**
+     * That staff user's address when the entry was written, so the trail still names who made a
+     * change once their account is gone: a null actor is then not mistaken for the operator's CLI,
+     * whose entries have neither. Null in entries written before this column existed.
+     */
+    actorEmail: text("actor_email"),
     createdAt: timestamp("created_at").notNull(),
     action: text("action").notNull(),
     target: text("target").notNull(),

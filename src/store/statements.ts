@@ -323,6 +323,7 @@ function auditRow(entry: AuditRecord) {
   return {
     id: entry.id ?? randomId(),
     actorId: entry.actorId,
+    actorEmail: sql`(SELECT ${users.email} FROM ${users} WHERE ${users.id} = ${entry.actorId})`,
     createdAt: entry.nowMs,
     action: entry.action,
     target: entry.target,

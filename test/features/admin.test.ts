@@ -387,6 +387,18 @@ describe("GET /admin/audit", () => {
     expect(second.json.items[0].new_value).toBe("11");
   });
 
+  it("keeps naming a staff member whose account was deleted since, unlike the operator's CLI (no actor, no address)", async () => {
+    // Later still than the test above, so these entries are the newest.
+    const later = harness({ start: Date.now() + 200 * 365 * 86_400_000 });
+    const [leaving, staying] = [await staffUser(later), await staffUser(later)];
+    later.clock.advance(1000);
+    expect((await later.call("PATCH", `${ADMIN}/config`, { otp_max_attempts: 7 }, { token: leaving.access_token })).status).toBe(200);
+    const gone = await later.call("DELETE", "/api/v1/me", { current_password: leaving.password }, { token: leaving.access_token });
+    expect(gone.status).toBe(204);
+    const res = await later.call("GET", `${ADMIN}/audit?limit=1`, undefined, { token: staying.access_token });
+    expect(res.json.items[0]).toMatchObject({ actor_id: null, actor_email: leaving.email, action: "config.set", new_value: "7" });
+  });
+
   it("refuses a forged cursor and an out-of-range limit with 400", async () => {
     const admin = await staffUser();
     expect((await h.call("GET", `${ADMIN}/audit?cursor=not-a-cursor`, undefined, { token: admin.access_token })).status).toBe(400);

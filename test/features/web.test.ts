@@ -698,6 +698,20 @@ describe("admin console", () => {
     expect(row?.is_staff).toBe(1);
   });
 
+  it("names in the audit trail a staff member whose account is gone by their address then, and the operator's CLI as such", async () => {
+    const { user: moderator, b } = await signedInBrowser();
+    await env.DB.prepare("UPDATE users SET is_staff = 1 WHERE id = ?").bind(moderator.id).run();
+    const newest = Date.now() + 300 * 365 * 86_400_000; // after every other test's entries: on the trail's first page
+    const entry = env.DB.prepare(
+      "INSERT INTO admin_audit (id, actor_id, actor_email, created_at, action, target) VALUES (?, NULL, ?, ?, 'config.set', 'otp_ttl')",
+    );
+    await env.DB.batch([entry.bind(unique("a"), "gone@example.com", newest), entry.bind(unique("a"), null, newest + 1)]);
+    const trail = await b.request("GET", "/admin/audit");
+    expect(trail.status).toBe(200);
+    expect(trail.text).toContain("gone@example.com (account deleted)");
+    expect(trail.text).toContain("operator (CLI)");
+  });
+
   it("refuses, with the reason, the only active staff account deleting itself in its settings", async () => {
     await env.DB.prepare("UPDATE users SET is_staff = 0 WHERE is_staff = 1").run();
     const { user: last, b } = await signedInBrowser();

@@ -49,8 +49,13 @@ export const UserIdParams = z.object({ id: z.string().min(1).max(64) });
 export const AuditEntrySchema = z
   .object({
     id: z.string(),
-    actor_id: z.string().nullable(),
-    actor_email: z.string().nullable(),
+    actor_id: z
+      .string()
+      .nullable()
+      .openapi({ description: "The staff member's id; null for the operator's CLI, or once their account is deleted" }),
+    actor_email: z.string().nullable().openapi({
+      description: "The staff member's address now, or, once their account is deleted, the one they had then; null for the operator's CLI",
+    }),
     created_at: z.string().openapi({ format: "date-time" }),
     action: z.string().openapi({ example: "config.set" }),
     target: z.string().openapi({ description: "The config key, the user id, or the status id" }),

@@ -5,6 +5,7 @@ import { CONFIG_KEYS, isConfigKey } from "../../config/config.definitions";
 import { listActivity } from "../../features/activity/activity.service";
 import { listAudit } from "../../features/admin/admin.audit";
 import { getConfig, patchConfig, resetConfigKey } from "../../features/admin/admin.config.service";
+import type { AuditEntryView } from "../../features/admin/admin.schemas";
 import { adminLogoutAll, getUser, searchUsers, updateUserFlags } from "../../features/admin/admin.users.service";
 import { getPublicProfile } from "../../features/profiles/profiles.service";
 import { deleteStatus, newestStatusesOf } from "../../features/statuses/statuses.service";
@@ -137,6 +138,12 @@ export function adminPages(web: Hono<WebEnv>) {
     return redirect(c, "/admin", "config_reset");
   });
 
+  /** Who made a change: a staff member, one whose account is gone since (their address then), or the operator's CLI. */
+  const auditActor = (a: AuditEntryView) => {
+    if (a.actor_id !== null) return a.actor_email ?? a.actor_id;
+    return a.actor_email !== null ? `${a.actor_email} (account deleted)` : "operator (CLI)";
+  };
+
   web.get("/admin/audit", staff, async (c) => {
     const cursor = c.req.query("cursor");
     const result = await attempt(c, () => listAudit(c.var.deps, { limit: 25, cursor }));
@@ -164,7 +171,7 @@ export function adminPages(web: Hono<WebEnv>) {
                 <td data-label="When">
                   <Time iso={a.created_at} />
                 </td>
-                <td data-label="Who">{a.actor_email ?? a.actor_id ?? "—"}</td>
+                <td data-label="Who">{auditActor(a)}</td>
                 <td data-label="Action">{a.action}</td>
                 <td data-label="Target">{a.target}</td>
                 <td data-label="Before">{a.old_value ?? "—"}</td>
