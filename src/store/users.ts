@@ -45,9 +45,9 @@ export interface UserFlags {
 /**
  * What became of a staff change of flags: `applied`, or refused with nothing written because no
  * active staff account would remain (`last_staff`), the flags it changes no longer hold the values
- * it read (`changed`), or its actor is no longer active staff (`not_staff`).
+ * it read (`changed`), its actor is no longer active staff (`not_staff`), or the account is gone (`gone`).
  */
-export type FlagsChange = "applied" | "last_staff" | "changed" | "not_staff";
+export type FlagsChange = "applied" | "last_staff" | "changed" | "not_staff" | "gone";
 
 export interface UserStore {
   byId(id: string): Promise<User | null>;
@@ -362,7 +362,7 @@ export function DrizzleUserStore(db: Db): UserStore {
           .from(users)
           .where(eq(users.id, userId)),
       );
-      if (!held) return "changed"; // the account is gone
+      if (!held) return "gone"; // deleted meanwhile
       return (["last_staff", "changed", "not_staff"] as const).find((reason) => !held[reason]) ?? "changed";
     },
 

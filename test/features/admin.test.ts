@@ -670,6 +670,25 @@ describe("a flag change is judged by the state it lands on", () => {
     expect(await auditFor(reg.json.user.id)).toEqual([]);
   });
 
+  it("an account deleted while a change to it was under way is a 404, as it would be a moment later", async () => {
+    const staff = await staffUser();
+    const target = await h.signedInUser();
+    const probe = probeD1(env.DB);
+    const staged = probe.onceBefore(/^insert into "admin_audit"/, async () => {
+      const gone = await h.call("DELETE", "/api/v1/me", { current_password: target.password }, { token: target.access_token });
+      expect(gone.status).toBe(204);
+    });
+    const res = await h.call(
+      "PATCH",
+      `${ADMIN}/users/${target.id}`,
+      { is_active: false },
+      { token: staff.access_token, env: { ...env, DB: probe.db } },
+    );
+    expect(staged.done).toBe(true);
+    expect(res.status, res.text).toBe(404);
+    expect(await auditFor(target.id)).toEqual([]);
+  });
+
   it("a staff member demoted while their change was under way changes nothing (403)", async () => {
     const [actor, other] = [await staffUser(), await staffUser()];
     const accomplice = await h.registerVerified();

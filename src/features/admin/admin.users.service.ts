@@ -33,9 +33,11 @@ export async function searchUsers(deps: Deps, input: { q?: string; limit: number
 
 async function findUser(deps: Deps, id: string): Promise<User> {
   const user = await deps.users.byId(id);
-  if (!user) throw new AppError("not_found", "No account with this id.");
+  if (!user) throw noSuchAccount();
   return user;
 }
+
+const noSuchAccount = () => new AppError("not_found", "No account with this id.");
 
 /** One account, with how many sign-ins (refresh-token families) are still live. */
 export async function getUser(deps: Deps, id: string) {
@@ -102,6 +104,8 @@ export async function updateUserFlags(deps: Deps, actor: User, id: string, patch
       throw new AppError("conflict", "The account changed while this request was under way; reload it and try again.");
     case "not_staff":
       throw staffOnly();
+    case "gone":
+      throw noSuchAccount();
   }
   // A disabled or unverified account leaves public view: its cached avatar must stop answering.
   if (newValues.is_active === false || newValues.email_verified === false) await purgeAvatarCopies(deps, id);
