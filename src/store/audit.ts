@@ -6,9 +6,9 @@
  */
 import { and, desc, eq, gt, inArray, notExists, or, sql } from "drizzle-orm";
 import { alias } from "drizzle-orm/sqlite-core";
-import { type Db, runBatch, runOne } from "./driver";
+import { type Db, runBatch, runGuarded, runOne } from "./driver";
 import { adminAudit, users } from "./schema";
-import { auditInsert, olderThan, startsWith } from "./statements";
+import { auditEntryWhile, olderThan, startsWith, stillActiveStaff } from "./statements";
 import type { AuditRecord, PageQuery } from "./types";
 
 export interface AuditRow {
@@ -23,8 +23,11 @@ export interface AuditRow {
 }
 
 export interface AuditStore {
-  /** Writes the entries in one transaction (none when empty). */
-  record(entries: AuditRecord[]): Promise<void>;
+  /**
+   * Writes the entries (of staff actions) in one transaction while each one's actor is still
+   * active staff; false, and nothing written, when one is no longer. True for none.
+   */
+  record(entries: AuditRecord[]): Promise<boolean>;
   /** Removes entries written for a change that was then rolled back. */
   remove(ids: string[]): Promise<void>;
   /** The trail, newest first, with each actor's current email (`limit + 1` rows). */
@@ -39,9 +42,9 @@ export interface AuditStore {
 export function DrizzleAuditStore(db: Db): AuditStore {
   return {
     async record(entries) {
-      await runBatch(
+      return runGuarded(
         db,
-        entries.map((entry) => auditInsert(db, entry)),
+        entries.map((entry) => auditEntryWhile(db, entry, stillActiveStaff(entry.actorId))),
       );
     },
 

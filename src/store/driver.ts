@@ -54,16 +54,20 @@ export async function runBatch(db: Db, queries: (Query | false | null | undefine
 
 /**
  * Runs a guarded batch (its guard aborts it through a NOT NULL constraint, see `StoreError`):
- * true when it applied, false when the guard stopped it and nothing was written.
+ * its results when it applied, null when the guard stopped it and nothing was written.
  */
-export async function runGuarded(db: Db, queries: (Query | false | null | undefined)[]): Promise<boolean> {
+export async function runGuardedBatch(db: Db, queries: (Query | false | null | undefined)[]): Promise<unknown[] | null> {
   try {
-    await runBatch(db, queries);
-    return true;
+    return await runBatch(db, queries);
   } catch (error) {
-    if (error instanceof StoreError && error.kind === "guard_failed") return false;
+    if (error instanceof StoreError && error.kind === "guard_failed") return null;
     throw error;
   }
+}
+
+/** `runGuardedBatch` for a batch whose results say nothing more: whether it applied. */
+export async function runGuarded(db: Db, queries: (Query | false | null | undefined)[]): Promise<boolean> {
+  return (await runGuardedBatch(db, queries)) !== null;
 }
 
 /** Rows a write changed, from either driver's result: D1's `meta.changes`, libSQL's `rowsAffected`. */

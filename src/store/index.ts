@@ -81,7 +81,7 @@ export {
   sessionStartFor,
 } from "./replica";
 export { D1SetupCheck, LibsqlSetupCheck, type SetupCheck } from "./setup";
-export type { StatusRow, StatusStore } from "./statuses";
+export type { StatusChange, StatusRow, StatusStore } from "./statuses";
 export type { SessionRow, TokenStore } from "./tokens";
 export * from "./types";
 export type { UserFlags, UserStore } from "./users";

@@ -332,26 +332,28 @@ function auditRow(entry: AuditRecord) {
   };
 }
 
-export function auditInsert(db: Db, entry: AuditRecord) {
-  return db.insert(adminAudit).values(auditRow(entry));
-}
-
-/**
- * The entry as `INSERT … SELECT`, written only if `where` holds when the batch runs (e.g. what it
- * records still exists); `computed` columns are read in the batch too.
- */
-export function auditInsertWhere(db: Db, entry: AuditRecord, where: SQL, computed: { oldValue?: SQL } = {}) {
-  return insertSelect(db, adminAudit, auditRow(entry), computed, where);
-}
-
 /**
  * The change's audit entry as the guard of its batch: written only while `guard` holds when the
  * batch runs; otherwise its action is NULL, the NOT NULL constraint fails and the whole batch
  * rolls back (`guard_failed`, see driver.ts). Put it first. The condition is read inside the
  * batch's transaction, so a concurrent change cannot slip in between the check and the write.
+ * With `where`, no entry at all (and no failure) when that does not hold (what it records is
+ * gone); `oldValue`, when given, is read in the batch too.
  */
-export function auditEntryWhile(db: Db, entry: AuditRecord, guard: SQL) {
-  return insertSelect(db, adminAudit, auditRow(entry), { action: sql`(SELECT ${entry.action} WHERE ${guard})` });
+export function auditEntryWhile(db: Db, entry: AuditRecord, guard: SQL, options: { where?: SQL; oldValue?: SQL } = {}) {
+  const action = sql`(SELECT ${entry.action} WHERE ${guard})`;
+  return insertSelect(db, adminAudit, auditRow(entry), { action, oldValue: options.oldValue }, options.where);
+}
+
+/** An enabled staff account. */
+export const activeStaff = () => and(eq(users.isStaff, true), eq(users.isActive, true));
+
+/**
+ * `actorId` is active staff when the batch runs: a staff action still in flight when its sender
+ * was demoted or disabled then lands nowhere (the guard of its audit entry, `auditEntryWhile`).
+ */
+export function stillActiveStaff(actorId: string): SQL {
+  return sql`EXISTS (SELECT 1 FROM ${users} WHERE ${and(eq(users.id, actorId), activeStaff())})`;
 }
 
 // ---- keyset pagination and search ----

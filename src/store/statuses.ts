@@ -4,9 +4,9 @@
  * Staff editing or deleting someone else's status write its admin audit entry the same way.
  */
 import { and, desc, eq, sql } from "drizzle-orm";
-import { affectedRows, type Db, type Placeholders, prepared, preparedShapes, runBatch, runOne } from "./driver";
+import { affectedRows, type Db, type Placeholders, prepared, preparedShapes, runBatch, runGuardedBatch, runOne } from "./driver";
 import { statuses, users } from "./schema";
-import { activityInsert, activityInsertSelect, auditInsertWhere, isPublicAccount, olderThan } from "./statements";
+import { activityInsert, activityInsertSelect, auditEntryWhile, isPublicAccount, olderThan, stillActiveStaff } from "./statements";
 import type { ActivityRecord, AuditRecord, PageQuery } from "./types";
 
 /** A status with its author's current username. */
@@ -28,13 +28,16 @@ export interface StatusStore {
   /** The user's statuses, public or not (the export, staff), newest first by (time, id) (`limit + 1` rows). */
   byAuthor(userId: string, page: PageQuery): Promise<StatusRow[]>;
   /**
-   * False when the status no longer exists. With `audit` (staff, someone else's status), its entry
-   * is written in the same batch, its `old_value` the status's author and content as they were then.
+   * `gone` when the status no longer exists. With `audit` (staff, someone else's status), its
+   * entry is written in the same batch, its `old_value` the status's author and content as they
+   * were then, and only while its actor is still active staff (else `not_staff`, nothing written).
    */
-  updateContent(id: string, content: string, nowMs: number, audit?: AuditRecord): Promise<boolean>;
-  /** Deletes with the author's entry (and `audit`, as above, `old_value` filled in); false (nothing written) when it was already gone. */
-  delete(id: string, activity: ActivityRecord, audit?: AuditRecord): Promise<boolean>;
+  updateContent(id: string, content: string, nowMs: number, audit?: AuditRecord): Promise<StatusChange>;
+  /** Deletes with the author's entry (and `audit`, as above); `gone` (nothing written) when it was already gone. */
+  delete(id: string, activity: ActivityRecord, audit?: AuditRecord): Promise<StatusChange>;
 }
+
+export type StatusChange = "done" | "gone" | "not_staff";
 
 const statusColumns = {
   id: statuses.id,
@@ -73,16 +76,22 @@ const statusExists = (id: string) => sql`EXISTS (SELECT 1 FROM ${statuses} WHERE
 
 /**
  * Staff's entry about someone else's status, written only while it exists, with `old_value` what
- * it says when the batch runs (not what the request read: its author may have edited it since).
- * Put it before the change.
+ * it says when the batch runs (not what the request read: its author may have edited it since),
+ * and the guard of its batch: only while its actor is active staff. Put it before the change.
  */
 function statusAuditEntry(db: Db, audit: AuditRecord, id: string) {
   const current = sql`(SELECT json_object('user_id', ${statuses.userId}, 'content', ${statuses.content}) FROM ${statuses} WHERE ${statuses.id} = ${id})`;
-  return auditInsertWhere(db, audit, statusExists(id), { oldValue: current });
+  return auditEntryWhile(db, audit, stillActiveStaff(audit.actorId), { where: statusExists(id), oldValue: current });
 }
 
 export function DrizzleStatusStore(db: Db): StatusStore {
   const select = () => db.select(statusColumns).from(statuses).innerJoin(users, eq(users.id, statuses.userId));
+  /** Runs a change whose last statement returns the status it changed (see `StatusChange`). */
+  async function statusChange(batch: Parameters<typeof runBatch>[1]): Promise<StatusChange> {
+    const results = await runGuardedBatch(db, batch);
+    if (!results) return "not_staff";
+    return affectedRows(results.at(-1)) > 0 ? "done" : "gone";
+  }
 
   return {
     async create(status, activity) {
@@ -119,21 +128,18 @@ export function DrizzleStatusStore(db: Db): StatusStore {
     },
 
     async updateContent(id, content, nowMs, audit) {
-      const results = await runBatch(db, [
+      return statusChange([
         audit && statusAuditEntry(db, audit, id),
         db.update(statuses).set({ content, updatedAt: nowMs }).where(eq(statuses.id, id)).returning({ id: statuses.id }),
       ]);
-      return affectedRows(results.at(-1)) > 0;
     },
 
     async delete(id, activity, audit) {
-      const exists = statusExists(id);
-      const results = await runBatch(db, [
-        activityInsertSelect(db, activity, { where: exists }),
+      return statusChange([
+        activityInsertSelect(db, activity, { where: statusExists(id) }),
         audit && statusAuditEntry(db, audit, id),
         db.delete(statuses).where(eq(statuses.id, id)).returning({ id: statuses.id }),
       ]);
-      return affectedRows(results.at(-1)) > 0;
     },
   };
 }

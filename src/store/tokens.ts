@@ -6,17 +6,18 @@
 
 import { and, count, desc, eq, getTableColumns, gt, inArray, isNull, lt, lte, max, min, notExists, sql } from "drizzle-orm";
 import { alias } from "drizzle-orm/sqlite-core";
-import { affectedRows, type Db, type Placeholders, prepared, runBatch, runOne } from "./driver";
+import { affectedRows, type Db, type Placeholders, prepared, runBatch, runGuarded, runOne } from "./driver";
 import { refreshTokens, users } from "./schema";
 import {
   activityInsert,
   activityInsertSelect,
-  auditInsert,
+  auditEntryWhile,
   clearCounter,
   countHit,
   endSignIns,
   refundHit,
   revokeFamily,
+  stillActiveStaff,
 } from "./statements";
 import type { ActivityRecord, AuditRecord, Counter, NewRefreshToken, RefreshToken } from "./types";
 
@@ -65,12 +66,13 @@ export interface TokenStore {
   /**
    * Ends every sign-in of the user (`endSignIns`: refresh tokens revoked, access tokens issued so
    * far cut off, a pending address change and outstanding codes void) but `keepSessionId`'s, whose
-   * refresh token stays live, with the user's entry and (staff action) the audit entry.
+   * refresh token stays live, with the user's entry and (staff action) the audit entry. A staff
+   * action lands only while its actor is still active staff: false, and nothing written, if not.
    */
   endAllSessions(
     userId: string,
     input: { reason: string; nowMs: number; activity: ActivityRecord; audit?: AuditRecord; keepSessionId?: string },
-  ): Promise<void>;
+  ): Promise<boolean>;
   /** Whether `sessionId` is a live sign-in of `userId`. */
   isLiveSession(userId: string, sessionId: string, nowMs: number, sessionMaxAgeSeconds: number): Promise<boolean>;
   /** Ends one sign-in; the entry is written only if it was still live when the batch ran. */
@@ -245,10 +247,10 @@ export function DrizzleTokenStore(db: Db): TokenStore {
     },
 
     async endAllSessions(userId, { reason, nowMs, activity, audit, keepSessionId }) {
-      await runBatch(db, [
+      return runGuarded(db, [
+        audit && auditEntryWhile(db, audit, stillActiveStaff(audit.actorId)),
         ...endSignIns(db, userId, reason, nowMs, { keepSessionId }),
         activityInsert(db, activity),
-        audit && auditInsert(db, audit),
       ]);
     },
 

@@ -9,6 +9,7 @@ import { type PendingNotice, pendingNoticeInsert } from "./notices";
 import { activity, adminAudit, otpCodes, profiles, refreshTokens, statuses, users } from "./schema";
 import {
   type AccountAsRead,
+  activeStaff,
   activityInsert,
   activityInsertSelect,
   auditEntryWhile,
@@ -21,6 +22,7 @@ import {
   olderThan,
   releasePasswordCheck,
   startsWith,
+  stillActiveStaff,
   supersedeCodes,
   whileAccountAsRead,
 } from "./statements";
@@ -146,8 +148,6 @@ function activeStaffRemainsWithout(userId: string): SQL {
   return sql`(EXISTS (SELECT 1 FROM ${users} WHERE ${activeStaff()} AND ${ne(users.id, userId)})
     OR NOT EXISTS (SELECT 1 FROM ${users} WHERE ${activeStaff()} AND ${eq(users.id, userId)}))`;
 }
-
-const activeStaff = () => and(eq(users.isStaff, true), eq(users.isActive, true));
 
 /** Each flag a change gives still has the value it changes from (its opposite). */
 function flagsAsRead(userId: string, flags: UserFlags): SQL {
@@ -334,7 +334,7 @@ export function DrizzleUserStore(db: Db): UserStore {
       const guards = {
         last_staff: removesStaffPower ? activeStaffRemainsWithout(userId) : sql`1`,
         changed: flagsAsRead(userId, flags),
-        not_staff: sql`EXISTS (SELECT 1 FROM ${users} WHERE ${and(eq(users.id, audit.actorId ?? ""), activeStaff())})`,
+        not_staff: stillActiveStaff(audit.actorId),
       };
       const applied = await runGuarded(db, [
         auditEntryWhile(db, audit, sql.join([guards.last_staff, guards.changed, guards.not_staff], sql` AND `)),

@@ -710,6 +710,41 @@ describe("a flag change is judged by the state it lands on", () => {
     expect((await env.DB.prepare("SELECT is_staff FROM users WHERE id = ?").bind(accomplice.id).first())?.is_staff).toBe(0);
     expect(await auditFor(accomplice.id)).toEqual([]);
   });
+
+  it("a staff member demoted while a config change or a logout-all of theirs was under way changes nothing (403)", async () => {
+    const [actor, other] = [await staffUser(), await staffUser()];
+    const victim = await h.signedInUser();
+    const requests = [
+      () =>
+        h.call(
+          "PATCH",
+          `${ADMIN}/config`,
+          { require_email_verification: false },
+          { token: actor.access_token, env: { ...env, DB: probe.db } },
+        ),
+      () => h.call("DELETE", `${ADMIN}/config/otp_ttl`, undefined, { token: actor.access_token, env: { ...env, DB: probe.db } }),
+      () =>
+        h.call("POST", `${ADMIN}/users/${victim.id}/logout-all`, undefined, { token: actor.access_token, env: { ...env, DB: probe.db } }),
+    ];
+    await setConfig("otp_ttl", "900");
+    const probe = probeD1(env.DB);
+    for (const request of requests) {
+      await env.DB.prepare("UPDATE users SET is_staff = 1 WHERE id = ?").bind(actor.id).run();
+      const staged = probe.onceBefore(/^insert into "admin_audit"/, async () => {
+        expect((await h.call("PATCH", `${ADMIN}/users/${actor.id}`, { is_staff: false }, { token: other.access_token })).status).toBe(200);
+      });
+      const res = await request();
+      expect(staged.done).toBe(true);
+      expect(res.status, res.text).toBe(403);
+    }
+    expect(await env.CONFIG.get("require_email_verification")).toBeNull();
+    expect(await env.CONFIG.get("otp_ttl")).toBe("900");
+    expect((await h.call("POST", "/api/v1/auth/refresh", { refresh_token: victim.refresh_token })).status).toBe(200);
+    const byActor = await env.DB.prepare("SELECT action FROM admin_audit WHERE actor_id = ? AND action <> 'user.update'")
+      .bind(actor.id)
+      .all();
+    expect(byActor.results).toEqual([]);
+  });
 });
 
 describe("POST /admin/users/{id}/logout-all", () => {

@@ -397,6 +397,26 @@ describe("changing and deleting statuses: owner, other, staff, anonymous", () =>
     expect(await activityOf(staff.id, "status_deleted")).toHaveLength(0);
   });
 
+  it("a staff member demoted while their edit or deletion of someone else's status was under way changes nothing (403)", async () => {
+    const { staff, id } = await cast();
+    const probe = probeD1(env.DB);
+    for (const [method, body] of [
+      ["PATCH", { content: "moderated" }],
+      ["PUT", { content: "moderated" }],
+      ["DELETE", undefined],
+    ] as const) {
+      await makeStaff(staff.id);
+      const staged = probe.onceBefore(/insert into "admin_audit"/, async () => {
+        await env.DB.prepare("UPDATE users SET is_staff = 0 WHERE id = ?").bind(staff.id).run();
+      });
+      const res = await h.call(method, `/api/v1/statuses/${id}`, body, { token: staff.access_token, env: { ...env, DB: probe.db } });
+      expect(staged.done, method).toBe(true);
+      expect(res.status, `${method} ${res.text}`).toBe(403);
+    }
+    expect((await h.call("GET", `/api/v1/statuses/${id}`)).json.status.content).toBe("original");
+    expect(await auditOf(id)).toEqual([]);
+  });
+
   it("DELETE: the audit trail records what the status said when staff deleted it, also after an edit since staff read it", async () => {
     const { owner, staff, id } = await cast();
     const probe = probeD1(env.DB);

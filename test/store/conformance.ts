@@ -1119,12 +1119,12 @@ export function storeConformance(driver: string, open: () => Promise<Conformance
         const page = await stores.statuses.page({ userId: user.id }, { limit: 2, cursor: null });
         expect(page.map((s) => s.id)).toEqual([made[2]?.id, made[1]?.id, made[0]?.id]);
         expect(page[0]?.username).toBe(user.username);
-        expect(await stores.statuses.updateContent(made[0]?.id ?? "", "edited", clock.now())).toBe(true);
+        expect(await stores.statuses.updateContent(made[0]?.id ?? "", "edited", clock.now())).toBe("done");
         expect((await stores.statuses.byId(made[0]?.id ?? ""))?.content).toBe("edited");
         const deleted = { userId: user.id, type: "status_deleted" as const, nowMs: clock.now(), meta: META };
-        expect(await stores.statuses.delete(made[1]?.id ?? "", deleted)).toBe(true);
-        expect(await stores.statuses.delete(made[1]?.id ?? "", deleted)).toBe(false);
-        expect(await stores.statuses.updateContent(made[1]?.id ?? "", "x", clock.now())).toBe(false);
+        expect(await stores.statuses.delete(made[1]?.id ?? "", deleted)).toBe("done");
+        expect(await stores.statuses.delete(made[1]?.id ?? "", deleted)).toBe("gone");
+        expect(await stores.statuses.updateContent(made[1]?.id ?? "", "x", clock.now())).toBe("gone");
         expect(await countOf("SELECT COUNT(*) AS n FROM activity WHERE user_id = ? AND type = 'status_deleted'", user.id)).toBe(1);
         expect((await stores.statuses.byAuthor(user.id, { limit: 10, cursor: null })).map((s) => s.id)).toEqual([made[2]?.id, made[0]?.id]);
         expect((await stores.statuses.byAuthor(user.id, { limit: 1, cursor: null })).map((s) => s.id)).toEqual([made[2]?.id, made[0]?.id]);
@@ -1162,14 +1162,28 @@ export function storeConformance(driver: string, open: () => Promise<Conformance
           stores.statuses.updateContent(row.id, "edited", clock.now(), audit("status.update")),
         );
         expect((await stores.statuses.byId(row.id))?.content).toBe("said");
-        expect(await stores.statuses.updateContent(row.id, "edited", clock.now(), audit("status.update"))).toBe(true);
+        expect(await stores.statuses.updateContent(row.id, "edited", clock.now(), audit("status.update"))).toBe("done");
         expect(await entries()).toBe(1);
+        // The entry records the status as it stood when written, whatever the caller passed.
+        expect(
+          await countOf(
+            "SELECT COUNT(*) AS n FROM admin_audit WHERE target = ? AND old_value = ?",
+            row.id,
+            JSON.stringify({ user_id: user.id, content: "said" }),
+          ),
+        ).toBe(1);
         await withFault("admin_audit", "INSERT", () => stores.statuses.delete(row.id, deleted, audit("status.delete")));
         expect(await stores.statuses.byId(row.id)).not.toBeNull();
-        expect(await stores.statuses.delete(row.id, deleted, audit("status.delete"))).toBe(true);
+        // A staff member no longer active staff changes nothing.
+        await (await t()).run("UPDATE users SET is_staff = 0 WHERE id = ?", staff.id);
+        expect(await stores.statuses.delete(row.id, deleted, audit("status.delete"))).toBe("not_staff");
+        expect(await stores.statuses.updateContent(row.id, "again", clock.now(), audit("status.update"))).toBe("not_staff");
+        expect((await stores.statuses.byId(row.id))?.content).toBe("edited");
+        await (await t()).run("UPDATE users SET is_staff = 1 WHERE id = ?", staff.id);
+        expect(await stores.statuses.delete(row.id, deleted, audit("status.delete"))).toBe("done");
         expect(await entries()).toBe(2);
-        expect(await stores.statuses.updateContent(row.id, "again", clock.now(), audit("status.update"))).toBe(false);
-        expect(await stores.statuses.delete(row.id, deleted, audit("status.delete"))).toBe(false);
+        expect(await stores.statuses.updateContent(row.id, "again", clock.now(), audit("status.update"))).toBe("gone");
+        expect(await stores.statuses.delete(row.id, deleted, audit("status.delete"))).toBe("gone");
         expect(await entries()).toBe(2);
       });
     });
@@ -1180,7 +1194,7 @@ export function storeConformance(driver: string, open: () => Promise<Conformance
         const { stores } = await t();
         clock.advance(1000);
         const ids = [uid("a"), uid("a")];
-        await stores.audit.record(
+        const recorded = stores.audit.record(
           ids.map((id, i) => ({
             id,
             actorId: staff.id,
@@ -1191,8 +1205,22 @@ export function storeConformance(driver: string, open: () => Promise<Conformance
             nowMs: clock.now() + i,
           })),
         );
+        expect(await recorded).toBe(true);
         const page = await stores.audit.page({ limit: 1, cursor: null });
         expect(page[0]).toMatchObject({ id: ids[1], actorEmail: staff.email, target: "key1" });
+        // No longer active staff: nothing is recorded.
+        await (await t()).run("UPDATE users SET is_active = 0 WHERE id = ?", staff.id);
+        const late = {
+          id: uid("a"),
+          actorId: staff.id,
+          action: "config.set" as const,
+          target: "key9",
+          oldValue: null,
+          newValue: "1",
+          nowMs: clock.now(),
+        };
+        expect(await stores.audit.record([late])).toBe(false);
+        expect(await countOf("SELECT COUNT(*) AS n FROM admin_audit WHERE id = ?", late.id)).toBe(0);
         await stores.audit.remove(ids);
         expect(await countOf(`SELECT COUNT(*) AS n FROM admin_audit WHERE id IN (?, ?)`, ...ids)).toBe(0);
       });

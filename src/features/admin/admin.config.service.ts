@@ -15,7 +15,7 @@ import {
 import { type ConfigEntry, readConfigEntries } from "../../config/config.service";
 import type { Deps } from "../../deps";
 import { randomId } from "../../lib/crypto";
-import { AppError, type FieldError, loggableError } from "../../lib/errors";
+import { AppError, type FieldError, loggableError, staffOnly } from "../../lib/errors";
 import type { User } from "../../store";
 import type { ConfigEntryView } from "./admin.schemas";
 
@@ -69,7 +69,7 @@ export async function patchConfig(deps: Deps, actor: User, input: Record<string,
   // entries removed, so the request changes nothing as a whole (unless KV refuses that too: below).
   const now = deps.clock.now();
   const auditIds = changed.map(() => randomId());
-  await deps.audit.record(
+  const recorded = await deps.audit.record(
     changed.map((u, i) => ({
       id: auditIds[i],
       actorId: actor.id,
@@ -80,6 +80,7 @@ export async function patchConfig(deps: Deps, actor: User, input: Record<string,
       nowMs: now,
     })),
   );
+  if (!recorded) throw staffOnly(); // demoted or disabled while the request was under way: nothing written
   const results = await Promise.allSettled(changed.map((u) => kv.put(u.key, u.text)));
   if (results.some((r) => r.status === "rejected")) {
     const undone = await Promise.allSettled(
@@ -174,9 +175,10 @@ export async function resetConfigKey(deps: Deps, actor: User, key: string): Prom
   if (previous !== null) {
     // Audited first, as in patchConfig; a failed delete takes the entry back out.
     const auditId = randomId();
-    await deps.audit.record([
+    const recorded = await deps.audit.record([
       { id: auditId, actorId: actor.id, action: "config.delete", target: key, oldValue: previous, newValue: null, nowMs: deps.clock.now() },
     ]);
+    if (!recorded) throw staffOnly();
     try {
       await kv.delete(key);
     } catch (error) {

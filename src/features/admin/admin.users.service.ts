@@ -116,11 +116,12 @@ export async function updateUserFlags(deps: Deps, actor: User, id: string, patch
 export async function adminLogoutAll(deps: Deps, actor: User, id: string): Promise<void> {
   await findUser(deps, id);
   const now = deps.clock.now();
-  await deps.tokens.endAllSessions(id, {
+  const ended = await deps.tokens.endAllSessions(id, {
     reason: "admin",
     nowMs: now,
     // The user's history says staff did it, without showing them the staff member's address.
     activity: { userId: id, type: "logout_all", nowMs: now, meta: { ip: null, userAgent: null }, details: { by: "admin" } },
     audit: { actorId: actor.id, action: "user.logout_all", target: id, oldValue: null, newValue: null, nowMs: now },
   });
+  if (!ended) throw staffOnly(); // demoted or disabled while the request was under way
 }

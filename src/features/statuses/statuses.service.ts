@@ -6,10 +6,10 @@
 import type { z } from "@hono/zod-openapi";
 import type { Deps } from "../../deps";
 import { randomId } from "../../lib/crypto";
-import { AppError } from "../../lib/errors";
+import { AppError, staffOnly } from "../../lib/errors";
 import { keysetPages, type Page, pageRequest, toPage } from "../../lib/pagination";
 import { assertWithinLimit } from "../../lib/rate-limit";
-import type { AuditAction, AuditRecord, StatusRow, User } from "../../store";
+import type { AuditAction, AuditRecord, StatusChange, StatusRow, User } from "../../store";
 import type { StatusSchema } from "./statuses.schemas";
 
 /** A status as the API shows it: the author's current username comes from the users table. */
@@ -51,6 +51,15 @@ function staffAudit(user: User, status: StatusRow, action: AuditAction, newValue
   return { actorId: user.id, action, target: status.id, oldValue: null, newValue, nowMs };
 }
 
+/**
+ * The answer to a change that did not land: the status was deleted meanwhile (404), or its staff
+ * author was demoted or disabled while the request was under way (403).
+ */
+function assertLanded(outcome: StatusChange): void {
+  if (outcome === "gone") throw new AppError("not_found", "No such status.");
+  if (outcome === "not_staff") throw staffOnly();
+}
+
 /** Publishes a status for `user`; at most `statusCreatePerUser` a minute (429 beyond). */
 export async function createStatus(deps: Deps, user: User, content: string): Promise<StatusView> {
   const { clock, meta } = deps;
@@ -88,7 +97,7 @@ export async function updateStatus(deps: Deps, user: User, id: string, content: 
   const now = deps.clock.now();
   const audit = staffAudit(user, status, "status.update", JSON.stringify({ content }), now);
   // Deleted by someone else between the read and the write.
-  if (!(await deps.statuses.updateContent(id, content, now, audit))) throw new AppError("not_found", "No such status.");
+  assertLanded(await deps.statuses.updateContent(id, content, now, audit));
   return statusView({ ...status, content, updatedAt: now });
 }
 
@@ -101,7 +110,7 @@ export async function deleteStatus(deps: Deps, user: User, id: string): Promise<
   const status = await changeableStatus(deps, user, id);
   const byStaff = status.userId !== user.id;
   const now = deps.clock.now();
-  const deleted = await deps.statuses.delete(
+  const outcome = await deps.statuses.delete(
     id,
     {
       userId: status.userId,
@@ -112,7 +121,7 @@ export async function deleteStatus(deps: Deps, user: User, id: string): Promise<
     },
     staffAudit(user, status, "status.delete", null, now),
   );
-  if (!deleted) throw new AppError("not_found", "No such status.");
+  assertLanded(outcome);
 }
 
 /** Every status of the user, public or not, newest first, `pageSize` at a time (for the data export). */
