@@ -233,11 +233,21 @@ export function whileAccountAsRead(read: AccountAsRead): SQL {
 }
 
 /**
- * The change's activity entry as the guard of its batch: written only while the account is as
- * `read`, else the batch rolls back whole (`guard_failed`, see `activityInsertSelect`). Put it first.
+ * The change's activity entry as the guard of its batch: written only while `account` holds of
+ * the user's row, else the batch rolls back whole (`guard_failed`, see `activityInsertSelect`). Put it first.
  */
+function entryWhile(db: Db, entry: ActivityRecord, account: SQL) {
+  return activityInsertSelect(db, entry, { userIdFrom: sql`(SELECT ${users.id} FROM ${users} WHERE ${account})` });
+}
+
+/** `entryWhile` the account is as `read` (`accountAsRead`): for what the current password authorised. */
 export function entryWhileAccountAsRead(db: Db, entry: ActivityRecord, read: AccountAsRead) {
-  return activityInsertSelect(db, entry, { userIdFrom: sql`(SELECT ${users.id} FROM ${users} WHERE ${accountAsRead(read)})` });
+  return entryWhile(db, entry, accountAsRead(read));
+}
+
+/** `entryWhile` the user's sign-ins are as read (`signInsAsRead`): for what a live sign-in authorised. */
+export function entryWhileSignedIn(db: Db, entry: ActivityRecord, signInsValidAfter: number) {
+  return entryWhile(db, entry, signInsAsRead(entry.userId, signInsValidAfter));
 }
 
 /** Revokes every live token of one family (a sign-in), e.g. on logout or detected reuse. */

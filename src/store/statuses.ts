@@ -4,9 +4,19 @@
  * Staff editing or deleting someone else's status write its admin audit entry the same way.
  */
 import { and, desc, eq, sql } from "drizzle-orm";
-import { affectedRows, type Db, type Placeholders, prepared, preparedShapes, runBatch, runGuardedBatch, runOne } from "./driver";
+import {
+  affectedRows,
+  type Db,
+  type Placeholders,
+  prepared,
+  preparedShapes,
+  type runBatch,
+  runGuarded,
+  runGuardedBatch,
+  runOne,
+} from "./driver";
 import { statuses, users } from "./schema";
-import { activityInsert, activityInsertSelect, auditEntryWhile, isPublicAccount, olderThan, stillActiveStaff } from "./statements";
+import { activityInsertSelect, auditEntryWhile, entryWhileSignedIn, isPublicAccount, olderThan, stillActiveStaff } from "./statements";
 import type { ActivityRecord, AuditRecord, PageQuery } from "./types";
 
 /** A status with its author's current username. */
@@ -20,7 +30,11 @@ export interface StatusRow {
 }
 
 export interface StatusStore {
-  create(status: Omit<StatusRow, "username">, activity: ActivityRecord): Promise<void>;
+  /**
+   * Publishes the status with its author's entry, while the author's sign-ins are as the request
+   * read them (`signInsValidAfter`, see `whileSignInsAsRead`); false, nothing written, once ended.
+   */
+  create(status: Omit<StatusRow, "username">, activity: ActivityRecord, signInsValidAfter: number): Promise<boolean>;
   /** One status; with `publicOnly`, not when its author is disabled. */
   byId(id: string, options?: { publicOnly?: boolean }): Promise<StatusRow | null>;
   /** The public timeline (enabled authors), newest first, optionally of one author (`limit + 1` rows). */
@@ -94,8 +108,8 @@ export function DrizzleStatusStore(db: Db): StatusStore {
   }
 
   return {
-    async create(status, activity) {
-      await runBatch(db, [db.insert(statuses).values(status), activityInsert(db, activity)]);
+    async create(status, activity, signInsValidAfter) {
+      return runGuarded(db, [entryWhileSignedIn(db, activity, signInsValidAfter), db.insert(statuses).values(status)]);
     },
 
     async byId(id, options = {}) {

@@ -98,6 +98,25 @@ describe("POST /statuses", () => {
     expect(res.json.status.content).toBe(content);
   });
 
+  it("publishes nothing for a request whose sign-in was ended (logout-all) while it was under way: 401", async () => {
+    const u = await h.signedInUser();
+    const probe = probeD1(env.DB);
+    const staged = probe.onceBefore(/insert into "statuses"/, async () => {
+      const owner = await h.login(u.email, u.password);
+      expect((await h.call("POST", "/api/v1/auth/logout-all", undefined, { token: owner.access_token })).status).toBe(204);
+    });
+    const res = await h.call(
+      "POST",
+      "/api/v1/statuses",
+      { content: "posted by a thief" },
+      { token: u.access_token, env: { ...env, DB: probe.db } },
+    );
+    expect(staged.done).toBe(true);
+    expect(res.status, res.text).toBe(401);
+    expect(await statusCount(u.id)).toBe(0);
+    expect(await activityOf(u.id, "status_created")).toHaveLength(0);
+  });
+
   it("refuses a user_id in the body (the author is always the caller)", async () => {
     const u = await h.signedInUser();
     const other = await h.registerVerified();

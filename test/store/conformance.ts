@@ -359,7 +359,11 @@ export function storeConformance(driver: string, open: () => Promise<Conformance
         const { stores } = await t();
         await signedIn(user);
         const status = { id: uid("st"), userId: user.id, content: "bye", createdAt: clock.now(), updatedAt: clock.now() };
-        await stores.statuses.create(status, { userId: user.id, type: "status_created", nowMs: clock.now(), meta: META });
+        await stores.statuses.create(
+          status,
+          { userId: user.id, type: "status_created", nowMs: clock.now(), meta: META },
+          user.tokensValidAfter,
+        );
         const auditId = uid("a");
         await stores.audit.record([
           { id: auditId, actorId: user.id, action: "config.set", target: "k", oldValue: null, newValue: "1", nowMs: clock.now() },
@@ -1113,9 +1117,18 @@ export function storeConformance(driver: string, open: () => Promise<Conformance
         for (let i = 0; i < 3; i++) {
           clock.advance(1000);
           const row = { id: uid("st"), userId: user.id, content: `post ${i}`, createdAt: clock.now(), updatedAt: clock.now() };
-          await stores.statuses.create(row, { userId: user.id, type: "status_created", nowMs: clock.now(), meta: META });
+          await stores.statuses.create(
+            row,
+            { userId: user.id, type: "status_created", nowMs: clock.now(), meta: META },
+            user.tokensValidAfter,
+          );
           made.push(row);
         }
+        // Sign-ins ended since the request read the account (another tokens_valid_after): nothing is published.
+        const late = { id: uid("st"), userId: user.id, content: "late", createdAt: clock.now(), updatedAt: clock.now() };
+        const entry = { userId: user.id, type: "status_created" as const, nowMs: clock.now(), meta: META };
+        expect(await stores.statuses.create(late, entry, user.tokensValidAfter - 1000)).toBe(false);
+        expect(await stores.statuses.byId(late.id)).toBeNull();
         const page = await stores.statuses.page({ userId: user.id }, { limit: 2, cursor: null });
         expect(page.map((s) => s.id)).toEqual([made[2]?.id, made[1]?.id, made[0]?.id]);
         expect(page[0]?.username).toBe(user.username);
@@ -1146,7 +1159,11 @@ export function storeConformance(driver: string, open: () => Promise<Conformance
         const { user: staff } = await registered({ isStaff: true });
         const { stores } = await t();
         const row = { id: uid("st"), userId: user.id, content: "said", createdAt: clock.now(), updatedAt: clock.now() };
-        await stores.statuses.create(row, { userId: user.id, type: "status_created", nowMs: clock.now(), meta: META });
+        await stores.statuses.create(
+          row,
+          { userId: user.id, type: "status_created", nowMs: clock.now(), meta: META },
+          user.tokensValidAfter,
+        );
         const audit = (action: "status.update" | "status.delete") => ({
           actorId: staff.id,
           action,

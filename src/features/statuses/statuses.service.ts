@@ -6,7 +6,7 @@
 import type { z } from "@hono/zod-openapi";
 import type { Deps } from "../../deps";
 import { randomId } from "../../lib/crypto";
-import { AppError, staffOnly } from "../../lib/errors";
+import { AppError, signInEnded, staffOnly } from "../../lib/errors";
 import { keysetPages, type Page, pageRequest, toPage } from "../../lib/pagination";
 import { assertWithinLimit } from "../../lib/rate-limit";
 import type { AuditAction, AuditRecord, StatusChange, StatusRow, User } from "../../store";
@@ -66,7 +66,8 @@ export async function createStatus(deps: Deps, user: User, content: string): Pro
   const now = clock.now();
   assertWithinLimit("statusCreatePerUser", await deps.counters.hit("statusCreatePerUser", user.id, now), now);
   const row = { id: randomId(), userId: user.id, content, createdAt: now, updatedAt: now };
-  await deps.statuses.create(row, { userId: user.id, type: "status_created", nowMs: now, meta, details: { status_id: row.id } });
+  const entry = { userId: user.id, type: "status_created" as const, nowMs: now, meta, details: { status_id: row.id } };
+  if (!(await deps.statuses.create(row, entry, user.tokensValidAfter))) throw signInEnded();
   return statusView({ ...row, username: user.username });
 }
 
