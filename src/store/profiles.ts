@@ -33,10 +33,11 @@ export interface ProfileStore {
   /** Inserts `blank` unless the user already has a profile; returns the stored one. */
   ensure(blank: Profile): Promise<Profile>;
   /**
-   * Writes only the given columns, with the `profile_updated` entry, in one transaction; false when
-   * the profile is gone (its account was deleted meanwhile), and nothing was written.
+   * Writes only the given columns, with the `profile_updated` entry, in one transaction, while the
+   * user's sign-ins are as the caller read them (`signInsValidAfter`, `whileSignInsAsRead`); false,
+   * and nothing written, when they ended since or the profile is gone (its account deleted meanwhile).
    */
-  update(userId: string, changes: ProfileChanges, nowMs: number, activity: ActivityRecord): Promise<boolean>;
+  update(userId: string, changes: ProfileChanges, nowMs: number, activity: ActivityRecord, signInsValidAfter: number): Promise<boolean>;
   /**
    * Points the profile at a new avatar (or at none) with its activity entry. `replacedKey` is the
    * key it replaced, read inside the same transaction so concurrent uploads each see their own
@@ -118,16 +119,17 @@ export function DrizzleProfileStore(db: Db): ProfileStore {
       return (await byUser(blank.userId)) ?? blank;
     },
 
-    async update(userId, changes, nowMs, activity) {
+    async update(userId, changes, nowMs, activity, signInsValidAfter) {
       // The entry first, and only while the profile exists: an account deleted meanwhile took the
       // profile with it, and an entry for it would fail the foreign key (a 500) or, on a libSQL
       // server that does not enforce them, outlive the account.
+      const signedIn = whileSignInsAsRead(userId, signInsValidAfter);
       const [, updated] = await runBatch(db, [
-        activityInsertSelect(db, activity, { where: profileExists(userId) }),
+        activityInsertSelect(db, activity, { where: and(profileExists(userId), signedIn) }),
         db
           .update(profiles)
           .set({ ...changes, updatedAt: nowMs })
-          .where(eq(profiles.userId, userId)),
+          .where(and(eq(profiles.userId, userId), signedIn)),
       ]);
       return affectedRows(updated) > 0;
     },

@@ -1,5 +1,6 @@
 import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
+import { probeD1 } from "../d1-wrap";
 import { BIDI_CONTROLS, BIDI_FORMATTING, codePoint, harness, unique, ZERO_WIDTH } from "../helpers";
 
 const h = harness();
@@ -140,6 +141,19 @@ describe("own profile", () => {
     const res = await h.call("PATCH", PROFILE, { name: "😀".repeat(50) }, { token: u.access_token });
     expect(res.status).toBe(200);
     expect(res.json.profile.name).toBe("😀".repeat(50));
+  });
+
+  it("changes nothing for a request whose sign-in was ended (logout-all) while it was under way: 401", async () => {
+    const u = await h.signedInUser();
+    const probe = probeD1(env.DB);
+    const staged = probe.onceBefore(/update "profiles"/, async () => {
+      const owner = await h.login(u.email, u.password);
+      expect((await h.call("POST", "/api/v1/auth/logout-all", undefined, { token: owner.access_token })).status).toBe(204);
+    });
+    const res = await h.call("PATCH", PROFILE, { name: "Mallory" }, { token: u.access_token, env: { ...env, DB: probe.db } });
+    expect(staged.done).toBe(true);
+    expect(res.status, res.text).toBe(401);
+    expect((await profileRow(u.id))?.name).toBeNull();
   });
 
   describe("characters that draw nothing", () => {

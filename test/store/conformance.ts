@@ -507,7 +507,7 @@ export function storeConformance(driver: string, open: () => Promise<Conformance
         const { user } = await registered();
         const { stores } = await t();
         const entry = { userId: user.id, type: "profile_updated" as const, nowMs: clock.now(), meta: META };
-        expect(await stores.profiles.update(user.id, { name: "Ada", age: 36 }, clock.now(), entry)).toBe(true);
+        expect(await stores.profiles.update(user.id, { name: "Ada", age: 36 }, clock.now(), entry, 0)).toBe(true);
         expect(await stores.profiles.byUser(user.id)).toMatchObject({ name: "Ada", age: 36, surname: null });
         const stored = (await stores.profiles.byUser(user.id)) as Profile;
         expect((await stores.profiles.ensure({ ...stored, name: "ignored" })).name).toBe("Ada");
@@ -534,7 +534,10 @@ export function storeConformance(driver: string, open: () => Promise<Conformance
         expect(stale).toEqual({ written: false, replacedKey: null });
         expect(await stores.profiles.publicAvatar(user.id)).toMatchObject({ key: null });
         expect(await countOf("SELECT COUNT(*) AS n FROM activity WHERE user_id = ? AND type = 'avatar_deleted'", user.id)).toBe(1);
-        await withFault("activity", "INSERT", () => stores.profiles.update(user.id, { name: "Grace" }, clock.now(), entry));
+        await withFault("activity", "INSERT", () => stores.profiles.update(user.id, { name: "Grace" }, clock.now(), entry, 0));
+        expect((await stores.profiles.byUser(user.id))?.name).toBe("Ada");
+        // Read before the account's sign-ins ended: nothing is written.
+        expect(await stores.profiles.update(user.id, { name: "Grace" }, clock.now(), entry, 1)).toBe(false);
         expect((await stores.profiles.byUser(user.id))?.name).toBe("Ada");
       });
 
@@ -543,7 +546,7 @@ export function storeConformance(driver: string, open: () => Promise<Conformance
         const { stores } = await t();
         await stores.users.delete(user, null);
         const entry = { userId: user.id, type: "profile_updated" as const, nowMs: clock.now(), meta: META };
-        expect(await stores.profiles.update(user.id, { name: "Ada" }, clock.now(), entry)).toBe(false);
+        expect(await stores.profiles.update(user.id, { name: "Ada" }, clock.now(), entry, 0)).toBe(false);
         const avatar = { userId: user.id, type: "avatar_updated" as const, nowMs: clock.now(), meta: META };
         expect(
           await stores.profiles.setAvatar(user.id, { key: "a/3.png", contentType: "image/png", etag: "e3" }, clock.now(), avatar, 0),

@@ -79,14 +79,20 @@ export async function updateProfile(deps: Deps, user: User, input: ProfileInput,
   if (changed.length === 0) return current;
 
   const now = deps.clock.now();
-  const written = await deps.profiles.update(user.id, changes, now, {
-    userId: user.id,
-    type: "profile_updated",
-    nowMs: now,
-    meta: deps.meta,
-    details: { fields: changed },
-  });
-  if (!written) throw signInEnded(); // the account was deleted meanwhile
+  const written = await deps.profiles.update(
+    user.id,
+    changes,
+    now,
+    {
+      userId: user.id,
+      type: "profile_updated",
+      nowMs: now,
+      meta: deps.meta,
+      details: { fields: changed },
+    },
+    user.tokensValidAfter,
+  );
+  if (!written) throw signInEnded(); // its sign-ins ended, or the account was deleted, meanwhile
   return { ...current, ...changes, updatedAt: now };
 }
 
