@@ -4,9 +4,9 @@
  * so nothing here runs for the API. Errors a page does not handle itself become an HTML page.
  */
 import { Hono } from "hono";
-import { AppError, type ErrorCode, loggableError, retryAfter } from "../lib/errors";
+import { AppError, type ErrorCode, retryAfter } from "../lib/errors";
 import { setupError } from "../middleware/readiness";
-import { answeringRoute } from "../middleware/request-log";
+import { logUnexpectedError } from "../middleware/request-log";
 import { accountPages } from "./pages/account";
 import { adminPages } from "./pages/admin";
 import { mePages } from "./pages/me";
@@ -40,8 +40,8 @@ export function webRoutes() {
     c.header("Cache-Control", "no-store");
     // An incomplete setup is a 503 whose cause is already logged, by name and once.
     const appError = setupError(error) ?? (error instanceof AppError ? error : null);
-    // The route's pattern, not its path: paths carry usernames and ids (lib/log.ts).
-    if (!appError) console.error(`[web] ${c.req.method} ${answeringRoute(c) ?? "(no route)"} ${loggableError(error)}`);
+    // The API's error line: the request id, the route's pattern (paths carry usernames and ids).
+    if (!appError) logUnexpectedError(c, error);
     if (appError?.code === "unauthorized") return c.redirect("/login", 303);
     const wait = appError ? retryAfter(appError) : null;
     if (wait !== null) c.header("Retry-After", wait);

@@ -4,9 +4,10 @@
  * same-site return paths, staff-only pages, escaping. The browser journey is test/e2e/web.test.ts.
  */
 import { env } from "cloudflare:test";
-import { describe, expect, it, vi } from "vitest";
+import { describe, expect, it } from "vitest";
 import { REFRESH_RACE_GRACE_MS } from "../../src/features/auth/tokens.service";
 import { ERRORS } from "../../src/lib/errors";
+import { setLogSink } from "../../src/lib/log";
 import { RATE_LIMITS } from "../../src/lib/rate-limit";
 import { ERROR_SENTENCES, FLASH } from "../../src/web/web.messages";
 import { RACE_RETRY_PAUSES_MS } from "../../src/web/web.session";
@@ -794,19 +795,22 @@ describe("admin console", () => {
   });
 });
 
-it("logs a page's unexpected failure under its route's pattern, never its path (usernames, ids)", async () => {
+it("logs a page's unexpected failure as the API does, one error line with the request id and the route's pattern, never its path", async () => {
   const user = await h.registerVerified();
   const probe = probeD1(env.DB);
   probe.failWhen(/from "users"/);
-  const errors = vi.spyOn(console, "error").mockImplementation(() => {});
+  const lines: Record<string, unknown>[] = [];
+  const restore = setLogSink((_level, line) => lines.push(JSON.parse(line)));
   try {
     const res = await h.app.fetch(new Request(`${BASE}/people/${user.username}`), { ...env, DB: probe.db });
     expect(res.status).toBe(500);
-    const printed = errors.mock.calls.map((args) => args.map(String).join(" ")).join("\n");
-    expect(printed).toContain("[web] GET /people/:key");
-    expect(printed).not.toContain(user.username);
+    const errors = lines.filter((l) => l.event === "error");
+    expect(errors).toEqual([
+      expect.objectContaining({ level: "error", method: "GET", route: "/people/:key", request_id: expect.any(String) }),
+    ]);
+    expect(JSON.stringify(lines)).not.toContain(user.username);
   } finally {
-    errors.mockRestore();
+    restore();
   }
 });
 
