@@ -51,8 +51,12 @@ const ZERO_WIDTH = new RegExp(`[\\u200b-\\u200d\\u2060\\ufeff${BIDI_MARKS}]`);
  * such a joiner is not invisible: it draws the two pictographs as one.
  */
 const EMOJI_JOINER = "(?<=\\p{Extended_Pictographic}|\\p{Emoji_Modifier}|\\ufe0f)\\u200d(?=\\p{Extended_Pictographic})";
-/** Joining_Type Transparent, near enough: the marks a joining context skips. */
-const TRANSPARENT = "[\\p{Mn}\\p{Me}]";
+/**
+ * Joining_Type Transparent, near enough: the marks a joining context skips. At most a few: a
+ * letter carries two or three (harakat), and an unbounded run inside a lookbehind would re-read
+ * the whole run at every position (quadratic time on a string of marks).
+ */
+const TRANSPARENT = "[\\p{Mn}\\p{Me}]{0,4}";
 /**
  * The joiners scripts are spelt with, as IDNA allows them in domain names (RFC 5892 Appendix A.1,
  * A.2): either one after a virama, where it picks between a conjunct and a visible virama (Sinhala
@@ -61,7 +65,7 @@ const TRANSPARENT = "[\\p{Mn}\\p{Me}]";
  * (after a right-joining alef, doubled, at an end, in Latin) it would draw nothing, and is refused.
  */
 const SPELLING_JOINERS = new RegExp(
-  [EMOJI_JOINER, `(?<=${VIRAMA})[\\u200c\\u200d]`, `(?<=${JOINS_FORWARD}${TRANSPARENT}*)\\u200c(?=${TRANSPARENT}*${JOINS_BACKWARD})`].join(
+  [EMOJI_JOINER, `(?<=${VIRAMA})[\\u200c\\u200d]`, `(?<=${JOINS_FORWARD}${TRANSPARENT})\\u200c(?=${TRANSPARENT}${JOINS_BACKWARD})`].join(
     "|",
   ),
   "gu",

@@ -212,6 +212,13 @@ describe("own profile", () => {
       expect((await profileRow(u.id))?.name).toBe(written.at(-1));
     });
 
+    it("refuses an over-long name by its length before looking at its characters (a long run of marks costs no more than the limit)", async () => {
+      const u = await h.signedInUser();
+      const res = await h.call("PATCH", PROFILE, { name: `a${"\u0301".repeat(30_000)}\u200Cب` }, { token: u.access_token });
+      expect(res.status).toBe(400);
+      expect(res.json.errors).toEqual([expect.objectContaining({ path: "name", message: "must be at most 50 characters" })]);
+    });
+
     it("refuses bidi formatting characters in about_me but keeps the marks and zero-width characters prose needs", async () => {
       const u = await h.signedInUser();
       for (const ch of BIDI_FORMATTING) {

@@ -28,12 +28,13 @@ function textField(max: number, options: { kind: "identity" | "prose"; example: 
         ctx.addIssue({ code: z.ZodIssueCode.custom, message: "must not contain control characters" });
         return z.NEVER;
       }
-      if (identity && hasInvisibleCharacters(text)) {
-        ctx.addIssue({ code: z.ZodIssueCode.custom, message: "must not contain invisible characters" });
-        return z.NEVER;
-      }
+      // The length first: the invisible-character check then reads at most `max` characters.
       if ([...text].length > max) {
         ctx.addIssue({ code: z.ZodIssueCode.custom, message: `must be at most ${max} characters` });
+        return z.NEVER;
+      }
+      if (identity && hasInvisibleCharacters(text)) {
+        ctx.addIssue({ code: z.ZodIssueCode.custom, message: "must not contain invisible characters" });
         return z.NEVER;
       }
       return text === "" ? null : text;
