@@ -30,11 +30,12 @@ export function webRoutes() {
   peoplePages(web);
   adminPages(web);
   // A GET of a path that only takes a form (a bookmark, a reload) goes to the page the form is on.
-  // From the URL's own path, still percent-encoded: `c.req.path` is decoded, and a line break
-  // decoded into `Location` would make the header invalid (a 500).
+  // From the path as the router matched it (decoded: `/login/code/%73end` is the form's path too,
+  // and sent back as it came it would redirect to itself), encoded again for `Location`, where a
+  // decoded line break would make the header invalid (a 500).
   const getPaths = new Set(web.routes.filter((r) => r.method === "GET").map((r) => r.path));
   const postOnly = [...new Set(web.routes.filter((r) => r.method === "POST" && !getPaths.has(r.path)).map((r) => r.path))];
-  for (const path of postOnly) web.get(path, (c) => c.redirect(pageOf(new URL(c.req.url).pathname), 303));
+  for (const path of postOnly) web.get(path, (c) => c.redirect(encodeURI(pageOf(c.req.path)), 303));
   web.onError((error, c) => {
     c.header("Content-Security-Policy", PAGE_CSP);
     c.header("Cache-Control", "no-store");

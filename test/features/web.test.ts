@@ -656,7 +656,15 @@ describe("admin console", () => {
       expect(res.location, path).not.toMatch(/[\r\n]/);
       expect(res.setCookies.join(), path).not.toContain("x=1");
     }
-    expect((await browser().request("GET", "/admin/users/%0d%0aX/flags")).location).toBe("/admin/users/%0d%0aX");
+    expect((await browser().request("GET", "/admin/users/%0d%0aX/flags")).location).toBe("/admin/users/%0D%0AX");
+    // A form path spelt with escapes goes to the form's page too, never back to itself.
+    for (const [path, to] of [
+      ["/login/code/%73end", "/login/code"],
+      ["/verify/re%73end", "/verify"],
+      ["/admin/%63onfig", "/admin"],
+    ]) {
+      expect((await browser().request("GET", path as string)).location, path).toBe(to);
+    }
   });
 
   it("is staff only: a 403 page for others, refusing self-demotion with the reason", async () => {
