@@ -104,18 +104,28 @@ export function requireSetup(options: { database?: boolean } = {}): MiddlewareHa
   };
 }
 
+/** What SQLite says of a query needing what a migration not yet applied adds, and what it names. */
+const UNMIGRATED: [RegExp, (m: RegExpExecArray) => string][] = [
+  [/no such table: (\w+)/, (m) => `table ${m[1]}`],
+  [/table (\w+) has no column named (\w+)/, (m) => `column ${m[1]}.${m[2]}`], // a write
+  [/no such column: ([\w.]+)/, (m) => `column ${m[1]}`], // a read
+];
+
 /**
  * The 503 for an error that comes from an incomplete setup — `requireSetup`'s own, or a query on
- * an unmigrated database ("no such table", whose table is then named in the log once) — or null
- * for any other error. Either way the cause is already logged by name.
+ * a database behind on its migrations (a missing table or column, then named in the log once) —
+ * or null for any other error. Either way the cause is already logged by name.
  */
 export function setupError(error: unknown): AppError | null {
   if (error instanceof NotSetUpError) return error;
   for (let e: unknown = error, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
-    const match = /no such table: (\w+)/.exec(e instanceof Error ? e.message : String(e));
-    if (match) {
-      logOnce(`the D1 database has no table ${match[1]}: ${MIGRATE}`);
-      return new NotSetUpError();
+    const message = e instanceof Error ? e.message : String(e);
+    for (const [pattern, name] of UNMIGRATED) {
+      const match = pattern.exec(message);
+      if (match) {
+        logOnce(`the D1 database has no ${name(match)}: ${MIGRATE}`);
+        return new NotSetUpError();
+      }
     }
   }
   return null;

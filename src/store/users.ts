@@ -302,9 +302,13 @@ export function DrizzleUserStore(db: Db): UserStore {
         db.delete(otpCodes).where(and(eq(otpCodes.userId, userId), asReadNow)),
         db.delete(statuses).where(and(eq(statuses.userId, userId), asReadNow)),
         db.delete(activity).where(and(eq(activity.userId, userId), asReadNow)),
+        // The entries keep naming their actor (entries from before addresses were recorded take it now).
         db
           .update(adminAudit)
-          .set({ actorId: null })
+          .set({
+            actorId: null,
+            actorEmail: sql`coalesce(${adminAudit.actorEmail}, (SELECT ${users.email} FROM ${users} WHERE ${users.id} = ${userId}))`,
+          })
           .where(and(eq(adminAudit.actorId, userId), asReadNow)),
         db
           .delete(users)

@@ -399,6 +399,19 @@ describe("GET /admin/audit", () => {
     expect(res.json.items[0]).toMatchObject({ actor_id: null, actor_email: leaving.email, action: "config.set", new_value: "7" });
   });
 
+  it("names the deleted staff member also in entries written before addresses were recorded with them", async () => {
+    const later = harness({ start: Date.now() + 250 * 365 * 86_400_000 });
+    const [leaving, staying] = [await staffUser(later), await staffUser(later)];
+    later.clock.advance(1000);
+    expect((await later.call("PATCH", `${ADMIN}/config`, { otp_max_attempts: 8 }, { token: leaving.access_token })).status).toBe(200);
+    await env.DB.prepare("UPDATE admin_audit SET actor_email = NULL WHERE actor_id = ?").bind(leaving.id).run(); // as before migration 0004
+    expect((await later.call("DELETE", "/api/v1/me", { current_password: leaving.password }, { token: leaving.access_token })).status).toBe(
+      204,
+    );
+    const res = await later.call("GET", `${ADMIN}/audit?limit=1`, undefined, { token: staying.access_token });
+    expect(res.json.items[0]).toMatchObject({ actor_id: null, actor_email: leaving.email, new_value: "8" });
+  });
+
   it("refuses a forged cursor and an out-of-range limit with 400", async () => {
     const admin = await staffUser();
     expect((await h.call("GET", `${ADMIN}/audit?cursor=not-a-cursor`, undefined, { token: admin.access_token })).status).toBe(400);

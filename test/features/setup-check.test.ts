@@ -1,6 +1,6 @@
 import { env } from "cloudflare:test";
 import { afterEach, beforeEach, describe, expect, it, type MockInstance, vi } from "vitest";
-import { OTP_SECRET_MIN_LENGTH } from "../../src/middleware/readiness";
+import { OTP_SECRET_MIN_LENGTH, setupError } from "../../src/middleware/readiness";
 import { BASE, harness, unique } from "../helpers";
 
 /**
@@ -81,6 +81,19 @@ describe("an incomplete setup", () => {
     }
     expect(logLines().filter((l) => /^\[setup\] the D1 database has no table \w+: apply the migrations/.test(l))).toHaveLength(1);
     expect(logLines().join("\n")).not.toMatch(/\[error\]|\n\s+at /);
+  });
+
+  it("names a database behind on its migrations (a column missing) and answers 503, not 500", async () => {
+    // What D1 and SQLite say of a write and of a read that need a column a later migration adds.
+    const error = new Error("query failed", {
+      cause: new Error("D1_ERROR: table admin_audit has no column named actor_email: SQLITE_ERROR"),
+    });
+    expect(setupError(error)).toMatchObject({ status: 503, code: "service_unavailable" });
+    expect(setupError(new Error("D1_ERROR: no such column: admin_audit.actor_email: SQLITE_ERROR"))).toMatchObject({ status: 503 });
+    expect(setupError(new Error("something else"))).toBeNull();
+    expect(
+      logLines().filter((l) => /^\[setup\] the D1 database has no column admin_audit\.actor_email: apply the migrations/.test(l)),
+    ).toHaveLength(1);
   });
 
   it("keeps the website closed too, with a 503 page, rather than keying its codes and forms with a weak secret", async () => {
