@@ -9,7 +9,6 @@ import { alias } from "drizzle-orm/sqlite-core";
 import { affectedRows, type Db, type Placeholders, prepared, runBatch, runGuarded, runOne } from "./driver";
 import { refreshTokens, users } from "./schema";
 import {
-  activityInsert,
   activityInsertSelect,
   auditEntryWhile,
   clearCounter,
@@ -66,8 +65,8 @@ export interface TokenStore {
   /**
    * Ends every sign-in of the user (`endSignIns`: refresh tokens revoked, access tokens issued so
    * far cut off, a pending address change and outstanding codes void) but `keepSessionId`'s, whose
-   * refresh token stays live, with the user's entry and (staff action) the audit entry. A staff
-   * action lands only while its actor is still active staff: false, and nothing written, if not.
+   * refresh token stays live, with the user's entry and (staff action) the audit entry. False, and
+   * nothing written, when the account is gone or a staff action's actor is no longer active staff.
    */
   endAllSessions(
     userId: string,
@@ -249,8 +248,9 @@ export function DrizzleTokenStore(db: Db): TokenStore {
     async endAllSessions(userId, { reason, nowMs, activity, audit, keepSessionId }) {
       return runGuarded(db, [
         audit && auditEntryWhile(db, audit, stillActiveStaff(audit.actorId)),
+        // Also a guard: an account deleted meanwhile gets no entry (nor a 500 from its foreign key).
+        activityInsertSelect(db, activity, { userIdFrom: sql`(SELECT ${users.id} FROM ${users} WHERE ${users.id} = ${userId})` }),
         ...endSignIns(db, userId, reason, nowMs, { keepSessionId }),
-        activityInsert(db, activity),
       ]);
     },
 

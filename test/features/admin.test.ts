@@ -761,6 +761,24 @@ describe("a flag change is judged by the state it lands on", () => {
 });
 
 describe("POST /admin/users/{id}/logout-all", () => {
+  it("answers 404 for an account deleted while the request was under way, writing nothing", async () => {
+    const admin = await staffUser();
+    const target = await h.signedInUser();
+    const probe = probeD1(env.DB);
+    const staged = probe.onceBefore(/insert into "admin_audit"/, async () => {
+      expect((await h.call("DELETE", "/api/v1/me", { current_password: target.password }, { token: target.access_token })).status).toBe(
+        204,
+      );
+    });
+    const res = await h.call("POST", `${ADMIN}/users/${target.id}/logout-all`, undefined, {
+      token: admin.access_token,
+      env: { ...env, DB: probe.db },
+    });
+    expect(staged.done).toBe(true);
+    expect(res.status, res.text).toBe(404);
+    expect(await auditFor(target.id)).toEqual([]);
+  });
+
   it("ends every session of the user, answers 204 and is audited", async () => {
     const admin = await staffUser();
     const victim = await h.signedInUser();

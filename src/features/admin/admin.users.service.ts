@@ -123,5 +123,8 @@ export async function adminLogoutAll(deps: Deps, actor: User, id: string): Promi
     activity: { userId: id, type: "logout_all", nowMs: now, meta: { ip: null, userAgent: null }, details: { by: "admin" } },
     audit: { actorId: actor.id, action: "user.logout_all", target: id, oldValue: null, newValue: null, nowMs: now },
   });
-  if (!ended) throw staffOnly(); // demoted or disabled while the request was under way
+  if (!ended) {
+    await findUser(deps, id); // 404 when the account was deleted meanwhile
+    throw staffOnly(); // else its caller was demoted or disabled meanwhile
+  }
 }
