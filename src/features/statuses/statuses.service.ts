@@ -26,6 +26,8 @@ export function statusView(row: StatusRow): StatusView {
   };
 }
 
+const noSuchStatus = () => new AppError("not_found", "No such status.");
+
 /**
  * The status `user` may change: their own, or any for staff. Anyone else gets 403 for a public
  * status and 404 for one out of public view (a disabled or unverified author's), as its GET
@@ -33,10 +35,9 @@ export function statusView(row: StatusRow): StatusView {
  */
 async function changeableStatus(deps: Pick<Deps, "statuses">, user: User, id: string): Promise<StatusRow> {
   const row = await deps.statuses.byId(id);
-  const notFound = new AppError("not_found", "No such status.");
-  if (!row) throw notFound;
+  if (!row) throw noSuchStatus();
   if (row.userId === user.id || user.isStaff) return row;
-  if (!(await deps.statuses.byId(id, { publicOnly: true }))) throw notFound;
+  if (!(await deps.statuses.byId(id, { publicOnly: true }))) throw noSuchStatus();
   throw new AppError("forbidden", "Only the author or staff may change this status.");
 }
 
@@ -56,7 +57,7 @@ function staffAudit(user: User, status: StatusRow, action: AuditAction, newValue
  * author was demoted or disabled while the request was under way (403).
  */
 function assertLanded(outcome: StatusChange): void {
-  if (outcome === "gone") throw new AppError("not_found", "No such status.");
+  if (outcome === "gone") throw noSuchStatus();
   if (outcome === "not_staff") throw staffOnly();
 }
 
@@ -84,7 +85,7 @@ export async function listStatuses(
 /** The public read: a disabled account's statuses are gone from it, as from the list. */
 export async function getStatus(deps: Pick<Deps, "statuses">, id: string): Promise<StatusView> {
   const row = await deps.statuses.byId(id, { publicOnly: true });
-  if (!row) throw new AppError("not_found", "No such status.");
+  if (!row) throw noSuchStatus();
   return statusView(row);
 }
 
