@@ -112,10 +112,15 @@ export function createDeps(
   },
 ): Deps {
   const replica = databaseFor(env, options.session);
+  let primary: Stores | undefined;
   return defineStores<Omit<Deps, keyof Stores>>(
     {
       replica,
-      primary: defineStores({}, () => databaseFor(env).db),
+      // Made on first use: most requests never read outside their session.
+      get primary() {
+        primary ??= defineStores({}, () => databaseFor(env).db);
+        return primary;
+      },
       setup: env.LIBSQL_URL ? LibsqlSetupCheck(LibsqlDatabase(env.LIBSQL_URL, env.LIBSQL_AUTH_TOKEN)) : D1SetupCheck(env.DB),
       clock: options.clock,
       config: () => options.config.get(env.CONFIG),

@@ -10,7 +10,7 @@ import {
   type Placeholders,
   prepared,
   preparedShapes,
-  type runBatch,
+  type Query,
   runGuarded,
   runGuardedBatch,
   runOne,
@@ -101,7 +101,7 @@ function statusAuditEntry(db: Db, audit: AuditRecord, id: string) {
 export function DrizzleStatusStore(db: Db): StatusStore {
   const select = () => db.select(statusColumns).from(statuses).innerJoin(users, eq(users.id, statuses.userId));
   /** Runs a change whose last statement returns the status it changed (see `StatusChange`). */
-  async function statusChange(batch: Parameters<typeof runBatch>[1]): Promise<StatusChange> {
+  async function statusChange(batch: (Query | false | undefined)[]): Promise<StatusChange> {
     const results = await runGuardedBatch(db, batch);
     if (!results) return "not_staff";
     return affectedRows(results.at(-1)) > 0 ? "done" : "gone";
