@@ -1072,7 +1072,7 @@ export interface paths {
         };
         /**
          * Replace email and username
-         * @description A new `email` needs `current_password` and stays `pending_email` until the code mailed to it is given to `POST /me/email/verify`; a notice goes to the current address. Giving the current address again cancels a pending change.
+         * @description A new `email` needs `current_password` and stays `pending_email` until the code mailed to it is given to `POST /me/email/verify`; a notice goes to the current address. Giving the current address again cancels a pending change. `409 conflict` when the password changed or the account's sign-ins ended while the request ran: nothing was changed.
          */
         put: {
             parameters: {
@@ -1273,7 +1273,7 @@ export interface paths {
         head?: never;
         /**
          * Change email or username
-         * @description A new `email` needs `current_password` and stays `pending_email` until the code mailed to it is given to `POST /me/email/verify`; a notice goes to the current address. Giving the current address again cancels a pending change.
+         * @description A new `email` needs `current_password` and stays `pending_email` until the code mailed to it is given to `POST /me/email/verify`; a notice goes to the current address. Giving the current address again cancels a pending change. `409 conflict` when the password changed or the account's sign-ins ended while the request ran: nothing was changed.
          */
         patch: {
             parameters: {

@@ -4,7 +4,7 @@
  * changes). Every multi-statement change is one batch, so it applies whole or not at all.
  */
 import { and, desc, eq, ne, or, type SQL, sql } from "drizzle-orm";
-import { affectedRows, type Db, type Placeholders, prepared, runBatch, runGuarded, runOne } from "./driver";
+import { affectedRows, type Db, type Placeholders, prepared, runBatch, runGuarded, runGuardedBatch, runOne } from "./driver";
 import { type PendingNotice, pendingNoticeInsert } from "./notices";
 import { activity, adminAudit, otpCodes, profiles, refreshTokens, statuses, users } from "./schema";
 import {
@@ -25,6 +25,7 @@ import {
   stillActiveStaff,
   supersedeCodes,
   whileAccountAsRead,
+  whileSignInsAsRead,
 } from "./statements";
 import type {
   ActivityRecord,
@@ -99,6 +100,8 @@ export interface UserStore {
     code: NewCode | null;
     emailChange: { activity: ActivityRecord; asRead: AccountAsRead; notice: PendingNotice } | null;
     release: PasswordCheckRelease | null;
+    /** The `tokens_valid_after` the request read: nothing is written once its sign-ins ended since. */
+    signInsValidAfter: number;
   }): Promise<boolean>;
   /**
    * New password hash; every other sign-in ends and access tokens issued so far stop working.
@@ -256,15 +259,19 @@ export function DrizzleUserStore(db: Db): UserStore {
 
     async updateIdentifiers(input) {
       const { userId, nowMs, emailChange } = input;
-      return runGuarded(db, [
-        emailChange && entryWhileAccountAsRead(db, emailChange.activity, emailChange.asRead),
+      // A change without the password (a rename, a cancellation) holds only while the sign-in that
+      // asked for it does; one with it has the stricter guard of its entry (`entryWhileAccountAsRead`).
+      const signedIn = whileSignInsAsRead(userId, input.signInsValidAfter);
+      const results = await runGuardedBatch(db, [
         // Each column only when it changes: a rename that wrote back the pending address it had read
         // would undo a cancellation (a reset, a password change) that committed in between.
         db
           .update(users)
           .set({ username: input.username, pendingEmail: input.pendingEmail, updatedAt: nowMs })
-          .where(eq(users.id, userId)),
-        input.cancelPendingCodes && supersedeCodes(db, userId, "change_email", nowMs),
+          .where(and(eq(users.id, userId), signedIn))
+          .returning({ id: users.id }),
+        emailChange && entryWhileAccountAsRead(db, emailChange.activity, emailChange.asRead),
+        input.cancelPendingCodes && supersedeCodes(db, userId, "change_email", nowMs, signedIn),
         ...(input.code
           ? [
               supersedeCodes(db, userId, input.code.purpose, nowMs),
@@ -274,6 +281,7 @@ export function DrizzleUserStore(db: Db): UserStore {
         emailChange && pendingNoticeInsert(db, emailChange.notice),
         ...releasePasswordCheck(db, input.release),
       ]);
+      return results !== null && affectedRows(results[0]) === 1;
     },
 
     async changePassword(input) {

@@ -292,7 +292,7 @@ describe("email change is pending until the new address proves itself", () => {
   describe("a rename in flight writes back only the username", () => {
     const RENAME = /^update "users" set .*"username"/;
 
-    it("and does not bring back a pending change that a password reset cancelled meanwhile", async () => {
+    it("and does not bring back a pending change that a password reset cancelled meanwhile: the reset ended its sign-in, so it lands nowhere (409)", async () => {
       const { u } = await (async () => {
         const owner = await user();
         const thief = await h.login(owner.email, owner.password);
@@ -318,11 +318,12 @@ describe("email change is pending until the new address proves itself", () => {
         });
         expect(reset.status, reset.text).toBe(204);
       });
-      const rename = await h.call("PATCH", ME, { username: unique("renamed") }, { token: u.thiefToken, env: { ...env, DB: probe.db } });
+      const renamed = unique("renamed");
+      const rename = await h.call("PATCH", ME, { username: renamed }, { token: u.thiefToken, env: { ...env, DB: probe.db } });
       expect(staged.done).toBe(true);
-      expect(rename.status, rename.text).toBe(200);
-      const row = await env.DB.prepare("SELECT pending_email FROM users WHERE id = ?").bind(u.id).first<{ pending_email: string | null }>();
-      expect(row?.pending_email).toBeNull();
+      expect(rename.status, rename.text).toBe(409);
+      const row = await env.DB.prepare("SELECT pending_email, username FROM users WHERE id = ?").bind(u.id).first();
+      expect(row).toEqual({ pending_email: null, username: u.username });
     });
 
     it("and a confirmation that lost its pending address to it records no change, ends no sign-in and sends no notice", async () => {

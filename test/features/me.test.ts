@@ -1,5 +1,6 @@
 import { env } from "cloudflare:test";
 import { afterEach, describe, expect, it } from "vitest";
+import { probeD1 } from "../d1-wrap";
 import { harness, setConfig, unique } from "../helpers";
 
 const ME = "/api/v1/me";
@@ -60,6 +61,19 @@ describe("PUT and PATCH /me", () => {
     expect(me.json.user.username).toBe(username);
     // One envelope for the account everywhere: PATCH answers what GET answers.
     expect(res.json).toEqual(me.json);
+  });
+
+  it("PATCH renames nothing for a request whose sign-in was ended (logout-all) while it was under way: 409", async () => {
+    const u = await h.signedInUser();
+    const probe = probeD1(env.DB);
+    const staged = probe.onceBefore(/^update "users" set "username"/, async () => {
+      const owner = await h.login(u.email, u.password);
+      expect((await h.call("POST", "/api/v1/auth/logout-all", undefined, { token: owner.access_token })).status).toBe(204);
+    });
+    const res = await h.call("PATCH", ME, { username: unique("thief") }, { token: u.access_token, env: { ...env, DB: probe.db } });
+    expect(staged.done).toBe(true);
+    expect(res.status, res.text).toBe(409);
+    expect((await env.DB.prepare("SELECT username FROM users WHERE id = ?").bind(u.id).first())?.username).toBe(u.username);
   });
 
   it("PATCH can clear the username with null", async () => {

@@ -234,6 +234,7 @@ export function storeConformance(driver: string, open: () => Promise<Conformance
         const code = newCode("new@example.com", "change_email");
         await stores.users.updateIdentifiers({
           userId: user.id,
+          signInsValidAfter: user.tokensValidAfter,
           username: "renamed",
           pendingEmail: "new@example.com",
           nowMs: clock.now(),
@@ -249,9 +250,11 @@ export function storeConformance(driver: string, open: () => Promise<Conformance
         expect(await stores.users.byId(user.id)).toMatchObject({ username: "renamed", pendingEmail: "new@example.com" });
         expect(await countOf("SELECT COUNT(*) AS n FROM otp_codes WHERE id = ?", code.id)).toBe(1);
         expect(await countOf("SELECT COUNT(*) AS n FROM rate_limits WHERE key = ?", `loginFailuresPerAccount:${user.id}`)).toBe(0);
-        await stores.users.updateIdentifiers({
+        // Cancelling the pending change, with a rename.
+        const cancel = (username: string, signInsValidAfter: number) => ({
           userId: user.id,
-          username: "renamed",
+          signInsValidAfter,
+          username,
           pendingEmail: null,
           nowMs: clock.now(),
           cancelPendingCodes: true,
@@ -259,6 +262,11 @@ export function storeConformance(driver: string, open: () => Promise<Conformance
           emailChange: null,
           release: null,
         });
+        // Read before the account's sign-ins ended (another tokens_valid_after): no rename, no cancellation.
+        expect(await stores.users.updateIdentifiers(cancel("thief", user.tokensValidAfter - 1000))).toBe(false);
+        expect(await stores.users.byId(user.id)).toMatchObject({ username: "renamed", pendingEmail: "new@example.com" });
+        expect(await countOf("SELECT COUNT(*) AS n FROM otp_codes WHERE id = ? AND consumed_at IS NULL", code.id)).toBe(1);
+        expect(await stores.users.updateIdentifiers(cancel("renamed", user.tokensValidAfter))).toBe(true);
         expect(await countOf("SELECT COUNT(*) AS n FROM otp_codes WHERE id = ? AND consumed_at IS NOT NULL", code.id)).toBe(1);
       });
 
@@ -335,6 +343,7 @@ export function storeConformance(driver: string, open: () => Promise<Conformance
         expect(
           await stores.users.updateIdentifiers({
             userId: user.id,
+            signInsValidAfter: user.tokensValidAfter,
             username: "thief",
             pendingEmail: "thief@example.com",
             nowMs: clock.now(),
@@ -916,6 +925,7 @@ export function storeConformance(driver: string, open: () => Promise<Conformance
         const code = newCode(target, "change_email");
         await stores.users.updateIdentifiers({
           userId: user.id,
+          signInsValidAfter: user.tokensValidAfter,
           username: user.username,
           pendingEmail: target,
           nowMs: clock.now(),
@@ -948,6 +958,7 @@ export function storeConformance(driver: string, open: () => Promise<Conformance
         const code = newCode(target, "change_email");
         await stores.users.updateIdentifiers({
           userId: user.id,
+          signInsValidAfter: user.tokensValidAfter,
           nowMs: clock.now(),
           cancelPendingCodes: false,
           code,
@@ -983,6 +994,7 @@ export function storeConformance(driver: string, open: () => Promise<Conformance
         const code = newCode(address, purpose);
         await stores.users.updateIdentifiers({
           userId: user.id,
+          signInsValidAfter: user.tokensValidAfter,
           username: user.username,
           pendingEmail: user.pendingEmail,
           nowMs: clock.now(),
@@ -1018,6 +1030,7 @@ export function storeConformance(driver: string, open: () => Promise<Conformance
         const code = newCode(address, "change_email");
         await stores.users.updateIdentifiers({
           userId: user.id,
+          signInsValidAfter: user.tokensValidAfter,
           username: user.username,
           pendingEmail: address,
           nowMs: clock.now(),

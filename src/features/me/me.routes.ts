@@ -61,7 +61,8 @@ const updateResponses = {
 };
 const EMAIL_CHANGE =
   "A new `email` needs `current_password` and stays `pending_email` until the code mailed to it is given to " +
-  "`POST /me/email/verify`; a notice goes to the current address. Giving the current address again cancels a pending change.";
+  "`POST /me/email/verify`; a notice goes to the current address. Giving the current address again cancels a pending change. " +
+  "`409 conflict` when the password changed or the account's sign-ins ended while the request ran: nothing was changed.";
 
 export const meRoutes = createRouter()
   .openapi(

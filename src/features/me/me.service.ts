@@ -102,6 +102,7 @@ export async function updateMe(
         ? { activity: { userId: user.id, type: "email_change_requested", nowMs: now, meta }, asRead: user, notice: notice.row }
         : null,
       release,
+      signInsValidAfter: user.tokensValidAfter,
     });
   } catch (error) {
     rethrowUniqueViolation(error);
