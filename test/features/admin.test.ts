@@ -282,32 +282,32 @@ describe("two staff members changing one config key at once", () => {
     )?.new_value;
   }
 
-  it("leave in force the value of the audit trail's newest entry, whichever KV write lands last", async () => {
+  /**
+   * Two staff members set `key`: a's change is audited first; b's is audited and written (a second
+   * later) while a's KV write is on its way. Both answer 200.
+   */
+  async function changedAtOnce(key: string, values: { a: number; b: number }) {
     const [a, b] = [await staffUser(), await staffUser()];
-    await setConfig("access_token_ttl", "45");
-    // a's change is audited first; b's is audited and written while a's KV write is on its way.
-    const { kv, staged } = kvLettingThrough("access_token_ttl", async () => {
+    const { kv, staged } = kvLettingThrough(key, async () => {
       h.clock.advance(1000);
-      expect((await h.call("PATCH", `${ADMIN}/config`, { access_token_ttl: 600 }, { token: b.access_token })).status).toBe(200);
+      expect((await h.call("PATCH", `${ADMIN}/config`, { [key]: values.b }, { token: b.access_token })).status).toBe(200);
     });
-    const res = await h.call("PATCH", `${ADMIN}/config`, { access_token_ttl: 120 }, { token: a.access_token, env: { ...env, CONFIG: kv } });
+    const res = await h.call("PATCH", `${ADMIN}/config`, { [key]: values.a }, { token: a.access_token, env: { ...env, CONFIG: kv } });
     expect(staged.done).toBe(true);
     expect(res.status, res.text).toBe(200);
+  }
+
+  it("leave in force the value of the audit trail's newest entry, whichever KV write lands last", async () => {
+    await setConfig("access_token_ttl", "45");
+    await changedAtOnce("access_token_ttl", { a: 120, b: 600 });
     expect(await env.CONFIG.get("access_token_ttl")).toBe(await newestAudited("access_token_ttl"));
   });
 
   it("end only the sign-ins older than the session_max_age left in force, not the one the newer change replaced", async () => {
     const user = await h.signedInUser();
     h.clock.advance(2 * 3600_000); // user's sign-in is two hours old
-    const [a, b] = [await staffUser(), await staffUser()];
-    // a asks for one hour; b, audited later, for a day, written while a's KV write is on its way.
-    const { kv, staged } = kvLettingThrough("session_max_age", async () => {
-      h.clock.advance(1000);
-      expect((await h.call("PATCH", `${ADMIN}/config`, { session_max_age: 86400 }, { token: b.access_token })).status).toBe(200);
-    });
-    const res = await h.call("PATCH", `${ADMIN}/config`, { session_max_age: 3600 }, { token: a.access_token, env: { ...env, CONFIG: kv } });
-    expect(staged.done).toBe(true);
-    expect(res.status, res.text).toBe(200);
+    // a asks for one hour; b, audited later, for a day.
+    await changedAtOnce("session_max_age", { a: 3600, b: 86400 });
     expect(await env.CONFIG.get("session_max_age")).toBe("86400");
     expect((await h.call("POST", "/api/v1/auth/refresh", { refresh_token: user.refresh_token })).status).toBe(200);
     await setConfig("session_max_age", undefined);
@@ -727,6 +727,7 @@ describe("a flag change is judged by the state it lands on", () => {
   it("a staff member demoted while a config change or a logout-all of theirs was under way changes nothing (403)", async () => {
     const [actor, other] = [await staffUser(), await staffUser()];
     const victim = await h.signedInUser();
+    const probe = probeD1(env.DB);
     const requests = [
       () =>
         h.call(
@@ -740,7 +741,6 @@ describe("a flag change is judged by the state it lands on", () => {
         h.call("POST", `${ADMIN}/users/${victim.id}/logout-all`, undefined, { token: actor.access_token, env: { ...env, DB: probe.db } }),
     ];
     await setConfig("otp_ttl", "900");
-    const probe = probeD1(env.DB);
     for (const request of requests) {
       await env.DB.prepare("UPDATE users SET is_staff = 1 WHERE id = ?").bind(actor.id).run();
       const staged = probe.onceBefore(/^insert into "admin_audit"/, async () => {

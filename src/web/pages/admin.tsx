@@ -114,6 +114,12 @@ async function configPage(c: WebContext, problem?: Problem, values: Record<strin
   );
 }
 
+/** Who made a change: a staff member, one whose account is gone since (their address then), or the operator's CLI. */
+function auditActor(a: AuditEntryView): string {
+  if (a.actor_id !== null) return a.actor_email ?? a.actor_id;
+  return a.actor_email !== null ? `${a.actor_email} (account deleted)` : "operator (CLI)";
+}
+
 function userFlag(label: string, on: boolean) {
   return (
     <>
@@ -137,12 +143,6 @@ export function adminPages(web: Hono<WebEnv>) {
     await resetConfigKey(c.var.deps, c.var.user, c.req.param("key"));
     return redirect(c, "/admin", "config_reset");
   });
-
-  /** Who made a change: a staff member, one whose account is gone since (their address then), or the operator's CLI. */
-  const auditActor = (a: AuditEntryView) => {
-    if (a.actor_id !== null) return a.actor_email ?? a.actor_id;
-    return a.actor_email !== null ? `${a.actor_email} (account deleted)` : "operator (CLI)";
-  };
 
   web.get("/admin/audit", staff, async (c) => {
     const cursor = c.req.query("cursor");
