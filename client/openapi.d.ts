@@ -762,7 +762,7 @@ export interface paths {
         put?: never;
         /**
          * Confirm the email address with a code
-         * @description Uses a `verify_email` code. Any wrong, expired, used, superseded or unknown email/code combination answers the same 400 `invalid_code`. A code works once, expires after KV `otp_ttl` seconds and dies after KV `otp_max_attempts` wrong guesses.
+         * @description Uses a `verify_email` code and the password chosen at registration (a wrong one: 401 `invalid_credentials`, counted like a failed login; the code stays usable). Someone who did not register the address confirms it by signing in with a `login` code instead, which ends the password someone else chose. Any wrong, expired, used, superseded or unknown email/code combination answers the same 400 `invalid_code`. A code works once, expires after KV `otp_ttl` seconds and dies after KV `otp_max_attempts` wrong guesses.
          */
         post: {
             parameters: {
@@ -797,6 +797,15 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
+                /** @description Missing, invalid or expired credentials */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
                 /** @description Body too large */
                 413: {
                     headers: {
@@ -808,6 +817,15 @@ export interface paths {
                 };
                 /** @description Unsupported content type */
                 415: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Rate limited; see Retry-After */
+                429: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -3822,6 +3840,12 @@ export interface components {
              * @example 123456
              */
             code: string;
+            /**
+             * Format: password
+             * @description The password chosen at registration
+             * @example correct horse battery staple
+             */
+            password: string;
         };
         OtpLoginRequest: {
             /**

@@ -17,7 +17,11 @@ const median = (xs) => {
 export const ENUMERATION_ENDPOINTS = [
   { name: "POST /auth/otp", path: "/api/v1/auth/otp", body: (email) => ({ email, purpose: "login" }) },
   { name: "POST /auth/login/otp", path: "/api/v1/auth/login/otp", body: (email) => ({ email, code: "123456" }) },
-  { name: "POST /auth/verify-email", path: "/api/v1/auth/verify-email", body: (email) => ({ email, code: "123456" }) },
+  {
+    name: "POST /auth/verify-email",
+    path: "/api/v1/auth/verify-email",
+    body: (email) => ({ email, code: "123456", password: "enumeration-bench-pass-1" }),
+  },
   {
     name: "POST /auth/password/reset",
     path: "/api/v1/auth/password/reset",

@@ -22,12 +22,13 @@ import {
   countHit,
   endSignIns,
   hitWithin,
+  releasePasswordCheck,
   revokeAllForUser,
   supersedeCodes,
   voidAllCodes,
   whileSignInsAsRead,
 } from "./statements";
-import type { ActivityRecord, Counter, NewCode, NewRefreshToken, OtpPurpose, RequestMeta, User } from "./types";
+import type { ActivityRecord, Counter, NewCode, NewRefreshToken, OtpPurpose, PasswordCheckRelease, RequestMeta, User } from "./types";
 
 /** Whose code it is: the live account owning the address, or (email change) the signed-in account. */
 export type CodeOwner = { by: "address" } | { by: "user"; userId: string };
@@ -85,15 +86,19 @@ export interface CodeStore {
   /** Kills the code at its last attempt and records the entries of a wrong code (see `CodeFailureInput`). One batch. */
   recordFailure(input: CodeFailureInput): Promise<void>;
   /**
-   * Spends a `verify_email` code: the address is verified, and with `signIn` (the website's
-   * confirmation step) the sign-in `token` starts with its `login` entry — only while the account
-   * is active with the `tokens_valid_after` read (`signInsValidAfter`). False when the code was no
-   * longer live (or, signing in, the account changed).
+   * Spends a `verify_email` code: the address is verified and the registrant's password check
+   * (`release`, null when the website's registrant cookie stood in for it) given back; with
+   * `signIn` (the website's confirmation step) the sign-in `token` starts with its `login` entry —
+   * only while the account is active with the `tokens_valid_after` read (`signInsValidAfter`).
+   * False when the code was no longer live (or, signing in, the account changed).
    */
   spendForVerification(
     codeId: string,
     entry: SpendEntry,
-    signIn?: { token: NewRefreshToken; entry: ActivityRecord; signInsValidAfter: number },
+    input: {
+      release: PasswordCheckRelease | null;
+      signIn?: { token: NewRefreshToken; entry: ActivityRecord; signInsValidAfter: number };
+    },
   ): Promise<boolean>;
   /**
    * Spends a `login` code and starts the sign-in `token`. An unverified account is claimed: its
@@ -282,12 +287,13 @@ export function DrizzleCodeStore(db: Db): CodeStore {
       ]);
     },
 
-    spendForVerification(codeId, entry, signIn) {
+    spendForVerification(codeId, entry, { release, signIn }) {
       return spend(
         codeId,
         entry,
         [
           db.update(users).set({ emailVerified: true, updatedAt: entry.nowMs }).where(eq(users.id, entry.userId)),
+          ...releasePasswordCheck(db, release),
           ...(signIn ? [db.insert(refreshTokens).values(signIn.token), activityInsert(db, signIn.entry)] : []),
         ],
         signIn && whileSignInsAsRead(entry.userId, signIn.signInsValidAfter),

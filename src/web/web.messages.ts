@@ -35,8 +35,6 @@ export const FLASH = {
   registered: "Account created. We emailed you a code to confirm your address.",
   code_sent: "If an account with this email exists, a code is on its way.",
   verified: "Email address confirmed. Welcome!",
-  verified_elsewhere:
-    "Email address confirmed. Sign in with the password chosen at registration. If you did not register, sign in with an emailed code instead: the password someone else chose then stops working.",
   signed_in: "You are signed in.",
   signed_out: "You are signed out.",
   settings_saved: "Settings saved.",

@@ -75,10 +75,10 @@ const REGISTRANT_LABEL = "latchkey web registrant v1";
 
 /**
  * Marks this browser as the one that set the password of the (unverified) account at `email`: it
- * registered it, or signed in to it with that password. Only such a browser is signed in by the
- * activation code (`/verify`). Whoever else enters the code proves the mailbox, not the password
- * someone chose at registration — maybe not its owner (pre-registration hijacking) — so the
- * address is confirmed and they are sent to sign in. `email` is the canonical address.
+ * registered it, or signed in to it with that password. Such a browser confirms the address (and is
+ * signed in) with the activation code alone (`/verify`). Whoever else enters the code proves the
+ * mailbox, not the password someone chose at registration — maybe not its owner (pre-registration
+ * hijacking) — so they must give that password too. `email` is the canonical address.
  */
 export async function rememberRegistrant(c: Context<WebEnv>, email: string): Promise<void> {
   setCookie(c, COOKIE.registrant, await registrantTag(c, email), { ...BASE, maxAge: PENDING_EMAIL_MAX_AGE_S * 2 });

@@ -95,7 +95,11 @@ describe.sequential("the API through the real dev server", () => {
       JSON.stringify({ email: alice.email, password: alice.password }),
     ]);
     expect(early.status).toBe(403);
-    const verified = await curl("POST", `${API}/auth/verify-email`, [...JSON_TYPE, "-d", JSON.stringify({ email: alice.email, code })]);
+    const verified = await curl("POST", `${API}/auth/verify-email`, [
+      ...JSON_TYPE,
+      "-d",
+      JSON.stringify({ email: alice.email, code, password: alice.password }),
+    ]);
     expect(verified.status, verified.text).toBe(200);
     expect(verified.json.user.email_verified).toBe(true);
     const tokens = await curl("POST", `${API}/auth/login`, [
@@ -140,7 +144,9 @@ describe.sequential("the API through the real dev server", () => {
     expect(reg.status, reg.text).toBe(201);
     s.bobId = reg.json.user.id;
     const verifyCode = await codeFromInbox(bob.email, "verify_email");
-    expect((await call("POST", `${API}/auth/verify-email`, { json: { email: bob.email, code: verifyCode } })).status).toBe(200);
+    expect(
+      (await call("POST", `${API}/auth/verify-email`, { json: { email: bob.email, code: verifyCode, password: bob.password } })).status,
+    ).toBe(200);
     expect((await call("POST", `${API}/auth/otp`, { json: { email: bob.email, purpose: "reset_password" } })).status).toBe(202);
     const code = await codeFromInbox(bob.email, "reset_password");
     bob.password = "difference-engine-1833";

@@ -158,7 +158,7 @@ export async function signedInUser(server: DevServer, email: string, password: s
   const registered = await postJson(server, "/api/v1/auth/register", { email, password });
   if (registered.status !== 201) throw new Error(`register: ${registered.status} ${registered.text}`);
   const code = await mailedCode(server, email, "verify_email");
-  const verified = await postJson(server, "/api/v1/auth/verify-email", { email, code });
+  const verified = await postJson(server, "/api/v1/auth/verify-email", { email, code, password });
   if (verified.status !== 200) throw new Error(`verify-email: ${verified.status} ${verified.text}`);
   const login = await postJson(server, "/api/v1/auth/login", { email, password });
   if (login.status !== 200) throw new Error(`login: ${login.status} ${login.text}`);

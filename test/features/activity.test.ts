@@ -212,7 +212,7 @@ describe("GET /me/activity: each event, recorded by the action itself", () => {
     expect((await h.call("POST", "/api/v1/auth/register", { email, password }, { env: cap.env })).status).toBe(201);
     const [activation] = await mailsFor(cap.sent, h.clock, from);
     h.clock.advance(1);
-    const verified = await h.call("POST", "/api/v1/auth/verify-email", { email, code: codeInMail(activation!) });
+    const verified = await h.call("POST", "/api/v1/auth/verify-email", { email, code: codeInMail(activation!), password });
     expect(verified.status).toBe(200);
     // One code a minute per address: the registration's was the last.
     h.clock.advance(61_000);

@@ -663,7 +663,7 @@ describe("a flag change is judged by the state it lands on", () => {
     const probe = probeD1(env.DB);
     let session: { refresh_token: string } | undefined;
     const staged = probe.onceBefore(/^insert into "admin_audit"/, async () => {
-      expect((await h.call("POST", "/api/v1/auth/verify-email", { email, code })).status).toBe(200);
+      expect((await h.call("POST", "/api/v1/auth/verify-email", { email, code, password })).status).toBe(200);
       session = await h.login(email, password);
     });
     const marked = await h.call(

@@ -74,7 +74,7 @@ describe("code guessing", () => {
       const res = await h.call(
         "POST",
         "/api/v1/auth/verify-email",
-        { email: `${unique("spray")}@example.org`, code: "000000" },
+        { email: `${unique("spray")}@example.org`, code: "000000", password: "any-password-at-all" },
         { headers: client },
       );
       expect(res.status).toBe(400);
@@ -179,7 +179,7 @@ describe("code endpoints do the same work for unknown and existing addresses", (
   const cases: [string, string, (email: string) => unknown][] = [
     ["POST /auth/otp", OTP, (email) => ({ email, purpose: "login" })],
     ["POST /auth/login/otp", LOGIN_OTP, (email) => ({ email, code: "123456" })],
-    ["POST /auth/verify-email", "/api/v1/auth/verify-email", (email) => ({ email, code: "123456" })],
+    ["POST /auth/verify-email", "/api/v1/auth/verify-email", (email) => ({ email, code: "123456", password: "any-password-at-all" })],
     ["POST /auth/password/reset", "/api/v1/auth/password/reset", (email) => ({ email, code: "123456", new_password: "brand-new-pass-99" })],
   ];
 

@@ -99,7 +99,9 @@ describe("mail queue and drivers", () => {
     const replacement = await requestCode(superseded.email, "verify_email");
 
     const used = await registerUnverified();
-    expect((await h.call("POST", "/api/v1/auth/verify-email", { email: used.email, code: used.message.code })).status).toBe(200);
+    expect(
+      (await h.call("POST", "/api/v1/auth/verify-email", { email: used.email, code: used.message.code, password: PASSWORD })).status,
+    ).toBe(200);
 
     const expiring = await registerUnverified();
     const logs = vi.spyOn(console, "log").mockImplementation(() => {});

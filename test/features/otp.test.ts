@@ -51,8 +51,8 @@ describe("email one-time codes", () => {
   }
 
   // One request id throughout, so problem documents compare equal when only the request differs.
-  const verify = (email: string, code: string) =>
-    h.call("POST", "/api/v1/auth/verify-email", { email, code }, { headers: { "x-request-id": "otp-verify" } });
+  const verify = (email: string, code: string, password = PASSWORD) =>
+    h.call("POST", "/api/v1/auth/verify-email", { email, code, password }, { headers: { "x-request-id": "otp-verify" } });
   const loginWithCode = (email: string, code: string, opts = {}) => h.call("POST", "/api/v1/auth/login/otp", { email, code }, opts);
   const reset = (email: string, code: string, newPassword = NEW_PASSWORD) =>
     h.call("POST", "/api/v1/auth/password/reset", { email, code, new_password: newPassword });

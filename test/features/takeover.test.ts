@@ -90,6 +90,54 @@ describe("account takeover through email ownership", () => {
     expect(me.json.user).toMatchObject({ email: victim, email_verified: true, has_password: false });
   });
 
+  it("pre-registration hijacking: the activation code alone, entered by the mailbox's owner, confirms nobody's password", async () => {
+    const victim = `${unique("victim")}@example.com`;
+    // The attacker registers the victim's address; the activation code goes to the victim.
+    const from = cap.sent.length;
+    const registered = await h.call("POST", "/api/v1/auth/register", { email: victim, password: ATTACKER_PASSWORD }, { env: cap.env });
+    expect(registered.status).toBe(201);
+    const [activation] = await mailsFor(cap.sent.slice(from), h.clock);
+    const code = codeInMail(activation as { text: string });
+
+    // The victim, who did not register, enters the code they were mailed: without the password
+    // chosen at registration it confirms nothing (before, it confirmed the attacker's password).
+    const withoutPassword = await h.call("POST", "/api/v1/auth/verify-email", { email: victim, code });
+    expect(withoutPassword.status).toBe(400);
+    expect(withoutPassword.json.errors).toEqual([expect.objectContaining({ path: "password" })]);
+    const guessed = await h.call("POST", "/api/v1/auth/verify-email", { email: victim, code, password: "a-guess-at-it-12" });
+    expect(guessed.status).toBe(401);
+    expect(guessed.json.code).toBe("invalid_credentials");
+    expect(await userRow(registered.json.user.id)).toEqual({ email: victim, email_verified: 0 });
+    expect((await h.call("POST", "/api/v1/auth/login", { email: victim, password: ATTACKER_PASSWORD })).status).toBe(403);
+
+    // The owner takes the address with a sign-in code instead, which ends the attacker's password.
+    const login = await mailedCode(victim, "login");
+    expect((await h.call("POST", "/api/v1/auth/login/otp", { email: victim, code: login })).status).toBe(200);
+    expect((await h.call("POST", "/api/v1/auth/login", { email: victim, password: ATTACKER_PASSWORD })).status).toBe(401);
+  });
+
+  it("the registrant confirms their address with the activation code and their password; a wrong one spends only a try", async () => {
+    const email = `${unique("registrant")}@example.com`;
+    const from = cap.sent.length;
+    const registered = await h.call("POST", "/api/v1/auth/register", { email, password: PASSWORD }, { env: cap.env });
+    const [activation] = await mailsFor(cap.sent.slice(from), h.clock);
+    const code = codeInMail(activation as { text: string });
+
+    expect((await h.call("POST", "/api/v1/auth/verify-email", { email, code, password: "not-my-password-3" })).status).toBe(401);
+    const confirmed = await h.call("POST", "/api/v1/auth/verify-email", { email, code, password: PASSWORD });
+    expect(confirmed.status).toBe(200);
+    expect(confirmed.json.user).toMatchObject({ id: registered.json.user.id, email_verified: true });
+    expect((await h.call("POST", "/api/v1/auth/login", { email, password: PASSWORD })).status).toBe(200);
+    // Spent: the same code and password again are refused.
+    expect((await h.call("POST", "/api/v1/auth/verify-email", { email, code, password: PASSWORD })).json.code).toBe("invalid_code");
+    // The wrong password is in the account's history as a failed password check.
+    const { results } = await env.DB.prepare("SELECT type, details FROM activity WHERE user_id = ? ORDER BY created_at, rowid")
+      .bind(registered.json.user.id)
+      .all<{ type: string; details: string }>();
+    expect(results.map((r) => r.type)).toEqual(["register", "login_failed", "email_verified", "login"]);
+    expect(JSON.parse(results[1]?.details ?? "{}")).toEqual({ method: "password", verification: true });
+  });
+
   it("pre-registration hijacking: sessions the squatter held before verification end", async () => {
     // The squatter registers while verification is required, then the operator turns it off:
     // the unverified squatter can now sign in with the password and keep a session.

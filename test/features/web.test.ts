@@ -9,7 +9,7 @@ import { REFRESH_RACE_GRACE_MS } from "../../src/features/auth/tokens.service";
 import { ERRORS } from "../../src/lib/errors";
 import { setLogSink } from "../../src/lib/log";
 import { RATE_LIMITS } from "../../src/lib/rate-limit";
-import { ERROR_SENTENCES, FLASH } from "../../src/web/web.messages";
+import { ERROR_SENTENCES } from "../../src/web/web.messages";
 import { RACE_RETRY_PAUSES_MS } from "../../src/web/web.session";
 import { probeD1 } from "../d1-wrap";
 import { BASE, harness, unique } from "../helpers";
@@ -541,7 +541,7 @@ describe("sign-in pages", () => {
     expect(b.jar.has("__Host-lk_access")).toBe(true);
   });
 
-  it("signs in with an activation code only the browser that registered, or that proved the password", async () => {
+  it("confirms with the activation code alone only in the browser that registered or proved the password; elsewhere it also takes the password", async () => {
     const mail = capturingEnv();
     const password = "Squatter-pa55word!";
     async function registerIn(b: ReturnType<typeof browser>) {
@@ -557,23 +557,39 @@ describe("sign-in pages", () => {
       const [sent] = await mailsFor(mail.sent.slice(from), h.clock);
       return { email, code: codeInMail(sent as NonNullable<typeof sent>) };
     }
-    // Someone registers an address they do not own; its owner gets the activation code and
-    // enters it in their own browser: the address is confirmed, but that browser is not signed in
-    // to an account whose password someone else chose. The sign-in page says what to do.
+    const verifiedFlag = (email: string) => env.DB.prepare("SELECT email_verified FROM users WHERE email = ?").bind(email).first();
+
+    // Someone registers an address they do not own; its owner gets the activation code and enters
+    // it in their own browser. The page asks for the password chosen at registration, which the
+    // owner does not know: nothing is confirmed, and the page points to a sign-in code instead.
     const squatted = await registerIn(browser("198.51.100.66", mail.env));
     const owner = browser("198.51.100.77", mail.env);
-    const confirmed = await owner.submit("/verify", "/verify", { email: squatted.email, code: squatted.code });
-    expect(confirmed.location).toBe("/login");
+    const form = await owner.request("GET", "/verify");
+    expect(form.text).toContain('name="password"');
+    expect(form.text).toContain('href="/login/code"');
+    const codeOnly = await owner.submit("/verify", "/verify", { email: squatted.email, code: squatted.code });
+    expect(codeOnly.status).toBe(400);
+    expect(codeOnly.text).toContain('aria-invalid="true"');
+    const guessed = await owner.submit("/verify", "/verify", { email: squatted.email, code: squatted.code, password: "a-guess-at-it-12" });
+    expect(guessed.status).toBe(401);
     expect(owner.jar.has("__Host-lk_access")).toBe(false);
-    expect((await owner.request("GET", "/login")).text).toContain(FLASH.verified_elsewhere);
-    const row = await env.DB.prepare("SELECT email_verified FROM users WHERE email = ?").bind(squatted.email).first();
-    expect(row).toEqual({ email_verified: 1 });
+    expect(await verifiedFlag(squatted.email)).toEqual({ email_verified: 0 });
 
-    // The registrant's own browser is signed in by the same step.
+    // The registrant's own browser needs only the code, and is signed in by it.
     const registrant = browser("198.51.100.88", mail.env);
     const own = await registerIn(registrant);
+    expect((await registrant.request("GET", "/verify")).text).not.toContain('name="password"');
     expect((await registrant.submit("/verify", "/verify", { email: own.email, code: own.code })).location).toBe("/settings");
     expect(registrant.jar.has("__Host-lk_access")).toBe(true);
+
+    // On another device the registrant gives the password with the code, and is signed in there.
+    const elsewhere = await registerIn(browser("198.51.100.99", mail.env));
+    const phone = browser("198.51.100.100", mail.env);
+    expect((await phone.submit("/verify", "/verify", { email: elsewhere.email, code: elsewhere.code, password })).location).toBe(
+      "/settings",
+    );
+    expect(phone.jar.has("__Host-lk_access")).toBe(true);
+    expect(await verifiedFlag(elsewhere.email)).toEqual({ email_verified: 1 });
   });
 
   it("keeps the address out of the code pages' URLs: a short-lived cookie carries it to the next page", async () => {

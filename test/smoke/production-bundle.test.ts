@@ -211,7 +211,7 @@ describe.sequential("the production bundle in workerd", () => {
     expect(mail.authorization).toBe("Bearer smoke-test-key");
     expect(mail.idempotencyKey).toBeTruthy();
     expect(mail.body.from).toBe(readEnvironment(join(ROOT, "wrangler.toml"), "production").vars.MAIL_FROM);
-    const verified = await call("POST", "/api/v1/auth/verify-email", { json: { email, code: mail.code } });
+    const verified = await call("POST", "/api/v1/auth/verify-email", { json: { email, code: mail.code, password: PASSWORD } });
     expect(verified.status, verified.text).toBe(200);
   });
 
@@ -262,7 +262,9 @@ describe.sequential("the production bundle in workerd", () => {
     const attempts = provider.received.filter((m) => m.body.to.includes(second));
     expect(attempts.map((m) => m.answered)).toEqual([500, 200]);
     expect(attempts[0]?.idempotencyKey).toBe(mail.idempotencyKey);
-    expect((await call("POST", "/api/v1/auth/verify-email", { json: { email: second, code: mail.code } })).status).toBe(200);
+    expect((await call("POST", "/api/v1/auth/verify-email", { json: { email: second, code: mail.code, password: PASSWORD } })).status).toBe(
+      200,
+    );
     await expect.poll(() => logLines().filter((l) => l.event === "mail.batch" && l.retried === 1), { timeout: 10_000 }).toHaveLength(1);
   }, 60_000);
 

@@ -869,10 +869,10 @@ export function storeConformance(driver: string, open: () => Promise<Conformance
         const { user, code } = await registered({ emailVerified: false }, "verify_email");
         const { stores } = await t();
         const entry = { userId: user.id, type: "email_verified" as const, nowMs: clock.now(), meta: META };
-        await withFault("users", "UPDATE", () => stores.codes.spendForVerification(code?.id ?? "", entry));
+        await withFault("users", "UPDATE", () => stores.codes.spendForVerification(code?.id ?? "", entry, { release: null }));
         expect((await stores.codes.state(code?.id ?? ""))?.consumedAt).toBeNull();
         expect(await countOf("SELECT COUNT(*) AS n FROM activity WHERE user_id = ? AND type = 'email_verified'", user.id)).toBe(0);
-        const results = await Promise.all([1, 2, 3].map(() => stores.codes.spendForVerification(code?.id ?? "", entry)));
+        const results = await Promise.all([1, 2, 3].map(() => stores.codes.spendForVerification(code?.id ?? "", entry, { release: null })));
         expect(results.filter(Boolean)).toHaveLength(1);
         expect((await stores.users.byId(user.id))?.emailVerified).toBe(true);
         expect(await countOf("SELECT COUNT(*) AS n FROM activity WHERE user_id = ? AND type = 'email_verified'", user.id)).toBe(1);

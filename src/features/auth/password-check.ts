@@ -6,7 +6,7 @@
  * password answers 429. A check that succeeds gives its reservation back.
  */
 import type { Deps } from "../../deps";
-import { AppError } from "../../lib/errors";
+import { AppError, type ErrorCode } from "../../lib/errors";
 import { clientKey } from "../../lib/ip";
 import { isOverLimit, type RateLimitRow, rateLimited } from "../../lib/rate-limit";
 import type { PasswordCheckRelease, User } from "../../store";
@@ -29,15 +29,35 @@ export function assertReserved(ipRow: RateLimitRow | undefined, accountRow: Rate
  * (recording `login_failed`); on success returns the release, which the caller hands to the
  * store method of the change it authorised (so it lands in that change's batch).
  */
-export async function reauthenticate(
-  deps: Pick<Deps, "counters" | "activity" | "clock" | "meta" | "passwordHasher">,
+export function reauthenticate(deps: PasswordCheckDeps, user: User, password: string | undefined): Promise<PasswordCheckRelease> {
+  if (password === undefined) throw new AppError("invalid_current_password", "Give your current password (current_password).");
+  return provePassword(deps, user, password, { error: "invalid_current_password", details: { reauthentication: true } });
+}
+
+/**
+ * Checks the password of an account that is not signed in but proved its mailbox with a code: the
+ * registrant confirming their address (`verify_email`). Like `reauthenticate`, but a wrong
+ * password is `invalid_credentials`, as at login.
+ */
+export function proveRegistrant(deps: PasswordCheckDeps, user: User, password: string): Promise<PasswordCheckRelease> {
+  return provePassword(deps, user, password, {
+    error: "invalid_credentials",
+    detail: "That is not the password this account was registered with.",
+    details: { verification: true },
+  });
+}
+
+type PasswordCheckDeps = Pick<Deps, "counters" | "activity" | "clock" | "meta" | "passwordHasher">;
+
+async function provePassword(
+  deps: PasswordCheckDeps,
   user: User,
-  password: string | undefined,
+  password: string,
+  failure: { error: ErrorCode; detail?: string; details: Record<string, boolean> },
 ): Promise<PasswordCheckRelease> {
   const { clock, meta } = deps;
   const now = clock.now();
   const ip = clientKey(meta.ip);
-  if (password === undefined) throw new AppError("invalid_current_password", "Give your current password (current_password).");
   const reserved = await deps.counters.reservePasswordCheck(user.id, ip, now);
   assertReserved(reserved.ip, reserved.account, now);
   if (!(await checkPassword(password, user.passwordHash, deps.passwordHasher))) {
@@ -46,9 +66,9 @@ export async function reauthenticate(
       type: "login_failed",
       nowMs: now,
       meta,
-      details: { method: "password", reauthentication: true },
+      details: { method: "password", ...failure.details },
     });
-    throw new AppError("invalid_current_password");
+    throw new AppError(failure.error, failure.detail);
   }
   return { userId: user.id, ip };
 }

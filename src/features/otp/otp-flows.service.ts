@@ -10,6 +10,7 @@ import { clientKey } from "../../lib/ip";
 import { isOverLimit, RATE_LIMITS, rateLimited } from "../../lib/rate-limit";
 import type { User } from "../../store";
 import { assertPasswordPolicy } from "../auth/auth.service";
+import { proveRegistrant } from "../auth/password-check";
 import { hashPassword, UNUSABLE_PASSWORD_HASH } from "../auth/password-hash";
 import { prepareTokenPair, type TokenResponse } from "../auth/tokens.service";
 import type { RequestablePurpose } from "./otp.purposes";
@@ -48,23 +49,45 @@ async function expectValidCode(deps: Deps, purpose: RequestablePurpose, input: {
   return { user: check.user, codeId: check.codeId };
 }
 
-/** `POST /auth/verify-email`: marks the email verified with a `verify_email` code (the registrant's own proof). */
-export async function verifyEmail(deps: Deps, input: { email: string; code: string }): Promise<User> {
-  const { user, codeId } = await expectValidCode(deps, "verify_email", input);
+/**
+ * Who confirms a registration besides the code, which proves only the mailbox: the password chosen
+ * at registration, or (the website) a browser holding the registrant cookie, which it gets by
+ * setting that password or proving it.
+ */
+export type RegistrantProof = { password: string } | { registrantBrowser: true };
+
+/**
+ * A `verify_email` code checked, then the registrant proven: the code first, so only someone who
+ * reads the mailbox gets to try a password, and that try counts like a failed login.
+ */
+async function expectRegistrant(deps: Deps, input: { email: string; code: string }, proof: RegistrantProof) {
+  const proven = await expectValidCode(deps, "verify_email", input);
+  const release = "password" in proof ? await proveRegistrant(deps, proven.user, proof.password) : null;
+  return { ...proven, release };
+}
+
+/** `POST /auth/verify-email`: marks the email verified with a `verify_email` code and the registrant's password. */
+export async function verifyEmail(deps: Deps, input: { email: string; code: string; password: string }): Promise<User> {
+  const { user, codeId, release } = await expectRegistrant(deps, input, { password: input.password });
   const now = deps.clock.now();
-  assertSpent(await deps.codes.spendForVerification(codeId, { userId: user.id, type: "email_verified", nowMs: now, meta: deps.meta }));
+  assertSpent(
+    await deps.codes.spendForVerification(codeId, { userId: user.id, type: "email_verified", nowMs: now, meta: deps.meta }, { release }),
+  );
   return { ...user, emailVerified: true, updatedAt: now };
 }
 
 /**
  * The website's confirmation step: like `verifyEmail`, and the same code also starts a sign-in
  * (the registrant just proved the mailbox, as a `login` code would), in the same transaction as
- * the verification. The password set at registration stays: this is the registrant's own proof,
- * exactly as `verifyEmail` treats it.
+ * the verification.
  */
-export async function verifyEmailAndSignIn(deps: Deps, input: { email: string; code: string }): Promise<TokenResponse> {
+export async function verifyEmailAndSignIn(
+  deps: Deps,
+  input: { email: string; code: string },
+  proof: RegistrantProof,
+): Promise<TokenResponse> {
   const { clock, meta } = deps;
-  const { user, codeId } = await expectValidCode(deps, "verify_email", input);
+  const { user, codeId, release } = await expectRegistrant(deps, input, proof);
   const now = clock.now();
   const pair = await prepareTokenPair(deps, user.id);
   assertSpent(
@@ -72,9 +95,12 @@ export async function verifyEmailAndSignIn(deps: Deps, input: { email: string; c
       codeId,
       { userId: user.id, type: "email_verified", nowMs: now, meta },
       {
-        token: pair.row,
-        entry: { userId: user.id, type: "login", nowMs: now, meta, details: { method: "verify_email", session_id: pair.row.familyId } },
-        signInsValidAfter: user.tokensValidAfter,
+        release,
+        signIn: {
+          token: pair.row,
+          entry: { userId: user.id, type: "login", nowMs: now, meta, details: { method: "verify_email", session_id: pair.row.familyId } },
+          signInsValidAfter: user.tokensValidAfter,
+        },
       },
     ),
   );

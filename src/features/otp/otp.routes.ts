@@ -42,11 +42,14 @@ export const otpRoutes = createRouter()
       path: "/auth/verify-email",
       tags,
       summary: "Confirm the email address with a code",
-      description: `Uses a \`verify_email\` code. ${CODE_RULES}`,
+      description:
+        "Uses a `verify_email` code and the password chosen at registration (a wrong one: 401 `invalid_credentials`, " +
+        "counted like a failed login; the code stays usable). Someone who did not register the address confirms " +
+        `it by signing in with a \`login\` code instead, which ends the password someone else chose. ${CODE_RULES}`,
       request: { body: jsonBody(VerifyEmailSchema) },
       responses: {
         200: jsonContent(z.object({ user: UserSchema }), "The account, now verified"),
-        ...problems(400, 413, 415),
+        ...problems(400, 401, 413, 415, 429),
       },
     }),
     async (c) => {

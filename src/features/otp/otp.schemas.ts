@@ -13,7 +13,19 @@ export const CodeSchema = z
 
 export const PurposeSchema = z.enum(REQUESTABLE_PURPOSES).openapi({ description: "What the code will be good for" });
 
-export const VerifyEmailSchema = z.strictObject({ email: EmailSchema, code: CodeSchema }).openapi("VerifyEmailRequest");
+/**
+ * The code proves the mailbox, the password proves the registrant: someone may have registered an
+ * address they do not own, and its owner, mailed the activation code, must not confirm a password
+ * chosen by someone else (pre-registration hijacking). A mailbox owner who did not register signs
+ * in with a `login` code instead, which ends that password.
+ */
+export const VerifyEmailSchema = z
+  .strictObject({
+    email: EmailSchema,
+    code: CodeSchema,
+    password: PasswordSchema.openapi({ description: "The password chosen at registration" }),
+  })
+  .openapi("VerifyEmailRequest");
 
 export const OtpRequestSchema = z.strictObject({ email: EmailSchema, purpose: PurposeSchema }).openapi("OtpRequest");
 

@@ -5,26 +5,18 @@ import type { Hono } from "hono";
 import { EmailSchema, LoginSchema, PasswordSchema, RegisterSchema } from "../../features/auth/auth.schemas";
 import { login, register } from "../../features/auth/auth.service";
 import { CodeSchema } from "../../features/otp/otp.schemas";
-import { loginWithCode, requestCode, resetPassword, verifyEmail, verifyEmailAndSignIn } from "../../features/otp/otp-flows.service";
+import { loginWithCode, requestCode, resetPassword, verifyEmailAndSignIn } from "../../features/otp/otp-flows.service";
 import { AppError } from "../../lib/errors";
 import type { WebEnv } from "../web.env";
 import { attempt, page, parseWith, redirect, text, type WebContext } from "../web.kit";
 import { Field, type FieldErrors, Form } from "../web.layout";
 import { webPage } from "../web.middleware";
-import {
-  forgetEmail,
-  isRegistrant,
-  rememberEmail,
-  rememberedEmail,
-  rememberRegistrant,
-  safeNext,
-  signInBrowser,
-  signOutBrowser,
-} from "../web.session";
+import { isRegistrant, rememberEmail, rememberedEmail, rememberRegistrant, safeNext, signInBrowser, signOutBrowser } from "../web.session";
 
 const anyone = webPage({ access: "any" });
 const EmailOnly = z.object({ email: EmailSchema });
 const VerifyForm = z.object({ email: EmailSchema, code: CodeSchema });
+const RegistrantPassword = z.object({ password: PasswordSchema });
 const ResetForm = z.object({ email: EmailSchema, code: CodeSchema, new_password: PasswordSchema, new_password_again: z.string() });
 
 function mismatch(field: string): AppError {
@@ -102,7 +94,16 @@ function registrationRoutes(web: Hono<WebEnv>) {
 
 // ---- email confirmation ------------------------------------------------------------------
 
-function verifyPage(c: WebContext, email: string, errors: FieldErrors = {}, error?: string, status?: 400 | 429) {
+/**
+ * The activation code proves the mailbox, not who registered. A browser that set or proved the
+ * password (the registrant cookie) needs only the code; anywhere else the page also asks for the
+ * password chosen at registration, so the owner of an address someone else registered cannot
+ * confirm that person's password (pre-registration hijacking). Such an owner is pointed to a
+ * sign-in code, which ends it.
+ */
+async function verifyPage(c: WebContext, email: string, errors: FieldErrors = {}, error?: string, status?: 400 | 401 | 429) {
+  const address = EmailSchema.safeParse(email);
+  const needsPassword = !(address.success && (await isRegistrant(c, address.data)));
   return page(
     c,
     "Confirm your email",
@@ -121,8 +122,25 @@ function verifyPage(c: WebContext, email: string, errors: FieldErrors = {}, erro
           required
           maxlength={12}
         />
+        {needsPassword && (
+          <Field
+            name="password"
+            label="Password"
+            type="password"
+            errors={errors}
+            autocomplete="current-password"
+            required
+            hint="The password you chose when you registered."
+          />
+        )}
         <button type="submit">Confirm</button>
       </Form>
+      {needsPassword && (
+        <p>
+          Did not register this account yourself, or forgot its password? <a href="/login/code">Sign in with an emailed code</a> instead:
+          that confirms your address and ends any password someone else chose.
+        </p>
+      )}
       <Form action="/verify/resend" csrf={c.var.csrf} class="secondary" label="Send a new code">
         <input type="hidden" name="email" value={email} />
         <button type="submit" class="secondary">
@@ -140,15 +158,19 @@ function verifyRoutes(web: Hono<WebEnv>) {
     const email = text(c, "email");
     const result = await attempt(c, async () => {
       const input = parseWith(VerifyForm, { email, code: text(c, "code") });
-      // Signed in only where the password was set or proven (see `rememberRegistrant`).
-      if (await isRegistrant(c, input.email)) return verifyEmailAndSignIn(c.var.deps, input);
-      await verifyEmail(c.var.deps, input);
-      return null;
+      if (await isRegistrant(c, input.email)) return verifyEmailAndSignIn(c.var.deps, input, { registrantBrowser: true });
+      const { password } = parseWith(RegistrantPassword, { password: text(c, "password") });
+      return verifyEmailAndSignIn(c.var.deps, input, { password });
     });
-    if (!result.ok) return verifyPage(c, email, result.problem.fields, result.problem.sentence, result.problem.status === 429 ? 429 : 400);
-    if (result.value === null) {
-      forgetEmail(c);
-      return redirect(c, "/login", "verified_elsewhere");
+    if (!result.ok) {
+      const { problem } = result;
+      return verifyPage(
+        c,
+        email,
+        problem.fields,
+        problem.sentence,
+        problem.status === 429 || problem.status === 401 ? problem.status : 400,
+      );
     }
     await signInBrowser(c, result.value);
     return redirect(c, "/settings", "verified");
