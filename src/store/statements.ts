@@ -168,10 +168,11 @@ const insertActivity = prepared((db, p: Placeholders<ReturnType<typeof activityR
 /**
  * The entry as `INSERT … SELECT`, for writes that must depend on the database's state when the
  * batch runs: `where` makes the entry conditional; `userIdFrom` takes the user id from a
- * sub-select (NULL there fails the NOT NULL constraint and rolls back the whole batch).
+ * sub-select (NULL there fails the NOT NULL constraint and rolls back the whole batch);
+ * `detailsFrom` its details, a JSON object made when the batch runs (`json_object`).
  */
-export function activityInsertSelect(db: Db, entry: ActivityRecord, options: { where?: SQL; userIdFrom?: SQL }) {
-  return insertSelect(db, activity, activityRow(entry), { userId: options.userIdFrom }, options.where);
+export function activityInsertSelect(db: Db, entry: ActivityRecord, options: { where?: SQL; userIdFrom?: SQL; detailsFrom?: SQL }) {
+  return insertSelect(db, activity, activityRow(entry), { userId: options.userIdFrom, details: options.detailsFrom }, options.where);
 }
 
 /**

@@ -24,6 +24,7 @@ export const ACTIVITY_TYPES = [
   "password_reset",
   "email_change_requested",
   "email_changed",
+  "username_changed",
   "profile_updated",
   "avatar_updated",
   "avatar_deleted",

@@ -99,6 +99,8 @@ export interface UserStore {
     cancelPendingCodes: boolean;
     code: NewCode | null;
     emailChange: { activity: ActivityRecord; asRead: AccountAsRead; notice: PendingNotice } | null;
+    /** A rename's `username_changed` entry; its details (`from`, `to`) are the names when the batch runs. */
+    renamed: ActivityRecord | null;
     release: PasswordCheckRelease | null;
     /** The `tokens_valid_after` the request read: nothing is written once its sign-ins ended since. */
     signInsValidAfter: number;
@@ -262,7 +264,14 @@ export function DrizzleUserStore(db: Db): UserStore {
       // A change without the password (a rename, a cancellation) holds only while the sign-in that
       // asked for it does; one with it has the stricter guard of its entry (`entryWhileAccountAsRead`).
       const signedIn = whileSignInsAsRead(userId, input.signInsValidAfter);
+      const currentName = sql`(SELECT ${users.username} FROM ${users} WHERE ${users.id} = ${userId})`;
       const results = await runGuardedBatch(db, [
+        // Before the update, so it reads the name being replaced (a concurrent rename's, if that won).
+        input.renamed &&
+          activityInsertSelect(db, input.renamed, {
+            detailsFrom: sql`json_object('from', ${currentName}, 'to', ${input.username ?? null})`,
+            where: and(signedIn, sql`${currentName} IS NOT ${input.username ?? null}`),
+          }),
         // Each column only when it changes: a rename that wrote back the pending address it had read
         // would undo a cancellation (a reset, a password change) that committed in between.
         db
@@ -281,7 +290,7 @@ export function DrizzleUserStore(db: Db): UserStore {
         emailChange && pendingNoticeInsert(db, emailChange.notice),
         ...releasePasswordCheck(db, input.release),
       ]);
-      return results !== null && affectedRows(results[0]) === 1;
+      return results !== null && affectedRows(results[input.renamed ? 1 : 0]) === 1;
     },
 
     async changePassword(input) {

@@ -76,6 +76,7 @@ export const ACTIVITY_LABELS: Record<string, string> = {
   password_reset: "Password reset",
   email_change_requested: "Email change requested",
   email_changed: "Email changed",
+  username_changed: "Username changed",
   profile_updated: "Profile updated",
   avatar_updated: "Profile picture changed",
   avatar_deleted: "Profile picture removed",

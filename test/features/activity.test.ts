@@ -181,6 +181,24 @@ describe("GET /me/activity: each event, recorded by the action itself", () => {
     await setConfig("access_token_ttl", undefined);
   });
 
+  it("records username_changed with the names before and after; a refused or unchanged username records nothing", async () => {
+    const u = await h.signedInUser();
+    const other = await h.registerVerified();
+    const before = u.username;
+    expect((await h.call("PATCH", "/api/v1/me", { username: other.username }, { token: u.access_token })).status).toBe(409);
+    expect((await h.call("PATCH", "/api/v1/me", { username: before }, { token: u.access_token })).status).toBe(200);
+    expect(types(await allEntries(h, u.access_token, "type=username_changed"))).toEqual([]);
+    const renamed = unique("renamed");
+    expect((await h.call("PATCH", "/api/v1/me", { username: renamed }, { token: u.access_token })).status).toBe(200);
+    h.clock.advance(1);
+    expect((await h.call("PUT", "/api/v1/me", { email: u.email }, { token: u.access_token })).status).toBe(200);
+    const entries = await allEntries(h, u.access_token, "type=username_changed");
+    expect(entries.map((e) => e.details)).toEqual([
+      { from: renamed, to: null },
+      { from: before, to: renamed },
+    ]);
+  });
+
   it("records status_created and status_deleted; a refused status records nothing", async () => {
     const u = await signedIn();
     expect((await h.call("POST", "/api/v1/statuses", { content: " " }, { token: u.access_token })).status).toBe(400);

@@ -245,9 +245,18 @@ export function storeConformance(driver: string, open: () => Promise<Conformance
             asRead: user,
             notice: newNotice(),
           },
+          renamed: { userId: user.id, type: "username_changed", nowMs: clock.now(), meta: META },
           release: { userId: user.id, ip: META.ip },
         });
         expect(await stores.users.byId(user.id)).toMatchObject({ username: "renamed", pendingEmail: "new@example.com" });
+        // The rename's entry names the username it replaced, as read when the batch ran.
+        expect(
+          await countOf(
+            "SELECT COUNT(*) AS n FROM activity WHERE user_id = ? AND type = 'username_changed' AND details = json_object('from', ?, 'to', 'renamed')",
+            user.id,
+            user.username,
+          ),
+        ).toBe(1);
         expect(await countOf("SELECT COUNT(*) AS n FROM otp_codes WHERE id = ?", code.id)).toBe(1);
         expect(await countOf("SELECT COUNT(*) AS n FROM rate_limits WHERE key = ?", `loginFailuresPerAccount:${user.id}`)).toBe(0);
         // Cancelling the pending change, with a rename.
@@ -260,6 +269,7 @@ export function storeConformance(driver: string, open: () => Promise<Conformance
           cancelPendingCodes: true,
           code: null,
           emailChange: null,
+          renamed: null,
           release: null,
         });
         // Read before the account's sign-ins ended (another tokens_valid_after): no rename, no cancellation.
@@ -350,6 +360,7 @@ export function storeConformance(driver: string, open: () => Promise<Conformance
             cancelPendingCodes: false,
             code,
             emailChange: { activity: { ...entry, type: "email_change_requested" }, asRead: user, notice: newNotice() },
+            renamed: null,
             release: null,
           }),
         ).toBe(false);
@@ -932,6 +943,7 @@ export function storeConformance(driver: string, open: () => Promise<Conformance
           cancelPendingCodes: false,
           code,
           emailChange: null,
+          renamed: null,
           release: null,
         });
         const { user: squatter } = await registered({ email: target });
@@ -963,6 +975,7 @@ export function storeConformance(driver: string, open: () => Promise<Conformance
           cancelPendingCodes: false,
           code,
           emailChange: null,
+          renamed: null,
           release: null,
         });
         // The pending address went some way that left the code live (written directly here).
@@ -1001,6 +1014,7 @@ export function storeConformance(driver: string, open: () => Promise<Conformance
           cancelPendingCodes: false,
           code,
           emailChange: null,
+          renamed: null,
           release: null,
         });
         const entry = { userId: user.id, type: "login" as const, nowMs: clock.now(), meta: META };
@@ -1037,6 +1051,7 @@ export function storeConformance(driver: string, open: () => Promise<Conformance
           cancelPendingCodes: false,
           code,
           emailChange: null,
+          renamed: null,
           release: null,
         });
         const input = { address, purpose: "change_email" as const, ip: uid("ip"), maxAttempts: 5, failureLimit: 20, nowMs: clock.now() };

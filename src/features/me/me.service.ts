@@ -101,6 +101,7 @@ export async function updateMe(
       emailChange: notice
         ? { activity: { userId: user.id, type: "email_change_requested", nowMs: now, meta }, asRead: user, notice: notice.row }
         : null,
+      renamed: username !== user.username ? { userId: user.id, type: "username_changed", nowMs: now, meta } : null,
       release,
       signInsValidAfter: user.tokensValidAfter,
     });
