@@ -1,4 +1,6 @@
 import type { Clock } from "../lib/clock";
+import { loggableError } from "../lib/errors";
+import { log } from "../lib/log";
 import { CONFIG_KEY_NAMES, CONFIG_KEYS, type Config, type ConfigKey, defaultConfig, parseConfigValue } from "./config.definitions";
 
 /**
@@ -27,7 +29,7 @@ export async function readConfigEntries(kv: KVNamespace): Promise<ConfigEntry[]>
     const parsed = parseConfigValue(key, raw);
     if (parsed.ok) return { key, value: parsed.value, default: fallback, source: "kv", valid: true, raw };
     // Never log the raw value at length: it is operator input, but keep the line bounded.
-    console.warn(`[config] ignoring invalid ${key}=${JSON.stringify(raw.slice(0, 40))}: ${parsed.reason}; using ${fallback}`);
+    log("warn", "config.invalid", { key, value: raw.slice(0, 40), reason: parsed.reason, using: String(fallback) });
     return { key, value: fallback, default: fallback, source: "kv", valid: false, raw };
   });
 }
@@ -48,7 +50,7 @@ export function ConfigCache(options: { clock: Clock; ttlMs?: number }) {
         const entries = await readConfigEntries(kv);
         value = Object.fromEntries(entries.map((e) => [e.key, e.value])) as Config;
       } catch (error) {
-        console.error("[config] KV read failed; using last known configuration", error);
+        log("error", "config.read_failed", { using: cached ? "last_known" : "defaults", error: loggableError(error) });
         value = cached?.value ?? defaultConfig();
       }
       cached = { at: now, value };

@@ -2,6 +2,7 @@ import type { MiddlewareHandler } from "hono";
 import type { AppEnv } from "../env";
 import { getSigningKeys } from "../features/auth/access-tokens";
 import { AppError } from "../lib/errors";
+import { log } from "../lib/log";
 import type { SetupCheck } from "../store";
 
 /**
@@ -23,7 +24,7 @@ const logged = new Set<string>();
 function logOnce(line: string) {
   if (logged.has(line)) return;
   logged.add(line);
-  console.error(`[setup] ${line}`);
+  log("error", "setup", { problem: line });
 }
 
 /** A 503 whose cause is already in the log, named: the error handler adds no stack trace. */

@@ -518,7 +518,7 @@ describe("avatar failures in the log", () => {
       });
       expect(res.status).toBe(503);
       const printed = errors.mock.calls.map((args) => args.map(String).join(" ")).join("\n");
-      expect(printed).toContain("[avatars] profile update after storing avatars/…/");
+      expect(printed).toContain('"event":"avatar.profile_update_failed","key":"avatars/…/');
       expect(printed).not.toContain(u.id);
     } finally {
       errors.mockRestore();

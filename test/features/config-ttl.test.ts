@@ -77,7 +77,7 @@ describe("token lifetimes from KV", () => {
     const warn = vi.spyOn(console, "warn").mockImplementation(() => {});
     try {
       expect(await lifetimes(u)).toMatchObject({ expiresIn: DEFAULT_ACCESS_TTL, jwtLifetime: DEFAULT_ACCESS_TTL });
-      expect(warn).toHaveBeenCalledWith(expect.stringMatching(/ignoring invalid access_token_ttl/));
+      expect(warn).toHaveBeenCalledWith(expect.stringMatching(/"event":"config.invalid","key":"access_token_ttl"/));
     } finally {
       warn.mockRestore();
     }

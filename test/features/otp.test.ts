@@ -357,7 +357,7 @@ describe("email one-time codes", () => {
     const tooSoon = await requestCode(user.email, "verify_email");
     expect(tooSoon.res.status).toBe(202);
     expect(tooSoon.mails).toHaveLength(0);
-    const line = warn.mock.calls.map((c) => String(c[0])).find((l) => l.startsWith("[otp] throttled"));
+    const line = warn.mock.calls.map((c) => String(c[0])).find((l) => l.includes('"event":"otp.throttled"'));
     expect(line).toBeDefined();
     expect(line).not.toContain(user.email);
     expect(line).not.toContain(user.id);

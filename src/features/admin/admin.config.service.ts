@@ -16,6 +16,7 @@ import { type ConfigEntry, readConfigEntries } from "../../config/config.service
 import type { Deps } from "../../deps";
 import { randomId } from "../../lib/crypto";
 import { AppError, type FieldError, loggableError, staffOnly } from "../../lib/errors";
+import { log } from "../../lib/log";
 import type { User } from "../../store";
 import type { ConfigEntryView } from "./admin.schemas";
 
@@ -96,11 +97,11 @@ export async function patchConfig(deps: Deps, actor: User, input: Record<string,
     await deps.audit
       .remove(auditIds.filter((_, i) => undone[i]?.status !== "rejected"))
       .catch((error) =>
-        console.error(`[admin] could not remove audit entries of a config change that was rolled back: ${loggableError(error)}`),
+        log("error", "config.audit_not_removed", { detail: "a rolled-back change keeps its audit entries", error: loggableError(error) }),
       );
     deps.invalidateConfig();
     if (stuck.length > 0) {
-      console.error(`[admin] config change partly applied and not rolled back: ${stuck.join(", ")}`);
+      log("error", "config.partly_applied", { keys: stuck.join(", ") });
       throw new AppError(
         "service_unavailable",
         `The configuration store did not accept the whole change and could not undo all of it: ${stuck.join(", ")} now has the new value (audited); nothing else was changed.`,
@@ -141,7 +142,7 @@ async function settleOnNewestAudited(deps: Deps, written: Map<ConfigKey, string 
       }),
     );
   } catch (error) {
-    console.error(`[admin] could not check the config in force against the audit trail: ${loggableError(error)}`);
+    log("error", "config.settle_failed", { error: loggableError(error) });
   }
   return inForce;
 }
@@ -157,7 +158,7 @@ async function endOlderSignIns(deps: Deps, stored: string | null): Promise<void>
   try {
     await deps.tokens.endSignInsStartedBefore(signInsEndedBy(seconds, now).startedBefore, now);
   } catch (error) {
-    console.error(`[admin] ending sign-ins older than session_max_age failed: ${loggableError(error)}`);
+    log("error", "config.sign_ins_not_ended", { key: "session_max_age", error: loggableError(error) });
     throw new AppError(
       "service_unavailable",
       "session_max_age is set, but ending the sign-ins older than it failed; set it again to finish.",
@@ -182,7 +183,7 @@ export async function resetConfigKey(deps: Deps, actor: User, key: string): Prom
     try {
       await kv.delete(key);
     } catch (error) {
-      console.error(`[admin] KV delete of ${key} failed`, error);
+      log("error", "config.write_failed", { key, error: loggableError(error) });
       await deps.audit.remove([auditId]).catch(() => undefined);
       throw new AppError("service_unavailable", "The configuration store did not accept the change; nothing was changed.");
     }

@@ -7,6 +7,7 @@
  */
 import type { Deps } from "../../deps";
 import { clientKey } from "../../lib/ip";
+import { log } from "../../lib/log";
 import { isOverLimit, RATE_LIMITS, rateLimited } from "../../lib/rate-limit";
 import type { User } from "../../store";
 import { assertPasswordPolicy } from "../auth/auth.service";
@@ -35,7 +36,7 @@ export async function requestCode(deps: Deps, input: { email: string; purpose: R
   if (ipRow && isOverLimit("otpPerIp", ipRow)) throw rateLimited(ipRow, now);
   if ((counters.hour?.count ?? Number.POSITIVE_INFINITY) > RATE_LIMITS.otpPerEmailHour.limit) {
     // Neither the address nor the account: logs should not collect who asked for codes.
-    console.warn(`[otp] throttled: a ${purpose} code request over the per-address limit mailed nothing`);
+    log("warn", "otp.throttled", { purpose, detail: "over the per-address limit; nothing was mailed" });
   }
   await enqueueMail(deps, message);
 }

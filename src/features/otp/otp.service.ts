@@ -17,8 +17,9 @@
  */
 import type { Deps } from "../../deps";
 import { hmacSha256Hex, randomDigits, randomId, timingSafeEqual } from "../../lib/crypto";
-import { AppError } from "../../lib/errors";
+import { AppError, loggableError } from "../../lib/errors";
 import { clientKey } from "../../lib/ip";
+import { log } from "../../lib/log";
 import { assertWithinLimit } from "../../lib/rate-limit";
 import type { CodeOwner, NewCode, User } from "../../store";
 import { type MailMessage, sealMailCode } from "../mail/mail.messages";
@@ -41,8 +42,8 @@ export async function enqueueMail(deps: Pick<Deps, "outbox">, message: MailMessa
   try {
     await deps.outbox.send(message);
   } catch (error) {
-    const what = message.kind === "otp" ? `${message.purpose} code` : message.notice;
-    console.error(`[mail] could not enqueue a ${what} mail`, error);
+    const what = message.kind === "otp" ? message.purpose : message.notice;
+    log("error", "mail.enqueue_failed", { mail: what, error: loggableError(error) });
   }
 }
 

@@ -31,6 +31,9 @@
  * - It does nothing on `*.workers.dev` (the Cache API works only on custom domains, per the page
  *   above); Miniflare (`wrangler dev`, the tests, the benchmark) implements it locally.
  */
+
+import { loggableError } from "../../lib/errors";
+import { log } from "../../lib/log";
 import { avatarPath } from "./avatar.storage";
 
 /**
@@ -76,7 +79,7 @@ export function EdgeAvatarCache(options: { cache: Cache; origin: string; waitUnt
         }
         return { etag, contentType, size, body: response.body };
       } catch (error) {
-        console.error("[avatars] edge cache read failed; serving from storage", error);
+        log("error", "avatar.cache_read_failed", { error: loggableError(error) });
         return null;
       }
     },
@@ -93,7 +96,7 @@ export function EdgeAvatarCache(options: { cache: Cache; origin: string; waitUnt
         try {
           await cache.put(keyOf(userId, version), copy);
         } catch (error) {
-          console.error("[avatars] edge cache write failed", error);
+          log("error", "avatar.cache_write_failed", { error: loggableError(error) });
         }
       })();
       if (waitUntil) waitUntil(stored);
@@ -103,7 +106,7 @@ export function EdgeAvatarCache(options: { cache: Cache; origin: string; waitUnt
       try {
         await cache.delete(keyOf(userId, version));
       } catch (error) {
-        console.error(`[avatars] edge cache purge failed for avatar version ${version}`, error);
+        log("error", "avatar.cache_purge_failed", { version, error: loggableError(error) });
       }
     },
   };

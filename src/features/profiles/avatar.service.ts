@@ -13,6 +13,7 @@ import type { Deps } from "../../deps";
 import { randomId, toHex } from "../../lib/crypto";
 import { discardRest } from "../../lib/drain";
 import { AppError, fieldError, loggableError, signInEnded } from "../../lib/errors";
+import { log } from "../../lib/log";
 import type { User } from "../../store";
 import type { CachedAvatar } from "./avatar.cache";
 import { AVATAR_MAX_BYTES, type ImageInfo, inspectImage } from "./avatar.image";
@@ -103,7 +104,7 @@ async function deleteObject(bucket: R2Bucket, key: string, why: string) {
   try {
     await bucket.delete(key);
   } catch (error) {
-    console.error(`[avatars] could not delete ${why} object ${loggableAvatarKey(key)}`, error);
+    log("error", "avatar.delete_failed", { why, key: loggableAvatarKey(key), error: loggableError(error) });
   }
 }
 
@@ -127,7 +128,7 @@ export async function uploadAvatar(deps: Deps, user: User, bytes: Uint8Array): P
       sha256,
     });
   } catch (error) {
-    console.error(`[avatars] R2 put failed for ${loggableAvatarKey(key)}`, error);
+    log("error", "avatar.store_failed", { key: loggableAvatarKey(key), error: loggableError(error) });
     stored = null;
   }
   if (!stored) throw new AppError("service_unavailable", "The image could not be stored; your profile is unchanged.");
@@ -160,7 +161,7 @@ export async function uploadAvatar(deps: Deps, user: User, bytes: Uint8Array): P
       false: "failed; deleting it",
       null: "failed, and the profile cannot be read; it is left for the daily sweep",
     }[String(pointsAtIt) as "true" | "false" | "null"];
-    console.error(`[avatars] profile update after storing ${loggableAvatarKey(key)} ${outcome}: ${loggableError(error)}`);
+    log("error", "avatar.profile_update_failed", { key: loggableAvatarKey(key), outcome, error: loggableError(error) });
     if (pointsAtIt === true) return { avatar_url: avatarUrl(user.id, key) as string };
     if (pointsAtIt === false) await deleteObject(avatars, key, "orphaned");
     throw new AppError("service_unavailable", "The avatar could not be saved; your profile is unchanged.");
@@ -241,7 +242,7 @@ async function sweepStart(kv: KVNamespace): Promise<string | null> {
   try {
     return await kv.get(AVATAR_SWEEP_POSITION_KEY);
   } catch (error) {
-    console.error(`[avatars] could not read where the orphan sweep stopped; starting at the top: ${loggableError(error)}`);
+    log("error", "avatar.sweep_position", { failed: "read", outcome: "starting at the top", error: loggableError(error) });
     return null;
   }
 }
@@ -251,7 +252,7 @@ async function saveSweepPosition(kv: KVNamespace, position: string | null): Prom
     if (position === null) await kv.delete(AVATAR_SWEEP_POSITION_KEY);
     else await kv.put(AVATAR_SWEEP_POSITION_KEY, position);
   } catch (error) {
-    console.error(`[avatars] could not save where the orphan sweep stopped; the next run repeats it: ${loggableError(error)}`);
+    log("error", "avatar.sweep_position", { failed: "save", outcome: "the next run repeats it", error: loggableError(error) });
   }
 }
 
@@ -296,7 +297,7 @@ export async function sweepOrphanAvatars(
       }
     }
   } catch (error) {
-    console.error(`[avatars] orphan sweep stopped after ${deleted} objects: ${loggableError(error)}`);
+    log("error", "avatar.sweep_stopped", { deleted, error: loggableError(error) });
   }
   if (position !== startAfter) await saveSweepPosition(deps.configKv, position);
   return { deleted, complete };

@@ -1,4 +1,7 @@
 /** Where avatars live in R2: `avatars/{user_id}/{random}.{ext}`, keys made only by the server. */
+
+import { loggableError } from "../../lib/errors";
+import { log } from "../../lib/log";
 import { API_BASE } from "../../lib/paths";
 
 const AVATARS_ROOT = "avatars/";
@@ -28,7 +31,7 @@ export async function deleteAllAvatarObjects(bucket: R2Bucket, userId: string): 
       cursor = page.truncated ? page.cursor : undefined;
     } while (cursor);
   } catch (error) {
-    console.error("[avatars] could not delete the avatar objects of a deleted account; the daily sweep will", error);
+    log("error", "avatar.delete_failed", { why: "account deleted", outcome: "left for the daily sweep", error: loggableError(error) });
   }
   return removed;
 }
