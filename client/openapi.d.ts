@@ -762,7 +762,7 @@ export interface paths {
         put?: never;
         /**
          * Confirm the email address with a code
-         * @description Uses a `verify_email` code and the password chosen at registration (a wrong one: 401 `invalid_credentials`, counted like a failed login; the code stays usable). Someone who did not register the address confirms it by signing in with a `login` code instead, which ends the password someone else chose. Any wrong, expired, used, superseded or unknown email/code combination answers the same 400 `invalid_code`. A code works once, expires after KV `otp_ttl` seconds and dies after KV `otp_max_attempts` wrong guesses.
+         * @description Uses a `verify_email` code and the password chosen at registration (a wrong one: 401 `invalid_credentials`, counted like a failed login, or 429 during a lockout; the code spends none of its tries). Someone who did not register the address confirms it by signing in with a `login` code instead, which ends the password someone else chose. Any wrong, expired, used, superseded or unknown email/code combination answers the same 400 `invalid_code`. A code works once, expires after KV `otp_ttl` seconds and dies after KV `otp_max_attempts` wrong guesses.
          */
         post: {
             parameters: {

@@ -122,6 +122,11 @@ export interface CodeStore {
     entry: SpendEntry,
     input: { address: string; keepSessionId: string; notice: PendingNotice },
   ): Promise<boolean>;
+  /**
+   * Gives back what `check` took for a right code that was then not spent for another reason (the
+   * registrant's password was wrong or locked out): the code's try and the address's daily count.
+   */
+  giveBack(codeId: string): Promise<void>;
   /** A code's state for the mail consumer, or null when it is gone. */
   state(codeId: string): Promise<{ consumedAt: number | null; expiresAt: number } | null>;
   /** Deletes up to `limit` codes past their expiry, used or not; returns how many. */
@@ -142,6 +147,22 @@ export function DrizzleCodeStore(db: Db): CodeStore {
    * `whileSignInsAsRead` with the `tokens_valid_after` `check` read: a logout-all or disabling
    * that commits meanwhile then leaves no session behind (nor one re-enabling would revive).
    */
+  /** Gives back the count a right code took on its address's daily failure counter (see `check`). */
+  function refundFailureCount(codeId: string) {
+    return db
+      .update(rateLimits)
+      .set({ count: sql`${rateLimits.count} - 1` })
+      .where(
+        and(
+          eq(
+            rateLimits.key,
+            sql`${rateLimitKey("otpFailuresPerDay", "")} || (SELECT ${otpCodes.sentTo} FROM ${otpCodes} WHERE ${otpCodes.id} = ${codeId})`,
+          ),
+          gt(rateLimits.count, 0),
+        ),
+      );
+  }
+
   async function spend(codeId: string, entry: SpendEntry, effects: (Query | false | null)[], also?: SQL): Promise<boolean> {
     const liveCodeOwner = sql`(SELECT ${otpCodes.userId} FROM ${otpCodes} WHERE ${and(
       eq(otpCodes.id, codeId),
@@ -154,18 +175,7 @@ export function DrizzleCodeStore(db: Db): CodeStore {
       activityInsertSelect(db, entry, { userIdFrom: liveCodeOwner }),
       ...effects,
       // The right code gives back its count on the address's daily failure counter (see `check`).
-      db
-        .update(rateLimits)
-        .set({ count: sql`${rateLimits.count} - 1` })
-        .where(
-          and(
-            eq(
-              rateLimits.key,
-              sql`${rateLimitKey("otpFailuresPerDay", "")} || (SELECT ${otpCodes.sentTo} FROM ${otpCodes} WHERE ${otpCodes.id} = ${codeId})`,
-            ),
-            gt(rateLimits.count, 0),
-          ),
-        ),
+      refundFailureCount(codeId),
       // Cannot miss: the guard just saw the code live, in the same transaction (an effect may
       // already have voided it with the account's other codes; then this changes nothing).
       db
@@ -346,6 +356,16 @@ export function DrizzleCodeStore(db: Db): CodeStore {
         ],
         sql`EXISTS (SELECT 1 FROM ${users} WHERE ${stillPending})`,
       );
+    },
+
+    async giveBack(codeId) {
+      await runBatch(db, [
+        refundFailureCount(codeId),
+        db
+          .update(otpCodes)
+          .set({ attempts: sql`${otpCodes.attempts} - 1` })
+          .where(and(eq(otpCodes.id, codeId), isNull(otpCodes.consumedAt), gt(otpCodes.attempts, 0))),
+      ]);
     },
 
     async state(codeId) {

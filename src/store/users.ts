@@ -99,7 +99,7 @@ export interface UserStore {
     cancelPendingCodes: boolean;
     code: NewCode | null;
     emailChange: { activity: ActivityRecord; asRead: AccountAsRead; notice: PendingNotice } | null;
-    /** A rename's `username_changed` entry; its details (`from`, `to`) are the names when the batch runs. */
+    /** A rename's `username_changed` entry (with `username` only); its details (`from`, `to`) are the names when the batch runs. */
     renamed: ActivityRecord | null;
     release: PasswordCheckRelease | null;
     /** The `tokens_valid_after` the request read: nothing is written once its sign-ins ended since. */
@@ -260,23 +260,26 @@ export function DrizzleUserStore(db: Db): UserStore {
     },
 
     async updateIdentifiers(input) {
-      const { userId, nowMs, emailChange } = input;
+      const { userId, nowMs, emailChange, username } = input;
       // A change without the password (a rename, a cancellation) holds only while the sign-in that
       // asked for it does; one with it has the stricter guard of its entry (`entryWhileAccountAsRead`).
       const signedIn = whileSignInsAsRead(userId, input.signInsValidAfter);
       const currentName = sql`(SELECT ${users.username} FROM ${users} WHERE ${users.id} = ${userId})`;
+      // Before the update, so it reads the name being replaced (a concurrent rename's, if that won).
+      const renamedEntry =
+        input.renamed && username !== undefined
+          ? activityInsertSelect(db, input.renamed, {
+              detailsFrom: sql`json_object('from', ${currentName}, 'to', ${username})`,
+              where: and(signedIn, sql`${currentName} IS NOT ${username}`),
+            })
+          : null;
       const results = await runGuardedBatch(db, [
-        // Before the update, so it reads the name being replaced (a concurrent rename's, if that won).
-        input.renamed &&
-          activityInsertSelect(db, input.renamed, {
-            detailsFrom: sql`json_object('from', ${currentName}, 'to', ${input.username ?? null})`,
-            where: and(signedIn, sql`${currentName} IS NOT ${input.username ?? null}`),
-          }),
+        renamedEntry,
         // Each column only when it changes: a rename that wrote back the pending address it had read
         // would undo a cancellation (a reset, a password change) that committed in between.
         db
           .update(users)
-          .set({ username: input.username, pendingEmail: input.pendingEmail, updatedAt: nowMs })
+          .set({ username, pendingEmail: input.pendingEmail, updatedAt: nowMs })
           .where(and(eq(users.id, userId), signedIn))
           .returning({ id: users.id }),
         emailChange && entryWhileAccountAsRead(db, emailChange.activity, emailChange.asRead),
@@ -290,7 +293,7 @@ export function DrizzleUserStore(db: Db): UserStore {
         emailChange && pendingNoticeInsert(db, emailChange.notice),
         ...releasePasswordCheck(db, input.release),
       ]);
-      return results !== null && affectedRows(results[input.renamed ? 1 : 0]) === 1;
+      return results !== null && affectedRows(results[renamedEntry ? 1 : 0]) === 1;
     },
 
     async changePassword(input) {

@@ -116,14 +116,22 @@ describe("account takeover through email ownership", () => {
     expect((await h.call("POST", "/api/v1/auth/login", { email: victim, password: ATTACKER_PASSWORD })).status).toBe(401);
   });
 
-  it("the registrant confirms their address with the activation code and their password; a wrong one spends only a try", async () => {
+  it("the registrant confirms their address with the activation code and their password; a wrong password spends nothing of the code", async () => {
     const email = `${unique("registrant")}@example.com`;
     const from = cap.sent.length;
     const registered = await h.call("POST", "/api/v1/auth/register", { email, password: PASSWORD }, { env: cap.env });
     const [activation] = await mailsFor(cap.sent.slice(from), h.clock);
     const code = codeInMail(activation as { text: string });
 
-    expect((await h.call("POST", "/api/v1/auth/verify-email", { email, code, password: "not-my-password-3" })).status).toBe(401);
+    // More wrong passwords than the code has tries (5), fewer than the account's lockout (10):
+    // the password is judged by the lockout, as at login; the right code stays usable and is not
+    // counted against the address's daily ceiling of wrong codes.
+    for (let i = 0; i < 6; i++) {
+      const wrong = await h.call("POST", "/api/v1/auth/verify-email", { email, code, password: `not-my-password-${i}` });
+      expect(wrong.status).toBe(401);
+    }
+    const counted = await env.DB.prepare("SELECT count FROM rate_limits WHERE key = ?").bind(`otpFailuresPerDay:${email}`).first();
+    expect(counted ?? { count: 0 }).toEqual({ count: 0 });
     const confirmed = await h.call("POST", "/api/v1/auth/verify-email", { email, code, password: PASSWORD });
     expect(confirmed.status).toBe(200);
     expect(confirmed.json.user).toMatchObject({ id: registered.json.user.id, email_verified: true });
@@ -134,8 +142,33 @@ describe("account takeover through email ownership", () => {
     const { results } = await env.DB.prepare("SELECT type, details FROM activity WHERE user_id = ? ORDER BY created_at, rowid")
       .bind(registered.json.user.id)
       .all<{ type: string; details: string }>();
-    expect(results.map((r) => r.type)).toEqual(["register", "login_failed", "email_verified", "login"]);
+    expect(results.map((r) => r.type)).toEqual(["register", ...Array(6).fill("login_failed"), "email_verified", "login"]);
     expect(JSON.parse(results[1]?.details ?? "{}")).toEqual({ method: "password", verification: true });
+  });
+
+  it("a confirmation that lost the race for its code gives back its password check", async () => {
+    const email = `${unique("registrant")}@example.com`;
+    const from = cap.sent.length;
+    const registered = await h.call("POST", "/api/v1/auth/register", { email, password: PASSWORD }, { env: cap.env });
+    const [activation] = await mailsFor(cap.sent.slice(from), h.clock);
+    const code = codeInMail(activation as { text: string });
+    // A double submission: both check the code and the password, one spends the code.
+    const answers = await Promise.all(
+      [1, 2].map(() =>
+        h.call(
+          "POST",
+          "/api/v1/auth/verify-email",
+          { email, code, password: PASSWORD },
+          { headers: { "cf-connecting-ip": "198.51.100.41" } },
+        ),
+      ),
+    );
+    expect(answers.map((a) => a.status).sort()).toEqual([200, 400]);
+    // Neither right password is left counted as a failure, of the account or of the client.
+    const counters = await env.DB.prepare("SELECT key, count FROM rate_limits WHERE key IN (?, ?) AND count > 0")
+      .bind(`loginFailuresPerAccount:${registered.json.user.id}`, "loginFailuresPerIp:198.51.100.41")
+      .all();
+    expect(counters.results).toEqual([]);
   });
 
   it("pre-registration hijacking: sessions the squatter held before verification end", async () => {

@@ -831,6 +831,33 @@ export function storeConformance(driver: string, open: () => Promise<Conformance
         expect(unknown).toMatchObject({ user: null, ip: { count: 4 }, failures: { count: 1 }, reserved: undefined });
       });
 
+      it("gives back what a check took for a right code left unspent: its try and the address's count", async () => {
+        const { user, code } = await registered({ emailVerified: false }, "verify_email");
+        const { stores } = await t();
+        const input = {
+          address: user.email,
+          purpose: "verify_email" as const,
+          owner: { by: "address" as const },
+          ip: uid("ip"),
+          maxAttempts: 1,
+          failureLimit: 20,
+          nowMs: clock.now(),
+        };
+        expect((await stores.codes.check(input)).reserved?.id).toBe(code?.id);
+        await stores.codes.giveBack(code?.id ?? "");
+        // The one try is back, and the address's count with it.
+        expect(await stores.codes.check(input)).toMatchObject({ failures: { count: 1 }, reserved: { id: code?.id } });
+        expect((await stores.codes.check(input)).reserved).toBeUndefined();
+        // A spent code gets nothing back.
+        await stores.codes.spendForVerification(
+          code?.id ?? "",
+          { userId: user.id, type: "email_verified", nowMs: clock.now(), meta: META },
+          { release: null },
+        );
+        await stores.codes.giveBack(code?.id ?? "");
+        expect(await countOf("SELECT attempts AS n FROM otp_codes WHERE id = ?", code?.id)).toBe(1);
+      });
+
       it("checks nothing of the address for a client past its limit, nor past the address's ceiling", async () => {
         const { user, code } = await registered({}, "login");
         const { stores } = await t();

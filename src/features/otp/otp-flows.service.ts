@@ -9,7 +9,7 @@ import type { Deps } from "../../deps";
 import { clientKey } from "../../lib/ip";
 import { log } from "../../lib/log";
 import { isOverLimit, RATE_LIMITS, rateLimited } from "../../lib/rate-limit";
-import type { User } from "../../store";
+import type { PasswordCheckRelease, User } from "../../store";
 import { assertPasswordPolicy } from "../auth/auth.service";
 import { proveRegistrant } from "../auth/password-check";
 import { hashPassword, UNUSABLE_PASSWORD_HASH } from "../auth/password-hash";
@@ -59,20 +59,40 @@ export type RegistrantProof = { password: string } | { registrantBrowser: true }
 
 /**
  * A `verify_email` code checked, then the registrant proven: the code first, so only someone who
- * reads the mailbox gets to try a password, and that try counts like a failed login.
+ * reads the mailbox gets to try a password. That try is judged as a login's is (the account's and
+ * the client's failure counters); a wrong or locked-out password gives back what the right code
+ * took, so the code stays usable and the address's daily ceiling of wrong codes is not touched.
  */
 async function expectRegistrant(deps: Deps, input: { email: string; code: string }, proof: RegistrantProof) {
   const proven = await expectValidCode(deps, "verify_email", input);
-  const release = "password" in proof ? await proveRegistrant(deps, proven.user, proof.password) : null;
-  return { ...proven, release };
+  if (!("password" in proof)) return { ...proven, release: null };
+  try {
+    return { ...proven, release: await proveRegistrant(deps, proven.user, proof.password) };
+  } catch (error) {
+    // If this fails too, the code keeps one try fewer: the caller still learns why it was refused.
+    await deps.codes.giveBack(proven.codeId).catch(() => undefined);
+    throw error;
+  }
+}
+
+/**
+ * Spends the verification; a spend that lost (the code used or voided meanwhile) gives back the
+ * password check it carried, as a check whose change failed for another reason does.
+ */
+async function spendVerification(deps: Deps, spent: Promise<boolean>, release: PasswordCheckRelease | null): Promise<void> {
+  if (await spent) return;
+  if (release) await deps.counters.release(release);
+  throw invalidCode();
 }
 
 /** `POST /auth/verify-email`: marks the email verified with a `verify_email` code and the registrant's password. */
 export async function verifyEmail(deps: Deps, input: { email: string; code: string; password: string }): Promise<User> {
   const { user, codeId, release } = await expectRegistrant(deps, input, { password: input.password });
   const now = deps.clock.now();
-  assertSpent(
-    await deps.codes.spendForVerification(codeId, { userId: user.id, type: "email_verified", nowMs: now, meta: deps.meta }, { release }),
+  await spendVerification(
+    deps,
+    deps.codes.spendForVerification(codeId, { userId: user.id, type: "email_verified", nowMs: now, meta: deps.meta }, { release }),
+    release,
   );
   return { ...user, emailVerified: true, updatedAt: now };
 }
@@ -91,8 +111,9 @@ export async function verifyEmailAndSignIn(
   const { user, codeId, release } = await expectRegistrant(deps, input, proof);
   const now = clock.now();
   const pair = await prepareTokenPair(deps, user.id);
-  assertSpent(
-    await deps.codes.spendForVerification(
+  await spendVerification(
+    deps,
+    deps.codes.spendForVerification(
       codeId,
       { userId: user.id, type: "email_verified", nowMs: now, meta },
       {
@@ -104,6 +125,7 @@ export async function verifyEmailAndSignIn(
         },
       },
     ),
+    release,
   );
   return pair.response;
 }

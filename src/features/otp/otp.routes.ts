@@ -44,7 +44,7 @@ export const otpRoutes = createRouter()
       summary: "Confirm the email address with a code",
       description:
         "Uses a `verify_email` code and the password chosen at registration (a wrong one: 401 `invalid_credentials`, " +
-        "counted like a failed login; the code stays usable). Someone who did not register the address confirms " +
+        "counted like a failed login, or 429 during a lockout; the code spends none of its tries). Someone who did not register the address confirms " +
         `it by signing in with a \`login\` code instead, which ends the password someone else chose. ${CODE_RULES}`,
       request: { body: jsonBody(VerifyEmailSchema) },
       responses: {
