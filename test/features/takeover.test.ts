@@ -33,6 +33,15 @@ describe("account takeover through email ownership", () => {
     return codeInMail(mails[0] as { text: string });
   }
 
+  /** Registers `email` with `password`; returns the account's id and the activation code mailed there. */
+  async function registerWithActivation(email: string, password: string) {
+    const from = cap.sent.length;
+    const registered = await h.call("POST", "/api/v1/auth/register", { email, password }, { env: cap.env });
+    expect(registered.status).toBe(201);
+    const [activation] = await mailsFor(cap.sent.slice(from), h.clock);
+    return { id: registered.json.user.id as string, code: codeInMail(activation as { text: string }) };
+  }
+
   const userRow = (id: string) =>
     env.DB.prepare("SELECT email, email_verified FROM users WHERE id = ?").bind(id).first<{ email: string; email_verified: number }>();
 
@@ -93,11 +102,7 @@ describe("account takeover through email ownership", () => {
   it("pre-registration hijacking: the activation code alone, entered by the mailbox's owner, confirms nobody's password", async () => {
     const victim = `${unique("victim")}@example.com`;
     // The attacker registers the victim's address; the activation code goes to the victim.
-    const from = cap.sent.length;
-    const registered = await h.call("POST", "/api/v1/auth/register", { email: victim, password: ATTACKER_PASSWORD }, { env: cap.env });
-    expect(registered.status).toBe(201);
-    const [activation] = await mailsFor(cap.sent.slice(from), h.clock);
-    const code = codeInMail(activation as { text: string });
+    const { id, code } = await registerWithActivation(victim, ATTACKER_PASSWORD);
 
     // The victim, who did not register, enters the code they were mailed: without the password
     // chosen at registration it confirms nothing (before, it confirmed the attacker's password).
@@ -107,7 +112,7 @@ describe("account takeover through email ownership", () => {
     const guessed = await h.call("POST", "/api/v1/auth/verify-email", { email: victim, code, password: "a-guess-at-it-12" });
     expect(guessed.status).toBe(401);
     expect(guessed.json.code).toBe("invalid_credentials");
-    expect(await userRow(registered.json.user.id)).toEqual({ email: victim, email_verified: 0 });
+    expect(await userRow(id)).toEqual({ email: victim, email_verified: 0 });
     expect((await h.call("POST", "/api/v1/auth/login", { email: victim, password: ATTACKER_PASSWORD })).status).toBe(403);
 
     // The owner takes the address with a sign-in code instead, which ends the attacker's password.
@@ -118,10 +123,7 @@ describe("account takeover through email ownership", () => {
 
   it("the registrant confirms their address with the activation code and their password; a wrong password spends nothing of the code", async () => {
     const email = `${unique("registrant")}@example.com`;
-    const from = cap.sent.length;
-    const registered = await h.call("POST", "/api/v1/auth/register", { email, password: PASSWORD }, { env: cap.env });
-    const [activation] = await mailsFor(cap.sent.slice(from), h.clock);
-    const code = codeInMail(activation as { text: string });
+    const { id, code } = await registerWithActivation(email, PASSWORD);
 
     // More wrong passwords than the code has tries (5), fewer than the account's lockout (10):
     // the password is judged by the lockout, as at login; the right code stays usable and is not
@@ -134,13 +136,13 @@ describe("account takeover through email ownership", () => {
     expect(counted ?? { count: 0 }).toEqual({ count: 0 });
     const confirmed = await h.call("POST", "/api/v1/auth/verify-email", { email, code, password: PASSWORD });
     expect(confirmed.status).toBe(200);
-    expect(confirmed.json.user).toMatchObject({ id: registered.json.user.id, email_verified: true });
+    expect(confirmed.json.user).toMatchObject({ id: id, email_verified: true });
     expect((await h.call("POST", "/api/v1/auth/login", { email, password: PASSWORD })).status).toBe(200);
     // Spent: the same code and password again are refused.
     expect((await h.call("POST", "/api/v1/auth/verify-email", { email, code, password: PASSWORD })).json.code).toBe("invalid_code");
     // The wrong password is in the account's history as a failed password check.
     const { results } = await env.DB.prepare("SELECT type, details FROM activity WHERE user_id = ? ORDER BY created_at, rowid")
-      .bind(registered.json.user.id)
+      .bind(id)
       .all<{ type: string; details: string }>();
     expect(results.map((r) => r.type)).toEqual(["register", ...Array(6).fill("login_failed"), "email_verified", "login"]);
     expect(JSON.parse(results[1]?.details ?? "{}")).toEqual({ method: "password", verification: true });
@@ -148,10 +150,7 @@ describe("account takeover through email ownership", () => {
 
   it("a confirmation that lost the race for its code gives back its password check", async () => {
     const email = `${unique("registrant")}@example.com`;
-    const from = cap.sent.length;
-    const registered = await h.call("POST", "/api/v1/auth/register", { email, password: PASSWORD }, { env: cap.env });
-    const [activation] = await mailsFor(cap.sent.slice(from), h.clock);
-    const code = codeInMail(activation as { text: string });
+    const { id, code } = await registerWithActivation(email, PASSWORD);
     // A double submission: both check the code and the password, one spends the code.
     const answers = await Promise.all(
       [1, 2].map(() =>
@@ -166,7 +165,7 @@ describe("account takeover through email ownership", () => {
     expect(answers.map((a) => a.status).sort()).toEqual([200, 400]);
     // Neither right password is left counted as a failure, of the account or of the client.
     const counters = await env.DB.prepare("SELECT key, count FROM rate_limits WHERE key IN (?, ?) AND count > 0")
-      .bind(`loginFailuresPerAccount:${registered.json.user.id}`, "loginFailuresPerIp:198.51.100.41")
+      .bind(`loginFailuresPerAccount:${id}`, "loginFailuresPerIp:198.51.100.41")
       .all();
     expect(counters.results).toEqual([]);
   });

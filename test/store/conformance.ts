@@ -7,7 +7,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { FixedClock } from "../../src/lib/clock";
-import { type NewCode, type NewRefreshToken, type Profile, StoreError, type Stores, type User } from "../../src/store";
+import { type NewCode, type NewRefreshToken, type OtpPurpose, type Profile, StoreError, type Stores, type User } from "../../src/store";
 
 export interface ConformanceTarget {
   stores: Stores;
@@ -805,18 +805,20 @@ export function storeConformance(driver: string, open: () => Promise<Conformance
         expect(await stores.codes.state(again.id)).toBeNull();
       });
 
+      /** A code check by address, from a client of its own. */
+      const checkByAddress = (address: string, purpose: OtpPurpose, limits: { maxAttempts: number; failureLimit: number }) => ({
+        address,
+        purpose,
+        owner: { by: "address" as const },
+        ip: uid("ip"),
+        ...limits,
+        nowMs: clock.now(),
+      });
+
       it("checks by reserving one attempt on the newest live code, up to the maximum", async () => {
         const { user, code } = await registered({ emailVerified: false }, "verify_email");
         const { stores } = await t();
-        const input = {
-          address: user.email,
-          purpose: "verify_email" as const,
-          owner: { by: "address" as const },
-          ip: uid("ip"),
-          maxAttempts: 2,
-          failureLimit: 20,
-          nowMs: clock.now(),
-        };
+        const input = checkByAddress(user.email, "verify_email", { maxAttempts: 2, failureLimit: 20 });
         const first = await stores.codes.check(input);
         expect(first).toMatchObject({
           user: { id: user.id },
@@ -834,15 +836,7 @@ export function storeConformance(driver: string, open: () => Promise<Conformance
       it("gives back what a check took for a right code left unspent: its try and the address's count", async () => {
         const { user, code } = await registered({ emailVerified: false }, "verify_email");
         const { stores } = await t();
-        const input = {
-          address: user.email,
-          purpose: "verify_email" as const,
-          owner: { by: "address" as const },
-          ip: uid("ip"),
-          maxAttempts: 1,
-          failureLimit: 20,
-          nowMs: clock.now(),
-        };
+        const input = checkByAddress(user.email, "verify_email", { maxAttempts: 1, failureLimit: 20 });
         expect((await stores.codes.check(input)).reserved?.id).toBe(code?.id);
         await stores.codes.giveBack(code?.id ?? "");
         // The one try is back, and the address's count with it.
@@ -861,15 +855,7 @@ export function storeConformance(driver: string, open: () => Promise<Conformance
       it("checks nothing of the address for a client past its limit, nor past the address's ceiling", async () => {
         const { user, code } = await registered({}, "login");
         const { stores } = await t();
-        const input = {
-          address: user.email,
-          purpose: "login" as const,
-          owner: { by: "address" as const },
-          ip: uid("ip"),
-          maxAttempts: 5,
-          failureLimit: 1,
-          nowMs: clock.now(),
-        };
+        const input = checkByAddress(user.email, "login", { maxAttempts: 5, failureLimit: 1 });
         for (let i = 0; i < 50; i++) await stores.codes.check({ ...input, address: "nobody@example.com" });
         expect(await stores.codes.check(input)).toMatchObject({ ip: { count: 51 }, failures: undefined, reserved: undefined });
         const other = { ...input, ip: uid("ip") };
@@ -880,15 +866,7 @@ export function storeConformance(driver: string, open: () => Promise<Conformance
       it("records a failure: the daily counter, the code killed at its last attempt, the entries for an account", async () => {
         const { user, code } = await registered({}, "login");
         const { stores } = await t();
-        const check = {
-          address: user.email,
-          purpose: "login" as const,
-          owner: { by: "address" as const },
-          ip: uid("ip"),
-          maxAttempts: 1,
-          failureLimit: 1,
-          nowMs: clock.now(),
-        };
+        const check = checkByAddress(user.email, "login", { maxAttempts: 1, failureLimit: 1 });
         const reserved = await stores.codes.check(check);
         await stores.codes.recordFailure({
           ...check,
