@@ -9,6 +9,8 @@ import { FixedClock } from "../src/lib/clock";
 import { uniqueId } from "./ids";
 
 export const BASE = "http://latchkey.test";
+/** The edge cache's avatar keys are under https whatever the request's scheme (src/features/profiles/avatar.cache.ts). */
+export const AVATAR_CACHE_BASE = BASE.replace(/^http:/, "https:");
 /** The password the factories register with; ids are written without its characters (test/ids.ts). */
 export const STANDARD_PASSWORD = "Tr0ub4dor&3-horse";
 export const unique = (prefix = "u") => `${prefix}${uniqueId(STANDARD_PASSWORD)}`;

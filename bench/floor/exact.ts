@@ -206,7 +206,7 @@ async function page(
 async function avatar(url: URL, env: ExactEnv, ctx: ExecutionContext): Promise<Response> {
   const userId = url.searchParams.get("user") ?? "";
   const version = url.searchParams.get("v") ?? "";
-  const key = `${url.origin}/api/v1/profiles/${userId}/avatar?v=${version}`;
+  const key = `https://${url.host}/api/v1/profiles/${userId}/avatar?v=${version}`; // as avatar.cache.ts keys it
   const hit = await caches.default.match(key);
   if (hit) return hit;
   const row = await session(env, "first-primary")

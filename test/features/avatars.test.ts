@@ -4,7 +4,7 @@ import { createBackgroundDeps } from "../../src/deps";
 import { AVATAR_SWEEP_GRACE_MS, AVATAR_SWEEP_POSITION_KEY, sweepOrphanAvatars } from "../../src/features/profiles/avatar.service";
 import { DRAIN_MAX_BYTES } from "../../src/lib/drain";
 import { probeD1 } from "../d1-wrap";
-import { BASE, harness } from "../helpers";
+import { AVATAR_CACHE_BASE, BASE, harness } from "../helpers";
 
 const h = harness();
 const AVATAR = "/api/v1/me/avatar";
@@ -588,8 +588,8 @@ describe("avatars from the edge cache", () => {
     return { counter, bucket };
   }
 
-  /** The edge cache's copy under a URL of this worker's origin (undefined: none). */
-  const cached = (path: string) => caches.default.match(`${BASE}${path}`);
+  /** The edge cache's copy under a URL of this worker's host (undefined: none). */
+  const cached = (path: string) => caches.default.match(`${AVATAR_CACHE_BASE}${path}`);
 
   /** A user with an avatar whose versioned URL has been requested once (so it is in the cache). */
   async function cachedAvatar() {
@@ -685,6 +685,16 @@ describe("avatars from the edge cache", () => {
     expect((await h.call("DELETE", AVATAR, undefined, { token: u.access_token })).status).toBe(204);
     expect(await cached(url)).toBeUndefined();
     expect((await fetchRaw(url)).status).toBe(404);
+  });
+
+  it("keeps one copy per host whatever the scheme, so a purge through one scheme ends the copy served over the other", async () => {
+    const { u, url } = await cachedAvatar();
+    // Someone asks for it over the other scheme (the requests above use plain http), then the
+    // owner deletes it: the copy that request found or made must go too.
+    const other = `${AVATAR_CACHE_BASE}${url}`;
+    expect((await h.app.fetch(new Request(other), env)).status).toBe(200);
+    expect((await h.call("DELETE", AVATAR, undefined, { token: u.access_token })).status).toBe(204);
+    expect((await h.app.fetch(new Request(other), env)).status).toBe(404);
   });
 
   it("purges the URL when the account is deleted", async () => {

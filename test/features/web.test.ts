@@ -12,7 +12,7 @@ import { RATE_LIMITS } from "../../src/lib/rate-limit";
 import { ERROR_SENTENCES } from "../../src/web/web.messages";
 import { RACE_RETRY_PAUSES_MS } from "../../src/web/web.session";
 import { probeD1 } from "../d1-wrap";
-import { BASE, harness, unique } from "../helpers";
+import { AVATAR_CACHE_BASE, BASE, harness, unique } from "../helpers";
 import { capturingEnv, codeInMail, mailsFor } from "../mail-helpers";
 
 const h = harness();
@@ -811,10 +811,10 @@ describe("admin console", () => {
     expect(uploaded.status, uploaded.text).toBe(200);
     const url: string = uploaded.json.avatar_url;
     expect((await h.call("GET", url)).status).toBe(200);
-    expect(await caches.default.match(`${BASE}${url}`)).toBeTruthy();
+    expect(await caches.default.match(`${AVATAR_CACHE_BASE}${url}`)).toBeTruthy();
     const res = await b.submit(`/admin/users/${member.id}`, `/admin/users/${member.id}/flags`, { field: "is_active", value: "false" });
     expect(res.status).toBe(303);
-    expect(await caches.default.match(`${BASE}${url}`)).toBeUndefined();
+    expect(await caches.default.match(`${AVATAR_CACHE_BASE}${url}`)).toBeUndefined();
     expect((await h.call("GET", url)).status).toBe(404);
   });
 });

@@ -19,10 +19,11 @@
  *   The same bound covers the one race a purge cannot: a request that read the profile just before
  *   a change and stores its copy just after the purge. (The lookup reads the D1 primary, not a
  *   replica, so replication lag cannot widen that race: src/store/replica.ts.)
- * - The key is built here from the origin, the avatar path and `?v=version` only — never from the
+ * - The key is built here from the host name (always under `https://`, whichever scheme the
+ *   request came by), the avatar path and `?v=version` only — never from the
  *   request's URL — so extra query parameters cannot make new entries or pick a different one, and
  *   only pairs the database confirmed (a real user, its current version) are ever stored: one
- *   entry per account, host name and data center. The origin is the request's own, as Cloudflare
+ *   entry per account, host name and data center. The host name is the request's own, as Cloudflare
  *   asks ("do not override the hostname in cache requests": cloudflare/cloudflare-docs#18634, on
  *   the page above); a purge therefore names the copy under the host name the change came through
  *   (the API and the website share one). Copies under other host names routed to this worker
@@ -63,7 +64,10 @@ export interface AvatarCache {
 
 /** The Cache API behind `AvatarCache`, keyed under the request's `origin`. */
 export function EdgeAvatarCache(options: { cache: Cache; origin: string; waitUntil?: (task: Promise<unknown>) => void }): AvatarCache {
-  const { cache, origin, waitUntil } = options;
+  const { cache, waitUntil } = options;
+  // One key per host, whatever the scheme the request came by: a zone that also answers plain
+  // http would otherwise keep an http:// copy that a purge made over https does not name.
+  const origin = `https://${new URL(options.origin).host}`;
   const keyOf = (userId: string, version: string) => `${origin}${avatarPath(userId, version)}`;
   return {
     async get(userId, version) {
