@@ -70,6 +70,12 @@ function gif(width: number, height: number, extra: Uint8Array = new Uint8Array(0
   );
 }
 
+/** `n` more 1×1 frames for `gif`'s `extra` (2 MiB holds tens of thousands of them). */
+function gifFrames(n: number) {
+  const frame = bytes([0x2c, 0, 0, 0, 0, 1, 0, 1, 0, 0], [2, 2, 0x44, 0x01, 0]);
+  return bytes(...Array.from({ length: n }, () => frame));
+}
+
 /** Baseline JPEG structure: SOI, APP0 JFIF, DQT, SOF0 (1 component), DHT, SOS, scan data, EOI. */
 function jpeg(width: number, height: number, trailer: Uint8Array = new Uint8Array(0)) {
   return bytes(
@@ -291,6 +297,33 @@ describe("avatar upload: refused input", () => {
     await expectRefused(gif(4097, 1), "image/gif", 422);
     await expectRefused(jpeg(1, 4097), "image/jpeg", 422);
     await expectRefused(webpExtended(5000, 10), "image/webp", 422);
+  });
+
+  it("refuses an animation whose frames would make a viewer's browser decode more than 16 full-size images (422)", async () => {
+    // Each frame is a whole canvas to composite.
+    const refused = await expectRefused(gif(4096, 4096, gifFrames(16)), "image/gif", 422);
+    expect(refused.json.detail).toContain("17 frames");
+    await expectRefused(gif(1024, 1024, gifFrames(256)), "image/gif", 422);
+    // APNG (one fcTL chunk per frame) and animated WebP (one ANMF chunk per frame) alike.
+    const fctl = pngChunk("fcTL", new Uint8Array(26));
+    const still = await png(4096, 4096, 1);
+    const apng = bytes(still.subarray(0, 33), ...Array.from({ length: 17 }, () => fctl), still.subarray(33));
+    await expectRefused(apng, "image/png", 422);
+    const anmf = bytes("ANMF", le32(16), new Uint8Array(16));
+    const webp = webpExtended(4096, 4096);
+    const animated = bytes(
+      webp.subarray(0, 4),
+      le32(webp.length - 8 + 17 * anmf.length),
+      webp.subarray(8),
+      ...Array.from({ length: 17 }, () => anmf),
+    );
+    await expectRefused(animated, "image/webp", 422);
+  });
+
+  it("accepts an animation within that budget: many frames on a small canvas, a few on a large one", async () => {
+    const u = await h.signedInUser();
+    expect((await upload(u.access_token, gif(256, 256, gifFrames(999)), "image/gif")).status).toBe(200);
+    expect((await upload(u.access_token, gif(4096, 4096, gifFrames(15)), "image/gif")).status).toBe(200);
   });
 
   it("refuses a zero-sized image (422)", async () => {

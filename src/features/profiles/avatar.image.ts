@@ -20,6 +20,12 @@ export type AvatarFormat = keyof typeof AVATAR_FORMATS;
 export const AVATAR_MAX_BYTES = 2 * 1024 * 1024;
 /** Per side: 4096² RGBA is 64 MiB decoded, the most a client should ever be asked to allocate. */
 export const AVATAR_MAX_SIDE = 4096;
+/**
+ * Canvas pixels over all frames of an animation: each frame is a whole canvas a viewer's browser
+ * composites, and 2 MiB holds tens of thousands of empty frames. 16 frames at the largest canvas,
+ * about a thousand at 512².
+ */
+export const AVATAR_MAX_ANIMATION_PIXELS = 16 * AVATAR_MAX_SIDE * AVATAR_MAX_SIDE;
 
 export interface ImageInfo {
   format: AvatarFormat;
@@ -38,6 +44,8 @@ export type InspectResult =
 interface Walk {
   width?: number;
   height?: number;
+  /** Animation frames counted (GIF image blocks, APNG fcTL, WebP ANMF); a still image has none or one. */
+  frames?: number;
   end: "complete" | "truncated" | "trailing" | "malformed";
 }
 
@@ -72,6 +80,7 @@ function walkPng(b: Uint8Array): Walk {
     const next = offset + 12 + length;
     if (next > b.length) return walk;
     if (type === "IDAT") sawData = true;
+    if (type === "fcTL") walk.frames = (walk.frames ?? 0) + 1;
     if (type === "IEND") return { ...walk, end: !sawData ? "malformed" : next === b.length ? "complete" : "trailing" };
     offset = next;
   }
@@ -140,6 +149,7 @@ function walkGif(b: Uint8Array): Walk {
       walk.height = Math.max(screen.height, u16le(b, offset + 3) + u16le(b, offset + 7));
       screen.width = walk.width;
       screen.height = walk.height;
+      walk.frames = (walk.frames ?? 0) + 1;
       offset += 10 + colorTable(b[offset + 9] ?? 0) + 1; // descriptor, local table, LZW code size
       if (!skipSubBlocks()) return walk;
     } else {
@@ -174,6 +184,7 @@ function walkWebp(b: Uint8Array): Walk {
   if (riffEnd > b.length) return { ...walk, end: "truncated" };
   let offset = 12;
   while (offset + 8 <= riffEnd) {
+    if (ascii(b, offset, 4) === "ANMF") walk.frames = (walk.frames ?? 0) + 1;
     offset += 8 + u32le(b, offset + 4);
     offset += offset % 2; // chunks are padded to an even length
   }
@@ -221,6 +232,14 @@ export function inspectImage(bytes: Uint8Array): InspectResult {
       ok: false,
       reason: "dimensions",
       detail: `The image is ${width}×${height} pixels; each side must be 1 to ${AVATAR_MAX_SIDE}.`,
+    };
+  }
+  const frames = Math.max(1, walk.frames ?? 1);
+  if (frames * width * height > AVATAR_MAX_ANIMATION_PIXELS) {
+    return {
+      ok: false,
+      reason: "dimensions",
+      detail: `The animation has ${frames} frames of ${width}×${height} pixels; all frames together may hold at most ${AVATAR_MAX_ANIMATION_PIXELS} pixels (16 frames of ${AVATAR_MAX_SIDE}×${AVATAR_MAX_SIDE}).`,
     };
   }
   if (walk.end === "truncated" || walk.end === "malformed") {
