@@ -572,7 +572,7 @@ describe("serving avatars", () => {
     expect(res.headers.get("etag")).toBe((await avatarRow(u.id))?.avatar_etag);
     expect(res.headers.get("cache-control")).toBe("public, max-age=31536000, immutable");
     expect(res.headers.get("x-content-type-options")).toBe("nosniff");
-    expect(res.headers.get("content-security-policy")).toBe("default-src 'none'");
+    expect(res.headers.get("content-security-policy")).toBe("default-src 'none'; sandbox");
   });
 
   it("answers a matching If-None-Match with 304 and no body, a different one with 200", async () => {
@@ -648,7 +648,7 @@ describe("avatars from the edge cache", () => {
     expect(res.headers.get("content-type")).toBe("image/png");
     expect(res.headers.get("cache-control")).toBe("public, max-age=31536000, immutable");
     expect(res.headers.get("x-content-type-options")).toBe("nosniff");
-    expect(res.headers.get("content-security-policy")).toBe("default-src 'none'");
+    expect(res.headers.get("content-security-policy")).toBe("default-src 'none'; sandbox");
     // If-None-Match is answered from the cached ETag, also without D1 or R2.
     const revalidated = await h.app.fetch(new Request(`${BASE}${url}`, { headers: { "if-none-match": etag } }), probed);
     expect(revalidated.status).toBe(304);

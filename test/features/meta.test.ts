@@ -118,6 +118,7 @@ describe("GET /docs", () => {
     const csp = res.headers.get("content-security-policy") ?? "";
     expect(csp).toMatch(/script-src 'self'/);
     expect(csp).toMatch(/default-src 'none'/);
+    expect(csp).toMatch(/form-action 'none'/);
     expect(csp).not.toMatch(/https?:|\*/);
     expect(res.headers.get("x-content-type-options")).toBe("nosniff");
   });
