@@ -35,7 +35,7 @@ const MINUTE = 60_000;
 const json = (body: unknown, status = 200) => Response.json(body, { status });
 
 const HIT = `insert into "rate_limits" ("key", "count", "reset_at") values (?, ?, ?) on conflict ("rate_limits"."key") do update set "count" = CASE WHEN "rate_limits"."reset_at" <= ? THEN 1 ELSE "rate_limits"."count" + 1 END, "reset_at" = CASE WHEN "rate_limits"."reset_at" <= ? THEN ? ELSE "rate_limits"."reset_at" END returning "count", "reset_at"`;
-const ACCOUNT_HIT = `insert into "rate_limits" ("key", "count", "reset_at") SELECT ? || COALESCE((SELECT "users"."id" FROM "users" WHERE "users"."email" = ?), ?), 1, ? WHERE COALESCE((SELECT "rate_limits"."count" FROM "rate_limits" WHERE "rate_limits"."key" = ? AND "rate_limits"."reset_at" > ?), 0) <= ? on conflict ("rate_limits"."key") do update set "count" = CASE WHEN "rate_limits"."reset_at" <= ? THEN 1 ELSE "rate_limits"."count" + 1 END, "reset_at" = CASE WHEN "rate_limits"."reset_at" <= ? THEN ? ELSE "rate_limits"."reset_at" END returning "count", "reset_at"`;
+const IDENTIFIER_HIT = `insert into "rate_limits" ("key", "count", "reset_at") SELECT ?, 1, ? WHERE COALESCE((SELECT "rate_limits"."count" FROM "rate_limits" WHERE "rate_limits"."key" = ? AND "rate_limits"."reset_at" > ?), 0) <= ? on conflict ("rate_limits"."key") do update set "count" = CASE WHEN "rate_limits"."reset_at" <= ? THEN 1 ELSE "rate_limits"."count" + 1 END, "reset_at" = CASE WHEN "rate_limits"."reset_at" <= ? THEN ? ELSE "rate_limits"."reset_at" END returning "count", "reset_at"`;
 const USER_COLUMNS = `"users"."id", "users"."email", "users"."pending_email", "users"."username", "users"."password_hash", "users"."is_active", "users"."is_staff", "users"."email_verified", "users"."tokens_valid_after", "users"."created_at", "users"."updated_at"`;
 const TOKEN_COLUMNS = `"id", "user_id", "family_id", "family_created_at", "parent_id", "token_hash", "created_at", "expires_at", "revoked_at", "revoked_reason", "user_agent", "ip"`;
 const ME = `select ${USER_COLUMNS}, EXISTS (SELECT 1 FROM "refresh_tokens" WHERE "refresh_tokens"."family_id" = ? AND "refresh_tokens"."user_id" = ? AND "refresh_tokens"."revoked_at" IS NULL) as "session_live", "profiles"."user_id", "profiles"."name", "profiles"."surname", "profiles"."age", "profiles"."phone_number", "profiles"."profession", "profiles"."about_me", "profiles"."avatar_key", "profiles"."avatar_content_type", "profiles"."avatar_etag", "profiles"."updated_at" from "users" left join "profiles" on "profiles"."user_id" = "users"."id" where "users"."id" = ? limit ?`;
@@ -44,7 +44,7 @@ const INSERT_WHILE_PARENT_LIVE = `insert into "refresh_tokens" (${TOKEN_COLUMNS}
 const REVOKE_ROTATED = `update "refresh_tokens" set "revoked_at" = ?, "revoked_reason" = 'rotated' where ("refresh_tokens"."id" = ? and "refresh_tokens"."revoked_at" is null) returning "id"`;
 const USER_BY_EMAIL = `select ${USER_COLUMNS.replace(/"users"\./g, "")} from "users" where "users"."email" = ? limit ?`;
 const INSERT_WHILE_ACCOUNT_UNCHANGED = `insert into "refresh_tokens" (${TOKEN_COLUMNS}) SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM "users" WHERE ("users"."id" = ? and "users"."password_hash" = ? and "users"."is_active" = ? and "users"."tokens_valid_after" = ?))`;
-const CLEAR_COUNTER = `delete from "rate_limits" where "rate_limits"."key" = ?`;
+const CLEAR_LOCKOUTS = `delete from "rate_limits" where "rate_limits"."key" IN (? || ? || (SELECT "users"."email" FROM "users" WHERE "users"."id" = ?), ? || ? || (SELECT "users"."username" FROM "users" WHERE "users"."id" = ?))`;
 const REFUND_HIT = `update "rate_limits" set "count" = "rate_limits"."count" - 1 where ("rate_limits"."key" = ? and "rate_limits"."count" > ?)`;
 const INSERT_ACTIVITY_IF_TOKEN = `insert into "activity" ("id", "user_id", "type", "created_at", "ip", "user_agent", "details") SELECT ?, ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM "refresh_tokens" WHERE "refresh_tokens"."id" = ?)`;
 const DIRECTORY = `select "users"."id", "users"."username", "users"."created_at", "profiles"."name", "profiles"."surname", "profiles"."profession", "profiles"."about_me", "profiles"."avatar_key" from "users" left join "profiles" on "profiles"."user_id" = "users"."id" where ("users"."email_verified" = ? and "users"."is_active" = ?) order by "users"."created_at" asc, "users"."id" asc limit ?`;
@@ -137,19 +137,8 @@ async function login(request: Request, env: ExactEnv, signer: Signer): Promise<R
     db.prepare(USER_BY_EMAIL).bind(email, 1),
     db.prepare(HIT).bind(`loginFailuresPerIp:${ip(request)}`, 1, window, now, now, window),
     db
-      .prepare(ACCOUNT_HIT)
-      .bind(
-        "loginFailuresPerAccount:",
-        email,
-        `unknown:email:${email}`,
-        window,
-        `loginFailuresPerIp:${ip(request)}`,
-        now,
-        50,
-        now,
-        now,
-        window,
-      ),
+      .prepare(IDENTIFIER_HIT)
+      .bind(`loginFailuresPerIdentifier:email:${email}`, window, `loginFailuresPerIp:${ip(request)}`, now, 50, now, now, window),
   ]);
   const user = users?.results[0] ?? null;
   if (!(await checkPassword(password, user?.password_hash ?? null, "argon2id")) || !user)
@@ -166,7 +155,7 @@ async function login(request: Request, env: ExactEnv, signer: Signer): Promise<R
   });
   const [inserted] = await db.batch([
     db.prepare(INSERT_WHILE_ACCOUNT_UNCHANGED).bind(...token, user.id, user.password_hash, 1, user.tokens_valid_after),
-    db.prepare(CLEAR_COUNTER).bind(`loginFailuresPerAccount:${user.id}`),
+    db.prepare(CLEAR_LOCKOUTS).bind("loginFailuresPerIdentifier:", "email:", user.id, "loginFailuresPerIdentifier:", "username:", user.id),
     db.prepare(REFUND_HIT).bind(`loginFailuresPerIp:${ip(request)}`, 0),
     db
       .prepare(INSERT_ACTIVITY_IF_TOKEN)

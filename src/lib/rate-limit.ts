@@ -13,8 +13,12 @@ import { AppError } from "./errors";
 
 /** Every limit in one place: attempts allowed per window. */
 export const RATE_LIMITS = {
-  /** Password checks per account (login and re-entry); the 11th within 15 minutes is refused, right password or not. */
-  loginFailuresPerAccount: { limit: 10, windowMs: 15 * 60_000 },
+  /**
+   * Password checks per sign-in identifier, the address or the username, each counted apart (see
+   * `identifierSubject`); re-entry by a signed-in user counts on the address. The 11th within 15
+   * minutes is refused, right password or not.
+   */
+  loginFailuresPerIdentifier: { limit: 10, windowMs: 15 * 60_000 },
   /** Password checks per client IP, across accounts (credential stuffing from one address). */
   loginFailuresPerIp: { limit: 50, windowMs: 15 * 60_000 },
   registerPerIp: { limit: 20, windowMs: 60 * 60_000 },

@@ -18,7 +18,7 @@ import {
   activityInsert,
   activityInsertSelect,
   claimAddress,
-  clearCounter,
+  clearLockouts,
   countHit,
   endSignIns,
   hitWithin,
@@ -318,12 +318,7 @@ export function DrizzleCodeStore(db: Db): CodeStore {
       return spend(
         codeId,
         entry,
-        [
-          ...claim,
-          verifiedEntry && activityInsert(db, verifiedEntry),
-          db.insert(refreshTokens).values(token),
-          clearCounter(db, "loginFailuresPerAccount", user.id),
-        ],
+        [...claim, verifiedEntry && activityInsert(db, verifiedEntry), db.insert(refreshTokens).values(token), clearLockouts(db, user.id)],
         whileSignInsAsRead(user.id, user.tokensValidAfter),
       );
     },
@@ -335,7 +330,7 @@ export function DrizzleCodeStore(db: Db): CodeStore {
         // Also voids every other code, whatever its purpose (endSignIns): a verify_email code has
         // nothing left to prove once the reset verifies the address.
         ...endSignIns(db, userId, "password_reset", now, { set: { passwordHash, emailVerified: true } }),
-        clearCounter(db, "loginFailuresPerAccount", userId),
+        clearLockouts(db, userId),
       ]);
     },
 

@@ -7,17 +7,18 @@ import { inArray, lte } from "drizzle-orm";
 import type { RateLimitName } from "../lib/rate-limit";
 import { affectedRows, type Db, runBatch, runOne } from "./driver";
 import { rateLimits } from "./schema";
-import { countHit, countMailToAddress, hitWithin, releasePasswordCheck } from "./statements";
-import type { Counter, PasswordCheckRelease } from "./types";
+import { countHit, countIdentifierHit, countMailToAddress, hitWithin, releasePasswordCheck } from "./statements";
+import type { Counter, LoginIdentifier, PasswordCheckRelease } from "./types";
 
 export interface CounterStore {
   /** Counts one hit on `name:subject` and returns the counter. */
   hit(name: RateLimitName, subject: string, nowMs: number): Promise<Counter | undefined>;
   /**
-   * Reserves one password check on the IP's and the account's failure counters, in one round trip;
-   * the account's only when the IP's is within its limit (then `account` is undefined).
+   * Reserves one password check on the IP's failure counter and the one of `identifier` (for a
+   * signed-in user re-entering a password, the account's address: `identifierSubject`), in one
+   * round trip; the identifier's only when the IP's is within its limit (else `identifier` is undefined).
    */
-  reservePasswordCheck(userId: string, ip: string, nowMs: number): Promise<{ ip?: Counter; account?: Counter }>;
+  reservePasswordCheck(identifier: LoginIdentifier, ip: string, nowMs: number): Promise<{ ip?: Counter; identifier?: Counter }>;
   /**
    * Reserves an email change's code mail, in one round trip: on the account's counter, then (only
    * when that is within its limit) on the new address's per-minute and per-hour counters.
@@ -36,13 +37,13 @@ export function DrizzleCounterStore(db: Db): CounterStore {
       return row;
     },
 
-    async reservePasswordCheck(userId, ip, nowMs) {
-      const [ipRows, accountRows] = (await runBatch(db, [
+    async reservePasswordCheck(identifier, ip, nowMs) {
+      const [ipRows, identifierRows] = (await runBatch(db, [
         countHit(db, "loginFailuresPerIp", ip, nowMs),
         // Counted only when the IP's hit is within its limit (see `hitWithin`).
-        countHit(db, "loginFailuresPerAccount", userId, nowMs, hitWithin("loginFailuresPerIp", ip, nowMs)),
+        countIdentifierHit(db, identifier, ip, nowMs),
       ])) as [Counter[], Counter[]];
-      return { ip: ipRows[0], account: accountRows[0] };
+      return { ip: ipRows[0], identifier: identifierRows[0] };
     },
 
     async reserveChangeMail(userId, address, nowMs) {

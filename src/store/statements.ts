@@ -69,46 +69,48 @@ export function hitWithin(name: RateLimitName, subject: string, nowMs: number, l
 }
 
 /**
- * A login's hit on the per-account failure counter, prepared for either identifier: the subject
- * is the account's id when the account exists (so email and username share one counter),
- * otherwise the identifier itself (unknown accounts lock out like real ones). Counted only when
- * the IP's hit (`ip`, earlier in the batch) is within its limit.
+ * The lockout counter's subject for a sign-in identifier. Each identifier has its own, for an
+ * account and an unknown one alike: an account's username is public (the directory) and its
+ * address is not, and one shared counter would tell whoever locked the username out, by a 429,
+ * which address belongs to it.
  */
-export function countAccountHit(db: Db, identifier: LoginIdentifier, ip: string, nowMs: number) {
-  const name = "loginFailuresPerAccount";
-  const [by, value] = "email" in identifier ? (["email", identifier.email] as const) : (["username", identifier.username] as const);
-  return accountHit[by](db, {
-    prefix: rateLimitKey(name, ""),
-    identifier: value,
-    fallback: `unknown:${by}:${value}`,
+export function identifierSubject(identifier: LoginIdentifier): string {
+  return "email" in identifier ? `${SUBJECT_LABEL.email}${identifier.email}` : `${SUBJECT_LABEL.username}${identifier.username}`;
+}
+const SUBJECT_LABEL = { email: "email:", username: "username:" } as const;
+
+/**
+ * A password check's hit on the failure counter of `identifier`, counted only when the IP's hit
+ * (`ip`, earlier in the batch) is within its limit.
+ */
+export function countIdentifierHit(db: Db, identifier: LoginIdentifier, ip: string, nowMs: number) {
+  const name = "loginFailuresPerIdentifier";
+  return identifierHit(db, {
+    key: rateLimitKey(name, identifierSubject(identifier)),
     now: nowMs,
     reset: nowMs + RATE_LIMITS[name].windowMs,
     ipKey: rateLimitKey("loginFailuresPerIp", ip),
     ipLimit: RATE_LIMITS.loginFailuresPerIp.limit,
   });
 }
-const accountHit = {
-  email: accountHitBy(users.email),
-  username: accountHitBy(users.username),
-};
-function accountHitBy(column: typeof users.email | typeof users.username) {
-  return prepared(
-    (db, p: Placeholders<HitWindow & { prefix: string; identifier: string; fallback: string; ipKey: string; ipLimit: number }>) =>
-      hitUpsert(
-        db,
-        sql`${p.prefix} || COALESCE((SELECT ${users.id} FROM ${users} WHERE ${column} = ${p.identifier}), ${p.fallback})`,
-        p.now,
-        p.reset,
-        counterWithin(p.ipKey, p.now, p.ipLimit),
-      ),
-  );
-}
+const identifierHit = prepared((db, p: Placeholders<HitWindow & { key: string; ipKey: string; ipLimit: number }>) =>
+  hitUpsert(db, p.key, p.now, p.reset, counterWithin(p.ipKey, p.now, p.ipLimit)),
+);
 
-/** Clears a counter (a successful login forgives that account's earlier failures). */
-export function clearCounter(db: Db, name: RateLimitName, subject: string) {
-  return deleteCounter(db, { key: rateLimitKey(name, subject) });
+/**
+ * Forgives an account's failed password checks: the counters of both its identifiers, as they
+ * are when the batch runs (a sign-in by address also clears a username locked out meanwhile).
+ */
+export function clearLockouts(db: Db, userId: string) {
+  return deleteLockouts(db, { userId, prefix: rateLimitKey("loginFailuresPerIdentifier", "") });
 }
-const deleteCounter = prepared((db, p: Placeholders<{ key: string }>) => db.delete(rateLimits).where(eq(rateLimits.key, p.key)));
+const deleteLockouts = prepared((db, p: Placeholders<{ userId: string; prefix: string }>) => {
+  const of = (column: typeof users.email | typeof users.username, label: string) =>
+    sql`${p.prefix} || ${label} || (SELECT ${column} FROM ${users} WHERE ${users.id} = ${p.userId})`;
+  return db
+    .delete(rateLimits)
+    .where(sql`${rateLimits.key} IN (${of(users.email, SUBJECT_LABEL.email)}, ${of(users.username, SUBJECT_LABEL.username)})`);
+});
 
 /** Gives back one reserved hit (a password check that succeeded is not a failure of its IP). */
 export function refundHit(db: Db, name: RateLimitName, subject: string) {
@@ -124,7 +126,7 @@ const decrementCounter = prepared((db, p: Placeholders<{ key: string }>) =>
 /** After a successful password check: the account's failures forgiven, the IP's reservation returned. */
 export function releasePasswordCheck(db: Db, release: { userId: string; ip: string } | null | undefined) {
   if (!release) return [];
-  return [clearCounter(db, "loginFailuresPerAccount", release.userId), refundHit(db, "loginFailuresPerIp", release.ip)];
+  return [clearLockouts(db, release.userId), refundHit(db, "loginFailuresPerIp", release.ip)];
 }
 
 /**

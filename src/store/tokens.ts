@@ -11,7 +11,7 @@ import { refreshTokens, users } from "./schema";
 import {
   activityInsertSelect,
   auditEntryWhile,
-  clearCounter,
+  clearLockouts,
   countHit,
   endSignIns,
   refundHit,
@@ -218,7 +218,7 @@ export function DrizzleTokenStore(db: Db): TokenStore {
       const tokenWritten = sql`EXISTS (SELECT 1 FROM ${refreshTokens} WHERE ${refreshTokens.id} = ${token.id})`;
       const [inserted] = await runBatch(db, [
         insertWhileAccountUnchanged(db, { ...tokenValues(token), ...verified }),
-        clearCounter(db, "loginFailuresPerAccount", release.userId),
+        clearLockouts(db, release.userId),
         refundHit(db, "loginFailuresPerIp", release.ip),
         activityInsertSelect(db, activity, { where: tokenWritten }),
         rehash !== null &&

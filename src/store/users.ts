@@ -14,8 +14,8 @@ import {
   activityInsertSelect,
   auditEntryWhile,
   claimAddress,
-  countAccountHit,
   countHit,
+  countIdentifierHit,
   countMailToAddress,
   endSignIns,
   entryWhileAccountAsRead,
@@ -62,15 +62,16 @@ export interface UserStore {
    */
   register(input: { user: User; activity: ActivityRecord; code: NewCode | null }): Promise<void>;
   /**
-   * The account a password sign-in names, and this attempt reserved on the IP's and the account's
-   * failure counters, in one round trip. An unknown identifier is counted under itself, so it
-   * reaches 429 exactly like an existing account.
+   * The account a password sign-in names, and this attempt reserved on the IP's and the
+   * identifier's failure counters, in one round trip. Every identifier, an account's or not, is
+   * counted under itself (`identifierSubject`), so an unknown one reaches 429 exactly like an
+   * existing account's, and locking out a username says nothing about the account's address.
    */
   beginPasswordLogin(
     identifier: LoginIdentifier,
     ip: string,
     nowMs: number,
-  ): Promise<{ user: User | null; ip?: Counter; account?: Counter }>;
+  ): Promise<{ user: User | null; ip?: Counter; identifier?: Counter }>;
   /** A `login_failed` entry, written only when the identifier names an account (the same statement either way). */
   recordLoginFailure(identifier: LoginIdentifier, entry: ActivityRecord): Promise<void>;
   /**
@@ -232,12 +233,12 @@ export function DrizzleUserStore(db: Db): UserStore {
     },
 
     async beginPasswordLogin(identifier, ip, nowMs) {
-      const [accounts, ipRows, accountRows] = (await runBatch(db, [
+      const [accounts, ipRows, identifierRows] = (await runBatch(db, [
         "email" in identifier ? userByEmail(db, { email: identifier.email }) : userByUsername(db, { username: identifier.username }),
         countHit(db, "loginFailuresPerIp", ip, nowMs),
-        countAccountHit(db, identifier, ip, nowMs),
+        countIdentifierHit(db, identifier, ip, nowMs),
       ])) as [User[], Counter[], Counter[]];
-      return { user: accounts[0] ?? null, ip: ipRows[0], account: accountRows[0] };
+      return { user: accounts[0] ?? null, ip: ipRows[0], identifier: identifierRows[0] };
     },
 
     async recordLoginFailure(identifier, entry) {

@@ -9,7 +9,7 @@ import { RATE_LIMITS } from "../../src/lib/rate-limit";
 import { harness, unique } from "../helpers";
 
 const LOGIN = "/api/v1/auth/login";
-const LIMIT = RATE_LIMITS.loginFailuresPerAccount.limit;
+const LIMIT = RATE_LIMITS.loginFailuresPerIdentifier.limit;
 
 describe("password lockout", () => {
   const h = harness();
@@ -58,13 +58,22 @@ describe("password lockout", () => {
     expect(b.headers.get("retry-after")).toBe(a.headers.get("retry-after"));
   });
 
-  it("counts email and username guesses against the same account", async () => {
+  it("keeps a lockout to the identifier it was earned on, so it cannot tell which address belongs to a public username", async () => {
     const u = await h.registerVerified();
-    for (let i = 0; i < LIMIT / 2; i++) {
-      expect((await h.call("POST", LOGIN, { email: u.email, password: "wrong-password-1x" })).status).toBe(401);
+    const stranger = await h.registerVerified();
+    // The username is public (the directory); the address is not. Locking the username out...
+    for (let i = 0; i < LIMIT; i++) {
       expect((await h.call("POST", LOGIN, { username: u.username, password: "wrong-password-1x" })).status).toBe(401);
     }
     expect((await h.call("POST", LOGIN, { username: u.username, password: u.password })).status).toBe(429);
+    // ...says nothing of the account's address: a guess at it answers as a guess at anyone's.
+    const sameId = { headers: { "x-request-id": "lockout-link" } };
+    const guess = await h.call("POST", LOGIN, { email: u.email, password: "wrong-password-1x" }, sameId);
+    const other = await h.call("POST", LOGIN, { email: stranger.email, password: "wrong-password-1x" }, sameId);
+    expect(guess.status).toBe(401);
+    expect(guess.text).toBe(other.text);
+    // And the owner still signs in with the address.
+    expect((await h.call("POST", LOGIN, { email: u.email, password: u.password })).status).toBe(200);
   });
 
   it("a successful login forgives the account's failures and does not count against its IP", async () => {
@@ -75,11 +84,11 @@ describe("password lockout", () => {
     }
     expect((await h.call("POST", LOGIN, { email: u.email, password: u.password }, { headers: ip })).status).toBe(200);
     const counter = (key: string) => env.DB.prepare("SELECT count FROM rate_limits WHERE key = ?").bind(key).first<{ count: number }>();
-    expect(await counter(`loginFailuresPerAccount:${u.id}`)).toBeNull();
+    expect(await counter(`loginFailuresPerIdentifier:email:${u.email}`)).toBeNull();
     expect((await counter("loginFailuresPerIp:198.51.100.201"))?.count).toBe(LIMIT - 1);
   });
 
-  it("re-entering a password (change, delete, email change) shares the account's counter with login", async () => {
+  it("re-entering a password (change, delete, email change) shares the counter of the account's address with login", async () => {
     const u = await h.signedInUser();
     const attempts = [
       () =>
@@ -100,7 +109,7 @@ describe("password lockout", () => {
     ];
     for (let i = 0; i < LIMIT; i++) expect((await attempts[i % 3]!()).status).toBe(401);
     for (const attempt of attempts) expect((await attempt()).status).toBe(429);
-    // Locked for login too, the right password included; and the account is still there.
+    // Locked for login by address too, the right password included; and the account is still there.
     expect((await h.call("POST", LOGIN, { email: u.email, password: u.password })).status).toBe(429);
     const deleteRight = await h.call("DELETE", "/api/v1/me", { current_password: u.password }, { token: u.access_token });
     expect(deleteRight.status).toBe(429);
@@ -172,7 +181,7 @@ describe("password lockout", () => {
     const u = await h.registerVerified();
     await parallelWrongLogins(u.email, LIMIT + 1);
     expect((await h.call("POST", LOGIN, { email: u.email, password: u.password })).status).toBe(429);
-    h.clock.advance(RATE_LIMITS.loginFailuresPerAccount.windowMs);
+    h.clock.advance(RATE_LIMITS.loginFailuresPerIdentifier.windowMs);
     expect((await h.call("POST", LOGIN, { email: u.email, password: u.password })).status).toBe(200);
   });
 });

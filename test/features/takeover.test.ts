@@ -150,7 +150,7 @@ describe("account takeover through email ownership", () => {
 
   it("a confirmation that lost the race for its code gives back its password check", async () => {
     const email = `${unique("registrant")}@example.com`;
-    const { id, code } = await registerWithActivation(email, PASSWORD);
+    const { code } = await registerWithActivation(email, PASSWORD);
     // A double submission: both check the code and the password, one spends the code.
     const answers = await Promise.all(
       [1, 2].map(() =>
@@ -165,7 +165,7 @@ describe("account takeover through email ownership", () => {
     expect(answers.map((a) => a.status).sort()).toEqual([200, 400]);
     // Neither right password is left counted as a failure, of the account or of the client.
     const counters = await env.DB.prepare("SELECT key, count FROM rate_limits WHERE key IN (?, ?) AND count > 0")
-      .bind(`loginFailuresPerAccount:${id}`, "loginFailuresPerIp:198.51.100.41")
+      .bind(`loginFailuresPerIdentifier:email:${email}`, "loginFailuresPerIp:198.51.100.41")
       .all();
     expect(counters.results).toEqual([]);
   });

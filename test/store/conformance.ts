@@ -197,18 +197,20 @@ export function storeConformance(driver: string, open: () => Promise<Conformance
         expect(await countOf("SELECT COUNT(*) AS n FROM profiles p JOIN users u ON u.id = p.user_id WHERE u.email = ?", email)).toBe(1);
       });
 
-      it("reserves a password login on both counters, unknown identifiers under themselves, and records failures only for accounts", async () => {
+      it("reserves a password login on both counters, each identifier under itself, and records failures only for accounts", async () => {
         const { user } = await registered();
         const { stores } = await t();
         const first = await stores.users.beginPasswordLogin({ email: user.email }, "192.0.2.1", clock.now());
         expect(first.user?.id).toBe(user.id);
-        expect(first.account?.count).toBe(1);
+        expect(first.identifier?.count).toBe(1);
         const byName = await stores.users.beginPasswordLogin({ username: user.username ?? "" }, "192.0.2.1", clock.now());
-        expect(byName.account?.count).toBe(2); // email and username share the account's counter
+        expect(byName.identifier?.count).toBe(1); // the username's own counter, not the address's
         expect(byName.ip?.count).toBe(2);
+        const again = await stores.users.beginPasswordLogin({ email: user.email }, "192.0.2.1", clock.now());
+        expect(again.identifier?.count).toBe(2);
         const unknown = await stores.users.beginPasswordLogin({ email: "nobody@example.com" }, "192.0.2.2", clock.now());
         expect(unknown.user).toBeNull();
-        expect(unknown.account?.count).toBeGreaterThanOrEqual(1);
+        expect(unknown.identifier?.count).toBeGreaterThanOrEqual(1);
 
         const entry = { userId: "", type: "login_failed" as const, nowMs: clock.now(), meta: META };
         await stores.users.recordLoginFailure({ email: user.email }, entry);
@@ -230,7 +232,7 @@ export function storeConformance(driver: string, open: () => Promise<Conformance
       it("changes identifiers with a pending email's code, the entry and the password check's release in one batch", async () => {
         const { user } = await registered();
         const { stores } = await t();
-        await stores.counters.reservePasswordCheck(user.id, META.ip, clock.now());
+        await stores.counters.reservePasswordCheck({ email: user.email }, META.ip, clock.now());
         const code = newCode("new@example.com", "change_email");
         await stores.users.updateIdentifiers({
           userId: user.id,
@@ -258,7 +260,9 @@ export function storeConformance(driver: string, open: () => Promise<Conformance
           ),
         ).toBe(1);
         expect(await countOf("SELECT COUNT(*) AS n FROM otp_codes WHERE id = ?", code.id)).toBe(1);
-        expect(await countOf("SELECT COUNT(*) AS n FROM rate_limits WHERE key = ?", `loginFailuresPerAccount:${user.id}`)).toBe(0);
+        expect(await countOf("SELECT COUNT(*) AS n FROM rate_limits WHERE key = ?", `loginFailuresPerIdentifier:email:${user.email}`)).toBe(
+          0,
+        );
         // Cancelling the pending change, with a rename.
         const cancel = (username: string, signInsValidAfter: number) => ({
           userId: user.id,
@@ -289,7 +293,7 @@ export function storeConformance(driver: string, open: () => Promise<Conformance
         const { stores } = await t();
         const keep = await signedIn(user);
         const other = await signedIn(user);
-        await stores.counters.reservePasswordCheck(user.id, META.ip, clock.now());
+        await stores.counters.reservePasswordCheck({ email: user.email }, META.ip, clock.now());
         await withFault(table, op, () =>
           stores.users.changePassword({
             asRead: user,
@@ -609,7 +613,8 @@ export function storeConformance(driver: string, open: () => Promise<Conformance
       it("signs in: the token, the release of both reservations, the entry and an upgraded hash", async () => {
         const { user } = await registered();
         const { stores } = await t();
-        await stores.counters.reservePasswordCheck(user.id, "192.0.2.9", clock.now());
+        await stores.counters.reservePasswordCheck({ email: user.email }, "192.0.2.9", clock.now());
+        await stores.counters.reservePasswordCheck({ username: user.username ?? "" }, "192.0.2.10", clock.now());
         const token = newToken(user.id);
         await stores.tokens.signIn({
           token,
@@ -621,7 +626,14 @@ export function storeConformance(driver: string, open: () => Promise<Conformance
         });
         expect(await stores.tokens.byHash(token.tokenHash)).toMatchObject({ id: token.id, revokedAt: null });
         expect((await stores.users.byId(user.id))?.passwordHash).toBe("upgraded");
-        expect(await countOf("SELECT COUNT(*) AS n FROM rate_limits WHERE key = ?", `loginFailuresPerAccount:${user.id}`)).toBe(0);
+        // Both identifiers' failures are forgiven, whichever one signed in.
+        expect(
+          await countOf(
+            "SELECT COUNT(*) AS n FROM rate_limits WHERE key IN (?, ?)",
+            `loginFailuresPerIdentifier:email:${user.email}`,
+            `loginFailuresPerIdentifier:username:${user.username}`,
+          ),
+        ).toBe(0);
         expect(await countOf("SELECT COUNT(*) AS n FROM rate_limits WHERE key = ? AND count = 0", "loginFailuresPerIp:192.0.2.9")).toBe(1);
       });
 
@@ -1008,7 +1020,7 @@ export function storeConformance(driver: string, open: () => Promise<Conformance
         const { user } = await registered(kind === "email change" ? { pendingEmail: address } : { email: address, emailVerified: false });
         const { stores } = await t();
         const session = await signedIn(user);
-        await stores.counters.reservePasswordCheck(user.id, META.ip, clock.now());
+        await stores.counters.reservePasswordCheck({ email: user.email }, META.ip, clock.now());
         const code = newCode(address, purpose);
         await stores.users.updateIdentifiers({
           userId: user.id,
@@ -1039,7 +1051,9 @@ export function storeConformance(driver: string, open: () => Promise<Conformance
         expect(await stores.tokens.byHash(session.tokenHash)).toMatchObject({ revokedAt: null });
         expect(await countOf("SELECT COUNT(*) AS n FROM refresh_tokens WHERE user_id = ?", user.id)).toBe(1);
         expect(await countOf("SELECT COUNT(*) AS n FROM activity WHERE user_id = ? AND type <> 'register'", user.id)).toBe(1); // signedIn's login
-        expect(await countOf("SELECT COUNT(*) AS n FROM rate_limits WHERE key = ?", `loginFailuresPerAccount:${user.id}`)).toBe(1);
+        expect(await countOf("SELECT COUNT(*) AS n FROM rate_limits WHERE key = ?", `loginFailuresPerIdentifier:email:${user.email}`)).toBe(
+          1,
+        );
       });
 
       it("checks a code bound to the signed-in account, not to whoever owns the address", async () => {

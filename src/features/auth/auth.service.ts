@@ -111,7 +111,7 @@ export async function login(deps: Deps, input: { email?: string; username?: stri
   // One round trip: the account, and this attempt reserved on the IP's and the account's
   // failure counters before the password is checked.
   const attempt = await deps.users.beginPasswordLogin(identifier, ip, now);
-  assertReserved(attempt.ip, attempt.account, now);
+  assertReserved(attempt.ip, attempt.identifier, now);
   const user = attempt.user;
 
   const valid = await checkPassword(input.password, user?.passwordHash ?? null, hasher);

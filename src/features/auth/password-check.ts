@@ -1,6 +1,7 @@
 /**
  * Every password check — login, and each place a signed-in user re-enters their password — goes
- * through the same two failure counters: per account and per client IP. A check is *reserved*
+ * through the same two failure counters: the sign-in identifier's (a signed-in user's counts on
+ * the account's address) and the client IP's. A check is *reserved*
  * before the password is verified (increment-then-compare in one statement), so twenty or thirty
  * parallel guesses verify at most the limit between them, and during a lockout even the right
  * password answers 429. A check that succeeds gives its reservation back.
@@ -13,10 +14,10 @@ import type { PasswordCheckRelease, User } from "../../store";
 import { checkPassword } from "./password-hash";
 
 /** Throws 429 (Retry-After: the later of the two windows) when either reservation went over its limit. */
-export function assertReserved(ipRow: RateLimitRow | undefined, accountRow: RateLimitRow | undefined, nowMs: number): void {
+export function assertReserved(ipRow: RateLimitRow | undefined, identifierRow: RateLimitRow | undefined, nowMs: number): void {
   const over = [
     ipRow && isOverLimit("loginFailuresPerIp", ipRow) ? ipRow : null,
-    accountRow && isOverLimit("loginFailuresPerAccount", accountRow) ? accountRow : null,
+    identifierRow && isOverLimit("loginFailuresPerIdentifier", identifierRow) ? identifierRow : null,
   ].filter((row): row is RateLimitRow => row !== null);
   if (over.length === 0) return;
   const latest = over.reduce((a, b) => (a.resetAt >= b.resetAt ? a : b));
@@ -58,8 +59,9 @@ async function provePassword(
   const { clock, meta } = deps;
   const now = clock.now();
   const ip = clientKey(meta.ip);
-  const reserved = await deps.counters.reservePasswordCheck(user.id, ip, now);
-  assertReserved(reserved.ip, reserved.account, now);
+  // On the counter of the account's address, which login by address shares (`identifierSubject`).
+  const reserved = await deps.counters.reservePasswordCheck({ email: user.email }, ip, now);
+  assertReserved(reserved.ip, reserved.identifier, now);
   if (!(await checkPassword(password, user.passwordHash, deps.passwordHasher))) {
     await deps.activity.record({
       userId: user.id,
