@@ -277,6 +277,9 @@ describe("avatar upload: refused input", () => {
       // HTML also takes a slash between a tag's name and its attributes.
       "<video/src/onerror=alert(1)>",
       "<input/autofocus/onfocus=alert(1)>",
+      // And right after a quoted value.
+      '<video src="x"onerror=alert(1)>',
+      "<video src='x'onerror=alert(1)>",
     ]) {
       const comment = bytes([0x21, 0xfe, markup.length], markup, [0]);
       await expectRefused(gif(4, 4, comment), "image/gif", 415);

@@ -200,11 +200,11 @@ const WALKERS: Record<AvatarFormat, (b: Uint8Array) => Walk> = { png: walkPng, j
  * Markup that makes a file something a browser could run or render as a page: the tags that
  * script, style, frame, redirect or post, and event-handler attributes. Each needle is a tag name
  * followed by a delimiter, or long enough on its own (`on` + at least four letters after
- * whitespace or the `/` HTML also takes between attributes), so chance matches inside compressed pixel data stay rare (about 1e-4 for a 2 MiB
+ * whitespace, a `/` or a closing quote, each of which HTML takes before an attribute), so chance matches inside compressed pixel data stay rare (about 1e-4 for a 2 MiB
  * file, nearly all of it `<img`), while XMP/EXIF metadata (XML) does not trip them.
  */
 const MARKUP =
-  /<(?:script|html|svg|body|iframe|object|embed|style|meta|form|link|base|img|!doctype|\?xml-stylesheet)[\s/>]|javascript:|[\s/]on[a-z]{4,}\s*=/i;
+  /<(?:script|html|svg|body|iframe|object|embed|style|meta|form|link|base|img|!doctype|\?xml-stylesheet)[\s/>]|javascript:|[\s/"']on[a-z]{4,}\s*=/i;
 
 /** Scans in windows (overlapping by more than the longest needle) to keep each string small. */
 function containsMarkup(b: Uint8Array): boolean {
