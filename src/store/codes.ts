@@ -18,10 +18,11 @@ import {
   activityInsert,
   activityInsertSelect,
   claimAddress,
-  clearLockouts,
+  clearLockout,
   countHit,
   endSignIns,
   hitWithin,
+  identifierSubject,
   releasePasswordCheck,
   revokeAllForUser,
   supersedeCodes,
@@ -318,7 +319,12 @@ export function DrizzleCodeStore(db: Db): CodeStore {
       return spend(
         codeId,
         entry,
-        [...claim, verifiedEntry && activityInsert(db, verifiedEntry), db.insert(refreshTokens).values(token), clearLockouts(db, user.id)],
+        [
+          ...claim,
+          verifiedEntry && activityInsert(db, verifiedEntry),
+          db.insert(refreshTokens).values(token),
+          clearLockout(db, identifierSubject({ email: user.email })),
+        ],
         whileSignInsAsRead(user.id, user.tokensValidAfter),
       );
     },
@@ -330,7 +336,8 @@ export function DrizzleCodeStore(db: Db): CodeStore {
         // Also voids every other code, whatever its purpose (endSignIns): a verify_email code has
         // nothing left to prove once the reset verifies the address.
         ...endSignIns(db, userId, "password_reset", now, { set: { passwordHash, emailVerified: true } }),
-        clearLockouts(db, userId),
+        // The address the code proved: the account's own, the identifier whose failures it forgives.
+        clearLockout(db, sql`${"email:"} || (SELECT ${otpCodes.sentTo} FROM ${otpCodes} WHERE ${otpCodes.id} = ${codeId})`),
       ]);
     },
 

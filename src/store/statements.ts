@@ -10,7 +10,7 @@ import { randomId } from "../lib/crypto";
 import { mailSubjects, RATE_LIMITS, type RateLimitName, rateLimitKey } from "../lib/rate-limit";
 import { type Db, type Placeholders, prepared } from "./driver";
 import { activity, adminAudit, otpCodes, rateLimits, refreshTokens, users } from "./schema";
-import type { ActivityRecord, AuditRecord, LoginIdentifier, OtpPurpose, User } from "./types";
+import type { ActivityRecord, AuditRecord, LoginIdentifier, OtpPurpose, PasswordCheckRelease, User } from "./types";
 
 // ---- rate-limit counters ----
 
@@ -75,9 +75,8 @@ export function hitWithin(name: RateLimitName, subject: string, nowMs: number, l
  * which address belongs to it.
  */
 export function identifierSubject(identifier: LoginIdentifier): string {
-  return "email" in identifier ? `${SUBJECT_LABEL.email}${identifier.email}` : `${SUBJECT_LABEL.username}${identifier.username}`;
+  return "email" in identifier ? `email:${identifier.email}` : `username:${identifier.username}`;
 }
-const SUBJECT_LABEL = { email: "email:", username: "username:" } as const;
 
 /**
  * A password check's hit on the failure counter of `identifier`, counted only when the IP's hit
@@ -98,19 +97,17 @@ const identifierHit = prepared((db, p: Placeholders<HitWindow & { key: string; i
 );
 
 /**
- * Forgives an account's failed password checks: the counters of both its identifiers, as they
- * are when the batch runs (a sign-in by address also clears a username locked out meanwhile).
+ * Forgives the failed password checks of one identifier (`identifierSubject`, or SQL giving it),
+ * after a success proven through that identifier: a sign-in with it, or a code mailed to that
+ * address. Never another identifier of the account: whoever locked out a public username could
+ * otherwise watch the lockout end when the owner signs in by address, and so link the two.
  */
-export function clearLockouts(db: Db, userId: string) {
-  return deleteLockouts(db, { userId, prefix: rateLimitKey("loginFailuresPerIdentifier", "") });
+export function clearLockout(db: Db, subject: string | SQL) {
+  const name = "loginFailuresPerIdentifier";
+  if (typeof subject === "string") return deleteCounter(db, { key: rateLimitKey(name, subject) });
+  return db.delete(rateLimits).where(eq(rateLimits.key, keySql(name, subject)));
 }
-const deleteLockouts = prepared((db, p: Placeholders<{ userId: string; prefix: string }>) => {
-  const of = (column: typeof users.email | typeof users.username, label: string) =>
-    sql`${p.prefix} || ${label} || (SELECT ${column} FROM ${users} WHERE ${users.id} = ${p.userId})`;
-  return db
-    .delete(rateLimits)
-    .where(sql`${rateLimits.key} IN (${of(users.email, SUBJECT_LABEL.email)}, ${of(users.username, SUBJECT_LABEL.username)})`);
-});
+const deleteCounter = prepared((db, p: Placeholders<{ key: string }>) => db.delete(rateLimits).where(eq(rateLimits.key, p.key)));
 
 /** Gives back one reserved hit (a password check that succeeded is not a failure of its IP). */
 export function refundHit(db: Db, name: RateLimitName, subject: string) {
@@ -124,9 +121,9 @@ const decrementCounter = prepared((db, p: Placeholders<{ key: string }>) =>
 );
 
 /** After a successful password check: the account's failures forgiven, the IP's reservation returned. */
-export function releasePasswordCheck(db: Db, release: { userId: string; ip: string } | null | undefined) {
+export function releasePasswordCheck(db: Db, release: PasswordCheckRelease | null | undefined) {
   if (!release) return [];
-  return [clearLockouts(db, release.userId), refundHit(db, "loginFailuresPerIp", release.ip)];
+  return [clearLockout(db, identifierSubject(release.identifier)), refundHit(db, "loginFailuresPerIp", release.ip)];
 }
 
 /**

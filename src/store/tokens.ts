@@ -11,14 +11,13 @@ import { refreshTokens, users } from "./schema";
 import {
   activityInsertSelect,
   auditEntryWhile,
-  clearLockouts,
   countHit,
   endSignIns,
-  refundHit,
+  releasePasswordCheck,
   revokeFamily,
   stillActiveStaff,
 } from "./statements";
-import type { ActivityRecord, AuditRecord, Counter, NewRefreshToken, RefreshToken } from "./types";
+import type { ActivityRecord, AuditRecord, Counter, NewRefreshToken, PasswordCheckRelease, RefreshToken } from "./types";
 
 /** A family as the sessions list shows it: its newest token, and its first and last use. */
 export interface SessionRow {
@@ -50,7 +49,7 @@ export interface TokenStore {
   signIn(input: {
     token: NewRefreshToken;
     verified: { passwordHash: string; tokensValidAfter: number };
-    release: { userId: string; ip: string };
+    release: PasswordCheckRelease;
     activity: ActivityRecord;
     rehash: string | null;
     nowMs: number;
@@ -218,8 +217,7 @@ export function DrizzleTokenStore(db: Db): TokenStore {
       const tokenWritten = sql`EXISTS (SELECT 1 FROM ${refreshTokens} WHERE ${refreshTokens.id} = ${token.id})`;
       const [inserted] = await runBatch(db, [
         insertWhileAccountUnchanged(db, { ...tokenValues(token), ...verified }),
-        clearLockouts(db, release.userId),
-        refundHit(db, "loginFailuresPerIp", release.ip),
+        ...releasePasswordCheck(db, release),
         activityInsertSelect(db, activity, { where: tokenWritten }),
         rehash !== null &&
           db

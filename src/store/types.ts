@@ -93,10 +93,10 @@ export type NewRefreshToken = Omit<RefreshToken, "revokedAt" | "revokedReason">;
 
 /**
  * What a successful password check gives back, for the batch of the change it authorised: the
- * account's failures are forgiven and the IP's reservation is returned.
+ * failures of the identifier it was counted on are forgiven and the IP's reservation is returned.
  */
 export interface PasswordCheckRelease {
-  userId: string;
+  identifier: LoginIdentifier;
   ip: string;
 }
 

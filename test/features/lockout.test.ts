@@ -76,6 +76,21 @@ describe("password lockout", () => {
     expect((await h.call("POST", LOGIN, { email: u.email, password: u.password })).status).toBe(200);
   });
 
+  it("a sign-in by address leaves the username's lockout as it was, so its end cannot be timed to link the two", async () => {
+    const u = await h.registerVerified();
+    for (let i = 0; i < LIMIT; i++) {
+      expect((await h.call("POST", LOGIN, { username: u.username, password: "wrong-password-1x" })).status).toBe(401);
+    }
+    // The owner signs in by address (with the password, then with a code): the username stays
+    // locked until its own window ends, as any locked username would.
+    expect((await h.call("POST", LOGIN, { email: u.email, password: u.password })).status).toBe(200);
+    expect((await h.call("POST", LOGIN, { username: u.username, password: "wrong-password-1x" })).status).toBe(429);
+    const counter = await env.DB.prepare("SELECT count FROM rate_limits WHERE key = ?")
+      .bind(`loginFailuresPerIdentifier:username:${u.username}`)
+      .first<{ count: number }>();
+    expect(counter?.count).toBe(LIMIT + 1);
+  });
+
   it("a successful login forgives the account's failures and does not count against its IP", async () => {
     const u = await h.registerVerified();
     const ip = { "cf-connecting-ip": "198.51.100.201" };

@@ -86,7 +86,7 @@ export function storeConformance(driver: string, open: () => Promise<Conformance
       await stores.tokens.signIn({
         token,
         verified: { passwordHash: user.passwordHash, tokensValidAfter: user.tokensValidAfter },
-        release: { userId: user.id, ip: META.ip },
+        release: { identifier: { email: user.email }, ip: META.ip },
         activity: { userId: user.id, type: "login", nowMs: clock.now(), meta: META },
         rehash: null,
         nowMs: clock.now(),
@@ -248,7 +248,7 @@ export function storeConformance(driver: string, open: () => Promise<Conformance
             notice: newNotice(),
           },
           renamed: { userId: user.id, type: "username_changed", nowMs: clock.now(), meta: META },
-          release: { userId: user.id, ip: META.ip },
+          release: { identifier: { email: user.email }, ip: META.ip },
         });
         expect(await stores.users.byId(user.id)).toMatchObject({ username: "renamed", pendingEmail: "new@example.com" });
         // The rename's entry names the username it replaced, as read when the batch ran.
@@ -301,7 +301,7 @@ export function storeConformance(driver: string, open: () => Promise<Conformance
             keepSessionId: keep.familyId,
             nowMs: clock.now(),
             activity: { userId: user.id, type: "password_changed", nowMs: clock.now(), meta: META },
-            release: { userId: user.id, ip: META.ip },
+            release: { identifier: { email: user.email }, ip: META.ip },
           }),
         );
         expect((await stores.users.byId(user.id))?.passwordHash).toBe("hash");
@@ -395,7 +395,7 @@ export function storeConformance(driver: string, open: () => Promise<Conformance
         await withFault("users", "DELETE", () => stores.users.delete(user, null));
         expect(await stores.users.byId(user.id)).not.toBeNull();
         expect(await countOf("SELECT COUNT(*) AS n FROM statuses WHERE user_id = ?", user.id)).toBe(1);
-        expect(await stores.users.delete(user, { userId: user.id, ip: META.ip })).toBe("deleted");
+        expect(await stores.users.delete(user, { identifier: { email: user.email }, ip: META.ip })).toBe("deleted");
         expect(await stores.users.byId(user.id)).toBeNull();
         for (const table of ["profiles", "refresh_tokens", "otp_codes", "activity", "statuses"]) {
           expect(await countOf(`SELECT COUNT(*) AS n FROM ${table} WHERE user_id = ?`, user.id)).toBe(0);
@@ -619,21 +619,20 @@ export function storeConformance(driver: string, open: () => Promise<Conformance
         await stores.tokens.signIn({
           token,
           verified: { passwordHash: user.passwordHash, tokensValidAfter: user.tokensValidAfter },
-          release: { userId: user.id, ip: "192.0.2.9" },
+          release: { identifier: { email: user.email }, ip: "192.0.2.9" },
           activity: { userId: user.id, type: "login", nowMs: clock.now(), meta: META },
           rehash: "upgraded",
           nowMs: clock.now(),
         });
         expect(await stores.tokens.byHash(token.tokenHash)).toMatchObject({ id: token.id, revokedAt: null });
         expect((await stores.users.byId(user.id))?.passwordHash).toBe("upgraded");
-        // Both identifiers' failures are forgiven, whichever one signed in.
+        // The failures of the identifier that signed in are forgiven; the other's are left as they are.
+        expect(await countOf("SELECT COUNT(*) AS n FROM rate_limits WHERE key = ?", `loginFailuresPerIdentifier:email:${user.email}`)).toBe(
+          0,
+        );
         expect(
-          await countOf(
-            "SELECT COUNT(*) AS n FROM rate_limits WHERE key IN (?, ?)",
-            `loginFailuresPerIdentifier:email:${user.email}`,
-            `loginFailuresPerIdentifier:username:${user.username}`,
-          ),
-        ).toBe(0);
+          await countOf("SELECT count AS n FROM rate_limits WHERE key = ?", `loginFailuresPerIdentifier:username:${user.username}`),
+        ).toBe(1);
         expect(await countOf("SELECT COUNT(*) AS n FROM rate_limits WHERE key = ? AND count = 0", "loginFailuresPerIp:192.0.2.9")).toBe(1);
       });
 
@@ -645,7 +644,7 @@ export function storeConformance(driver: string, open: () => Promise<Conformance
           const signedIn = stores.tokens.signIn({
             token,
             verified,
-            release: { userId: user.id, ip: META.ip },
+            release: { identifier: { email: user.email }, ip: META.ip },
             activity: { userId: user.id, type: "login", nowMs: clock.now(), meta: META },
             rehash: "upgraded-by-a-stale-sign-in",
             nowMs: clock.now(),
@@ -670,7 +669,7 @@ export function storeConformance(driver: string, open: () => Promise<Conformance
           stores.tokens.signIn({
             token,
             verified: { passwordHash: user.passwordHash, tokensValidAfter: user.tokensValidAfter },
-            release: { userId: user.id, ip: META.ip },
+            release: { identifier: { email: user.email }, ip: META.ip },
             activity: { userId: user.id, type: "login", nowMs: clock.now(), meta: META },
             rehash: null,
             nowMs: clock.now(),

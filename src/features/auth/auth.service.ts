@@ -108,7 +108,7 @@ export async function login(deps: Deps, input: { email?: string; username?: stri
   const now = clock.now();
   const ip = clientKey(meta.ip);
   const identifier: LoginIdentifier = input.email ? { email: input.email } : { username: input.username ?? "" };
-  // One round trip: the account, and this attempt reserved on the IP's and the account's
+  // One round trip: the account, and this attempt reserved on the IP's and the identifier's
   // failure counters before the password is checked.
   const attempt = await deps.users.beginPasswordLogin(identifier, ip, now);
   assertReserved(attempt.ip, attempt.identifier, now);
@@ -137,7 +137,7 @@ export async function login(deps: Deps, input: { email?: string; username?: stri
   const signedIn = await deps.tokens.signIn({
     token: pair.row,
     verified: { passwordHash: user.passwordHash, tokensValidAfter: user.tokensValidAfter },
-    release: { userId: user.id, ip },
+    release: { identifier, ip },
     activity: { userId: user.id, type: "login", nowMs: now, meta, details: { method: "password", session_id: pair.row.familyId } },
     rehash,
     nowMs: now,

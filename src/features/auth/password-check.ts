@@ -60,7 +60,8 @@ async function provePassword(
   const now = clock.now();
   const ip = clientKey(meta.ip);
   // On the counter of the account's address, which login by address shares (`identifierSubject`).
-  const reserved = await deps.counters.reservePasswordCheck({ email: user.email }, ip, now);
+  const identifier = { email: user.email };
+  const reserved = await deps.counters.reservePasswordCheck(identifier, ip, now);
   assertReserved(reserved.ip, reserved.identifier, now);
   if (!(await checkPassword(password, user.passwordHash, deps.passwordHasher))) {
     await deps.activity.record({
@@ -72,5 +73,5 @@ async function provePassword(
     });
     throw new AppError(failure.error, failure.detail);
   }
-  return { userId: user.id, ip };
+  return { identifier, ip };
 }

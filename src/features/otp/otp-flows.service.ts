@@ -59,8 +59,8 @@ export type RegistrantProof = { password: string } | { registrantBrowser: true }
 
 /**
  * A `verify_email` code checked, then the registrant proven: the code first, so only someone who
- * reads the mailbox gets to try a password. That try is judged as a login's is (the account's and
- * the client's failure counters); a wrong or locked-out password gives back what the right code
+ * reads the mailbox gets to try a password. That try is judged as a login by address is (the
+ * address's and the client's failure counters); a wrong or locked-out password gives back what the right code
  * took, so the code stays usable and the address's daily ceiling of wrong codes is not touched.
  */
 async function expectRegistrant(deps: Deps, input: { email: string; code: string }, proof: RegistrantProof) {
