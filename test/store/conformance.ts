@@ -933,6 +933,8 @@ export function storeConformance(driver: string, open: () => Promise<Conformance
         const login = newCode(user.email, "login");
         await stores.codes.issueByAddress({ code: login, ip: "192.0.2.78", meta: META });
         expect((await stores.codes.state(login.id))?.consumedAt).toBeNull();
+        await stores.counters.reservePasswordCheck({ email: user.email }, "192.0.2.78", clock.now());
+        await stores.counters.reservePasswordCheck({ username: user.username ?? "" }, "192.0.2.78", clock.now());
         expect(
           await stores.codes.spendForReset(
             code?.id ?? "",
@@ -943,6 +945,13 @@ export function storeConformance(driver: string, open: () => Promise<Conformance
         expect((await stores.users.byId(user.id))?.passwordHash).toBe("reset-hash");
         expect(await stores.tokens.byHash(session.tokenHash)).toMatchObject({ revokedReason: "password_reset" });
         expect((await stores.codes.state(login.id))?.consumedAt).toBe(clock.now());
+        // The address the code proved is forgiven its failed password checks; the username is not.
+        expect(await countOf("SELECT COUNT(*) AS n FROM rate_limits WHERE key = ?", `loginFailuresPerIdentifier:email:${user.email}`)).toBe(
+          0,
+        );
+        expect(
+          await countOf("SELECT COUNT(*) AS n FROM rate_limits WHERE key = ?", `loginFailuresPerIdentifier:username:${user.username}`),
+        ).toBe(1);
       });
 
       it("completes an email change, and maps an address taken meanwhile to email_taken with nothing written", async () => {
