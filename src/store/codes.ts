@@ -111,8 +111,11 @@ export interface CodeStore {
     entry: SpendEntry,
     input: { user: User; token: NewRefreshToken; unusablePasswordHash: string; verifiedEntry: ActivityRecord | null },
   ): Promise<boolean>;
-  /** Spends a `reset_password` code: the new hash, the address verified, every sign-in ended, every other code voided. */
-  spendForReset(codeId: string, entry: SpendEntry, passwordHash: string): Promise<boolean>;
+  /**
+   * Spends a `reset_password` code: the new hash, the address verified, every sign-in ended, every
+   * other code voided, and the failed password checks of `address` (the one the code proved) forgiven.
+   */
+  spendForReset(codeId: string, entry: SpendEntry, input: { passwordHash: string; address: string }): Promise<boolean>;
   /**
    * Spends a `change_email` code: the pending address becomes the account's, verified; every other
    * code is voided and every sign-in but `keepSessionId` ends; `notice` (to the old address) is kept
@@ -142,12 +145,6 @@ function accountOf(address: string): SQL<string | null> {
 const ownerSql = (address: string, owner: CodeOwner): SQL => (owner.by === "user" ? sql`${owner.userId}` : accountOf(address));
 
 export function DrizzleCodeStore(db: Db): CodeStore {
-  /**
-   * The guarded spend: [entry read from the live code, ...effects, consume]. `also` is what the
-   * spend's effects further need to hold when the batch runs. A spend that starts a sign-in passes
-   * `whileSignInsAsRead` with the `tokens_valid_after` `check` read: a logout-all or disabling
-   * that commits meanwhile then leaves no session behind (nor one re-enabling would revive).
-   */
   /** Gives back the count a right code took on its address's daily failure counter (see `check`). */
   function refundFailureCount(codeId: string) {
     return db
@@ -164,6 +161,12 @@ export function DrizzleCodeStore(db: Db): CodeStore {
       );
   }
 
+  /**
+   * The guarded spend: [entry read from the live code, ...effects, consume]. `also` is what the
+   * spend's effects further need to hold when the batch runs. A spend that starts a sign-in passes
+   * `whileSignInsAsRead` with the `tokens_valid_after` `check` read: a logout-all or disabling
+   * that commits meanwhile then leaves no session behind (nor one re-enabling would revive).
+   */
   async function spend(codeId: string, entry: SpendEntry, effects: (Query | false | null)[], also?: SQL): Promise<boolean> {
     const liveCodeOwner = sql`(SELECT ${otpCodes.userId} FROM ${otpCodes} WHERE ${and(
       eq(otpCodes.id, codeId),
@@ -329,15 +332,14 @@ export function DrizzleCodeStore(db: Db): CodeStore {
       );
     },
 
-    spendForReset(codeId, entry, passwordHash) {
+    spendForReset(codeId, entry, { passwordHash, address }) {
       const now = entry.nowMs;
       const userId = entry.userId;
       return spend(codeId, entry, [
         // Also voids every other code, whatever its purpose (endSignIns): a verify_email code has
         // nothing left to prove once the reset verifies the address.
         ...endSignIns(db, userId, "password_reset", now, { set: { passwordHash, emailVerified: true } }),
-        // The address the code proved: the account's own, the identifier whose failures it forgives.
-        clearLockout(db, sql`${"email:"} || (SELECT ${otpCodes.sentTo} FROM ${otpCodes} WHERE ${otpCodes.id} = ${codeId})`),
+        clearLockout(db, identifierSubject({ email: address })),
       ]);
     },
 

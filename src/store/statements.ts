@@ -97,15 +97,13 @@ const identifierHit = prepared((db, p: Placeholders<HitWindow & { key: string; i
 );
 
 /**
- * Forgives the failed password checks of one identifier (`identifierSubject`, or SQL giving it),
- * after a success proven through that identifier: a sign-in with it, or a code mailed to that
- * address. Never another identifier of the account: whoever locked out a public username could
- * otherwise watch the lockout end when the owner signs in by address, and so link the two.
+ * Forgives the failed password checks of one identifier (`identifierSubject`), after a success
+ * proven through that identifier: a sign-in with it, or a code mailed to that address. Never
+ * another identifier of the account: whoever locked out a public username could otherwise watch
+ * the lockout end when the owner signs in by address, and so link the two.
  */
-export function clearLockout(db: Db, subject: string | SQL) {
-  const name = "loginFailuresPerIdentifier";
-  if (typeof subject === "string") return deleteCounter(db, { key: rateLimitKey(name, subject) });
-  return db.delete(rateLimits).where(eq(rateLimits.key, keySql(name, subject)));
+export function clearLockout(db: Db, subject: string) {
+  return deleteCounter(db, { key: rateLimitKey("loginFailuresPerIdentifier", subject) });
 }
 const deleteCounter = prepared((db, p: Placeholders<{ key: string }>) => db.delete(rateLimits).where(eq(rateLimits.key, p.key)));
 
@@ -120,7 +118,7 @@ const decrementCounter = prepared((db, p: Placeholders<{ key: string }>) =>
     .where(and(eq(rateLimits.key, p.key), gt(rateLimits.count, 0))),
 );
 
-/** After a successful password check: the account's failures forgiven, the IP's reservation returned. */
+/** After a successful password check: the failures of the identifier it counted on forgiven, the IP's reservation returned. */
 export function releasePasswordCheck(db: Db, release: PasswordCheckRelease | null | undefined) {
   if (!release) return [];
   return [clearLockout(db, identifierSubject(release.identifier)), refundHit(db, "loginFailuresPerIp", release.ip)];

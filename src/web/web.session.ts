@@ -67,7 +67,7 @@ export function rememberedEmail(c: Context): string {
 }
 
 /** Forgets the address once its flow is done. */
-export function forgetEmail(c: Context): void {
+function forgetEmail(c: Context): void {
   if (getCookie(c, COOKIE.email) !== undefined) deleteCookie(c, COOKIE.email, BASE);
 }
 

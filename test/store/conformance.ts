@@ -939,7 +939,7 @@ export function storeConformance(driver: string, open: () => Promise<Conformance
           await stores.codes.spendForReset(
             code?.id ?? "",
             { userId: user.id, type: "password_reset", nowMs: clock.now(), meta: META },
-            "reset-hash",
+            { passwordHash: "reset-hash", address: user.email },
           ),
         ).toBe(true);
         expect((await stores.users.byId(user.id))?.passwordHash).toBe("reset-hash");
@@ -1047,7 +1047,11 @@ export function storeConformance(driver: string, open: () => Promise<Conformance
           kind === "login"
             ? stores.codes.spendForLogin(code.id, entry, { user, token: newToken(user.id), unusablePasswordHash: "!", verifiedEntry: null })
             : kind === "reset"
-              ? stores.codes.spendForReset(code.id, { ...entry, type: "password_reset" }, "reset-hash")
+              ? stores.codes.spendForReset(
+                  code.id,
+                  { ...entry, type: "password_reset" },
+                  { passwordHash: "reset-hash", address: user.email },
+                )
               : stores.codes.spendForEmailChange(
                   code.id,
                   { ...entry, type: "email_changed" },

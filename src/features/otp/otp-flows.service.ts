@@ -175,6 +175,10 @@ export async function resetPassword(deps: Deps, input: { email: string; code: st
   const passwordHash = await hashPassword(input.new_password, deps.passwordHasher);
   const now = deps.clock.now();
   assertSpent(
-    await deps.codes.spendForReset(codeId, { userId: user.id, type: "password_reset", nowMs: now, meta: deps.meta }, passwordHash),
+    await deps.codes.spendForReset(
+      codeId,
+      { userId: user.id, type: "password_reset", nowMs: now, meta: deps.meta },
+      { passwordHash, address: user.email },
+    ),
   );
 }

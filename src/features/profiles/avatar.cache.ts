@@ -62,7 +62,7 @@ export interface AvatarCache {
   purge(userId: string, version: string): Promise<void>;
 }
 
-/** The Cache API behind `AvatarCache`, keyed under the request's `origin`. */
+/** The Cache API behind `AvatarCache`, keyed under the host name of the request's `origin`. */
 export function EdgeAvatarCache(options: { cache: Cache; origin: string; waitUntil?: (task: Promise<unknown>) => void }): AvatarCache {
   const { cache, waitUntil } = options;
   // One key per host, whatever the scheme the request came by: a zone that also answers plain

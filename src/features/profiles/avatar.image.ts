@@ -25,7 +25,8 @@ export const AVATAR_MAX_SIDE = 4096;
  * composites, and 2 MiB holds tens of thousands of empty frames. 16 frames at the largest canvas,
  * about a thousand at 512².
  */
-export const AVATAR_MAX_ANIMATION_PIXELS = 16 * AVATAR_MAX_SIDE * AVATAR_MAX_SIDE;
+const AVATAR_MAX_FULL_FRAMES = 16;
+export const AVATAR_MAX_ANIMATION_PIXELS = AVATAR_MAX_FULL_FRAMES * AVATAR_MAX_SIDE * AVATAR_MAX_SIDE;
 
 export interface ImageInfo {
   format: AvatarFormat;
@@ -200,8 +201,9 @@ const WALKERS: Record<AvatarFormat, (b: Uint8Array) => Walk> = { png: walkPng, j
  * Markup that makes a file something a browser could run or render as a page: the tags that
  * script, style, frame, redirect or post, and event-handler attributes. Each needle is a tag name
  * followed by a delimiter, or long enough on its own (`on` + at least four letters after
- * whitespace, a `/` or a closing quote, each of which HTML takes before an attribute), so chance matches inside compressed pixel data stay rare (about 1e-4 for a 2 MiB
- * file, nearly all of it `<img`), while XMP/EXIF metadata (XML) does not trip them.
+ * whitespace, a `/` or a closing quote, each of which HTML takes before an attribute), so chance
+ * matches inside compressed pixel data stay rare (about 1e-4 for a 2 MiB file, nearly all of it
+ * `<img`), while XMP/EXIF metadata (XML) does not trip them.
  */
 const MARKUP =
   /<(?:script|html|svg|body|iframe|object|embed|style|meta|form|link|base|img|!doctype|\?xml-stylesheet)[\s/>]|javascript:|[\s/"']on[a-z]{4,}\s*=/i;
@@ -239,7 +241,7 @@ export function inspectImage(bytes: Uint8Array): InspectResult {
     return {
       ok: false,
       reason: "dimensions",
-      detail: `The animation has ${frames} frames of ${width}×${height} pixels; all frames together may hold at most ${AVATAR_MAX_ANIMATION_PIXELS} pixels (16 frames of ${AVATAR_MAX_SIDE}×${AVATAR_MAX_SIDE}).`,
+      detail: `The animation has ${frames} frames of ${width}×${height} pixels; all frames together may hold at most ${AVATAR_MAX_ANIMATION_PIXELS} pixels (${AVATAR_MAX_FULL_FRAMES} frames of ${AVATAR_MAX_SIDE}×${AVATAR_MAX_SIDE}).`,
     };
   }
   if (walk.end === "truncated" || walk.end === "malformed") {
