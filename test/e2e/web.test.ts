@@ -26,6 +26,7 @@ const PASSWORDS = {
   carol: "dormouse-treacle-2718",
   carolAfterReset: "hatter-teacup-5530",
   dave: "gryphon-mock-turtle-77",
+  erin: "caterpillar-hookah-1865",
 };
 const run = uniqueId(...Object.values(PASSWORDS));
 const alice = { username: `alice${run}`, email: `alice-${run}@example.com`, password: PASSWORDS.alice };
@@ -514,6 +515,26 @@ describe("the website in a real browser", () => {
     expect(await flash(page)).toBe("Every other session has been signed out.");
     expect(await page.locator(".sessions > li").count()).toBe(1);
     expect(await page.locator(".sessions > li.current").count()).toBe(1);
+  });
+
+  it("confirms on another device with the code and the registration's password, and sends whoever did not register to a sign-in code", async () => {
+    const erin = { email: `erin-${run}@example.com`, password: PASSWORDS.erin };
+    expect((await api("POST", "/auth/register", erin)).status).toBe(201);
+    // A browser that did not register: the activation code alone would confirm a password
+    // someone else may have chosen, so the page asks for it and offers a sign-in code instead.
+    const phoneContext = await browser.newContext();
+    const phone = await phoneContext.newPage();
+    await phone.goto(url("/verify"));
+    expect(await phone.locator("#f-password").count()).toBe(1);
+    expect(await phone.locator('main a[href="/login/code"]').count()).toBe(1);
+    expect(await phone.getAttribute("#f-password", "required")).not.toBeNull();
+    await inspect(phone, "verify-elsewhere");
+    await phone.fill("#f-email", erin.email);
+    await phone.fill("#f-code", await mailedCode(erin.email, "verify_email"));
+    await phone.fill("#f-password", erin.password);
+    await Promise.all([phone.waitForURL(url("/settings")), phone.click("main button:text('Confirm')")]);
+    expect(await flash(phone)).toMatch(/confirmed/);
+    await phoneContext.close();
   });
 
   it("lets staff mark an email verified and end every session of an account", async () => {
