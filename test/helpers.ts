@@ -21,6 +21,8 @@ export interface CallOptions {
   /** A raw body sent as-is (no JSON encoding). */
   raw?: BodyInit;
   env?: Env;
+  /** Where the request is addressed (scheme, host and port); BASE unless given. */
+  origin?: string;
 }
 
 /** A test harness around one app instance with its own clock (config cache disabled). */
@@ -39,7 +41,7 @@ export function harness(options: { configCacheMs?: number; start?: number } = {}
       payload = JSON.stringify(body);
       headers["content-type"] ??= "application/json";
     }
-    const res = await app.fetch(new Request(`${BASE}${path}`, { method, headers, body: payload }), opts.env ?? env);
+    const res = await app.fetch(new Request(`${opts.origin ?? BASE}${path}`, { method, headers, body: payload }), opts.env ?? env);
     const text = await res.text();
     // biome-ignore lint/suspicious/noExplicitAny: tests read arbitrary JSON shapes
     let json: any = null;

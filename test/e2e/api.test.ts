@@ -339,11 +339,19 @@ describe.sequential("the API through the real dev server", () => {
     expect((await curl("DELETE", `${API}/nowhere`)).status).toBe(404);
   });
 
-  it("shows the development inbox as an HTML page", async () => {
+  it("shows the development inbox as an HTML page, only at a local name", async () => {
     const page = await curl("GET", "/dev/mail");
     expect(page.status).toBe(200);
     expect(page.headers.get("content-type")).toMatch(/^text\/html/);
     expect(page.text).toContain(alice.email);
+    // What a DNS-rebinding page's request looks like to the server: its own name as the Host.
+    const port = new URL(server().url).port;
+    for (const host of [`rebind.evil.example:${port}`, `localhost.evil.example:${port}`]) {
+      const rebound = await curl("GET", "/dev/mail?format=json", ["-H", `host: ${host}`]);
+      expect(rebound.status, host).toBe(403);
+      expect(rebound.text).not.toContain(alice.email);
+    }
+    expect((await curl("GET", "/dev/mail?format=json", ["-H", `host: 127.0.0.1:${port}`])).status).toBe(200);
   });
 
   it("deletes an account with its password", async () => {

@@ -7,6 +7,8 @@ import { capturingEnv, deliver, type CodeMail as MailMessage } from "../mail-hel
 const PASSWORD = "Tr0ub4dor&3-horse";
 /** What `npm run dev` runs with: the development environment and the console mail driver. */
 const devEnv = { ...env, ENVIRONMENT: "development", MAIL_DRIVER: "console" } as Env;
+/** Where `npm run dev` answers. */
+const DEV_ORIGIN = "http://localhost:8787";
 
 describe("the development inbox (GET /dev/mail)", () => {
   const h = harness();
@@ -38,7 +40,7 @@ describe("the development inbox (GET /dev/mail)", () => {
       { path: "/dev/mail", headers: { accept: "application/json" } },
     ];
     for (const opts of asked) {
-      const res = await h.call("GET", opts.path, undefined, { env: devEnv, headers: opts.headers });
+      const res = await h.call("GET", opts.path, undefined, { env: devEnv, origin: DEV_ORIGIN, headers: opts.headers });
       expect(res.status).toBe(200);
       expect(res.headers.get("content-type")).toMatch(/^application\/json/);
       const mine = res.json.items.filter((m: { to: string }) => [first.email, second.email].includes(m.to));
@@ -55,16 +57,22 @@ describe("the development inbox (GET /dev/mail)", () => {
     vi.spyOn(console, "log").mockImplementation(() => {});
     const { email, message } = await registerAndDeliver();
     await registerAndDeliver();
-    const res = await h.call("GET", `/dev/mail?format=json&to=${encodeURIComponent(email.toUpperCase())}`, undefined, { env: devEnv });
+    const res = await h.call("GET", `/dev/mail?format=json&to=${encodeURIComponent(email.toUpperCase())}`, undefined, {
+      env: devEnv,
+      origin: DEV_ORIGIN,
+    });
     expect(res.json.items).toHaveLength(1);
     expect(res.json.items[0].code).toBe(message.code);
-    const one = await h.call("GET", "/dev/mail?format=json&limit=1", undefined, { env: devEnv });
+    const one = await h.call("GET", "/dev/mail?format=json&limit=1", undefined, { env: devEnv, origin: DEV_ORIGIN });
     expect(one.json.items).toHaveLength(1);
   });
 
   it("waits up to ?wait seconds for a first matching mail", async () => {
     const started = Date.now();
-    const none = await h.call("GET", `/dev/mail?format=json&wait=1&to=${unique("nobody")}@example.com`, undefined, { env: devEnv });
+    const none = await h.call("GET", `/dev/mail?format=json&wait=1&to=${unique("nobody")}@example.com`, undefined, {
+      env: devEnv,
+      origin: DEV_ORIGIN,
+    });
     expect(none.json.items).toEqual([]);
     expect(Date.now() - started).toBeGreaterThanOrEqual(900);
   });
@@ -81,12 +89,48 @@ describe("the development inbox (GET /dev/mail)", () => {
   it("is a plain HTML page otherwise", async () => {
     vi.spyOn(console, "log").mockImplementation(() => {});
     const { email, message } = await registerAndDeliver();
-    const res = await h.call("GET", "/dev/mail", undefined, { env: devEnv, headers: { accept: "text/html,*/*" } });
+    const res = await h.call("GET", "/dev/mail", undefined, { env: devEnv, origin: DEV_ORIGIN, headers: { accept: "text/html,*/*" } });
     expect(res.status).toBe(200);
     expect(res.headers.get("content-type")).toMatch(/^text\/html/);
     expect(res.text).toContain(`<code>${message.code}</code>`);
     expect(res.text).toContain(`<td>${email}</td>`);
     expect(res.headers.get("content-security-policy")).toMatch(/default-src 'none'/);
+  });
+
+  it("answers only at a loopback name or an IP address, so no web page can read it through DNS rebinding", async () => {
+    vi.spyOn(console, "log").mockImplementation(() => {});
+    const { email, message } = await registerAndDeliver();
+    // A page at rebind.evil.example whose name the attacker points at 127.0.0.1 asks the dev
+    // server same-origin: the browser sends the attacker's name as the Host.
+    for (const origin of [
+      "http://rebind.evil.example:8787",
+      "http://localhost.evil.example:8787",
+      "http://127.0.0.1.nip.io:8787",
+      "http://latchkey.test",
+    ]) {
+      for (const accept of ["application/json", "text/html"]) {
+        const res = await h.call("GET", `/dev/mail?to=${encodeURIComponent(email)}`, undefined, {
+          env: devEnv,
+          origin,
+          headers: { accept },
+        });
+        expect(res.status, `${origin} ${accept}`).toBe(403);
+        expect(res.headers.get("content-type")).toMatch(/^application\/problem\+json/);
+        expect(res.json.detail).toMatch(/localhost/);
+        expect(res.text).not.toContain(message.code);
+      }
+    }
+    for (const origin of [
+      DEV_ORIGIN,
+      "http://127.0.0.1:8787",
+      "http://[::1]:8787",
+      "http://latchkey.localhost:8787",
+      "http://192.168.1.20:8787",
+    ]) {
+      const res = await h.call("GET", `/dev/mail?format=json&to=${encodeURIComponent(email)}`, undefined, { env: devEnv, origin });
+      expect(res.status, origin).toBe(200);
+      expect(res.json.items.map((m: { code: string }) => m.code)).toEqual([message.code]);
+    }
   });
 
   it("does not exist outside development or with a real mail driver", async () => {

@@ -4,6 +4,13 @@
  * `?limit=` caps the count and `?wait=<seconds>` (at most 10) waits for a first matching mail, so
  * a script can ask right after the request that queued it (delivery takes about a second). Outside development (or with a real mail driver) everything under
  * `/dev/` is a 404, as if it did not exist; it is not in the OpenAPI document either.
+ *
+ * The inbox shows every code, so it answers only requests addressed to a loopback name or an IP
+ * address. A web page the developer opens elsewhere could otherwise read it through DNS
+ * rebinding: its own name, pointed at 127.0.0.1, makes a request to the dev server same-origin
+ * for the browser, which then sends that name as the Host. Dev servers guard the same way
+ * (webpack-dev-server's and Vite's allowed-hosts check, which also let IP addresses through:
+ * a rebinding page is always reached by a name).
  */
 import type { MiddlewareHandler } from "hono";
 import type { AppEnv } from "../../env";
@@ -18,10 +25,21 @@ const MAX_WAIT_SECONDS = 10;
 const POLL_MS = 200;
 const PAGE_CSP = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
 
-/** Hides every `/dev/*` path unless the development inbox is on; mount it before any route lookup. */
+/** `localhost`, a name under it, or an IPv4 or IPv6 literal (a URL's hostname brackets IPv6). */
+const LOCAL_HOST = /^(?:(?:[a-z0-9-]+\.)*localhost\.?|\d{1,3}(?:\.\d{1,3}){3}|\[[0-9a-f:.]+\])$/i;
+
+/**
+ * Hides every `/dev/*` path unless the development inbox is on, and refuses it at any other name
+ * than a local one (see above); mount it before any route lookup.
+ */
 export function devOnly(): MiddlewareHandler<AppEnv> {
   return async function devOnly(c, next) {
     if (!devInboxEnabled(c.env)) return problemResponse(c, new AppError("not_found", "No such route."));
+    // wrangler dev passes the browser's Host through as the request URL's host (checked in test/e2e/api.test.ts).
+    if (!LOCAL_HOST.test(new URL(c.req.url).hostname)) {
+      const detail = "The development inbox answers only at localhost or an IP address, never at another name (DNS rebinding).";
+      return problemResponse(c, new AppError("forbidden", detail));
+    }
     return next();
   };
 }
