@@ -1508,7 +1508,7 @@ export interface paths {
         put?: never;
         /**
          * Change password
-         * @description Revokes every other sign-in and every access token issued so far (refresh this session's token to continue). `409 conflict` when the password changed or the account's sign-ins ended while the request ran: nothing was changed.
+         * @description Proven with `current_password` or with a `reset_password` code mailed to the account's address (`code`; the only way for an account without a password). Revokes every other sign-in and every access token issued so far (refresh this session's token to continue). `409 conflict` when the password changed or the account's sign-ins ended while the request ran: nothing was changed.
          */
         post: {
             parameters: {
@@ -3947,7 +3947,7 @@ export interface components {
         ChangePasswordRequest: {
             /**
              * Format: password
-             * @description Required unless the account has no password yet (has_password: false)
+             * @description The current password; or give `code` instead. An account without a password yet (has_password: false) gives `code`.
              * @example correct horse battery staple
              */
             current_password?: string;
@@ -3956,6 +3956,11 @@ export interface components {
              * @example correct horse battery staple
              */
             new_password: string;
+            /**
+             * @description A `reset_password` code mailed to the account's address (POST /auth/otp), instead of `current_password`. Required when has_password is false: a bearer token alone never sets a password.
+             * @example 123456
+             */
+            code?: string;
         };
         DeleteMeRequest: {
             /**

@@ -112,10 +112,15 @@ export interface CodeStore {
     input: { user: User; token: NewRefreshToken; unusablePasswordHash: string; verifiedEntry: ActivityRecord | null },
   ): Promise<boolean>;
   /**
-   * Spends a `reset_password` code: the new hash, the address verified, every sign-in ended, every
-   * other code voided, and the failed password checks of `address` (the one the code proved) forgiven.
+   * Spends a `reset_password` code: the new hash, the address verified, every sign-in but
+   * `keepSessionId` (when given: a signed-in user setting a password) ended, every other code
+   * voided, and the failed password checks of `address` (the one the code proved) forgiven.
    */
-  spendForReset(codeId: string, entry: SpendEntry, input: { passwordHash: string; address: string }): Promise<boolean>;
+  spendForReset(
+    codeId: string,
+    entry: SpendEntry,
+    input: { passwordHash: string; address: string; keepSessionId?: string },
+  ): Promise<boolean>;
   /**
    * Spends a `change_email` code: the pending address becomes the account's, verified; every other
    * code is voided and every sign-in but `keepSessionId` ends; `notice` (to the old address) is kept
@@ -332,13 +337,13 @@ export function DrizzleCodeStore(db: Db): CodeStore {
       );
     },
 
-    spendForReset(codeId, entry, { passwordHash, address }) {
+    spendForReset(codeId, entry, { passwordHash, address, keepSessionId }) {
       const now = entry.nowMs;
       const userId = entry.userId;
       return spend(codeId, entry, [
         // Also voids every other code, whatever its purpose (endSignIns): a verify_email code has
         // nothing left to prove once the reset verifies the address.
-        ...endSignIns(db, userId, "password_reset", now, { set: { passwordHash, emailVerified: true } }),
+        ...endSignIns(db, userId, entry.type, now, { keepSessionId, set: { passwordHash, emailVerified: true } }),
         clearLockout(db, identifierSubject({ email: address })),
       ]);
     },

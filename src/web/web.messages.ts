@@ -41,6 +41,7 @@ export const FLASH = {
   avatar_saved: "Profile picture saved.",
   avatar_removed: "Profile picture removed.",
   password_changed: "Password changed. Your other sign-ins have ended.",
+  password_code_sent: "We emailed you a code. Enter it below with your new password.",
   email_change_started: "We emailed a code to your new address. Enter it below to finish the change.",
   email_changed: "Email address changed.",
   email_change_cancelled: "The pending email change was cancelled.",

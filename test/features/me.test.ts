@@ -1,7 +1,8 @@
 import { env } from "cloudflare:test";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { probeD1 } from "../d1-wrap";
 import { harness, setConfig, unique } from "../helpers";
+import { capturingEnv, codeInMail, mailsFor } from "../mail-helpers";
 
 const ME = "/api/v1/me";
 const REFRESH = "/api/v1/auth/refresh";
@@ -204,6 +205,94 @@ describe("POST /me/password", () => {
       expect(res.json.errors.some((e: { path: string }) => e.path === "new_password")).toBe(true);
     }
     expect((await h.call("POST", LOGIN, { email: u.email, password: u.password })).status).toBe(200);
+  });
+});
+
+describe("POST /me/password with a code from the mailbox", () => {
+  const h = harness();
+  const cap = capturingEnv();
+  const NEW_PASSWORD = "Brand-new-passw0rd-42";
+
+  // The tests move the clock past the one-code-a-minute limit; keep access tokens alive meanwhile.
+  beforeAll(() => setConfig("access_token_ttl", "3600"));
+  afterAll(() => setConfig("access_token_ttl", undefined));
+
+  /** The code the account's mailbox gets for `purpose` (POST /auth/otp). */
+  async function mailedCode(email: string, purpose: "login" | "reset_password") {
+    const from = cap.sent.length;
+    expect((await h.call("POST", "/api/v1/auth/otp", { email, purpose }, { env: cap.env })).status).toBe(202);
+    const [mail] = await mailsFor(cap.sent.slice(from), h.clock);
+    return codeInMail(mail as { text: string });
+  }
+
+  /** A verified account without a password, signed in twice by code (its address claimed that way). */
+  async function passwordless() {
+    const u = await h.registerVerified();
+    await env.DB.prepare("UPDATE users SET password_hash = '!' WHERE id = ?").bind(u.id).run();
+    const signIn = async () => {
+      h.clock.advance(61_000); // one code a minute per address and purpose
+      const res = await h.call("POST", "/api/v1/auth/login/otp", { email: u.email, code: await mailedCode(u.email, "login") });
+      expect(res.status).toBe(200);
+      return res.json as { access_token: string; refresh_token: string };
+    };
+    const me = await signIn();
+    const other = await signIn();
+    expect((await h.call("GET", ME, undefined, { token: me.access_token })).json.user.has_password).toBe(false);
+    return { ...u, me, other };
+  }
+
+  it("sets an account's first password with a reset code mailed to its address: this sign-in continues, the others end", async () => {
+    const u = await passwordless();
+    const code = await mailedCode(u.email, "reset_password");
+    const res = await h.call("POST", "/api/v1/me/password", { new_password: NEW_PASSWORD, code }, { token: u.me.access_token });
+    expect(res.status).toBe(204);
+
+    expect((await h.call("POST", LOGIN, { email: u.email, password: NEW_PASSWORD })).status).toBe(200);
+    expect((await h.call("POST", REFRESH, { refresh_token: u.other.refresh_token })).status).toBe(401);
+    const refreshed = await h.call("POST", REFRESH, { refresh_token: u.me.refresh_token });
+    expect(refreshed.status).toBe(200);
+    const me = await h.call("GET", ME, undefined, { token: refreshed.json.access_token });
+    expect(me.json.user.has_password).toBe(true);
+    const activity = await h.call("GET", "/api/v1/me/activity", undefined, { token: refreshed.json.access_token });
+    expect(activity.json.items.map((a: { type: string }) => a.type)).toContain("password_changed");
+    // The code is spent.
+    const again = await h.call(
+      "POST",
+      "/api/v1/me/password",
+      { new_password: "Another-passw0rd-43", code },
+      { token: refreshed.json.access_token },
+    );
+    expect(again.status).toBe(400);
+    expect(again.json.code).toBe("invalid_code");
+  });
+
+  it("refuses a code of another purpose or another account's, and asks for one when none is given", async () => {
+    const u = await passwordless();
+    const stranger = await h.registerVerified();
+    const theirs = await mailedCode(stranger.email, "reset_password");
+    h.clock.advance(61_000);
+    const login = await mailedCode(u.email, "login");
+    for (const code of [theirs, login]) {
+      const res = await h.call("POST", "/api/v1/me/password", { new_password: NEW_PASSWORD, code }, { token: u.me.access_token });
+      expect(res.status).toBe(400);
+      expect(res.json.code).toBe("invalid_code");
+    }
+    const none = await h.call("POST", "/api/v1/me/password", { new_password: NEW_PASSWORD }, { token: u.me.access_token });
+    expect(none.status).toBe(400);
+    expect(none.json.errors).toEqual([expect.objectContaining({ path: "code", message: expect.stringMatching(/reset_password/) })]);
+    expect((await h.call("POST", LOGIN, { email: u.email, password: NEW_PASSWORD })).status).toBe(401);
+    // The stranger's code still works for the stranger.
+    const reset = await h.call("POST", "/api/v1/auth/password/reset", { email: stranger.email, code: theirs, new_password: NEW_PASSWORD });
+    expect(reset.status).toBe(204);
+  });
+
+  it("takes a reset code instead of the current password from an account that has one", async () => {
+    const u = await h.signedInUser();
+    const code = await mailedCode(u.email, "reset_password");
+    const res = await h.call("POST", "/api/v1/me/password", { new_password: NEW_PASSWORD, code }, { token: u.access_token });
+    expect(res.status).toBe(204);
+    expect((await h.call("POST", LOGIN, { email: u.email, password: u.password })).status).toBe(401);
+    expect((await h.call("POST", LOGIN, { email: u.email, password: NEW_PASSWORD })).status).toBe(200);
   });
 });
 

@@ -188,6 +188,33 @@ describe("account takeover through email ownership", () => {
     expect((await h.call("POST", "/api/v1/auth/login", { email: victim, password: ATTACKER_PASSWORD })).status).toBe(401);
   });
 
+  it("a stolen access token of an account without a password cannot give it one: the first password takes a code from the mailbox", async () => {
+    // The owner's account has no password: its address was claimed with a sign-in code.
+    const owner = `${unique("owner")}@example.com`;
+    await registerWithActivation(owner, PASSWORD);
+    const signIn = await h.call("POST", "/api/v1/auth/login/otp", { email: owner, code: await mailedCode(owner, "login") });
+    expect(signIn.status).toBe(200);
+    const stolen = signIn.json.access_token as string;
+
+    // Before, this answered 204: the thief then had a password of their own to move the address
+    // with (PATCH /me takes it as the current password), and the owner's other sign-ins ended.
+    const bare = await h.call("POST", "/api/v1/me/password", { new_password: ATTACKER_PASSWORD }, { token: stolen });
+    expect(bare.status).toBe(400);
+    expect(bare.json.errors).toEqual([expect.objectContaining({ path: "code" })]);
+    const guessed = await h.call("POST", "/api/v1/me/password", { new_password: ATTACKER_PASSWORD, code: "123456" }, { token: stolen });
+    expect(guessed.status).toBe(400);
+    expect(guessed.json.code).toBe("invalid_code");
+    expect((await h.call("POST", "/api/v1/auth/login", { email: owner, password: ATTACKER_PASSWORD })).status).toBe(401);
+    expect((await h.call("GET", "/api/v1/me", undefined, { token: stolen })).json.user.has_password).toBe(false);
+
+    // The owner, who reads the mailbox, sets one with a reset code mailed there.
+    const code = await mailedCode(owner, "reset_password");
+    expect((await h.call("POST", "/api/v1/me/password", { new_password: "owners-own-passw0rd", code }, { token: stolen })).status).toBe(
+      204,
+    );
+    expect((await h.call("POST", "/api/v1/auth/login", { email: owner, password: "owners-own-passw0rd" })).status).toBe(200);
+  });
+
   it("claiming an address by email change: the pending address reserves nothing, and the owner gets their own account", async () => {
     const attacker = await h.signedInUser({ password: ATTACKER_PASSWORD });
     const victim = `${unique("victim")}@example.com`;

@@ -474,6 +474,44 @@ describe("forms", () => {
     expect(page.text).toContain("Password changed.");
   });
 
+  it("gives an account without a password its first one only with a code mailed to its address", async () => {
+    const cap = capturingEnv();
+    const user = await h.registerVerified();
+    await env.DB.prepare("UPDATE users SET password_hash = '!' WHERE id = ?").bind(user.id).run();
+    const b = browser("198.51.100.61", cap.env);
+    const codeFor = async (purpose: string, send: () => Promise<{ status: number }>) => {
+      const from = cap.sent.length;
+      expect((await send()).status).toBe(303);
+      const mails = await mailsFor(cap.sent.slice(from), h.clock);
+      expect(mails.map((m) => m.to)).toEqual([user.email]);
+      expect(cap.sent.slice(from).map((m) => m.kind === "otp" && m.purpose)).toEqual([purpose]);
+      return codeInMail(mails[0] as { text: string });
+    };
+    const login = await codeFor("login", () => b.submit("/login/code", "/login/code/send", { email: user.email }));
+    expect((await b.submit("/login/code?step=code", "/login/code", { email: user.email, code: login })).status).toBe(303);
+    const NEW = "a-first-secret-of-mine-42";
+
+    // A stolen session cookie alone no longer sets a password.
+    const bare = await b.submit("/settings", "/settings/password", { new_password: NEW, new_password_again: NEW });
+    expect(bare.status).toBe(400);
+    expect(bare.text).toMatch(/<input[^>]*name="code"[^>]*aria-invalid="true"/);
+    expect((await h.call("POST", "/api/v1/auth/login", { email: user.email, password: NEW })).status).toBe(401);
+
+    // The owner asks for a code, which goes to the account's own address, and sets the password with it.
+    const page = await b.request("GET", "/settings");
+    expect(page.text).toContain('action="/settings/password/code"');
+    const code = await codeFor("reset_password", () => b.submit("/settings", "/settings/password/code", {}));
+    expect((await b.request("GET", "/settings")).text).toContain("We emailed you a code.");
+    const wrong = code === "000000" ? "111111" : "000000";
+    const refused = await b.submit("/settings", "/settings/password", { code: wrong, new_password: NEW, new_password_again: NEW });
+    expect(refused.status).toBe(400);
+    expect(refused.text).toContain(ERROR_SENTENCES.invalid_code);
+    const set = await b.submit("/settings", "/settings/password", { code, new_password: NEW, new_password_again: NEW });
+    expect(set.location).toBe("/settings");
+    expect((await b.request("GET", "/settings")).text).toContain("Password changed.");
+    expect((await h.call("POST", "/api/v1/auth/login", { email: user.email, password: NEW })).status).toBe(200);
+  });
+
   it("answers a wrong password with the generic sentence, the same for an unknown account", async () => {
     const user = await h.registerVerified();
     const wrong = await browser().submit("/login", "/login", { identifier: user.email, password: "not-the-password" });

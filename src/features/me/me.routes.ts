@@ -47,9 +47,13 @@ const PatchMeSchema = z
 const ChangePasswordSchema = z
   .strictObject({
     current_password: PasswordSchema.optional().openapi({
-      description: "Required unless the account has no password yet (has_password: false)",
+      description: "The current password; or give `code` instead. An account without a password yet (has_password: false) gives `code`.",
     }),
     new_password: PasswordSchema,
+    code: CodeSchema.optional().openapi({
+      description:
+        "A `reset_password` code mailed to the account's address (POST /auth/otp), instead of `current_password`. Required when has_password is false: a bearer token alone never sets a password.",
+    }),
   })
   .openapi("ChangePasswordRequest");
 const ConfirmEmailSchema = z.strictObject({ code: CodeSchema }).openapi("ConfirmEmailChangeRequest");
@@ -128,6 +132,7 @@ export const meRoutes = createRouter()
       tags,
       summary: "Change password",
       description:
+        "Proven with `current_password` or with a `reset_password` code mailed to the account's address (`code`; the only way for an account without a password). " +
         "Revokes every other sign-in and every access token issued so far (refresh this session's token to continue). " +
         "`409 conflict` when the password changed or the account's sign-ins ended while the request ran: nothing was changed.",
       ...auth,

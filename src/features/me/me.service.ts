@@ -146,18 +146,26 @@ export async function confirmEmailChange(deps: Deps, user: User, sessionId: stri
 
 /**
  * Sets a new password; every other sign-in and every access token issued so far stop working.
- * An account without a usable password (its address was claimed by a code sign-in) sets its
- * first one here without `current_password`.
+ * The caller proves the right to: with the current password, or with a `reset_password` code
+ * mailed to the account's address (`POST /auth/otp`). An account without a usable password (its
+ * address was claimed by a code sign-in) has only the code. An access token alone never sets a
+ * password: whoever stole one would make it a password of their own, then move the address with
+ * it (`PATCH /me` takes the password) and end the owner's sign-ins.
  */
 export async function changePassword(
   deps: Deps,
   user: User,
   sessionId: string,
-  input: { current_password?: string; new_password: string },
+  input: { current_password?: string; new_password: string; code?: string },
 ): Promise<void> {
   // The policy first: a refused new password is no failed guess of the current one.
   assertPasswordPolicy(input.new_password, { email: user.email, username: user.username }, "new_password");
-  const release = hasUsablePassword(user.passwordHash) ? await reauthenticate(deps, user, input.current_password) : null;
+  if (input.code !== undefined) return setPasswordWithCode(deps, user, sessionId, input.code, input.new_password);
+  if (!hasUsablePassword(user.passwordHash)) {
+    const message = "required: the account has no password yet; give a reset_password code mailed to its address (POST /auth/otp)";
+    throw new AppError("validation_failed", `code: ${message}`, { errors: [{ path: "code", message }] });
+  }
+  const release = await reauthenticate(deps, user, input.current_password);
   const { clock, meta } = deps;
   const now = clock.now();
   const passwordHash = await hashPassword(input.new_password, deps.passwordHasher);
@@ -170,6 +178,19 @@ export async function changePassword(
     release,
   });
   if (!written) throw accountChanged();
+}
+
+/**
+ * The password set with a `reset_password` code of this account, bound to its address: spent as a
+ * reset is (the address verified, every other code voided, its lockout forgiven), except that this
+ * sign-in continues, as after a change with the current password.
+ */
+async function setPasswordWithCode(deps: Deps, user: User, sessionId: string, code: string, newPassword: string): Promise<void> {
+  const check = await checkCode(deps, { address: user.email, purpose: "reset_password", code, account: { by: "user", userId: user.id } });
+  if (!check.ok) return recordFailure(deps, check);
+  const passwordHash = await hashPassword(newPassword, deps.passwordHasher);
+  const entry = { userId: user.id, type: "password_changed" as const, nowMs: deps.clock.now(), meta: deps.meta };
+  assertSpent(await deps.codes.spendForReset(check.codeId, entry, { passwordHash, address: user.email, keepSessionId: sessionId }));
 }
 
 /**

@@ -8,6 +8,7 @@ import { logoutAll } from "../../features/auth/tokens.service";
 import { EXPORT_DOWNLOAD_HEADERS, exportUserData } from "../../features/export/export.service";
 import { changePassword, confirmEmailChange, deleteMe, meView, updateMe } from "../../features/me/me.service";
 import { CodeSchema } from "../../features/otp/otp.schemas";
+import { requestCode } from "../../features/otp/otp-flows.service";
 import { AVATAR_FORMATS, AVATAR_MAX_BYTES, AVATAR_MAX_SIDE } from "../../features/profiles/avatar.image";
 import { deleteAvatar, uploadAvatar } from "../../features/profiles/avatar.service";
 import { PROFILE_LIMITS, ReplaceProfileSchema } from "../../features/profiles/profiles.schemas";
@@ -284,6 +285,19 @@ async function settingsPage(c: WebContext, state: SettingsState = {}) {
 
       <section aria-labelledby="s-password" class="card">
         <h2 id="s-password">Password</h2>
+        {me.has_password ? null : (
+          <>
+            <p class="hint">
+              Your account has no password yet (you signed in with a code). To choose one, ask for a code: we email it to{" "}
+              <strong>{me.email}</strong>.
+            </p>
+            <Form action="/settings/password/code" csrf={c.var.csrf} label="Email me a code to choose a password">
+              <button type="submit" class="secondary">
+                Email me a code
+              </button>
+            </Form>
+          </>
+        )}
         <Form action="/settings/password" csrf={c.var.csrf} label="Change password">
           {me.has_password ? (
             <Field
@@ -295,7 +309,15 @@ async function settingsPage(c: WebContext, state: SettingsState = {}) {
               required
             />
           ) : (
-            <p class="hint">Your account has no password yet (you signed in with a code); choose one.</p>
+            <Field
+              name="code"
+              label="Code from the email"
+              errors={err("password")}
+              autocomplete="one-time-code"
+              inputmode="numeric"
+              required
+              maxlength={12}
+            />
           )}
           <Field
             name="new_password"
@@ -476,12 +498,25 @@ function settingsRoutes(web: Hono<WebEnv>) {
     return redirect(c, "/settings", "avatar_removed");
   });
 
+  // An account without a password proves its mailbox to choose one (see changePassword).
+  web.post("/settings/password/code", user, async (c) => {
+    const result = await attempt(c, () => requestCode(c.var.deps, { email: c.var.user.email, purpose: "reset_password" }));
+    if (!result.ok) return settingsPage(c, { section: "password", problem: result.problem });
+    return redirect(c, "/settings", "password_code_sent");
+  });
+
   web.post("/settings/password", user, async (c) => {
     const result = await attempt(c, async () => {
       const input = parseWith(
-        z.object({ current_password: PasswordSchema.optional(), new_password: PasswordSchema, new_password_again: z.string() }),
+        z.object({
+          current_password: PasswordSchema.optional(),
+          code: CodeSchema.optional(),
+          new_password: PasswordSchema,
+          new_password_again: z.string(),
+        }),
         {
           current_password: text(c, "current_password") || undefined,
+          code: text(c, "code") || undefined,
           new_password: text(c, "new_password"),
           new_password_again: text(c, "new_password_again"),
         },
@@ -493,7 +528,11 @@ function settingsRoutes(web: Hono<WebEnv>) {
       }
       await changePassword(c.var.deps, c.var.user, c.var.token.sessionId, input);
     });
-    if (!result.ok) return settingsPage(c, { section: "password", problem: result.problem });
+    if (!result.ok) {
+      const problem = result.problem;
+      if (problem.code === "invalid_code") problem.fields.code = problem.sentence;
+      return settingsPage(c, { section: "password", problem });
+    }
     // This sign-in continues: its access token was cut off with every other, and the next page rotates the refresh cookie.
     return redirect(c, "/settings", "password_changed");
   });
