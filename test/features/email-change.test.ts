@@ -162,6 +162,36 @@ describe("email change is pending until the new address proves itself", () => {
     expect((await requestChange(again, `victim+${unique("n")}@example.net`)).res.status).toBe(200);
   });
 
+  it("tells whether an address has an account only to its password, at the pace of email changes", async () => {
+    const u = await user();
+    const taken = (await h.registerVerified()).email;
+    const free = `${unique("free")}@example.com`;
+    // Without the password (or with a wrong one) a registered address and a free one get the same
+    // answer: before, 409 email_taken against 401 was a registration check without any limit.
+    for (const current_password of [undefined, "not-it-at-all-1"]) {
+      const answers = [];
+      for (const email of [taken, free]) {
+        const res = await h.call("PATCH", ME, { email, current_password }, { token: u.access_token, env: cap.env });
+        answers.push([res.status, res.json.code]);
+      }
+      expect(answers).toEqual([
+        [401, "invalid_current_password"],
+        [401, "invalid_current_password"],
+      ]);
+    }
+    // With it, each answer about a registered address counts as an email change asked.
+    const limit = RATE_LIMITS.emailChangesPerAccount.limit;
+    for (let i = 0; i < limit; i++) {
+      const probe = await requestChange(u, taken);
+      expect(probe.res.status).toBe(409);
+      expect(probe.res.json.code).toBe("email_taken");
+      expect(probe.mails).toHaveLength(0);
+    }
+    expect((await requestChange(u, taken)).res.status).toBe(429);
+    // A right password that met a registered address was no failed guess: it locks nothing.
+    expect((await h.call("POST", "/api/v1/auth/login", { email: u.email, password: u.password })).status).toBe(200);
+  });
+
   describe("its security notices are never lost, only delayed", () => {
     const pendingNotices = async () => (await env.DB.prepare("SELECT COUNT(*) AS n FROM pending_notices").first<{ n: number }>())?.n ?? 0;
     /** A queue that refuses notices (codes still go through to `cap`). */

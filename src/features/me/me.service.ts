@@ -8,7 +8,7 @@
  */
 import type { Deps } from "../../deps";
 import { AppError, lastStaff } from "../../lib/errors";
-import { isOverLimit, rateLimited } from "../../lib/rate-limit";
+import { assertWithinLimit, isOverLimit, rateLimited } from "../../lib/rate-limit";
 import type { PasswordCheckRelease, Profile, User } from "../../store";
 import { assertIdentifiersFree, assertPasswordPolicy, rethrowUniqueViolation, userView } from "../auth/auth.service";
 import { reauthenticate } from "../auth/password-check";
@@ -60,6 +60,23 @@ async function reserveChangeMail(deps: Deps, userId: string, address: string, re
 }
 
 /**
+ * Whether an address has an account is private (registration tells it at 20 an hour per IP): an
+ * email change says it only after the password, and counts a taken address as an email change
+ * asked, so a signed-in account cannot test addresses faster than it may mail codes to them. The
+ * address's own counters are not touched (nothing is mailed), and the right password is given back.
+ */
+async function assertAddressFree(deps: Deps, userId: string, address: string, release: PasswordCheckRelease, nowMs: number) {
+  try {
+    await assertIdentifiersFree(deps, address, null, userId);
+  } catch (error) {
+    const counted = await deps.counters.hit("emailChangesPerAccount", userId, nowMs);
+    await deps.counters.release(release);
+    assertWithinLimit("emailChangesPerAccount", counted, nowMs);
+    throw error;
+  }
+}
+
+/**
  * PUT (`replace`) sets both editable fields, an omitted username becoming null; PATCH changes
  * only the fields given. A new email needs the current password and becomes *pending*: a
  * `change_email` code goes to the new address and a notice to the old one. Giving the current
@@ -78,12 +95,14 @@ export async function updateMe(
   const cancelPending = !emailChange && input.email !== undefined && user.pendingEmail !== null;
   if (!emailChange && !cancelPending && username === user.username) return user;
 
-  // Before the password check, so a taken address or username (which registration tells anyone
-  // anyway) does not cost the caller a reserved check.
-  await assertIdentifiersFree(deps, emailChange ? email : null, username !== user.username ? username : null, user.id);
+  // A username is public: a taken one is said before the password check, and costs none.
+  await assertIdentifiersFree(deps, null, username !== user.username ? username : null, user.id);
   const release = emailChange ? await reauthenticate(deps, user, input.current_password) : null;
   const now = clock.now();
-  if (release) await reserveChangeMail(deps, user.id, email, release, now);
+  if (release) {
+    await assertAddressFree(deps, user.id, email, release, now);
+    await reserveChangeMail(deps, user.id, email, release, now);
+  }
 
   const pendingEmail = emailChange ? email : cancelPending ? null : user.pendingEmail;
   const updated: User = { ...user, username, pendingEmail, updatedAt: now };
