@@ -2718,7 +2718,7 @@ export interface paths {
         head?: never;
         /**
          * Enable, disable, promote, demote, or mark an email verified
-         * @description Disabling, or marking the email unverified, revokes every refresh token and every access token issued so far. Staff cannot demote or disable themselves (409 conflict), and no change may leave no active staff account (409 last_staff). A change is written only while the flags it changes still have the values read and the caller is still active staff (else 409 conflict, or 403), so a registrant confirming their own address meanwhile, or the caller's own demotion, wins over it.
+         * @description Disabling, or marking the email unverified, revokes every refresh token and every access token issued so far. Staff cannot demote or disable themselves or mark their own address unverified (409 conflict), and no change may leave no active staff account (409 last_staff). A change is written only while the flags it changes still have the values read and the caller is still active staff (else 409 conflict, or 403), so a registrant confirming their own address meanwhile, or the caller's own demotion, wins over it.
          */
         patch: {
             parameters: {

@@ -516,14 +516,16 @@ describe("PATCH /admin/users/{id}", () => {
     expect((await h.call("POST", "/api/v1/auth/refresh", { refresh_token: victim.refresh_token })).status).toBe(200);
   });
 
-  it("refuses with 409 when staff would remove their own staff flag or disable themselves", async () => {
+  it("refuses with 409 when staff would remove their own staff flag, disable themselves or mark their own address unverified", async () => {
     const admin = await staffUser();
-    for (const body of [{ is_staff: false }, { is_active: false }, { is_active: false, is_staff: true }]) {
+    // Marking it unverified ends every sign-in and bars password sign-in: the only staff account
+    // would lock itself out as surely as by disabling itself.
+    for (const body of [{ is_staff: false }, { is_active: false }, { is_active: false, is_staff: true }, { email_verified: false }]) {
       const res = await h.call("PATCH", `${ADMIN}/users/${admin.id}`, body, { token: admin.access_token });
       expect(res.status, JSON.stringify(body)).toBe(409);
     }
-    const row = await env.DB.prepare("SELECT is_staff, is_active FROM users WHERE id = ?").bind(admin.id).first();
-    expect(row).toMatchObject({ is_staff: 1, is_active: 1 });
+    const row = await env.DB.prepare("SELECT is_staff, is_active, email_verified FROM users WHERE id = ?").bind(admin.id).first();
+    expect(row).toMatchObject({ is_staff: 1, is_active: 1, email_verified: 1 });
     expect((await h.call("GET", `${ADMIN}/config`, undefined, { token: admin.access_token })).status).toBe(200);
     expect(await auditFor(admin.id)).toEqual([]);
   });

@@ -46,15 +46,19 @@ export async function getUser(deps: Deps, id: string) {
 }
 
 /**
- * Changes account flags. A staff user may not clear their own staff flag or disable themselves
- * (409 conflict), and no change may leave no active staff account (409 last_staff): the store
+ * Changes account flags. A staff user may not clear their own staff flag, disable themselves or
+ * mark their own address unverified (409 conflict: the last ends every sign-in and bars password
+ * sign-in until a code comes through), and no change may leave no active staff account (409 last_staff): the store
  * checks that in the change's own transaction, so two staff demoting each other at once cannot
  * both succeed. Either would lock everyone out of the admin API and console.
  */
 export async function updateUserFlags(deps: Deps, actor: User, id: string, patch: UserFlagsPatch) {
   if (Object.keys(patch).length === 0) throw new AppError("validation_failed", "Give at least one of is_active, is_staff, email_verified.");
-  if (id === actor.id && (patch.is_staff === false || patch.is_active === false)) {
-    throw new AppError("conflict", "You cannot remove your own staff flag or disable your own account; ask another staff member.");
+  if (id === actor.id && (patch.is_staff === false || patch.is_active === false || patch.email_verified === false)) {
+    throw new AppError(
+      "conflict",
+      "You cannot remove your own staff flag, disable your own account or mark your own address unverified; ask another staff member.",
+    );
   }
   const { clock } = deps;
   const user = await findUser(deps, id);
