@@ -5,7 +5,16 @@
 import { and, asc, desc, eq, inArray, isNotNull, or, type SQL, sql } from "drizzle-orm";
 import { affectedRows, type Db, type Placeholders, prepared, preparedShapes, type Query, runBatch, runOne } from "./driver";
 import { profiles, users } from "./schema";
-import { activityInsertSelect, isPublicAccount, like, newerThan, prefixPattern, whileSignInsAsRead } from "./statements";
+import {
+  activityInsertSelect,
+  isPublicAccount,
+  like,
+  newerThan,
+  prefixPattern,
+  type SignInAsRead,
+  whileSignedIn,
+  whileSignInsAsRead,
+} from "./statements";
 import type { ActivityRecord, PageQuery, Profile } from "./types";
 
 export type ProfileChanges = Partial<Pick<Profile, "name" | "surname" | "age" | "phoneNumber" | "profession" | "aboutMe">>;
@@ -42,10 +51,10 @@ export interface ProfileStore {
    * Points the profile at a new avatar (or at none) with its activity entry. `replacedKey` is the
    * key it replaced, read inside the same transaction so concurrent uploads each see their own
    * predecessor; the entry is written only for a change that happened (removing an avatar that a
-   * concurrent removal already took records nothing). It is written only while the account's
-   * sign-ins are as the caller read them (`signInsValidAfter`, `whileSignInsAsRead`): an upload's
-   * body arrives after its token was checked, and a thief's upload held open until after the
-   * owner's reset, logout-all or disabling must not land. `written` is false when they are not, or
+   * concurrent removal already took records nothing). It is written only while the request's
+   * sign-in is as checked (`whileSignedIn`): an upload's body arrives after its token was checked,
+   * and a thief's upload held open until after the owner's reset, logout-all or disabling, or the
+   * owner ending that one sign-in, must not land. `written` is false when it is not, or
    * when the profile is gone (its account was deleted meanwhile), and nothing was written.
    */
   setAvatar(
@@ -53,7 +62,7 @@ export interface ProfileStore {
     avatar: AvatarPointer | null,
     nowMs: number,
     activity: ActivityRecord,
-    signInsValidAfter: number,
+    signIn: SignInAsRead,
   ): Promise<{ written: boolean; replacedKey: string | null }>;
   /** The public directory, oldest first, optionally by a username or name prefix (`limit + 1` rows). */
   directory(filter: { usernamePrefix: string; namePrefix: string } | null, page: PageQuery): Promise<PublicProfileRow[]>;
@@ -134,8 +143,8 @@ export function DrizzleProfileStore(db: Db): ProfileStore {
       return affectedRows(updated) > 0;
     },
 
-    async setAvatar(userId, avatar, nowMs, activity, signInsValidAfter) {
-      const signedIn = whileSignInsAsRead(userId, signInsValidAfter);
+    async setAvatar(userId, avatar, nowMs, activity, signIn) {
+      const signedIn = whileSignedIn(userId, signIn);
       const [before, , updated] = (await runBatch(db, [
         db.select({ key: profiles.avatarKey }).from(profiles).where(eq(profiles.userId, userId)),
         // Before the pointer moves, while it still tells whether there is anything to remove.

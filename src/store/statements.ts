@@ -215,6 +215,27 @@ export function whileSignInsAsRead(userId: string, tokensValidAfter: number): SQ
 }
 
 /**
+ * The sign-in `sessionId` of `userId` has not ended on its own: signed out, or ended from the
+ * sessions list, which moves nothing of the account's. Every authenticated request reads it
+ * (users.ts); a write made long after that read checks it again (`whileSignedIn`).
+ */
+export function signInLive(userId: string | Placeholder, sessionId: string | Placeholder): SQL {
+  return sql`EXISTS (SELECT 1 FROM ${refreshTokens} WHERE ${refreshTokens.familyId} = ${sessionId} AND ${refreshTokens.userId} = ${userId} AND ${refreshTokens.revokedAt} IS NULL)`;
+}
+
+/** What a request's sign-in was when it was checked. */
+export type SignInAsRead = { tokensValidAfter: number; sessionId: string };
+
+/**
+ * The request's sign-in is still as checked: none of the account's ended (`whileSignInsAsRead`),
+ * nor this one alone (`signInLive`). For a write whose request may have been held open after the
+ * check, as an upload's body is read only after it.
+ */
+export function whileSignedIn(userId: string, signIn: SignInAsRead): SQL {
+  return sql`(${whileSignInsAsRead(userId, signIn.tokensValidAfter)} AND ${signInLive(userId, signIn.sessionId)})`;
+}
+
+/**
  * The account is still as `read`: `signInsAsRead`, and the same password hash. A change the caller
  * authorised with what it read — the current password checked against that hash, a sign-in live
  * then — is written only while this holds, so one that commits in between (the owner's reset,

@@ -21,6 +21,7 @@ import {
   entryWhileAccountAsRead,
   olderThan,
   releasePasswordCheck,
+  signInLive,
   startsWith,
   stillActiveStaff,
   supersedeCodes,
@@ -179,9 +180,7 @@ const userByUsername = prepared((db, p: Placeholders<{ username: string }>) =>
  * off its access tokens at once, not when they expire — and, for routes that show it, the profile.
  */
 const sessionLive = (p: Placeholders<{ userId: string; sessionId: string }>) =>
-  sql<number>`EXISTS (SELECT 1 FROM ${refreshTokens} WHERE ${refreshTokens.familyId} = ${p.sessionId} AND ${refreshTokens.userId} = ${p.userId} AND ${refreshTokens.revokedAt} IS NULL)`.as(
-    "session_live",
-  );
+  sql<number>`${signInLive(p.userId, p.sessionId)}`.as("session_live");
 const authenticateWithProfile = prepared((db, p: Placeholders<{ userId: string; sessionId: string }>) =>
   db
     .select({ user: users, sessionLive: sessionLive(p), profile: profiles })

@@ -7,7 +7,7 @@
  */
 import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { harness } from "../helpers";
+import { decodeJwt, harness } from "../helpers";
 import { capturingEnv } from "../mail-helpers";
 
 const h = harness();
@@ -59,6 +59,40 @@ async function resetPassword(email: string) {
   expect(reset.status, reset.text).toBe(204);
 }
 
+/** The smallest GIF: one transparent pixel. */
+const GIF = Uint8Array.from([
+  ...new TextEncoder().encode("GIF89a"),
+  1,
+  0,
+  1,
+  0,
+  0x80,
+  0,
+  0,
+  0,
+  0,
+  0,
+  255,
+  255,
+  255,
+  0x2c,
+  0,
+  0,
+  0,
+  0,
+  1,
+  0,
+  1,
+  0,
+  0,
+  2,
+  2,
+  0x44,
+  0x01,
+  0,
+  0x3b,
+]);
+
 async function staffMember() {
   const s = await h.registerVerified();
   await env.DB.prepare("UPDATE users SET is_staff = 1 WHERE id = ?").bind(s.id).run();
@@ -80,48 +114,27 @@ describe("a request held open by a slow body", () => {
     expect({ status: res.status, accompliceIsStaff: row?.is_staff }).toEqual({ status: 401, accompliceIsStaff: 0 });
   });
 
-  it("of an avatar from a thief signed out by the owner's password reset while it was held, sets nothing and keeps nothing", async () => {
+  // An avatar's body is read after the token check (it may be 2 MiB), so its write checks the sign-in again.
+  it.each([
+    ["signed out by the owner's password reset", (victim: { email: string }) => resetPassword(victim.email)],
+    [
+      // Ending that one sign-in moves nothing of the account's (tokens_valid_after): the write
+      // looks at the sign-in itself.
+      "whose one sign-in the owner ended",
+      async (victim: { access_token: string }, thief: { access_token: string }) => {
+        const sid = decodeJwt(thief.access_token).payload.sid;
+        expect((await h.call("DELETE", `/api/v1/me/sessions/${sid}`, undefined, { token: victim.access_token })).status).toBe(204);
+      },
+    ],
+  ] as const)("of an avatar from a thief %s while it was held, sets nothing and keeps nothing", async (_, endThiefsSignIn) => {
     const victim = await h.signedInUser();
     const thief = await h.login(victim.email, victim.password);
-    // An avatar's body is read after the token check (it may be 2 MiB), so its write checks the sign-in again.
-    const gif = Uint8Array.from([
-      ...new TextEncoder().encode("GIF89a"),
-      1,
-      0,
-      1,
-      0,
-      0x80,
-      0,
-      0,
-      0,
-      0,
-      0,
-      255,
-      255,
-      255,
-      0x2c,
-      0,
-      0,
-      0,
-      0,
-      1,
-      0,
-      1,
-      0,
-      0,
-      2,
-      2,
-      0x44,
-      0x01,
-      0,
-      0x3b,
-    ]);
-    const held = heldRequest("PUT", "/api/v1/me/avatar", gif, {
+    const held = heldRequest("PUT", "/api/v1/me/avatar", GIF, {
       authorization: `Bearer ${thief.access_token}`,
       "content-type": "image/gif",
     });
     await held.bodyAsked;
-    await resetPassword(victim.email);
+    await endThiefsSignIn(victim, thief);
     held.release();
     const res = await held.response;
     const row = await env.DB.prepare("SELECT avatar_key FROM profiles WHERE user_id = ?")

@@ -530,6 +530,7 @@ export function storeConformance(driver: string, open: () => Promise<Conformance
       it("reads, ensures, updates and points at avatars, returning the key each change replaced", async () => {
         const { user } = await registered();
         const { stores } = await t();
+        const session = { tokensValidAfter: 0, sessionId: (await signedIn(user)).familyId };
         const entry = { userId: user.id, type: "profile_updated" as const, nowMs: clock.now(), meta: META };
         expect(await stores.profiles.update(user.id, { name: "Ada", age: 36 }, clock.now(), entry, 0)).toBe(true);
         expect(await stores.profiles.byUser(user.id)).toMatchObject({ name: "Ada", age: 36, surname: null });
@@ -537,25 +538,44 @@ export function storeConformance(driver: string, open: () => Promise<Conformance
         expect((await stores.profiles.ensure({ ...stored, name: "ignored" })).name).toBe("Ada");
         const avatar = { userId: user.id, type: "avatar_updated" as const, nowMs: clock.now(), meta: META };
         expect(
-          await stores.profiles.setAvatar(user.id, { key: "a/1.png", contentType: "image/png", etag: "e1" }, clock.now(), avatar, 0),
+          await stores.profiles.setAvatar(user.id, { key: "a/1.png", contentType: "image/png", etag: "e1" }, clock.now(), avatar, session),
         ).toEqual({ written: true, replacedKey: null });
         expect(
-          await stores.profiles.setAvatar(user.id, { key: "a/2.png", contentType: "image/png", etag: "e2" }, clock.now(), avatar, 0),
+          await stores.profiles.setAvatar(user.id, { key: "a/2.png", contentType: "image/png", etag: "e2" }, clock.now(), avatar, session),
         ).toEqual({ written: true, replacedKey: "a/1.png" });
         expect(await stores.profiles.publicAvatar(user.id)).toEqual({ key: "a/2.png", etag: "e2", contentType: "image/png" });
         const removal = { ...avatar, type: "avatar_deleted" as const };
-        expect(await stores.profiles.setAvatar(user.id, null, clock.now(), removal, 0)).toEqual({ written: true, replacedKey: "a/2.png" });
+        expect(await stores.profiles.setAvatar(user.id, null, clock.now(), removal, session)).toEqual({
+          written: true,
+          replacedKey: "a/2.png",
+        });
         // Removing it again changes nothing and records nothing.
-        expect(await stores.profiles.setAvatar(user.id, null, clock.now(), removal, 0)).toEqual({ written: true, replacedKey: null });
+        expect(await stores.profiles.setAvatar(user.id, null, clock.now(), removal, session)).toEqual({ written: true, replacedKey: null });
         // Read before the account's sign-ins ended (another tokens_valid_after): nothing is written.
         const stale = await stores.profiles.setAvatar(
           user.id,
           { key: "a/9.png", contentType: "image/png", etag: "e9" },
           clock.now(),
           avatar,
-          1,
+          { ...session, tokensValidAfter: 1 },
         );
         expect(stale).toEqual({ written: false, replacedKey: null });
+        // Nor once this sign-in alone has ended (signed out, or ended from the sessions list).
+        const other = { tokensValidAfter: 0, sessionId: (await signedIn(user)).familyId };
+        await stores.tokens.revokeSession(user.id, other.sessionId, clock.now(), 86_400, {
+          userId: user.id,
+          type: "session_revoked",
+          nowMs: clock.now(),
+          meta: META,
+        });
+        const ended = await stores.profiles.setAvatar(
+          user.id,
+          { key: "a/8.png", contentType: "image/png", etag: "e8" },
+          clock.now(),
+          avatar,
+          other,
+        );
+        expect(ended).toEqual({ written: false, replacedKey: null });
         expect(await stores.profiles.publicAvatar(user.id)).toMatchObject({ key: null });
         expect(await countOf("SELECT COUNT(*) AS n FROM activity WHERE user_id = ? AND type = 'avatar_deleted'", user.id)).toBe(1);
         await withFault("activity", "INSERT", () => stores.profiles.update(user.id, { name: "Grace" }, clock.now(), entry, 0));
@@ -568,12 +588,13 @@ export function storeConformance(driver: string, open: () => Promise<Conformance
       it("writes nothing, and says so, for a profile whose account is gone", async () => {
         const { user } = await registered();
         const { stores } = await t();
+        const session = { tokensValidAfter: 0, sessionId: (await signedIn(user)).familyId };
         await stores.users.delete(user, null);
         const entry = { userId: user.id, type: "profile_updated" as const, nowMs: clock.now(), meta: META };
         expect(await stores.profiles.update(user.id, { name: "Ada" }, clock.now(), entry, 0)).toBe(false);
         const avatar = { userId: user.id, type: "avatar_updated" as const, nowMs: clock.now(), meta: META };
         expect(
-          await stores.profiles.setAvatar(user.id, { key: "a/3.png", contentType: "image/png", etag: "e3" }, clock.now(), avatar, 0),
+          await stores.profiles.setAvatar(user.id, { key: "a/3.png", contentType: "image/png", etag: "e3" }, clock.now(), avatar, session),
         ).toEqual({ written: false, replacedKey: null });
         expect(await countOf("SELECT COUNT(*) AS n FROM activity WHERE user_id = ?", user.id)).toBe(0);
       });

@@ -112,7 +112,7 @@ async function deleteObject(bucket: R2Bucket, key: string, why: string) {
  * Stores a new avatar and points the profile at it. Returns its public URL. Keys are made here
  * (`avatars/{user_id}/{random}.{ext}`), never from input.
  */
-export async function uploadAvatar(deps: Deps, user: User, bytes: Uint8Array): Promise<{ avatar_url: string }> {
+export async function uploadAvatar(deps: Deps, user: User, sessionId: string, bytes: Uint8Array): Promise<{ avatar_url: string }> {
   const image = assertAcceptableImage(bytes);
   const { avatars, clock, meta } = deps;
   await loadOwnProfile(deps, user.id);
@@ -147,7 +147,7 @@ export async function uploadAvatar(deps: Deps, user: User, bytes: Uint8Array): P
         meta,
         details: { content_type: image.contentType, width: image.width, height: image.height, bytes: bytes.byteLength },
       },
-      user.tokensValidAfter,
+      { tokensValidAfter: user.tokensValidAfter, sessionId },
     );
   } catch (error) {
     // An error can hide a write that committed (its reply lost): the new object is deleted only
@@ -167,7 +167,7 @@ export async function uploadAvatar(deps: Deps, user: User, bytes: Uint8Array): P
     throw new AppError("service_unavailable", "The avatar could not be saved; your profile is unchanged.");
   }
   if (!set.written) {
-    // The account was deleted, or its sign-ins ended, meanwhile: nothing points at the new object.
+    // The account was deleted, or this sign-in ended, meanwhile: nothing points at the new object.
     await deleteObject(avatars, key, "orphaned");
     throw signInEnded();
   }
@@ -180,7 +180,7 @@ export async function uploadAvatar(deps: Deps, user: User, bytes: Uint8Array): P
 }
 
 /** Removes the avatar (idempotent: no avatar, nothing to do and nothing recorded). */
-export async function deleteAvatar(deps: Deps, user: User): Promise<void> {
+export async function deleteAvatar(deps: Deps, user: User, sessionId: string): Promise<void> {
   const { avatars, clock, meta } = deps;
   const profile = await loadOwnProfile(deps, user.id);
   if (!profile.avatarKey) return;
@@ -190,9 +190,9 @@ export async function deleteAvatar(deps: Deps, user: User): Promise<void> {
     null,
     now,
     { userId: user.id, type: "avatar_deleted", nowMs: now, meta },
-    user.tokensValidAfter,
+    { tokensValidAfter: user.tokensValidAfter, sessionId },
   );
-  if (!written) throw signInEnded(); // the account was deleted, or its sign-ins ended, meanwhile
+  if (!written) throw signInEnded(); // the account was deleted, or this sign-in ended, meanwhile
   if (removedKey) {
     await deps.avatarCache.purge(user.id, avatarVersion(removedKey));
     await deleteObject(avatars, removedKey, "deleted");

@@ -96,7 +96,7 @@ export const profilesRoutes = createRouter()
     }),
     async (c) => {
       const bytes = await readAvatarUpload(c.req.raw);
-      return c.json(await uploadAvatar(c.var.deps, c.var.user, bytes), 200);
+      return c.json(await uploadAvatar(c.var.deps, c.var.user, c.var.token.sessionId, bytes), 200);
     },
   )
   .openapi(
@@ -109,7 +109,7 @@ export const profilesRoutes = createRouter()
       responses: { 204: { description: "Removed (or there was none)" }, ...problems(401) },
     }),
     async (c) => {
-      await deleteAvatar(c.var.deps, c.var.user);
+      await deleteAvatar(c.var.deps, c.var.user, c.var.token.sessionId);
       return c.body(null, 204);
     },
   )

@@ -481,7 +481,7 @@ function settingsRoutes(web: Hono<WebEnv>) {
             errors: [{ path: "profileimg", message: "choose a picture to upload" }],
           });
         if (file.size > AVATAR_MAX_BYTES) throw new AppError("payload_too_large");
-        return uploadAvatar(c.var.deps, c.var.user, new Uint8Array(await file.arrayBuffer()));
+        return uploadAvatar(c.var.deps, c.var.user, c.var.token.sessionId, new Uint8Array(await file.arrayBuffer()));
       },
       { avatar: "profileimg" },
     );
@@ -494,7 +494,7 @@ function settingsRoutes(web: Hono<WebEnv>) {
   });
 
   web.post("/settings/avatar/delete", user, async (c) => {
-    await deleteAvatar(c.var.deps, c.var.user);
+    await deleteAvatar(c.var.deps, c.var.user, c.var.token.sessionId);
     return redirect(c, "/settings", "avatar_removed");
   });
 
