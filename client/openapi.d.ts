@@ -4053,7 +4053,7 @@ export interface components {
             otp_ttl?: number | boolean | string;
             /** @description Wrong guesses allowed per one-time code; after that the code is dead even for the right digits. (1–20) */
             otp_max_attempts?: number | boolean | string;
-            /** @description Wrong codes allowed per email address in 24 hours, across all its codes; past it, code sign-in, verification and reset are refused until the window ends. (1–1000) */
+            /** @description Wrong codes allowed per email address in 24 hours, across all its codes; past it, code sign-in, verification and reset are refused until the window ends. (1–100) */
             otp_max_failures_per_day?: number | boolean | string;
             /** @description Activity entries older than this many days are deleted by the daily retention job. (1–3650) */
             activity_retention_days?: number | boolean | string;

@@ -65,7 +65,8 @@ export const CONFIG_KEYS = {
     type: "integer",
     default: 20,
     min: 1,
-    max: 1_000,
+    // NIST SP 800-63B 5.2.2: at most 100 failed attempts; 100 guesses at 6 digits is a 1-in-10,000 chance a day.
+    max: 100,
     description:
       "Wrong codes allowed per email address in 24 hours, across all its codes; past it, code sign-in, verification and reset are refused until the window ends.",
   },

@@ -145,10 +145,13 @@ describe("code guessing", () => {
     expect(await rows("SELECT count AS n FROM rate_limits WHERE key = ?", `otpFailuresPerDay:${u.email}`)).toBe(19);
   });
 
-  it("the ceiling defaults to 20 a day and is a validated config key", async () => {
-    const res = await h.call("GET", "/api/v1/admin/config", undefined, { token: (await staffToken()).access_token });
+  it("the ceiling defaults to 20 a day and is a validated config key, at most 100 (NIST SP 800-63B's bound on failed attempts)", async () => {
+    const { access_token } = await staffToken();
+    const res = await h.call("GET", "/api/v1/admin/config", undefined, { token: access_token });
     const entry = res.json.config.find((e: { key: string }) => e.key === "otp_max_failures_per_day");
-    expect(entry).toMatchObject({ value: 20, default: 20, min: 1 });
+    expect(entry).toMatchObject({ value: 20, default: 20, min: 1, max: 100 });
+    const over = await h.call("PATCH", "/api/v1/admin/config", { otp_max_failures_per_day: 101 }, { token: access_token });
+    expect(over.status).toBe(400);
   });
 
   async function staffToken() {
