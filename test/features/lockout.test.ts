@@ -194,6 +194,21 @@ describe("password lockout", () => {
     expect((await h.call("POST", LOGIN, { email: u.email, password: u.password })).status).toBe(200);
   });
 
+  it("does not count the right password of an unverified account as a failure: its owner may try again and again", async () => {
+    const email = `${unique("unverified")}@example.com`;
+    const password = "registrants-own-secret-7";
+    expect((await h.call("POST", "/api/v1/auth/register", { email, password })).status).toBe(201);
+    const ip = { headers: { "cf-connecting-ip": "198.51.100.140" } };
+    for (let i = 0; i < LIMIT + 2; i++) {
+      const res = await h.call("POST", LOGIN, { email, password }, ip);
+      expect(res.status, `attempt ${i + 1}`).toBe(403);
+      expect(res.json.code).toBe("email_not_verified");
+    }
+    // Wrong guesses are still counted, from where the right ones left the counter: at zero.
+    for (let i = 0; i < LIMIT; i++) expect((await h.call("POST", LOGIN, { email, password: `wrong-password-${i}-x` })).status).toBe(401);
+    expect((await h.call("POST", LOGIN, { email, password })).status).toBe(429);
+  });
+
   it("unlocks when the window has passed", async () => {
     const u = await h.registerVerified();
     await parallelWrongLogins(u.email, LIMIT + 1);

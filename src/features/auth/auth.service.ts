@@ -127,8 +127,10 @@ export async function login(deps: Deps, input: { email?: string; username?: stri
     throw new AppError("invalid_credentials", "The email/username or password is not correct.");
   }
   const config = await deps.config();
-  // Only after the right password, so the 403 reveals nothing to someone guessing.
+  // Only after the right password, so the 403 reveals nothing to someone guessing. That password
+  // was no failed guess: its check is given back, as after any right password.
   if (config.require_email_verification && !user.emailVerified) {
+    await deps.counters.release({ identifier, ip });
     throw new AppError("email_not_verified", "Confirm your email address with the code we sent, or request a new one.");
   }
 
