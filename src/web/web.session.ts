@@ -266,9 +266,16 @@ export function sameOrigin(c: Context<WebEnv>): boolean {
 /**
  * A return path that stays on this site: one leading slash, no scheme, no backslash tricks, and
  * no control characters (a NUL is no header injection, but the runtime refuses it in `Location`).
+ * Other characters beyond ASCII go percent-encoded as UTF-8, as a browser sends them: `Location`
+ * is written as Latin-1, and `c.redirect` encodes only what Latin-1 cannot hold, so `/é` would
+ * leave as the single byte E9 instead of the UTF-8 a browser reads it as.
  */
 export function safeNext(value: unknown, fallback: string): string {
   if (typeof value !== "string" || value.length > 512) return fallback;
   if (!/^\/(?![/\\])[^\s\\\u0000-\u001f\u007f-\u009f]*$/.test(value)) return fallback;
-  return value;
+  try {
+    return value.replace(/[^\u0000-\u007f]+/g, encodeURIComponent);
+  } catch {
+    return fallback; // a lone surrogate, which no UTF-8 can carry
+  }
 }

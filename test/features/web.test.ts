@@ -265,6 +265,9 @@ describe("browser sign-in", () => {
       ["https://evil.example/", "/profilepage"],
       ["/\u0000x", "/profilepage"],
       ["/a\u0007b", "/profilepage"],
+      // A Location header carries ASCII: other characters go percent-encoded, as a browser sends them.
+      ["/people/\u00e9ric", "/people/%C3%A9ric"],
+      ["/people?q=\u4e2d", "/people?q=%E4%B8%AD"],
     ] as const) {
       const res = await browser().submit(`/login?next=${encodeURIComponent(next)}`, "/login", {
         identifier: user.email,
