@@ -27,6 +27,8 @@ const PASSWORDS = {
   carolAfterReset: "hatter-teacup-5530",
   dave: "gryphon-mock-turtle-77",
   erin: "caterpillar-hookah-1865",
+  frankSquatter: "cheshire-grin-0042",
+  frank: "queen-of-hearts-1951",
 };
 const run = uniqueId(...Object.values(PASSWORDS));
 const alice = { username: `alice${run}`, email: `alice-${run}@example.com`, password: PASSWORDS.alice };
@@ -535,6 +537,34 @@ describe("the website in a real browser", () => {
     await Promise.all([phone.waitForURL(url("/settings")), phone.click("main button:text('Confirm')")]);
     expect(await flash(phone)).toMatch(/confirmed/);
     await phoneContext.close();
+  });
+
+  it("claims an address with a sign-in code, then chooses a first password with a code the settings page emails", async () => {
+    // Someone registered Frank's address; Frank signs in with a code, which ends that password.
+    const frank = { email: `frank-${run}@example.com`, password: PASSWORDS.frank };
+    expect((await api("POST", "/auth/register", { email: frank.email, password: PASSWORDS.frankSquatter })).status).toBe(201);
+    const frankContext = await browser.newContext();
+    const p = await frankContext.newPage();
+    await p.goto(url("/login/code"));
+    await p.fill("#f-email", frank.email);
+    await Promise.all([p.waitForURL(/\/login\/code\?step=code$/), p.click("main button:text('Email me a code')")]);
+    await p.fill("#f-code", await mailedCode(frank.email, "login"));
+    await Promise.all([p.waitForURL(/\/profilepage$/), p.click("main button:text('Sign in')")]);
+
+    // The session alone sets no password: the page asks for a code mailed to the address.
+    await p.goto(url("/settings"));
+    expect(await p.locator("#s-password ~ p.hint").textContent()).toContain(frank.email);
+    await Promise.all([p.waitForURL(/\/settings$/), p.click("main button:text('Email me a code')")]);
+    expect(await flash(p)).toBe("We emailed you a code. Enter it below with your new password.");
+    await inspect(p, "settings-first-password");
+    await p.fill("#f-code", await mailedCode(frank.email, "reset_password"));
+    await p.fill("#f-new_password", frank.password);
+    await p.fill("#f-new_password_again", frank.password);
+    await Promise.all([p.waitForURL(/\/settings$/), p.click("main button:text('Change password')")]);
+    expect(await flash(p)).toMatch(/^Password changed\./);
+    expect((await api("POST", "/auth/login", frank)).status).toBe(200);
+    expect((await api("POST", "/auth/login", { email: frank.email, password: PASSWORDS.frankSquatter })).status).toBe(401);
+    await frankContext.close();
   });
 
   it("lets staff mark an email verified and end every session of an account", async () => {
