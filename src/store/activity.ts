@@ -2,14 +2,17 @@
  * The activity history. Entries that describe a change are written by the store method that makes
  * the change, in the same batch; this store writes standalone entries and reads the history.
  */
-import { and, desc, eq, inArray, lt } from "drizzle-orm";
+import { and, desc, eq, inArray, lt, sql } from "drizzle-orm";
 import { affectedRows, type Db, runBatch, runOne } from "./driver";
-import { activity } from "./schema";
-import { activityInsert, olderThan } from "./statements";
+import { activity, users } from "./schema";
+import { activityInsertSelect, olderThan } from "./statements";
 import type { ActivityRecord, ActivityType, PageQuery, StoredActivity } from "./types";
 
 export interface ActivityStore {
-  /** Writes one entry on its own (a failed re-authentication). */
+  /**
+   * Writes one entry on its own (a failed re-authentication), while its account exists: one
+   * deleted meanwhile leaves nothing to record it for (and its foreign key would fail the write).
+   */
   record(entry: ActivityRecord): Promise<void>;
   /**
    * The user's entries, newest first by (time, id), optionally of one type (`limit + 1` rows).
@@ -23,7 +26,8 @@ export interface ActivityStore {
 export function DrizzleActivityStore(db: Db): ActivityStore {
   return {
     async record(entry) {
-      await runBatch(db, [activityInsert(db, entry)]);
+      const accountExists = sql`EXISTS (SELECT 1 FROM ${users} WHERE ${eq(users.id, entry.userId)})`;
+      await runBatch(db, [activityInsertSelect(db, entry, { where: accountExists })]);
     },
 
     async page(userId, filter, page) {

@@ -151,3 +151,26 @@ describe("fault injection: account deletion", () => {
     expect((await h.call("POST", "/api/v1/auth/refresh", { refresh_token: u.refresh_token })).status).toBe(200);
   });
 });
+
+describe("races with account deletion", () => {
+  const h = harness();
+
+  it("a wrong password re-entered while the account is deleted is a 401, not a 500: its failure is recorded only for an account that exists", async () => {
+    const u = await h.signedInUser();
+    const probe = probeD1(env.DB);
+    // Between reserving the check and recording the failure, the account goes (deleted elsewhere).
+    const meanwhile = probe.onceBefore(/insert into "rate_limits"/i, async () => {
+      await env.DB.prepare("DELETE FROM users WHERE id = ?").bind(u.id).run();
+    });
+    const res = await h.call(
+      "PATCH",
+      "/api/v1/me",
+      { email: `${unique("moved")}@example.com`, current_password: "not-the-password-1" },
+      { token: u.access_token, env: { ...env, DB: probe.db } },
+    );
+    expect(meanwhile.done).toBe(true);
+    expect(res.status).toBe(401);
+    expect(res.json.code).toBe("invalid_current_password");
+    expect(await count("SELECT COUNT(*) AS n FROM activity WHERE user_id = ?", u.id)).toBe(0);
+  });
+});

@@ -1174,6 +1174,14 @@ export function storeConformance(driver: string, open: () => Promise<Conformance
         expect((await stores.activity.page(user.id, {}, { limit: 10, cursor: null })).map((e) => e.createdAt)).toEqual([clock.now()]);
       });
 
+      it("records nothing, and does not fail, for an account that is gone", async () => {
+        const { user } = await registered();
+        const { stores } = await t();
+        await stores.users.delete(user, null);
+        await stores.activity.record({ userId: user.id, type: "login_failed", nowMs: clock.now(), meta: META });
+        expect(await countOf("SELECT COUNT(*) AS n FROM activity WHERE user_id = ?", user.id)).toBe(0);
+      });
+
       it("pages through entries of the same millisecond by id, each once (the export walks a whole history so)", async () => {
         const { user } = await registered();
         const { stores } = await t();
