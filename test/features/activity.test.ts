@@ -1,10 +1,11 @@
 import { createExecutionContext, createScheduledController, env, waitOnExecutionContext } from "cloudflare:test";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { createBackgroundDeps } from "../../src/deps";
-import { runRetention } from "../../src/features/activity/activity.retention";
+import { runRetention, scheduledRetention } from "../../src/features/activity/activity.retention";
 import { REFRESH_RACE_GRACE_MS } from "../../src/features/auth/tokens.service";
 import worker from "../../src/index";
 import { randomId } from "../../src/lib/crypto";
+import { probeD1 } from "../d1-wrap";
 import { decodeJwt, harness, setConfig, unique } from "../helpers";
 import { capturingEnv, codeInMail, mailsFor } from "../mail-helpers";
 
@@ -445,6 +446,24 @@ describe("retention job", () => {
     const fresh = await h.login(u.email, u.password);
     const res = await h.call("GET", "/api/v1/me/activity", undefined, { token: fresh.access_token });
     expect(res.json.items.map((e: Entry) => e.type)).toEqual(["login", "login"]);
+  });
+
+  it("goes on to every other kind when one fails, then reports the run failed", async () => {
+    await setConfig("activity_retention_days", "30");
+    const probe = probeD1(env.DB);
+    probe.failWhen(/^delete from "activity"/i);
+    const lines: string[] = [];
+    vi.spyOn(console, "error").mockImplementation((line: unknown) => void lines.push(String(line)));
+    const deps = createBackgroundDeps({ ...env, DB: probe.db } as Env, h.clock);
+    const result = await runRetention(deps);
+    expect(result).toMatchObject({ failed: ["activity"], complete: false });
+    for (const table of ["refresh_tokens", "rate_limits", "otp_codes"]) {
+      expect(probe.statements.some((s) => new RegExp(`^delete from "${table}"`, "i").test(s)), table).toBe(true);
+    }
+    expect(lines.map((l) => JSON.parse(l)).find((l) => l.event === "retention")).toMatchObject({ level: "error", failed: "activity" });
+    // The cron invocation fails, so the platform shows it, but only after every kind had its turn.
+    await expect(scheduledRetention(deps)).rejects.toThrow(/activity/);
+    vi.restoreAllMocks();
   });
 
   it("deletes no activity while it cannot read the period the operator set: an invalid value, or KV failing", async () => {

@@ -14,10 +14,13 @@
  *
  * Every statement deletes at most `batchSize` rows (D1 limits a statement's duration, and a huge
  * delete would hold the database's single writer), and each kind gets at most `maxRounds`
- * statements per run. A backlog larger than that is worked off over the following days.
+ * statements per run. A backlog larger than that is worked off over the following days. A kind
+ * that fails is logged and the others still run: one failing every day (a statement timing out on
+ * a backlog) must not starve the rest. The run then fails as a whole, after all of them.
  */
 import { readConfigEntries } from "../../config/config.service";
 import type { Deps } from "../../deps";
+import { loggableError } from "../../lib/errors";
 import { log } from "../../lib/log";
 import { sweepOrphanAvatars } from "../profiles/avatar.service";
 
@@ -31,19 +34,31 @@ export interface RetentionResult {
   rateLimits: number;
   otpCodes: number;
   avatars: number;
-  /** False when some kind hit `maxRounds` with rows possibly left for the next run, or was skipped. */
+  /** False when some kind hit `maxRounds` with rows possibly left for the next run, was skipped, or failed. */
   complete: boolean;
+  /** The kinds whose deletion failed (logged); the others ran. */
+  failed: string[];
 }
 
-/** Runs `deleteBatch` until it deletes fewer than `batchSize` rows or `maxRounds` is reached. */
-async function drain(deleteBatch: () => Promise<number>, batchSize: number, maxRounds: number) {
+type Drained = { deleted: number; complete: boolean; failed?: string };
+
+/**
+ * Runs `deleteBatch` until it deletes fewer than `batchSize` rows or `maxRounds` is reached. A
+ * failure ends this kind only: it is logged, with what was deleted before it.
+ */
+async function drain(kind: string, deleteBatch: () => Promise<number>, batchSize: number, maxRounds: number): Promise<Drained> {
   let deleted = 0;
-  for (let round = 0; round < maxRounds; round++) {
-    const changes = await deleteBatch();
-    deleted += changes;
-    if (changes < batchSize) return { deleted, complete: true };
+  try {
+    for (let round = 0; round < maxRounds; round++) {
+      const changes = await deleteBatch();
+      deleted += changes;
+      if (changes < batchSize) return { deleted, complete: true };
+    }
+    return { deleted, complete: false };
+  } catch (error) {
+    log("error", "retention", { failed: kind, deleted, error: loggableError(error) });
+    return { deleted, complete: false, failed: kind };
   }
-  return { deleted, complete: false };
 }
 
 /**
@@ -74,23 +89,25 @@ export async function runRetention(
   const now = deps.clock.now();
   const days = await retentionDays(deps.configKv);
 
-  const oldActivity =
+  const oldActivity: Drained =
     days === null
       ? { deleted: 0, complete: false }
-      : await drain(() => deps.activity.purgeOlderThan(now - days * DAY_MS, batchSize), batchSize, maxRounds);
-  const deadTokens = await drain(() => deps.tokens.purgeDead(now, batchSize), batchSize, maxRounds);
-  const endedWindows = await drain(() => deps.counters.purgeEnded(now, batchSize), batchSize, maxRounds);
-  const deadCodes = await drain(() => deps.codes.purgeExpired(now, batchSize), batchSize, maxRounds);
-  // R2 lists 1,000 objects a page: the same number of rounds covers 20,000 objects a run.
+      : await drain("activity", () => deps.activity.purgeOlderThan(now - days * DAY_MS, batchSize), batchSize, maxRounds);
+  const deadTokens = await drain("refresh_tokens", () => deps.tokens.purgeDead(now, batchSize), batchSize, maxRounds);
+  const endedWindows = await drain("rate_limits", () => deps.counters.purgeEnded(now, batchSize), batchSize, maxRounds);
+  const deadCodes = await drain("otp_codes", () => deps.codes.purgeExpired(now, batchSize), batchSize, maxRounds);
+  // R2 lists 1,000 objects a page: the same number of rounds covers 20,000 objects a run. It logs its own failures.
   const orphanAvatars = await sweepOrphanAvatars(deps, { maxPages: maxRounds });
 
+  const kinds = [oldActivity, deadTokens, endedWindows, deadCodes, orphanAvatars];
   return {
     activity: oldActivity.deleted,
     refreshTokens: deadTokens.deleted,
     rateLimits: endedWindows.deleted,
     otpCodes: deadCodes.deleted,
     avatars: orphanAvatars.deleted,
-    complete: oldActivity.complete && deadTokens.complete && endedWindows.complete && deadCodes.complete && orphanAvatars.complete,
+    complete: kinds.every((kind) => kind.complete),
+    failed: [oldActivity, deadTokens, endedWindows, deadCodes].flatMap((kind) => kind.failed ?? []),
   };
 }
 
@@ -105,5 +122,7 @@ export async function scheduledRetention(deps: Deps): Promise<RetentionResult> {
     deleted_avatars: result.avatars,
     complete: result.complete,
   });
+  // Awaited by the cron handler: the invocation shows as failed, after every kind had its turn.
+  if (result.failed.length > 0) throw new Error(`retention failed for ${result.failed.join(", ")}`);
   return result;
 }
