@@ -458,7 +458,10 @@ describe("retention job", () => {
     const result = await runRetention(deps);
     expect(result).toMatchObject({ failed: ["activity"], complete: false });
     for (const table of ["refresh_tokens", "rate_limits", "otp_codes"]) {
-      expect(probe.statements.some((s) => new RegExp(`^delete from "${table}"`, "i").test(s)), table).toBe(true);
+      expect(
+        probe.statements.some((s) => new RegExp(`^delete from "${table}"`, "i").test(s)),
+        table,
+      ).toBe(true);
     }
     expect(lines.map((l) => JSON.parse(l)).find((l) => l.event === "retention")).toMatchObject({ level: "error", failed: "activity" });
     // The cron invocation fails, so the platform shows it, but only after every kind had its turn.
