@@ -164,8 +164,10 @@ export const adminAudit = sqliteTable(
 
 /**
  * Security notices (`features/mail/notices.ts`), written in the same transaction as the change they
- * report and deleted once the mail queue has taken them: a failed enqueue or a lost reply can then
- * delay a notice, never lose it. `id` is the notice's `notice_id`; `message` its queue message, JSON.
+ * report and deleted once the queue consumer has sent them: a failed enqueue, a lost reply or a
+ * provider down past the queue's retries can then delay a notice, never lose it. `id` is the
+ * notice's `notice_id`; `message` its queue message, JSON. Until `next_attempt_at` the notice is
+ * leased to a message on its way; after it, it is due to be enqueued again (`attempts` so far).
  */
 export const pendingNotices = sqliteTable(
   "pending_notices",
@@ -173,8 +175,10 @@ export const pendingNotices = sqliteTable(
     id: text("id").primaryKey(),
     message: text("message").notNull(),
     createdAt: timestamp("created_at").notNull(),
+    nextAttemptAt: timestamp("next_attempt_at").notNull().default(0),
+    attempts: integer("attempts").notNull().default(0),
   },
-  (t) => [index("pending_notices_created_idx").on(t.createdAt)],
+  (t) => [index("pending_notices_created_idx").on(t.createdAt), index("pending_notices_due_idx").on(t.nextAttemptAt)],
 );
 
 export type User = typeof users.$inferSelect;

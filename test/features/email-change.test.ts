@@ -3,14 +3,16 @@
  * address is told, and completing it voids every code and ends every other sign-in.
  */
 import { env } from "cloudflare:test";
-import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
 import { createBackgroundDeps } from "../../src/deps";
-import type { MailMessage } from "../../src/features/mail/mail.messages";
-import { NOTICE_RESEND_AFTER_MS, sendPendingNotices } from "../../src/features/mail/notices";
+import { MAIL_MAX_RETRIES } from "../../src/features/mail/mail.consumer";
+import type { MailMessage, NoticeMail } from "../../src/features/mail/mail.messages";
+import { MemoryMailer } from "../../src/features/mail/mailer";
+import { NOTICE_GIVE_UP_MS, NOTICE_LEASE_MS, sendPendingNotices } from "../../src/features/mail/notices";
 import { RATE_LIMITS } from "../../src/lib/rate-limit";
 import { probeD1 } from "../d1-wrap";
 import { harness, setConfig, unique } from "../helpers";
-import { capturingEnv, codeInMail, mailsFor } from "../mail-helpers";
+import { capturingEnv, codeInMail, deliver, mailsFor } from "../mail-helpers";
 
 const ME = "/api/v1/me";
 const VERIFY = "/api/v1/me/email/verify";
@@ -193,6 +195,10 @@ describe("email change is pending until the new address proves itself", () => {
   });
 
   describe("its security notices are never lost, only delayed", () => {
+    // Notices of the changes made above stay pending until sent (they were not): start from none.
+    beforeEach(async () => {
+      await env.DB.prepare("DELETE FROM pending_notices").run();
+    });
     const pendingNotices = async () => (await env.DB.prepare("SELECT COUNT(*) AS n FROM pending_notices").first<{ n: number }>())?.n ?? 0;
     /** A queue that refuses notices (codes still go through to `cap`). */
     const refusingNotices = () => {
@@ -205,11 +211,19 @@ describe("email change is pending until the new address proves itself", () => {
       return { ...cap.env, MAIL_QUEUE: queue } as Env;
     };
     const sendLater = async () => {
-      h.clock.advance(NOTICE_RESEND_AFTER_MS + 1);
+      h.clock.advance(NOTICE_LEASE_MS + 1);
       return sendPendingNotices(createBackgroundDeps(cap.env, h.clock));
     };
+    /** The consumer sends `notices` (with `mailer`, or a memory one); returns the outcomes. */
+    const consume = async (notices: NoticeMail[], options: { mailer?: ReturnType<typeof MemoryMailer>; attempts?: number } = {}) =>
+      (await deliver(notices, { clock: h.clock, env: cap.env, mailer: options.mailer ?? MemoryMailer(), attempts: options.attempts }))
+        .outcomes;
+    const consumeWith = async (notices: NoticeMail[], bindings: Env) =>
+      (await deliver(notices, { clock: h.clock, env: bindings, mailer: MemoryMailer() })).outcomes;
+    /** A provider that refuses every mail. */
+    const downProvider = () => Object.assign(MemoryMailer(), { send: async () => Promise.reject(new Error("provider answered 503")) });
 
-    it("sends the notices when the queue took them, and keeps nothing", async () => {
+    it("keeps each notice until the consumer has sent it", async () => {
       const before = await pendingNotices();
       const u = await user();
       const { res, code, notices } = await requestChange(u, `${unique("ok")}@example.com`);
@@ -218,7 +232,10 @@ describe("email change is pending until the new address proves itself", () => {
       const from = cap.notices.length;
       expect((await h.call("POST", `${ME}/email/verify`, { code }, { token: u.access_token, env: cap.env })).status).toBe(200);
       expect(cap.notices.slice(from).map((n) => n.notice)).toEqual(["email_changed"]);
+      expect(await pendingNotices()).toBe(before + 2); // on the queue, not yet sent
+      expect(await consume([...notices, ...cap.notices.slice(from)])).toEqual(["sent", "sent"]);
       expect(await pendingNotices()).toBe(before);
+      expect((await sendLater()).sent).toBe(0);
     });
 
     it("sends them later when the queue refused them", async () => {
@@ -241,14 +258,81 @@ describe("email change is pending until the new address proves itself", () => {
       const sent = cap.notices.slice(from).filter((n) => n.to === u.email);
       expect(sent.map((n) => n.notice).sort()).toEqual(["email_change_requested", "email_changed"]);
       expect(sent.every((n) => n.new_email === email)).toBe(true);
+      expect(await consume(sent)).toEqual(["sent", "sent"]);
       expect((await sendLater()).sent).toBe(0); // each once
+    });
+
+    it("sends a notice again when the provider failed it past the queue's retries (dead-lettered)", async () => {
+      vi.spyOn(console, "error").mockImplementation(() => {});
+      vi.spyOn(console, "warn").mockImplementation(() => {});
+      const u = await user();
+      const { notices } = await requestChange(u, `${unique("outage")}@example.com`);
+      const [notice] = notices as [NoticeMail];
+      const outcomes = [];
+      for (let attempt = 1; attempt <= MAIL_MAX_RETRIES + 1; attempt++) {
+        outcomes.push(...(await consume([notice], { mailer: downProvider(), attempts: attempt })));
+      }
+      expect(outcomes.at(-1)).toBe("dead_letter");
+      // The provider is back: the notice comes off the table again, and this time it is sent.
+      const from = cap.notices.length;
+      expect((await sendLater()).sent).toBe(1);
+      const again = cap.notices.slice(from);
+      expect(again).toEqual([notice]);
+      const mailer = MemoryMailer();
+      expect(await consume(again, { mailer })).toEqual(["sent"]);
+      expect(mailer.outbox.map((m) => m.to)).toEqual([u.email]);
+      expect((await sendLater()).sent).toBe(0);
+    });
+
+    it("enqueues a due notice once when two runs meet, and, while it cannot be forgotten, again only each time its lease is over", async () => {
+      vi.spyOn(console, "warn").mockImplementation(() => {});
+      const u = await user();
+      const { notices } = await requestChange(u, `${unique("stuck")}@example.com`);
+      const [notice] = notices as [NoticeMail];
+      h.clock.advance(NOTICE_LEASE_MS + 1);
+      const from = cap.notices.length;
+      const deps = createBackgroundDeps(cap.env, h.clock);
+      await Promise.all([sendPendingNotices(deps), sendPendingNotices(deps)]);
+      expect(cap.notices.slice(from)).toEqual([notice]);
+      // The provider takes it, but its row cannot be deleted: it goes again once per lease, not once per batch.
+      const probe = probeD1(env.DB);
+      probe.failWhen(/^delete from "pending_notices"/i);
+      const stuck = { ...cap.env, DB: probe.db } as Env;
+      const run = async () => {
+        await sendPendingNotices(createBackgroundDeps(stuck, h.clock));
+        return cap.notices.splice(from);
+      };
+      const queued = cap.notices.splice(from);
+      expect(await consumeWith(queued, stuck)).toEqual(["sent"]);
+      expect(await run()).toEqual([]);
+      expect(await run()).toEqual([]);
+      h.clock.advance(NOTICE_LEASE_MS); // its first lease is over
+      expect(await run()).toEqual([notice]);
+      h.clock.advance(NOTICE_LEASE_MS); // the second is twice as long
+      expect(await run()).toEqual([]);
+      h.clock.advance(NOTICE_LEASE_MS);
+      expect(await run()).toEqual([notice]);
+    });
+
+    it("gives a notice up after three days, with an error in the log", async () => {
+      const lines: string[] = [];
+      vi.spyOn(console, "error").mockImplementation((line: unknown) => void lines.push(String(line)));
+      const u = await user();
+      await requestChange(u, `${unique("never")}@example.com`);
+      const before = await pendingNotices();
+      h.clock.advance(NOTICE_GIVE_UP_MS + 1);
+      const result = await sendPendingNotices(createBackgroundDeps(cap.env, h.clock));
+      expect(result.abandoned).toBeGreaterThanOrEqual(1);
+      expect(await pendingNotices()).toBe(before - result.abandoned);
+      expect(lines.map((l) => JSON.parse(l)).find((l) => l.event === "mail.notice_abandoned")).toMatchObject({ level: "error" });
     });
 
     it("sends the email_changed notice later when the change committed but its reply was lost", async () => {
       vi.spyOn(console, "error").mockImplementation(() => {});
       const u = await user();
       const email = `${unique("lost")}@example.com`;
-      const { code } = await requestChange(u, email);
+      const { code, notices } = await requestChange(u, email);
+      expect(await consume(notices)).toEqual(["sent"]);
       const probe = probeD1(env.DB);
       probe.loseReplyWhen(/update "users" set "email"/i);
       const from = cap.notices.length;

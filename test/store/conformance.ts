@@ -54,7 +54,7 @@ export function storeConformance(driver: string, open: () => Promise<Conformance
 
     function newNotice() {
       const id = uid("n");
-      return { id, message: JSON.stringify({ notice_id: id }), createdAt: clock.now() };
+      return { id, message: JSON.stringify({ notice_id: id }), createdAt: clock.now(), nextAttemptAt: clock.now() + 600_000 };
     }
 
     function newToken(userId: string, family?: { familyId: string; parentId: string }): NewRefreshToken {
@@ -1149,6 +1149,47 @@ export function storeConformance(driver: string, open: () => Promise<Conformance
         const subject = uid("c");
         const rows = await Promise.all(Array.from({ length: 10 }, () => stores.counters.hit("registerPerIp", subject, clock.now())));
         expect(rows.map((r) => r?.count).sort((a, b) => (a ?? 0) - (b ?? 0))).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+      });
+    });
+
+    describe("pending notices", () => {
+      const lease = { baseMs: 600_000, maxMs: 3_600_000 };
+
+      it("claims each due notice once, leasing it longer each time up to the maximum; removes, and gives up old ones", async () => {
+        const backend = await t();
+        const { stores } = backend;
+        await backend.run("DELETE FROM pending_notices"); // only this test's notices from here on
+        const now = clock.now();
+        const due = { ...newNotice(), nextAttemptAt: now - 1 };
+        const leased = { ...newNotice(), nextAttemptAt: now + 60_000 }; // still with its first message
+        for (const n of [due, leased]) {
+          await backend.run(
+            "INSERT INTO pending_notices (id, message, created_at, next_attempt_at) VALUES (?, ?, ?, ?)",
+            n.id,
+            n.message,
+            n.createdAt,
+            n.nextAttemptAt,
+          );
+        }
+        // Two runs at once: the due notice goes to exactly one of them, the leased one to neither.
+        const [a, b] = await Promise.all([stores.notices.claimDue(now, 10, lease), stores.notices.claimDue(now, 10, lease)]);
+        expect([...a, ...b].map((n) => n.id)).toEqual([due.id]);
+        await stores.notices.remove(leased.id);
+        // Each claim leases it for twice as long as the one before, up to the maximum.
+        let at = now;
+        let nextAt = [...a, ...b][0]?.nextAttemptAt ?? 0;
+        const leases = [nextAt - at];
+        for (let i = 0; i < 3; i++) {
+          expect(await stores.notices.claimDue(nextAt - 1, 10, lease)).toEqual([]);
+          at = nextAt;
+          const [again] = await stores.notices.claimDue(at, 10, lease);
+          nextAt = again?.nextAttemptAt ?? 0;
+          leases.push(nextAt - at);
+        }
+        expect(leases).toEqual([600_000, 1_200_000, 2_400_000, 3_600_000]);
+        expect(await stores.notices.abandonOlderThan(now)).toBe(0);
+        expect(await stores.notices.abandonOlderThan(now + 1)).toBe(1);
+        expect(await countOf("SELECT COUNT(*) AS n FROM pending_notices")).toBe(0);
       });
     });
 

@@ -1,5 +1,5 @@
 /**
- * The `latchkey-mail` queue consumer. Each message is one code's mail. Before sending, the code
+ * The `latchkey-mail` queue consumer. Each message is one code's mail or one security notice. Before sending, the code
  * row is read: a code that was used, superseded or has expired since it was queued is acked
  * without a mail, so retries and late deliveries never mail a dead code. A send failure retries
  * the message with exponential backoff; after `max_retries` (wrangler.toml) the queue moves it to
@@ -13,7 +13,7 @@ import { log } from "../../lib/log";
 import { MailMessageSchema, type NoticeMail, type OtpMail, openMailCode } from "./mail.messages";
 import { renderNoticeMail, renderOtpMail } from "./mail.templates";
 import { type Mail, type Mailer, mailerFromEnv } from "./mailer";
-import { sendPendingNotices } from "./notices";
+import { forgetNotice, sendPendingNotices } from "./notices";
 
 /** First retry after 5 s, doubling: 5, 10, 20, 40, 80 s keeps five retries inside a 10-minute code. */
 export const RETRY_BASE_SECONDS = 5;
@@ -71,6 +71,8 @@ async function handleMessage(message: Message<unknown>, deps: Deps, mailer: Mail
       return "skipped";
     }
     await mailer.send(mail);
+    // A notice is kept until it is sent (notices.ts): one dead-lettered is sent again from there.
+    if (body.kind === "notice") await forgetNotice(deps, body);
     message.ack();
     return "sent";
   } catch (error) {

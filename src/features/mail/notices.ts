@@ -2,11 +2,15 @@
  * Security notices (`email_change_requested`, `email_changed`) are what tells an address's owner
  * that someone is moving their account elsewhere, so they must not be lost. A notice is written
  * with the change it reports, in the same transaction (`pending_notices`), then handed to the
- * queue; the row is removed once the queue has it. If the enqueue fails, or the change's reply
- * is lost after it committed, the row stays, and `sendPendingNotices` sends it later: after every
- * mail batch the consumer handles and in the daily cron. The provider's idempotency key is the
- * notice's id, so a notice sent twice (its row could not be removed) is delivered once where the
- * provider honours it.
+ * queue; the queue consumer removes the row once the mail provider has taken the notice. Until
+ * then the row is leased to its queue message for `NOTICE_LEASE_MS` (longer than the consumer's
+ * retries take); a notice still there after that — its enqueue failed, the change's reply was
+ * lost after it committed, or the provider failed past the queue's retries and it went to the
+ * dead-letter queue — is enqueued again by `sendPendingNotices`, after every mail batch the
+ * consumer handles and in the daily cron, with a lease that doubles each time. After
+ * `NOTICE_GIVE_UP_MS` it is given up, with an error in the log. The provider's idempotency key
+ * is the notice's id, so a notice sent twice (its row could not be removed) is delivered once
+ * where the provider honours it.
  */
 import type { Deps } from "../../deps";
 import { randomId } from "../../lib/crypto";
@@ -15,9 +19,12 @@ import { log } from "../../lib/log";
 import type { PendingNotice } from "../../store";
 import { type Notice, type NoticeMail, NoticeMailSchema } from "./mail.messages";
 
-/** How old a pending notice must be before it is sent from the table: the request that wrote it has long finished. */
-export const NOTICE_RESEND_AFTER_MS = 5 * 60_000;
-/** Notices sent from the table per run. */
+/** How long an enqueued notice is left to its message before it is enqueued again; doubles per attempt. */
+export const NOTICE_LEASE_MS = 10 * 60_000;
+const NOTICE_MAX_LEASE_MS = 12 * 60 * 60_000;
+/** How long a notice is tried at all: a provider down for days is an outage to fix, not to queue for. */
+export const NOTICE_GIVE_UP_MS = 3 * 24 * 60 * 60_000;
+/** Notices enqueued again per run. */
 const NOTICE_RESEND_BATCH = 50;
 
 /**
@@ -25,57 +32,70 @@ const NOTICE_RESEND_BATCH = 50;
  * after it committed.
  */
 export function newNotice(
-  deps: Pick<Deps, "clock" | "outbox" | "notices">,
+  deps: Pick<Deps, "clock" | "outbox">,
   notice: Notice,
   to: string,
   newEmail: string,
 ): { row: PendingNotice; send: () => Promise<void> } {
   const message: NoticeMail = { kind: "notice", notice, to, new_email: newEmail, notice_id: randomId() };
-  const row = { id: message.notice_id, message: JSON.stringify(message), createdAt: deps.clock.now() };
+  const now = deps.clock.now();
+  const row = { id: message.notice_id, message: JSON.stringify(message), createdAt: now, nextAttemptAt: now + NOTICE_LEASE_MS };
   return {
     row,
     send: async () => {
-      await deliver(deps, row.id, message);
+      await enqueue(deps, message);
     },
   };
 }
 
-/** Enqueues one notice and forgets its row; a failure is logged and the row kept for a later run. */
-async function deliver(deps: Pick<Deps, "outbox" | "notices">, id: string, message: NoticeMail): Promise<boolean> {
+/** Enqueues one notice; a failure is logged, and its row brings it back when its lease is over. */
+async function enqueue(deps: Pick<Deps, "outbox">, message: NoticeMail): Promise<boolean> {
   try {
     await deps.outbox.send(message);
+    return true;
   } catch (error) {
     log("error", "mail.notice_pending", { notice: message.notice, error: loggableError(error) });
     return false;
   }
-  try {
-    await deps.notices.remove(id);
-  } catch (error) {
-    log("warn", "mail.notice_not_forgotten", { notice: message.notice, error: loggableError(error) });
-  }
-  return true;
 }
 
-/** Sends the notices whose enqueue failed or whose change's reply was lost. Never throws. */
-export async function sendPendingNotices(deps: Pick<Deps, "clock" | "outbox" | "notices">): Promise<{ sent: number; pending: number }> {
-  let rows: PendingNotice[];
+/** For the consumer, once the provider took `notice`: nothing left to send. A failure is logged; the notice may then go twice. */
+export async function forgetNotice(deps: Pick<Deps, "notices">, notice: NoticeMail): Promise<void> {
   try {
-    rows = await deps.notices.due(deps.clock.now() - NOTICE_RESEND_AFTER_MS, NOTICE_RESEND_BATCH);
+    await deps.notices.remove(notice.notice_id);
+  } catch (error) {
+    log("warn", "mail.notice_not_forgotten", { notice: notice.notice, error: loggableError(error) });
+  }
+}
+
+/** Enqueues again the notices whose lease is over, and gives up those past `NOTICE_GIVE_UP_MS`. Never throws. */
+export async function sendPendingNotices(
+  deps: Pick<Deps, "clock" | "outbox" | "notices">,
+): Promise<{ sent: number; pending: number; abandoned: number }> {
+  const now = deps.clock.now();
+  // Apart: a database refusing deletes must not stop the notices from going out.
+  const abandoned = await deps.notices.abandonOlderThan(now - NOTICE_GIVE_UP_MS).catch((error: unknown) => {
+    log("error", "mail.notice_pending", { error: loggableError(error) });
+    return 0;
+  });
+  if (abandoned > 0) log("error", "mail.notice_abandoned", { count: abandoned, reason: "not sent within 3 days" });
+  let rows: PendingNotice[] = [];
+  try {
+    rows = await deps.notices.claimDue(now, NOTICE_RESEND_BATCH, { baseMs: NOTICE_LEASE_MS, maxMs: NOTICE_MAX_LEASE_MS });
   } catch (error) {
     log("error", "mail.notice_pending", { error: loggableError(error) });
-    return { sent: 0, pending: 0 };
   }
   let sent = 0;
   for (const row of rows) {
     const parsed = NoticeMailSchema.safeParse(safeJson(row.message));
     if (!parsed.success) {
-      // Not one this code wrote: dropped, or it would be retried forever.
+      // Not one this code wrote: dropped, or it would be retried until given up.
       await deps.notices.remove(row.id).catch(() => undefined);
       continue;
     }
-    if (await deliver(deps, row.id, parsed.data)) sent++;
+    if (await enqueue(deps, parsed.data)) sent++;
   }
-  return { sent, pending: rows.length - sent };
+  return { sent, pending: rows.length - sent, abandoned };
 }
 
 function safeJson(text: string): unknown {
