@@ -137,7 +137,7 @@ export interface CodeStore {
    */
   giveBack(codeId: string): Promise<void>;
   /** A code's state for the mail consumer, or null when it is gone. */
-  state(codeId: string): Promise<{ consumedAt: number | null; expiresAt: number } | null>;
+  state(codeId: string): Promise<{ createdAt: number; consumedAt: number | null; expiresAt: number } | null>;
   /** Deletes up to `limit` codes past their expiry, used or not; returns how many. */
   purgeExpired(nowMs: number, limit: number): Promise<number>;
 }
@@ -380,7 +380,7 @@ export function DrizzleCodeStore(db: Db): CodeStore {
     async state(codeId) {
       const [row] = await runOne(
         db
-          .select({ consumedAt: otpCodes.consumedAt, expiresAt: otpCodes.expiresAt })
+          .select({ createdAt: otpCodes.createdAt, consumedAt: otpCodes.consumedAt, expiresAt: otpCodes.expiresAt })
           .from(otpCodes)
           .where(eq(otpCodes.id, codeId))
           .limit(1),

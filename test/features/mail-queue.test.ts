@@ -165,15 +165,20 @@ describe("mail queue and drivers", () => {
     expect(first.result.retryMessages).toEqual([{ msgId: first.ids[0] }]);
     expect(first.retries).toEqual([{ msgId: first.ids[0], delaySeconds: 5 }]);
 
+    h.clock.advance(5_000);
     const second = await deliver([user.message], { clock: h.clock, env: httpEnv, fetch: provider, attempts: 2 });
     expect(second.retries).toEqual([{ msgId: second.ids[0], delaySeconds: 10 }]);
 
+    h.clock.advance(70_000); // a slow queue: past a minute boundary of the code's lifetime
     const third = await deliver([user.message], { clock: h.clock, env: httpEnv, fetch: provider, attempts: 3 });
     expect(third.outcomes).toEqual(["sent"]);
     expect(third.result.explicitAcks).toEqual(third.ids);
     expect(third.result.retryMessages).toEqual([]);
 
     expect(requests).toHaveLength(3);
+    // One idempotency key, so one payload: a provider refuses a key sent again with another body
+    // (and the first try may have been delivered though its answer was lost).
+    expect(new Set(requests.map((r) => JSON.stringify(r.body))).size).toBe(1);
     const sent = requests[2]!;
     expect(sent.url).toBe(env.MAIL_API_URL);
     expect(sent.headers.get("authorization")).toBe(`Bearer ${env.MAIL_API_KEY}`);
@@ -246,18 +251,18 @@ describe("mail queue and drivers", () => {
     const now = Date.UTC(2026, 0, 1);
     const subjects = new Set<string>();
     for (const purpose of ["verify_email", "login", "reset_password"] as const) {
-      const mail = renderOtpMail({ to: "a<b>&c@example.com", purpose, code: "042917", expiresAtMs: now + 600_000, nowMs: now });
+      const mail = renderOtpMail({ to: "a<b>&c@example.com", purpose, code: "042917", issuedAtMs: now, expiresAtMs: now + 600_000 });
       subjects.add(mail.subject);
       expect(mail.text).toContain("    042917\n");
-      expect(mail.text).toContain("expires in 10 minutes (at 2026-01-01T00:10:00.000Z)");
+      expect(mail.text).toContain("for 10 minutes from when it was sent: it expires at 2026-01-01T00:10:00.000Z.");
       expect(mail.html).toContain("042917");
       expect(mail.html).toContain("10 minutes");
       expect(mail.html).toContain("a&lt;b&gt;&amp;c@example.com");
       expect(mail.html).not.toContain("a<b>");
     }
     expect(subjects.size).toBe(3);
-    const late = renderOtpMail({ to: "a@example.com", purpose: "login", code: "111111", expiresAtMs: now + 30_000, nowMs: now });
-    expect(late.text).toContain("expires in 1 minute ");
+    const short = renderOtpMail({ to: "a@example.com", purpose: "login", code: "111111", issuedAtMs: now, expiresAtMs: now + 30_000 });
+    expect(short.text).toContain("for 1 minute from when it was sent");
     expect(escapeHtml(`"'`)).toBe("&quot;&#39;");
   });
 

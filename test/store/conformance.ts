@@ -826,7 +826,7 @@ export function storeConformance(driver: string, open: () => Promise<Conformance
         const counters = await stores.codes.issueByAddress({ code, ip: "192.0.2.77", meta: META });
         expect(counters.ip?.count).toBe(1);
         expect(counters.hour?.count).toBe(1);
-        expect(await stores.codes.state(code.id)).toEqual({ consumedAt: null, expiresAt: code.expiresAt });
+        expect(await stores.codes.state(code.id)).toEqual({ createdAt: code.createdAt, consumedAt: null, expiresAt: code.expiresAt });
         expect(await countOf("SELECT COUNT(*) AS n FROM activity WHERE user_id = ? AND type = 'otp_requested'", user.id)).toBe(1);
         const nobody = newCode(`${uid("nobody")}@example.com`, "login");
         await stores.codes.issueByAddress({ code: nobody, ip: "192.0.2.77", meta: META });

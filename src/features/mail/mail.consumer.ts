@@ -36,7 +36,7 @@ async function otpMail(body: OtpMail, code: string, codes: Deps["codes"], clock:
   const row = await codes.state(body.code_id);
   const state = !row ? "gone" : row.consumedAt !== null ? "used or superseded" : row.expiresAt <= now ? "expired" : "live";
   if (state !== "live" || !row) return `its ${body.purpose} code is ${state}`;
-  const rendered = renderOtpMail({ to: body.to, purpose: body.purpose, code, expiresAtMs: row.expiresAt, nowMs: now });
+  const rendered = renderOtpMail({ to: body.to, purpose: body.purpose, code, issuedAtMs: row.createdAt, expiresAtMs: row.expiresAt });
   return {
     to: body.to,
     ...rendered,

@@ -48,21 +48,30 @@ export function escapeHtml(text: string): string {
   return text.replace(/[&<>"']/g, (ch) => HTML_ESCAPES[ch] as string);
 }
 
-/** "10 minutes", "1 minute": the time left, rounded up so a fresh 600 s code reads "10 minutes". */
-export function describeLifetime(expiresAtMs: number, nowMs: number): string {
-  const minutes = Math.max(1, Math.ceil((expiresAtMs - nowMs) / 60_000));
+/** "10 minutes", "1 minute": a code's whole lifetime, rounded up. */
+function describeLifetime(expiresAtMs: number, issuedAtMs: number): string {
+  const minutes = Math.max(1, Math.ceil((expiresAtMs - issuedAtMs) / 60_000));
   return minutes === 1 ? "1 minute" : `${minutes} minutes`;
 }
 
 /**
- * Renders the mail carrying `code`. The lifetime is measured from `nowMs` (when the mail is sent),
- * so a message that waited in the queue does not promise more time than the code has left.
+ * Renders the mail carrying `code`: from the code alone (when it was issued and when it expires),
+ * never from the time of sending. A retry goes out under the same idempotency key, and a provider
+ * refuses a key sent again with another body; the first try may have been delivered with its
+ * answer lost. So the mail states the lifetime from issue and the moment it ends, which stay true
+ * however long the message waited in the queue.
  */
-export function renderOtpMail(input: { to: string; purpose: OtpPurpose; code: string; expiresAtMs: number; nowMs: number }): RenderedMail {
+export function renderOtpMail(input: {
+  to: string;
+  purpose: OtpPurpose;
+  code: string;
+  issuedAtMs: number;
+  expiresAtMs: number;
+}): RenderedMail {
   const t = TEMPLATES[input.purpose];
-  const lifetime = describeLifetime(input.expiresAtMs, input.nowMs);
+  const lifetime = describeLifetime(input.expiresAtMs, input.issuedAtMs);
   const expiresIso = new Date(input.expiresAtMs).toISOString();
-  const validity = `The code works once and expires in ${lifetime} (at ${expiresIso}).`;
+  const validity = `The code works once, for ${lifetime} from when it was sent: it expires at ${expiresIso}.`;
   const footer = `This email was sent to ${input.to}.`;
 
   const text = [t.lead, "", `    ${input.code}`, "", validity, t.ignore, "", footer, ""].join("\n");
