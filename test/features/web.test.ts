@@ -541,6 +541,29 @@ describe("forms", () => {
 });
 
 describe("the public people pages", () => {
+  it("cannot be taken over by a username that spells an account's id: /people/{id} never shows someone else", async () => {
+    // An account without a username is linked as /people/{its id}; usernames are compared in any case.
+    const victim = await h.call("POST", "/api/v1/auth/register", {
+      email: `${unique("victim")}@example.com`,
+      password: "victims-own-secret-9",
+    });
+    const victimId = victim.json.user.id as string;
+    expect(victimId).not.toBe(victimId.toLowerCase()); // an id has capitals (all but about 1 in 100,000)
+    await env.DB.prepare("UPDATE users SET email_verified = 1 WHERE id = ?").bind(victimId).run();
+    const impostor = await h.signedInUser();
+    await env.DB.prepare("UPDATE profiles SET name = 'Impostor' WHERE user_id = ?").bind(impostor.id).run();
+    expect((await h.call("PATCH", "/api/v1/me", { username: victimId.toLowerCase() }, { token: impostor.access_token })).status).toBe(200);
+    const b = browser("198.51.100.79");
+    expect((await b.request("GET", `/people/${victimId}`)).text).not.toContain("Impostor");
+    // Once the victim is out of public view, their address is a 404, not the impostor's page.
+    await env.DB.prepare("UPDATE users SET is_active = 0 WHERE id = ?").bind(victimId).run();
+    const gone = await b.request("GET", `/people/${victimId}`);
+    expect(gone.status).toBe(404);
+    expect(gone.text).not.toContain("Impostor");
+    // The impostor's own name still finds them, in any case.
+    expect((await b.request("GET", `/people/${victimId.toLowerCase()}`)).text).toContain("Impostor");
+  });
+
   it("limit each client IP, one allowance for the directory and its profiles, with a 429 page and Retry-After", async () => {
     const user = await h.registerVerified();
     const { limit, windowMs } = RATE_LIMITS.directoryReadsPerIp;

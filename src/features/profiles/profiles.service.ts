@@ -129,11 +129,19 @@ export async function getPublicProfile(deps: Pick<Deps, "profiles">, userId: str
   return publicProfileBy(deps, { id: userId });
 }
 
+/** An account id's shape: 22 base64url characters (`randomId`). */
+const ACCOUNT_ID = /^[A-Za-z0-9_-]{22}$/;
+
 /**
  * The public profile a website address names (`/people/{key}`): an account id, or a username in
  * any letter case, found with one lookup. A missing, unverified or disabled account is a 404 alike.
+ * A key of an id's shape with a capital letter names that id only: an account without a username
+ * is linked by its id, and someone whose username spells that id in lower case would otherwise be
+ * shown there once the account leaves public view. (An id without capitals, about 1 in 100,000,
+ * still wins over a username while its account is public.)
  */
 export async function findPublicProfile(deps: Pick<Deps, "profiles">, key: string): Promise<PublicProfileView> {
+  if (ACCOUNT_ID.test(key) && key !== key.toLowerCase()) return publicProfileBy(deps, { id: key });
   return publicProfileBy(deps, { id: key, username: key.toLowerCase() });
 }
 
