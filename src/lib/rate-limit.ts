@@ -45,6 +45,12 @@ export const RATE_LIMITS = {
   otpFailuresPerDay: { limit: 20, windowMs: 24 * 60 * 60_000 },
   statusCreatePerUser: { limit: 30, windowMs: 60_000 },
   /**
+   * Profile edits and avatar changes per account, one allowance for both: each writes an activity
+   * entry (kept for the retention period) and an avatar also an R2 object, so one token in a loop
+   * cannot fill the database or the bucket.
+   */
+  profileChangesPerUser: { limit: 30, windowMs: 60_000 },
+  /**
    * Pages of the website that read the public directory (`/people`, `/people/{key}`), per client
    * IP: two a second, far above someone reading profiles (even many people behind one NAT), and
    * enough to slow a scraper walking the directory to a pace the database does not notice. One

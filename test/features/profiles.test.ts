@@ -1,5 +1,6 @@
 import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
+import { RATE_LIMITS } from "../../src/lib/rate-limit";
 import { probeD1 } from "../d1-wrap";
 import { BIDI_CONTROLS, BIDI_FORMATTING, codePoint, harness, unique, ZERO_WIDTH } from "../helpers";
 
@@ -285,6 +286,33 @@ describe("own profile", () => {
     expect(res.status).toBe(200);
     expect(res.json.profile).toMatchObject(body);
     expect((await h.call("PATCH", PROFILE, { age: 0, phone_number: "+12345678" }, { token: u.access_token })).status).toBe(200);
+  });
+
+  it("takes at most 30 changes a minute per account, profile edits and avatar changes together (429 after)", async () => {
+    const u = await h.signedInUser();
+    const { limit, windowMs } = RATE_LIMITS.profileChangesPerUser;
+    for (let i = 0; i < limit; i++) {
+      expect((await h.call("PATCH", PROFILE, { name: `Name ${i}` }, { token: u.access_token })).status, `change ${i + 1}`).toBe(200);
+    }
+    // A no-op is no change, and is not counted.
+    expect((await h.call("PATCH", PROFILE, { name: `Name ${limit - 1}` }, { token: u.access_token })).status).toBe(200);
+    const over = await h.call("PATCH", PROFILE, { name: "One too many" }, { token: u.access_token });
+    expect(over.status).toBe(429);
+    expect(Number(over.headers.get("retry-after"))).toBeGreaterThan(0);
+    const gif = Uint8Array.from([
+      71, 73, 70, 56, 57, 97, 1, 0, 1, 0, 0x80, 0, 0, 0, 0, 0, 255, 255, 255, 0x2c, 0, 0, 0, 0, 1, 0, 1, 0, 0, 2, 2, 0x44, 1, 0, 0x3b,
+    ]);
+    const upload = await h.call("PUT", "/api/v1/me/avatar", undefined, {
+      token: u.access_token,
+      raw: gif,
+      headers: { "content-type": "image/gif" },
+    });
+    expect(upload.status).toBe(429);
+    expect((await profileRow(u.id))?.name).toBe(`Name ${limit - 1}`);
+    expect(await activityOf(u.id, "profile_updated")).toHaveLength(limit);
+    h.clock.advance(windowMs);
+    const fresh = await h.login(u.email, u.password);
+    expect((await h.call("PATCH", PROFILE, { name: "Later" }, { token: fresh.access_token })).status).toBe(200);
   });
 
   it("records profile_updated with the names of the changed fields only, and nothing for a no-op", async () => {

@@ -26,7 +26,7 @@ import {
   listAvatarObjects,
   loggableAvatarKey,
 } from "./avatar.storage";
-import { loadOwnProfile } from "./profiles.service";
+import { countProfileChange, loadOwnProfile } from "./profiles.service";
 
 /** Room for a form's boundary lines and part headers around the file (an HTML form sends ~300 bytes). */
 export const MULTIPART_OVERHEAD_BYTES = 16 * 1024;
@@ -113,8 +113,10 @@ async function deleteObject(bucket: R2Bucket, key: string, why: string) {
  * (`avatars/{user_id}/{random}.{ext}`), never from input.
  */
 export async function uploadAvatar(deps: Deps, user: User, sessionId: string, bytes: Uint8Array): Promise<{ avatar_url: string }> {
-  const image = assertAcceptableImage(bytes);
   const { avatars, clock, meta } = deps;
+  // Counted before the image is examined: refused uploads cost the scan of up to 2 MiB too.
+  await countProfileChange(deps, user.id, clock.now());
+  const image = assertAcceptableImage(bytes);
   await loadOwnProfile(deps, user.id);
   const key = `${avatarPrefix(user.id)}${randomId()}.${image.extension}`;
   const sha256 = toHex(await crypto.subtle.digest("SHA-256", bytes));
@@ -185,6 +187,7 @@ export async function deleteAvatar(deps: Deps, user: User, sessionId: string): P
   const profile = await loadOwnProfile(deps, user.id);
   if (!profile.avatarKey) return;
   const now = clock.now();
+  await countProfileChange(deps, user.id, now);
   const { written, replacedKey: removedKey } = await deps.profiles.setAvatar(
     user.id,
     null,

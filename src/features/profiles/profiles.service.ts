@@ -79,6 +79,7 @@ export async function updateProfile(deps: Deps, user: User, input: ProfileInput,
   if (changed.length === 0) return current;
 
   const now = deps.clock.now();
+  await countProfileChange(deps, user.id, now);
   const written = await deps.profiles.update(
     user.id,
     changes,
@@ -127,6 +128,11 @@ export async function listDirectory(
 /** One public profile; a missing, unverified or disabled account is a 404 alike. */
 export async function getPublicProfile(deps: Pick<Deps, "profiles">, userId: string): Promise<PublicProfileView> {
   return publicProfileBy(deps, { id: userId });
+}
+
+/** Counts one change of `userId`'s profile or avatar (`profileChangesPerUser`); 429 past it. */
+export async function countProfileChange(deps: Pick<Deps, "counters">, userId: string, nowMs: number): Promise<void> {
+  assertWithinLimit("profileChangesPerUser", await deps.counters.hit("profileChangesPerUser", userId, nowMs), nowMs);
 }
 
 /** An account id's shape: 22 base64url characters (`randomId`). */
