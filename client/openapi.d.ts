@@ -4186,7 +4186,10 @@ export interface components {
             format_version: number;
             /** Format: date-time */
             exported_at: string;
-            account: components["schemas"]["User"];
+            account: components["schemas"]["User"] & {
+                /** @description The address a pending email change moves the account to */
+                pending_email: string | null;
+            };
             profile: components["schemas"]["ExportedProfile"];
             statuses: components["schemas"]["Status"][];
             activity: components["schemas"]["ActivityEntry"][];

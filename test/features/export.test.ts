@@ -3,7 +3,7 @@ import { describe, expect, it } from "vitest";
 import { EXPORT_PAGE_SIZE } from "../../src/features/export/export.service";
 import { setLogSink } from "../../src/lib/log";
 import { type D1Probe, probeD1 } from "../d1-wrap";
-import { BASE, decodeJwt, harness } from "../helpers";
+import { BASE, decodeJwt, harness, unique } from "../helpers";
 
 const h = harness();
 
@@ -51,6 +51,7 @@ describe("GET /me/export", () => {
       is_staff: false,
       email_verified: true,
       created_at: expect.any(String),
+      pending_email: null,
     });
     expect(data.profile).toMatchObject({ name: "Ada", profession: "Analyst", avatar_url: null, avatar_content_type: null });
     expect(data.statuses.map((s: { id: string }) => s.id)).toEqual([...u.statuses].reverse());
@@ -103,6 +104,15 @@ describe("GET /me/export", () => {
     expect(data.profile).toMatchObject({ name: null, surname: null });
     expect(data.activity.map((e: { type: string }) => e.type).sort()).toEqual(["login", "register"]);
     expect(data.sessions).toHaveLength(1);
+  });
+
+  it("includes an address the account is moving to, still pending", async () => {
+    const u = await h.signedInUser();
+    const pending = `${unique("moving")}@example.com`;
+    expect((await h.call("PATCH", "/api/v1/me", { email: pending, current_password: u.password }, { token: u.access_token })).status).toBe(
+      200,
+    );
+    expect((await download(u.access_token)).json.account).toMatchObject({ email: u.email, pending_email: pending });
   });
 
   it("needs a token", async () => {

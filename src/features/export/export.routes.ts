@@ -16,7 +16,9 @@ const ExportSchema = z
   .object({
     format_version: z.number().int(),
     exported_at: z.string().openapi({ format: "date-time" }),
-    account: UserSchema,
+    account: UserSchema.extend({
+      pending_email: z.string().nullable().openapi({ description: "The address a pending email change moves the account to" }),
+    }),
     profile: ExportedProfileSchema.nullable(),
     statuses: z.array(StatusSchema),
     activity: z.array(ActivityEntrySchema),

@@ -51,7 +51,7 @@ export async function exportUserData(
     {
       format_version: EXPORT_FORMAT_VERSION,
       exported_at: new Date(deps.clock.now()).toISOString(),
-      account: userView(user),
+      account: { ...userView(user), pending_email: user.pendingEmail },
       profile: profile ? exportedProfile(profile) : null,
       statuses: new PagedArray(statusPages(deps, user.id, EXPORT_PAGE_SIZE)),
       activity: new PagedArray(activityPages(deps, user.id, EXPORT_PAGE_SIZE)),
