@@ -39,12 +39,14 @@ export function cleanText(value: string): string | null {
 }
 
 /**
- * Zero-width space, non-joiner, joiner, word joiner, BOM and the bidi marks: they draw nothing, so
- * "Ada" with one inside looks exactly like "Ada" without. Prose keeps them (Thai and Khmer mark word
- * breaks with the space), but a name is how a visitor tells people apart, and there an invisible
- * difference is an impersonation. Only the joiners that change what is drawn are kept (see SPELLING_JOINERS).
+ * The characters Unicode marks as drawing nothing (Default_Ignorable_Code_Point: zero-width space,
+ * joiners, word joiner, BOM, the bidi marks, soft hyphen, Hangul fillers, invisible operators,
+ * variation selectors, tag characters, …): "Ada" with one inside looks exactly like "Ada"
+ * without. Prose keeps them (Thai and Khmer mark word breaks with the zero-width space), but a
+ * name is how a visitor tells people apart, and there an invisible difference is an
+ * impersonation. Only those that change what is drawn are kept (see DRAWN_IGNORABLES).
  */
-const ZERO_WIDTH = new RegExp(`[\\u200b-\\u200d\\u2060\\ufeff${BIDI_MARKS}]`);
+const INVISIBLE = /\p{Default_Ignorable_Code_Point}/u;
 /**
  * A joiner inside an emoji ZWJ sequence (UTS #51 §2.3), after a pictograph (or its skin tone or
  * emoji presentation selector) and before another: 👩‍💻, 🏳️‍🌈. Emoji are welcome in names, and
@@ -64,16 +66,28 @@ const TRANSPARENT = "[\\p{Mn}\\p{Me}]{0,4}";
  * back, which it keeps apart (Persian علی‌اکبر, می‌خواهم). There each draws something; anywhere else
  * (after a right-joining alef, doubled, at an end, in Latin) it would draw nothing, and is refused.
  */
-const SPELLING_JOINERS = new RegExp(
-  [EMOJI_JOINER, `(?<=${VIRAMA})[\\u200c\\u200d]`, `(?<=${JOINS_FORWARD}${TRANSPARENT})\\u200c(?=${TRANSPARENT}${JOINS_BACKWARD})`].join(
-    "|",
-  ),
-  "gu",
-);
+const SPELLING_JOINERS = [
+  EMOJI_JOINER,
+  `(?<=${VIRAMA})[\\u200c\\u200d]`,
+  `(?<=${JOINS_FORWARD}${TRANSPARENT})\\u200c(?=${TRANSPARENT}${JOINS_BACKWARD})`,
+];
+/**
+ * The other ignorables that select what is drawn, after the characters they act on: an emoji's
+ * text or emoji presentation (❤️, 1️⃣; UTS #51), a Han ideograph's variant (the exact glyph of a
+ * Japanese family name: 葛󠄀, UTS #37), a Mongolian letter's variant form, and the tag characters
+ * of a subdivision flag after its black flag (🏴 + tags + cancel tag: Scotland, Wales).
+ */
+const VARIATION_SELECTORS = [
+  "(?<=\\p{Emoji})[\\ufe0e\\ufe0f]",
+  "(?<=\\p{Script=Han})(?:[\\ufe00-\\ufe0f]|[\\u{e0100}-\\u{e01ef}])",
+  "(?<=\\p{Script=Mongolian})[\\u180b-\\u180d\\u180f]",
+  "(?<=\\u{1f3f4}[\\u{e0020}-\\u{e007e}]*)[\\u{e0020}-\\u{e007f}]",
+];
+const DRAWN_IGNORABLES = new RegExp([...SPELLING_JOINERS, ...VARIATION_SELECTORS].join("|"), "gu");
 
-/** Whether cleaned text meant as a name holds a character that draws nothing (see ZERO_WIDTH). */
+/** Whether cleaned text meant as a name holds a character that draws nothing (see INVISIBLE). */
 export function hasInvisibleCharacters(text: string): boolean {
-  return ZERO_WIDTH.test(text.replace(SPELLING_JOINERS, ""));
+  return INVISIBLE.test(text.replace(DRAWN_IGNORABLES, ""));
 }
 
 /** Removes every C0 and C1 control character (tabs and line breaks included) and bidi control (marks too), for one-line values. */

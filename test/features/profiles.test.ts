@@ -171,6 +171,40 @@ describe("own profile", () => {
       expect((await profileRow(u.id))?.name).toBeNull();
     });
 
+    it("refuses every other character Unicode marks as drawing nothing (Default_Ignorable_Code_Point) in a name", async () => {
+      const u = await h.signedInUser();
+      const ignorable = [
+        "\u00ad", // soft hyphen
+        "\u034f", // combining grapheme joiner
+        "\u115f", // Hangul choseong filler
+        "\u1160", // Hangul jungseong filler
+        "\u17b4", // Khmer inherent vowel
+        "\u180e", // Mongolian vowel separator
+        "\u2061", // function application
+        "\u2063", // invisible separator
+        "\u2064", // invisible plus
+        "\u3164", // Hangul filler
+        "\uffa0", // half-width Hangul filler
+        "\u{e0041}", // a tag character outside a flag
+        "\ufe00", // a variation selector after a Latin letter
+        "\u{e0100}", // an ideographic variation selector after a Latin letter
+      ];
+      for (const ch of ignorable) {
+        for (const name of [`Ad${ch}a`, ch]) {
+          const res = await h.call("PATCH", PROFILE, { name }, { token: u.access_token });
+          expect(res.status, codePoint(ch)).toBe(400);
+          expect(res.json.errors.map((e: { path: string }) => e.path)).toContain("name");
+        }
+      }
+      // Where one changes what is drawn, it stays: an emoji's presentation, a keycap, a subdivision
+      // flag's tags, a Japanese family name's ideographic variant, a Mongolian letter's variant form.
+      for (const name of ["Ada ❤️", "1️⃣ Ada", "🏴\u{e0067}\u{e0062}\u{e0073}\u{e0063}\u{e0074}\u{e007f}", "葛\u{e0100}城", "ᠠ\u180b"]) {
+        const res = await h.call("PATCH", PROFILE, { name }, { token: u.access_token });
+        expect(res.status, [...name].map(codePoint).join(" ")).toBe(200);
+        expect(res.json.profile.name).toBe(name);
+      }
+    });
+
     it("keeps the joiner of an emoji sequence in a name, and refuses it anywhere else", async () => {
       const u = await h.signedInUser();
       for (const name of ["Ada 👩\u200D💻", "🏳️\u200D🌈", "👩🏽\u200D🚀 Ada", "❤️\u200D🔥", "👨\u200D👩\u200D👧"]) {
