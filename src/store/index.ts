@@ -69,7 +69,7 @@ export type { CounterStore } from "./counters";
 export { D1Db, type Db, StoreError, type StoreErrorKind } from "./driver";
 export { LibsqlDatabase, LibsqlDb, migrationStatements } from "./libsql";
 export type { NoticeStore, PendingNotice } from "./notices";
-export type { AvatarPointer, ProfileChanges, ProfileStore, PublicProfileRow } from "./profiles";
+export type { AvatarPointer, ProfileChanges, ProfileStore, ProfileUpdate, PublicProfileRow } from "./profiles";
 export {
   BOOKMARK_HEADER,
   D1Session,

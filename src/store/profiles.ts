@@ -18,6 +18,8 @@ import {
 import type { ActivityRecord, PageQuery, Profile } from "./types";
 
 export type ProfileChanges = Partial<Pick<Profile, "name" | "surname" | "age" | "phoneNumber" | "profession" | "aboutMe">>;
+/** The columns a profile change writes, and its `profile_updated` entry (whose time is the change's). */
+export type ProfileUpdate = { changes: ProfileChanges; activity: ActivityRecord };
 
 /** What the public sees of an account. */
 export interface PublicProfileRow {
@@ -46,7 +48,7 @@ export interface ProfileStore {
    * user's sign-ins are as the caller read them (`signInsValidAfter`, `whileSignInsAsRead`); false,
    * and nothing written, when they ended since or the profile is gone (its account deleted meanwhile).
    */
-  update(userId: string, changes: ProfileChanges, nowMs: number, activity: ActivityRecord, signInsValidAfter: number): Promise<boolean>;
+  update(userId: string, change: ProfileUpdate, signInsValidAfter: number): Promise<boolean>;
   /**
    * Points the profile at a new avatar (or at none) with its activity entry. `replacedKey` is the
    * key it replaced, read inside the same transaction so concurrent uploads each see their own
@@ -117,6 +119,22 @@ const directoryPage = preparedShapes(directoryStatement);
 const profileExists = (userId: string, also?: SQL) =>
   sql`EXISTS (SELECT 1 FROM ${profiles} WHERE ${and(eq(profiles.userId, userId), also)})`;
 
+/**
+ * A profile change's statements, each only while `signedIn` holds: the entry first, and only while
+ * the profile exists (an account deleted meanwhile took the profile with it, and an entry for it
+ * would fail the foreign key, a 500, or on a libSQL server that does not enforce them outlive the
+ * account), then the changed columns. For `update`, and for a rename made with it in one batch.
+ */
+export function profileUpdate(db: Db, userId: string, change: ProfileUpdate, signedIn: SQL) {
+  return [
+    activityInsertSelect(db, change.activity, { where: and(profileExists(userId), signedIn) }),
+    db
+      .update(profiles)
+      .set({ ...change.changes, updatedAt: change.activity.nowMs })
+      .where(and(eq(profiles.userId, userId), signedIn)),
+  ];
+}
+
 export function DrizzleProfileStore(db: Db): ProfileStore {
   const byUser = async (userId: string): Promise<Profile | null> =>
     (await runOne(db.select().from(profiles).where(eq(profiles.userId, userId)).limit(1)))[0] ?? null;
@@ -128,18 +146,8 @@ export function DrizzleProfileStore(db: Db): ProfileStore {
       return (await byUser(blank.userId)) ?? blank;
     },
 
-    async update(userId, changes, nowMs, activity, signInsValidAfter) {
-      // The entry first, and only while the profile exists: an account deleted meanwhile took the
-      // profile with it, and an entry for it would fail the foreign key (a 500) or, on a libSQL
-      // server that does not enforce them, outlive the account.
-      const signedIn = whileSignInsAsRead(userId, signInsValidAfter);
-      const [, updated] = await runBatch(db, [
-        activityInsertSelect(db, activity, { where: and(profileExists(userId), signedIn) }),
-        db
-          .update(profiles)
-          .set({ ...changes, updatedAt: nowMs })
-          .where(and(eq(profiles.userId, userId), signedIn)),
-      ]);
+    async update(userId, change, signInsValidAfter) {
+      const [, updated] = await runBatch(db, profileUpdate(db, userId, change, whileSignInsAsRead(userId, signInsValidAfter)));
       return affectedRows(updated) > 0;
     },
 

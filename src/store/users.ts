@@ -6,6 +6,7 @@
 import { and, desc, eq, ne, or, type SQL, sql } from "drizzle-orm";
 import { affectedRows, type Db, type Placeholders, prepared, runBatch, runGuarded, runGuardedBatch, runOne } from "./driver";
 import { type PendingNotice, pendingNoticeInsert } from "./notices";
+import { type ProfileUpdate, profileUpdate } from "./profiles";
 import { activity, adminAudit, otpCodes, profiles, refreshTokens, statuses, users } from "./schema";
 import {
   type AccountAsRead,
@@ -103,6 +104,8 @@ export interface UserStore {
     emailChange: { activity: ActivityRecord; asRead: AccountAsRead; notice: PendingNotice } | null;
     /** A rename's `username_changed` entry (with `username` only); its details (`from`, `to`) are the names when the batch runs. */
     renamed: ActivityRecord | null;
+    /** A profile change saved with the rename, in the same transaction (the website's one form for both). */
+    profile?: ProfileUpdate | null;
     release: PasswordCheckRelease | null;
     /** The `tokens_valid_after` the request read: nothing is written once its sign-ins ended since. */
     signInsValidAfter: number;
@@ -292,6 +295,7 @@ export function DrizzleUserStore(db: Db): UserStore {
           : []),
         emailChange && pendingNoticeInsert(db, emailChange.notice),
         ...releasePasswordCheck(db, input.release),
+        ...(input.profile ? profileUpdate(db, userId, input.profile, signedIn) : []),
       ]);
       return results !== null && affectedRows(results[renamedEntry ? 1 : 0]) === 1;
     },

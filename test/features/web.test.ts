@@ -437,6 +437,32 @@ describe("forms", () => {
     expect(saved?.name).toBeNull();
   });
 
+  it("saves a new username and the profile of one form together or not at all", async () => {
+    const { user, b } = await signedInBrowser();
+    const renamed = unique("renamed");
+    // The profile's write fails: the rename with it does not happen either.
+    const probe = probeD1(env.DB);
+    probe.failWhen(/^update "profiles"/i);
+    const failing = browser("198.51.100.7", { ...env, DB: probe.db } as Env);
+    for (const [k, v] of b.jar) failing.jar.set(k, v);
+    const res = await failing.submit("/settings", "/settings/profile", { username: renamed, name: "Ada" });
+    expect(res.status).toBe(500);
+    const row = await env.DB.prepare("SELECT u.username, p.name FROM users u JOIN profiles p ON p.user_id = u.id WHERE u.id = ?")
+      .bind(user.id)
+      .first<{ username: string; name: string | null }>();
+    expect(row).toEqual({ username: user.username, name: null });
+    // Without the fault both are saved, with an entry for each.
+    expect((await b.submit("/settings", "/settings/profile", { username: renamed, name: "Ada" })).location).toBe("/settings");
+    const saved = await env.DB.prepare("SELECT u.username, p.name FROM users u JOIN profiles p ON p.user_id = u.id WHERE u.id = ?")
+      .bind(user.id)
+      .first();
+    expect(saved).toEqual({ username: renamed, name: "Ada" });
+    const types = await env.DB.prepare("SELECT type FROM activity WHERE user_id = ? AND type IN ('username_changed', 'profile_updated')")
+      .bind(user.id)
+      .all<{ type: string }>();
+    expect(types.results.map((r) => r.type).sort()).toEqual(["profile_updated", "username_changed"]);
+  });
+
   it("escapes user text: markup in about-me is shown, never run", async () => {
     const { user, b } = await signedInBrowser();
     const saved = await b.submit("/settings", "/settings/profile", {

@@ -229,6 +229,32 @@ export function storeConformance(driver: string, open: () => Promise<Conformance
         expect((await stores.users.authenticate(user.id, "other-family", { withProfile: false }))?.sessionLive).toBe(false);
       });
 
+      it("renames with a profile change in one batch: all of it or nothing", async () => {
+        const { user } = await registered();
+        const { stores } = await t();
+        const rename = (username: string, name: string) =>
+          stores.users.updateIdentifiers({
+            userId: user.id,
+            signInsValidAfter: user.tokensValidAfter,
+            username,
+            pendingEmail: undefined,
+            nowMs: clock.now(),
+            cancelPendingCodes: false,
+            code: null,
+            emailChange: null,
+            renamed: { userId: user.id, type: "username_changed", nowMs: clock.now(), meta: META },
+            release: null,
+            profile: { changes: { name }, activity: { userId: user.id, type: "profile_updated", nowMs: clock.now(), meta: META } },
+          });
+        await withFault("profiles", "UPDATE", () => rename(`${user.username}x`, "Grace"));
+        expect(await stores.users.byId(user.id)).toMatchObject({ username: user.username });
+        expect(await countOf("SELECT COUNT(*) AS n FROM activity WHERE user_id = ? AND type = 'username_changed'", user.id)).toBe(0);
+        expect(await rename(`${user.username}y`, "Ada")).toBe(true);
+        expect(await stores.users.byId(user.id)).toMatchObject({ username: `${user.username}y` });
+        expect((await stores.profiles.byUser(user.id))?.name).toBe("Ada");
+        expect(await countOf("SELECT COUNT(*) AS n FROM activity WHERE user_id = ? AND type = 'profile_updated'", user.id)).toBe(1);
+      });
+
       it("changes identifiers with a pending email's code, the entry and the password check's release in one batch", async () => {
         const { user } = await registered();
         const { stores } = await t();
@@ -532,7 +558,7 @@ export function storeConformance(driver: string, open: () => Promise<Conformance
         const { stores } = await t();
         const session = { tokensValidAfter: 0, sessionId: (await signedIn(user)).familyId };
         const entry = { userId: user.id, type: "profile_updated" as const, nowMs: clock.now(), meta: META };
-        expect(await stores.profiles.update(user.id, { name: "Ada", age: 36 }, clock.now(), entry, 0)).toBe(true);
+        expect(await stores.profiles.update(user.id, { changes: { name: "Ada", age: 36 }, activity: entry }, 0)).toBe(true);
         expect(await stores.profiles.byUser(user.id)).toMatchObject({ name: "Ada", age: 36, surname: null });
         const stored = (await stores.profiles.byUser(user.id)) as Profile;
         expect((await stores.profiles.ensure({ ...stored, name: "ignored" })).name).toBe("Ada");
@@ -578,10 +604,10 @@ export function storeConformance(driver: string, open: () => Promise<Conformance
         expect(ended).toEqual({ written: false, replacedKey: null });
         expect(await stores.profiles.publicAvatar(user.id)).toMatchObject({ key: null });
         expect(await countOf("SELECT COUNT(*) AS n FROM activity WHERE user_id = ? AND type = 'avatar_deleted'", user.id)).toBe(1);
-        await withFault("activity", "INSERT", () => stores.profiles.update(user.id, { name: "Grace" }, clock.now(), entry, 0));
+        await withFault("activity", "INSERT", () => stores.profiles.update(user.id, { changes: { name: "Grace" }, activity: entry }, 0));
         expect((await stores.profiles.byUser(user.id))?.name).toBe("Ada");
         // Read before the account's sign-ins ended: nothing is written.
-        expect(await stores.profiles.update(user.id, { name: "Grace" }, clock.now(), entry, 1)).toBe(false);
+        expect(await stores.profiles.update(user.id, { changes: { name: "Grace" }, activity: entry }, 1)).toBe(false);
         expect((await stores.profiles.byUser(user.id))?.name).toBe("Ada");
       });
 
@@ -591,7 +617,7 @@ export function storeConformance(driver: string, open: () => Promise<Conformance
         const session = { tokensValidAfter: 0, sessionId: (await signedIn(user)).familyId };
         await stores.users.delete(user, null);
         const entry = { userId: user.id, type: "profile_updated" as const, nowMs: clock.now(), meta: META };
-        expect(await stores.profiles.update(user.id, { name: "Ada" }, clock.now(), entry, 0)).toBe(false);
+        expect(await stores.profiles.update(user.id, { changes: { name: "Ada" }, activity: entry }, 0)).toBe(false);
         const avatar = { userId: user.id, type: "avatar_updated" as const, nowMs: clock.now(), meta: META };
         expect(
           await stores.profiles.setAvatar(user.id, { key: "a/3.png", contentType: "image/png", etag: "e3" }, clock.now(), avatar, session),

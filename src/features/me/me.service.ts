@@ -9,7 +9,7 @@
 import type { Deps } from "../../deps";
 import { AppError, lastStaff } from "../../lib/errors";
 import { assertWithinLimit, isOverLimit, rateLimited } from "../../lib/rate-limit";
-import type { PasswordCheckRelease, Profile, User } from "../../store";
+import type { PasswordCheckRelease, Profile, ProfileUpdate, User } from "../../store";
 import { assertIdentifiersFree, assertPasswordPolicy, rethrowUniqueViolation, userView } from "../auth/auth.service";
 import { reauthenticate } from "../auth/password-check";
 import { hashPassword, hasUsablePassword } from "../auth/password-hash";
@@ -87,13 +87,15 @@ export async function updateMe(
   user: User,
   input: { email?: string; username?: string | null; current_password?: string },
   mode: "replace" | "patch",
+  /** A profile change to save in the same transaction (the website's one form for name and profile). */
+  profile: ProfileUpdate | null = null,
 ): Promise<User> {
   const { clock, meta } = deps;
   const email = input.email ?? user.email;
   const username = mode === "replace" ? (input.username ?? null) : input.username === undefined ? user.username : input.username;
   const emailChange = email !== user.email;
   const cancelPending = !emailChange && input.email !== undefined && user.pendingEmail !== null;
-  if (!emailChange && !cancelPending && username === user.username) return user;
+  if (!emailChange && !cancelPending && username === user.username && !profile) return user;
 
   // A username is public: a taken one is said before the password check, and costs none.
   await assertIdentifiersFree(deps, null, username !== user.username ? username : null, user.id);
@@ -121,6 +123,7 @@ export async function updateMe(
         ? { activity: { userId: user.id, type: "email_change_requested", nowMs: now, meta }, asRead: user, notice: notice.row }
         : null,
       renamed: username !== user.username ? { userId: user.id, type: "username_changed", nowMs: now, meta } : null,
+      profile,
       release,
       signInsValidAfter: user.tokensValidAfter,
     });

@@ -10,7 +10,7 @@ import { clientKey } from "../../lib/ip";
 import { type Page, pageRequest, toPage } from "../../lib/pagination";
 import { assertWithinLimit } from "../../lib/rate-limit";
 import { cleanText, normalizeIdentifier } from "../../lib/text";
-import type { Profile, ProfileChanges, PublicProfileRow, User } from "../../store";
+import type { Profile, ProfileChanges, ProfileUpdate, PublicProfileRow, User } from "../../store";
 import { avatarUrl } from "./avatar.storage";
 import { EDITABLE_FIELDS, type EditableField, type ProfileInput, type ProfileSchema, type PublicProfileSchema } from "./profiles.schemas";
 
@@ -58,12 +58,18 @@ export async function loadOwnProfile(deps: Pick<Deps, "profiles" | "clock">, use
 }
 
 /**
- * PUT (`replace`) sets every editable field, omitted ones becoming null; PATCH (`patch`) changes
- * only the fields given. Only changed columns are written (two concurrent PATCHes of different
- * fields both stick), together with a `profile_updated` entry naming them — never their values.
- * Nothing is written when nothing changes.
+ * The change `input` makes to `user`'s profile: PUT (`replace`) sets every editable field, omitted
+ * ones becoming null; PATCH (`patch`) only the fields given. Only changed columns are written (two
+ * concurrent PATCHes of different fields both stick), with a `profile_updated` entry naming them,
+ * never their values; `update` is null when nothing changes. A change is counted against
+ * `profileChangesPerUser` here, before anything is written.
  */
-export async function updateProfile(deps: Deps, user: User, input: ProfileInput, mode: "replace" | "patch"): Promise<Profile> {
+export async function prepareProfileUpdate(
+  deps: Deps,
+  user: User,
+  input: ProfileInput,
+  mode: "replace" | "patch",
+): Promise<{ current: Profile; update: ProfileUpdate | null }> {
   const current = await loadOwnProfile(deps, user.id);
   const changes: ProfileChanges = {};
   const changed: EditableField[] = [];
@@ -76,25 +82,20 @@ export async function updateProfile(deps: Deps, user: User, input: ProfileInput,
     Object.assign(changes, { [column]: value });
     changed.push(field);
   }
-  if (changed.length === 0) return current;
-
+  if (changed.length === 0) return { current, update: null };
   const now = deps.clock.now();
   await countProfileChange(deps, user.id, now);
-  const written = await deps.profiles.update(
-    user.id,
-    changes,
-    now,
-    {
-      userId: user.id,
-      type: "profile_updated",
-      nowMs: now,
-      meta: deps.meta,
-      details: { fields: changed },
-    },
-    user.tokensValidAfter,
-  );
-  if (!written) throw signInEnded(); // its sign-ins ended, or the account was deleted, meanwhile
-  return { ...current, ...changes, updatedAt: now };
+  const activity = { userId: user.id, type: "profile_updated" as const, nowMs: now, meta: deps.meta, details: { fields: changed } };
+  return { current, update: { changes, activity } };
+}
+
+/** Saves the change `input` makes to the profile (see `prepareProfileUpdate`); nothing is written when nothing changes. */
+export async function updateProfile(deps: Deps, user: User, input: ProfileInput, mode: "replace" | "patch"): Promise<Profile> {
+  const { current, update } = await prepareProfileUpdate(deps, user, input, mode);
+  if (!update) return current;
+  // False when its sign-ins ended, or the account was deleted, meanwhile.
+  if (!(await deps.profiles.update(user.id, update, user.tokensValidAfter))) throw signInEnded();
+  return { ...current, ...update.changes, updatedAt: update.activity.nowMs };
 }
 
 function publicProfileView(row: PublicProfileRow): PublicProfileView {

@@ -12,7 +12,7 @@ import { requestCode } from "../../features/otp/otp-flows.service";
 import { AVATAR_FORMATS, AVATAR_MAX_BYTES, AVATAR_MAX_SIDE } from "../../features/profiles/avatar.image";
 import { deleteAvatar, uploadAvatar } from "../../features/profiles/avatar.service";
 import { PROFILE_LIMITS, ReplaceProfileSchema } from "../../features/profiles/profiles.schemas";
-import { loadOwnProfile, updateProfile } from "../../features/profiles/profiles.service";
+import { loadOwnProfile, prepareProfileUpdate, updateProfile } from "../../features/profiles/profiles.service";
 import { listSessions, revokeSession } from "../../features/sessions/sessions.service";
 import { CreateStatusSchema, ReplaceStatusSchema, STATUS_MAX_LENGTH } from "../../features/statuses/statuses.schemas";
 import { createStatus, deleteStatus, getStatus, listStatuses, updateStatus } from "../../features/statuses/statuses.service";
@@ -464,8 +464,10 @@ function settingsRoutes(web: Hono<WebEnv>) {
       });
       const username = optional(values.username ?? "");
       const parsedUsername = username === null ? null : parseWith(z.object({ username: UsernameSchema }), { username }).username;
-      if (parsedUsername !== c.var.user.username) await updateMe(c.var.deps, c.var.user, { username: parsedUsername }, "patch");
-      await updateProfile(c.var.deps, c.var.user, input, "replace");
+      if (parsedUsername === c.var.user.username) return void (await updateProfile(c.var.deps, c.var.user, input, "replace"));
+      // One transaction for both: a rename is never saved without the rest of its form.
+      const { update } = await prepareProfileUpdate(c.var.deps, c.var.user, input, "replace");
+      await updateMe(c.var.deps, c.var.user, { username: parsedUsername }, "patch", update);
     });
     if (!result.ok) return settingsPage(c, { section: "profile", problem: result.problem, values });
     return redirect(c, "/settings", "settings_saved");
