@@ -2008,7 +2008,7 @@ export interface paths {
         };
         /**
          * The public profile directory
-         * @description Verified, enabled accounts in registration order. Pass the previous page's `next_cursor` as `cursor` for the next page.
+         * @description Verified, enabled accounts in registration order. Pass the previous page's `next_cursor` as `cursor` for the next page. A search (`q`) reads every public account, so searches count against a per-IP allowance (120 a minute, shared with the website's directory pages; 429 past it).
          */
         get: {
             parameters: {
@@ -2034,6 +2034,15 @@ export interface paths {
                 };
                 /** @description Invalid input (validation_failed, malformed_json, …) */
                 400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Rate limited; see Retry-After */
+                429: {
                     headers: {
                         [name: string]: unknown;
                     };

@@ -56,7 +56,8 @@ export const RATE_LIMITS = {
    * enough to slow a scraper walking the directory to a pace the database does not notice. One
    * allowance for both, since either costs the same kind of directory read; its own, so browsing
    * never uses up an allowance that guards a guess or a mail (signing in, codes, registration).
-   * The API's `GET /profiles` reads are not counted; were they to be, this is the allowance to share.
+   * The API's searches (`GET /profiles?q=`) share it: a name prefix cannot use an index, so each
+   * reads every public account. Its other reads (pages, one profile) walk an index and are not counted.
    */
   directoryReadsPerIp: { limit: 120, windowMs: 60_000 },
 } as const;

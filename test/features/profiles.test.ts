@@ -410,6 +410,19 @@ describe("public directory", () => {
     expect(seen).toEqual(expected);
   });
 
+  it("counts a search (q) against the client IP's directory allowance, as the website's directory pages are; plain pages are not counted", async () => {
+    const { limit, windowMs } = RATE_LIMITS.directoryReadsPerIp;
+    const ip = { headers: { "cf-connecting-ip": "198.51.100.150" } };
+    for (let i = 0; i < limit; i++) expect((await h.call("GET", "/api/v1/profiles?q=zz", undefined, ip)).status).toBe(200);
+    const over = await h.call("GET", "/api/v1/profiles?q=zz", undefined, ip);
+    expect(over.status).toBe(429);
+    expect(Number(over.headers.get("retry-after"))).toBeGreaterThan(0);
+    // A page without a search walks an index: still answered.
+    expect((await h.call("GET", "/api/v1/profiles?limit=1", undefined, ip)).status).toBe(200);
+    h.clock.advance(windowMs);
+    expect((await h.call("GET", "/api/v1/profiles?q=zz", undefined, ip)).status).toBe(200);
+  });
+
   it("honours limit and refuses one out of range", async () => {
     const prefix = unique("lim").toLowerCase();
     await insertAccounts(prefix, 3);

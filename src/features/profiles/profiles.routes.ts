@@ -12,7 +12,7 @@ import {
   UpdateProfileSchema,
   UserIdParamSchema,
 } from "./profiles.schemas";
-import { getPublicProfile, listDirectory, loadOwnProfile, profileView, updateProfile } from "./profiles.service";
+import { countDirectoryRead, getPublicProfile, listDirectory, loadOwnProfile, profileView, updateProfile } from "./profiles.service";
 
 const auth = { security: bearerAuth, middleware: [requireUser()] };
 const profileResponse = jsonContent(z.object({ profile: ProfileSchema }), "The profile");
@@ -120,11 +120,16 @@ export const profilesRoutes = createRouter()
       tags: ["profiles"],
       summary: "The public profile directory",
       description:
-        "Verified, enabled accounts in registration order. Pass the previous page's `next_cursor` as `cursor` for the next page.",
+        "Verified, enabled accounts in registration order. Pass the previous page's `next_cursor` as `cursor` for the next page. " +
+        "A search (`q`) reads every public account, so searches count against a per-IP allowance (120 a minute, shared with the website's directory pages; 429 past it).",
       request: { query: DirectoryQuerySchema },
-      responses: { 200: jsonContent(ProfilePageSchema, "A page of public profiles"), ...problems(400) },
+      responses: { 200: jsonContent(ProfilePageSchema, "A page of public profiles"), ...problems(400, 429) },
     }),
-    async (c) => c.json(await listDirectory(c.var.deps, c.req.valid("query")), 200),
+    async (c) => {
+      const query = c.req.valid("query");
+      if (query.q) await countDirectoryRead(c.var.deps);
+      return c.json(await listDirectory(c.var.deps, query), 200);
+    },
   )
   .openapi(
     createRoute({

@@ -159,8 +159,8 @@ async function publicProfileBy(deps: Pick<Deps, "profiles">, key: { id: string; 
 }
 
 /**
- * Counts one read of the public directory by a page of the website against the client's per-IP
- * allowance (`directoryReadsPerIp`); past it, a 429 with Retry-After.
+ * Counts one read of the public directory by a page of the website, or one search by the API,
+ * against the client's per-IP allowance (`directoryReadsPerIp`); past it, a 429 with Retry-After.
  */
 export async function countDirectoryRead(deps: Pick<Deps, "counters" | "clock" | "meta">): Promise<void> {
   const now = deps.clock.now();
