@@ -44,9 +44,10 @@ export function cleanText(value: string): string | null {
  * variation selectors, tag characters, …): "Ada" with one inside looks exactly like "Ada"
  * without. Prose keeps them (Thai and Khmer mark word breaks with the zero-width space), but a
  * name is how a visitor tells people apart, and there an invisible difference is an
- * impersonation. Only those that change what is drawn are kept (see DRAWN_IGNORABLES).
+ * impersonation. Only those that change what is drawn are kept (see DRAWN_IGNORABLES). The blank
+ * Braille pattern (U+2800) is not one of them for Unicode, being printable, but draws nothing too.
  */
-const INVISIBLE = /\p{Default_Ignorable_Code_Point}/u;
+const INVISIBLE = /[\p{Default_Ignorable_Code_Point}\u2800]/u;
 /**
  * A joiner inside an emoji ZWJ sequence (UTS #51 §2.3), after a pictograph (or its skin tone or
  * emoji presentation selector) and before another: 👩‍💻, 🏳️‍🌈. Emoji are welcome in names, and

@@ -188,6 +188,7 @@ describe("own profile", () => {
         "\u{e0041}", // a tag character outside a flag
         "\ufe00", // a variation selector after a Latin letter
         "\u{e0100}", // an ideographic variation selector after a Latin letter
+        "\u2800", // the blank Braille pattern: a printable character that draws nothing
       ];
       for (const ch of ignorable) {
         for (const name of [`Ad${ch}a`, ch]) {
