@@ -464,10 +464,13 @@ function settingsRoutes(web: Hono<WebEnv>) {
       });
       const username = optional(values.username ?? "");
       const parsedUsername = username === null ? null : parseWith(z.object({ username: UsernameSchema }), { username }).username;
-      if (parsedUsername === c.var.user.username) return void (await updateProfile(c.var.deps, c.var.user, input, "replace"));
-      // One transaction for both: a rename is never saved without the rest of its form.
-      const { update } = await prepareProfileUpdate(c.var.deps, c.var.user, input, "replace");
-      await updateMe(c.var.deps, c.var.user, { username: parsedUsername }, "patch", update);
+      if (parsedUsername === c.var.user.username) {
+        await updateProfile(c.var.deps, c.var.user, input, "replace");
+      } else {
+        // One transaction for both: a rename is never saved without the rest of its form.
+        const { update } = await prepareProfileUpdate(c.var.deps, c.var.user, input, "replace");
+        await updateMe(c.var.deps, c.var.user, { username: parsedUsername }, "patch", update);
+      }
     });
     if (!result.ok) return settingsPage(c, { section: "profile", problem: result.problem, values });
     return redirect(c, "/settings", "settings_saved");
