@@ -206,6 +206,21 @@ describe("own profile", () => {
       }
     });
 
+    it("refuses more than eight marks stacked on one character in a name (text drawn over the lines around it), keeping the scripts that stack a few", async () => {
+      const u = await h.signedInUser();
+      const zalgo = `A${"\u0316\u0334\u0359".repeat(3)}da`; // nine marks on the A (none composes with it)
+      const res = await h.call("PATCH", PROFILE, { name: zalgo }, { token: u.access_token });
+      expect(res.status).toBe(400);
+      expect(res.json.errors).toEqual([
+        expect.objectContaining({ path: "name", message: "must not stack more than 8 marks on one character" }),
+      ]);
+      // Vietnamese (two on one letter after NFD), pointed Hebrew with cantillation, a Tibetan stack.
+      for (const name of ["Nguyê\u0303n".normalize("NFD"), "בְּרֵאשִׁ֖ית", "བསྒྲུབས", `A${"\u0301".repeat(8)}`]) {
+        const ok = await h.call("PATCH", PROFILE, { name }, { token: u.access_token });
+        expect(ok.status, [...name].map(codePoint).join(" ")).toBe(200);
+      }
+    });
+
     it("keeps the joiner of an emoji sequence in a name, and refuses it anywhere else", async () => {
       const u = await h.signedInUser();
       for (const name of ["Ada 👩\u200D💻", "🏳️\u200D🌈", "👩🏽\u200D🚀 Ada", "❤️\u200D🔥", "👨\u200D👩\u200D👧"]) {

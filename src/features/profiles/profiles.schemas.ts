@@ -17,6 +17,14 @@ const E164 = /^\+[1-9][0-9]{7,14}$/;
  * profession), where an invisible character would let one person pass for another. `prose`: lines
  * of free text (about_me), which keep the zero-width characters some scripts are written with.
  */
+/**
+ * Marks on one character in a name: pointed Hebrew with cantillation, Vietnamese and Tibetan
+ * stacks carry a few, while dozens ("Zalgo" text) are drawn over the lines above and below, across
+ * other people's names in a list.
+ */
+const MAX_STACKED_MARKS = 8;
+const STACKED_MARKS = new RegExp(`\\p{M}{${MAX_STACKED_MARKS + 1}}`, "u");
+
 function textField(max: number, options: { kind: "identity" | "prose"; example: string }) {
   const identity = options.kind === "identity";
   return z
@@ -35,6 +43,10 @@ function textField(max: number, options: { kind: "identity" | "prose"; example: 
       }
       if (identity && hasInvisibleCharacters(text)) {
         ctx.addIssue({ code: z.ZodIssueCode.custom, message: "must not contain invisible characters" });
+        return z.NEVER;
+      }
+      if (identity && STACKED_MARKS.test(text)) {
+        ctx.addIssue({ code: z.ZodIssueCode.custom, message: `must not stack more than ${MAX_STACKED_MARKS} marks on one character` });
         return z.NEVER;
       }
       return text === "" ? null : text;
