@@ -3445,7 +3445,7 @@ export interface paths {
         get: {
             parameters: {
                 query?: {
-                    type?: "register" | "email_verified" | "login" | "login_failed" | "logout" | "logout_all" | "token_reuse_detected" | "password_changed" | "password_reset" | "email_change_requested" | "email_changed" | "username_changed" | "profile_updated" | "avatar_updated" | "avatar_deleted" | "status_created" | "status_deleted" | "otp_requested" | "otp_locked" | "session_revoked";
+                    type?: "register" | "email_verified" | "login" | "login_failed" | "logout" | "logout_all" | "token_reuse_detected" | "password_changed" | "password_reset" | "email_change_requested" | "email_changed" | "username_changed" | "profile_updated" | "avatar_updated" | "avatar_deleted" | "status_created" | "status_updated" | "status_deleted" | "otp_requested" | "otp_locked" | "session_revoked";
                     limit?: number;
                     cursor?: string;
                 };

@@ -46,7 +46,8 @@ export interface StatusStore {
    * entry is written in the same batch, its `old_value` the status's author and content as they
    * were then, and only while its actor is still active staff (else `not_staff`, nothing written).
    */
-  updateContent(id: string, content: string, nowMs: number, audit?: AuditRecord): Promise<StatusChange>;
+  /** Changes the content with the author's entry (and `audit`, as above); `gone` (nothing written) when it was gone. */
+  updateContent(id: string, content: string, activity: ActivityRecord, audit?: AuditRecord): Promise<StatusChange>;
   /** Deletes with the author's entry (and `audit`, as above); `gone` (nothing written) when it was already gone. */
   delete(id: string, activity: ActivityRecord, audit?: AuditRecord): Promise<StatusChange>;
 }
@@ -141,10 +142,11 @@ export function DrizzleStatusStore(db: Db): StatusStore {
       );
     },
 
-    async updateContent(id, content, nowMs, audit) {
+    async updateContent(id, content, activity, audit) {
       return statusChange([
+        activityInsertSelect(db, activity, { where: statusExists(id) }),
         audit && statusAuditEntry(db, audit, id),
-        db.update(statuses).set({ content, updatedAt: nowMs }).where(eq(statuses.id, id)).returning({ id: statuses.id }),
+        db.update(statuses).set({ content, updatedAt: activity.nowMs }).where(eq(statuses.id, id)).returning({ id: statuses.id }),
       ]);
     },
 

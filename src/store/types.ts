@@ -29,6 +29,7 @@ export const ACTIVITY_TYPES = [
   "avatar_updated",
   "avatar_deleted",
   "status_created",
+  "status_updated",
   "status_deleted",
   "otp_requested",
   "otp_locked",

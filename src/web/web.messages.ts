@@ -82,6 +82,7 @@ export const ACTIVITY_LABELS: Record<string, string> = {
   avatar_updated: "Profile picture changed",
   avatar_deleted: "Profile picture removed",
   status_created: "Status posted",
+  status_updated: "Status edited",
   status_deleted: "Status deleted",
   otp_requested: "Code requested",
   otp_locked: "Code locked after wrong attempts",

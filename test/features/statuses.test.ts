@@ -403,6 +403,28 @@ describe("changing and deleting statuses: owner, other, staff, anonymous", () =>
     expect(await activityOf(other.id, "status_deleted")).toHaveLength(0);
   });
 
+  it("an edit is in the author's history: by the author with their IP, by staff as such, without the moderator's IP", async () => {
+    const { owner, staff, id } = await cast();
+    const headers = { "cf-connecting-ip": "192.0.2.98", "user-agent": "Owner/1.0" };
+    expect(
+      (await h.call("PATCH", `/api/v1/statuses/${id}`, { content: "fixed a typo" }, { token: owner.access_token, headers })).status,
+    ).toBe(200);
+    h.clock.advance(1000);
+    const modHeaders = { "cf-connecting-ip": "192.0.2.99", "user-agent": "ModTool/1.0" };
+    expect(
+      (await h.call("PUT", `/api/v1/statuses/${id}`, { content: "moderated" }, { token: staff.access_token, headers: modHeaders })).status,
+    ).toBe(200);
+    // Unchanged content is no edit.
+    expect((await h.call("PATCH", `/api/v1/statuses/${id}`, { content: "moderated" }, { token: owner.access_token })).status).toBe(200);
+    const entries = await activityOf(owner.id, "status_updated");
+    expect(entries).toEqual([
+      expect.objectContaining({ ip: "192.0.2.98", user_agent: "Owner/1.0", details: { status_id: id } }),
+      expect.objectContaining({ ip: null, user_agent: null, details: { status_id: id, by: "staff" } }),
+    ]);
+    expect(await activityOf(staff.id, "status_updated")).toHaveLength(0);
+    expect(JSON.stringify(entries)).not.toContain("moderated");
+  });
+
   it("DELETE: staff deletes someone else's status; the author's history says by staff, without the moderator's IP", async () => {
     const { owner, staff, id } = await cast();
     const res = await h.call("DELETE", `/api/v1/statuses/${id}`, undefined, {

@@ -1290,13 +1290,15 @@ export function storeConformance(driver: string, open: () => Promise<Conformance
         const page = await stores.statuses.page({ userId: user.id }, { limit: 2, cursor: null });
         expect(page.map((s) => s.id)).toEqual([made[2]?.id, made[1]?.id, made[0]?.id]);
         expect(page[0]?.username).toBe(user.username);
-        expect(await stores.statuses.updateContent(made[0]?.id ?? "", "edited", clock.now())).toBe("done");
+        const edited = { userId: user.id, type: "status_updated" as const, nowMs: clock.now(), meta: META };
+        expect(await stores.statuses.updateContent(made[0]?.id ?? "", "edited", edited)).toBe("done");
         expect((await stores.statuses.byId(made[0]?.id ?? ""))?.content).toBe("edited");
         const deleted = { userId: user.id, type: "status_deleted" as const, nowMs: clock.now(), meta: META };
         expect(await stores.statuses.delete(made[1]?.id ?? "", deleted)).toBe("done");
         expect(await stores.statuses.delete(made[1]?.id ?? "", deleted)).toBe("gone");
-        expect(await stores.statuses.updateContent(made[1]?.id ?? "", "x", clock.now())).toBe("gone");
+        expect(await stores.statuses.updateContent(made[1]?.id ?? "", "x", edited)).toBe("gone");
         expect(await countOf("SELECT COUNT(*) AS n FROM activity WHERE user_id = ? AND type = 'status_deleted'", user.id)).toBe(1);
+        expect(await countOf("SELECT COUNT(*) AS n FROM activity WHERE user_id = ? AND type = 'status_updated'", user.id)).toBe(1);
         expect((await stores.statuses.byAuthor(user.id, { limit: 10, cursor: null })).map((s) => s.id)).toEqual([made[2]?.id, made[0]?.id]);
         expect((await stores.statuses.byAuthor(user.id, { limit: 1, cursor: null })).map((s) => s.id)).toEqual([made[2]?.id, made[0]?.id]);
         const after = { t: made[2]?.createdAt ?? 0, id: made[2]?.id ?? "" };
@@ -1332,12 +1334,11 @@ export function storeConformance(driver: string, open: () => Promise<Conformance
         });
         const entries = () => countOf("SELECT COUNT(*) AS n FROM admin_audit WHERE target = ?", row.id);
         const deleted = { userId: user.id, type: "status_deleted" as const, nowMs: clock.now(), meta: META };
+        const edited = { ...deleted, type: "status_updated" as const };
 
-        await withFault("admin_audit", "INSERT", () =>
-          stores.statuses.updateContent(row.id, "edited", clock.now(), audit("status.update")),
-        );
+        await withFault("admin_audit", "INSERT", () => stores.statuses.updateContent(row.id, "edited", edited, audit("status.update")));
         expect((await stores.statuses.byId(row.id))?.content).toBe("said");
-        expect(await stores.statuses.updateContent(row.id, "edited", clock.now(), audit("status.update"))).toBe("done");
+        expect(await stores.statuses.updateContent(row.id, "edited", edited, audit("status.update"))).toBe("done");
         expect(await entries()).toBe(1);
         // The entry records the status as it stood when written, whatever the caller passed.
         expect(
@@ -1352,12 +1353,12 @@ export function storeConformance(driver: string, open: () => Promise<Conformance
         // A staff member no longer active staff changes nothing.
         await (await t()).run("UPDATE users SET is_staff = 0 WHERE id = ?", staff.id);
         expect(await stores.statuses.delete(row.id, deleted, audit("status.delete"))).toBe("not_staff");
-        expect(await stores.statuses.updateContent(row.id, "again", clock.now(), audit("status.update"))).toBe("not_staff");
+        expect(await stores.statuses.updateContent(row.id, "again", edited, audit("status.update"))).toBe("not_staff");
         expect((await stores.statuses.byId(row.id))?.content).toBe("edited");
         await (await t()).run("UPDATE users SET is_staff = 1 WHERE id = ?", staff.id);
         expect(await stores.statuses.delete(row.id, deleted, audit("status.delete"))).toBe("done");
         expect(await entries()).toBe(2);
-        expect(await stores.statuses.updateContent(row.id, "again", clock.now(), audit("status.update"))).toBe("gone");
+        expect(await stores.statuses.updateContent(row.id, "again", edited, audit("status.update"))).toBe("gone");
         expect(await stores.statuses.delete(row.id, deleted, audit("status.delete"))).toBe("gone");
         expect(await entries()).toBe(2);
       });

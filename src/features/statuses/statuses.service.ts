@@ -9,7 +9,7 @@ import { randomId } from "../../lib/crypto";
 import { AppError, signInEnded, staffOnly } from "../../lib/errors";
 import { keysetPages, type Page, pageRequest, toPage } from "../../lib/pagination";
 import { assertWithinLimit } from "../../lib/rate-limit";
-import type { AuditAction, AuditRecord, StatusChange, StatusRow, User } from "../../store";
+import type { ActivityRecord, AuditAction, AuditRecord, StatusChange, StatusRow, User } from "../../store";
 import type { StatusSchema } from "./statuses.schemas";
 
 /** A status as the API shows it: the author's current username comes from the users table. */
@@ -99,28 +99,39 @@ export async function updateStatus(deps: Deps, user: User, id: string, content: 
   const now = deps.clock.now();
   const audit = staffAudit(user, status, "status.update", JSON.stringify({ content }), now);
   // Deleted by someone else between the read and the write.
-  assertLanded(await deps.statuses.updateContent(id, content, now, audit));
+  assertLanded(await deps.statuses.updateContent(id, content, authorEntry(deps, user, status, "status_updated", now), audit));
   return statusView({ ...status, content, updatedAt: now });
 }
 
 /**
- * Deletes a status (author or staff only) and records `status_deleted` on the author. When staff
- * removes someone else's status the entry says `by: "staff"` and carries no IP or user agent:
- * the author's history should tell them what happened, not where the moderator was.
+ * The author's entry for a change to their status. When staff changed someone else's it says
+ * `by: "staff"` and carries no IP or user agent: the author's history should tell them what
+ * happened, not where the moderator was. Never the content.
  */
+function authorEntry(
+  deps: Pick<Deps, "meta">,
+  user: User,
+  status: StatusRow,
+  type: "status_updated" | "status_deleted",
+  nowMs: number,
+): ActivityRecord {
+  const byStaff = status.userId !== user.id;
+  return {
+    userId: status.userId,
+    type,
+    nowMs,
+    meta: byStaff ? { ip: null, userAgent: null } : deps.meta,
+    details: byStaff ? { status_id: status.id, by: "staff" } : { status_id: status.id },
+  };
+}
+
+/** Deletes a status (author or staff only) and records `status_deleted` on the author (`authorEntry`). */
 export async function deleteStatus(deps: Deps, user: User, id: string): Promise<void> {
   const status = await changeableStatus(deps, user, id);
-  const byStaff = status.userId !== user.id;
   const now = deps.clock.now();
   const outcome = await deps.statuses.delete(
     id,
-    {
-      userId: status.userId,
-      type: "status_deleted",
-      nowMs: now,
-      meta: byStaff ? { ip: null, userAgent: null } : deps.meta,
-      details: byStaff ? { status_id: id, by: "staff" } : { status_id: id },
-    },
+    authorEntry(deps, user, status, "status_deleted", now),
     staffAudit(user, status, "status.delete", null, now),
   );
   assertLanded(outcome);
