@@ -221,6 +221,21 @@ describe("own profile", () => {
       }
     });
 
+    it("stores the spaces of a name as one plain space each run, so no-break and typographic spaces (drawn alike) make no look-alike", async () => {
+      const u = await h.signedInUser();
+      for (const name of ["Ada\u00a0Lovelace", "Ada\u2002Lovelace", "Ada\u202fLovelace", "Ada  Lovelace", "Ada \u2009 Lovelace"]) {
+        const res = await h.call("PATCH", PROFILE, { name }, { token: u.access_token });
+        expect(res.status, [...name].map(codePoint).join(" ")).toBe(200);
+        expect(res.json.profile.name).toBe("Ada Lovelace");
+      }
+      // The ideographic space of a Japanese name is its own, wider character: kept.
+      const japanese = await h.call("PATCH", PROFILE, { name: "山田\u3000太郎" }, { token: u.access_token });
+      expect(japanese.json.profile.name).toBe("山田\u3000太郎");
+      // Prose keeps its spacing as written.
+      const prose = await h.call("PATCH", PROFILE, { about_me: "Two  spaces\u00a0here." }, { token: u.access_token });
+      expect(prose.json.profile.about_me).toBe("Two  spaces\u00a0here.");
+    });
+
     it("keeps the joiner of an emoji sequence in a name, and refuses it anywhere else", async () => {
       const u = await h.signedInUser();
       for (const name of ["Ada 👩\u200D💻", "🏳️\u200D🌈", "👩🏽\u200D🚀 Ada", "❤️\u200D🔥", "👨\u200D👩\u200D👧"]) {

@@ -18,6 +18,14 @@ const E164 = /^\+[1-9][0-9]{7,14}$/;
  * of free text (about_me), which keep the zero-width characters some scripts are written with.
  */
 /**
+ * A run of spaces in a name, of any of the widths drawn alike in a list (no-break, en, em, thin,
+ * narrow no-break, medium mathematical, and the plain one): stored as one plain space, since a
+ * page draws "Ada  Lovelace" and "Ada\u00a0Lovelace" just as "Ada Lovelace". The ideographic space
+ * (U+3000) of CJK names is wider, and kept.
+ */
+const NAME_SPACES = /[ \u00a0\u2000-\u200a\u202f\u205f]+/g;
+
+/**
  * Marks on one character in a name: pointed Hebrew with cantillation, Vietnamese and Tibetan
  * stacks carry a few, while dozens ("Zalgo" text) are drawn over the lines above and below, across
  * other people's names in a list.
@@ -31,7 +39,8 @@ function textField(max: number, options: { kind: "identity" | "prose"; example: 
     .string({ invalid_type_error: "must be a string or null" })
     .transform((value, ctx) => {
       // Browsers submit textarea line breaks as CRLF; store them as LF.
-      const text = cleanText(identity ? value : value.replace(/\r\n/g, "\n"));
+      const cleaned = cleanText(identity ? value : value.replace(/\r\n/g, "\n"));
+      const text = identity && cleaned !== null ? cleaned.replace(NAME_SPACES, " ") : cleaned;
       if (text === null || (identity && /[\n\t]/.test(text))) {
         ctx.addIssue({ code: z.ZodIssueCode.custom, message: "must not contain control characters" });
         return z.NEVER;
