@@ -13,11 +13,6 @@ export const PROFILE_LIMITS = { name: 50, surname: 50, profession: 100, about_me
 const E164 = /^\+[1-9][0-9]{7,14}$/;
 
 /**
- * `identity`: one line the directory and a profile show as who someone is (name, surname,
- * profession), where an invisible character would let one person pass for another. `prose`: lines
- * of free text (about_me), which keep the zero-width characters some scripts are written with.
- */
-/**
  * A run of spaces in a name, of any of the widths drawn alike in a list (no-break, en, em, thin,
  * narrow no-break, medium mathematical, and the plain one): stored as one plain space, since a
  * page draws "Ada  Lovelace" and "Ada\u00a0Lovelace" just as "Ada Lovelace". The ideographic space
@@ -33,6 +28,11 @@ const NAME_SPACES = /[ \u00a0\u2000-\u200a\u202f\u205f]+/g;
 const MAX_STACKED_MARKS = 8;
 const STACKED_MARKS = new RegExp(`\\p{M}{${MAX_STACKED_MARKS + 1}}`, "u");
 
+/**
+ * `identity`: one line the directory and a profile show as who someone is (name, surname,
+ * profession), where an invisible character would let one person pass for another. `prose`: lines
+ * of free text (about_me), which keep the zero-width characters some scripts are written with.
+ */
 function textField(max: number, options: { kind: "identity" | "prose"; example: string }) {
   const identity = options.kind === "identity";
   return z
