@@ -73,16 +73,18 @@ const SPELLING_JOINERS = [
   `(?<=${JOINS_FORWARD}${TRANSPARENT})\\u200c(?=${TRANSPARENT}${JOINS_BACKWARD})`,
 ];
 /**
- * The other ignorables that select what is drawn, after the characters they act on: an emoji's
- * text or emoji presentation (❤️, 1️⃣; UTS #51), a Han ideograph's variant (the exact glyph of a
- * Japanese family name: 葛󠄀, UTS #37), a Mongolian letter's variant form, and the tag characters
- * of a subdivision flag after its black flag (🏴 + tags + cancel tag: Scotland, Wales).
+ * The other ignorables that select what is drawn, after the characters they act on: a pictograph's
+ * text or emoji presentation (❤️; UTS #51), a keycap's (1️⃣, only before the enclosing keycap: after
+ * a bare digit it changes nothing), a Han ideograph's variant (the exact glyph of a Japanese family
+ * name: 葛󠄀, UTS #37), a Mongolian letter's variant form, and the tags of the three subdivision
+ * flags of the emoji set (England, Scotland, Wales; any other tags draw the bare black flag).
  */
 const VARIATION_SELECTORS = [
-  "(?<=\\p{Emoji})[\\ufe0e\\ufe0f]",
+  "(?<=\\p{Extended_Pictographic})[\\ufe0e\\ufe0f]",
+  "(?<=[0-9#*])\\ufe0f(?=\\u20e3)",
   "(?<=\\p{Script=Han})(?:[\\ufe00-\\ufe0f]|[\\u{e0100}-\\u{e01ef}])",
   "(?<=\\p{Script=Mongolian})[\\u180b-\\u180d\\u180f]",
-  "(?<=\\u{1f3f4}[\\u{e0020}-\\u{e007e}]*)[\\u{e0020}-\\u{e007f}]",
+  "(?<=\\u{1f3f4})\\u{e0067}\\u{e0062}(?:\\u{e0065}\\u{e006e}\\u{e0067}|\\u{e0073}\\u{e0063}\\u{e0074}|\\u{e0077}\\u{e006c}\\u{e0073})\\u{e007f}",
 ];
 const DRAWN_IGNORABLES = new RegExp([...SPELLING_JOINERS, ...VARIATION_SELECTORS].join("|"), "gu");
 

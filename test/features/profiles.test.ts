@@ -190,6 +190,11 @@ describe("own profile", () => {
         "\u{e0100}", // an ideographic variation selector after a Latin letter
         "\u2800", // the blank Braille pattern: a printable character that draws nothing
       ];
+      // A selector where it selects nothing: after a plain digit (no keycap), and tags after a
+      // black flag that make no flag of the emoji set (it is drawn as the bare flag).
+      for (const name of ["Ada1\ufe0f", "Ada #\ufe0f", "🏴\u{e0078}\u{e0078}\u{e007f}"]) {
+        expect((await h.call("PATCH", PROFILE, { name }, { token: u.access_token })).status, [...name].map(codePoint).join(" ")).toBe(400);
+      }
       for (const ch of ignorable) {
         for (const name of [`Ad${ch}a`, ch]) {
           const res = await h.call("PATCH", PROFILE, { name }, { token: u.access_token });
@@ -199,7 +204,14 @@ describe("own profile", () => {
       }
       // Where one changes what is drawn, it stays: an emoji's presentation, a keycap, a subdivision
       // flag's tags, a Japanese family name's ideographic variant, a Mongolian letter's variant form.
-      for (const name of ["Ada ❤️", "1️⃣ Ada", "🏴\u{e0067}\u{e0062}\u{e0073}\u{e0063}\u{e0074}\u{e007f}", "葛\u{e0100}城", "ᠠ\u180b"]) {
+      for (const name of [
+        "Ada ❤️",
+        "1️⃣ Ada",
+        "🏴\u{e0067}\u{e0062}\u{e0073}\u{e0063}\u{e0074}\u{e007f}",
+        "🏴\u{e0067}\u{e0062}\u{e0077}\u{e006c}\u{e0073}\u{e007f}",
+        "葛\u{e0100}城",
+        "ᠠ\u180b",
+      ]) {
         const res = await h.call("PATCH", PROFILE, { name }, { token: u.access_token });
         expect(res.status, [...name].map(codePoint).join(" ")).toBe(200);
         expect(res.json.profile.name).toBe(name);
