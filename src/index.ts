@@ -4,7 +4,7 @@ import { createBackgroundDeps } from "./deps";
 import { scheduledRetention } from "./features/activity/activity.retention";
 import { consumeMailBatch } from "./features/mail/mail.consumer";
 import type { MailMessage } from "./features/mail/mail.messages";
-import { sendPendingNotices } from "./features/mail/notices";
+import { abandonStaleNotices, sendPendingNotices } from "./features/mail/notices";
 import { systemClock } from "./lib/clock";
 
 const app = createApp();
@@ -17,11 +17,12 @@ export default {
   async queue(batch, env) {
     await consumeMailBatch(batch, env);
   },
-  // The cron trigger in wrangler.toml: security notices still pending (features/mail/notices.ts),
+  // The cron trigger in wrangler.toml: security notices given up or still pending (features/mail/notices.ts),
   // then retention of activity, dead tokens, rate-limit windows and codes. Awaited rather than
   // passed to ctx.waitUntil, so a failed run shows as a failed invocation.
   async scheduled(_controller, env, _ctx) {
     const deps = createBackgroundDeps(env, systemClock);
+    await abandonStaleNotices(deps);
     await sendPendingNotices(deps);
     await scheduledRetention(deps);
   },

@@ -8,7 +8,7 @@
  * lost after it committed, or the provider failed past the queue's retries and it went to the
  * dead-letter queue — is enqueued again by `sendPendingNotices`, after every mail batch the
  * consumer handles and in the daily cron, with a lease that doubles each time. After
- * `NOTICE_GIVE_UP_MS` it is given up, with an error in the log. The provider's idempotency key
+ * `NOTICE_GIVE_UP_MS` the cron gives it up, with an error in the log. The provider's idempotency key
  * is the notice's id, so a notice sent twice (its row could not be removed) is delivered once
  * where the provider honours it.
  */
@@ -68,20 +68,27 @@ export async function forgetNotice(deps: Pick<Deps, "notices">, notice: NoticeMa
   }
 }
 
-/** Enqueues again the notices whose lease is over, and gives up those past `NOTICE_GIVE_UP_MS`. Never throws. */
-export async function sendPendingNotices(
-  deps: Pick<Deps, "clock" | "outbox" | "notices">,
-): Promise<{ sent: number; pending: number; abandoned: number }> {
-  const now = deps.clock.now();
-  // Apart: a database refusing deletes must not stop the notices from going out.
-  const abandoned = await deps.notices.abandonOlderThan(now - NOTICE_GIVE_UP_MS).catch((error: unknown) => {
+/**
+ * Gives up the notices written more than `NOTICE_GIVE_UP_MS` ago, with an error line. Daily, from
+ * the cron (a day more or less on three changes nothing): never a statement on every mail batch.
+ * Never throws.
+ */
+export async function abandonStaleNotices(deps: Pick<Deps, "clock" | "notices">): Promise<number> {
+  try {
+    const abandoned = await deps.notices.abandonOlderThan(deps.clock.now() - NOTICE_GIVE_UP_MS);
+    if (abandoned > 0) log("error", "mail.notice_abandoned", { count: abandoned, reason: "not sent within 3 days" });
+    return abandoned;
+  } catch (error) {
     log("error", "mail.notice_pending", { error: loggableError(error) });
     return 0;
-  });
-  if (abandoned > 0) log("error", "mail.notice_abandoned", { count: abandoned, reason: "not sent within 3 days" });
+  }
+}
+
+/** Enqueues again the notices whose lease is over: one statement claims them. Never throws. */
+export async function sendPendingNotices(deps: Pick<Deps, "clock" | "outbox" | "notices">): Promise<{ sent: number; pending: number }> {
   let rows: PendingNotice[] = [];
   try {
-    rows = await deps.notices.claimDue(now, NOTICE_RESEND_BATCH, { baseMs: NOTICE_LEASE_MS, maxMs: NOTICE_MAX_LEASE_MS });
+    rows = await deps.notices.claimDue(deps.clock.now(), NOTICE_RESEND_BATCH, { baseMs: NOTICE_LEASE_MS, maxMs: NOTICE_MAX_LEASE_MS });
   } catch (error) {
     log("error", "mail.notice_pending", { error: loggableError(error) });
   }
@@ -95,7 +102,7 @@ export async function sendPendingNotices(
     }
     if (await enqueue(deps, parsed.data)) sent++;
   }
-  return { sent, pending: rows.length - sent, abandoned };
+  return { sent, pending: rows.length - sent };
 }
 
 function safeJson(text: string): unknown {
