@@ -8,6 +8,8 @@ export interface D1Probe {
   db: D1Database;
   /** SQL of every statement executed, in order (a batch contributes each of its statements). */
   statements: string[];
+  /** Each statement executed with the values bound to it, in order: to run one again and read its `meta`. */
+  executed: { sql: string; values: unknown[] }[];
   /** Round trips to D1 (a batch is one). */
   roundTrips: number;
   /** Makes statements whose SQL matches fail (until cleared with `null`). */
@@ -27,7 +29,9 @@ export interface D1Probe {
 const REAL = Symbol("real");
 const SQL = Symbol("sql");
 
-type Wrapped = D1PreparedStatement & { [REAL]: D1PreparedStatement; [SQL]: string };
+const VALUES = Symbol("values");
+
+type Wrapped = D1PreparedStatement & { [REAL]: D1PreparedStatement; [SQL]: string; [VALUES]: unknown[] };
 
 export function probeD1(real: D1Database): D1Probe {
   let failPattern: RegExp | null = null;
@@ -36,6 +40,7 @@ export function probeD1(real: D1Database): D1Probe {
   const probe: D1Probe = {
     db: undefined as unknown as D1Database,
     statements: [],
+    executed: [],
     roundTrips: 0,
     failWhen(pattern) {
       failPattern = pattern;
@@ -57,16 +62,18 @@ export function probeD1(real: D1Database): D1Probe {
     },
     reset() {
       probe.statements = [];
+      probe.executed = [];
       probe.roundTrips = 0;
     },
   };
   const injected = (sql: string) => new Error(`D1_ERROR: injected failure for test: ${sql.slice(0, 40)}`);
 
-  function wrap(statement: D1PreparedStatement, sql: string): Wrapped {
+  function wrap(statement: D1PreparedStatement, sql: string, values: unknown[] = []): Wrapped {
     const run =
       (method: "run" | "all" | "first" | "raw") =>
       async (...args: unknown[]) => {
         probe.statements.push(sql);
+        probe.executed.push({ sql, values });
         probe.roundTrips++;
         if (failPattern?.test(sql)) throw injected(sql);
         // biome-ignore lint/suspicious/noExplicitAny: forwarding the binding's own overloads
@@ -75,7 +82,8 @@ export function probeD1(real: D1Database): D1Probe {
     return {
       [REAL]: statement,
       [SQL]: sql,
-      bind: (...values: unknown[]) => wrap(statement.bind(...values), sql),
+      [VALUES]: values,
+      bind: (...bound: unknown[]) => wrap(statement.bind(...bound), sql, bound),
       run: run("run"),
       all: run("all"),
       first: run("first"),
@@ -89,7 +97,10 @@ export function probeD1(real: D1Database): D1Probe {
       prepare: (sql: string) => wrap(target.prepare(sql), sql),
       batch: async (statements: Wrapped[]) => {
         probe.roundTrips++;
-        for (const s of statements) probe.statements.push(s[SQL]);
+        for (const s of statements) {
+          probe.statements.push(s[SQL]);
+          probe.executed.push({ sql: s[SQL], values: s[VALUES] });
+        }
         const failing = statements.find((s) => failPattern?.test(s[SQL]));
         if (failing) throw injected(failing[SQL]);
         await batchHook?.(statements.map((s) => s[SQL]));

@@ -7,7 +7,8 @@
  * floors (the least any such endpoint could do) as a second, informational column.
  *
  * The SQL here is what the store's prepared statements produce (test/features/query-budget.test.ts
- * pins the statements and round trips per endpoint): a change there belongs here too.
+ * pins the statements and round trips per endpoint, and the lists' text against these): a change
+ * there belongs here too.
  */
 import { type CryptoKey, jwtVerify } from "jose";
 import { checkPassword } from "../../src/features/auth/password-hash";
@@ -47,8 +48,8 @@ const INSERT_WHILE_ACCOUNT_UNCHANGED = `insert into "refresh_tokens" (${TOKEN_CO
 const CLEAR_COUNTER = `delete from "rate_limits" where "rate_limits"."key" = ?`;
 const REFUND_HIT = `update "rate_limits" set "count" = "rate_limits"."count" - 1 where ("rate_limits"."key" = ? and "rate_limits"."count" > ?)`;
 const INSERT_ACTIVITY_IF_TOKEN = `insert into "activity" ("id", "user_id", "type", "created_at", "ip", "user_agent", "details") SELECT ?, ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM "refresh_tokens" WHERE "refresh_tokens"."id" = ?)`;
-const DIRECTORY = `select "users"."id", "users"."username", "users"."created_at", "profiles"."name", "profiles"."surname", "profiles"."profession", "profiles"."about_me", "profiles"."avatar_key" from "users" left join "profiles" on "profiles"."user_id" = "users"."id" where ("users"."email_verified" = ? and "users"."is_active" = ?) order by "users"."created_at" asc, "users"."id" asc limit ?`;
-const TIMELINE = `select "statuses"."id", "statuses"."user_id", "users"."username", "statuses"."content", "statuses"."created_at", "statuses"."updated_at" from "statuses" inner join "users" on "users"."id" = "statuses"."user_id" where ("users"."email_verified" = ? and "users"."is_active" = ?) order by "statuses"."created_at" desc, "statuses"."id" desc limit ?`;
+export const DIRECTORY = `select "users"."id", "users"."username", "users"."created_at", "profiles"."name", "profiles"."surname", "profiles"."profession", "profiles"."about_me", "profiles"."avatar_key" from "users" left join "profiles" on "profiles"."user_id" = "users"."id" where ("users"."email_verified" = ? and "users"."is_active" = ?) order by "users"."created_at" asc, "users"."id" asc limit ?`;
+export const TIMELINE = `select "statuses"."id", "statuses"."user_id", "users"."username", "statuses"."content", "statuses"."created_at", "statuses"."updated_at" from "statuses" inner join "users" on "users"."id" = "statuses"."user_id" where ("statuses"."author_public" = ? and ("users"."email_verified" = ? and "users"."is_active" = ?)) order by "statuses"."created_at" desc, "statuses"."id" desc limit ?`;
 const PUBLIC_AVATAR = `select "profiles"."avatar_key", "profiles"."avatar_etag", "profiles"."avatar_content_type" from "users" inner join "profiles" on "profiles"."user_id" = "users"."id" where ("users"."id" = ? and ("users"."email_verified" = ? and "users"."is_active" = ?)) limit ?`;
 
 /** The request's D1 session, started where the replica rule starts the route (src/store/replica.ts). */
@@ -237,7 +238,7 @@ export function exactFloor(
     case "/profiles":
       return page(env, "profiles", DIRECTORY, [1, 1], (row) => ({ t: row.created_at as number, id: row.id as string }));
     case "/statuses":
-      return page(env, "statuses", TIMELINE, [1, 1], (row) => ({ t: row.created_at as number, id: row.id as string }));
+      return page(env, "statuses", TIMELINE, [1, 1, 1], (row) => ({ t: row.created_at as number, id: row.id as string }));
     case "/avatar":
       return avatar(url, env, ctx);
     default:

@@ -150,7 +150,7 @@ async function profiles(env: FloorEnv): Promise<Response> {
 async function statuses(env: FloorEnv): Promise<Response> {
   const { results } = await env.DB.prepare(
     `SELECT s.id, s.user_id, u.username, s.content, s.created_at, s.updated_at
-     FROM statuses s JOIN users u ON u.id = s.user_id ORDER BY s.created_at DESC, s.id DESC LIMIT ?`,
+     FROM statuses s JOIN users u ON u.id = s.user_id WHERE s.author_public = 1 ORDER BY s.created_at DESC, s.id DESC LIMIT ?`,
   )
     .bind(PAGE + 1)
     .all();

@@ -25,6 +25,7 @@ import {
   identifierSubject,
   releasePasswordCheck,
   revokeAllForUser,
+  statusesFollowAuthor,
   supersedeCodes,
   voidAllCodes,
   whileSignInsAsRead,
@@ -312,6 +313,7 @@ export function DrizzleCodeStore(db: Db): CodeStore {
         entry,
         [
           db.update(users).set({ emailVerified: true, updatedAt: entry.nowMs }).where(eq(users.id, entry.userId)),
+          statusesFollowAuthor(db, entry.userId),
           ...releasePasswordCheck(db, release),
           ...(signIn ? [db.insert(refreshTokens).values(signIn.token), activityInsert(db, signIn.entry)] : []),
         ],
@@ -359,6 +361,7 @@ export function DrizzleCodeStore(db: Db): CodeStore {
         entry,
         [
           db.update(users).set({ email: address, pendingEmail: null, emailVerified: true, updatedAt: now }).where(stillPending),
+          statusesFollowAuthor(db, userId),
           voidAllCodes(db, userId, now),
           revokeAllForUser(db, userId, "email_changed", now, keepSessionId),
           pendingNoticeInsert(db, notice),

@@ -120,8 +120,18 @@ export const statuses = sqliteTable(
     content: text("content").notNull(),
     createdAt: timestamp("created_at").notNull(),
     updatedAt: timestamp("updated_at").notNull(),
+    /**
+     * Whether the author is in public view (isPublicAccount), kept in step with the author's row
+     * by every write that changes it (statements.ts, `statusesFollowAuthor`). It exists for the
+     * index: the timeline walks only public rows, instead of every newer status of each hidden
+     * author on every page (a disabled spammer's thousands of posts).
+     */
+    authorPublic: integer("author_public", { mode: "boolean" }).notNull().default(true),
   },
-  (t) => [index("statuses_created_idx").on(t.createdAt, t.id), index("statuses_user_created_idx").on(t.userId, t.createdAt, t.id)],
+  (t) => [
+    index("statuses_public_created_idx").on(t.authorPublic, t.createdAt, t.id),
+    index("statuses_user_created_idx").on(t.userId, t.createdAt, t.id),
+  ],
 );
 
 export const activity = sqliteTable(

@@ -9,7 +9,7 @@ import type { SQLiteColumn } from "drizzle-orm/sqlite-core";
 import { randomId } from "../lib/crypto";
 import { mailSubjects, RATE_LIMITS, type RateLimitName, rateLimitKey } from "../lib/rate-limit";
 import { type Db, type Placeholders, prepared } from "./driver";
-import { activity, adminAudit, otpCodes, rateLimits, refreshTokens, users } from "./schema";
+import { activity, adminAudit, otpCodes, rateLimits, refreshTokens, statuses, users } from "./schema";
 import type { ActivityRecord, AuditRecord, LoginIdentifier, OtpPurpose, PasswordCheckRelease, User } from "./types";
 
 // ---- rate-limit counters ----
@@ -194,6 +194,22 @@ function insertSelect<T extends typeof activity | typeof adminAudit>(
  */
 export const isPublicAccount = () => and(eq(users.emailVerified, true), eq(users.isActive, true));
 
+/** SQL: whether the account `userId` is in public view as the statement runs (isPublicAccount), 1 or 0. */
+export const isPublicNow = (userId: string) =>
+  sql`coalesce((SELECT ${users.emailVerified} AND ${users.isActive} FROM ${users} WHERE ${users.id} = ${userId}), 0)`;
+
+/**
+ * Brings `statuses.author_public` in step with the author's row. Put it in the same batch, after
+ * every write that may move the account in or out of public view (disabling, enabling, the
+ * verified flag), so no reader ever sees the two disagree. Rows already in step are not written.
+ */
+export function statusesFollowAuthor(db: Db, userId: string) {
+  return db
+    .update(statuses)
+    .set({ authorPublic: isPublicNow(userId) })
+    .where(and(eq(statuses.userId, userId), sql`${statuses.authorPublic} <> ${isPublicNow(userId)}`));
+}
+
 // ---- refresh tokens and access-token cut-off ----
 
 /** What a change authorised by the current password (or a live sign-in) read of the account. */
@@ -324,6 +340,7 @@ export function endSignIns(
       .update(users)
       .set({ ...options.set, tokensValidAfter: Math.floor(nowMs / 1000) * 1000, pendingEmail: null, updatedAt: nowMs })
       .where(eq(users.id, userId)),
+    options.set?.emailVerified !== undefined && statusesFollowAuthor(db, userId),
     voidAllCodes(db, userId, nowMs),
   ];
 }

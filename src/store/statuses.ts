@@ -16,7 +16,15 @@ import {
   runOne,
 } from "./driver";
 import { statuses, users } from "./schema";
-import { activityInsertSelect, auditEntryWhile, entryWhileSignedIn, isPublicAccount, olderThan, stillActiveStaff } from "./statements";
+import {
+  activityInsertSelect,
+  auditEntryWhile,
+  entryWhileSignedIn,
+  isPublicAccount,
+  isPublicNow,
+  olderThan,
+  stillActiveStaff,
+} from "./statements";
 import type { ActivityRecord, AuditRecord, PageQuery } from "./types";
 
 /** A status with its author's current username. */
@@ -75,6 +83,8 @@ function timelineStatement(byAuthor: boolean, paged: boolean) {
       .where(
         and(
           // A disabled or unverified account's posts leave the public timeline with it (staff can still act on them by id).
+          // The flag drives the index past hidden authors' rows; the account's own state still decides.
+          eq(statuses.authorPublic, true),
           isPublicAccount(),
           byAuthor ? eq(statuses.userId, p.userId) : undefined,
           paged ? olderThan(statuses.createdAt, statuses.id, { t: p.cursorT, id: p.cursorId }) : undefined,
@@ -110,7 +120,10 @@ export function DrizzleStatusStore(db: Db): StatusStore {
 
   return {
     async create(status, activity, signInsValidAfter) {
-      return runGuarded(db, [entryWhileSignedIn(db, activity, signInsValidAfter), db.insert(statuses).values(status)]);
+      return runGuarded(db, [
+        entryWhileSignedIn(db, activity, signInsValidAfter),
+        db.insert(statuses).values({ ...status, authorPublic: isPublicNow(status.userId) }),
+      ]);
     },
 
     async byId(id, options = {}) {

@@ -24,6 +24,7 @@ import {
   releasePasswordCheck,
   signInLive,
   startsWith,
+  statusesFollowAuthor,
   stillActiveStaff,
   supersedeCodes,
   whileAccountAsRead,
@@ -375,6 +376,7 @@ export function DrizzleUserStore(db: Db): UserStore {
             updatedAt: nowMs,
           })
           .where(eq(users.id, userId)),
+        statusesFollowAuthor(db, userId),
         ...(claim ? [...claimAddress(db, userId, claim.unusablePasswordHash, nowMs), activityInsert(db, claim.activity)] : []),
         ...(endsSignIns ? endSignIns(db, userId, "admin", nowMs) : []),
       ]);

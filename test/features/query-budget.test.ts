@@ -6,6 +6,7 @@
  */
 import { env } from "cloudflare:test";
 import { beforeEach, describe, expect, it } from "vitest";
+import { DIRECTORY, TIMELINE } from "../../bench/floor/exact";
 import { hashPassword } from "../../src/features/auth/password-hash";
 import { type D1Probe, probeD1 } from "../d1-wrap";
 import { BASE, harness } from "../helpers";
@@ -56,6 +57,18 @@ describe("query budget", () => {
     expect(probe.statements[1]).toMatch(/insert into "rate_limits"/);
     expect(probe.statements[2]).toMatch(/insert into "rate_limits"/);
     expect(probe.roundTrips).toBe(2);
+  });
+
+  it("reads a page of the public lists in one statement, the one the benchmark's exact floor runs", async () => {
+    for (const [path, floor] of [
+      ["/api/v1/statuses", TIMELINE],
+      ["/api/v1/profiles", DIRECTORY],
+    ] as const) {
+      probe.reset();
+      const res = await h.call("GET", path, undefined, { env: probed });
+      expect(res.status, path).toBe(200);
+      expect(probe.statements, path).toEqual([floor]);
+    }
   });
 
   it("finds a public profile page by its username with one lookup, not a search of the directory", async () => {

@@ -1,7 +1,8 @@
 import { env } from "cloudflare:test";
-import { describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it } from "vitest";
 import { probeD1 } from "../d1-wrap";
-import { BIDI_FORMATTING, codePoint, harness } from "../helpers";
+import { BIDI_FORMATTING, codePoint, harness, STANDARD_PASSWORD, setConfig, unique } from "../helpers";
+import { capturingEnv } from "../mail-helpers";
 
 const h = harness();
 
@@ -261,6 +262,140 @@ describe("GET /statuses", () => {
     expect((await h.call("GET", `/api/v1/statuses/${id}`)).status).toBe(404);
     expect((await h.call("GET", `/api/v1/profiles/${u.id}`)).status).toBe(404);
   });
+});
+
+describe("GET /statuses: what hidden authors cost", () => {
+  /** `count` statuses by `userId`, newer than anything else in this file (seeded in one statement: the API allows 30 a minute). */
+  async function seedStatuses(userId: string, count: number) {
+    const base = h.clock.now() + 10 * 365 * 86_400_000;
+    await env.DB.prepare(
+      `WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?)
+       INSERT INTO statuses (id, user_id, content, created_at, updated_at) SELECT ? || '-' || i, ?, 'spam ' || i, ? + i, ? + i FROM n`,
+    )
+      .bind(count, userId, userId, base, base)
+      .run();
+  }
+
+  /** Rows D1 read for the first page of the timeline (`query`), measured by running its statement again with the same values. */
+  async function rowsReadForPage(query: string) {
+    const probe = probeD1(env.DB);
+    const res = await h.call("GET", `/api/v1/statuses${query}`, undefined, { env: { ...env, DB: probe.db } });
+    expect(res.status, res.text).toBe(200);
+    const [page, ...more] = probe.executed.filter((s) => /from "statuses"/.test(s.sql));
+    if (!page || more.length > 0) throw new Error("expected the page in one statement");
+    const { meta } = await env.DB.prepare(page.sql)
+      .bind(...page.values)
+      .all();
+    return { items: res.json.items as { user_id: string }[], rowsRead: meta.rows_read };
+  }
+
+  async function staff() {
+    const admin = await h.signedInUser();
+    await makeStaff(admin.id);
+    return admin;
+  }
+
+  it("reads about a page of rows, not every newer status of an author staff disabled", async () => {
+    const author = await h.signedInUser();
+    for (let i = 0; i < 3; i++) await post(author.access_token, `public ${i}`);
+    const spammer = await h.signedInUser();
+    await seedStatuses(spammer.id, 600);
+    const admin = await staff();
+    const disabled = await h.call("PATCH", `/api/v1/admin/users/${spammer.id}`, { is_active: false }, { token: admin.access_token });
+    expect(disabled.status, disabled.text).toBe(200);
+
+    for (const query of ["", `?user_id=${spammer.id}`]) {
+      const { items, rowsRead } = await rowsReadForPage(query);
+      expect(items.some((s) => s.user_id === spammer.id)).toBe(false);
+      expect(rowsRead, query).toBeLessThan(100);
+    }
+  });
+
+  it("brings an author's statuses back when staff enable the account again or mark its address verified", async () => {
+    const admin = await staff();
+    const author = await h.signedInUser();
+    const id = (await post(author.access_token, "back again")).json.status.id;
+    for (const [hide, show] of [
+      [{ is_active: false }, { is_active: true }],
+      [{ email_verified: false }, { email_verified: true }],
+    ]) {
+      expect((await h.call("PATCH", `/api/v1/admin/users/${author.id}`, hide, { token: admin.access_token })).status).toBe(200);
+      expect((await h.call("GET", `/api/v1/statuses/${id}`)).status).toBe(404);
+      expect((await h.call("PATCH", `/api/v1/admin/users/${author.id}`, show, { token: admin.access_token })).status).toBe(200);
+      expect((await rowsReadForPage(`?user_id=${author.id}`)).items).toHaveLength(1);
+      expect((await h.call("GET", "/api/v1/statuses")).json.items.map((s: { id: string }) => s.id)).toContain(id);
+    }
+  });
+});
+
+describe("GET /statuses: an author's statuses join the timeline when the address is verified", () => {
+  const cap = capturingEnv();
+  afterEach(() => setConfig("require_email_verification", undefined));
+
+  /**
+   * A signed-in account whose address is not verified, with one status out of public view: it
+   * registered while verification was required, and signed in after the operator stopped requiring it.
+   */
+  async function unverifiedAuthor() {
+    const email = `${unique("unverified")}@example.com`;
+    const from = cap.sent.length;
+    const registered = await h.call("POST", "/api/v1/auth/register", { email, password: STANDARD_PASSWORD }, { env: cap.env });
+    expect(registered.status, registered.text).toBe(201);
+    await setConfig("require_email_verification", "false");
+    const tokens = await h.login(email, STANDARD_PASSWORD);
+    const id = (await post(tokens.access_token, "not public yet")).json.status.id;
+    expect((await h.call("GET", `/api/v1/statuses/${id}`)).status).toBe(404);
+    return { email, userId: registered.json.user.id as string, tokens, id, activationCode: cap.sent[from]?.code as string };
+  }
+
+  /** A fresh code of `purpose` mailed to `email` (one a minute per address). */
+  async function codeFor(email: string, purpose: string) {
+    h.clock.advance(61_000);
+    const from = cap.sent.length;
+    expect((await h.call("POST", "/api/v1/auth/otp", { email, purpose }, { env: cap.env })).status).toBe(202);
+    return cap.sent[from]?.code as string;
+  }
+
+  const ways: [string, (a: Awaited<ReturnType<typeof unverifiedAuthor>>) => Promise<{ status: number; text: string }>][] = [
+    [
+      "the registration's code",
+      (a) => h.call("POST", "/api/v1/auth/verify-email", { email: a.email, code: a.activationCode, password: STANDARD_PASSWORD }),
+    ],
+    ["a code sign-in", async (a) => h.call("POST", "/api/v1/auth/login/otp", { email: a.email, code: await codeFor(a.email, "login") })],
+    [
+      "a password reset",
+      async (a) =>
+        h.call("POST", "/api/v1/auth/password/reset", {
+          email: a.email,
+          code: await codeFor(a.email, "reset_password"),
+          new_password: "An0ther-Horse-Staple",
+        }),
+    ],
+    [
+      "moving to a new address",
+      async (a) => {
+        const from = cap.sent.length;
+        const moved = await h.call(
+          "PATCH",
+          "/api/v1/me",
+          { email: `${unique("moved")}@example.com`, current_password: STANDARD_PASSWORD },
+          { token: a.tokens.access_token, env: cap.env },
+        );
+        expect(moved.status, moved.text).toBe(200);
+        return h.call("POST", "/api/v1/me/email/verify", { code: cap.sent[from]?.code }, { token: a.tokens.access_token });
+      },
+    ],
+  ];
+  for (const [way, verify] of ways) {
+    it(`by ${way}`, async () => {
+      const author = await unverifiedAuthor();
+      expect((await h.call("GET", `/api/v1/statuses?user_id=${author.userId}`)).json.items).toHaveLength(0);
+      const verified = await verify(author);
+      expect(verified.status, verified.text).toBeLessThan(300);
+      expect((await h.call("GET", `/api/v1/statuses/${author.id}`)).status).toBe(200);
+      expect((await h.call("GET", `/api/v1/statuses?user_id=${author.userId}`)).json.items).toHaveLength(1);
+    });
+  }
 });
 
 describe("changing and deleting statuses: owner, other, staff, anonymous", () => {
