@@ -1,6 +1,6 @@
 // npm run keys:rotate [-- --file <path>]
 // npm run keys:retire -- <kid> [--file <path>]
-// node scripts/keys.mjs print [--file <path>] | npx wrangler secret put JWT_KEYS --env <name>
+// node scripts/keys.mjs print --file <path> | npx wrangler secret put JWT_KEYS --env <name>
 //
 // Manages the JWT_KEYS signing set (a JWK set of Ed25519 private keys) in a vars file, by
 // default .dev.vars. The LAST key signs and every key verifies (src/features/auth/access-tokens.ts),
@@ -9,39 +9,19 @@
 //
 // Cloudflare secrets cannot be read back, so for production keep the production set in its own
 // file readable only by you (chmod 600), rotate that file with --file, and pipe it to wrangler
-// with `print`. Private keys are never written to a terminal: `print` refuses unless piped.
-import { existsSync, mkdirSync } from "node:fs";
-import { basename, dirname } from "node:path";
+// with `print`. Private keys are never written to a terminal: `print` refuses unless piped, and
+// refuses the development set (.dev.vars), which is only ever loaded by `npm run dev`.
+import { existsSync } from "node:fs";
+import { basename } from "node:path";
 import { parseArgs } from "node:util";
 import { CliError, runCli } from "./lib/cli.mjs";
-import { generateSigningJwk, readDevVars, writeDevVars } from "./lib/keys.mjs";
+import { generateSigningJwk, readKeySet, writeKeySet } from "./lib/keys.mjs";
 
 const DEV_VARS = ".dev.vars";
 
 const USAGE = `usage: npm run keys:rotate [-- --file <vars file>]
        npm run keys:retire -- <kid> [--file <vars file>]
-       node scripts/keys.mjs print [--file <vars file>] | npx wrangler secret put JWT_KEYS --env <name>`;
-
-function readKeys(file) {
-  if (!existsSync(file)) throw new CliError(`${file} does not exist (npm run dev creates .dev.vars)`);
-  const vars = readDevVars(file);
-  let keys;
-  try {
-    keys = JSON.parse(vars.JWT_KEYS ?? "").keys;
-  } catch {
-    throw new CliError(`${file} has no valid JWT_KEYS (a JSON JWK set)`);
-  }
-  if (!Array.isArray(keys) || keys.length === 0) throw new CliError(`${file}: JWT_KEYS holds no keys`);
-  return { vars, keys };
-}
-
-function writeKeys(file, vars, keys) {
-  // A new production set usually goes in a new folder (~/.latchkey): only its owner may enter it.
-  // mkdirSync's mode applies only to folders it creates; an existing folder is left as it is.
-  mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
-  // A new file replaces the old one in one rename, 0600 from its first byte (scripts/lib/files.mjs).
-  writeDevVars(file, { ...vars, JWT_KEYS: JSON.stringify({ keys }) });
-}
+       node scripts/keys.mjs print --file <vars file> | npx wrangler secret put JWT_KEYS --env <name>`;
 
 function printKeyList(keys) {
   keys.forEach((key, i) => {
@@ -87,10 +67,10 @@ await runCli(async () => {
   if (command === "rotate") {
     if (args.length > 0) throw new CliError(USAGE);
     // A missing file starts a new set: that is how a production set is first made.
-    const { vars, keys } = existsSync(file) ? readKeys(file) : { vars: {}, keys: [] };
+    const { vars, keys } = existsSync(file) ? readKeySet(file) : { vars: {}, keys: [] };
     const key = await generateSigningJwk();
     keys.push(key);
-    writeKeys(file, vars, keys);
+    writeKeySet(file, vars, keys);
     console.log(`Added key ${key.kid} to ${file}; it signs new access tokens, the others still verify:`);
     printKeyList(keys);
     if (keys.length > 1) {
@@ -104,7 +84,7 @@ await runCli(async () => {
   if (command === "retire") {
     if (args.length !== 1) throw new CliError(USAGE);
     const kid = args[0];
-    const { vars, keys } = readKeys(file);
+    const { vars, keys } = readKeySet(file);
     const index = keys.findIndex((key) => key.kid === kid);
     if (index === -1) throw new CliError(`no key with kid ${kid} in ${file}; keys: ${keys.map((k) => k.kid).join(", ")}`);
     if (keys.length === 1) throw new CliError(`${kid} is the only key in ${file}; rotate first so something can still sign`);
@@ -112,7 +92,7 @@ await runCli(async () => {
       throw new CliError(`${kid} is the signing key; rotate first, then retire it once its tokens have expired`);
     }
     keys.splice(index, 1);
-    writeKeys(file, vars, keys);
+    writeKeySet(file, vars, keys);
     console.log(`Removed key ${kid} from ${file}; tokens it signed no longer verify. Keys now:`);
     printKeyList(keys);
     printNextStep(file);
@@ -122,7 +102,14 @@ await runCli(async () => {
   if (command === "print") {
     if (process.stdout.isTTY)
       throw new CliError("refusing to print private keys to a terminal; pipe it: ... | npx wrangler secret put JWT_KEYS --env <name>");
-    const { keys } = readKeys(file);
+    // Its keys sit in a plain file on every developer's machine: uploaded, anyone holding that
+    // file could sign access tokens the deployed worker accepts.
+    if (basename(file) === DEV_VARS) {
+      throw new CliError(
+        `refusing to print ${file}: it is the development set, never uploaded; pass the deployed set with --file <its file>`,
+      );
+    }
+    const { keys } = readKeySet(file);
     process.stdout.write(JSON.stringify({ keys }));
     return;
   }

@@ -7,4 +7,7 @@ export function setup(options: {
   log?: (line: string) => void;
   mailApiKey?: string;
   askSecret?: (question: string) => Promise<string>;
+  /** Where the JWT_KEYS set is kept (default ~/.latchkey/<env>.vars). */
+  keysFile?: string;
 }): Promise<{ executed: string[][]; planned: string[][] }>;
+export function defaultKeysFile(env: string): string;

@@ -7,12 +7,16 @@
 //      named in [env.<name>] (what exists is learned from `wrangler d1 list --json`,
 //      `wrangler kv namespace list`, `wrangler r2 bucket list`, `wrangler queues list`);
 //   2. the D1 and KV ids written into [env.<name>] of wrangler.toml, in place of the placeholders;
-//   3. the secrets `wrangler secret list` does not show: JWT_KEYS (a fresh Ed25519 key set) and
+//   3. the secrets `wrangler secret list` does not show: JWT_KEYS (the set kept in --keys-file,
+//      default ~/.latchkey/<env>.vars, or a fresh Ed25519 key set written there first) and
 //      OTP_SECRET generated here, MAIL_API_KEY (MAIL_DRIVER = "http") from LATCHKEY_MAIL_API_KEY or
 //      asked for without echo; each value goes to `wrangler secret put` on stdin and is never printed;
 //   4. the D1 migrations that `wrangler d1 migrations list --remote` reports pending.
 // `--dry-run` runs only the read-only `list` commands and prints every other wrangler command it
 // would run; nothing is created, uploaded or written.
+import { existsSync } from "node:fs";
+import { homedir } from "node:os";
+import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { CliError, parseCli, promptHidden, runCli } from "./lib/cli.mjs";
 import {
@@ -29,15 +33,12 @@ import {
   wranglerRunner,
   writeBindingIds,
 } from "./lib/deploy-env.mjs";
-import { generateSigningJwk, randomSecret } from "./lib/keys.mjs";
+import { generateSigningJwk, randomSecret, readKeySet, writeKeySet } from "./lib/keys.mjs";
 
-const USAGE = `usage: npm run setup -- --env staging|production [--dry-run] [--config wrangler.toml]`;
+const USAGE = `usage: npm run setup -- --env staging|production [--dry-run] [--config wrangler.toml] [--keys-file <vars file>]`;
 
-/** Generated secrets: their values exist only in this process and on the way to `wrangler secret put`. */
-const GENERATED = {
-  JWT_KEYS: async () => JSON.stringify({ keys: [await generateSigningJwk()] }),
-  OTP_SECRET: async () => randomSecret(),
-};
+/** Where the environment's signing-key set is kept for rotation (README, Rotating signing keys). */
+export const defaultKeysFile = (env) => join(homedir(), ".latchkey", `${env}.vars`);
 
 /**
  * Sets up environment `env`. `run(args, {input})` runs wrangler and resolves with its stdout
@@ -53,6 +54,7 @@ export async function setup({
   log = console.log,
   mailApiKey = process.env.LATCHKEY_MAIL_API_KEY,
   askSecret = promptHidden,
+  keysFile = defaultKeysFile(env),
 }) {
   const target = readEnvironment(configPath, env);
   if (target.vars.ENVIRONMENT !== env) {
@@ -130,11 +132,13 @@ export async function setup({
     }
     const args = ["secret", "put", secret, "--env", env, ...config];
     if (dryRun) {
+      if (secret === "JWT_KEYS") await signingKeys(keysFile, { dryRun, log });
       await change(args, { input: "" });
       continue;
     }
     let value;
-    if (GENERATED[secret]) value = await GENERATED[secret]();
+    if (secret === "JWT_KEYS") value = await signingKeys(keysFile, { dryRun, log });
+    else if (secret === "OTP_SECRET") value = randomSecret();
     else value = mailApiKey || (await askSecret(`${secret} for ${env} (the mail provider's API key, not echoed): `));
     if (!value) throw new CliError(`${secret} is empty: set LATCHKEY_MAIL_API_KEY or type the key`);
     await change(args, { input: value });
@@ -157,14 +161,43 @@ export async function setup({
   return { executed, planned };
 }
 
+/**
+ * The JWT_KEYS value to upload. Cloudflare secrets cannot be read back, and key rotation appends to
+ * the set it is given (scripts/keys.mjs): a set not kept anywhere would make the first rotation a
+ * new set, retiring the deployed key at once. So the set kept in `keysFile` is uploaded when there
+ * is one, and a new set is written there (0600, in a 0700 folder) before it is uploaded.
+ */
+async function signingKeys(keysFile, { dryRun, log }) {
+  if (existsSync(keysFile)) {
+    const { keys } = readKeySet(keysFile);
+    log(`JWT_KEYS: the set kept in ${keysFile} (${keys.map((key) => key.kid).join(", ")})`);
+    return JSON.stringify({ keys });
+  }
+  if (dryRun) {
+    log(`[dry-run] keep the new JWT_KEYS set in ${keysFile}`);
+    return "";
+  }
+  const keys = [await generateSigningJwk()];
+  writeKeySet(keysFile, {}, keys);
+  log(
+    `JWT_KEYS: a new set (${keys[0].kid}), kept in ${keysFile}, readable only by you; rotate it with npm run keys:rotate -- --file ${keysFile}`,
+  );
+  return JSON.stringify({ keys });
+}
+
 async function main() {
   const { values } = parseCli(
-    { env: { type: "string" }, "dry-run": { type: "boolean", default: false } },
+    { env: { type: "string" }, "dry-run": { type: "boolean", default: false }, "keys-file": { type: "string" } },
     { allowPositionals: false, args: process.argv.slice(2) },
   );
   if (values.help) return console.log(USAGE);
   if (values.remote || values["persist-to"]) throw new CliError(`setup always acts on the account; ${USAGE}`);
-  await setup({ env: values.env, dryRun: values["dry-run"], configPath: values.config ?? "wrangler.toml" });
+  await setup({
+    env: values.env,
+    dryRun: values["dry-run"],
+    configPath: values.config ?? "wrangler.toml",
+    keysFile: values["keys-file"] ?? defaultKeysFile(values.env),
+  });
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? "").href) await runCli(main);

@@ -2,3 +2,5 @@ export function generateSigningJwk(): Promise<{ kty: string; crv: string; x: str
 export function randomSecret(bytes?: number): string;
 export function readDevVars(path: string): Record<string, string>;
 export function writeDevVars(path: string, vars: Record<string, string>): void;
+export function readKeySet(file: string): { vars: Record<string, string>; keys: { kid: string }[] };
+export function writeKeySet(file: string, vars: Record<string, string>, keys: object[]): void;

@@ -290,9 +290,13 @@ describe("operator scripts", () => {
       expect(retired.stdout).not.toContain(second.d);
       expect(keysIn().map((k) => k.kid)).toEqual([second.kid]);
 
-      // Piped (not a terminal), `print` emits the set for `wrangler secret put JWT_KEYS`.
-      const printed = await run("scripts/keys.mjs", ["print", "--file", file]);
-      expect(JSON.parse(printed.stdout).keys.map((k: { kid: string }) => k.kid)).toEqual([second.kid]);
+      // The development set is never uploaded: `print` (the upload pipe's first half) refuses it,
+      // named or by default, so the usage line run without --file cannot ship development keys.
+      for (const args of [["print", "--file", file], ["print"]]) {
+        const printed = await run("scripts/keys.mjs", args);
+        expect([args.join(" "), printed.code, printed.stdout]).toEqual([args.join(" "), 1, ""]);
+        expect(printed.stderr).toMatch(/development set/);
+      }
     });
 
     it("starts a production set in a folder that does not exist yet (0700, file 0600) and prints its upload step", async () => {
@@ -311,6 +315,10 @@ describe("operator scripts", () => {
       expect(res.stdout).not.toContain(key?.d);
       const staging = await run("scripts/keys.mjs", ["rotate", "--file", file], { CLOUDFLARE_ENV: "staging" });
       expect(staging.stdout).toContain(`| npx wrangler secret put JWT_KEYS --env staging`);
+      // Piped (not a terminal), `print` emits the set for `wrangler secret put JWT_KEYS`.
+      const printed = await run("scripts/keys.mjs", ["print", "--file", file]);
+      expect(printed.code, printed.stderr).toBe(0);
+      expect(JSON.parse(printed.stdout).keys).toHaveLength(2);
     });
 
     it("rewrites the set whole or not at all: a crash while writing leaves the old file as it was", async () => {

@@ -6,9 +6,9 @@
  * everything. Each test works on its own copy of wrangler.toml.
  */
 import { execFile } from "node:child_process";
-import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, describe, expect, it } from "vitest";
 import { deploy, deployProblems } from "../../scripts/deploy.mjs";
@@ -21,6 +21,7 @@ import {
   setBindingValue,
   writeBindingIds,
 } from "../../scripts/lib/deploy-env.mjs";
+import { generateSigningJwk, readDevVars, writeDevVars } from "../../scripts/lib/keys.mjs";
 import { setup } from "../../scripts/setup.mjs";
 
 const ROOT = join(import.meta.dirname, "../..");
@@ -30,11 +31,15 @@ afterAll(() => {
   for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
 });
 
-/** A private copy of the repository's wrangler.toml. */
-function configCopy() {
+function tempDir() {
   const dir = mkdtempSync(join(tmpdir(), "latchkey-setup-"));
   dirs.push(dir);
-  const path = join(dir, "wrangler.toml");
+  return dir;
+}
+
+/** A private copy of the repository's wrangler.toml. */
+function configCopy() {
+  const path = join(tempDir(), "wrangler.toml");
   copyFileSync(join(ROOT, "wrangler.toml"), path);
   return path;
 }
@@ -109,6 +114,18 @@ const STAGING = {
   buckets: ["latchkey-staging-avatars"],
   queues: ["latchkey-staging-mail", "latchkey-staging-mail-dlq"],
 };
+/** Staging's resources all exist, the worker has no secrets yet; `puts` records each `secret put` (name and stdin). */
+function withoutSecrets() {
+  const base = account({ ...STAGING, secrets: [] });
+  const puts = new Map<string, string | undefined>();
+  const run = async (args: string[], options: { input?: string } = {}) => {
+    if (args[0] !== "secret" || args[1] !== "put") return base.run(args, options);
+    puts.set(args[2] as string, options.input);
+    return "✨ Success!\n";
+  };
+  return { run, puts };
+}
+
 const LIST_CALLS = [
   ["d1", "list", "--json"],
   ["kv", "namespace", "list"],
@@ -259,7 +276,8 @@ describe("npm run setup -- --dry-run", () => {
       return (created ? base : empty).run(args, options);
     };
     const lines: string[] = [];
-    await setup({ env: "staging", configPath: config, run, log: (l: string) => lines.push(l), mailApiKey: "re_test_key" });
+    const keysFile = join(tempDir(), ".latchkey", "staging.vars");
+    await setup({ env: "staging", configPath: config, run, log: (l: string) => lines.push(l), mailApiKey: "re_test_key", keysFile });
     const env = readEnvironment(config, "staging");
     expect(env.d1.id).toBe(D1_ID);
     expect(env.kv.id).toBe(KV_ID);
@@ -273,6 +291,41 @@ describe("npm run setup -- --dry-run", () => {
     for (const put of puts) expect(output).not.toContain(put.input);
     expect(output).not.toContain(jwtKeys.keys[0].d);
     expect(lines.at(-1)).toBe("staging is set up. Next: npm run deploy -- --env staging");
+    // Secrets cannot be read back: the set uploaded is kept (0600, folder 0700) for the next rotation.
+    expect(JSON.parse(readDevVars(keysFile).JWT_KEYS as string)).toEqual(jwtKeys);
+    expect(statSync(keysFile).mode & 0o777).toBe(0o600);
+    expect(statSync(dirname(keysFile)).mode & 0o777).toBe(0o700);
+    expect(output).toContain(`npm run keys:rotate -- --file ${keysFile}`);
+  });
+
+  it("the first rotation after setup keeps the key the deployed worker signs with, so its tokens still verify", async () => {
+    const { run, puts } = withoutSecrets();
+    const keysFile = join(tempDir(), "keys", "staging.vars");
+    await setup({ env: "staging", configPath: configCopy(), run, log: () => {}, mailApiKey: "re_test_key", keysFile });
+    const deployed = JSON.parse(puts.get("JWT_KEYS") ?? "").keys as { kid: string }[];
+    const rotated = await exec(process.execPath, [join(ROOT, "scripts/keys.mjs"), "rotate", "--file", keysFile]);
+    expect(rotated.stdout).toContain(`${deployed[0]?.kid}  (verifies only)`);
+    const toUpload = JSON.parse(readDevVars(keysFile).JWT_KEYS as string).keys as { kid: string }[];
+    expect(toUpload.map((k) => k.kid)).toEqual([deployed[0]?.kid, expect.stringMatching(/^[0-9a-f]{18}$/)]);
+  });
+
+  it("uploads the set already kept in the keys file instead of making a new one", async () => {
+    const { run, puts } = withoutSecrets();
+    const keysFile = join(tempDir(), "production-keys.vars");
+    const kept = { keys: [await generateSigningJwk(), await generateSigningJwk()] };
+    writeDevVars(keysFile, { JWT_KEYS: JSON.stringify(kept) });
+    await setup({ env: "staging", configPath: configCopy(), run, log: () => {}, mailApiKey: "re_test_key", keysFile });
+    expect(JSON.parse(puts.get("JWT_KEYS") ?? "")).toEqual(kept);
+    expect(JSON.parse(readDevVars(keysFile).JWT_KEYS as string)).toEqual(kept);
+  });
+
+  it("with --dry-run writes no keys file", async () => {
+    const { run } = withoutSecrets();
+    const keysFile = join(tempDir(), "dry", "staging.vars");
+    const lines: string[] = [];
+    await setup({ env: "staging", dryRun: true, configPath: configCopy(), run, log: (l: string) => lines.push(l), keysFile });
+    expect(existsSync(keysFile)).toBe(false);
+    expect(lines).toContain(`[dry-run] keep the new JWT_KEYS set in ${keysFile}`);
   });
 });
 
