@@ -219,6 +219,19 @@ describe("email one-time codes", () => {
     expect((await reset(user.email, code)).status).toBe(204);
   });
 
+  it("gives back what a right code took when the new password is refused after it (too like the username)", async () => {
+    await setConfig("otp_max_attempts", "2");
+    const user = await h.registerVerified();
+    const code = await mailedCode(user.email, "reset_password");
+    // More refusals than the code has tries: each came with the right code, none was a guess.
+    for (let i = 0; i < 3; i++) expect((await reset(user.email, code, `${user.username}${i}`)).status).toBe(400);
+    const row = await env.DB.prepare("SELECT attempts FROM otp_codes WHERE user_id = ? AND purpose = 'reset_password'")
+      .bind(user.id)
+      .first<{ attempts: number }>();
+    expect(row?.attempts).toBe(0);
+    expect((await reset(user.email, code)).status).toBe(204);
+  });
+
   it("expires a code after otp_ttl seconds", async () => {
     await setConfig("otp_ttl", "120");
     const user = await registerUnverified();

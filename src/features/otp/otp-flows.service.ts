@@ -66,11 +66,19 @@ export type RegistrantProof = { password: string } | { registrantBrowser: true }
 async function expectRegistrant(deps: Deps, input: { email: string; code: string }, proof: RegistrantProof) {
   const proven = await expectValidCode(deps, "verify_email", input);
   if (!("password" in proof)) return { ...proven, release: null };
+  return { ...proven, release: await givingBackIfRefused(deps, proven.codeId, () => proveRegistrant(deps, proven.user, proof.password)) };
+}
+
+/**
+ * Runs the check that follows a right code. If it refuses, the code gets back the try it took and
+ * the address's count of wrong codes is untouched, so the user can go on with the same code. If
+ * giving back fails too, the code keeps one try fewer: the caller still learns why it was refused.
+ */
+async function givingBackIfRefused<T>(deps: Deps, codeId: string, check: () => T | Promise<T>): Promise<T> {
   try {
-    return { ...proven, release: await proveRegistrant(deps, proven.user, proof.password) };
+    return await check();
   } catch (error) {
-    // If this fails too, the code keeps one try fewer: the caller still learns why it was refused.
-    await deps.codes.giveBack(proven.codeId).catch(() => undefined);
+    await deps.codes.giveBack(codeId).catch(() => undefined);
     throw error;
   }
 }
@@ -169,8 +177,9 @@ export async function resetPassword(deps: Deps, input: { email: string; code: st
   // password is refused the same way for every address; the username check follows below.
   assertPasswordPolicy(input.new_password, { email: input.email }, "new_password");
   const { user, codeId } = await expectValidCode(deps, "reset_password", input);
-  // A failure here leaves the code live (one attempt spent), so the user can retry with it.
-  assertPasswordPolicy(input.new_password, { email: user.email, username: user.username }, "new_password");
+  await givingBackIfRefused(deps, codeId, () =>
+    assertPasswordPolicy(input.new_password, { email: user.email, username: user.username }, "new_password"),
+  );
 
   const passwordHash = await hashPassword(input.new_password, deps.passwordHasher);
   const now = deps.clock.now();
