@@ -3590,7 +3590,7 @@ export interface paths {
         post?: never;
         /**
          * Sign out one session
-         * @description Revokes the session's refresh tokens (recorded as `session_revoked`). Its access tokens expire on their own within KV `access_token_ttl`.
+         * @description Revokes the session's refresh tokens (recorded as `session_revoked`). Its access tokens stop working at once: every request checks that its session is still live.
          */
         delete: {
             parameters: {

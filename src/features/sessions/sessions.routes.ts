@@ -27,7 +27,7 @@ export const sessionsRoutes = createRouter()
       tags,
       summary: "Sign out one session",
       description:
-        "Revokes the session's refresh tokens (recorded as `session_revoked`). Its access tokens expire on their own within KV `access_token_ttl`.",
+        "Revokes the session's refresh tokens (recorded as `session_revoked`). Its access tokens stop working at once: every request checks that its session is still live.",
       ...auth,
       request: { params: SessionIdParams },
       responses: { 204: { description: "Revoked" }, ...problems(401, 404) },
