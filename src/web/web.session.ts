@@ -204,6 +204,10 @@ export async function loadSession(c: Context<WebEnv>): Promise<SessionOutcome> {
       return "retry";
     }
     if (getCookie(c, COOKIE.retry)) deleteCookie(c, COOKIE.retry, BASE);
+    // Still lost after every retry: this browser never got the token that won, so whoever holds
+    // it is not this browser (a thief inside the grace window) or lost it (the winner's answer
+    // never arrived). Either way the sign-in ends here, not only this browser's part of it.
+    if (error instanceof RotationRaceLost) await logout(c.var.deps, refresh);
     clearTokenCookies(c);
     return "anonymous";
   }

@@ -155,6 +155,18 @@ describe("browser sign-in", () => {
     expect(RACE_RETRY_PAUSES_MS.reduce((a, b) => a + b, 0)).toBeLessThan(REFRESH_RACE_GRACE_MS);
   });
 
+  it("ends the sign-in a thief rotated moments before the browser, once its retries show the browser never got that token", async () => {
+    const { b } = await signedInBrowser();
+    b.jar.delete("__Host-lk_access");
+    // Within the grace window, a thief's rotation looks like another tab of this browser.
+    const thief = await h.call("POST", "/api/v1/auth/refresh", { refresh_token: b.jar.get("__Host-lk_refresh") as string });
+    expect(thief.status).toBe(200);
+    for (let i = 0; i < RACE_RETRY_PAUSES_MS.length; i++) expect((await b.request("GET", "/settings")).location).toBe("/settings");
+    expect((await b.request("GET", "/settings")).location).toBe("/login?next=%2Fsettings");
+    expect((await h.call("GET", "/api/v1/me", undefined, { token: thief.json.access_token })).status).toBe(401);
+    expect((await h.call("POST", "/api/v1/auth/refresh", { refresh_token: thief.json.refresh_token })).status).toBe(401);
+  });
+
   it("signs out only on POST; GET /logout asks", async () => {
     const { b } = await signedInBrowser();
     const refresh = b.jar.get("__Host-lk_refresh") as string;
