@@ -34,9 +34,21 @@ export async function readConfigEntries(kv: KVNamespace): Promise<ConfigEntry[]>
   });
 }
 
+/** Defaults stood in for values KV could not be asked for (see `ConfigCache`). */
+const GUESSED = new WeakSet<Config>();
+
+/**
+ * Whether `config` is the defaults an isolate used because KV failed before it ever answered. An
+ * operator may have set stricter values than these (a shorter `session_max_age`): what they
+ * would limit must then not be extended on their strength.
+ */
+export function isGuessed(config: Config): boolean {
+  return GUESSED.has(config);
+}
+
 /**
  * A per-isolate cache of the effective configuration. Issuing tokens never fails because of
- * config: if KV itself is unreachable the last good values (or the defaults) are used.
+ * config: if KV itself is unreachable the last good values (or the defaults, marked `isGuessed`) are used.
  */
 export function ConfigCache(options: { clock: Clock; ttlMs?: number }) {
   const ttl = options.ttlMs ?? CONFIG_CACHE_MS;
@@ -52,6 +64,7 @@ export function ConfigCache(options: { clock: Clock; ttlMs?: number }) {
       } catch (error) {
         log("error", "config.read_failed", { using: cached ? "last_known" : "defaults", error: loggableError(error) });
         value = cached?.value ?? defaultConfig();
+        if (!cached) GUESSED.add(value);
       }
       cached = { at: now, value };
       return value;

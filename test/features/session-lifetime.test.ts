@@ -83,6 +83,23 @@ describe("absolute session lifetime", () => {
     expect((await h.call("POST", REFRESH, { refresh_token: fresh.refresh_token })).status).toBe(200);
   });
 
+  it("an isolate that cannot read KV (and never could) extends no sign-in: its rotations keep the parent token's end", async () => {
+    await setConfig("session_max_age", "3600");
+    const u = await h.signedInUser();
+    expect(u.refresh_expires_in).toBe(3600);
+    // Another isolate, fresh, while KV is down: it knows only the defaults (30 days).
+    const cold = harness({ start: h.clock.now() });
+    const down = { env: { ...env, CONFIG: { get: () => Promise.reject(new Error("KV unavailable")) } as unknown as KVNamespace } };
+    cold.clock.advance(50 * 60_000);
+    const during = await cold.call("POST", REFRESH, { refresh_token: u.refresh_token }, down);
+    expect(during.status, during.text).toBe(200);
+    expect(during.json.refresh_expires_in).toBe(10 * 60);
+    // An hour after the sign-in began, as the operator set: over, KV or not.
+    cold.clock.advance(11 * 60_000);
+    expect((await cold.call("POST", REFRESH, { refresh_token: during.json.refresh_token }, down)).status).toBe(401);
+    expect((await cold.call("GET", "/api/v1/me", undefined, { token: during.json.access_token, ...down })).status).toBe(401);
+  });
+
   it("defaults to 30 days and refuses values outside 1 hour – 1 year", async () => {
     const staff = await h.registerVerified();
     await env.DB.prepare("UPDATE users SET is_staff = 1 WHERE id = ?").bind(staff.id).run();

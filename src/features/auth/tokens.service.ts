@@ -6,6 +6,7 @@
  * means two parties hold it, so the whole family is revoked.
  */
 import type { z } from "@hono/zod-openapi";
+import { isGuessed } from "../../config/config.service";
 import type { Deps } from "../../deps";
 import { base64urlEncode, randomBytes, randomId, sha256Hex } from "../../lib/crypto";
 import { AppError } from "../../lib/errors";
@@ -46,14 +47,20 @@ export class RotationRaceLost extends AppError {
 export async function prepareTokenPair(
   deps: Pick<Deps, "config" | "clock" | "meta" | "keys">,
   userId: string,
-  family?: { familyId: string; parentId: string; familyCreatedAt: number },
+  family?: { familyId: string; parentId: string; familyCreatedAt: number; parentExpiresAt: number },
 ): Promise<{ response: TokenResponse; row: NewRefreshToken }> {
   const config = await deps.config();
   const now = deps.clock.now();
   const refreshToken = base64urlEncode(randomBytes(32));
   const familyCreatedAt = family?.familyCreatedAt ?? now;
-  // The idle lifetime renews at every rotation; the sign-in's absolute end never moves.
-  const expiresAt = Math.min(now + config.refresh_token_ttl * 1000, sessionEndsAt(familyCreatedAt, config.session_max_age));
+  // The idle lifetime renews at every rotation; the sign-in's absolute end never moves. Without
+  // the operator's values (KV down since this isolate began) a rotation renews nothing: the
+  // parent's end was set under them, and the defaults may be longer than what they allow.
+  const expiresAt = Math.min(
+    now + config.refresh_token_ttl * 1000,
+    sessionEndsAt(familyCreatedAt, config.session_max_age),
+    family && isGuessed(config) ? family.parentExpiresAt : Number.POSITIVE_INFINITY,
+  );
   const row: NewRefreshToken = {
     id: randomId(),
     userId,
@@ -128,6 +135,7 @@ export async function rotateRefreshToken(deps: Deps, presented: string): Promise
     familyId: token.familyId,
     parentId: token.id,
     familyCreatedAt: token.familyCreatedAt,
+    parentExpiresAt: token.expiresAt,
   });
   // One transaction: the successor is inserted only if the parent is still live, and the parent
   // is revoked only if it was live. Whichever concurrent request runs second changes nothing.
