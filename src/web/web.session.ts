@@ -16,8 +16,9 @@
  * The loser (`RotationRaceLost`) must not clear the cookies (its Set-Cookie might arrive after the
  * winner's and erase them), so a GET is redirected to itself after a pause, counted by a short
  * `__Host-lk_retry` cookie: by then the browser holds the winner's cookies. Only after
- * RACE_RETRY_PAUSES_MS runs out does it count as signed out. A token refused for any other
- * reason (revoked, expired, unknown) signs out at once.
+ * RACE_RETRY_PAUSES_MS runs out does it count as signed out, and then the sign-in ends on the
+ * server too: the winner was not this browser. A token refused for any other reason (revoked,
+ * expired, unknown) signs out at once.
  *
  * CSRF: every form carries `_csrf`, an HMAC of the sign-in's id (its refresh-token family, which
  * survives rotation) or, before sign-in, of a random `__Host-lk_csrf` nonce; and a POST whose
@@ -167,10 +168,11 @@ async function authenticate(c: Context<WebEnv>, token: string): Promise<boolean>
 
 /**
  * The pauses before the loser of a rotation race asks the browser to load the page again, one
- * per retry: the winner's answer, with the new cookies, may still be on its way. Together well
- * inside REFRESH_RACE_GRACE_MS, past which the old token counts as stolen.
+ * per retry: the winner's answer, with the new cookies, may still be on its way. Together inside
+ * REFRESH_RACE_GRACE_MS, past which the old token counts as stolen, and long enough that a slow
+ * answer of this browser's own is not taken for a thief's (which ends the sign-in).
  */
-export const RACE_RETRY_PAUSES_MS = [250, 500, 1000];
+export const RACE_RETRY_PAUSES_MS = [250, 500, 1000, 2000];
 
 export type SessionOutcome = "signed_in" | "anonymous" | "retry";
 
