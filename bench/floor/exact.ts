@@ -45,8 +45,9 @@ const INSERT_WHILE_PARENT_LIVE = `insert into "refresh_tokens" (${TOKEN_COLUMNS}
 const REVOKE_ROTATED = `update "refresh_tokens" set "revoked_at" = ?, "revoked_reason" = 'rotated' where ("refresh_tokens"."id" = ? and "refresh_tokens"."revoked_at" is null) returning "id"`;
 const USER_BY_EMAIL = `select ${USER_COLUMNS.replace(/"users"\./g, "")} from "users" where "users"."email" = ? limit ?`;
 const INSERT_WHILE_ACCOUNT_UNCHANGED = `insert into "refresh_tokens" (${TOKEN_COLUMNS}) SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM "users" WHERE ("users"."id" = ? and "users"."password_hash" = ? and "users"."is_active" = ? and "users"."tokens_valid_after" = ?))`;
-const CLEAR_COUNTER = `delete from "rate_limits" where "rate_limits"."key" = ?`;
-const REFUND_HIT = `update "rate_limits" set "count" = "rate_limits"."count" - 1 where ("rate_limits"."key" = ? and "rate_limits"."count" > ?)`;
+const IF_TOKEN_WRITTEN = `EXISTS (SELECT 1 FROM "refresh_tokens" WHERE "refresh_tokens"."id" = ?)`;
+export const CLEAR_COUNTER_IF_TOKEN = `delete from "rate_limits" where ("rate_limits"."key" = ? and ${IF_TOKEN_WRITTEN})`;
+export const REFUND_HIT_IF_TOKEN = `update "rate_limits" set "count" = "rate_limits"."count" - 1 where ("rate_limits"."key" = ? and "rate_limits"."count" > ? and ${IF_TOKEN_WRITTEN})`;
 const INSERT_ACTIVITY_IF_TOKEN = `insert into "activity" ("id", "user_id", "type", "created_at", "ip", "user_agent", "details") SELECT ?, ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM "refresh_tokens" WHERE "refresh_tokens"."id" = ?)`;
 export const DIRECTORY = `select "users"."id", "users"."username", "users"."created_at", "profiles"."name", "profiles"."surname", "profiles"."profession", "profiles"."about_me", "profiles"."avatar_key" from "users" left join "profiles" on "profiles"."user_id" = "users"."id" where ("users"."email_verified" = ? and "users"."is_active" = ?) order by "users"."created_at" asc, "users"."id" asc limit ?`;
 export const TIMELINE = `select "statuses"."id", "statuses"."user_id", "users"."username", "statuses"."content", "statuses"."created_at", "statuses"."updated_at" from "statuses" inner join "users" on "users"."id" = "statuses"."user_id" where ("statuses"."author_public" = ? and ("users"."email_verified" = ? and "users"."is_active" = ?)) order by "statuses"."created_at" desc, "statuses"."id" desc limit ?`;
@@ -156,8 +157,8 @@ async function login(request: Request, env: ExactEnv, signer: Signer): Promise<R
   });
   const [inserted] = await db.batch([
     db.prepare(INSERT_WHILE_ACCOUNT_UNCHANGED).bind(...token, user.id, user.password_hash, 1, user.tokens_valid_after),
-    db.prepare(CLEAR_COUNTER).bind(`loginFailuresPerIdentifier:email:${email}`),
-    db.prepare(REFUND_HIT).bind(`loginFailuresPerIp:${ip(request)}`, 0),
+    db.prepare(CLEAR_COUNTER_IF_TOKEN).bind(`loginFailuresPerIdentifier:email:${email}`, token[0]),
+    db.prepare(REFUND_HIT_IF_TOKEN).bind(`loginFailuresPerIp:${ip(request)}`, 0, token[0]),
     db
       .prepare(INSERT_ACTIVITY_IF_TOKEN)
       .bind(

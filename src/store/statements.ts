@@ -102,26 +102,48 @@ const identifierHit = prepared((db, p: Placeholders<HitWindow & { key: string; i
  * another identifier of the account: whoever locked out a public username could otherwise watch
  * the lockout end when the owner signs in by address, and so link the two.
  */
-export function clearLockout(db: Db, subject: string) {
-  return deleteCounter(db, { key: rateLimitKey("loginFailuresPerIdentifier", subject) });
+export function clearLockout(db: Db, subject: string, onlyWithToken?: string) {
+  return deleteCounter[onlyWithToken === undefined ? 0 : 1](db, {
+    key: rateLimitKey("loginFailuresPerIdentifier", subject),
+    tokenId: onlyWithToken ?? "",
+  });
 }
-const deleteCounter = prepared((db, p: Placeholders<{ key: string }>) => db.delete(rateLimits).where(eq(rateLimits.key, p.key)));
 
 /** Gives back one reserved hit (a password check that succeeded is not a failure of its IP). */
-export function refundHit(db: Db, name: RateLimitName, subject: string) {
-  return decrementCounter(db, { key: rateLimitKey(name, subject) });
+export function refundHit(db: Db, name: RateLimitName, subject: string, onlyWithToken?: string) {
+  return decrementCounter[onlyWithToken === undefined ? 0 : 1](db, { key: rateLimitKey(name, subject), tokenId: onlyWithToken ?? "" });
 }
-const decrementCounter = prepared((db, p: Placeholders<{ key: string }>) =>
-  db
-    .update(rateLimits)
-    .set({ count: sql`${rateLimits.count} - 1` })
-    .where(and(eq(rateLimits.key, p.key), gt(rateLimits.count, 0))),
-);
 
-/** After a successful password check: the failures of the identifier it counted on forgiven, the IP's reservation returned. */
-export function releasePasswordCheck(db: Db, release: PasswordCheckRelease | null | undefined) {
+/** SQL: the refresh token `id` exists: a sign-in's, written earlier in the same batch if at all. */
+export const tokenWritten = (id: string | Placeholder) => sql`EXISTS (SELECT 1 FROM ${refreshTokens} WHERE ${refreshTokens.id} = ${id})`;
+
+type CounterChange = Placeholders<{ key: string; tokenId: string }>;
+const counterDeletion = (guarded: boolean) =>
+  prepared((db, p: CounterChange) =>
+    db.delete(rateLimits).where(and(eq(rateLimits.key, p.key), guarded ? tokenWritten(p.tokenId) : undefined)),
+  );
+const counterDecrement = (guarded: boolean) =>
+  prepared((db, p: CounterChange) =>
+    db
+      .update(rateLimits)
+      .set({ count: sql`${rateLimits.count} - 1` })
+      .where(and(eq(rateLimits.key, p.key), gt(rateLimits.count, 0), guarded ? tokenWritten(p.tokenId) : undefined)),
+  );
+// Each in two shapes: unconditional, and only if the sign-in's token was written (`onlyWithToken`).
+const deleteCounter = [counterDeletion(false), counterDeletion(true)] as const;
+const decrementCounter = [counterDecrement(false), counterDecrement(true)] as const;
+
+/**
+ * After a successful password check: the failures of the identifier it counted on forgiven, the
+ * IP's reservation returned. With `onlyWithToken`, only if that sign-in's token was written: a
+ * sign-in refused after the check (the account changed meanwhile) is a failed try like any other.
+ */
+export function releasePasswordCheck(db: Db, release: PasswordCheckRelease | null | undefined, onlyWithToken?: string) {
   if (!release) return [];
-  return [clearLockout(db, identifierSubject(release.identifier)), refundHit(db, "loginFailuresPerIp", release.ip)];
+  return [
+    clearLockout(db, identifierSubject(release.identifier), onlyWithToken),
+    refundHit(db, "loginFailuresPerIp", release.ip, onlyWithToken),
+  ];
 }
 
 /**

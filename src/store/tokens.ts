@@ -16,6 +16,7 @@ import {
   releasePasswordCheck,
   revokeFamily,
   stillActiveStaff,
+  tokenWritten,
 } from "./statements";
 import type { ActivityRecord, AuditRecord, Counter, NewRefreshToken, PasswordCheckRelease, RefreshToken } from "./types";
 
@@ -213,17 +214,17 @@ export function DrizzleTokenStore(db: Db): TokenStore {
     },
 
     async signIn({ token, verified, release, activity, rehash, nowMs }) {
-      // The entry and the hash upgrade are written only if the token was.
-      const tokenWritten = sql`EXISTS (SELECT 1 FROM ${refreshTokens} WHERE ${refreshTokens.id} = ${token.id})`;
+      // The counters' release, the entry and the hash upgrade are written only if the token was.
+      const written = tokenWritten(token.id);
       const [inserted] = await runBatch(db, [
         insertWhileAccountUnchanged(db, { ...tokenValues(token), ...verified }),
-        ...releasePasswordCheck(db, release),
-        activityInsertSelect(db, activity, { where: tokenWritten }),
+        ...releasePasswordCheck(db, release, token.id),
+        activityInsertSelect(db, activity, { where: written }),
         rehash !== null &&
           db
             .update(users)
             .set({ passwordHash: rehash, updatedAt: nowMs })
-            .where(and(eq(users.id, token.userId), tokenWritten)),
+            .where(and(eq(users.id, token.userId), written)),
       ]);
       return affectedRows(inserted) === 1;
     },

@@ -81,6 +81,24 @@ describe("a password sign-in racing what ends every sign-in", () => {
     expect((await state(victim.id)).live).toBe(0);
   });
 
+  it("forgives none of the address's wrong passwords when it gets no session", async () => {
+    const victim = await h.signedInUser();
+    const failures = () =>
+      env.DB.prepare("SELECT count AS n FROM rate_limits WHERE key = ?")
+        .bind(`loginFailuresPerIdentifier:email:${victim.email}`)
+        .first<{ n: number }>();
+    for (let i = 0; i < 3; i++)
+      expect((await h.call("POST", "/api/v1/auth/login", { email: victim.email, password: "not-the-password-1" })).status).toBe(401);
+    expect((await failures())?.n).toBe(3);
+    h.clock.advance(1500);
+    const res = await loginWhile(victim, async () => {
+      expect((await h.call("POST", "/api/v1/auth/logout-all", undefined, { token: victim.access_token })).status).toBe(204);
+    });
+    expect(res.status, res.text).toBe(401);
+    // A sign-in that ended in 401 is a failed try like any other: its reservation stays too.
+    expect((await failures())?.n).toBe(4);
+  });
+
   it("still signs in when nothing changed meanwhile", async () => {
     const user = await h.registerVerified();
     const res = await loginWhile(user, async () => {});

@@ -6,7 +6,7 @@
  */
 import { env } from "cloudflare:test";
 import { beforeEach, describe, expect, it } from "vitest";
-import { DIRECTORY, TIMELINE } from "../../bench/floor/exact";
+import { CLEAR_COUNTER_IF_TOKEN, DIRECTORY, REFUND_HIT_IF_TOKEN, TIMELINE } from "../../bench/floor/exact";
 import { hashPassword } from "../../src/features/auth/password-hash";
 import { type D1Probe, probeD1 } from "../d1-wrap";
 import { BASE, harness } from "../helpers";
@@ -56,6 +56,8 @@ describe("query budget", () => {
     expect(probe.statements[0]).toMatch(/from "users" where "users"\."email" = \?/);
     expect(probe.statements[1]).toMatch(/insert into "rate_limits"/);
     expect(probe.statements[2]).toMatch(/insert into "rate_limits"/);
+    // The counters are released only if the token was written (as the benchmark's exact floor does).
+    expect(probe.statements.slice(4, 6)).toEqual([CLEAR_COUNTER_IF_TOKEN, REFUND_HIT_IF_TOKEN]);
     expect(probe.roundTrips).toBe(2);
   });
 
