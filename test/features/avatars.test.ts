@@ -96,6 +96,24 @@ function jpeg(width: number, height: number, trailer: Uint8Array = new Uint8Arra
   );
 }
 
+/** Progressive JPEG (SOF2, 1 component) with `scans` scans of one entropy byte each: every scan is another pass a decoder makes over the whole image. */
+function progressiveJpeg(width: number, height: number, scans: number) {
+  const scan = [0xff, 0xda, 0, 8, 1, 1, 0, 0, 0, 0, 0x00];
+  const allScans = new Uint8Array(scan.length * scans);
+  for (let i = 0; i < scans; i++) allScans.set(scan, i * scan.length);
+  return bytes(
+    [0xff, 0xd8],
+    [0xff, 0xdb, 0, 67, 0],
+    new Uint8Array(64).fill(1),
+    [0xff, 0xc2, 0, 11, 8],
+    [(height >> 8) & 255, height & 255, (width >> 8) & 255, width & 255],
+    [1, 1, 0x11, 0],
+    [0xff, 0xc4, 0, 20, 0x00, 1, ...new Array(15).fill(0), 0],
+    allScans,
+    [0xff, 0xd9],
+  );
+}
+
 function riff(chunk: string, data: number[] | Uint8Array) {
   const payload = bytes(chunk, le32(data.length), data, data.length % 2 ? [0] : []);
   return bytes("RIFF", le32(4 + payload.length), "WEBP", payload);
@@ -321,6 +339,18 @@ describe("avatar upload: refused input", () => {
       ...Array.from({ length: 17 }, () => anmf),
     );
     await expectRefused(animated, "image/webp", 422);
+  });
+
+  it("refuses a progressive JPEG of more scans than any encoder writes: each one makes every viewer decode the image again (422)", async () => {
+    // 150,000 scans of a 4096² image fit in 1.6 MB; a decoder without its own cap spends minutes on it.
+    const bomb = progressiveJpeg(4096, 4096, 150_000);
+    expect(bomb.length).toBeLessThan(2 * 1024 * 1024);
+    const refused = await expectRefused(bomb, "image/jpeg", 422);
+    expect(refused.json.detail).toContain("150000 scans");
+    await expectRefused(progressiveJpeg(64, 64, 101), "image/jpeg", 422);
+    // Encoders write about 10 (libjpeg's progressive script), mozjpeg's optimised scripts a few more.
+    const u = await h.signedInUser();
+    expect((await upload(u.access_token, progressiveJpeg(4096, 4096, 100), "image/jpeg")).status).toBe(200);
   });
 
   it("accepts an animation within that budget: many frames on a small canvas, a few on a large one", async () => {

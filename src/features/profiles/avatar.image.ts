@@ -27,6 +27,13 @@ export const AVATAR_MAX_SIDE = 4096;
  */
 const AVATAR_MAX_FULL_FRAMES = 16;
 export const AVATAR_MAX_ANIMATION_PIXELS = AVATAR_MAX_FULL_FRAMES * AVATAR_MAX_SIDE * AVATAR_MAX_SIDE;
+/**
+ * Scans of a JPEG: a decoder makes one pass over the whole image per scan, and 2 MiB holds
+ * hundreds of thousands of one-byte scans (minutes of decoding for each viewer). Encoders write
+ * about 10 (libjpeg's progressive script); 100 is the cap libjpeg-turbo suggests applications set
+ * (its `-maxscans` option, from its advice on progressive-JPEG denial of service).
+ */
+export const AVATAR_MAX_JPEG_SCANS = 100;
 
 export interface ImageInfo {
   format: AvatarFormat;
@@ -47,6 +54,8 @@ interface Walk {
   height?: number;
   /** Animation frames counted (GIF image blocks, APNG fcTL, WebP ANMF); a still image has none or one. */
   frames?: number;
+  /** JPEG scans (SOS segments). */
+  scans?: number;
   end: "complete" | "truncated" | "trailing" | "malformed";
 }
 
@@ -110,6 +119,7 @@ function walkJpeg(b: Uint8Array): Walk {
     }
     offset += length;
     if (marker === 0xda) {
+      walk.scans = (walk.scans ?? 0) + 1;
       // Entropy-coded data runs to the next marker that is neither stuffing (FF 00) nor a restart (FF D0–D7).
       while (offset + 1 < b.length) {
         const next = b[offset + 1] ?? 0;
@@ -242,6 +252,13 @@ export function inspectImage(bytes: Uint8Array): InspectResult {
       ok: false,
       reason: "dimensions",
       detail: `The animation has ${frames} frames of ${width}×${height} pixels; all frames together may hold at most ${AVATAR_MAX_ANIMATION_PIXELS} pixels (${AVATAR_MAX_FULL_FRAMES} frames of ${AVATAR_MAX_SIDE}×${AVATAR_MAX_SIDE}).`,
+    };
+  }
+  if ((walk.scans ?? 0) > AVATAR_MAX_JPEG_SCANS) {
+    return {
+      ok: false,
+      reason: "dimensions",
+      detail: `The JPEG has ${walk.scans} scans; at most ${AVATAR_MAX_JPEG_SCANS} are allowed (encoders write about 10).`,
     };
   }
   if (walk.end === "truncated" || walk.end === "malformed") {
