@@ -154,7 +154,9 @@ export async function uploadAvatar(deps: Deps, user: User, sessionId: string, by
   } catch (error) {
     // An error can hide a write that committed (its reply lost): the new object is deleted only
     // when the profile is known not to point at it, never leaving the profile on a missing image.
-    const pointsAtIt = await deps.profiles.byUser(user.id).then(
+    // Read at the primary: the session never saw the lost reply's bookmark, so a replica it may
+    // read from need not have the write yet.
+    const pointsAtIt = await deps.primary.profiles.byUser(user.id).then(
       (profile) => profile?.avatarKey === key,
       () => null,
     );
