@@ -137,6 +137,12 @@ export interface CodeStore {
    * registrant's password was wrong or locked out): the code's try and the address's daily count.
    */
   giveBack(codeId: string): Promise<void>;
+  /**
+   * Undoes issuing `code` whose mail could not be queued: while it is still live, the address's
+   * per-minute and per-hour mail counters it used are given back, and it is voided. One batch;
+   * for a code that was never stored (an unknown address, a throttled request) it changes nothing.
+   */
+  unissue(code: NewCode): Promise<void>;
   /** A code's state for the mail consumer, or null when it is gone. */
   state(codeId: string): Promise<{ createdAt: number; consumedAt: number | null; expiresAt: number } | null>;
   /** Deletes up to `limit` codes past their expiry, used or not; returns how many. */
@@ -368,6 +374,24 @@ export function DrizzleCodeStore(db: Db): CodeStore {
         ],
         sql`EXISTS (SELECT 1 FROM ${users} WHERE ${stillPending})`,
       );
+    },
+
+    async unissue(code) {
+      const live = sql`EXISTS (SELECT 1 FROM ${otpCodes} WHERE ${otpCodes.id} = ${code.id} AND ${otpCodes.consumedAt} IS NULL)`;
+      const subjects = mailSubjects(code.sentTo, code.purpose);
+      const giveBackHit = (key: string) =>
+        db
+          .update(rateLimits)
+          .set({ count: sql`${rateLimits.count} - 1` })
+          .where(and(eq(rateLimits.key, key), gt(rateLimits.count, 0), live));
+      await runBatch(db, [
+        giveBackHit(rateLimitKey("otpPerEmailMinute", subjects.minute)),
+        giveBackHit(rateLimitKey("otpPerEmailHour", subjects.hour)),
+        db
+          .update(otpCodes)
+          .set({ consumedAt: code.createdAt })
+          .where(and(eq(otpCodes.id, code.id), isNull(otpCodes.consumedAt))),
+      ]);
     },
 
     async giveBack(codeId) {

@@ -7,7 +7,7 @@ import { inArray, lte } from "drizzle-orm";
 import type { RateLimitName } from "../lib/rate-limit";
 import { affectedRows, type Db, runBatch, runOne } from "./driver";
 import { rateLimits } from "./schema";
-import { countHit, countIdentifierHit, countMailToAddress, hitWithin, releasePasswordCheck } from "./statements";
+import { countHit, countIdentifierHit, countMailToAddress, hitWithin, refundHit, releasePasswordCheck } from "./statements";
 import type { Counter, LoginIdentifier, PasswordCheckRelease } from "./types";
 
 export interface CounterStore {
@@ -26,6 +26,8 @@ export interface CounterStore {
   reserveChangeMail(userId: string, address: string, nowMs: number): Promise<{ account?: Counter; minute?: Counter; hour?: Counter }>;
   /** Gives back a successful password check whose change failed for another reason (see `releasePasswordCheck`). */
   release(release: PasswordCheckRelease): Promise<void>;
+  /** Gives back one hit on each counter (`name:subject`) for something that did not happen after all. One batch. */
+  refund(hits: [RateLimitName, string][]): Promise<void>;
   /** Deletes up to `limit` counters whose window has ended; returns how many. */
   purgeEnded(nowMs: number, limit: number): Promise<number>;
 }
@@ -56,6 +58,13 @@ export function DrizzleCounterStore(db: Db): CounterStore {
 
     async release(release) {
       await runBatch(db, releasePasswordCheck(db, release));
+    },
+
+    async refund(hits) {
+      await runBatch(
+        db,
+        hits.map(([name, subject]) => refundHit(db, name, subject)),
+      );
     },
 
     async purgeEnded(nowMs, limit) {

@@ -31,6 +31,68 @@ describe("mail queue and drivers", () => {
     return cap.sent[from] as MailMessage;
   }
 
+  describe("a code mail the queue refuses", () => {
+    /** The bindings with a queue that refuses code mails (notices still go through). */
+    const refusingCodes = () =>
+      ({
+        ...cap.env,
+        MAIL_QUEUE: {
+          send: async (body: { kind: string }) => {
+            if (body.kind === "otp") throw new Error("Queue send failed: 503");
+            await cap.env.MAIL_QUEUE.send(body);
+          },
+        } as unknown as Queue,
+      }) as Env;
+    const quiet = () => vi.spyOn(console, "error").mockImplementation(() => {});
+
+    it("POST /auth/otp says 503, for an unknown address alike, and the code can be asked for again at once", async () => {
+      quiet();
+      const u = await h.registerVerified();
+      h.clock.advance(61_000);
+      const refused = await h.call("POST", "/api/v1/auth/otp", { email: u.email, purpose: "login" }, { env: refusingCodes() });
+      const unknown = await h.call(
+        "POST",
+        "/api/v1/auth/otp",
+        { email: `${unique("nobody")}@example.com`, purpose: "login" },
+        { env: refusingCodes() },
+      );
+      expect([refused.status, refused.json.code]).toEqual([503, "service_unavailable"]);
+      expect([unknown.status, unknown.json.code]).toEqual([503, "service_unavailable"]);
+      // Nothing of it is live or counted: a new code goes out at once, and the refused one never works.
+      const again = await requestCode(u.email, "login");
+      expect((await h.call("POST", "/api/v1/auth/login/otp", { email: u.email, code: again.code })).status).toBe(200);
+    });
+
+    it("registration still creates the account, and its code can be asked for again at once", async () => {
+      quiet();
+      const email = `${unique("reg")}@example.com`;
+      const registered = await h.call("POST", "/api/v1/auth/register", { email, password: PASSWORD }, { env: refusingCodes() });
+      expect(registered.status, registered.text).toBe(201);
+      const again = await requestCode(email, "verify_email");
+      expect((await h.call("POST", "/api/v1/auth/verify-email", { email, code: again.code, password: PASSWORD })).status).toBe(200);
+    });
+
+    it("an email change says 503 and can be asked again at once, without using up the account's hourly allowance", async () => {
+      quiet();
+      const u = await h.signedInUser();
+      const email = `${unique("new")}@example.com`;
+      for (let i = 0; i < 6; i++) {
+        const refused = await h.call(
+          "PATCH",
+          "/api/v1/me",
+          { email, current_password: u.password },
+          { token: u.access_token, env: refusingCodes() },
+        );
+        expect([i, refused.status]).toEqual([i, 503]);
+      }
+      const from = cap.sent.length;
+      const again = await h.call("PATCH", "/api/v1/me", { email, current_password: u.password }, { token: u.access_token, env: cap.env });
+      expect(again.status, again.text).toBe(200);
+      const code = cap.sent.slice(from).find((m) => m.purpose === "change_email")?.code;
+      expect((await h.call("POST", "/api/v1/me/email/verify", { code }, { token: u.access_token })).status).toBe(200);
+    });
+  });
+
   it("delivers a registration code through the real local queue to the console driver, which outside development logs no code", async () => {
     const lines: string[] = [];
     vi.spyOn(console, "log").mockImplementation((...args: unknown[]) => {

@@ -863,6 +863,28 @@ export function storeConformance(driver: string, open: () => Promise<Conformance
         expect(await stores.codes.state(again.id)).toBeNull();
       });
 
+      it("unissues a code whose mail was not queued: voided, and its minute and hour given back; a code never stored changes nothing", async () => {
+        const { user } = await registered();
+        const { stores } = await t();
+        clock.advance(61_000);
+        const code = newCode(user.email, "reset_password");
+        expect((await stores.codes.issueByAddress({ code, ip: uid("ip"), meta: META })).hour?.count).toBe(1);
+        await stores.codes.unissue(code);
+        expect((await stores.codes.state(code.id))?.consumedAt).toBe(code.createdAt);
+        // Within the same minute, a new code is stored, and the hour counts it as the first.
+        const again = newCode(user.email, "reset_password");
+        expect((await stores.codes.issueByAddress({ code: again, ip: uid("ip"), meta: META })).hour?.count).toBe(1);
+        expect((await stores.codes.state(again.id))?.consumedAt).toBeNull();
+        // Unissuing the code that was never stored (throttled) gives back nothing of the one that was.
+        const throttled = newCode(user.email, "reset_password");
+        await stores.codes.issueByAddress({ code: throttled, ip: uid("ip"), meta: META });
+        await stores.codes.unissue(throttled);
+        expect(
+          (await stores.codes.issueByAddress({ code: newCode(user.email, "reset_password"), ip: uid("ip"), meta: META })).hour,
+        ).toBeUndefined();
+        expect((await stores.codes.state(again.id))?.consumedAt).toBeNull();
+      });
+
       /** A code check by address, from a client of its own. */
       const checkByAddress = (address: string, purpose: OtpPurpose, limits: { maxAttempts: number; failureLimit: number }) => ({
         address,

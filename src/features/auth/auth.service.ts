@@ -98,7 +98,11 @@ export async function register(
   } catch (error) {
     rethrowUniqueViolation(error);
   }
-  await code?.send();
+  // The account exists whatever becomes of its mail: a code the queue refused was voided, with
+  // the address's mail counters given back, so the registrant's "send a new code" works at once.
+  await code?.send().catch((error: unknown) => {
+    if (!(error instanceof AppError && error.code === "service_unavailable")) throw error;
+  });
   return user;
 }
 

@@ -131,7 +131,14 @@ export async function updateMe(
     rethrowUniqueViolation(error);
   }
   if (!written) throw accountChanged();
-  await code?.send();
+  try {
+    await code?.send();
+  } catch (error) {
+    // The change is pending without its code (voided, its mail counters given back): asking
+    // again must not cost the account one of its email changes an hour either.
+    await deps.counters.refund([["emailChangesPerAccount", user.id]]).catch(() => undefined);
+    throw error;
+  }
   await notice?.send();
   return updated;
 }

@@ -15,7 +15,7 @@ import { proveRegistrant } from "../auth/password-check";
 import { hashPassword, UNUSABLE_PASSWORD_HASH } from "../auth/password-hash";
 import { prepareTokenPair, type TokenResponse } from "../auth/tokens.service";
 import type { RequestablePurpose } from "./otp.purposes";
-import { assertSpent, checkCode, enqueueMail, invalidCode, newCode, recordFailure } from "./otp.service";
+import { assertSpent, checkCode, invalidCode, newCode, recordFailure } from "./otp.service";
 
 /**
  * `POST /auth/otp`: issues a fresh code for `purpose` (superseding the previous one) and enqueues
@@ -30,15 +30,15 @@ import { assertSpent, checkCode, enqueueMail, invalidCode, newCode, recordFailur
 export async function requestCode(deps: Deps, input: { email: string; purpose: RequestablePurpose }): Promise<void> {
   const now = deps.clock.now();
   const { purpose } = input;
-  const { row, message } = await newCode(deps, input.email, purpose);
-  const counters = await deps.codes.issueByAddress({ code: row, ip: clientKey(deps.meta.ip), meta: deps.meta });
+  const code = await newCode(deps, input.email, purpose);
+  const counters = await deps.codes.issueByAddress({ code: code.row, ip: clientKey(deps.meta.ip), meta: deps.meta });
   const ipRow = counters.ip;
   if (ipRow && isOverLimit("otpPerIp", ipRow)) throw rateLimited(ipRow, now);
   if ((counters.hour?.count ?? Number.POSITIVE_INFINITY) > RATE_LIMITS.otpPerEmailHour.limit) {
     // Neither the address nor the account: logs should not collect who asked for codes.
     log("warn", "otp.throttled", { purpose, detail: "over the per-address limit; nothing was mailed" });
   }
-  await enqueueMail(deps, message);
+  await code.send();
 }
 
 /** The account a code proved, and the code to spend; or the failure recorded and `invalid_code` thrown. */

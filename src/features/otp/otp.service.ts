@@ -35,25 +35,15 @@ export function normalizeCode(code: string): string {
 }
 
 /**
- * Puts a mail on the queue. A failed enqueue is logged, not thrown: the stored state is
- * consistent, and the user can ask for a new code.
- */
-export async function enqueueMail(deps: Pick<Deps, "outbox">, message: MailMessage): Promise<void> {
-  try {
-    await deps.outbox.send(message);
-  } catch (error) {
-    const what = message.kind === "otp" ? message.purpose : message.notice;
-    log("error", "mail.enqueue_failed", { mail: what, error: loggableError(error) });
-  }
-}
-
-/**
  * A fresh code for `sentTo`: its stored row (only the HMAC) and its mail. Nothing is written or
  * sent yet: the row goes to the store method that makes the change the code belongs to (so the
- * code exists only if that change happened), then `send()` enqueues the mail.
+ * code exists only if that change happened), then `send()` enqueues the mail. A mail the queue
+ * refuses is not promised as sent: the code is voided and the address's mail counters it used
+ * are given back (so asking again works at once), and `send()` throws a 503. The same statements
+ * run whether or not the code was stored, so that answer says nothing about the address.
  */
 export async function newCode(
-  deps: Pick<Deps, "config" | "clock" | "secrets" | "outbox">,
+  deps: Pick<Deps, "config" | "clock" | "secrets" | "outbox" | "codes">,
   sentTo: string,
   purpose: OtpPurpose,
 ): Promise<{ row: NewCode; message: MailMessage; send: () => Promise<void> }> {
@@ -75,7 +65,16 @@ export async function newCode(
     sealed_code: await sealMailCode(deps.secrets.otpSecret, sealed, code),
     expires_at: new Date(row.expiresAt).toISOString(),
   };
-  return { row, message, send: () => enqueueMail(deps, message) };
+  const send = async () => {
+    try {
+      await deps.outbox.send(message);
+    } catch (error) {
+      log("error", "mail.enqueue_failed", { mail: purpose, error: loggableError(error) });
+      await deps.codes.unissue(row).catch((undo: unknown) => log("error", "otp.unissue_failed", { error: loggableError(undo) }));
+      throw new AppError("service_unavailable", "The code could not be sent. Ask for a new one in a moment.");
+    }
+  };
+  return { row, message, send };
 }
 
 /** The one answer for every failed use of a code: nothing tells which part was wrong. */
