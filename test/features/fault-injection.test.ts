@@ -152,6 +152,49 @@ describe("fault injection: account deletion", () => {
   });
 });
 
+describe("fault injection: a right password whose change fails is no failed guess", () => {
+  const h = harness();
+  const identifierFailures = async (email: string) =>
+    count("SELECT count AS n FROM rate_limits WHERE key = ?", `loginFailuresPerIdentifier:email:${email}`);
+
+  it.each([
+    [
+      "a password change",
+      "POST",
+      "/api/v1/me/password",
+      /update "users" set .*"password_hash"/i,
+      { new_password: "Brand-new-passw0rd-42" },
+    ],
+    ["an email change", "PATCH", "/api/v1/me", /insert into "pending_notices"/i, { email: "moved@example.com" }],
+    ["an account deletion", "DELETE", "/api/v1/me", /delete from "users"/i, {}],
+  ] as const)("%s failing in the database gives the password check back, so ten of them lock nobody out", async (_name, method, path, pattern, body) => {
+    vi.spyOn(console, "error").mockImplementation(() => {});
+    const u = await h.signedInUser();
+    const f = failing(pattern);
+    for (let i = 0; i < 10; i++) {
+      const res = await h.call(method, path, { ...body, current_password: u.password }, { token: u.access_token, env: f.env });
+      expectCleanServerError(res);
+    }
+    expect(await identifierFailures(u.email)).toBe(0);
+    expect((await h.call("POST", "/api/v1/auth/login", { email: u.email, password: u.password })).status).toBe(200);
+  });
+
+  it("an email change failing in the database uses none of the account's email changes, nor the address's code mails", async () => {
+    vi.spyOn(console, "error").mockImplementation(() => {});
+    const u = await h.signedInUser();
+    const email = `${unique("moved")}@example.com`;
+    const f = failing(/insert into "pending_notices"/i);
+    for (let i = 0; i < 6; i++) {
+      expectCleanServerError(
+        await h.call("PATCH", "/api/v1/me", { email, current_password: u.password }, { token: u.access_token, env: f.env }),
+      );
+    }
+    expect((await h.call("GET", "/api/v1/me", undefined, { token: u.access_token })).json.user.pending_email).toBeNull();
+    const again = await h.call("PATCH", "/api/v1/me", { email, current_password: u.password }, { token: u.access_token });
+    expect(again.status, again.text).toBe(200);
+  });
+});
+
 describe("races with account deletion", () => {
   const h = harness();
 

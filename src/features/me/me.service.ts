@@ -8,7 +8,7 @@
  */
 import type { Deps } from "../../deps";
 import { AppError, lastStaff } from "../../lib/errors";
-import { assertWithinLimit, isOverLimit, rateLimited } from "../../lib/rate-limit";
+import { assertWithinLimit, isOverLimit, mailSubjects, type RateLimitName, rateLimited } from "../../lib/rate-limit";
 import type { PasswordCheckRelease, Profile, ProfileUpdate, User } from "../../store";
 import { assertIdentifiersFree, assertPasswordPolicy, rethrowUniqueViolation, userView } from "../auth/auth.service";
 import { reauthenticate } from "../auth/password-check";
@@ -56,6 +56,26 @@ async function reserveChangeMail(deps: Deps, userId: string, address: string, re
       await deps.counters.release(release);
       throw rateLimited(row, nowMs, "Too many codes were mailed for email changes; try again later.");
     }
+  }
+}
+
+/**
+ * Runs the change a right password authorised. If the database fails it (nothing changed), what
+ * was counted for it is given back, best effort: the password check (a right password is no
+ * failed guess, and ten such failures would otherwise lock the owner out) and `refunds`.
+ */
+async function givingBackIfFailed<T>(
+  deps: Deps,
+  release: PasswordCheckRelease | null,
+  refunds: [RateLimitName, string][],
+  change: () => Promise<T>,
+): Promise<T> {
+  try {
+    return await change();
+  } catch (error) {
+    if (release) await deps.counters.release(release).catch(() => undefined);
+    if (refunds.length > 0) await deps.counters.refund(refunds).catch(() => undefined);
+    throw error;
   }
 }
 
@@ -110,23 +130,34 @@ export async function updateMe(
   const updated: User = { ...user, username, pendingEmail, updatedAt: now };
   const code = emailChange ? await newCode(deps, email, "change_email") : null;
   const notice = emailChange ? newNotice(deps, "email_change_requested", user.email, email) : null;
+  // An email change that fails leaves the account's allowance and the address's code mails as they were.
+  const mail = mailSubjects(email, "change_email");
+  const refunds: [RateLimitName, string][] = emailChange
+    ? [
+        ["emailChangesPerAccount", user.id],
+        ["otpPerEmailMinute", mail.minute],
+        ["otpPerEmailHour", mail.hour],
+      ]
+    : [];
   let written: boolean;
   try {
-    written = await deps.users.updateIdentifiers({
-      userId: user.id,
-      username: username !== user.username ? username : undefined,
-      pendingEmail: emailChange || cancelPending ? pendingEmail : undefined,
-      nowMs: now,
-      cancelPendingCodes: cancelPending,
-      code: code?.row ?? null,
-      emailChange: notice
-        ? { activity: { userId: user.id, type: "email_change_requested", nowMs: now, meta }, asRead: user, notice: notice.row }
-        : null,
-      renamed: username !== user.username ? { userId: user.id, type: "username_changed", nowMs: now, meta } : null,
-      profile,
-      release,
-      signInsValidAfter: user.tokensValidAfter,
-    });
+    written = await givingBackIfFailed(deps, release, refunds, () =>
+      deps.users.updateIdentifiers({
+        userId: user.id,
+        username: username !== user.username ? username : undefined,
+        pendingEmail: emailChange || cancelPending ? pendingEmail : undefined,
+        nowMs: now,
+        cancelPendingCodes: cancelPending,
+        code: code?.row ?? null,
+        emailChange: notice
+          ? { activity: { userId: user.id, type: "email_change_requested", nowMs: now, meta }, asRead: user, notice: notice.row }
+          : null,
+        renamed: username !== user.username ? { userId: user.id, type: "username_changed", nowMs: now, meta } : null,
+        profile,
+        release,
+        signInsValidAfter: user.tokensValidAfter,
+      }),
+    );
   } catch (error) {
     rethrowUniqueViolation(error);
   }
@@ -198,14 +229,16 @@ export async function changePassword(
   const { clock, meta } = deps;
   const now = clock.now();
   const passwordHash = await hashPassword(input.new_password, deps.passwordHasher);
-  const written = await deps.users.changePassword({
-    asRead: user,
-    passwordHash,
-    keepSessionId: sessionId,
-    nowMs: now,
-    activity: { userId: user.id, type: "password_changed", nowMs: now, meta },
-    release,
-  });
+  const written = await givingBackIfFailed(deps, release, [], () =>
+    deps.users.changePassword({
+      asRead: user,
+      passwordHash,
+      keepSessionId: sessionId,
+      nowMs: now,
+      activity: { userId: user.id, type: "password_changed", nowMs: now, meta },
+      release,
+    }),
+  );
   if (!written) throw accountChanged();
 }
 
@@ -232,7 +265,7 @@ export async function deleteMe(deps: Deps, user: User, currentPassword: string):
   const release = await reauthenticate(deps, user, currentPassword);
   // Read before the row goes: the current avatar's copy is purged whatever R2 does afterwards.
   const current = (await deps.profiles.byUser(user.id))?.avatarKey ?? null;
-  const outcome = await deps.users.delete(user, release);
+  const outcome = await givingBackIfFailed(deps, release, [], () => deps.users.delete(user, release));
   if (outcome === "last_staff") throw lastStaff();
   if (outcome === "changed") throw accountChanged();
   await deleteAllAvatars(deps, user.id, current);
