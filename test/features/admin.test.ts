@@ -1,5 +1,5 @@
 import { env } from "cloudflare:test";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { CONFIG_KEY_NAMES } from "../../src/config/config.definitions";
 import { probeD1 } from "../d1-wrap";
 import { decodeJwt, harness, setConfig, unique } from "../helpers";
@@ -15,6 +15,22 @@ function refusingKv(key: string, options: { deletes?: boolean } = {}): KVNamespa
     get: (...args: Parameters<KVNamespace["get"]>) => env.CONFIG.get(...args),
     delete: (k: string) => (options.deletes ? refused() : env.CONFIG.delete(k)),
     put: (k: string, value: string) => (k === key ? refused() : env.CONFIG.put(k, value)),
+  } as unknown as KVNamespace;
+}
+
+/** The real local KV, except that writes and deletes of `key` land and then report a failure (a lost reply). */
+function landingThenFailingKv(key: string): KVNamespace {
+  const lost = () => Promise.reject(new Error("KV: network connection lost"));
+  return {
+    get: (...args: Parameters<KVNamespace["get"]>) => env.CONFIG.get(...args),
+    delete: async (k: string) => {
+      await env.CONFIG.delete(k);
+      if (k === key) return lost();
+    },
+    put: async (k: string, value: string) => {
+      await env.CONFIG.put(k, value);
+      if (k === key) return lost();
+    },
   } as unknown as KVNamespace;
 }
 
@@ -35,6 +51,7 @@ async function auditFor(target: string, actorId?: string) {
 }
 
 afterEach(async () => {
+  vi.restoreAllMocks();
   for (const key of CONFIG_KEY_NAMES) await setConfig(key, undefined);
 });
 
@@ -233,6 +250,38 @@ describe("PATCH /admin/config", () => {
     } finally {
       await env.CONFIG.delete("access_token_ttl");
     }
+  });
+
+  it("a write that landed but reported failure is put back too, so the answer 'nothing was changed' holds", async () => {
+    const admin = await staffUser();
+    vi.spyOn(console, "error").mockImplementation(() => {});
+    const res = await h.call(
+      "PATCH",
+      `${ADMIN}/config`,
+      { otp_ttl: 900 },
+      { token: admin.access_token, env: { ...env, CONFIG: landingThenFailingKv("otp_ttl") } },
+    );
+    expect(res.status).toBe(503);
+    expect(res.json.detail).toContain("nothing was changed");
+    expect(await env.CONFIG.get("otp_ttl")).toBeNull();
+    expect(await auditFor("otp_ttl", admin.id)).toEqual([]);
+  });
+
+  it("a reset whose delete landed but reported failure is either undone or audited, never in force unaudited", async () => {
+    const admin = await staffUser();
+    vi.spyOn(console, "error").mockImplementation(() => {});
+    await setConfig("otp_max_attempts", "3");
+    const res = await h.call("DELETE", `${ADMIN}/config/otp_max_attempts`, undefined, {
+      token: admin.access_token,
+      env: { ...env, CONFIG: landingThenFailingKv("otp_max_attempts") },
+    });
+    expect(res.status).toBe(503);
+    const inForce = await env.CONFIG.get("otp_max_attempts");
+    const audited = await auditFor("otp_max_attempts", admin.id);
+    if (inForce === "3") expect([res.json.detail, audited]).toEqual([expect.stringContaining("nothing was changed"), []]);
+    else expect([inForce, audited]).toMatchObject([null, [{ action: "config.delete", old_value: "3", new_value: null }]]);
+    // Here the put back lands and says so: nothing changed.
+    expect(inForce).toBe("3");
   });
 
   it("writes nothing to KV when the audit entry cannot be recorded", async () => {

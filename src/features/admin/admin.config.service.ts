@@ -84,18 +84,13 @@ export async function patchConfig(deps: Deps, actor: User, input: Record<string,
   if (!recorded) throw staffOnly(); // demoted or disabled while the request was under way: nothing written
   const results = await Promise.allSettled(changed.map((u) => kv.put(u.key, u.text)));
   if (results.some((r) => r.status === "rejected")) {
-    const undone = await Promise.allSettled(
-      changed.map((u, i) => {
-        if (results[i]?.status !== "fulfilled") return Promise.resolve();
-        const previous = before.get(u.key);
-        return previous == null ? kv.delete(u.key) : kv.put(u.key, previous);
-      }),
-    );
-    // A write that landed and could not be put back is in force: it keeps its audit entry, and
-    // the answer says so rather than "nothing was changed".
-    const stuck = changed.filter((_, i) => undone[i]?.status === "rejected").map((u) => u.key);
+    // Every key is put back, the refused ones too: a write whose reply was lost may have landed.
+    const inForce = await Promise.all(changed.map((u) => restore(kv, u.key, before.get(u.key) ?? null, u.text)));
+    // A new value left in force keeps its audit entry, and the answer says so rather than
+    // "nothing was changed".
+    const stuck = changed.filter((_, i) => inForce[i]).map((u) => u.key);
     await deps.audit
-      .remove(auditIds.filter((_, i) => undone[i]?.status !== "rejected"))
+      .remove(auditIds.filter((_, i) => !inForce[i]))
       .catch((error) =>
         log("error", "config.audit_not_removed", { detail: "a rolled-back change keeps its audit entries", error: loggableError(error) }),
       );
@@ -117,6 +112,25 @@ export async function patchConfig(deps: Deps, actor: User, input: Record<string,
   const settled = inForce.get("session_max_age"); // undefined: unchanged by this request, so not settled
   if (maxAge) await endOlderSignIns(deps, settled === undefined ? maxAge.text : settled);
   return getConfig(deps);
+}
+
+/**
+ * Puts `key` back to `previous` (null: none) after a change to `changed` that KV may or may not
+ * have taken. Whether `changed` is still in force: false once the put-back is acknowledged; if
+ * that is refused too, what KV answers now (and true if it cannot say), so nothing in force is
+ * ever left without its audit entry.
+ */
+async function restore(kv: KVNamespace, key: string, previous: string | null, changed: string | null): Promise<boolean> {
+  try {
+    await (previous === null ? kv.delete(key) : kv.put(key, previous));
+    return false;
+  } catch (error) {
+    log("error", "config.write_failed", { key, detail: "putting the earlier value back", error: loggableError(error) });
+    return kv.get(key).then(
+      (now) => now === changed,
+      () => true,
+    );
+  }
 }
 
 /**
@@ -184,6 +198,14 @@ export async function resetConfigKey(deps: Deps, actor: User, key: string): Prom
       await kv.delete(key);
     } catch (error) {
       log("error", "config.write_failed", { key, error: loggableError(error) });
+      // The delete may have landed (its reply lost): the value is put back, or the entry stays.
+      if (await restore(kv, key, previous, null)) {
+        deps.invalidateConfig();
+        throw new AppError(
+          "service_unavailable",
+          `The configuration store's answer was lost: ${key} may be reset to its default (audited).`,
+        );
+      }
       await deps.audit.remove([auditId]).catch(() => undefined);
       throw new AppError("service_unavailable", "The configuration store did not accept the change; nothing was changed.");
     }
