@@ -3,7 +3,7 @@
  * written by the store method of the change it reports (`pendingNoticeInsert`, in that change's
  * batch), so it exists exactly when the change happened; it is removed once the notice was sent.
  */
-import { and, asc, eq, inArray, lt, lte, sql } from "drizzle-orm";
+import { and, asc, eq, inArray, lt, lte, type SQL, sql } from "drizzle-orm";
 import { type Db, runOne } from "./driver";
 import { pendingNotices } from "./schema";
 
@@ -19,6 +19,14 @@ export interface PendingNotice {
 /** The insert of a pending notice, for the batch of the change it reports. */
 export function pendingNoticeInsert(db: Db, notice: PendingNotice) {
   return db.insert(pendingNotices).values(notice);
+}
+
+/** `pendingNoticeInsert`, only while `when` holds as the statement runs. */
+export function pendingNoticeInsertWhile(db: Db, notice: PendingNotice, when: SQL) {
+  // drizzle lists every column in table order for INSERT … SELECT: id, message, created_at, next_attempt_at, attempts.
+  return db
+    .insert(pendingNotices)
+    .select(sql`SELECT ${notice.id}, ${notice.message}, ${notice.createdAt}, ${notice.nextAttemptAt}, 0 WHERE ${when}`);
 }
 
 /** How long a claimed notice is left to its queue message: `baseMs` doubled per earlier attempt, at most `maxMs`. */

@@ -5,7 +5,7 @@
  */
 import { and, desc, eq, ne, or, type SQL, sql } from "drizzle-orm";
 import { affectedRows, type Db, type Placeholders, prepared, runBatch, runGuarded, runGuardedBatch, runOne } from "./driver";
-import { type PendingNotice, pendingNoticeInsert } from "./notices";
+import { type PendingNotice, pendingNoticeInsert, pendingNoticeInsertWhile } from "./notices";
 import { type ProfileUpdate, profileUpdate } from "./profiles";
 import { activity, adminAudit, otpCodes, profiles, refreshTokens, statuses, users } from "./schema";
 import {
@@ -128,7 +128,7 @@ export interface UserStore {
    * one transaction, while the account is as the caller read it (else `changed`) and another active
    * staff account remains if it is one (else `last_staff`); otherwise nothing was deleted.
    */
-  delete(asRead: AccountAsRead, release: PasswordCheckRelease | null): Promise<"deleted" | "last_staff" | "changed">;
+  delete(asRead: AccountAsRead, release: PasswordCheckRelease | null, notice: PendingNotice): Promise<"deleted" | "last_staff" | "changed">;
   /**
    * Staff change of account flags with its audit entry (whose actor is the staff member); disabling
    * or marking the address unverified also ends every session. With `claim`, the flags mark an
@@ -313,15 +313,17 @@ export function DrizzleUserStore(db: Db): UserStore {
       ]);
     },
 
-    async delete(asRead, release) {
+    async delete(asRead, release, notice) {
       // D1 cascades the user row's deletion through the foreign keys; a libSQL server may not
       // enforce them (SQLite's default is off, per connection). So the batch removes what the
       // account owns itself, then the user row: the same end state on either driver. Each
       // statement holds only while the account is as read and is not the last active staff account
       // (the user row goes last), so all or none apply.
       const userId = asRead.id;
-      const asReadNow = and(whileAccountAsRead(asRead), activeStaffRemainsWithout(userId));
-      const [, , , , , , deleted] = await runBatch(db, [
+      const asReadNow = and(whileAccountAsRead(asRead), activeStaffRemainsWithout(userId)) as SQL;
+      const [, , , , , , , deleted] = await runBatch(db, [
+        // The notice to the account's address outlives the account (no foreign key), until sent.
+        pendingNoticeInsertWhile(db, notice, asReadNow),
         db.delete(profiles).where(and(eq(profiles.userId, userId), asReadNow)),
         db.delete(refreshTokens).where(and(eq(refreshTokens.userId, userId), asReadNow)),
         db.delete(otpCodes).where(and(eq(otpCodes.userId, userId), asReadNow)),

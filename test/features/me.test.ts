@@ -1,8 +1,9 @@
 import { env } from "cloudflare:test";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { MemoryMailer } from "../../src/features/mail/mailer";
 import { probeD1 } from "../d1-wrap";
 import { harness, setConfig, unique } from "../helpers";
-import { capturingEnv, codeInMail, mailsFor } from "../mail-helpers";
+import { capturingEnv, codeInMail, deliver, mailsFor } from "../mail-helpers";
 
 const ME = "/api/v1/me";
 const REFRESH = "/api/v1/auth/refresh";
@@ -311,6 +312,26 @@ describe("DELETE /me", () => {
     expect((await h.call("DELETE", ME, {}, { token: u.access_token })).status).toBe(400);
     expect((await h.call("DELETE", ME, undefined, { token: u.access_token })).status).toBe(400);
     expect(await countRows("users", u.id)).toBe(1);
+  });
+
+  it("tells the account's address it was deleted (as an email change does), and only when it was", async () => {
+    const cap = capturingEnv();
+    const u = await h.signedInUser();
+    const wrong = await h.call("DELETE", ME, { current_password: "wrong-password-1" }, { token: u.access_token, env: cap.env });
+    expect(wrong.status).toBe(401);
+    expect(cap.notices).toEqual([]);
+    const res = await h.call("DELETE", ME, { current_password: u.password }, { token: u.access_token, env: cap.env });
+    expect(res.status).toBe(204);
+    expect(cap.notices).toMatchObject([{ kind: "notice", notice: "account_deleted", to: u.email }]);
+    // It outlives the account until it is sent: the consumer's send removes it.
+    const pending = () =>
+      env.DB.prepare("SELECT COUNT(*) AS n FROM pending_notices WHERE message LIKE ?").bind(`%${u.email}%`).first<{ n: number }>();
+    expect((await pending())?.n).toBe(1);
+    const mailer = MemoryMailer();
+    await deliver(cap.notices, { clock: h.clock, mailer });
+    expect(mailer.outbox).toMatchObject([{ to: u.email, subject: "Your Latchkey account was deleted" }]);
+    expect(mailer.outbox[0]?.text).toContain("If this wasn't you");
+    expect((await pending())?.n).toBe(0);
   });
 
   it("deletes the account and everything it owns; its tokens stop working", async () => {

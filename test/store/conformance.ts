@@ -72,6 +72,17 @@ export function storeConformance(driver: string, open: () => Promise<Conformance
       };
     }
 
+    /** The notice an account deletion leaves for its address. */
+    function deletionNotice() {
+      const id = uid("notice");
+      return {
+        id,
+        message: JSON.stringify({ kind: "notice", notice: "account_deleted", notice_id: id }),
+        createdAt: clock.now(),
+        nextAttemptAt: clock.now(),
+      };
+    }
+
     async function registered(overrides: Partial<User> = {}, code: NewCode["purpose"] | null = null) {
       const { stores } = await t();
       const user = newUser(overrides);
@@ -394,13 +405,15 @@ export function storeConformance(driver: string, open: () => Promise<Conformance
             release: null,
           }),
         ).toBe(false);
-        expect(await stores.users.delete(user, null)).toBe("changed");
+        const unsent = deletionNotice();
+        expect(await stores.users.delete(user, null, unsent)).toBe("changed");
+        expect(await countOf("SELECT COUNT(*) AS n FROM pending_notices WHERE id = ?", unsent.id)).toBe(0);
         expect(await stores.users.byId(user.id)).toEqual(now);
         expect(await countOf("SELECT COUNT(*) AS n FROM otp_codes WHERE id = ?", code.id)).toBe(0);
         expect(await countOf("SELECT COUNT(*) AS n FROM refresh_tokens WHERE id = ? AND revoked_at IS NULL", other.id)).toBe(1);
         expect(await countOf("SELECT COUNT(*) AS n FROM activity WHERE user_id = ? AND type <> 'register'", user.id)).toBe(1); // signedIn's login
         // Read again, the same changes go through.
-        expect(await stores.users.delete(now as NonNullable<typeof now>, null)).toBe("deleted");
+        expect(await stores.users.delete(now as NonNullable<typeof now>, null, deletionNotice())).toBe("deleted");
       });
 
       it("deletes an account with everything it owns, or nothing when the delete fails", async () => {
@@ -418,11 +431,16 @@ export function storeConformance(driver: string, open: () => Promise<Conformance
         await stores.audit.record([
           { id: auditId, actorId: user.id, action: "config.set", target: "k", oldValue: null, newValue: "1", nowMs: clock.now() },
         ]);
-        await withFault("users", "DELETE", () => stores.users.delete(user, null));
+        const failed = deletionNotice();
+        await withFault("users", "DELETE", () => stores.users.delete(user, null, failed));
         expect(await stores.users.byId(user.id)).not.toBeNull();
         expect(await countOf("SELECT COUNT(*) AS n FROM statuses WHERE user_id = ?", user.id)).toBe(1);
-        expect(await stores.users.delete(user, { identifier: { email: user.email }, ip: META.ip })).toBe("deleted");
+        expect(await countOf("SELECT COUNT(*) AS n FROM pending_notices WHERE id = ?", failed.id)).toBe(0);
+        const notice = deletionNotice();
+        expect(await stores.users.delete(user, { identifier: { email: user.email }, ip: META.ip }, notice)).toBe("deleted");
         expect(await stores.users.byId(user.id)).toBeNull();
+        // The notice to its address outlives it.
+        expect(await countOf("SELECT COUNT(*) AS n FROM pending_notices WHERE id = ?", notice.id)).toBe(1);
         for (const table of ["profiles", "refresh_tokens", "otp_codes", "activity", "statuses"]) {
           expect(await countOf(`SELECT COUNT(*) AS n FROM ${table} WHERE user_id = ?`, user.id)).toBe(0);
         }
@@ -504,19 +522,22 @@ export function storeConformance(driver: string, open: () => Promise<Conformance
           const [last] = (await onlyStaff(1)) as [User];
           const { stores } = await t();
           const token = await signedIn(last);
-          expect(await stores.users.delete(last, null)).toBe("last_staff");
+          expect(await stores.users.delete(last, null, deletionNotice())).toBe("last_staff");
           expect(await stores.users.byId(last.id)).toEqual(last);
           expect(await countOf("SELECT COUNT(*) AS n FROM refresh_tokens WHERE id = ? AND revoked_at IS NULL", token.id)).toBe(1);
           const { user: other } = await registered({ isStaff: true });
-          expect(await stores.users.delete(last, null)).toBe("deleted");
-          expect(await stores.users.delete(other, null)).toBe("last_staff");
+          expect(await stores.users.delete(last, null, deletionNotice())).toBe("deleted");
+          expect(await stores.users.delete(other, null, deletionNotice())).toBe("last_staff");
           expect(await activeStaff()).toBe(1);
         });
 
         it("lets one of two staff deleting themselves at once through, never both", async () => {
           const [a, b] = (await onlyStaff(2)) as [User, User];
           const { stores } = await t();
-          const results = await Promise.all([stores.users.delete(a, null), stores.users.delete(b, null)]);
+          const results = await Promise.all([
+            stores.users.delete(a, null, deletionNotice()),
+            stores.users.delete(b, null, deletionNotice()),
+          ]);
           expect(results.sort()).toEqual(["deleted", "last_staff"]);
           expect(await activeStaff()).toBe(1);
         });
@@ -615,7 +636,7 @@ export function storeConformance(driver: string, open: () => Promise<Conformance
         const { user } = await registered();
         const { stores } = await t();
         const session = { tokensValidAfter: 0, sessionId: (await signedIn(user)).familyId };
-        await stores.users.delete(user, null);
+        await stores.users.delete(user, null, deletionNotice());
         const entry = { userId: user.id, type: "profile_updated" as const, nowMs: clock.now(), meta: META };
         expect(await stores.profiles.update(user.id, { changes: { name: "Ada" }, activity: entry }, 0)).toBe(false);
         const avatar = { userId: user.id, type: "avatar_updated" as const, nowMs: clock.now(), meta: META };
@@ -1048,7 +1069,7 @@ export function storeConformance(driver: string, open: () => Promise<Conformance
         expect(error).toBeInstanceOf(StoreError);
         expect(error.kind).toBe("email_taken");
         expect((await stores.codes.state(code.id))?.consumedAt).toBeNull();
-        await stores.users.delete(squatter, null);
+        await stores.users.delete(squatter, null, deletionNotice());
         expect(
           await stores.codes.spendForEmailChange(code.id, entry, { address: target, keepSessionId: "none", notice: newNotice() }),
         ).toBe(true);
@@ -1266,7 +1287,7 @@ export function storeConformance(driver: string, open: () => Promise<Conformance
       it("records nothing, and does not fail, for an account that is gone", async () => {
         const { user } = await registered();
         const { stores } = await t();
-        await stores.users.delete(user, null);
+        await stores.users.delete(user, null, deletionNotice());
         await stores.activity.record({ userId: user.id, type: "login_failed", nowMs: clock.now(), meta: META });
         expect(await countOf("SELECT COUNT(*) AS n FROM activity WHERE user_id = ?", user.id)).toBe(0);
       });

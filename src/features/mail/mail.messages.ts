@@ -26,20 +26,27 @@ export const OtpMailSchema = z.object({
 });
 
 /** Security notices that carry no code: they tell an address's owner what happened to their account. */
-export const NOTICES = ["email_change_requested", "email_changed"] as const;
+export const NOTICES = ["email_change_requested", "email_changed", "account_deleted"] as const;
 export type Notice = (typeof NOTICES)[number];
+/** The notices about a move to another address, which name it (`new_email`). */
+const ABOUT_A_MOVE: readonly Notice[] = ["email_change_requested", "email_changed"];
 
 export const NoticeMailSchema = z.object({
   kind: z.literal("notice"),
   notice: z.enum(NOTICES),
   to: Address,
-  /** The address the account is moving (or has moved) to. */
-  new_email: Address,
+  /** The address the account is moving (or has moved) to: given exactly for the notices about a move. */
+  new_email: Address.optional(),
   /** Stable per notice: the provider's idempotency key. */
   notice_id: z.string().min(1).max(64),
 });
 
-export const MailMessageSchema = z.discriminatedUnion("kind", [OtpMailSchema, NoticeMailSchema]);
+export const MailMessageSchema = z
+  .discriminatedUnion("kind", [OtpMailSchema, NoticeMailSchema])
+  .refine((mail) => mail.kind !== "notice" || (mail.new_email !== undefined) === ABOUT_A_MOVE.includes(mail.notice), {
+    path: ["new_email"],
+    message: "is given exactly for the notices about a move to another address",
+  });
 export type MailMessage = z.infer<typeof MailMessageSchema>;
 export type OtpMail = z.infer<typeof OtpMailSchema>;
 export type NoticeMail = z.infer<typeof NoticeMailSchema>;

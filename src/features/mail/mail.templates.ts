@@ -87,7 +87,7 @@ export function renderOtpMail(input: {
   return { subject: t.subject, text, html };
 }
 
-const NOTICES: Record<Notice, { subject: string; lines: (newEmail: string) => string[] }> = {
+const NOTICES: Record<Notice, { subject: string; lines: (newEmail: string | undefined) => string[] }> = {
   email_change_requested: {
     subject: "Your Latchkey email address is being changed",
     lines: (newEmail) => [
@@ -103,10 +103,17 @@ const NOTICES: Record<Notice, { subject: string; lines: (newEmail: string) => st
       "If this wasn't you, reply to this email or contact support at once.",
     ],
   },
+  account_deleted: {
+    subject: "Your Latchkey account was deleted",
+    lines: () => [
+      "The account of this address was deleted, with its profile, statuses, history and every sign-in, by someone signed in to it who entered its password.",
+      "If this wasn't you, someone knew your password: reply to this email or contact support at once, and change that password wherever else you use it.",
+    ],
+  },
 };
 
 /** Renders a security notice (no code): what happened to the account, and what to do if it wasn't you. */
-export function renderNoticeMail(input: { to: string; notice: Notice; newEmail: string }): RenderedMail {
+export function renderNoticeMail(input: { to: string; notice: Notice; newEmail?: string }): RenderedMail {
   const t = NOTICES[input.notice];
   const lines = t.lines(input.newEmail);
   const footer = `This email was sent to ${input.to}.`;

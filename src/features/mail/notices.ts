@@ -28,14 +28,14 @@ export const NOTICE_GIVE_UP_MS = 3 * 24 * 60 * 60_000;
 const NOTICE_RESEND_BATCH = 50;
 
 /**
- * A notice of `notice` to `to` about `newEmail`: the row for the change's batch, and `send()` for
- * after it committed.
+ * A notice of `notice` to `to` (about `newEmail`, for a move): the row for the change's batch, and
+ * `send()` for after it committed.
  */
 export function newNotice(
   deps: Pick<Deps, "clock" | "outbox">,
   notice: Notice,
   to: string,
-  newEmail: string,
+  newEmail?: string,
 ): { row: PendingNotice; send: () => Promise<void> } {
   const message: NoticeMail = { kind: "notice", notice, to, new_email: newEmail, notice_id: randomId() };
   const now = deps.clock.now();

@@ -265,8 +265,11 @@ export async function deleteMe(deps: Deps, user: User, currentPassword: string):
   const release = await reauthenticate(deps, user, currentPassword);
   // Read before the row goes: the current avatar's copy is purged whatever R2 does afterwards.
   const current = (await deps.profiles.byUser(user.id))?.avatarKey ?? null;
-  const outcome = await givingBackIfFailed(deps, release, [], () => deps.users.delete(user, release));
+  // The address's owner hears of it, as of an email change: whoever deleted it knew the password.
+  const notice = newNotice(deps, "account_deleted", user.email);
+  const outcome = await givingBackIfFailed(deps, release, [], () => deps.users.delete(user, release, notice.row));
   if (outcome === "last_staff") throw lastStaff();
   if (outcome === "changed") throw accountChanged();
+  await notice.send();
   await deleteAllAvatars(deps, user.id, current);
 }
