@@ -800,6 +800,55 @@ describe("avatars from the edge cache", () => {
     }
   });
 
+  it("purges the URL when a staff change or a deletion committed but its reply was lost: on the retry, or at once", async () => {
+    vi.spyOn(console, "error").mockImplementation(() => {});
+    const admin = await h.signedInUser();
+    await env.DB.prepare("UPDATE users SET is_staff = 1 WHERE id = ?").bind(admin.id).run();
+    const disabled = await cachedAvatar();
+    const lost = probeD1(env.DB);
+    lost.loseReplyWhen(/update "users" set "is_active"/i);
+    const path = `/api/v1/admin/users/${disabled.u.id}`;
+    expect((await h.call("PATCH", path, { is_active: false }, { token: admin.access_token, env: { ...env, DB: lost.db } })).status).toBe(
+      500,
+    );
+    // The retry finds nothing left to change, and still makes sure the copy is gone.
+    expect((await h.call("PATCH", path, { is_active: false }, { token: admin.access_token })).status).toBe(200);
+    expect(await cached(disabled.url)).toBeUndefined();
+
+    const deleted = await cachedAvatar();
+    const gone = probeD1(env.DB);
+    gone.loseReplyWhen(/delete from "users"/i);
+    const res = await h.call(
+      "DELETE",
+      "/api/v1/me",
+      { current_password: deleted.u.password },
+      { token: deleted.u.access_token, env: { ...env, DB: gone.db } },
+    );
+    expect(res.status).toBe(500);
+    // A retry can do nothing (401: the account is gone), so the copy went with the failed answer.
+    expect(await cached(deleted.url)).toBeUndefined();
+  });
+
+  it("answers a staff change that committed as done when only the purge of the avatar's copy fails after it", async () => {
+    vi.spyOn(console, "error").mockImplementation(() => {});
+    const admin = await h.signedInUser();
+    await env.DB.prepare("UPDATE users SET is_staff = 1 WHERE id = ?").bind(admin.id).run();
+    const { u } = await cachedAvatar();
+    const probe = probeD1(env.DB);
+    // The profile read that names the copy to purge fails, after the change committed.
+    probe.beforeBatch(async (statements) => {
+      if (statements.some((sql) => /update "users" set "is_active"/i.test(sql))) probe.failWhen(/^select .* from "profiles" where/i);
+    });
+    const res = await h.call(
+      "PATCH",
+      `/api/v1/admin/users/${u.id}`,
+      { is_active: false },
+      { token: admin.access_token, env: { ...env, DB: probe.db } },
+    );
+    expect(res.status, res.text).toBe(200);
+    expect(res.json.is_active).toBe(false);
+  });
+
   it("serves from D1 and R2 when the cache throws, and a failing purge does not fail a replace", async () => {
     const { u, image, url } = await cachedAvatar();
     const broken = () => Promise.reject(new Error("cache is down"));

@@ -72,7 +72,12 @@ export async function updateUserFlags(deps: Deps, actor: User, id: string, patch
       newValues[field] = value;
     }
   }
-  if (Object.keys(newValues).length === 0) return getUser(deps, id);
+  if (Object.keys(newValues).length === 0) {
+    // Perhaps the retry of a change that committed but whose answer was lost: out of public view,
+    // its avatar's cached copy must be gone too.
+    if (!user.isActive || !user.emailVerified) await purgeAvatarCopies(deps, id);
+    return getUser(deps, id);
+  }
 
   const now = clock.now();
   // Disabling also ends every session in the same transaction: a disabled user keeps no way in.

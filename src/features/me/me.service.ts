@@ -15,7 +15,7 @@ import { reauthenticate } from "../auth/password-check";
 import { hashPassword, hasUsablePassword } from "../auth/password-hash";
 import { newNotice } from "../mail/notices";
 import { assertSpent, checkCode, invalidCode, newCode, recordFailure } from "../otp/otp.service";
-import { deleteAllAvatars } from "../profiles/avatar.service";
+import { deleteAllAvatars, purgeAvatarCopy } from "../profiles/avatar.service";
 import { profileView } from "../profiles/profiles.service";
 
 /**
@@ -267,7 +267,14 @@ export async function deleteMe(deps: Deps, user: User, currentPassword: string):
   const current = (await deps.profiles.byUser(user.id))?.avatarKey ?? null;
   // The address's owner hears of it, as of an email change: whoever deleted it knew the password.
   const notice = newNotice(deps, "account_deleted", user.email);
-  const outcome = await givingBackIfFailed(deps, release, [], () => deps.users.delete(user, release, notice.row));
+  const outcome = await givingBackIfFailed(deps, release, [], () =>
+    deps.users.delete(user, release, notice.row).catch(async (error: unknown) => {
+      // The deletion may have committed (its answer lost), and a retry could then do nothing
+      // (401): the copy goes now. Had it not committed, the next view simply caches it again.
+      if (current) await purgeAvatarCopy(deps, user.id, current).catch(() => undefined);
+      throw error;
+    }),
+  );
   if (outcome === "last_staff") throw lastStaff();
   if (outcome === "changed") throw accountChanged();
   await notice.send();

@@ -209,8 +209,18 @@ export async function deleteAvatar(deps: Deps, user: User, sessionId: string): P
  * of public view (disabled or unverified by staff). One profile read, on that rare path only.
  */
 export async function purgeAvatarCopies(deps: Pick<Deps, "profiles" | "avatarCache">, userId: string): Promise<void> {
-  const profile = await deps.profiles.byUser(userId);
-  if (profile?.avatarKey) await deps.avatarCache.purge(userId, avatarVersion(profile.avatarKey));
+  try {
+    const profile = await deps.profiles.byUser(userId);
+    if (profile?.avatarKey) await deps.avatarCache.purge(userId, avatarVersion(profile.avatarKey));
+  } catch (error) {
+    // What made the copy stale has committed; this data center's copy expires within the hour.
+    log("error", "avatar.cache_purge_failed", { error: loggableError(error) });
+  }
+}
+
+/** Purges the edge-cache copy of the avatar object `key` of `userId`. */
+export async function purgeAvatarCopy(deps: Pick<Deps, "avatarCache">, userId: string, key: string): Promise<void> {
+  await deps.avatarCache.purge(userId, avatarVersion(key));
 }
 
 /**
