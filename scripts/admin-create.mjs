@@ -66,6 +66,8 @@ function promoteSql(worker, existing, now, extra = {}) {
   const id = sqlString(existing.id);
   return [
     `UPDATE users SET is_staff = 1, email_verified = 1, is_active = 1, updated_at = ${now} WHERE id = ${id};`,
+    // Now in public view: its statuses join the timeline (statuses.author_public, src/store/statements.ts).
+    `UPDATE statuses SET author_public = 1 WHERE user_id = ${id} AND author_public <> 1;`,
     `INSERT INTO admin_audit (id, actor_id, created_at, action, target, old_value, new_value) VALUES (${sqlString(worker.randomId())}, NULL, ${now}, 'user.promote', ${id}, ${sqlString(JSON.stringify(before))}, ${sqlString(JSON.stringify(after))});`,
   ].join("\n");
 }
