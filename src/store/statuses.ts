@@ -83,10 +83,11 @@ function timelineStatement(byAuthor: boolean, paged: boolean) {
       .where(
         and(
           // A disabled or unverified account's posts leave the public timeline with it (staff can still act on them by id).
-          // The flag drives the index past hidden authors' rows; the account's own state still decides.
-          eq(statuses.authorPublic, true),
           isPublicAccount(),
-          byAuthor ? eq(statuses.userId, p.userId) : undefined,
+          // One author's list walks that author's index (read from the account first, a hidden one
+          // reads nothing); everyone's walks the public rows only, past hidden authors' posts. The
+          // flag only drives that index: the account's own state still decides.
+          byAuthor ? eq(statuses.userId, p.userId) : eq(statuses.authorPublic, true),
           paged ? olderThan(statuses.createdAt, statuses.id, { t: p.cursorT, id: p.cursorId }) : undefined,
         ),
       )

@@ -311,6 +311,18 @@ describe("GET /statuses: what hidden authors cost", () => {
     }
   });
 
+  it("reads about a page of rows for one quiet author's list, however many newer statuses others posted", async () => {
+    const quiet = await h.signedInUser();
+    await post(quiet.access_token, "once");
+    const busy = await h.signedInUser();
+    await seedStatuses(busy.id, 600);
+    const { items, rowsRead } = await rowsReadForPage(`?user_id=${quiet.id}`);
+    expect(items.map((s) => s.user_id)).toEqual([quiet.id]);
+    expect(rowsRead).toBeLessThan(100);
+    // They would head everyone's timeline in the tests that follow.
+    await env.DB.prepare("DELETE FROM statuses WHERE user_id = ?").bind(busy.id).run();
+  });
+
   it("brings an author's statuses back when staff enable the account again or mark its address verified", async () => {
     const admin = await staff();
     const author = await h.signedInUser();
