@@ -128,7 +128,11 @@ export interface UserStore {
    * one transaction, while the account is as the caller read it (else `changed`) and another active
    * staff account remains if it is one (else `last_staff`); otherwise nothing was deleted.
    */
-  delete(asRead: AccountAsRead, release: PasswordCheckRelease | null, notice: PendingNotice): Promise<"deleted" | "last_staff" | "changed">;
+  delete(
+    asRead: AccountAsRead,
+    release: PasswordCheckRelease | null,
+    notice: PendingNotice | null,
+  ): Promise<"deleted" | "last_staff" | "changed">;
   /**
    * Staff change of account flags with its audit entry (whose actor is the staff member); disabling
    * or marking the address unverified also ends every session. With `claim`, the flags mark an
@@ -321,9 +325,9 @@ export function DrizzleUserStore(db: Db): UserStore {
       // (the user row goes last), so all or none apply.
       const userId = asRead.id;
       const asReadNow = and(whileAccountAsRead(asRead), activeStaffRemainsWithout(userId)) as SQL;
-      const [, , , , , , , deleted] = await runBatch(db, [
+      const results = await runBatch(db, [
         // The notice to the account's address outlives the account (no foreign key), until sent.
-        pendingNoticeInsertWhile(db, notice, asReadNow),
+        notice && pendingNoticeInsertWhile(db, notice, asReadNow),
         db.delete(profiles).where(and(eq(profiles.userId, userId), asReadNow)),
         db.delete(refreshTokens).where(and(eq(refreshTokens.userId, userId), asReadNow)),
         db.delete(otpCodes).where(and(eq(otpCodes.userId, userId), asReadNow)),
@@ -343,6 +347,7 @@ export function DrizzleUserStore(db: Db): UserStore {
           .returning({ id: users.id }),
         ...releasePasswordCheck(db, release),
       ]);
+      const deleted = results[notice ? 7 : 6];
       if (affectedRows(deleted) === 1) return "deleted";
       // Which guard failed, for the answer (nothing was deleted): no row is an account already gone.
       const [staff] = await runOne(

@@ -334,6 +334,19 @@ describe("DELETE /me", () => {
     expect((await pending())?.n).toBe(0);
   });
 
+  it("sends no deletion notice to an address the account never proved: its owner may not be whoever registered it", async () => {
+    await setConfig("require_email_verification", "false");
+    try {
+      const cap = capturingEnv();
+      const u = await h.signedInUser();
+      await env.DB.prepare("UPDATE users SET email_verified = 0 WHERE id = ?").bind(u.id).run();
+      expect((await h.call("DELETE", ME, { current_password: u.password }, { token: u.access_token, env: cap.env })).status).toBe(204);
+      expect(cap.notices).toEqual([]);
+    } finally {
+      await setConfig("require_email_verification", undefined);
+    }
+  });
+
   it("deletes the account and everything it owns; its tokens stop working", async () => {
     const u = await h.signedInUser();
     const second = await h.login(u.email, u.password);

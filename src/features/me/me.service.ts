@@ -266,9 +266,10 @@ export async function deleteMe(deps: Deps, user: User, currentPassword: string):
   // Read before the row goes: the current avatar's copy is purged whatever R2 does afterwards.
   const current = (await deps.profiles.byUser(user.id))?.avatarKey ?? null;
   // The address's owner hears of it, as of an email change: whoever deleted it knew the password.
-  const notice = newNotice(deps, "account_deleted", user.email);
+  // Only a proven address: an unverified one may belong to someone other than who registered it.
+  const notice = user.emailVerified ? newNotice(deps, "account_deleted", user.email) : null;
   const outcome = await givingBackIfFailed(deps, release, [], () =>
-    deps.users.delete(user, release, notice.row).catch(async (error: unknown) => {
+    deps.users.delete(user, release, notice?.row ?? null).catch(async (error: unknown) => {
       // The deletion may have committed (its answer lost), and a retry could then do nothing
       // (401): the copy goes now. Had it not committed, the next view simply caches it again.
       if (current) await purgeAvatarCopy(deps, user.id, current).catch(() => undefined);
@@ -277,6 +278,6 @@ export async function deleteMe(deps: Deps, user: User, currentPassword: string):
   );
   if (outcome === "last_staff") throw lastStaff();
   if (outcome === "changed") throw accountChanged();
-  await notice.send();
+  await notice?.send();
   await deleteAllAvatars(deps, user.id, current);
 }
