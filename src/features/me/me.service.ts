@@ -162,14 +162,9 @@ export async function updateMe(
     rethrowUniqueViolation(error);
   }
   if (!written) throw accountChanged();
-  try {
-    await code?.send();
-  } catch (error) {
-    // The change is pending without its code (voided, its mail counters given back): asking
-    // again must not cost the account one of its email changes an hour either.
-    await deps.counters.refund([["emailChangesPerAccount", user.id]]).catch(() => undefined);
-    throw error;
-  }
+  // A code the queue refused is voided, its mail counters given back (503). The change still
+  // counts as one of the account's five an hour: its notice to the old address is on its way.
+  await code?.send();
   await notice?.send();
   return updated;
 }
