@@ -665,7 +665,7 @@ export interface paths {
         put?: never;
         /**
          * Email a one-time code
-         * @description Issues a fresh code for `purpose` (the previous one stops working) and mails it. Always `202` with the same body, whether or not the account exists; at most one code per address and purpose per minute and five per address per hour (beyond that, still `202` but no mail). Too many requests from one client IP answer `429` with `Retry-After`. If the mail cannot be queued, `503` (for every address alike), and the code is void and asking again works at once.
+         * @description Issues a fresh code for `purpose` (the previous one stops working) and mails it. `202` with the same body whether or not the account exists; at most one code per address and purpose per minute and five per address per hour (beyond that, still `202` but no mail). Too many requests from one client IP answer `429` with `Retry-After`. If the mail cannot be queued, `503` (for every address alike), and the code is void and asking again works at once.
          */
         post: {
             parameters: {

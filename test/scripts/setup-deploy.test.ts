@@ -37,6 +37,9 @@ function tempDir() {
   return dir;
 }
 
+/** A keys file that does not exist, so no test reads the operator's own ~/.latchkey. */
+const noKeysFile = () => join(tempDir(), "keys", "none.vars");
+
 /** A private copy of the repository's wrangler.toml. */
 function configCopy() {
   const path = join(tempDir(), "wrangler.toml");
@@ -193,7 +196,14 @@ describe("npm run setup -- --dry-run", () => {
     const before = readFileSync(config, "utf8");
     const { run, calls } = account();
     const lines: string[] = [];
-    const result = await setup({ env: "staging", dryRun: true, configPath: config, run, log: (l: string) => lines.push(l) });
+    const result = await setup({
+      env: "staging",
+      dryRun: true,
+      configPath: config,
+      run,
+      log: (l: string) => lines.push(l),
+      keysFile: noKeysFile(),
+    });
     const cfg = ["--config", config];
     expect(calls.map((c) => c.args)).toEqual([...LIST_CALLS, ["secret", "list", "--env", "staging", ...cfg]]);
     expect(result.planned).toEqual([
@@ -219,7 +229,14 @@ describe("npm run setup -- --dry-run", () => {
     const config = configCopy();
     const { run } = account({ ...STAGING, secrets: ["JWT_KEYS"] });
     const lines: string[] = [];
-    const result = await setup({ env: "staging", dryRun: true, configPath: config, run, log: (l: string) => lines.push(l) });
+    const result = await setup({
+      env: "staging",
+      dryRun: true,
+      configPath: config,
+      run,
+      log: (l: string) => lines.push(l),
+      keysFile: noKeysFile(),
+    });
     expect(lines).toContain(`[dry-run] write database_id of [[env.staging.d1_databases]] = "${D1_ID}" into ${config}`);
     expect(lines).toContain(`[dry-run] write id of [[env.staging.kv_namespaces]] = "${KV_ID}" into ${config}`);
     expect(lines).toContain("exists: secret JWT_KEYS");
@@ -235,7 +252,14 @@ describe("npm run setup -- --dry-run", () => {
     writeBindingIds(config, "staging", { d1: D1_ID, kv: KV_ID });
     const { run, calls } = account({ ...STAGING, secrets: ["JWT_KEYS", "OTP_SECRET", "MAIL_API_KEY"] });
     const lines: string[] = [];
-    const result = await setup({ env: "staging", dryRun: true, configPath: config, run, log: (l: string) => lines.push(l) });
+    const result = await setup({
+      env: "staging",
+      dryRun: true,
+      configPath: config,
+      run,
+      log: (l: string) => lines.push(l),
+      keysFile: noKeysFile(),
+    });
     expect(result.planned).toEqual([]);
     const cfg = ["--config", config];
     expect(calls.map((c) => c.args)).toEqual([
@@ -251,11 +275,11 @@ describe("npm run setup -- --dry-run", () => {
     const config = configCopy();
     writeBindingIds(config, "staging", { d1: D1_ID, kv: KV_ID });
     const { run } = account({ ...STAGING, secrets: ["JWT_KEYS", "OTP_SECRET", "MAIL_API_KEY"], pendingMigrations: true });
-    const result = await setup({ env: "staging", dryRun: true, configPath: config, run, log: () => {} });
+    const result = await setup({ env: "staging", dryRun: true, configPath: config, run, log: () => {}, keysFile: noKeysFile() });
     expect(result.planned).toEqual([["d1", "migrations", "apply", "DB", "--remote", "--env", "staging", "--config", config]]);
 
     writeFileSync(config, readFileSync(config, "utf8").replace('MAIL_DRIVER = "http"', 'MAIL_DRIVER = "console"'));
-    await expect(setup({ env: "staging", dryRun: true, configPath: config, run, log: () => {} })).rejects.toThrow(
+    await expect(setup({ env: "staging", dryRun: true, configPath: config, run, log: () => {}, keysFile: noKeysFile() })).rejects.toThrow(
       /MAIL_DRIVER in \[env\.staging\.vars\] is "console"/,
     );
   });
