@@ -29,9 +29,17 @@ import { deleteCookie, getCookie, setCookie } from "hono/cookie";
 import type { CookieOptions } from "hono/utils/cookie";
 import type { AppEnv } from "../env";
 import { RefreshTokenSchema } from "../features/auth/auth.schemas";
-import { endSignIn, logout, RotationRaceLost, rotateRefreshToken, type TokenResponse } from "../features/auth/tokens.service";
+import {
+  endSignIn,
+  logout,
+  REFRESH_RACE_GRACE_MS,
+  RotationRaceLost,
+  rotateRefreshToken,
+  type TokenResponse,
+} from "../features/auth/tokens.service";
 import { base64urlEncode, hmacSha256Hex, randomBytes, timingSafeEqual } from "../lib/crypto";
-import { AppError } from "../lib/errors";
+import { AppError, loggableError } from "../lib/errors";
+import { log } from "../lib/log";
 import { requireUser } from "../middleware/auth";
 import type { WebEnv } from "./web.env";
 
@@ -173,6 +181,19 @@ async function authenticate(c: Context<WebEnv>, token: string): Promise<boolean>
  * answer of this browser's own is not taken for a thief's (which ends the sign-in).
  */
 export const RACE_RETRY_PAUSES_MS = [250, 500, 1000, 2000];
+/**
+ * What a retry may take besides its pause (the redirect, the browser's next request, the
+ * rotation's round trips): a retry is made only if, with this, it lands before the grace ends.
+ * Past it the old token counts as stolen, and the retry would report a theft that never was.
+ */
+export const RACE_RETRY_ROUND_TRIP_MS = 1_000;
+
+/** The pause before retry number `retries` of a race the winner won at `rotatedAt`, or null: give up. */
+function racePause(retries: number, rotatedAt: number, now: number): number | null {
+  const pause = RACE_RETRY_PAUSES_MS[retries];
+  if (pause === undefined) return null;
+  return now + pause + RACE_RETRY_ROUND_TRIP_MS < rotatedAt + REFRESH_RACE_GRACE_MS ? pause : null;
+}
 
 export type SessionOutcome = "signed_in" | "anonymous" | "retry";
 
@@ -199,8 +220,8 @@ export async function loadSession(c: Context<WebEnv>): Promise<SessionOutcome> {
     // winner's cookies are likely in place. A token that was revoked, expired or never existed
     // has no such race to wait for: signed out at once.
     const retries = Number(getCookie(c, COOKIE.retry) ?? 0);
-    const pause = error instanceof RotationRaceLost ? RACE_RETRY_PAUSES_MS[retries] : undefined;
-    if (pause !== undefined) {
+    const pause = error instanceof RotationRaceLost ? racePause(retries, error.rotatedAt, c.var.deps.clock.now()) : null;
+    if (pause !== null) {
       setCookie(c, COOKIE.retry, String(retries + 1), { ...BASE, maxAge: 10 });
       await new Promise((resolve) => setTimeout(resolve, pause));
       return "retry";
@@ -209,7 +230,11 @@ export async function loadSession(c: Context<WebEnv>): Promise<SessionOutcome> {
     // Still lost after every retry: this browser never got the token that won, so whoever holds
     // it is not this browser (a thief inside the grace window) or lost it (the winner's answer
     // never arrived). Either way the sign-in ends here, not only this browser's part of it.
-    if (error instanceof RotationRaceLost) await logout(c.var.deps, refresh);
+    if (error instanceof RotationRaceLost) {
+      await logout(c.var.deps, refresh).catch((failure: unknown) =>
+        log("error", "web.race_logout_failed", { error: loggableError(failure) }),
+      );
+    }
     clearTokenCookies(c);
     return "anonymous";
   }

@@ -155,6 +155,23 @@ describe("browser sign-in", () => {
     expect(RACE_RETRY_PAUSES_MS.reduce((a, b) => a + b, 0)).toBeLessThan(REFRESH_RACE_GRACE_MS);
   });
 
+  it("stops retrying a lost race while a retry could still land inside the grace, instead of tripping reuse detection", async () => {
+    const { user, b } = await signedInBrowser();
+    b.jar.delete("__Host-lk_access");
+    const stale = new Map(b.jar);
+    expect((await b.request("GET", "/activity")).status).toBe(200);
+    b.jar.clear();
+    for (const [k, v] of stale) b.jar.set(k, v);
+    // 3.5 s after the winner's rotation: one more pause and round trip would reach the grace's end.
+    h.clock.advance(3_500);
+    expect((await b.request("GET", "/settings")).location).toBe("/settings"); // 250 ms: still in time
+    expect((await b.request("GET", "/settings")).location).toBe("/login?next=%2Fsettings");
+    const reuse = await env.DB.prepare("SELECT COUNT(*) AS n FROM activity WHERE user_id = ? AND type = 'token_reuse_detected'")
+      .bind(user.id)
+      .first<{ n: number }>();
+    expect(reuse?.n).toBe(0);
+  });
+
   it("ends the sign-in a thief rotated moments before the browser, once its retries show the browser never got that token", async () => {
     const { b } = await signedInBrowser();
     b.jar.delete("__Host-lk_access");

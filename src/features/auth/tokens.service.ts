@@ -34,7 +34,8 @@ export const hashRefreshToken = (token: string) => sha256Hex(token);
  * token; the website tells it apart, since only then may its browser hold a newer token by now.
  */
 export class RotationRaceLost extends AppError {
-  constructor() {
+  /** When the winner rotated the token: its reuse counts as theft from `rotatedAt + REFRESH_RACE_GRACE_MS` on. */
+  constructor(readonly rotatedAt: number) {
     super("invalid_refresh_token");
   }
 }
@@ -114,7 +115,7 @@ export async function rotateRefreshToken(deps: Deps, presented: string): Promise
     // what a client's own duplicate request looks like (two tabs, a retry after a timeout). Then
     // only this request fails, so the concurrent winner's new token stays valid.
     if (token.revokedReason === "rotated") {
-      if (now - (token.revokedAt ?? 0) < REFRESH_RACE_GRACE_MS) throw new RotationRaceLost();
+      if (now - (token.revokedAt ?? 0) < REFRESH_RACE_GRACE_MS) throw new RotationRaceLost(token.revokedAt ?? now);
       // No raw user id in logs (lib/log.ts); the activity row names the user.
       log("warn", "auth.refresh_reuse", { action: "family_revoked" });
       await deps.tokens.revokeFamily(token.familyId, "reuse", now, {
@@ -139,7 +140,7 @@ export async function rotateRefreshToken(deps: Deps, presented: string): Promise
   });
   // One transaction: the successor is inserted only if the parent is still live, and the parent
   // is revoked only if it was live. Whichever concurrent request runs second changes nothing.
-  if (!(await deps.tokens.rotate(token.id, pair.row, now))) throw new RotationRaceLost();
+  if (!(await deps.tokens.rotate(token.id, pair.row, now))) throw new RotationRaceLost(now);
   return pair.response;
 }
 
