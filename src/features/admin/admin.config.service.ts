@@ -85,10 +85,11 @@ export async function patchConfig(deps: Deps, actor: User, input: Record<string,
   const results = await Promise.allSettled(changed.map((u) => kv.put(u.key, u.text)));
   if (results.some((r) => r.status === "rejected")) {
     // Every key is put back, the refused ones too: a write whose reply was lost may have landed.
-    const inForce = await Promise.all(changed.map((u) => restore(kv, u.key, before.get(u.key) ?? null, u.text)));
+    const inForce = await Promise.all(changed.map((u) => restore(kv, u.key, before.get(u.key) ?? null)));
     // A new value left in force keeps its audit entry, and the answer says so rather than
     // "nothing was changed".
-    const stuck = changed.filter((_, i) => inForce[i]).map((u) => u.key);
+    const stuckUpdates = changed.filter((_, i) => inForce[i]);
+    const stuck = stuckUpdates.map((u) => u.key);
     await deps.audit
       .remove(auditIds.filter((_, i) => !inForce[i]))
       .catch((error) =>
@@ -97,9 +98,12 @@ export async function patchConfig(deps: Deps, actor: User, input: Record<string,
     deps.invalidateConfig();
     if (stuck.length > 0) {
       log("error", "config.partly_applied", { keys: stuck.join(", ") });
+      // A shorter session_max_age that may be in force ends the older sign-ins as if it were.
+      const maxAge = stuckUpdates.find((u) => u.key === "session_max_age");
+      if (maxAge) await endOlderSignIns(deps, maxAge.text).catch(() => undefined);
       throw new AppError(
         "service_unavailable",
-        `The configuration store did not accept the whole change and could not undo all of it: ${stuck.join(", ")} now has the new value (audited); nothing else was changed.`,
+        `The configuration store did not accept the whole change and could not undo all of it: ${stuck.join(", ")} may now have the new value (audited); nothing else was changed.`,
       );
     }
     throw new AppError("service_unavailable", "The configuration store did not accept the change; nothing was changed.");
@@ -115,21 +119,18 @@ export async function patchConfig(deps: Deps, actor: User, input: Record<string,
 }
 
 /**
- * Puts `key` back to `previous` (null: none) after a change to `changed` that KV may or may not
- * have taken. Whether `changed` is still in force: false once the put-back is acknowledged; if
- * that is refused too, what KV answers now (and true if it cannot say), so nothing in force is
- * ever left without its audit entry.
+ * Puts `key` back to `previous` (null: none) after a change that KV may or may not have taken.
+ * Whether the change may still be in force: false once the put-back is acknowledged, true if that
+ * is refused too (KV's reads are eventually consistent, so reading the key back would not tell),
+ * so nothing in force is ever left without its audit entry.
  */
-async function restore(kv: KVNamespace, key: string, previous: string | null, changed: string | null): Promise<boolean> {
+async function restore(kv: KVNamespace, key: string, previous: string | null): Promise<boolean> {
   try {
     await (previous === null ? kv.delete(key) : kv.put(key, previous));
     return false;
   } catch (error) {
     log("error", "config.write_failed", { key, detail: "putting the earlier value back", error: loggableError(error) });
-    return kv.get(key).then(
-      (now) => now === changed,
-      () => true,
-    );
+    return true;
   }
 }
 
@@ -199,7 +200,7 @@ export async function resetConfigKey(deps: Deps, actor: User, key: string): Prom
     } catch (error) {
       log("error", "config.write_failed", { key, error: loggableError(error) });
       // The delete may have landed (its reply lost): the value is put back, or the entry stays.
-      if (await restore(kv, key, previous, null)) {
+      if (await restore(kv, key, previous)) {
         deps.invalidateConfig();
         throw new AppError(
           "service_unavailable",
