@@ -100,6 +100,19 @@ describe("absolute session lifetime", () => {
     expect((await cold.call("GET", "/api/v1/me", undefined, { token: during.json.access_token, ...down })).status).toBe(401);
   });
 
+  it("a sign-in started by such an isolate is held to the operator's idle lifetime once KV answers again", async () => {
+    await setConfig("refresh_token_ttl", "3600");
+    const u = await h.registerVerified();
+    const cold = harness({ start: h.clock.now() });
+    const down = { env: { ...env, CONFIG: { get: () => Promise.reject(new Error("KV unavailable")) } as unknown as KVNamespace } };
+    const login = await cold.call("POST", "/api/v1/auth/login", { email: u.email, password: u.password }, down);
+    expect(login.status, login.text).toBe(200);
+    // Issued under the defaults: 30 days on its face.
+    expect(login.json.refresh_expires_in).toBeGreaterThan(3600);
+    h.clock.set(cold.clock.now() + 2 * HOUR);
+    expect((await h.call("POST", REFRESH, { refresh_token: login.json.refresh_token })).status).toBe(401);
+  });
+
   it("defaults to 30 days and refuses values outside 1 hour – 1 year", async () => {
     const staff = await h.registerVerified();
     await env.DB.prepare("UPDATE users SET is_staff = 1 WHERE id = ?").bind(staff.id).run();

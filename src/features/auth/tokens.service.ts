@@ -129,8 +129,11 @@ export async function rotateRefreshToken(deps: Deps, presented: string): Promise
     throw invalid;
   }
   const config = await deps.config();
-  // Past its absolute lifetime (session_max_age may have been lowered since the token was issued).
-  if (token.expiresAt <= now || sessionEndsAt(token.familyCreatedAt, config.session_max_age) <= now || !userActive) throw invalid;
+  // Past its idle or its absolute lifetime, as configured now: either may have been shortened
+  // since the token was issued, or it was issued under defaults while KV could not be read.
+  const idleEnd = token.createdAt + config.refresh_token_ttl * 1000;
+  if (token.expiresAt <= now || idleEnd <= now || sessionEndsAt(token.familyCreatedAt, config.session_max_age) <= now || !userActive)
+    throw invalid;
 
   const pair = await prepareTokenPair(deps, token.userId, {
     familyId: token.familyId,
