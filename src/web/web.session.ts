@@ -15,9 +15,9 @@
  * the other gets `invalid_refresh_token` without the family being revoked (the 5 s race grace).
  * The loser (`RotationRaceLost`) must not clear the cookies (its Set-Cookie might arrive after the
  * winner's and erase them), so a GET is redirected to itself after a pause, counted by a short
- * `__Host-lk_retry` cookie: by then the browser holds the winner's cookies. Only after
- * RACE_RETRY_PAUSES_MS runs out does it count as signed out, and then the sign-in ends on the
- * server too: the winner was not this browser. A token refused for any other reason (revoked,
+ * `__Host-lk_retry` cookie: by then the browser holds the winner's cookies. Only once
+ * RACE_RETRY_PAUSES_MS runs out, or another retry could not land inside the grace, does it count
+ * as signed out, and then the sign-in ends on the server too: the winner was not this browser. A token refused for any other reason (revoked,
  * expired, unknown) signs out at once.
  *
  * CSRF: every form carries `_csrf`, an HMAC of the sign-in's id (its refresh-token family, which
