@@ -40,6 +40,10 @@ function tempDir() {
 /** A keys file that does not exist, so no test reads the operator's own ~/.latchkey. */
 const noKeysFile = () => join(tempDir(), "keys", "none.vars");
 
+/** `setup --dry-run` for staging against the fake account `run`, with a keys file of its own. */
+const dryRun = (config: string, run: Parameters<typeof setup>[0]["run"], log: (line: string) => void) =>
+  setup({ env: "staging", dryRun: true, configPath: config, run, log, keysFile: noKeysFile() });
+
 /** A private copy of the repository's wrangler.toml. */
 function configCopy() {
   const path = join(tempDir(), "wrangler.toml");
@@ -196,14 +200,7 @@ describe("npm run setup -- --dry-run", () => {
     const before = readFileSync(config, "utf8");
     const { run, calls } = account();
     const lines: string[] = [];
-    const result = await setup({
-      env: "staging",
-      dryRun: true,
-      configPath: config,
-      run,
-      log: (l: string) => lines.push(l),
-      keysFile: noKeysFile(),
-    });
+    const result = await dryRun(config, run, (l: string) => lines.push(l));
     const cfg = ["--config", config];
     expect(calls.map((c) => c.args)).toEqual([...LIST_CALLS, ["secret", "list", "--env", "staging", ...cfg]]);
     expect(result.planned).toEqual([
@@ -229,14 +226,7 @@ describe("npm run setup -- --dry-run", () => {
     const config = configCopy();
     const { run } = account({ ...STAGING, secrets: ["JWT_KEYS"] });
     const lines: string[] = [];
-    const result = await setup({
-      env: "staging",
-      dryRun: true,
-      configPath: config,
-      run,
-      log: (l: string) => lines.push(l),
-      keysFile: noKeysFile(),
-    });
+    const result = await dryRun(config, run, (l: string) => lines.push(l));
     expect(lines).toContain(`[dry-run] write database_id of [[env.staging.d1_databases]] = "${D1_ID}" into ${config}`);
     expect(lines).toContain(`[dry-run] write id of [[env.staging.kv_namespaces]] = "${KV_ID}" into ${config}`);
     expect(lines).toContain("exists: secret JWT_KEYS");
@@ -252,14 +242,7 @@ describe("npm run setup -- --dry-run", () => {
     writeBindingIds(config, "staging", { d1: D1_ID, kv: KV_ID });
     const { run, calls } = account({ ...STAGING, secrets: ["JWT_KEYS", "OTP_SECRET", "MAIL_API_KEY"] });
     const lines: string[] = [];
-    const result = await setup({
-      env: "staging",
-      dryRun: true,
-      configPath: config,
-      run,
-      log: (l: string) => lines.push(l),
-      keysFile: noKeysFile(),
-    });
+    const result = await dryRun(config, run, (l: string) => lines.push(l));
     expect(result.planned).toEqual([]);
     const cfg = ["--config", config];
     expect(calls.map((c) => c.args)).toEqual([
@@ -275,13 +258,11 @@ describe("npm run setup -- --dry-run", () => {
     const config = configCopy();
     writeBindingIds(config, "staging", { d1: D1_ID, kv: KV_ID });
     const { run } = account({ ...STAGING, secrets: ["JWT_KEYS", "OTP_SECRET", "MAIL_API_KEY"], pendingMigrations: true });
-    const result = await setup({ env: "staging", dryRun: true, configPath: config, run, log: () => {}, keysFile: noKeysFile() });
+    const result = await dryRun(config, run, () => {});
     expect(result.planned).toEqual([["d1", "migrations", "apply", "DB", "--remote", "--env", "staging", "--config", config]]);
 
     writeFileSync(config, readFileSync(config, "utf8").replace('MAIL_DRIVER = "http"', 'MAIL_DRIVER = "console"'));
-    await expect(setup({ env: "staging", dryRun: true, configPath: config, run, log: () => {}, keysFile: noKeysFile() })).rejects.toThrow(
-      /MAIL_DRIVER in \[env\.staging\.vars\] is "console"/,
-    );
+    await expect(dryRun(config, run, () => {})).rejects.toThrow(/MAIL_DRIVER in \[env\.staging\.vars\] is "console"/);
   });
 
   it("really runs: uploads generated secrets on stdin without printing them, and writes the new ids", async () => {
