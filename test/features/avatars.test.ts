@@ -76,6 +76,18 @@ function gifFrames(n: number) {
   return bytes(...Array.from({ length: n }, () => frame));
 }
 
+/** A JPEG's tables and frame header (DQT, SOF `sof` with 1 component, DHT): what comes before its scans. */
+function jpegTables(sof: 0xc0 | 0xc2, width: number, height: number) {
+  return bytes(
+    [0xff, 0xdb, 0, 67, 0],
+    new Uint8Array(64).fill(1),
+    [0xff, sof, 0, 11, 8],
+    [(height >> 8) & 255, height & 255, (width >> 8) & 255, width & 255],
+    [1, 1, 0x11, 0],
+    [0xff, 0xc4, 0, 20, 0x00, 1, ...new Array(15).fill(0), 0],
+  );
+}
+
 /** Baseline JPEG structure: SOI, APP0 JFIF, DQT, SOF0 (1 component), DHT, SOS, scan data, EOI. */
 function jpeg(width: number, height: number, trailer: Uint8Array = new Uint8Array(0)) {
   return bytes(
@@ -83,12 +95,7 @@ function jpeg(width: number, height: number, trailer: Uint8Array = new Uint8Arra
     [0xff, 0xe0, 0, 16],
     "JFIF\0",
     [1, 1, 0, 0, 1, 0, 1, 0, 0],
-    [0xff, 0xdb, 0, 67, 0],
-    new Uint8Array(64).fill(1),
-    [0xff, 0xc0, 0, 11, 8],
-    [(height >> 8) & 255, height & 255, (width >> 8) & 255, width & 255],
-    [1, 1, 0x11, 0],
-    [0xff, 0xc4, 0, 20, 0x00, 1, ...new Array(15).fill(0), 0],
+    jpegTables(0xc0, width, height),
     [0xff, 0xda, 0, 8, 1, 1, 0, 0, 63, 0],
     [0x12, 0xff, 0x00, 0x34, 0xff, 0xd0, 0x56], // entropy data with a stuffed FF and a restart marker
     [0xff, 0xd9],
@@ -101,17 +108,7 @@ function progressiveJpeg(width: number, height: number, scans: number) {
   const scan = [0xff, 0xda, 0, 8, 1, 1, 0, 0, 0, 0, 0x00];
   const allScans = new Uint8Array(scan.length * scans);
   for (let i = 0; i < scans; i++) allScans.set(scan, i * scan.length);
-  return bytes(
-    [0xff, 0xd8],
-    [0xff, 0xdb, 0, 67, 0],
-    new Uint8Array(64).fill(1),
-    [0xff, 0xc2, 0, 11, 8],
-    [(height >> 8) & 255, height & 255, (width >> 8) & 255, width & 255],
-    [1, 1, 0x11, 0],
-    [0xff, 0xc4, 0, 20, 0x00, 1, ...new Array(15).fill(0), 0],
-    allScans,
-    [0xff, 0xd9],
-  );
+  return bytes([0xff, 0xd8], jpegTables(0xc2, width, height), allScans, [0xff, 0xd9]);
 }
 
 function riff(chunk: string, data: number[] | Uint8Array) {
