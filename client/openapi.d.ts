@@ -4155,7 +4155,7 @@ export interface components {
             last_used_at: string;
             /**
              * Format: date-time
-             * @description When its current refresh token expires
+             * @description When its current refresh token stops working unless used: its expiry, or earlier under idle or absolute lifetimes lowered since it was issued
              */
             expires_at: string;
             ip: string | null;
@@ -4180,7 +4180,7 @@ export interface components {
             last_used_at: string;
             /**
              * Format: date-time
-             * @description When its current refresh token expires
+             * @description When its current refresh token stops working unless used: its expiry, or earlier under idle or absolute lifetimes lowered since it was issued
              */
             expires_at: string;
             ip: string | null;

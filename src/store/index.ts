@@ -82,6 +82,6 @@ export {
 } from "./replica";
 export { D1SetupCheck, LibsqlSetupCheck, type SetupCheck } from "./setup";
 export type { StatusChange, StatusRow, StatusStore } from "./statuses";
-export type { SessionRow, TokenStore } from "./tokens";
+export type { SessionLifetimes, SessionRow, TokenStore } from "./tokens";
 export * from "./types";
 export type { UserFlags, UserStore } from "./users";

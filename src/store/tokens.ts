@@ -23,6 +23,7 @@ import type { ActivityRecord, AuditRecord, Counter, NewRefreshToken, PasswordChe
 /** A family as the sessions list shows it: its newest token, and its first and last use. */
 export interface SessionRow {
   familyId: string;
+  familyCreatedAt: number;
   createdAt: number;
   expiresAt: number;
   revokedAt: number | null;
@@ -73,11 +74,11 @@ export interface TokenStore {
     input: { reason: string; nowMs: number; activity: ActivityRecord; audit?: AuditRecord; keepSessionId?: string },
   ): Promise<boolean>;
   /** Whether `sessionId` is a live sign-in of `userId`. */
-  isLiveSession(userId: string, sessionId: string, nowMs: number, sessionMaxAgeSeconds: number): Promise<boolean>;
+  isLiveSession(userId: string, sessionId: string, nowMs: number, lifetimes: SessionLifetimes): Promise<boolean>;
   /** Ends one sign-in; the entry is written only if it was still live when the batch ran. */
-  revokeSession(userId: string, sessionId: string, nowMs: number, sessionMaxAgeSeconds: number, activity: ActivityRecord): Promise<void>;
+  revokeSession(userId: string, sessionId: string, nowMs: number, lifetimes: SessionLifetimes, activity: ActivityRecord): Promise<void>;
   /** Live sign-ins, most recently used first; one row per family (its newest live token). */
-  liveSessions(userId: string, nowMs: number, sessionMaxAgeSeconds: number): Promise<SessionRow[]>;
+  liveSessions(userId: string, nowMs: number, lifetimes: SessionLifetimes): Promise<SessionRow[]>;
   /** Every stored sign-in, ended ones included, newest use first; one row per family. */
   allSessions(userId: string): Promise<SessionRow[]>;
   /** How many families have an unrevoked, unexpired token. */
@@ -88,17 +89,28 @@ export interface TokenStore {
   endSignInsStartedBefore(startedBefore: number, nowMs: number): Promise<void>;
 }
 
-/** The token is neither revoked nor expired, and its sign-in is within its absolute lifetime. */
-const isLive = (nowMs: number, sessionMaxAgeSeconds: number) =>
+/**
+ * The lifetimes configured now (KV `refresh_token_ttl`, `session_max_age`): either may have been
+ * lowered since a token was issued, and a token past them can no longer refresh.
+ */
+export interface SessionLifetimes {
+  idleSeconds: number;
+  maxAgeSeconds: number;
+}
+
+/** The token is neither revoked nor expired, nor past the idle or absolute lifetime as configured now. */
+const isLive = (nowMs: number, lifetimes: SessionLifetimes) =>
   and(
     isNull(refreshTokens.revokedAt),
     gt(refreshTokens.expiresAt, nowMs),
-    gt(refreshTokens.familyCreatedAt, nowMs - sessionMaxAgeSeconds * 1000),
+    gt(refreshTokens.createdAt, nowMs - lifetimes.idleSeconds * 1000),
+    gt(refreshTokens.familyCreatedAt, nowMs - lifetimes.maxAgeSeconds * 1000),
   );
 
 /** Columns shown for a session; never the token hash. */
 const tokenColumns = {
   familyId: refreshTokens.familyId,
+  familyCreatedAt: refreshTokens.familyCreatedAt,
   createdAt: refreshTokens.createdAt,
   expiresAt: refreshTokens.expiresAt,
   revokedAt: refreshTokens.revokedAt,
@@ -190,14 +202,14 @@ export function DrizzleTokenStore(db: Db): TokenStore {
       .groupBy(refreshTokens.familyId)
       .as("spans");
 
-  const liveFamilies = (userId: string, nowMs: number, sessionMaxAgeSeconds: number) =>
+  const liveFamilies = (userId: string, nowMs: number, lifetimes: SessionLifetimes) =>
     db
       .select({ familyId: refreshTokens.familyId })
       .from(refreshTokens)
-      .where(and(eq(refreshTokens.userId, userId), isLive(nowMs, sessionMaxAgeSeconds)));
+      .where(and(eq(refreshTokens.userId, userId), isLive(nowMs, lifetimes)));
 
-  const liveAndOwned = (userId: string, sessionId: string, nowMs: number, maxAge: number) =>
-    and(eq(refreshTokens.familyId, sessionId), eq(refreshTokens.userId, userId), isLive(nowMs, maxAge));
+  const liveAndOwned = (userId: string, sessionId: string, nowMs: number, lifetimes: SessionLifetimes) =>
+    and(eq(refreshTokens.familyId, sessionId), eq(refreshTokens.userId, userId), isLive(nowMs, lifetimes));
 
   return {
     async lookupForRefresh(tokenHash, ip, nowMs) {
@@ -253,36 +265,36 @@ export function DrizzleTokenStore(db: Db): TokenStore {
       ]);
     },
 
-    async isLiveSession(userId, sessionId, nowMs, maxAge) {
+    async isLiveSession(userId, sessionId, nowMs, lifetimes) {
       const [owned] = await runOne(
         db
           .select({ id: refreshTokens.id })
           .from(refreshTokens)
-          .where(liveAndOwned(userId, sessionId, nowMs, maxAge))
+          .where(liveAndOwned(userId, sessionId, nowMs, lifetimes))
           .limit(1),
       );
       return owned !== undefined;
     },
 
-    async revokeSession(userId, sessionId, nowMs, maxAge, activity) {
+    async revokeSession(userId, sessionId, nowMs, lifetimes, activity) {
       await runBatch(db, [
         // Recorded only if the session is still live when the batch runs: a concurrent revocation
         // (logout, another tab) already ended it, and this request then changes nothing.
         activityInsertSelect(db, activity, {
-          where: sql`EXISTS (SELECT 1 FROM ${refreshTokens} WHERE ${liveAndOwned(userId, sessionId, nowMs, maxAge)})`,
+          where: sql`EXISTS (SELECT 1 FROM ${refreshTokens} WHERE ${liveAndOwned(userId, sessionId, nowMs, lifetimes)})`,
         }),
         revokeFamily(db, sessionId, "session_revoked", nowMs),
       ]);
     },
 
-    async liveSessions(userId, nowMs, maxAge) {
-      const spans = familySpans(userId, liveFamilies(userId, nowMs, maxAge));
+    async liveSessions(userId, nowMs, lifetimes) {
+      const spans = familySpans(userId, liveFamilies(userId, nowMs, lifetimes));
       const rows = await runOne(
         db
           .select({ ...tokenColumns, firstAt: spans.firstAt, lastAt: spans.lastAt })
           .from(refreshTokens)
           .innerJoin(spans, eq(spans.familyId, refreshTokens.familyId))
-          .where(and(eq(refreshTokens.userId, userId), isLive(nowMs, maxAge)))
+          .where(and(eq(refreshTokens.userId, userId), isLive(nowMs, lifetimes)))
           .orderBy(desc(spans.lastAt), desc(refreshTokens.createdAt)),
       );
       return onePerFamily(rows);

@@ -113,6 +113,32 @@ describe("absolute session lifetime", () => {
     expect((await h.call("POST", REFRESH, { refresh_token: login.json.refresh_token })).status).toBe(401);
   });
 
+  it("/me/sessions follows a shortened idle lifetime: a sign-in that can no longer refresh is not listed, nor revocable, and none shows a later end", async () => {
+    const idle = await h.signedInUser();
+    h.clock.advance(2 * HOUR);
+    const busy = await h.login(idle.email, idle.password);
+    expect(await sessionsOf(busy.access_token)).toHaveLength(2);
+
+    // Idle lifetime lowered to one hour: the sign-in unused for two hours cannot refresh any more…
+    await setConfig("refresh_token_ttl", "3600");
+    expect((await h.call("POST", REFRESH, { refresh_token: idle.refresh_token })).status).toBe(401);
+    // …so it is no session of the user's: not listed, and ending it is a 404 like any ended one.
+    const listed = await sessionsOf(busy.access_token);
+    expect(listed.map((s: { current: boolean }) => s.current)).toEqual([true]);
+    const idleId = decodeJwt(idle.access_token).payload.sid;
+    expect((await h.call("DELETE", `/api/v1/me/sessions/${idleId}`, undefined, { token: busy.access_token })).status).toBe(404);
+    // The one listed ends when the new idle lifetime says, not 30 days on as its token was issued.
+    expect(Date.parse(listed[0].expires_at)).toBe(h.clock.now() + HOUR);
+
+    // And a lowered absolute lifetime shows too: ninety minutes from the sign-in's start.
+    await setConfig("refresh_token_ttl", undefined);
+    await setConfig("session_max_age", "5400");
+    h.clock.advance(10 * 60_000);
+    const viewer = await h.login(idle.email, idle.password);
+    const shown = (await sessionsOf(viewer.access_token)).find((s: { id: string }) => s.id === decodeJwt(busy.access_token).payload.sid);
+    expect(Date.parse(shown.expires_at)).toBe(Date.parse(shown.created_at) + 5400_000);
+  });
+
   it("defaults to 30 days and refuses values outside 1 hour – 1 year", async () => {
     const staff = await h.registerVerified();
     await env.DB.prepare("UPDATE users SET is_staff = 1 WHERE id = ?").bind(staff.id).run();

@@ -18,6 +18,8 @@ export interface ConformanceTarget {
 
 const T0 = Date.UTC(2030, 0, 1);
 const META = { ip: "198.51.100.7", userAgent: "conformance" };
+/** Idle and absolute session lifetimes of a day. */
+const A_DAY = { idleSeconds: 86_400, maxAgeSeconds: 86_400 };
 let seq = 0;
 const uid = (prefix: string) => `${prefix}${T0.toString(36)}${(seq++).toString(36)}${Math.random().toString(36).slice(2, 7)}`;
 
@@ -610,7 +612,7 @@ export function storeConformance(driver: string, open: () => Promise<Conformance
         expect(stale).toEqual({ written: false, replacedKey: null });
         // Nor once this sign-in alone has ended (signed out, or ended from the sessions list).
         const other = { tokensValidAfter: 0, sessionId: (await signedIn(user)).familyId };
-        await stores.tokens.revokeSession(user.id, other.sessionId, clock.now(), 86_400, {
+        await stores.tokens.revokeSession(user.id, other.sessionId, clock.now(), A_DAY, {
           userId: user.id,
           type: "session_revoked",
           nowMs: clock.now(),
@@ -810,12 +812,12 @@ export function storeConformance(driver: string, open: () => Promise<Conformance
           nowMs: clock.now(),
           meta: META,
         });
-        expect(await stores.tokens.isLiveSession(user.id, a.familyId, clock.now(), 86_400)).toBe(false);
-        expect(await stores.tokens.isLiveSession(user.id, b.familyId, clock.now(), 86_400)).toBe(true);
-        expect(await stores.tokens.isLiveSession(staff.id, b.familyId, clock.now(), 86_400)).toBe(false);
+        expect(await stores.tokens.isLiveSession(user.id, a.familyId, clock.now(), A_DAY)).toBe(false);
+        expect(await stores.tokens.isLiveSession(user.id, b.familyId, clock.now(), A_DAY)).toBe(true);
+        expect(await stores.tokens.isLiveSession(staff.id, b.familyId, clock.now(), A_DAY)).toBe(false);
         const revoked = { userId: user.id, type: "session_revoked" as const, nowMs: clock.now(), meta: META };
-        await stores.tokens.revokeSession(user.id, b.familyId, clock.now(), 86_400, revoked);
-        await stores.tokens.revokeSession(user.id, b.familyId, clock.now(), 86_400, revoked); // already ended: no second entry
+        await stores.tokens.revokeSession(user.id, b.familyId, clock.now(), A_DAY, revoked);
+        await stores.tokens.revokeSession(user.id, b.familyId, clock.now(), A_DAY, revoked); // already ended: no second entry
         expect(await countOf("SELECT COUNT(*) AS n FROM activity WHERE user_id = ? AND type = 'session_revoked'", user.id)).toBe(1);
         await stores.tokens.endAllSessions(user.id, {
           reason: "admin",
@@ -837,7 +839,7 @@ export function storeConformance(driver: string, open: () => Promise<Conformance
         clock.advance(1000);
         const child = newToken(user.id, { familyId: first.familyId, parentId: first.id });
         await stores.tokens.rotate(first.id, child, clock.now());
-        const live = await stores.tokens.liveSessions(user.id, clock.now(), 86_400);
+        const live = await stores.tokens.liveSessions(user.id, clock.now(), A_DAY);
         expect(live.map((s) => s.familyId)).toEqual([first.familyId, second.familyId]);
         expect(live[0]).toMatchObject({ firstAt: first.createdAt, lastAt: child.createdAt });
         await stores.tokens.revokeFamily(second.familyId, "logout", clock.now(), {
@@ -850,6 +852,25 @@ export function storeConformance(driver: string, open: () => Promise<Conformance
         expect(all.map((s) => [s.familyId, s.revokedReason])).toEqual([
           [first.familyId, null],
           [second.familyId, "logout"],
+        ]);
+      });
+
+      it("counts a sign-in live only within the idle and absolute lifetimes given, whatever its token's stored expiry", async () => {
+        const { user } = await registered();
+        const { stores } = await t();
+        const idle = await signedIn(user);
+        clock.advance(2 * 3_600_000);
+        const busy = await signedIn(user);
+        const hour = { idleSeconds: 3600, maxAgeSeconds: 86_400 };
+        expect((await stores.tokens.liveSessions(user.id, clock.now(), hour)).map((s) => s.familyId)).toEqual([busy.familyId]);
+        expect(await stores.tokens.isLiveSession(user.id, idle.familyId, clock.now(), hour)).toBe(false);
+        expect(await stores.tokens.isLiveSession(user.id, busy.familyId, clock.now(), hour)).toBe(true);
+        // An absolute lifetime of ninety minutes ends the older sign-in the same way.
+        const short = { idleSeconds: 86_400, maxAgeSeconds: 5400 };
+        expect((await stores.tokens.liveSessions(user.id, clock.now(), short)).map((s) => s.familyId)).toEqual([busy.familyId]);
+        expect((await stores.tokens.liveSessions(user.id, clock.now(), A_DAY)).map((s) => s.familyCreatedAt)).toEqual([
+          busy.familyCreatedAt,
+          idle.familyCreatedAt,
         ]);
       });
 

@@ -6,6 +6,7 @@
  * means two parties hold it, so the whole family is revoked.
  */
 import type { z } from "@hono/zod-openapi";
+import type { Config } from "../../config/config.definitions";
 import { isGuessed } from "../../config/config.service";
 import type { Deps } from "../../deps";
 import { base64urlEncode, randomBytes, randomId, sha256Hex } from "../../lib/crypto";
@@ -13,7 +14,7 @@ import { AppError } from "../../lib/errors";
 import { clientKey } from "../../lib/ip";
 import { log } from "../../lib/log";
 import { assertWithinLimit } from "../../lib/rate-limit";
-import type { NewRefreshToken, User } from "../../store";
+import type { NewRefreshToken, RefreshToken, SessionLifetimes, User } from "../../store";
 import { signAccessToken } from "./access-tokens";
 import type { TokenResponseSchema } from "./auth.schemas";
 
@@ -99,6 +100,24 @@ export function sessionEndsAt(familyCreatedAt: number, sessionMaxAgeSeconds: num
   return familyCreatedAt + sessionMaxAgeSeconds * 1000;
 }
 
+/** The idle and absolute lifetimes configured now, as the store checks them. */
+export function sessionLifetimes(config: Config): SessionLifetimes {
+  return { idleSeconds: config.refresh_token_ttl, maxAgeSeconds: config.session_max_age };
+}
+
+/**
+ * When a refresh token stops working under the lifetimes configured now: its own expiry, or
+ * earlier if either lifetime was lowered since it was issued (or it was issued under defaults
+ * while KV could not be read).
+ */
+export function tokenEndsAt(token: Pick<RefreshToken, "createdAt" | "expiresAt" | "familyCreatedAt">, config: Config): number {
+  return Math.min(
+    token.expiresAt,
+    token.createdAt + config.refresh_token_ttl * 1000,
+    sessionEndsAt(token.familyCreatedAt, config.session_max_age),
+  );
+}
+
 /** `POST /auth/refresh`: rotates the presented token. Exactly one of two concurrent uses wins. */
 export async function rotateRefreshToken(deps: Deps, presented: string): Promise<TokenResponse> {
   const { clock, meta } = deps;
@@ -129,11 +148,7 @@ export async function rotateRefreshToken(deps: Deps, presented: string): Promise
     throw invalid;
   }
   const config = await deps.config();
-  // Past its idle or its absolute lifetime, as configured now: either may have been shortened
-  // since the token was issued, or it was issued under defaults while KV could not be read.
-  const idleEnd = token.createdAt + config.refresh_token_ttl * 1000;
-  if (token.expiresAt <= now || idleEnd <= now || sessionEndsAt(token.familyCreatedAt, config.session_max_age) <= now || !userActive)
-    throw invalid;
+  if (tokenEndsAt(token, config) <= now || !userActive) throw invalid;
 
   const pair = await prepareTokenPair(deps, token.userId, {
     familyId: token.familyId,

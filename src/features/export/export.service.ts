@@ -42,7 +42,7 @@ function exportedProfile(profile: Profile) {
  * (for the log); the stream then errors instead of ending.
  */
 export async function exportUserData(
-  deps: Pick<Deps, "profiles" | "statuses" | "activity" | "tokens" | "clock">,
+  deps: Pick<Deps, "profiles" | "statuses" | "activity" | "tokens" | "clock" | "config">,
   user: User,
   onError: (error: unknown) => void,
 ) {

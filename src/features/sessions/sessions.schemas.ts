@@ -6,7 +6,11 @@ export const SessionSchema = z
     id: z.string(),
     created_at: z.string().openapi({ format: "date-time", description: "When the sign-in happened" }),
     last_used_at: z.string().openapi({ format: "date-time", description: "The latest login or token refresh" }),
-    expires_at: z.string().openapi({ format: "date-time", description: "When its current refresh token expires" }),
+    expires_at: z.string().openapi({
+      format: "date-time",
+      description:
+        "When its current refresh token stops working unless used: its expiry, or earlier under idle or absolute lifetimes lowered since it was issued",
+    }),
     ip: z.string().nullable(),
     user_agent: z.string().nullable(),
     current: z.boolean().openapi({ description: "The session this request's access token belongs to" }),

@@ -4,9 +4,11 @@
  * first token tells when it started, its newest when and from where it was last used.
  */
 import type { z } from "@hono/zod-openapi";
+import type { Config } from "../../config/config.definitions";
 import type { Deps } from "../../deps";
 import { AppError } from "../../lib/errors";
 import type { SessionRow } from "../../store";
+import { sessionLifetimes, tokenEndsAt } from "../auth/tokens.service";
 import type { ExportedSessionSchema, SessionSchema } from "./sessions.schemas";
 
 export type SessionView = z.infer<typeof SessionSchema>;
@@ -16,12 +18,12 @@ export type ExportedSessionView = z.infer<typeof ExportedSessionSchema>;
 const iso = (ms: number) => new Date(ms).toISOString();
 
 /** The fields both views share, from the family's newest token and its first/last times. */
-function sessionFields(row: SessionRow) {
+function sessionFields(row: SessionRow, config: Config) {
   return {
     id: row.familyId,
     created_at: iso(row.firstAt),
     last_used_at: iso(row.lastAt),
-    expires_at: iso(row.expiresAt),
+    expires_at: iso(tokenEndsAt(row, config)),
     ip: row.ip,
     user_agent: row.userAgent,
   };
@@ -37,19 +39,19 @@ export async function listSessions(
   currentSessionId: string,
 ): Promise<SessionView[]> {
   const now = deps.clock.now();
-  // The lifetime is checked here too because an operator may lower `session_max_age` after tokens were issued.
-  const maxAge = (await deps.config()).session_max_age;
-  const rows = await deps.tokens.liveSessions(userId, now, maxAge);
-  return rows.map((row) => ({ ...sessionFields(row), current: row.familyId === currentSessionId }));
+  // The lifetimes as configured now: an operator may have lowered either after tokens were issued.
+  const config = await deps.config();
+  const rows = await deps.tokens.liveSessions(userId, now, sessionLifetimes(config));
+  return rows.map((row) => ({ ...sessionFields(row, config), current: row.familyId === currentSessionId }));
 }
 
 /** Every sign-in still stored for the user, ended ones included (for the data export). */
-export async function allSessions(deps: Pick<Deps, "tokens" | "clock">, userId: string): Promise<ExportedSessionView[]> {
+export async function allSessions(deps: Pick<Deps, "tokens" | "clock" | "config">, userId: string): Promise<ExportedSessionView[]> {
   const now = deps.clock.now();
-  const rows = await deps.tokens.allSessions(userId);
+  const [config, rows] = await Promise.all([deps.config(), deps.tokens.allSessions(userId)]);
   return rows.map((row) => ({
-    ...sessionFields(row),
-    active: row.revokedAt === null && row.expiresAt > now,
+    ...sessionFields(row, config),
+    active: row.revokedAt === null && tokenEndsAt(row, config) > now,
     revoked_at: row.revokedAt === null ? null : iso(row.revokedAt),
     revoked_reason: row.revokedReason,
   }));
@@ -64,10 +66,10 @@ export async function allSessions(deps: Pick<Deps, "tokens" | "clock">, userId: 
 export async function revokeSession(deps: Deps, userId: string, sessionId: string): Promise<void> {
   const { clock, meta } = deps;
   const now = clock.now();
-  const maxAge = (await deps.config()).session_max_age;
-  if (!(await deps.tokens.isLiveSession(userId, sessionId, now, maxAge))) throw new AppError("not_found", "No such active session.");
+  const lifetimes = sessionLifetimes(await deps.config());
+  if (!(await deps.tokens.isLiveSession(userId, sessionId, now, lifetimes))) throw new AppError("not_found", "No such active session.");
   // Recorded only if the session is still live when the batch runs (a concurrent logout changes nothing twice).
-  await deps.tokens.revokeSession(userId, sessionId, now, maxAge, {
+  await deps.tokens.revokeSession(userId, sessionId, now, lifetimes, {
     userId,
     type: "session_revoked",
     nowMs: now,
