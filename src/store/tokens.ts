@@ -81,8 +81,8 @@ export interface TokenStore {
   liveSessions(userId: string, nowMs: number, lifetimes: SessionLifetimes): Promise<SessionRow[]>;
   /** Every stored sign-in, ended ones included, newest use first; one row per family. */
   allSessions(userId: string): Promise<SessionRow[]>;
-  /** How many families have an unrevoked, unexpired token. */
-  countLiveSessions(userId: string, nowMs: number): Promise<number>;
+  /** How many sign-ins are live (as `liveSessions` lists them). */
+  countLiveSessions(userId: string, nowMs: number, lifetimes: SessionLifetimes): Promise<number>;
   /** Deletes up to `limit` tokens of families entirely expired; returns how many. */
   purgeDead(nowMs: number, limit: number): Promise<number>;
   /** Revokes every live token of sign-ins that began before `startedBefore` (a lowered `session_max_age`). */
@@ -314,12 +314,12 @@ export function DrizzleTokenStore(db: Db): TokenStore {
       return onePerFamily(rows);
     },
 
-    async countLiveSessions(userId, nowMs) {
+    async countLiveSessions(userId, nowMs, lifetimes) {
       const [live] = await runOne(
         db
           .select({ sessions: count(sql`DISTINCT ${refreshTokens.familyId}`) })
           .from(refreshTokens)
-          .where(and(eq(refreshTokens.userId, userId), isNull(refreshTokens.revokedAt), gt(refreshTokens.expiresAt, nowMs))),
+          .where(and(eq(refreshTokens.userId, userId), isLive(nowMs, lifetimes))),
       );
       return live?.sessions ?? 0;
     },

@@ -506,6 +506,19 @@ describe("GET /admin/users", () => {
     expect(res.json.password_hash).toBeUndefined();
     expect((await h.call("GET", `${ADMIN}/users/nope`, undefined, { token: admin.access_token })).status).toBe(404);
   });
+
+  it("counts as live only the sessions the lifetimes in force let refresh", async () => {
+    const user = await h.signedInUser();
+    h.clock.advance(2 * 3_600_000);
+    await h.login(user.email, user.password);
+    const admin = await staffUser();
+    const shown = async () =>
+      (await h.call("GET", `${ADMIN}/users/${user.id}`, undefined, { token: admin.access_token })).json.active_sessions;
+    expect(await shown()).toBe(2);
+    // An idle lifetime lowered to an hour: the sign-in unused for two hours can no longer refresh.
+    await setConfig("refresh_token_ttl", "3600");
+    expect(await shown()).toBe(1);
+  });
 });
 
 describe("PATCH /admin/users/{id}", () => {

@@ -805,7 +805,7 @@ export function storeConformance(driver: string, open: () => Promise<Conformance
         const a = await signedIn(user);
         const b = await signedIn(user);
         const c = await signedIn(user);
-        expect(await stores.tokens.countLiveSessions(user.id, clock.now())).toBe(3);
+        expect(await stores.tokens.countLiveSessions(user.id, clock.now(), A_DAY)).toBe(3);
         await stores.tokens.revokeFamily(a.familyId, "logout", clock.now(), {
           userId: user.id,
           type: "logout",
@@ -826,7 +826,7 @@ export function storeConformance(driver: string, open: () => Promise<Conformance
           audit: { actorId: staff.id, action: "user.logout_all", target: user.id, oldValue: null, newValue: null, nowMs: clock.now() },
         });
         expect(await stores.tokens.byHash(c.tokenHash)).toMatchObject({ revokedReason: "admin" });
-        expect(await stores.tokens.countLiveSessions(user.id, clock.now())).toBe(0);
+        expect(await stores.tokens.countLiveSessions(user.id, clock.now(), A_DAY)).toBe(0);
         expect(await countOf("SELECT COUNT(*) AS n FROM admin_audit WHERE target = ? AND action = 'user.logout_all'", user.id)).toBe(1);
       });
 

@@ -12,6 +12,7 @@ import { normalizeIdentifier } from "../../lib/text";
 import type { User } from "../../store";
 import { userView } from "../auth/auth.service";
 import { UNUSABLE_PASSWORD_HASH } from "../auth/password-hash";
+import { sessionLifetimes } from "../auth/tokens.service";
 import { purgeAvatarCopies } from "../profiles/avatar.service";
 import type { AdminUserView, UserFlagsPatch } from "./admin.schemas";
 
@@ -42,7 +43,8 @@ const noSuchAccount = () => new AppError("not_found", "No account with this id."
 /** One account, with how many sign-ins (refresh-token families) are still live. */
 export async function getUser(deps: Deps, id: string) {
   const user = await findUser(deps, id);
-  return { ...adminUserView(user), active_sessions: await deps.tokens.countLiveSessions(id, deps.clock.now()) };
+  const lifetimes = sessionLifetimes(await deps.config());
+  return { ...adminUserView(user), active_sessions: await deps.tokens.countLiveSessions(id, deps.clock.now(), lifetimes) };
 }
 
 /**
