@@ -10,7 +10,7 @@ import { createHash } from "node:crypto";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { CliError, d1, parseCli, runCli, sqlString, targetArgs, wrangler, wranglerVar } from "./lib/cli.mjs";
+import { assertDatabaseTarget, CliError, d1, parseCli, runCli, sqlString, targetArgs, wrangler, wranglerVar } from "./lib/cli.mjs";
 import { badgePng } from "./lib/png.mjs";
 import { loadWorkerCode } from "./lib/worker-code.mjs";
 
@@ -58,6 +58,7 @@ await runCli(async () => {
   const { values } = parseCli({}, { allowPositionals: false });
   if (values.help) return console.log(USAGE);
   if (values.remote) throw new CliError("seed writes demo accounts with a published password: it is for local state only");
+  assertDatabaseTarget(values);
   const target = targetArgs(values);
 
   // The same local database wrangler dev opens, with its schema.

@@ -272,12 +272,26 @@ async function libsql(sql) {
 }
 
 /**
+ * Refuses a local run while `LIBSQL_URL` names a database: that is the deployed worker's, and the
+ * run's KV and R2 writes would go to the local state while its SQL went there (a local
+ * `config:set session_max_age` ending production sign-ins, `seed` writing its published-password
+ * staff account into production). With `--remote`, everything goes to the deployed resources.
+ */
+export function assertDatabaseTarget(values) {
+  if (process.env.LIBSQL_URL && !values.remote)
+    throw new CliError(
+      `LIBSQL_URL is set (${process.env.LIBSQL_URL}): it names the deployed worker's database. Add --remote to act on it, or unset LIBSQL_URL to act on the local state.`,
+    );
+}
+
+/**
  * Runs SQL (one statement or several, as one transaction) on the worker's database and returns
- * the rows of the last statement: on libSQL / Turso when `LIBSQL_URL` is set; otherwise on D1,
- * through the running dev server when there is one for this state, else through
- * `wrangler d1 execute DB --json`.
+ * the rows of the last statement: with `--remote`, on libSQL / Turso when `LIBSQL_URL` is set,
+ * else on the deployed D1; locally, on D1 through the running dev server when there is one for
+ * this state, else through `wrangler d1 execute DB --json`.
  */
 export async function d1(values, { command, file }) {
+  assertDatabaseTarget(values);
   if (process.env.LIBSQL_URL) return libsql(file ? readFileSync(file, "utf8") : command);
   const server = await devServerFor(values);
   if (server) {

@@ -73,7 +73,7 @@ describe("operator scripts", () => {
     it("works against libSQL / Turso with the worker's own settings (LIBSQL_URL, LIBSQL_AUTH_TOKEN)", async () => {
       const { url, client } = await libsqlDatabase();
       const password = "pale-blue-dot-1990";
-      const res = await run("scripts/admin-create.mjs", ["--email", "ops@example.com"], {
+      const res = await run("scripts/admin-create.mjs", ["--email", "ops@example.com", "--remote"], {
         LATCHKEY_ADMIN_PASSWORD: password,
         LIBSQL_URL: url,
         LIBSQL_AUTH_TOKEN: "",
@@ -85,7 +85,7 @@ describe("operator scripts", () => {
       const worker = await loadWorkerCode();
       expect(await worker.verifyPassword(password, String(rows[0]?.password_hash))).toBe(true);
       // Run again: the verified account is found (a read through the same path) and only promoted.
-      const again = await run("scripts/admin-create.mjs", ["--email", "ops@example.com"], { LIBSQL_URL: url });
+      const again = await run("scripts/admin-create.mjs", ["--email", "ops@example.com", "--remote"], { LIBSQL_URL: url });
       expect(again.code, again.stderr).toBe(0);
       expect(again.stdout).toMatch(/already an active, verified staff account/);
       client.close();
@@ -216,12 +216,50 @@ describe("operator scripts", () => {
 
   describe("config:set with the database unreachable", () => {
     it("changes nothing: the audit entry is written first, and without it KV is not touched", async () => {
-      const { state } = await localState();
-      const down = { LIBSQL_URL: "http://127.0.0.1:9", LIBSQL_AUTH_TOKEN: "" };
-      const set = await run("scripts/config.mjs", ["set", "otp_ttl", "900", "--persist-to", state], down);
+      // A state of its own whose database file is unreadable (its KV is fine): not a database,
+      // and no write-ahead log to recover it from.
+      const { state } = await createLocalState();
+      const databases = join(state, "v3", "d1", "miniflare-D1DatabaseObject");
+      for (const file of readdirSync(databases).filter((name) => !name.startsWith("metadata."))) {
+        if (file.endsWith(".sqlite")) writeFileSync(join(databases, file), "not a database");
+        else rmSync(join(databases, file));
+      }
+      const set = await run("scripts/config.mjs", ["set", "otp_ttl", "900", "--persist-to", state]);
       expect(set.code).not.toBe(0);
       const get = await run("scripts/config.mjs", ["get", "otp_ttl", "--persist-to", state]);
       expect(get.stdout.trim()).toBe("otp_ttl = 600 (default)");
+    });
+  });
+
+  describe("with LIBSQL_URL set (the deployed database) but no --remote", () => {
+    it("seed, config:set and admin:create refuse, touching neither that database nor the local state", async () => {
+      const { url, client } = await libsqlDatabase();
+      const { state, sql } = await localState();
+      await client.execute(
+        "INSERT INTO users (id, email, password_hash, is_active, is_staff, email_verified, tokens_valid_after, created_at, updated_at) VALUES ('prod1', 'prod@example.com', 'h', 1, 0, 1, 0, 1, 1)",
+      );
+      await client.execute(
+        `INSERT INTO refresh_tokens (id, user_id, family_id, token_hash, created_at, expires_at, family_created_at) VALUES ('prodtoken', 'prod1', 'prodtoken', 'h', 1, ${Date.now() + 86_400_000}, 1)`,
+      );
+      const production = { LIBSQL_URL: url, LIBSQL_AUTH_TOKEN: "", LATCHKEY_ADMIN_PASSWORD: "pale-blue-dot-1990" };
+      for (const [script, args] of [
+        ["scripts/seed.mjs", []],
+        ["scripts/config.mjs", ["set", "session_max_age", "3600"]],
+        ["scripts/admin-create.mjs", ["--email", "target@example.com"]],
+      ] as const) {
+        const res = await run(script, [...args, "--persist-to", state], production);
+        expect(res.code, script).toBe(1);
+        expect(res.stderr, script).toMatch(/LIBSQL_URL is set.*--remote/s);
+      }
+      const { rows: users } = await client.execute("SELECT email FROM users");
+      expect(users.map((row) => row.email)).toEqual(["prod@example.com"]);
+      const { rows: tokens } = await client.execute("SELECT revoked_reason FROM refresh_tokens");
+      expect(tokens.map((row) => row.revoked_reason)).toEqual([null]);
+      expect((await client.execute("SELECT count(*) AS n FROM admin_audit")).rows[0]?.n).toBe(0);
+      expect(await sql("SELECT email FROM users WHERE email IN ('staff@example.com', 'target@example.com')")).toEqual([]);
+      const get = await run("scripts/config.mjs", ["get", "session_max_age", "--persist-to", state]);
+      expect(get.stdout.trim()).toMatch(/^session_max_age = \d+ \(default\)$/);
+      client.close();
     });
   });
 
