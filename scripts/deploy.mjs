@@ -2,7 +2,7 @@
 // `npm run deploy -- --env staging|production [--dry-run] [--config wrangler.toml]`
 //
 // Refuses, one line per problem, to deploy an environment that would not work or would be unsafe:
-//   - MAIL_DRIVER = "console" outside development (codes would go to the log, not to the users);
+//   - MAIL_DRIVER not "http" or "cloudflare" (console sends codes to the log, not to the users);
 //   - ENVIRONMENT not the environment's own name (a deploy must never be "development");
 //   - a D1 or KV id still the all-zeros placeholder (`npm run setup` writes the real ones);
 //   - a required secret missing from `wrangler secret list --env …`.
@@ -14,6 +14,7 @@ import {
   configArgs,
   isPlaceholderId,
   listSecrets,
+  mailDriverProblem,
   readEnvironment,
   requiredSecrets,
   showCommand,
@@ -27,15 +28,11 @@ export async function deployProblems({ env, configPath = "wrangler.toml", run = 
   const target = readEnvironment(configPath, env);
   const setupHint = `run \`npm run setup -- --env ${env}\``;
   const problems = [];
-  const driver = target.vars.MAIL_DRIVER ?? "console";
   if (target.vars.ENVIRONMENT !== env) {
     problems.push(`ENVIRONMENT in [env.${env}.vars] is "${target.vars.ENVIRONMENT ?? ""}": set it to "${env}"`);
   }
-  if (driver === "console" && target.vars.ENVIRONMENT !== "development") {
-    problems.push(
-      `MAIL_DRIVER in [env.${env}.vars] is "console", which only logs the codes: set "http" (with the MAIL_API_KEY secret) or "cloudflare"`,
-    );
-  }
+  const mail = mailDriverProblem(env, target.vars);
+  if (mail) problems.push(mail);
   if (isPlaceholderId(target.d1.id)) problems.push(`database_id of [[env.${env}.d1_databases]] is a placeholder: ${setupHint}`);
   if (isPlaceholderId(target.kv.id)) problems.push(`id of [[env.${env}.kv_namespaces]] is a placeholder: ${setupHint}`);
   const present = await listSecrets(run, env, configPath);

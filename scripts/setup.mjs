@@ -6,7 +6,9 @@
 //   1. the D1 database, the KV namespace, the R2 bucket, the mail queue and its dead-letter queue
 //      named in [env.<name>] (what exists is learned from `wrangler d1 list --json`,
 //      `wrangler kv namespace list`, `wrangler r2 bucket list`, `wrangler queues list`);
-//   2. the D1 and KV ids written into [env.<name>] of wrangler.toml, in place of the placeholders;
+//   2. the D1 and KV ids written into [env.<name>] of wrangler.toml, in place of the placeholders
+//      (a real id already there is kept if the account has that resource, whatever its name, and
+//      refused if it has not: it is never overwritten);
 //   3. the secrets `wrangler secret list` does not show: JWT_KEYS (the set kept in --keys-file,
 //      default ~/.latchkey/<env>.vars, or a fresh Ed25519 key set written there first) and
 //      OTP_SECRET generated here, MAIL_API_KEY (MAIL_DRIVER = "http") from LATCHKEY_MAIL_API_KEY or
@@ -23,6 +25,7 @@ import {
   configArgs,
   isPlaceholderId,
   listSecrets,
+  mailDriverProblem,
   parseD1List,
   parseKvList,
   parseQueuesList,
@@ -60,9 +63,8 @@ export async function setup({
   if (target.vars.ENVIRONMENT !== env) {
     throw new CliError(`ENVIRONMENT in [env.${env}.vars] is "${target.vars.ENVIRONMENT}": set it to "${env}"`);
   }
-  if ((target.vars.MAIL_DRIVER ?? "console") === "console") {
-    throw new CliError(`MAIL_DRIVER in [env.${env}.vars] is "console": set "http" or "cloudflare" (console mail is for development)`);
-  }
+  const mail = mailDriverProblem(env, target.vars);
+  if (mail) throw new CliError(mail);
   const executed = [];
   const planned = [];
   const exec = async (args, options) => {
@@ -82,13 +84,20 @@ export async function setup({
   const skip = (what) => log(`exists: ${what}`);
 
   // 1. Resources.
+  const d1What = `database_id of [[env.${env}.d1_databases]]`;
+  const kvWhat = `id of [[env.${env}.kv_namespaces]]`;
   let databases = parseD1List(await exec(["d1", "list", "--json"]));
-  const databaseExisted = databases.has(target.d1.name);
-  if (databaseExisted) skip(`D1 database ${target.d1.name}`);
+  const d1Pinned = pinnedResource(databases, target.d1.id, d1What, "D1 database");
+  const databaseExisted = d1Pinned !== null || databases.has(target.d1.name);
+  if (d1Pinned) skip(d1Pinned);
+  else if (databaseExisted) skip(`D1 database ${target.d1.name}`);
   else await change(["d1", "create", target.d1.name]);
 
   let namespaces = parseKvList(await exec(["kv", "namespace", "list"]));
-  if (namespaces.has(target.kv.title)) skip(`KV namespace ${target.kv.title}`);
+  const kvPinned = pinnedResource(namespaces, target.kv.id, kvWhat, "KV namespace");
+  const namespaceExisted = kvPinned !== null || namespaces.has(target.kv.title);
+  if (kvPinned) skip(kvPinned);
+  else if (namespaceExisted) skip(`KV namespace ${target.kv.title}`);
   else await change(["kv", "namespace", "create", target.kv.title]);
 
   const buckets = parseR2List(await exec(["r2", "bucket", "list"]));
@@ -103,12 +112,15 @@ export async function setup({
 
   // 2. Ids into wrangler.toml. A resource created just now is listed again for its id.
   if (!dryRun && !databaseExisted) databases = parseD1List(await exec(["d1", "list", "--json"]));
-  if (!dryRun && !namespaces.has(target.kv.title)) namespaces = parseKvList(await exec(["kv", "namespace", "list"]));
-  const ids = { d1: databases.get(target.d1.name), kv: namespaces.get(target.kv.title) };
+  if (!dryRun && !namespaceExisted) namespaces = parseKvList(await exec(["kv", "namespace", "list"]));
+  const ids = {
+    d1: d1Pinned ? target.d1.id : databases.get(target.d1.name),
+    kv: kvPinned ? target.kv.id : namespaces.get(target.kv.title),
+  };
   const writes = {};
   for (const [key, what, current] of [
-    ["d1", `database_id of [[env.${env}.d1_databases]]`, target.d1.id],
-    ["kv", `id of [[env.${env}.kv_namespaces]]`, target.kv.id],
+    ["d1", d1What, target.d1.id],
+    ["kv", kvWhat, target.kv.id],
   ]) {
     const id = ids[key];
     if (id && id === current) skip(`${what} = "${id}" in ${configPath}`);
@@ -159,6 +171,22 @@ export async function setup({
       : `${env} is set up${planned.length === 0 ? " (nothing was missing)" : ""}. Next: npm run deploy -- --env ${env}`,
   );
   return { executed, planned };
+}
+
+/**
+ * The resource a real (not placeholder) id in wrangler.toml names: the worker uses it whatever its
+ * name, so setup neither creates another nor writes over the id. `listed` maps names to ids.
+ * Returns how to log it, or null for a placeholder; throws for an id no resource of the account has.
+ */
+function pinnedResource(listed, id, what, kind) {
+  if (isPlaceholderId(id)) return null;
+  const name = [...listed].find(([, listedId]) => listedId === id)?.[0];
+  if (name === undefined) {
+    throw new CliError(
+      `${what} is "${id}", which no ${kind} of this account has: correct it, or put the all-zeros placeholder back for setup to find or create one`,
+    );
+  }
+  return `${kind} ${id} (${name}), as ${what} names it`;
 }
 
 /**

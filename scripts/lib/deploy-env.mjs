@@ -67,6 +67,15 @@ export function readEnvironment(configPath, name) {
   };
 }
 
+/** Why `vars.MAIL_DRIVER` cannot deliver deployed environment `env`'s mail; null when it can. */
+export function mailDriverProblem(env, vars) {
+  const driver = vars.MAIL_DRIVER ?? "console";
+  if (driver === "http" || driver === "cloudflare") return null;
+  // The worker reads an empty value as console, which only logs; an unknown one fails every mail.
+  const why = driver === "console" ? ", which only logs the codes" : "";
+  return `MAIL_DRIVER in [env.${env}.vars] is "${driver}"${why}: set "http" (with the MAIL_API_KEY secret) or "cloudflare"`;
+}
+
 /** The secrets the worker needs in this environment (MAIL_API_KEY only for the http mail driver). */
 export function requiredSecrets(vars) {
   return ["JWT_KEYS", "OTP_SECRET", ...(vars.MAIL_DRIVER === "http" ? ["MAIL_API_KEY"] : [])];

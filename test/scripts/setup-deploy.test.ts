@@ -237,6 +237,38 @@ describe("npm run setup -- --dry-run", () => {
     ]);
   });
 
+  it("keeps an id already in wrangler.toml that names a resource of the account under another name, creating nothing", async () => {
+    const config = configCopy();
+    writeBindingIds(config, "staging", { d1: D1_ID, kv: KV_ID });
+    // Made in the dashboard under other names: the ids in wrangler.toml are what the worker uses.
+    const { run } = account({
+      ...STAGING,
+      databases: ["staging-db"],
+      namespaces: ["staging-settings"],
+      secrets: ["JWT_KEYS", "OTP_SECRET", "MAIL_API_KEY"],
+    });
+    const lines: string[] = [];
+    const result = await dryRun(config, run, (l: string) => lines.push(l));
+    expect(result.planned).toEqual([]);
+    expect(lines).toContain(`exists: D1 database ${D1_ID} (staging-db), as database_id of [[env.staging.d1_databases]] names it`);
+    expect(lines).toContain(`exists: KV namespace ${KV_ID} (staging-settings), as id of [[env.staging.kv_namespaces]] names it`);
+    expect(readEnvironment(config, "staging")).toMatchObject({ d1: { id: D1_ID }, kv: { id: KV_ID } });
+  });
+
+  it("refuses an id in wrangler.toml that no resource of the account has, rather than replacing it", async () => {
+    const config = configCopy();
+    const restored = "11111111-2222-3333-4444-555555555555";
+    writeBindingIds(config, "staging", { d1: restored, kv: KV_ID });
+    const { run } = account({ ...STAGING, secrets: ["JWT_KEYS", "OTP_SECRET", "MAIL_API_KEY"] });
+    const before = readFileSync(config, "utf8");
+    for (const dry of [true, false]) {
+      await expect(setup({ env: "staging", dryRun: dry, configPath: config, run, log: () => {}, keysFile: noKeysFile() })).rejects.toThrow(
+        `database_id of [[env.staging.d1_databases]] is "${restored}", which no D1 database of this account has`,
+      );
+    }
+    expect(readFileSync(config, "utf8")).toBe(before);
+  });
+
   it("a second run, once everything exists and the ids are written, skips everything", async () => {
     const config = configCopy();
     writeBindingIds(config, "staging", { d1: D1_ID, kv: KV_ID });
@@ -376,6 +408,23 @@ describe("npm run deploy", () => {
     await expect(deploy({ env: "production", dryRun: true, configPath: config, run, log: () => {} })).rejects.toThrow(
       /^not deploying production:\n {2}- MAIL_DRIVER/,
     );
+  });
+
+  it("refuses a mail driver that is empty or unknown (the worker would fall back to the log, or fail every mail)", async () => {
+    for (const driver of ["", "smtp"]) {
+      const config = ready();
+      writeFileSync(
+        config,
+        readFileSync(config, "utf8").replace(/(\[env\.production\.vars\][^[]*?)MAIL_DRIVER = "http"/, `$1MAIL_DRIVER = "${driver}"`),
+      );
+      const { run } = account({ secrets: ["JWT_KEYS", "OTP_SECRET", "MAIL_API_KEY"] });
+      expect(await deployProblems({ env: "production", configPath: config, run }), driver).toEqual([
+        `MAIL_DRIVER in [env.production.vars] is "${driver}": set "http" (with the MAIL_API_KEY secret) or "cloudflare"`,
+      ]);
+      await expect(
+        setup({ env: "production", dryRun: true, configPath: config, run, log: () => {}, keysFile: noKeysFile() }),
+      ).rejects.toThrow(`MAIL_DRIVER in [env.production.vars] is "${driver}"`);
+    }
   });
 
   it("counts every secret missing on a Worker that was never deployed", async () => {
