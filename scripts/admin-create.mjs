@@ -37,7 +37,7 @@ function parseWith(schema, value, name) {
 async function hashChecked(worker, values, password, { email, username }) {
   const problems = worker.checkPasswordPolicy(password, { email, username });
   if (problems.length > 0) throw new CliError(`the password ${problems.join("; ")}`);
-  return worker.hashPassword(password, worker.hasherFromEnv(wranglerVar(values.config, "PASSWORD_HASHER")));
+  return worker.hashPassword(password, worker.hasherFromEnv(await wranglerVar(values.config, "PASSWORD_HASHER")));
 }
 
 /**

@@ -72,7 +72,7 @@ await runCli(async () => {
   const takenUsernames = new Set(existing.map((row) => row.username));
 
   const worker = await loadWorkerCode();
-  const hasher = worker.hasherFromEnv(wranglerVar(values.config, "PASSWORD_HASHER"));
+  const hasher = worker.hasherFromEnv(await wranglerVar(values.config, "PASSWORD_HASHER"));
   const created = [];
   const skipped = [];
   const sql = [];

@@ -40,12 +40,20 @@ export function parseCli(options = {}, { allowPositionals = true, args = process
   }
 }
 
+/** The environments a deploy may target; the top level of wrangler.toml is local development. */
+export const DEPLOY_ENVS = ["staging", "production"];
+
 /**
  * Where wrangler should act: the local state of `wrangler dev` (default, or `--persist-to <dir>`),
- * or the deployed resources with `--remote`.
+ * or with `--remote` the deployed resources of the environment `CLOUDFLARE_ENV` names (wrangler's
+ * own variable; without it wrangler would use the top level's placeholder bindings, and the
+ * scripts the development settings, such as its password hasher).
  */
 export function targetArgs(values) {
   if (values.remote && values["persist-to"]) throw new CliError("--persist-to is for local state; it cannot be combined with --remote");
+  if (values.remote && !DEPLOY_ENVS.includes(process.env.CLOUDFLARE_ENV ?? "")) {
+    throw new CliError(`--remote acts on a deployed environment: name it with CLOUDFLARE_ENV=${DEPLOY_ENVS.join("|")}`);
+  }
   const args = values.remote ? ["--remote"] : ["--local"];
   if (values["persist-to"]) args.push("--persist-to", values["persist-to"]);
   if (values.config) args.push("--config", values.config);
@@ -291,6 +299,7 @@ export function assertDatabaseTarget(values) {
  * this state, else through `wrangler d1 execute DB --json`.
  */
 export async function d1(values, { command, file }) {
+  const target = targetArgs(values);
   assertDatabaseTarget(values);
   if (process.env.LIBSQL_URL) return libsql(file ? readFileSync(file, "utf8") : command);
   const server = await devServerFor(values);
@@ -301,7 +310,7 @@ export async function d1(values, { command, file }) {
     const { columns, rows } = result.at(-1)?.results ?? { columns: [], rows: [] };
     return rows.map((row) => Object.fromEntries(columns.map((column, i) => [column, row[i]])));
   }
-  const args = ["d1", "execute", "DB", ...targetArgs(values), "--json", ...(file ? ["--file", file] : ["--command", command])];
+  const args = ["d1", "execute", "DB", ...target, "--json", ...(file ? ["--file", file] : ["--command", command])];
   const out = await wrangler(args);
   let parsed;
   try {
@@ -318,11 +327,17 @@ export function sqlString(value) {
   return `'${String(value).replace(/'/g, "''")}'`;
 }
 
-/** The worker's `[vars]` value of `name` in wrangler.toml (a flat string), or undefined. */
-export function wranglerVar(configPath, name) {
-  const text = readFileSync(configPath ?? "wrangler.toml", "utf8");
-  const match = new RegExp(`^\\s*${name}\\s*=\\s*"([^"]*)"`, "m").exec(text);
-  return match?.[1];
+/**
+ * The worker's variable `name` as wrangler.toml sets it for the environment `CLOUDFLARE_ENV` names
+ * (`[env.<name>.vars]`, which wrangler does not merge with the top level's), or for local
+ * development (`[vars]`); undefined when unset.
+ */
+export async function wranglerVar(configPath, name) {
+  const { experimental_readRawConfig } = await import("wrangler");
+  const { rawConfig } = experimental_readRawConfig({ config: configPath ?? "wrangler.toml" });
+  const env = process.env.CLOUDFLARE_ENV;
+  const vars = env ? rawConfig.env?.[env]?.vars : rawConfig.vars;
+  return vars?.[name];
 }
 
 /**

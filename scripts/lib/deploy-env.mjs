@@ -6,12 +6,11 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { experimental_readRawConfig } from "wrangler";
-import { CliError, spawnWrangler } from "./cli.mjs";
+import { CliError, DEPLOY_ENVS, spawnWrangler } from "./cli.mjs";
 
 const WRANGLER_WRAPPER = join(dirname(fileURLToPath(import.meta.url)), "..", "wrangler.mjs");
 
-/** The environments a deploy may target; the top level of wrangler.toml is local development. */
-export const DEPLOY_ENVS = ["staging", "production"];
+export { DEPLOY_ENVS };
 
 /** An id still as wrangler.toml ships it: all zeros (with or without a UUID's dashes). */
 export const isPlaceholderId = (id) => typeof id !== "string" || /^[0-]+$/.test(id);

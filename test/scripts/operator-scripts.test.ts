@@ -74,6 +74,7 @@ describe("operator scripts", () => {
       const { url, client } = await libsqlDatabase();
       const password = "pale-blue-dot-1990";
       const res = await run("scripts/admin-create.mjs", ["--email", "ops@example.com", "--remote"], {
+        CLOUDFLARE_ENV: "production",
         LATCHKEY_ADMIN_PASSWORD: password,
         LIBSQL_URL: url,
         LIBSQL_AUTH_TOKEN: "",
@@ -85,9 +86,38 @@ describe("operator scripts", () => {
       const worker = await loadWorkerCode();
       expect(await worker.verifyPassword(password, String(rows[0]?.password_hash))).toBe(true);
       // Run again: the verified account is found (a read through the same path) and only promoted.
-      const again = await run("scripts/admin-create.mjs", ["--email", "ops@example.com", "--remote"], { LIBSQL_URL: url });
+      const again = await run("scripts/admin-create.mjs", ["--email", "ops@example.com", "--remote"], {
+        CLOUDFLARE_ENV: "production",
+        LIBSQL_URL: url,
+      });
       expect(again.code, again.stderr).toBe(0);
       expect(again.stdout).toMatch(/already an active, verified staff account/);
+      client.close();
+    });
+
+    it("hashes with the password hasher of the environment CLOUDFLARE_ENV names, and refuses --remote without one", async () => {
+      const config = join(tempDir("latchkey-hasher-"), "wrangler.toml");
+      writeFileSync(
+        config,
+        readFileSync("wrangler.toml", "utf8").replace(
+          /(\[env\.production\.vars\][^[]*?)PASSWORD_HASHER = "argon2id"/,
+          '$1PASSWORD_HASHER = "pbkdf2"',
+        ),
+      );
+      const { url, client } = await libsqlDatabase();
+      const settings = { LATCHKEY_ADMIN_PASSWORD: "pale-blue-dot-1990", LIBSQL_URL: url, LIBSQL_AUTH_TOKEN: "" };
+      const topLevel = await run("scripts/admin-create.mjs", ["--email", "ops@example.com", "--remote", "--config", config], settings);
+      expect(topLevel.code).toBe(1);
+      expect(topLevel.stderr).toMatch(/--remote acts on a deployed environment: name it with CLOUDFLARE_ENV=staging\|production/);
+      expect((await client.execute("SELECT count(*) AS n FROM users")).rows[0]?.n).toBe(0);
+
+      const res = await run("scripts/admin-create.mjs", ["--email", "ops@example.com", "--remote", "--config", config], {
+        ...settings,
+        CLOUDFLARE_ENV: "production",
+      });
+      expect(res.code, res.stderr).toBe(0);
+      const { rows } = await client.execute("SELECT password_hash FROM users WHERE email = 'ops@example.com'");
+      expect(String(rows[0]?.password_hash)).toMatch(/^\$pbkdf2-sha256\$/);
       client.close();
     });
 
