@@ -1,4 +1,4 @@
-// npm run keys:rotate [-- --file <path>]
+// npm run keys:rotate [-- --file <path>] [--new --env staging|production]
 // npm run keys:retire -- <kid> [--file <path>]
 // node scripts/keys.mjs print --file <path> | npx wrangler secret put JWT_KEYS --env <name>
 //
@@ -12,14 +12,13 @@
 // with `print`. Private keys are never written to a terminal: `print` refuses unless piped, and
 // refuses the development set (.dev.vars), which is only ever loaded by `npm run dev`.
 import { existsSync } from "node:fs";
-import { basename } from "node:path";
 import { parseArgs } from "node:util";
-import { CliError, runCli } from "./lib/cli.mjs";
-import { generateSigningJwk, readKeySet, writeKeySet } from "./lib/keys.mjs";
+import { CliError, DEPLOY_ENVS, runCli } from "./lib/cli.mjs";
+import { generateSigningJwk, isDevelopmentSet, keySetEnvironment, readKeySet, writeKeySet } from "./lib/keys.mjs";
 
 const DEV_VARS = ".dev.vars";
 
-const USAGE = `usage: npm run keys:rotate [-- --file <vars file>]
+const USAGE = `usage: npm run keys:rotate [-- --file <vars file>] [--new --env staging|production]
        npm run keys:retire -- <kid> [--file <vars file>]
        node scripts/keys.mjs print --file <vars file> | npx wrangler secret put JWT_KEYS --env <name>`;
 
@@ -35,25 +34,50 @@ function printKeyList(keys) {
  * keys to production. Any file named .dev.vars counts as development (wrangler dev's name for
  * it); a set kept in its own file (--file) is the one that gets uploaded.
  */
-function printNextStep(file) {
-  if (basename(file) === DEV_VARS) {
+function printNextStep(file, vars) {
+  if (isDevelopmentSet(file)) {
     console.log(`\nNext: restart \`npm run dev\` to load the changed ${DEV_VARS}.
 (For production, keep the production set in its own 0600 file and pass it with --file <that file>.)`);
     return;
   }
   // The deployed workers are wrangler environments (README, Deploying): without --env the set
-  // would go to the top-level worker, and the deployed one would keep its old keys.
-  const env = process.env.CLOUDFLARE_ENV || "<name>";
+  // would go to the top-level worker, and the deployed one would keep its old keys. The set's own
+  // environment wins over the shell's: production's keys must not be pasted into staging.
+  const env = keySetEnvironment(file, vars) ?? (process.env.CLOUDFLARE_ENV || "<name>");
   console.log(`\nNext: upload the set to the deployed worker (private keys go through the pipe, never to the terminal):
   node scripts/keys.mjs print --file ${file} | npx wrangler secret put JWT_KEYS --env ${env}
 (${env === "<name>" ? "<name>: the environment this set is for, production or staging; " : ""}the secret applies to the deployed worker at once; nothing needs redeploying)`);
+}
+
+/**
+ * `file`, which must exist: a mistyped --file must not quietly start a new set, whose upload would
+ * retire every deployed key at once.
+ */
+function existing(file) {
+  if (existsSync(file)) return file;
+  if (isDevelopmentSet(file)) throw new CliError(`${file} does not exist (npm run dev creates it)`);
+  throw new CliError(
+    `${file} does not exist. npm run setup keeps each environment's set in ~/.latchkey/<env>.vars; check --file. To start a new set instead (uploading it retires every deployed key), add --new --env ${DEPLOY_ENVS.join("|")}.`,
+  );
+}
+
+/** An empty set for environment `env` (recorded in the file), in a file that does not exist yet. */
+function newSet(file, env) {
+  if (!DEPLOY_ENVS.includes(env ?? "")) throw new CliError(`--new needs --env ${DEPLOY_ENVS.join("|")}: the environment this set is for`);
+  if (existsSync(file)) throw new CliError(`${file} already exists; rotate it without --new`);
+  return { vars: { LATCHKEY_ENV: env }, keys: [] };
 }
 
 await runCli(async () => {
   const { values, positionals } = (() => {
     try {
       return parseArgs({
-        options: { file: { type: "string", default: DEV_VARS }, help: { type: "boolean", short: "h" } },
+        options: {
+          file: { type: "string", default: DEV_VARS },
+          new: { type: "boolean", default: false },
+          env: { type: "string" },
+          help: { type: "boolean", short: "h" },
+        },
         allowPositionals: true,
       });
     } catch (error) {
@@ -63,28 +87,29 @@ await runCli(async () => {
   const [command, ...args] = positionals;
   if (values.help || !command) return console.log(USAGE);
   const file = values.file;
+  if ((values.new || values.env !== undefined) && command !== "rotate") throw new CliError(`--new and --env start a set: ${USAGE}`);
 
   if (command === "rotate") {
     if (args.length > 0) throw new CliError(USAGE);
-    // A missing file starts a new set: that is how a production set is first made.
-    const { vars, keys } = existsSync(file) ? readKeySet(file) : { vars: {}, keys: [] };
+    const { vars, keys } = values.new ? newSet(file, values.env) : readKeySet(existing(file));
     const key = await generateSigningJwk();
     keys.push(key);
-    writeKeySet(file, vars, keys);
+    // Only the keys' line changes (and a new set records its environment); every other line stays.
+    writeKeySet(file, keys, values.new ? { LATCHKEY_ENV: values.env } : {});
     console.log(`Added key ${key.kid} to ${file}; it signs new access tokens, the others still verify:`);
     printKeyList(keys);
     if (keys.length > 1) {
       console.log("\nRetire the previous key once every token it signed has expired (one access_token_ttl):");
       console.log(`  npm run keys:retire -- ${keys[keys.length - 2].kid}${file === DEV_VARS ? "" : ` --file ${file}`}`);
     }
-    printNextStep(file);
+    printNextStep(file, vars);
     return;
   }
 
   if (command === "retire") {
     if (args.length !== 1) throw new CliError(USAGE);
     const kid = args[0];
-    const { vars, keys } = readKeySet(file);
+    const { vars, keys } = readKeySet(existing(file));
     const index = keys.findIndex((key) => key.kid === kid);
     if (index === -1) throw new CliError(`no key with kid ${kid} in ${file}; keys: ${keys.map((k) => k.kid).join(", ")}`);
     if (keys.length === 1) throw new CliError(`${kid} is the only key in ${file}; rotate first so something can still sign`);
@@ -92,10 +117,10 @@ await runCli(async () => {
       throw new CliError(`${kid} is the signing key; rotate first, then retire it once its tokens have expired`);
     }
     keys.splice(index, 1);
-    writeKeySet(file, vars, keys);
+    writeKeySet(file, keys);
     console.log(`Removed key ${kid} from ${file}; tokens it signed no longer verify. Keys now:`);
     printKeyList(keys);
-    printNextStep(file);
+    printNextStep(file, vars);
     return;
   }
 
@@ -104,7 +129,7 @@ await runCli(async () => {
       throw new CliError("refusing to print private keys to a terminal; pipe it: ... | npx wrangler secret put JWT_KEYS --env <name>");
     // Its keys sit in a plain file on every developer's machine: uploaded, anyone holding that
     // file could sign access tokens the deployed worker accepts.
-    if (basename(file) === DEV_VARS) {
+    if (isDevelopmentSet(file)) {
       throw new CliError(
         `refusing to print ${file}: it is the development set, never uploaded; pass the deployed set with --file <its file>`,
       );

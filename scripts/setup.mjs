@@ -36,7 +36,7 @@ import {
   wranglerRunner,
   writeBindingIds,
 } from "./lib/deploy-env.mjs";
-import { generateSigningJwk, randomSecret, readKeySet, writeKeySet } from "./lib/keys.mjs";
+import { generateSigningJwk, isDevelopmentSet, keySetEnvironment, randomSecret, readKeySet, writeKeySet } from "./lib/keys.mjs";
 
 const USAGE = `usage: npm run setup -- --env staging|production [--dry-run] [--config wrangler.toml] [--keys-file <vars file>]`;
 
@@ -144,12 +144,12 @@ export async function setup({
     }
     const args = ["secret", "put", secret, "--env", env, ...config];
     if (dryRun) {
-      if (secret === "JWT_KEYS") await signingKeys(keysFile, { dryRun, log });
+      if (secret === "JWT_KEYS") await signingKeys(keysFile, env, { dryRun, log });
       await change(args, { input: "" });
       continue;
     }
     let value;
-    if (secret === "JWT_KEYS") value = await signingKeys(keysFile, { dryRun, log });
+    if (secret === "JWT_KEYS") value = await signingKeys(keysFile, env, { dryRun, log });
     else if (secret === "OTP_SECRET") value = randomSecret();
     else value = mailApiKey || (await askSecret(`${secret} for ${env} (the mail provider's API key, not echoed): `));
     if (!value) throw new CliError(`${secret} is empty: set LATCHKEY_MAIL_API_KEY or type the key`);
@@ -195,9 +195,15 @@ function pinnedResource(listed, id, what, kind) {
  * new set, retiring the deployed key at once. So the set kept in `keysFile` is uploaded when there
  * is one, and a new set is written there (0600, in a 0700 folder) before it is uploaded.
  */
-async function signingKeys(keysFile, { dryRun, log }) {
+async function signingKeys(keysFile, env, { dryRun, log }) {
+  if (isDevelopmentSet(keysFile)) {
+    throw new CliError(`${keysFile} is the development set, never uploaded: keep ${env}'s set in its own file (--keys-file)`);
+  }
   if (existsSync(keysFile)) {
-    const { keys } = readKeySet(keysFile);
+    const { vars, keys } = readKeySet(keysFile);
+    const owner = keySetEnvironment(keysFile, vars);
+    if (owner && owner !== env)
+      throw new CliError(`${keysFile} holds ${owner}'s signing keys, not ${env}'s: pass ${env}'s with --keys-file`);
     log(`JWT_KEYS: the set kept in ${keysFile} (${keys.map((key) => key.kid).join(", ")})`);
     return JSON.stringify({ keys });
   }
@@ -206,7 +212,7 @@ async function signingKeys(keysFile, { dryRun, log }) {
     return "";
   }
   const keys = [await generateSigningJwk()];
-  writeKeySet(keysFile, {}, keys);
+  writeKeySet(keysFile, keys, { LATCHKEY_ENV: env });
   log(
     `JWT_KEYS: a new set (${keys[0].kid}), kept in ${keysFile}, readable only by you; rotate it with npm run keys:rotate -- --file ${keysFile}`,
   );

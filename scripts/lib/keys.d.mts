@@ -3,4 +3,6 @@ export function randomSecret(bytes?: number): string;
 export function readDevVars(path: string): Record<string, string>;
 export function writeDevVars(path: string, vars: Record<string, string>): void;
 export function readKeySet(file: string): { vars: Record<string, string>; keys: { kid: string }[] };
-export function writeKeySet(file: string, vars: Record<string, string>, keys: object[]): void;
+export function writeKeySet(file: string, keys: object[], set?: Record<string, string>): void;
+export function isDevelopmentSet(file: string): boolean;
+export function keySetEnvironment(file: string, vars: Record<string, string>): string | undefined;

@@ -5,7 +5,18 @@
  * the tests share one temporary state.
  */
 import { execFile } from "node:child_process";
-import { chmodSync, lstatSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  existsSync,
+  lstatSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -370,26 +381,49 @@ describe("operator scripts", () => {
       }
     });
 
-    it("starts a production set in a folder that does not exist yet (0700, file 0600) and prints its upload step", async () => {
+    it("starts a new set only when asked (--new, for a named environment), in a folder that does not exist yet (0700, file 0600), and prints its upload step", async () => {
       const home = tempDir("latchkey-home-");
       const file = join(home, ".latchkey", "production.vars");
-      const res = await run("scripts/keys.mjs", ["rotate", "--file", file]);
+      // A mistyped --file must not start a new set: uploaded, it would retire every deployed key.
+      const typo = await run("scripts/keys.mjs", ["rotate", "--file", file]);
+      expect(typo.code).toBe(1);
+      expect(typo.stderr).toMatch(/does not exist.*--new --env/s);
+      expect(existsSync(file)).toBe(false);
+      expect((await run("scripts/keys.mjs", ["rotate", "--new", "--file", file])).stderr).toMatch(/--new needs --env staging\|production/);
+      const res = await run("scripts/keys.mjs", ["rotate", "--new", "--env", "production", "--file", file]);
       expect(res.code, res.stderr).toBe(0);
       expect(res.stderr).toBe("");
       expect(statSync(join(home, ".latchkey")).mode & 0o777).toBe(0o700);
       expect(statSync(file).mode & 0o777).toBe(0o600);
       const [key] = JSON.parse(readDevVars(file).JWT_KEYS as string).keys as { kid: string; d: string }[];
       expect(res.stdout).toContain(`${key?.kid}  (signs)`);
-      // The deployed workers are wrangler environments: without --env the set would go to the top-level worker.
-      expect(res.stdout).toContain(`node scripts/keys.mjs print --file ${file} | npx wrangler secret put JWT_KEYS --env <name>`);
+      // The deployed workers are wrangler environments: the set names its own, whatever the shell exports.
+      expect(res.stdout).toContain(`node scripts/keys.mjs print --file ${file} | npx wrangler secret put JWT_KEYS --env production`);
       expect(res.stdout).not.toContain("npm run dev");
       expect(res.stdout).not.toContain(key?.d);
-      const staging = await run("scripts/keys.mjs", ["rotate", "--file", file], { CLOUDFLARE_ENV: "staging" });
-      expect(staging.stdout).toContain(`| npx wrangler secret put JWT_KEYS --env staging`);
+      const again = await run("scripts/keys.mjs", ["rotate", "--file", file], { CLOUDFLARE_ENV: "staging" });
+      expect(again.stdout).toContain(`| npx wrangler secret put JWT_KEYS --env production`);
+      expect(again.stdout).not.toContain("--env staging");
+      expect((await run("scripts/keys.mjs", ["rotate", "--new", "--env", "staging", "--file", file])).stderr).toMatch(/already exists/);
       // Piped (not a terminal), `print` emits the set for `wrangler secret put JWT_KEYS`.
       const printed = await run("scripts/keys.mjs", ["print", "--file", file]);
       expect(printed.code, printed.stderr).toBe(0);
       expect(JSON.parse(printed.stdout).keys).toHaveLength(2);
+    });
+
+    it("rewrites only the JWT_KEYS line of a vars file, keeping every other line as it was", async () => {
+      const dir = tempDir("latchkey-keys-");
+      const file = join(dir, "production.vars");
+      const first = await generateSigningJwk();
+      const others = ["# my notes", "export EXTRA=1", `MAIL_API_KEY="re_a'b"`, "lower_case=kept"];
+      writeFileSync(file, `${others[0]}\nJWT_KEYS='${JSON.stringify({ keys: [first] })}'\n${others.slice(1).join("\n")}\n`, {
+        mode: 0o600,
+      });
+      const res = await run("scripts/keys.mjs", ["rotate", "--file", file]);
+      expect(res.code, res.stderr).toBe(0);
+      const lines = readFileSync(file, "utf8").split("\n");
+      expect(lines.filter((line) => !line.startsWith("JWT_KEYS="))).toEqual([...others, ""]);
+      expect(JSON.parse(readDevVars(file).JWT_KEYS as string).keys).toHaveLength(2);
     });
 
     it("rewrites the set whole or not at all: a crash while writing leaves the old file as it was", async () => {
@@ -423,7 +457,7 @@ syncBuiltinESMExports();
       const dir = tempDir("latchkey-keys-");
       const real = join(dir, "vault", "production.vars");
       const link = join(dir, "production.vars");
-      expect((await run("scripts/keys.mjs", ["rotate", "--file", real])).code).toBe(0);
+      expect((await run("scripts/keys.mjs", ["rotate", "--new", "--env", "production", "--file", real])).code).toBe(0);
       symlinkSync(real, link);
       chmodSync(real, 0o600);
       const rotated = await run("scripts/keys.mjs", ["rotate", "--file", link]);

@@ -329,7 +329,7 @@ describe("npm run setup -- --dry-run", () => {
     expect(output).not.toContain(jwtKeys.keys[0].d);
     expect(lines.at(-1)).toBe("staging is set up. Next: npm run deploy -- --env staging");
     // Secrets cannot be read back: the set uploaded is kept (0600, folder 0700) for the next rotation.
-    expect(JSON.parse(readDevVars(keysFile).JWT_KEYS as string)).toEqual(jwtKeys);
+    expect(readDevVars(keysFile)).toEqual({ LATCHKEY_ENV: "staging", JWT_KEYS: JSON.stringify(jwtKeys) });
     expect(statSync(keysFile).mode & 0o777).toBe(0o600);
     expect(statSync(dirname(keysFile)).mode & 0o777).toBe(0o700);
     expect(output).toContain(`npm run keys:rotate -- --file ${keysFile}`);
@@ -354,6 +354,20 @@ describe("npm run setup -- --dry-run", () => {
     await setup({ env: "staging", configPath: configCopy(), run, log: () => {}, mailApiKey: "re_test_key", keysFile });
     expect(JSON.parse(puts.get("JWT_KEYS") ?? "")).toEqual(kept);
     expect(JSON.parse(readDevVars(keysFile).JWT_KEYS as string)).toEqual(kept);
+  });
+
+  it("refuses to upload the development set, or a set kept for another environment", async () => {
+    const { run, puts } = withoutSecrets();
+    const dir = tempDir();
+    const development = join(dir, ".dev.vars");
+    writeDevVars(development, { JWT_KEYS: JSON.stringify({ keys: [await generateSigningJwk()] }), OTP_SECRET: "x" });
+    const production = join(dir, "production.vars");
+    writeDevVars(production, { LATCHKEY_ENV: "production", JWT_KEYS: JSON.stringify({ keys: [await generateSigningJwk()] }) });
+    const attempt = (keysFile: string) =>
+      setup({ env: "staging", configPath: configCopy(), run, log: () => {}, mailApiKey: "re_test_key", keysFile });
+    await expect(attempt(development)).rejects.toThrow(/is the development set/);
+    await expect(attempt(production)).rejects.toThrow(`${production} holds production's signing keys, not staging's`);
+    expect(puts.has("JWT_KEYS")).toBe(false);
   });
 
   it("with --dry-run writes no keys file", async () => {
