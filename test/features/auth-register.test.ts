@@ -146,6 +146,8 @@ describe("POST /auth/register", () => {
   it.each([
     ["a common password", "password123", /common/],
     ["an all-digit password", "8392017465", /numeric/],
+    ["one short pattern repeated", "kitekitekite", /pattern repeated/],
+    ["a run of consecutive characters", "lmnopqrstu", /consecutive/],
     ["a short password", "xQ3$vb", /at least 8/],
     ["a password over 128 characters", `${"Zq9!".repeat(32)}x`, /at most 128/],
   ])("rejects %s", async (_name, password, message) => {

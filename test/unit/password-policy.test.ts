@@ -29,6 +29,19 @@ describe("password policy", () => {
     expect(checkPasswordPolicy("83920174659a", none)).not.toContain("must not be entirely numeric");
   });
 
+  it("refuses one short pattern repeated, and a run of consecutive characters (NIST SP 800-63B 3.1.1.2)", () => {
+    for (const password of ["aaaaaaaa", "ZZZZZZZZZZ", "abababab", "abcabcabc", "xyz1xyz1xyz1", "!!!!!!!!"]) {
+      expect(checkPasswordPolicy(password, none), password).toContain("must not be one short pattern repeated");
+    }
+    for (const password of ["abcdefgh", "HGFEDCBA", "mnopqrstu", "9876543210a".slice(0, 10)]) {
+      expect(checkPasswordPolicy(password, none), password).toContain("must not be a run of consecutive characters (like abcdefgh)");
+    }
+    // Neither, though they contain a repeat or a run.
+    for (const password of ["aaaaaaaa-Kite7", "abcdefgh-Kite7", "Zq9!kL2@".repeat(16), "xyz1xyz1xyz2"]) {
+      expect(checkPasswordPolicy(password, none), password).toEqual([]);
+    }
+  });
+
   it("refuses common passwords, whatever their case", () => {
     for (const password of ["password", "PASSWORD", "qwertyuiop", "iloveyou", "12345678"]) {
       expect(checkPasswordPolicy(password, none), password).toContain("is too common");
@@ -64,6 +77,7 @@ describe("password policy", () => {
   it("reports every broken rule at once", () => {
     expect(checkPasswordPolicy("12345678", { username: "12345678" })).toEqual([
       "must not be entirely numeric",
+      "must not be a run of consecutive characters (like abcdefgh)",
       "is too common",
       "is too similar to the username",
     ]);

@@ -1,6 +1,8 @@
 /**
  * Password policy, after Django's four default validators: minimum length, not too similar to
- * the user's attributes, not a common password, not entirely numeric. Pure: no I/O, no clock.
+ * the user's attributes, not a common password, not entirely numeric; and, as NIST SP 800-63B
+ * asks, no repetitive or sequential characters ("aaaaaa", "1234abcd"), which a list of common
+ * passwords only partly covers. Pure: no I/O, no clock.
  */
 import commonPasswordsText from "./common-passwords.txt";
 
@@ -43,12 +45,33 @@ function similarToAttribute(password: string, attribute: string): boolean {
   return parts.some((part) => !tooShortToCompare(pwd, part) && quickRatio(pwd, part) >= MAX_SIMILARITY);
 }
 
+/** The longest unit counted as a "short pattern": with the 8-character minimum, repeated at least twice. */
+const MAX_PATTERN = 4;
+
+/** One unit of at most `MAX_PATTERN` characters repeated from start to end: aaaaaaaa, abababab, xyz1xyz1. */
+function isRepeatedPattern(password: string): boolean {
+  const chars = [...password.toLowerCase()];
+  for (let unit = 1; unit <= MAX_PATTERN && unit * 2 <= chars.length; unit++) {
+    if (chars.every((ch, i) => ch === chars[i % unit])) return true;
+  }
+  return false;
+}
+
+/** Each character one code point above the one before, or each one below: abcdefgh, HGFEDCBA. */
+function isConsecutiveRun(password: string): boolean {
+  const points = [...password.toLowerCase()].map((ch) => ch.codePointAt(0) ?? 0);
+  const step = (points[1] ?? 0) - (points[0] ?? 0);
+  return (step === 1 || step === -1) && points.every((point, i) => i === 0 || point - (points[i - 1] ?? 0) === step);
+}
+
 /** Every way `password` breaks the policy, as human-readable messages (empty when it is fine). */
 export function checkPasswordPolicy(password: string, attributes: { email?: string | null; username?: string | null }): string[] {
   const problems: string[] = [];
   if (password.length < PASSWORD_MIN_LENGTH) problems.push(`must be at least ${PASSWORD_MIN_LENGTH} characters`);
   if (password.length > PASSWORD_MAX_LENGTH) problems.push(`must be at most ${PASSWORD_MAX_LENGTH} characters`);
   if (/^\d+$/.test(password)) problems.push("must not be entirely numeric");
+  if (isRepeatedPattern(password)) problems.push("must not be one short pattern repeated");
+  if (isConsecutiveRun(password)) problems.push("must not be a run of consecutive characters (like abcdefgh)");
   if (isCommon(password)) problems.push("is too common");
   for (const [name, value] of Object.entries(attributes)) {
     if (value && similarToAttribute(password, value)) problems.push(`is too similar to the ${name}`);
