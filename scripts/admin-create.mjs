@@ -8,10 +8,9 @@
 // It goes through the worker's own policy and hashing code (scripts/lib/worker-code.mjs), so
 // the account signs in exactly like one made through the API. Writes go through wrangler d1, or
 // through the running dev server when there is one for the state (see lib/cli.mjs).
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { CliError, d1, parseCli, promptHidden, runCli, sqlString, targetArgs, wranglerVar } from "./lib/cli.mjs";
+import { CliError, d1, parseCli, promptHidden, runCli, sqlString, targetArgs, withPrivateTempDir, wranglerVar } from "./lib/cli.mjs";
 import { loadWorkerCode } from "./lib/worker-code.mjs";
 
 const USAGE = `usage: npm run admin:create -- --email <email> [--username <name>] [--remote | --persist-to <dir>]
@@ -44,15 +43,12 @@ async function hashChecked(worker, values, password, { email, username }) {
  * Runs SQL that carries a password hash. A file rather than --command keeps the hash out of the
  * process list; 0600 and removed after. wrangler runs the file's statements as one D1 batch.
  */
-async function d1File(values, sql) {
-  const dir = mkdtempSync(join(tmpdir(), "latchkey-admin-"));
-  const file = join(dir, "admin.sql");
-  try {
+function d1File(values, sql) {
+  return withPrivateTempDir("latchkey-admin-", async (dir) => {
+    const file = join(dir, "admin.sql");
     writeFileSync(file, `${sql}\n`, { mode: 0o600 });
     await d1(values, { file });
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  });
 }
 
 /** Makes an account verified, active staff, with its audit entry (what the flags were before). */

@@ -7,10 +7,20 @@
 // first, so it works on a fresh clone before `npm run dev`. Never for deployed data: --remote is
 // refused. Passwords are hashed by the worker's own code (as admin:create does).
 import { createHash } from "node:crypto";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { assertDatabaseTarget, CliError, d1, parseCli, runCli, sqlString, targetArgs, wrangler, wranglerVar } from "./lib/cli.mjs";
+import {
+  assertDatabaseTarget,
+  CliError,
+  d1,
+  parseCli,
+  runCli,
+  sqlString,
+  targetArgs,
+  withPrivateTempDir,
+  wrangler,
+  wranglerVar,
+} from "./lib/cli.mjs";
 import { badgePng } from "./lib/png.mjs";
 import { loadWorkerCode } from "./lib/worker-code.mjs";
 
@@ -77,8 +87,7 @@ await runCli(async () => {
   const skipped = [];
   const sql = [];
   const now = Date.now();
-  const dir = mkdtempSync(join(tmpdir(), "latchkey-seed-"));
-  try {
+  await withPrivateTempDir("latchkey-seed-", async (dir) => {
     for (const [index, account] of ACCOUNTS.entries()) {
       if (takenEmails.has(account.email)) {
         skipped.push(`${account.email} (exists; left as it is)`);
@@ -128,9 +137,7 @@ await runCli(async () => {
       writeFileSync(file, `${sql.join("\n")}\n`, { mode: 0o600 });
       await d1(values, { file });
     }
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  });
 
   console.log(created.length > 0 ? `Created ${created.length} demo account(s).` : "Nothing to add: the demo data is already there.");
   for (const line of skipped) console.log(`  skipped ${line}`);

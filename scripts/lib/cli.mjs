@@ -1,7 +1,8 @@
 // Shared plumbing for the operator scripts: flags, the wrangler calls they wrap, clean failures.
 import { spawn } from "node:child_process";
-import { readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
+import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { parseArgs } from "node:util";
 import { offlineEnv } from "./offline.mjs";
@@ -96,7 +97,9 @@ export function spawnWrangler(entry, args, { input, shown = args } = {}) {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [entry, ...args], {
       stdio: [input === undefined ? "ignore" : "pipe", "pipe", "pipe"],
-      env: { ...offlineEnv(), CI: "true" },
+      // The scripts' own secret inputs (LATCHKEY_ADMIN_PASSWORD, LATCHKEY_MAIL_API_KEY) are not
+      // wrangler's business, and a child's environment is one more place they could be read from.
+      env: { ...Object.fromEntries(Object.entries(offlineEnv()).filter(([name]) => !name.startsWith("LATCHKEY_"))), CI: "true" },
     });
     let stdout = "";
     let stderr = "";
@@ -319,6 +322,30 @@ export async function d1(values, { command, file }) {
     throw new CliError(`unexpected output from wrangler d1 execute:\n${out.slice(0, 500)}`);
   }
   return parsed.at(-1)?.results ?? [];
+}
+
+/**
+ * Runs `fn` with a new temporary folder readable only by this user (mkdtemp makes it 0700), for
+ * files that hold secrets (a password hash on its way to wrangler), and removes it afterwards:
+ * also when the operator presses Ctrl-C (or the process is terminated) while `fn` waits on
+ * wrangler, which would otherwise end the process before any `finally` runs.
+ */
+export async function withPrivateTempDir(prefix, fn) {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  const remove = () => rmSync(dir, { recursive: true, force: true });
+  const onSignal = (signal) => {
+    remove();
+    process.exit(128 + (signal === "SIGINT" ? 2 : 15));
+  };
+  process.once("SIGINT", onSignal);
+  process.once("SIGTERM", onSignal);
+  try {
+    return await fn(dir);
+  } finally {
+    process.removeListener("SIGINT", onSignal);
+    process.removeListener("SIGTERM", onSignal);
+    remove();
+  }
 }
 
 /** A SQL string literal: single quotes doubled, NULL for null. Only for values we validated. */

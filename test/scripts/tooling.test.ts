@@ -3,7 +3,7 @@
  * offline defaults of every command that runs wrangler, the licence.
  */
 import { execFile } from "node:child_process";
-import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -97,5 +97,67 @@ describe("licence", () => {
     const text = read("LICENSE");
     expect(text).toMatch(/^MIT License/);
     expect(text).toContain("Copyright (c) 2026 Latchkey contributors");
+  });
+});
+
+describe("secrets the operator scripts handle", () => {
+  const scratch = () => {
+    const dir = mkdtempSync(join(tmpdir(), "latchkey-secrets-"));
+    dirs.push(dir);
+    return dir;
+  };
+
+  it("never reach wrangler: its processes get no LATCHKEY_* variable (the admin password, the mail API key)", async () => {
+    const dir = scratch();
+    const fake = join(dir, "print-env.mjs");
+    writeFileSync(fake, "process.stdout.write(JSON.stringify(Object.keys(process.env)));\n");
+    const script = join(dir, "spawn.mjs");
+    writeFileSync(
+      script,
+      `import { spawnWrangler } from ${JSON.stringify(join(ROOT, "scripts/lib/cli.mjs"))};\nprocess.stdout.write(await spawnWrangler(${JSON.stringify(fake)}, []));\n`,
+    );
+    const { stdout } = await exec(process.execPath, [script], {
+      env: { ...process.env, LATCHKEY_ADMIN_PASSWORD: "pale-blue-dot-1990", LATCHKEY_MAIL_API_KEY: "re_secret" },
+    });
+    const names = JSON.parse(stdout) as string[];
+    expect(names.filter((name) => name.startsWith("LATCHKEY_"))).toEqual([]);
+    expect(names).toContain("WRANGLER_SEND_METRICS");
+  });
+
+  it("are written only into a private temporary folder that is gone even after Ctrl-C", async () => {
+    const dir = scratch();
+    const script = join(dir, "interrupted.mjs");
+    writeFileSync(
+      script,
+      `import { existsSync, statSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { withPrivateTempDir } from ${JSON.stringify(join(ROOT, "scripts/lib/cli.mjs"))};
+await withPrivateTempDir("latchkey-test-", async (temp) => {
+  writeFileSync(join(temp, "admin.sql"), "-- a password hash", { mode: 0o600 });
+  process.stdout.write(JSON.stringify({ temp, mode: statSync(temp).mode & 0o777 }));
+  process.kill(process.pid, "SIGINT"); // the operator presses Ctrl-C while wrangler runs
+  await new Promise((resolve) => setTimeout(resolve, 5000));
+});
+`,
+    );
+    const result = await exec(process.execPath, [script]).catch((error) => error);
+    expect(result.code).toBe(130);
+    const { temp, mode } = JSON.parse(result.stdout) as { temp: string; mode: number };
+    expect(mode).toBe(0o700);
+    expect(existsSync(temp)).toBe(false);
+  });
+
+  it("are never committed: git ignores wrangler's and the scripts' secret files", async () => {
+    const candidates = [
+      ".dev.vars",
+      ".dev.vars.production",
+      ".dev.vars.staging",
+      ".env",
+      ".env.production",
+      "production.vars",
+      "keys/staging.vars",
+    ];
+    const { stdout } = await exec("git", ["check-ignore", "--no-index", ...candidates], { cwd: ROOT });
+    expect(stdout.trim().split("\n")).toEqual(candidates);
   });
 });
