@@ -129,7 +129,7 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * Readiness: D1, KV and R2 answer
+         * Readiness: set up, and D1 (migrated), KV and R2 answer
          * @description Each binding is checked once, in parallel, with a 2 s timeout. 503 names the failed ones. An answer is reused for 5 s.
          */
         get: {

@@ -69,6 +69,9 @@ export function createApp(options: { clock?: Clock; configCacheMs?: number } = {
   app.use(`${API_BASE}/*`, requireSetup());
   app.use("/.well-known/*", requireSetup());
   app.use("/health", requireSetup({ database: true }));
+  // Readiness is liveness and more: never ready while the API answers 503 for want of a secret
+  // (its D1 check covers the migrations, and names a database that does not answer as failed).
+  app.use("/health/ready", requireSetup());
   app.use(`${API_BASE}/*`, (c, next) => (NON_JSON_ROUTES.has(c.req.path) ? next() : json(c, next)));
 
   app.onError((error, c) => {

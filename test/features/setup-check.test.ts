@@ -29,13 +29,14 @@ describe("an incomplete setup", () => {
     h.call("POST", "/api/v1/auth/register", { email: `${unique("setup")}@example.com`, password: "Tr0ub4dor&3-horse" }, { env: e });
 
   async function expectNotSetUp(e: Env, named: RegExp) {
-    for (const res of [await register(e), await register(e), await h.call("GET", "/health", undefined, { env: e })]) {
+    const probes = [await h.call("GET", "/health", undefined, { env: e }), await h.call("GET", "/health/ready", undefined, { env: e })];
+    for (const res of [await register(e), await register(e), ...probes]) {
       expect(res.status).toBe(503);
       expect(res.headers.get("content-type")).toBe("application/problem+json");
       expect(res.json).toMatchObject({ status: 503, code: "service_unavailable" });
       expect(res.json.detail).toMatch(/not fully set up/);
     }
-    // One line naming the problem, for three requests; no stack trace.
+    // One line naming the problem, for four requests; no stack trace.
     expect(setupProblems().filter((problem) => named.test(problem))).toHaveLength(1);
     expect(unexpected()).toEqual([]);
   }
@@ -65,7 +66,7 @@ describe("an incomplete setup", () => {
       new Error(`D1_ERROR: no such table: ${/(?:from|into|update)\s+"?(\w+)/i.exec(sql)?.[1] ?? "users"}: SQLITE_ERROR`);
     const statement = (sql: string): D1PreparedStatement => {
       const fail = async () => {
-        if (/sqlite_master/.test(sql)) return { results: [], success: true, meta: {} };
+        if (/sqlite_master|^SELECT 1$/.test(sql)) return { results: [], success: true, meta: {} };
         throw noSuchTable(sql);
       };
       return { bind: () => statement(sql), all: fail, first: fail, run: fail, raw: fail } as unknown as D1PreparedStatement;
@@ -88,6 +89,12 @@ describe("an incomplete setup", () => {
     }
     expect(setupProblems().filter((l) => /^the D1 database has no table \w+: apply the migrations/.test(l))).toHaveLength(1);
     expect(unexpected()).toEqual([]);
+
+    // Readiness too: a load balancer must not send traffic to a worker whose every API request fails.
+    const ready = await h.call("GET", "/health/ready", undefined, { env: e });
+    expect(ready.status).toBe(503);
+    expect(ready.json.checks).toMatchObject({ d1: "failed" });
+    expect(logLines().some((l) => /"event":"ready\.check".*the database lacks tables \(users, /.test(l))).toBe(true);
   });
 
   it("names a database behind on its migrations (a column missing) and answers 503, not 500", async () => {

@@ -20,9 +20,13 @@ const PROBE_KEY = "health:ready-probe";
 export type CheckResult = "ok" | "failed" | "timeout";
 export type ReadyDeps = Pick<Deps, "setup" | "configKv" | "avatars">;
 
-/** `d1` is the database the stores use: D1, or libSQL when `LIBSQL_URL` is set. */
+/** `d1` is the database the stores use (D1, or libSQL when `LIBSQL_URL` is set): it answers, and is migrated. */
 const CHECKS = {
-  d1: (deps: ReadyDeps) => deps.setup.ping(),
+  d1: async (deps: ReadyDeps) => {
+    await deps.setup.ping();
+    const missing = await deps.setup.missingTables(); // no query once it has found none missing
+    if (missing.length > 0) throw new Error(`the database lacks tables (${missing.join(", ")}): apply the migrations`);
+  },
   kv: (deps: ReadyDeps) => deps.configKv.get(PROBE_KEY),
   r2: (deps: ReadyDeps) => deps.avatars.head(PROBE_KEY),
 } as const;
@@ -86,7 +90,7 @@ export const readyRoutes = createRouter().openapi(
     method: "get",
     path: "/health/ready",
     tags: ["meta"],
-    summary: "Readiness: D1, KV and R2 answer",
+    summary: "Readiness: set up, and D1 (migrated), KV and R2 answer",
     description: `Each binding is checked once, in parallel, with a ${READY_CHECK_TIMEOUT_MS / 1000} s timeout. 503 names the failed ones. An answer is reused for ${READY_REUSE_MS / 1000} s.`,
     responses: {
       200: jsonContent(ReadySchema, "Every dependency answered"),
