@@ -1,10 +1,11 @@
 /**
  * The typed client as another project meets it: a separate TypeScript project with its own
- * tsconfig and no Workers types installs `latchkey-client` (the client/ folder) and openapi-fetch,
- * type-checks a correct program, and gets compile errors for misspelt fields.
+ * tsconfig and no Workers types installs `latchkey-client` (the client/ folder) as the README says,
+ * which brings openapi-fetch; it loads, type-checks a correct program, and gets compile errors for
+ * misspelt fields.
  */
 import { execFile } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { lstatSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -44,13 +45,14 @@ export const describeProblem = (problem: Schema<"Problem">) => \`\${problem.stat
 
 describe("the typed client in a project without Workers types", () => {
   let dir = "";
-  beforeAll(() => {
+  beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), "latchkey-consumer-"));
-    mkdirSync(join(dir, "node_modules"));
-    // As `npm install <path to latchkey>/client openapi-fetch` would leave them.
-    symlinkSync(join(ROOT, "client"), join(dir, "node_modules/latchkey-client"), "dir");
-    symlinkSync(join(ROOT, "node_modules/openapi-fetch"), join(dir, "node_modules/openapi-fetch"), "dir");
     writeFileSync(join(dir, "package.json"), JSON.stringify({ name: "consumer", private: true, type: "module" }));
+    // The README's command. Without --install-links npm links the folder instead, and installs
+    // none of its dependencies: openapi-fetch would then be missing. From npm's cache when it can.
+    await exec("npm", ["install", "--install-links", "--prefer-offline", "--no-audit", "--no-fund", join(ROOT, "client")], {
+      cwd: dir,
+    });
     writeFileSync(
       join(dir, "tsconfig.json"),
       JSON.stringify({
@@ -70,6 +72,17 @@ describe("the typed client in a project without Workers types", () => {
     mkdirSync(join(dir, "src"));
   });
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it("installs as a copy with its dependency, and loads", async () => {
+    expect(lstatSync(join(dir, "node_modules/latchkey-client")).isSymbolicLink()).toBe(false);
+    expect(lstatSync(join(dir, "node_modules/openapi-fetch")).isDirectory()).toBe(true);
+    const { stdout } = await exec(
+      process.execPath,
+      ["--input-type=module", "-e", 'const m = await import("latchkey-client"); console.log(typeof m.createLatchkeyClient)'],
+      { cwd: dir },
+    );
+    expect(stdout.trim()).toBe("function");
+  });
 
   it("type-checks a program that signs in and reads statuses", async () => {
     writeFileSync(join(dir, "src/app.ts"), GOOD);
