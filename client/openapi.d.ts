@@ -921,6 +921,15 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
+                /** @description Rate limited; see Retry-After */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
                 /** @description Unexpected error */
                 500: {
                     headers: {
@@ -1000,6 +1009,15 @@ export interface paths {
                 };
                 /** @description Unsupported content type */
                 415: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Rate limited; see Retry-After */
+                429: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -1471,6 +1489,15 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
+                /** @description Rate limited; see Retry-After */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
                 /** @description Unexpected error */
                 500: {
                     headers: {
@@ -1731,6 +1758,15 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
+                /** @description Rate limited; see Retry-After */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
                 /** @description Unexpected error */
                 500: {
                     headers: {
@@ -1809,6 +1845,15 @@ export interface paths {
                 };
                 /** @description Unsupported content type */
                 415: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Rate limited; see Retry-After */
+                429: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -1927,6 +1972,15 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
+                /** @description Rate limited; see Retry-After */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
                 /** @description Unexpected error */
                 500: {
                     headers: {
@@ -1967,6 +2021,15 @@ export interface paths {
                 };
                 /** @description Missing, invalid or expired credentials */
                 401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Rate limited; see Retry-After */
+                429: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -2108,6 +2171,15 @@ export interface paths {
                         };
                     };
                 };
+                /** @description Invalid input (validation_failed, malformed_json, …) */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
                 /** @description Not found */
                 404: {
                     headers: {
@@ -2187,6 +2259,15 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content?: never;
+                };
+                /** @description Invalid input (validation_failed, malformed_json, …) */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
                 };
                 /** @description Not found */
                 404: {
@@ -2416,6 +2497,15 @@ export interface paths {
                     };
                     content: {
                         "application/json": components["schemas"]["ConfigResponse"];
+                    };
+                };
+                /** @description Invalid input (validation_failed, malformed_json, …) */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
                 /** @description Missing, invalid or expired credentials */
@@ -2673,6 +2763,15 @@ export interface paths {
                         "application/json": components["schemas"]["AdminUserDetail"];
                     };
                 };
+                /** @description Invalid input (validation_failed, malformed_json, …) */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
                 /** @description Missing, invalid or expired credentials */
                 401: {
                     headers: {
@@ -2865,6 +2964,15 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content?: never;
+                };
+                /** @description Invalid input (validation_failed, malformed_json, …) */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
                 };
                 /** @description Missing, invalid or expired credentials */
                 401: {
@@ -3276,6 +3384,15 @@ export interface paths {
                     };
                     content?: never;
                 };
+                /** @description Invalid input (validation_failed, malformed_json, …) */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
                 /** @description Missing, invalid or expired credentials */
                 401: {
                     headers: {
@@ -3609,6 +3726,15 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content?: never;
+                };
+                /** @description Invalid input (validation_failed, malformed_json, …) */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
                 };
                 /** @description Missing, invalid or expired credentials */
                 401: {

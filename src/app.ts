@@ -56,7 +56,7 @@ export function createApp(options: { clock?: Clock; configCacheMs?: number } = {
     table ??= RouteTable(app.routes, app.openAPIRegistry.definitions);
     return table;
   };
-  const json = jsonBody({ requiresBody: (c) => routeTable().requiresJsonBody(c.req.method, c.req.path) });
+  const json = jsonBody({ rule: (c) => routeTable().jsonBody(c.req.method, c.req.path) });
 
   // Outermost: the log line sees the final response, and every response gets its request id.
   app.use(requestLog({ clock }));

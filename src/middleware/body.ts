@@ -1,6 +1,7 @@
 import type { Context, MiddlewareHandler } from "hono";
 import { discardRest } from "../lib/drain";
 import { AppError } from "../lib/errors";
+import type { JsonBodyRule } from "./routes";
 
 /** JSON bodies are small; this bounds parsing and hashing work before any handler runs. */
 export const JSON_BODY_MAX_BYTES = 64 * 1024;
@@ -52,20 +53,24 @@ function bodyRequired(): AppError {
 }
 
 /**
- * For JSON routes: a request with no body bytes needs no content type, unless its operation
- * requires a body (`requiresBody`), which answers 400 naming the body. A body must be
- * `application/json` (415 otherwise) and at most 64 KiB. drainingBodyLimit counts the bytes as
- * they stream, so a chunked body without Content-Length is cut off too. A route that takes
- * another media type (avatar upload) is mounted without this.
+ * For JSON routes, by the body their operation declares (`rule`): none — whatever was sent is
+ * never read (RFC 9110 gives a body of DELETE, or of a POST that takes none, no meaning), so it
+ * costs nothing and earns no 413 or 415 the operation does not document; otherwise a request with
+ * no body bytes needs no content type, unless the body is required, which answers 400 naming it.
+ * A body must be `application/json` (415 otherwise) and at most 64 KiB. drainingBodyLimit counts
+ * the bytes as they stream, so a chunked body without Content-Length is cut off too. A route that
+ * takes another media type (avatar upload) is mounted without this.
  */
-export function jsonBody(options: { maxBytes?: number; requiresBody?: (c: Context) => boolean } = {}): MiddlewareHandler {
+export function jsonBody(options: { maxBytes?: number; rule?: (c: Context) => JsonBodyRule } = {}): MiddlewareHandler {
   const maxBytes = options.maxBytes ?? JSON_BODY_MAX_BYTES;
   const limit = drainingBodyLimit(maxBytes, () => new AppError("payload_too_large", `The body must be at most ${maxBytes} bytes.`));
   return async function jsonBody(c, next) {
+    const rule = options.rule?.(c) ?? "optional";
+    if (rule === "none") return next();
     const { present, request } = await peekBody(c.req.raw);
     c.req.raw = request;
     if (!present) {
-      if (options.requiresBody?.(c)) throw bodyRequired();
+      if (rule === "required") throw bodyRequired();
       return next();
     }
     const type = c.req.header("content-type")?.split(";")[0]?.trim().toLowerCase();

@@ -1,7 +1,7 @@
 /**
  * What the app's own router knows about its routes, for answers the router does not give itself:
- * which methods a path has (RFC 9110 §15.5.6: a 405 carries `Allow`) and which operations need a
- * JSON body. Read from the registered routes (`app.routes`) and the OpenAPI registry, so a new
+ * which methods a path has (RFC 9110 §15.5.6: a 405 carries `Allow`) and which operations take a
+ * JSON body, and whether they need one. Read from the registered routes (`app.routes`) and the OpenAPI registry, so a new
  * route is covered without listing it anywhere else.
  */
 import type { MiddlewareHandler } from "hono";
@@ -20,13 +20,15 @@ export interface RegisteredDefinition {
   route?: { method: string; path: string; request?: { body?: { required?: boolean; content?: Record<string, unknown> } } };
 }
 
+export type JsonBodyRule = "required" | "optional" | "none";
+
 export interface RouteTable {
   /** Whether `method` is one `path` answers: one test per request, where `allowed` tests every route. */
   answers(method: string, path: string): boolean;
   /** The methods `path` answers (HEAD wherever GET is), sorted; empty for an unknown path. */
   allowed(path: string): string[];
-  /** Whether `method` on `path` declares a required JSON body. */
-  requiresJsonBody(method: string, path: string): boolean;
+  /** The JSON body `method` on `path` declares: "required", "optional", or "none" (an operation without one). */
+  jsonBody(method: string, path: string): JsonBodyRule;
 }
 
 const escapeRegExp = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
@@ -66,8 +68,9 @@ export function RouteTable(routes: readonly RegisteredRoute[], definitions: read
   }
   const withBody = definitions.flatMap((def) => {
     const body = def.type === "route" ? def.route?.request?.body : undefined;
-    if (!def.route || !body?.required || !body.content?.["application/json"]) return [];
-    return [{ method: def.route.method.toUpperCase(), regex: new RegExp(pathPattern(def.route.path)) }];
+    if (!def.route || !body?.content?.["application/json"]) return [];
+    const rule: JsonBodyRule = body.required ? "required" : "optional";
+    return [{ method: def.route.method.toUpperCase(), regex: new RegExp(pathPattern(def.route.path)), rule }];
   });
   return {
     answers(method, path) {
@@ -78,9 +81,9 @@ export function RouteTable(routes: readonly RegisteredRoute[], definitions: read
       for (const entry of methods.values()) if (entry.regex.test(path)) for (const m of entry.methods) found.add(m);
       return [...found].sort();
     },
-    requiresJsonBody(method, path) {
+    jsonBody(method, path) {
       const m = method.toUpperCase();
-      return withBody.some((op) => op.method === m && op.regex.test(path));
+      return withBody.find((op) => op.method === m && op.regex.test(path))?.rule ?? "none";
     },
   };
 }

@@ -57,12 +57,13 @@ function sendLarge(
   });
 }
 
-/** A plain request from a fresh connection. */
+let probes = 0;
+/** A plain request from a fresh connection (a wrong password, each for its own address: no lockout). */
 async function next(url: string) {
   const res = await fetch(`${url}/api/v1/auth/login`, {
     method: "POST",
     headers: { "content-type": "application/json", connection: "close" },
-    body: JSON.stringify({ email: "nobody@example.com", password: "not-the-password-1" }),
+    body: JSON.stringify({ email: `nobody-${++probes}@example.com`, password: "not-the-password-1" }),
   });
   await res.arrayBuffer();
   return res.status;
@@ -95,6 +96,20 @@ describe("an oversized body refused with 413 (real dev server)", () => {
       statuses.every((status) => status === 401),
       `${statuses}\n${server.output().slice(-3000)}`,
     ).toBe(true);
+  });
+
+  it("a chunked 1 MiB body sent to an operation that takes none is ignored (204), and the next client's request is served", async () => {
+    const statuses: number[] = [];
+    for (const contentType of ["text/plain", "application/json"]) {
+      // logout-all ends the sign-in: one account each.
+      const email = `ignored-${contentType.replace("/", "-")}@example.com`;
+      const { accessToken } = await signedInUser(server, email, "analytical-engine-1843");
+      const headers = { authorization: `Bearer ${accessToken}` };
+      const sent = await sendLarge(server.url, "/api/v1/auth/logout-all", { total: MIB, contentType, headers });
+      expect(sent.status, sent.error).toBe(204);
+      statuses.push(await next(server.url));
+    }
+    expect(statuses, server.output().slice(-3000)).toEqual([401, 401]);
   });
 
   it("a declared Content-Length over the limit gets 413 without reading, and the next client's request is served", async () => {

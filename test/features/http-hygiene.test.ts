@@ -320,6 +320,19 @@ describe("body-less requests", () => {
     expect(patch.json.errors).toEqual([{ path: "body", message: expect.stringMatching(/required/) }]);
   });
 
+  it("on an operation that takes no body, ignore one sent anyway: not read, so no 413 or 415 it does not document", async () => {
+    const big = "x".repeat(100 * 1024);
+    for (const [name, opts] of [
+      ["text", { raw: "x", headers: { "content-type": "text/plain" } }],
+      ["100 KiB of JSON", { raw: JSON.stringify({ pad: big }), headers: { "content-type": "application/json" } }],
+      ["a chunked stream", { raw: emptyStream([new TextEncoder().encode(big)]) }],
+    ] as const) {
+      const user = await h.signedInUser();
+      const res = await h.call("POST", "/api/v1/auth/logout-all", undefined, { token: user.access_token, ...opts });
+      expect(res.status, `${name}: ${res.text}`).toBe(204);
+    }
+  });
+
   it("still refuses a non-empty body sent without a content type", async () => {
     const encoder = new TextEncoder();
     const res = await h.call("POST", LOGIN, undefined, { raw: emptyStream([new Uint8Array(0), encoder.encode("{}")]) });

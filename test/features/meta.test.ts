@@ -100,7 +100,42 @@ describe("GET /openapi.json", () => {
     const problem = doc.components.schemas.Problem;
     expect(problem.required).toEqual(expect.arrayContaining(["type", "title", "status", "detail", "code"]));
   });
+
+  it("documents on each operation the answers its declaration implies, and the rate limits it counts", async () => {
+    const doc = (await h.call("GET", "/openapi.json")).json;
+    const missing: string[] = [];
+    for (const [path, item] of Object.entries(doc.paths as Record<string, Record<string, OperationDetail>>)) {
+      if (!path.startsWith(`${API_BASE}/`)) continue;
+      for (const [method, op] of Object.entries(item)) {
+        const has = (status: string) => status in (op.responses ?? {}) || missing.push(`${method} ${path}: ${status}`);
+        // Path and query parameters are validated (length, shape): 400.
+        if ((op.parameters ?? []).length > 0) has("400");
+        if (op.requestBody?.content?.["application/json"]) for (const status of ["400", "413", "415"]) has(status);
+        if (op.security?.some((scheme) => "bearerAuth" in scheme)) has("401");
+      }
+    }
+    // Operations that count a rate limit (README, Rate limits): each can answer 429.
+    for (const [method, path] of [
+      ["patch", "/me/profile"],
+      ["put", "/me/profile"],
+      ["put", "/me/avatar"],
+      ["delete", "/me/avatar"],
+      ["post", "/auth/login/otp"],
+      ["post", "/auth/password/reset"],
+      ["post", "/me/email/verify"],
+    ] as const) {
+      if (!("429" in (doc.paths[`${API_BASE}${path}`]?.[method]?.responses ?? {}))) missing.push(`${method} ${path}: 429`);
+    }
+    expect(missing).toEqual([]);
+  });
 });
+
+interface OperationDetail {
+  parameters?: unknown[];
+  requestBody?: { content?: Record<string, unknown> };
+  security?: Record<string, unknown>[];
+  responses?: Record<string, unknown>;
+}
 
 describe("GET /docs", () => {
   const h = harness();

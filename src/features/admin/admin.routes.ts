@@ -52,7 +52,7 @@ export const adminRoutes = createRouter()
       summary: "Reset a configuration key to its default",
       ...staff,
       request: { params: z.object({ key: z.string().max(100) }) },
-      responses: { 200: jsonContent(ConfigResponseSchema, "The new configuration"), ...problems(401, 403, 404) },
+      responses: { 200: jsonContent(ConfigResponseSchema, "The new configuration"), ...problems(400, 401, 403, 404) },
     }),
     async (c) => c.json({ config: await resetConfigKey(c.var.deps, c.var.user, c.req.valid("param").key) }, 200),
   )
@@ -94,7 +94,7 @@ export const adminRoutes = createRouter()
       summary: "One account",
       ...staff,
       request: { params: UserIdParams },
-      responses: { 200: jsonContent(AdminUserDetailSchema, "The account"), ...problems(401, 403, 404) },
+      responses: { 200: jsonContent(AdminUserDetailSchema, "The account"), ...problems(400, 401, 403, 404) },
     }),
     async (c) => c.json(await getUser(c.var.deps, c.req.valid("param").id), 200),
   )
@@ -120,7 +120,7 @@ export const adminRoutes = createRouter()
       summary: "End every session of an account",
       ...staff,
       request: { params: UserIdParams },
-      responses: { 204: { description: "Signed out everywhere" }, ...problems(401, 403, 404) },
+      responses: { 204: { description: "Signed out everywhere" }, ...problems(400, 401, 403, 404) },
     }),
     async (c) => {
       await adminLogoutAll(c.var.deps, c.var.user, c.req.valid("param").id);

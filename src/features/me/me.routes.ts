@@ -118,7 +118,7 @@ export const meRoutes = createRouter()
         "A wrong, expired or used code answers `400 invalid_code`; an address another account took in the meantime `409 email_taken`.",
       ...authWithProfile,
       request: { body: jsonBody(ConfirmEmailSchema) },
-      responses: { 200: jsonContent(MeResponseSchema, "The account with its new address"), ...problems(400, 401, 409, 413, 415) },
+      responses: { 200: jsonContent(MeResponseSchema, "The account with its new address"), ...problems(400, 401, 409, 413, 415, 429) },
     }),
     async (c) => {
       const user = await confirmEmailChange(c.var.deps, c.var.user, c.var.token.sessionId, c.req.valid("json").code);

@@ -68,7 +68,7 @@ export const otpRoutes = createRouter()
       request: { body: jsonBody(OtpLoginSchema) },
       responses: {
         200: jsonContent(TokenResponseSchema, "A new token pair"),
-        ...problems(400, 413, 415),
+        ...problems(400, 413, 415, 429),
       },
     }),
     async (c) => c.json(await loginWithCode(c.var.deps, c.req.valid("json")), 200, NO_STORE),
@@ -83,7 +83,7 @@ export const otpRoutes = createRouter()
         "Uses a `reset_password` code. The new password follows the registration policy; every session ends and the old " +
         `password stops working. ${CODE_RULES}`,
       request: { body: jsonBody(PasswordResetSchema) },
-      responses: { 204: { description: "Password changed; every session ended" }, ...problems(400, 413, 415) },
+      responses: { 204: { description: "Password changed; every session ended" }, ...problems(400, 413, 415, 429) },
     }),
     async (c) => {
       await resetPassword(c.var.deps, c.req.valid("json"));

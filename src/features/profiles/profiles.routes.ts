@@ -57,7 +57,7 @@ export const profilesRoutes = createRouter()
       description: "Sets every editable field; omitted fields are cleared to null.",
       ...auth,
       request: { body: jsonBody(ReplaceProfileSchema) },
-      responses: { 200: profileResponse, ...problems(400, 401, 413, 415) },
+      responses: { 200: profileResponse, ...problems(400, 401, 413, 415, 429) },
     }),
     async (c) => {
       const profile = await updateProfile(c.var.deps, c.var.user, c.req.valid("json"), "replace");
@@ -72,7 +72,7 @@ export const profilesRoutes = createRouter()
       summary: "Change some profile fields",
       ...auth,
       request: { body: jsonBody(UpdateProfileSchema) },
-      responses: { 200: profileResponse, ...problems(400, 401, 413, 415) },
+      responses: { 200: profileResponse, ...problems(400, 401, 413, 415, 429) },
     }),
     async (c) => {
       const profile = await updateProfile(c.var.deps, c.var.user, c.req.valid("json"), "patch");
@@ -91,7 +91,7 @@ export const profilesRoutes = createRouter()
       request: { body: uploadBody },
       responses: {
         200: jsonContent(z.object({ avatar_url: z.string() }), "Stored; the URL changes with every upload"),
-        ...problems(400, 401, 413, 415, 422, 503),
+        ...problems(400, 401, 413, 415, 422, 429, 503),
       },
     }),
     async (c) => {
@@ -106,7 +106,7 @@ export const profilesRoutes = createRouter()
       tags: ["profiles"],
       summary: "Remove your avatar",
       ...auth,
-      responses: { 204: { description: "Removed (or there was none)" }, ...problems(401) },
+      responses: { 204: { description: "Removed (or there was none)" }, ...problems(401, 429) },
     }),
     async (c) => {
       await deleteAvatar(c.var.deps, c.var.user, c.var.token.sessionId);
@@ -138,7 +138,7 @@ export const profilesRoutes = createRouter()
       tags: ["profiles"],
       summary: "A public profile",
       request: { params: UserIdParamSchema },
-      responses: { 200: jsonContent(z.object({ profile: PublicProfileSchema }), "The public profile"), ...problems(404) },
+      responses: { 200: jsonContent(z.object({ profile: PublicProfileSchema }), "The public profile"), ...problems(400, 404) },
     }),
     async (c) => c.json({ profile: await getPublicProfile(c.var.deps, c.req.valid("param").user_id) }, 200),
   )
@@ -156,7 +156,7 @@ export const profilesRoutes = createRouter()
       responses: {
         200: { description: "The image", content: Object.fromEntries(Object.values(AVATAR_FORMATS).map((f) => [f.contentType, binary])) },
         304: { description: "Not modified" },
-        ...problems(404),
+        ...problems(400, 404),
       },
     }),
     async (c) => {

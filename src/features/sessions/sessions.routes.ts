@@ -30,7 +30,7 @@ export const sessionsRoutes = createRouter()
         "Revokes the session's refresh tokens (recorded as `session_revoked`). Its access tokens stop working at once: every request checks that its session is still live.",
       ...auth,
       request: { params: SessionIdParams },
-      responses: { 204: { description: "Revoked" }, ...problems(401, 404) },
+      responses: { 204: { description: "Revoked" }, ...problems(400, 401, 404) },
     }),
     async (c) => {
       await revokeSession(c.var.deps, c.var.user.id, c.req.valid("param").id);

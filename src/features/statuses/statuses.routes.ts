@@ -98,7 +98,7 @@ export const statusesRoutes = createRouter()
       description: "Author or staff only; recorded as `status_deleted` in the author's activity.",
       ...auth,
       request: { params: StatusIdParams },
-      responses: { 204: { description: "Deleted" }, ...problems(401, 403, 404) },
+      responses: { 204: { description: "Deleted" }, ...problems(400, 401, 403, 404) },
     }),
     async (c) => {
       await deleteStatus(c.var.deps, c.var.user, c.req.valid("param").id);
