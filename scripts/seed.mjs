@@ -76,21 +76,25 @@ await runCli(async () => {
   const emails = ACCOUNTS.map((a) => sqlString(a.email)).join(", ");
   const usernames = ACCOUNTS.map((a) => sqlString(a.username)).join(", ");
   const existing = await d1(values, {
-    command: `SELECT email, username FROM users WHERE email IN (${emails}) OR username IN (${usernames})`,
+    command: `SELECT email, username, password_hash FROM users WHERE email IN (${emails}) OR username IN (${usernames})`,
   });
-  const takenEmails = new Set(existing.map((row) => row.email));
+  const takenEmails = new Map(existing.map((row) => [row.email, row.password_hash]));
   const takenUsernames = new Set(existing.map((row) => row.username));
 
   const worker = await loadWorkerCode();
   const hasher = worker.hasherFromEnv(await wranglerVar(values.config, "PASSWORD_HASHER"));
   const created = [];
   const skipped = [];
+  // The accounts the printed password opens: those created now, and those an earlier run made.
+  const usable = [];
   const sql = [];
   const now = Date.now();
   await withPrivateTempDir("latchkey-seed-", async (dir) => {
     for (const [index, account] of ACCOUNTS.entries()) {
       if (takenEmails.has(account.email)) {
-        skipped.push(`${account.email} (exists; left as it is)`);
+        // Made by an earlier run, or by someone who registered the address by hand?
+        if (await worker.verifyPassword(DEMO_PASSWORD, String(takenEmails.get(account.email)))) usable.push(account);
+        else skipped.push(`${account.email} (exists with its own password; left as it is)`);
         continue;
       }
       if (takenUsernames.has(account.username)) {
@@ -130,6 +134,7 @@ await runCli(async () => {
         );
       }
       created.push(account);
+      usable.push(account);
     }
     if (sql.length > 0) {
       // A file rather than --command keeps the hashes out of the process list; one execute, one transaction.
@@ -141,11 +146,14 @@ await runCli(async () => {
 
   console.log(created.length > 0 ? `Created ${created.length} demo account(s).` : "Nothing to add: the demo data is already there.");
   for (const line of skipped) console.log(`  skipped ${line}`);
+  if (usable.length === 0) return;
   console.log(`\nDemo accounts (verified; password for all: ${DEMO_PASSWORD}):`);
-  for (const account of ACCOUNTS)
+  for (const account of usable)
     console.log(`  ${account.email.padEnd(20)} username ${account.username.padEnd(6)}${account.staff ? " staff" : ""}`);
+  const example = usable.find((account) => !account.staff) ?? usable[0];
   console.log(`\nSign in (with npm run dev running):
   curl -s localhost:8787/api/v1/auth/login -H 'content-type: application/json' \\
-    -d '{"email":"ada@example.com","password":"${DEMO_PASSWORD}"}'
-The staff account can use the admin API (/api/v1/admin/...) with its access token.`);
+    -d '{"email":"${example.email}","password":"${DEMO_PASSWORD}"}'`);
+  if (usable.some((account) => account.staff))
+    console.log("The staff account can use the admin API (/api/v1/admin/...) with its access token.");
 });

@@ -105,15 +105,15 @@ describe("the README's commands", () => {
     }
     const outputOf = (fragment: string) => results.find((r) => r.command.includes(fragment))?.output ?? "";
     expect(outputOf("auth/verify-email")).toContain('"email_verified":true');
-    expect(outputOf("api/v1/me -H")).toContain("ada@example.com");
+    expect(outputOf("api/v1/me -H")).toContain("lovelace@example.com");
     expect(outputOf("auth/refresh")).toContain("refresh_token");
     expect(outputOf("-X PATCH localhost:8787/api/v1/me/profile")).toContain('"profession":"Analyst"');
     expect(outputOf("-F avatar=@me.png")).toContain("avatar_url");
-    expect(outputOf("profiles?q=ad")).toContain('"username":"ada"');
+    expect(outputOf("profiles?q=lov")).toContain('"username":"lovelace"');
     expect(outputOf("statuses?user_id=")).toContain('"content":"Hello"');
     expect(outputOf('{"access_token_ttl": 120}')).toContain('"access_token_ttl"');
     expect(outputOf('{"is_active": false}')).toContain('"is_active":false');
-    expect(readFileSync(join(workDir, "latchkey-export.json"), "utf8")).toContain("ada@example.com");
+    expect(readFileSync(join(workDir, "latchkey-export.json"), "utf8")).toContain("lovelace@example.com");
     expect(existsSync(join(workDir, "me.png"))).toBe(true);
   });
 });

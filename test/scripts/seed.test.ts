@@ -117,4 +117,21 @@ describe("npm run seed", () => {
       await dev.stop();
     }
   });
+
+  it("lists under the shared password only the accounts that have it: one made by hand with the same address is left out", async () => {
+    // As if someone had registered ada@example.com before seeding, with a password of their own.
+    const [ada] = await sql("SELECT password_hash FROM users WHERE email = 'ada@example.com'");
+    await sql("UPDATE users SET password_hash = 'not-the-demo-hash' WHERE email = 'ada@example.com'");
+    try {
+      const { stdout } = await seed();
+      expect(stdout).toMatch(/skipped ada@example\.com \(exists with its own password; left as it is\)/);
+      const listed = stdout.slice(stdout.indexOf("password for all"), stdout.indexOf("Sign in"));
+      expect(listed).not.toContain("ada@example.com");
+      expect(listed).toContain("grace@example.com");
+      // The sign-in example names an account the password opens.
+      expect(stdout).toContain('"email":"grace@example.com"');
+    } finally {
+      await sql(`UPDATE users SET password_hash = '${String(ada?.password_hash)}' WHERE email = 'ada@example.com'`);
+    }
+  });
 });
