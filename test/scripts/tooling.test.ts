@@ -83,7 +83,11 @@ describe("offline by default", () => {
 
   it("turns off wrangler's metrics in its config, and miniflare's Request.cf download, unless the operator opts in", () => {
     for (const config of ["wrangler.toml", "bench/floor/wrangler.toml"]) expect(read(config), config).toMatch(/^send_metrics = false$/m);
-    expect(OFFLINE_DEFAULTS).toEqual({ WRANGLER_SEND_METRICS: "false", CLOUDFLARE_CF_FETCH_ENABLED: "false" });
+    expect(OFFLINE_DEFAULTS).toEqual({
+      WRANGLER_SEND_METRICS: "false",
+      CLOUDFLARE_CF_FETCH_ENABLED: "false",
+      WRANGLER_HIDE_BANNER: "true",
+    });
     expect(offlineEnv({ PATH: "/bin" })).toEqual({ PATH: "/bin", ...OFFLINE_DEFAULTS });
     expect(offlineEnv({ WRANGLER_SEND_METRICS: "true" }).WRANGLER_SEND_METRICS).toBe("true");
   });
