@@ -11,7 +11,7 @@
 // differ by less than about 20 µs of CPU per request are not told apart.
 //
 //   npm run bench:ab -- [--path /health] [--rounds 6] [--duration 3] [--connections 10] DIR DIR ...
-import { mkdtempSync, readFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync } from "node:fs";
 import os from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
@@ -34,6 +34,11 @@ const { values: args, positionals } = parseArgs({
 const dirs = positionals.map((dir) => resolve(dir));
 if (dirs.length < 2) {
   console.error("usage: npm run bench:ab -- [--path /health] [--rounds 6] [--duration 3] DIR DIR ...");
+  process.exit(2);
+}
+const notCheckouts = dirs.filter((dir) => !existsSync(join(dir, "wrangler.toml")));
+if (notCheckouts.length > 0) {
+  console.error(`not a Latchkey checkout (no wrangler.toml): ${notCheckouts.join(", ")}`);
   process.exit(2);
 }
 

@@ -167,3 +167,11 @@ await withPrivateTempDir("latchkey-test-", async (temp) => {
     expect(stdout.trim().split("\n")).toEqual(candidates);
   });
 });
+
+describe("npm run bench:ab", () => {
+  it("names a directory that is not a Latchkey checkout, instead of failing deep in a build", async () => {
+    const result = await exec(process.execPath, [join(ROOT, "bench/ab.mjs"), "/nonexistent-variant", ROOT]).catch((error) => error);
+    expect(result.code).toBe(2);
+    expect(result.stderr.trim()).toBe("not a Latchkey checkout (no wrangler.toml): /nonexistent-variant");
+  });
+});
