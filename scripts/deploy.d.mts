@@ -6,4 +6,6 @@ export function deploy(options: {
   configPath?: string;
   run?: WranglerRun;
   log?: (line: string) => void;
+  /** The clock (ms) the repairs' window starts from. */
+  now?: () => number;
 }): Promise<string[][]>;

@@ -6,8 +6,9 @@
 //   - ENVIRONMENT not the environment's own name (a deploy must never be "development");
 //   - a D1 or KV id still the all-zeros placeholder (`npm run setup` writes the real ones);
 //   - a required secret missing from `wrangler secret list --env …`.
-// Then applies the pending remote D1 migrations and deploys the same bundle `npm run build`
-// makes (`wrangler deploy --minify`). `--dry-run` runs the checks and prints those two commands.
+// Then applies the pending remote D1 migrations, deploys the same bundle `npm run build` makes
+// (`wrangler deploy --minify`), and repairs what the previous worker wrote on the new schema in
+// between (lib/repairs.mjs). `--dry-run` runs the checks and prints those three commands.
 import { pathToFileURL } from "node:url";
 import { CliError, parseCli, runCli } from "./lib/cli.mjs";
 import {
@@ -20,6 +21,7 @@ import {
   showCommand,
   wranglerRunner,
 } from "./lib/deploy-env.mjs";
+import { REPAIR_MARGIN_MS, repairSql } from "./lib/repairs.mjs";
 
 const USAGE = `usage: npm run deploy -- --env staging|production [--dry-run] [--config wrangler.toml]`;
 
@@ -43,16 +45,27 @@ export async function deployProblems({ env, configPath = "wrangler.toml", run = 
 }
 
 /**
- * Checks `env` and deploys it: pending remote migrations, then `wrangler deploy --minify --env`.
- * Returns the commands run or, with `dryRun`, printed. Throws a CliError listing the problems.
+ * Checks `env` and deploys it: pending remote migrations, then `wrangler deploy --minify --env`,
+ * then the repairs for writes since the migrations began. Returns the commands run or, with
+ * `dryRun`, printed. Throws a CliError listing the problems.
  */
-export async function deploy({ env, dryRun = false, configPath = "wrangler.toml", run = wranglerRunner, log = console.log }) {
+export async function deploy({
+  env,
+  dryRun = false,
+  configPath = "wrangler.toml",
+  run = wranglerRunner,
+  log = console.log,
+  now = Date.now,
+}) {
   const problems = await deployProblems({ env, configPath, run });
   if (problems.length > 0) throw new CliError(`not deploying ${env}:\n${problems.map((p) => `  - ${p}`).join("\n")}`);
   const config = configArgs(configPath);
+  const since = now() - REPAIR_MARGIN_MS;
   const commands = [
     ["d1", "migrations", "apply", "DB", "--remote", "--env", env, ...config],
     ["deploy", "--minify", "--env", env, ...config],
+    // A plain query (not --file, which goes through D1's import API), after the new worker is up.
+    ["d1", "execute", "DB", "--remote", "--env", env, ...config, "--command", repairSql(since)],
   ];
   for (const args of commands) {
     if (dryRun) log(`[dry-run] ${showCommand(args)}`);

@@ -22,6 +22,8 @@ import {
   writeBindingIds,
 } from "../../scripts/lib/deploy-env.mjs";
 import { generateSigningJwk, readDevVars, writeDevVars } from "../../scripts/lib/keys.mjs";
+import { migrationBatches } from "../../scripts/lib/migrations.mjs";
+import { REPAIR_MARGIN_MS, repairSql } from "../../scripts/lib/repairs.mjs";
 import { setup } from "../../scripts/setup.mjs";
 
 const ROOT = join(import.meta.dirname, "../..");
@@ -391,18 +393,55 @@ describe("npm run deploy", () => {
     const config = ready();
     const { run, calls } = account({ secrets: ["JWT_KEYS", "OTP_SECRET", "MAIL_API_KEY"] });
     const lines: string[] = [];
-    const commands = await deploy({ env: "production", dryRun: true, configPath: config, run, log: (l: string) => lines.push(l) });
+    const startedAt = Date.UTC(2026, 11, 7, 12);
+    const commands = await deploy({
+      env: "production",
+      dryRun: true,
+      configPath: config,
+      run,
+      log: (l: string) => lines.push(l),
+      now: () => startedAt,
+    });
     const cfg = ["--config", config];
     expect(calls.map((c) => c.args)).toEqual([["secret", "list", "--env", "production", ...cfg]]);
+    const repair = ["d1", "execute", "DB", "--remote", "--env", "production", ...cfg, "--command", repairSql(startedAt - REPAIR_MARGIN_MS)];
     expect(commands).toEqual([
       ["d1", "migrations", "apply", "DB", "--remote", "--env", "production", ...cfg],
       ["deploy", "--minify", "--env", "production", ...cfg],
+      repair,
     ]);
     expect(lines).toEqual([
       `[dry-run] wrangler d1 migrations apply DB --remote --env production --config ${config}`,
       `[dry-run] wrangler deploy --minify --env production --config ${config}`,
+      `[dry-run] wrangler ${repair.join(" ")}`,
       "dry run: production passes the checks; nothing was deployed",
     ]);
+  });
+
+  it("repairs after the upload what the previous worker wrote in the window between the migrations and the upload", async () => {
+    // Migration 0006 added statuses.author_public; a worker from before it, still serving, re-enables
+    // a disabled author without it: the new worker's timeline would go on hiding their statuses.
+    const { createClient } = await import("@libsql/client");
+    const client = createClient({ url: `file:${join(tempDir(), "window.db")}` });
+    for (const statements of migrationBatches(join(ROOT, "migrations"))) await client.batch(statements, "write");
+    const startedAt = Date.now();
+    await client.batch(
+      [
+        "INSERT INTO users (id, email, password_hash, is_active, is_staff, email_verified, tokens_valid_after, created_at, updated_at) VALUES ('u1', 'a@example.com', 'h', 0, 0, 1, 0, 1, 1)",
+        "INSERT INTO users (id, email, password_hash, is_active, is_staff, email_verified, tokens_valid_after, created_at, updated_at) VALUES ('u2', 'b@example.com', 'h', 0, 0, 1, 0, 1, 1)",
+        "INSERT INTO statuses (id, user_id, content, created_at, updated_at, author_public) VALUES ('s1', 'u1', 'hello', 2, 2, 0), ('s2', 'u2', 'hidden', 2, 2, 0)",
+        // The old worker's write, after the migrations: u1 enabled again (with its updated_at), no author_public.
+        `UPDATE users SET is_active = 1, updated_at = ${startedAt + 1000} WHERE id = 'u1'`,
+      ],
+      "write",
+    );
+    await client.execute(repairSql(startedAt - REPAIR_MARGIN_MS));
+    const { rows } = await client.execute("SELECT id, author_public FROM statuses ORDER BY id");
+    expect(rows.map((row) => [row.id, Number(row.author_public)])).toEqual([
+      ["s1", 1],
+      ["s2", 0],
+    ]);
+    client.close();
   });
 
   it("refuses console mail, placeholder ids and missing secrets, one line each saying what to fix", async () => {

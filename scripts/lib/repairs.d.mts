@@ -1,0 +1,2 @@
+export const REPAIR_MARGIN_MS: number;
+export function repairSql(sinceMs: number): string;
