@@ -93,6 +93,9 @@ await runCli(async () => {
   const worker = await loadWorkerCode();
   const email = parseWith(worker.EmailSchema, values.email, "email");
   const username = values.username === undefined ? null : parseWith(worker.UsernameSchema, values.username, "username");
+  // A staff account may take a reserved name (a "support" account), not a malformed one.
+  const usernameProblem = username === null ? null : worker.usernameProblem(username, { staff: true });
+  if (usernameProblem) throw new CliError(`--username: ${usernameProblem}`);
   const where = `email = ${sqlString(email)}${username ? ` OR username = ${sqlString(username)}` : ""}`;
   const found = await d1(values, { command: `SELECT id, email, username, is_staff, is_active, email_verified FROM users WHERE ${where}` });
   const existing = found.find((row) => row.email === email);

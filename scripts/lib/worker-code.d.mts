@@ -6,6 +6,7 @@ export function loadWorkerCode(): Promise<{
   hasherFromEnv: typeof import("../../src/features/auth/password-hash").hasherFromEnv;
   verifyPassword: typeof import("../../src/features/auth/password-hash").verifyPassword;
   checkPasswordPolicy: typeof import("../../src/features/auth/password-policy").checkPasswordPolicy;
+  usernameProblem: typeof import("../../src/features/auth/username-policy").usernameProblem;
   EmailSchema: ZodType<string>;
   UsernameSchema: ZodType<string>;
   CONFIG_KEYS: typeof import("../../src/config/config.definitions").CONFIG_KEYS;

@@ -12,6 +12,7 @@ const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 const ENTRY = `
 export { ARGON2_PARAMS, hashPassword, hasherFromEnv, verifyPassword } from "./src/features/auth/password-hash";
 export { checkPasswordPolicy } from "./src/features/auth/password-policy";
+export { usernameProblem } from "./src/features/auth/username-policy";
 export { EmailSchema, UsernameSchema } from "./src/features/auth/auth.schemas";
 export { CONFIG_KEYS, CONFIG_KEY_NAMES, isConfigKey, parseConfigValue, signInsEndedBy } from "./src/config/config.definitions";
 export { randomId } from "./src/lib/crypto";

@@ -110,6 +110,35 @@ describe("POST /auth/register", () => {
     }
   });
 
+  it("rejects usernames that do not start and end with a letter or digit", async () => {
+    for (const username of ["...", "-_-", ".ada", "ada.", "_x_", "ada-"]) {
+      const res = await h.call("POST", REGISTER, { email: `${unique("edge")}@example.com`, password: PASSWORD, username });
+      expect(res.status, username).toBe(400);
+      expect(res.json.errors, username).toEqual([{ path: "username", message: "must start and end with a letter or digit" }]);
+    }
+  });
+
+  it("rejects names that would pass for the service or its staff, however cased or separated", async () => {
+    for (const username of [
+      "admin",
+      "Administrator",
+      "ad-min",
+      "s.u.p.p.o.r.t",
+      "root",
+      "security",
+      "moderator",
+      "latchkey",
+      "latchkey-team",
+    ]) {
+      const res = await h.call("POST", REGISTER, { email: `${unique("res")}@example.com`, password: PASSWORD, username });
+      expect(res.status, username).toBe(400);
+      expect(res.json.errors, username).toEqual([{ path: "username", message: "is reserved" }]);
+    }
+    // Words that merely contain one are fine.
+    const ok = await h.call("POST", REGISTER, { email: `${unique("ok")}@example.com`, password: PASSWORD, username: unique("badminton") });
+    expect(ok.status).toBe(201);
+  });
+
   it("rejects usernames with a zero-width or bidi control character inside", async () => {
     for (const ch of [...ZERO_WIDTH, ...BIDI_CONTROLS]) {
       const username = `ad${ch}${unique("z")}`.slice(0, 20);

@@ -166,6 +166,11 @@ describe("operator scripts", () => {
       });
       expect(bad.code).toBe(1);
       expect(bad.stderr).toMatch(/--email: must be a valid email/);
+      const edge = await run("scripts/admin-create.mjs", ["--email", "edge@example.com", "--username", ".ops", "--persist-to", state], {
+        LATCHKEY_ADMIN_PASSWORD: "pale-blue-dot-1990",
+      });
+      expect(edge.code).toBe(1);
+      expect(edge.stderr).toMatch(/--username: must start and end with a letter or digit/);
       const noPassword = await run("scripts/admin-create.mjs", ["--email", "nopw@example.com", "--persist-to", state]);
       expect(noPassword.code).toBe(1);
       expect(noPassword.stderr).toMatch(/LATCHKEY_ADMIN_PASSWORD/);

@@ -15,6 +15,7 @@ import { assertReserved } from "./password-check";
 import { checkPassword, hashPassword, needsRehash } from "./password-hash";
 import { checkPasswordPolicy } from "./password-policy";
 import { prepareTokenPair, type TokenResponse } from "./tokens.service";
+import { usernameProblem } from "./username-policy";
 
 /** The public view of an account. */
 export function userView(user: User): z.infer<typeof UserSchema> {
@@ -36,6 +37,12 @@ export function assertPasswordPolicy(password: string, attributes: { email?: str
     const errors: FieldError[] = problems.map((message) => ({ path, message }));
     throw new AppError("validation_failed", `${path}: ${problems.join("; ")}`, { errors });
   }
+}
+
+/** Throws a 400 naming `username` when it cannot be chosen (`usernameProblem`); a name kept unchanged is not checked. */
+export function assertUsernameChoosable(username: string | null, options: { staff: boolean }): void {
+  const problem = username === null ? null : usernameProblem(username, options);
+  if (problem) throw new AppError("validation_failed", `username: ${problem}`, { errors: [{ path: "username", message: problem }] });
 }
 
 /** Throws 409 when the email or username already belongs to an account (other than `exceptUserId`). */
@@ -69,6 +76,7 @@ export async function register(
     });
   }
   assertPasswordPolicy(input.password, { email: input.email, username: input.username });
+  assertUsernameChoosable(input.username ?? null, { staff: false });
   const now = clock.now();
   assertWithinLimit("registerPerIp", await deps.counters.hit("registerPerIp", clientKey(meta.ip), now), now);
   await assertIdentifiersFree(deps, input.email, input.username ?? null);

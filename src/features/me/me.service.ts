@@ -10,7 +10,13 @@ import type { Deps } from "../../deps";
 import { AppError, lastStaff } from "../../lib/errors";
 import { assertWithinLimit, isOverLimit, mailSubjects, type RateLimitName, rateLimited } from "../../lib/rate-limit";
 import type { PasswordCheckRelease, Profile, ProfileUpdate, User } from "../../store";
-import { assertIdentifiersFree, assertPasswordPolicy, rethrowUniqueViolation, userView } from "../auth/auth.service";
+import {
+  assertIdentifiersFree,
+  assertPasswordPolicy,
+  assertUsernameChoosable,
+  rethrowUniqueViolation,
+  userView,
+} from "../auth/auth.service";
 import { reauthenticate } from "../auth/password-check";
 import { hashPassword, hasUsablePassword } from "../auth/password-hash";
 import { newNotice } from "../mail/notices";
@@ -118,6 +124,7 @@ export async function updateMe(
   if (!emailChange && !cancelPending && username === user.username && !profile) return user;
 
   // A username is public: a taken one is said before the password check, and costs none.
+  if (username !== user.username) assertUsernameChoosable(username, { staff: user.isStaff });
   await assertIdentifiersFree(deps, null, username !== user.username ? username : null, user.id);
   const release = emailChange ? await reauthenticate(deps, user, input.current_password) : null;
   const now = clock.now();
