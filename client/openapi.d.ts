@@ -3912,7 +3912,7 @@ export interface components {
              */
             password_confirm?: string;
             /**
-             * @description 3–30 of a-z 0-9 _ . - (compared case-insensitively)
+             * @description 3–30 of a-z 0-9 _ . - (compared case-insensitively); a new name starts and ends with a letter or digit and is not reserved (admin, support, …)
              * @example ada
              */
             username?: string;
@@ -3934,7 +3934,7 @@ export interface components {
              */
             email?: string;
             /**
-             * @description 3–30 of a-z 0-9 _ . - (compared case-insensitively)
+             * @description 3–30 of a-z 0-9 _ . - (compared case-insensitively); a new name starts and ends with a letter or digit and is not reserved (admin, support, …)
              * @example ada
              */
             username?: string;
@@ -4043,7 +4043,7 @@ export interface components {
              */
             email: string;
             /**
-             * @description 3–30 of a-z 0-9 _ . - (compared case-insensitively)
+             * @description 3–30 of a-z 0-9 _ . - (compared case-insensitively); a new name starts and ends with a letter or digit and is not reserved (admin, support, …)
              * @example ada
              */
             username?: string;
@@ -4061,7 +4061,7 @@ export interface components {
              */
             email?: string;
             /**
-             * @description 3–30 of a-z 0-9 _ . - (compared case-insensitively)
+             * @description 3–30 of a-z 0-9 _ . - (compared case-insensitively); a new name starts and ends with a letter or digit and is not reserved (admin, support, …)
              * @example ada
              */
             username?: string;

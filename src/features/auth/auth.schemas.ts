@@ -16,7 +16,12 @@ export const UsernameSchema = z
   .max(120)
   .transform(normalizeIdentifier)
   .pipe(z.string().regex(USERNAME_PATTERN, { message: "must be 3–30 letters, digits, '_', '.' or '-'" }))
-  .openapi({ type: "string", example: "ada", description: "3–30 of a-z 0-9 _ . - (compared case-insensitively)" });
+  .openapi({
+    type: "string",
+    example: "ada",
+    description:
+      "3–30 of a-z 0-9 _ . - (compared case-insensitively); a new name starts and ends with a letter or digit and is not reserved (admin, support, …)",
+  });
 
 export const PasswordSchema = z
   .string()
