@@ -30,9 +30,20 @@ const BIDI_MARKS = "\\u061c\\u200e\\u200f";
 const REFUSED_IN_TEXT = new RegExp(`[\\u0000-\\u0008\\u000b-\\u001f\\u007f-\\u009f${BIDI_FORMATTING}]`);
 const CONTROLS_ON_ONE_LINE = new RegExp(`[\\u0000-\\u001f\\u007f-\\u009f${BIDI_FORMATTING}${BIDI_MARKS}]`, "g");
 
-/** Trims and NFC-normalises free text; returns null when it contains control characters or lone surrogates. */
+/**
+ * Unicode's own line and paragraph separators (U+2028, U+2029; UAX #14 class BK, a mandatory break),
+ * stored as the newline every other line break of the service is: prose keeps the break, and a
+ * one-line field refuses it as it refuses "\n". Kept as they are, a page could draw one as a space
+ * ("Ada\u2028Lovelace" passing for "Ada Lovelace", which a search for that name would not find).
+ */
+const LINE_SEPARATORS = /[\u2028\u2029]/g;
+
+/**
+ * Trims and NFC-normalises free text, line and paragraph separators made newlines; returns null
+ * when it contains control characters or lone surrogates.
+ */
 export function cleanText(value: string): string | null {
-  const text = value.normalize("NFC").trim();
+  const text = value.normalize("NFC").replace(LINE_SEPARATORS, "\n").trim();
   if (REFUSED_IN_TEXT.test(text)) return null;
   // Length rules count what is stored: a lone surrogate would come back as something else, longer.
   return LONE_SURROGATE.test(text) ? null : text;

@@ -235,7 +235,15 @@ describe("own profile", () => {
 
     it("stores the spaces of a name as one plain space each run, so no-break and typographic spaces (drawn alike) make no look-alike", async () => {
       const u = await h.signedInUser();
-      for (const name of ["Ada\u00a0Lovelace", "Ada\u2002Lovelace", "Ada\u202fLovelace", "Ada  Lovelace", "Ada \u2009 Lovelace"]) {
+      // U+1680, the Ogham space mark, is a space (Zs) too, drawn as a dash only in Ogham fonts.
+      for (const name of [
+        "Ada\u00a0Lovelace",
+        "Ada\u2002Lovelace",
+        "Ada\u202fLovelace",
+        "Ada  Lovelace",
+        "Ada \u2009 Lovelace",
+        "Ada\u1680Lovelace",
+      ]) {
         const res = await h.call("PATCH", PROFILE, { name }, { token: u.access_token });
         expect(res.status, [...name].map(codePoint).join(" ")).toBe(200);
         expect(res.json.profile.name).toBe("Ada Lovelace");
@@ -246,6 +254,21 @@ describe("own profile", () => {
       // Prose keeps its spacing as written.
       const prose = await h.call("PATCH", PROFILE, { about_me: "Two  spaces\u00a0here." }, { token: u.access_token });
       expect(prose.json.profile.about_me).toBe("Two  spaces\u00a0here.");
+    });
+
+    it("refuses a line or paragraph separator in a name, surname or profession as it refuses a newline, and keeps it in about_me as one", async () => {
+      const u = await h.signedInUser();
+      const tag = unique("Ls");
+      for (const field of ["name", "surname", "profession"]) {
+        for (const separator of ["\n", "\u2028", "\u2029"]) {
+          const res = await h.call("PATCH", PROFILE, { [field]: `${tag}${separator}Lovelace` }, { token: u.access_token });
+          expect(res.status, `${field} ${codePoint(separator)}`).toBe(400);
+          expect(res.json.errors).toEqual([expect.objectContaining({ path: field, message: "must not contain control characters" })]);
+        }
+      }
+      expect(await profileRow(u.id)).toMatchObject({ name: null, surname: null, profession: null });
+      const prose = await h.call("PATCH", PROFILE, { about_me: "One line.\u2028Another.\u2029A paragraph." }, { token: u.access_token });
+      expect(prose.json.profile.about_me).toBe("One line.\nAnother.\nA paragraph.");
     });
 
     it("keeps the joiner of an emoji sequence in a name, and refuses it anywhere else", async () => {

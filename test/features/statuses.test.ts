@@ -99,6 +99,13 @@ describe("POST /statuses", () => {
     expect(res.json.status.content).toBe(content);
   });
 
+  it("stores a line or paragraph separator as a newline, the one line break statuses hold", async () => {
+    const u = await h.signedInUser();
+    const res = await post(u.access_token, "Shipping today.\u2028Really.\u2029New paragraph.");
+    expect(res.status).toBe(201);
+    expect(res.json.status.content).toBe("Shipping today.\nReally.\nNew paragraph.");
+  });
+
   it("publishes nothing for a request whose sign-in was ended (logout-all) while it was under way: 401", async () => {
     const u = await h.signedInUser();
     const probe = probeD1(env.DB);

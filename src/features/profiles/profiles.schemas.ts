@@ -13,12 +13,13 @@ export const PROFILE_LIMITS = { name: 50, surname: 50, profession: 100, about_me
 const E164 = /^\+[1-9][0-9]{7,14}$/;
 
 /**
- * A run of spaces in a name, of any of the widths drawn alike in a list (no-break, en, em, thin,
- * narrow no-break, medium mathematical, and the plain one): stored as one plain space, since a
- * page draws "Ada  Lovelace" and "Ada\u00a0Lovelace" just as "Ada Lovelace". The ideographic space
- * (U+3000) of CJK names is wider, and kept.
+ * A run of spaces in a name, of any of the widths drawn alike in a list (every space separator, Zs:
+ * no-break, en, em, thin, narrow no-break, medium mathematical, Ogham, and the plain one): stored as
+ * one plain space, since a page draws "Ada  Lovelace" and "Ada\u00a0Lovelace" just as "Ada Lovelace".
+ * The ideographic space (U+3000) of CJK names is wider, and kept. Line and paragraph separators are
+ * line breaks, which cleanText makes "\n" and a name refuses.
  */
-const NAME_SPACES = /[ \u00a0\u2000-\u200a\u202f\u205f]+/g;
+const NAME_SPACES = /(?:(?!\u3000)\p{Zs})+/gu;
 
 /**
  * Marks on one character in a name: pointed Hebrew with cantillation, Vietnamese and Tibetan
