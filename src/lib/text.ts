@@ -104,6 +104,23 @@ export function hasInvisibleCharacters(text: string): boolean {
   return INVISIBLE.test(text.replace(DRAWN_IGNORABLES, ""));
 }
 
+/**
+ * What may lie between two marks on one character without ending the stack: the characters that
+ * draw nothing and take no room (joiners, tags, the zero-width space, …: the format characters and
+ * the other default ignorables), so the marks after one are drawn on the same character as those
+ * before it. The marks among them (variation selectors, the grapheme joiner) count as marks.
+ */
+const STACK_GAP = "[[\\p{Cf}\\p{Default_Ignorable_Code_Point}]--\\p{M}]";
+
+/**
+ * Whether a character of the text carries more than `max` combining marks ("Zalgo" text, drawn over
+ * the lines above and below), counting across the characters between them that draw nothing. The
+ * work is bounded by the text's length times `max`: each mark starts one attempt of `max` + 1.
+ */
+export function stacksMarks(text: string, max: number): boolean {
+  return new RegExp(`(?:\\p{M}${STACK_GAP}*){${max + 1}}`, "v").test(text);
+}
+
 /** Removes every C0 and C1 control character (tabs and line breaks included) and bidi control (marks too), for one-line values. */
 export function stripControlCharacters(value: string): string {
   return value.replace(CONTROLS_ON_ONE_LINE, "");

@@ -233,6 +233,19 @@ describe("own profile", () => {
       }
     });
 
+    it("counts the marks on one character across the joiners between them, which draw nothing and so do not end the stack", async () => {
+      const u = await h.signedInUser();
+      // Six accents, a mark NFC cannot move (so the virama stays last), a virama, and the joiner a
+      // virama may take: five times over, forty marks on the x in unbroken runs of eight.
+      const group = `${"\u0301".repeat(6)}\u0902\u094d\u200d`;
+      const res = await h.call("PATCH", PROFILE, { name: `x${group.repeat(5)}` }, { token: u.access_token });
+      expect(res.status).toBe(400);
+      expect(res.json.errors).toEqual([
+        expect.objectContaining({ path: "name", message: "must not stack more than 8 marks on one character" }),
+      ]);
+      expect((await profileRow(u.id))?.name).toBeNull();
+    });
+
     it("stores the spaces of a name as one plain space each run, so no-break and typographic spaces (drawn alike) make no look-alike", async () => {
       const u = await h.signedInUser();
       // U+1680, the Ogham space mark, is a space (Zs) too, drawn as a dash only in Ogham fonts.
