@@ -3,9 +3,80 @@
 /** Canonical_Combining_Class = Virama (9). */
 export const VIRAMA =
   "[\\u{94D}\\u{9CD}\\u{A4D}\\u{ACD}\\u{B4D}\\u{BCD}\\u{C4D}\\u{CCD}\\u{D3B}-\\u{D3C}\\u{D4D}\\u{DCA}\\u{E3A}\\u{EBA}\\u{F84}\\u{1039}-\\u{103A}\\u{1714}-\\u{1715}\\u{1734}\\u{17D2}\\u{1A60}\\u{1B44}\\u{1BAA}-\\u{1BAB}\\u{1BF2}-\\u{1BF3}\\u{2D7F}\\u{A806}\\u{A82C}\\u{A8C4}\\u{A953}\\u{A9C0}\\u{AAF6}\\u{ABED}\\u{10A3F}\\u{11046}\\u{11070}\\u{1107F}\\u{110B9}\\u{11133}-\\u{11134}\\u{111C0}\\u{11235}\\u{112EA}\\u{1134D}\\u{11442}\\u{114C2}\\u{115BF}\\u{1163F}\\u{116B6}\\u{1172B}\\u{11839}\\u{1193D}-\\u{1193E}\\u{119E0}\\u{11A34}\\u{11A47}\\u{11A99}\\u{11C3F}\\u{11D44}-\\u{11D45}\\u{11D97}\\u{11F41}-\\u{11F42}]";
+/** The script of each virama (Scripts.txt), by code point: its long name, as \p{Script=…} takes it. */
+export const VIRAMA_SCRIPT: Readonly<Record<number, string>> = {
+  2381: "Devanagari", // U+094D
+  2509: "Bengali", // U+09CD
+  2637: "Gurmukhi", // U+0A4D
+  2765: "Gujarati", // U+0ACD
+  2893: "Oriya", // U+0B4D
+  3021: "Tamil", // U+0BCD
+  3149: "Telugu", // U+0C4D
+  3277: "Kannada", // U+0CCD
+  3387: "Malayalam", // U+0D3B
+  3388: "Malayalam", // U+0D3C
+  3405: "Malayalam", // U+0D4D
+  3530: "Sinhala", // U+0DCA
+  3642: "Thai", // U+0E3A
+  3770: "Lao", // U+0EBA
+  3972: "Tibetan", // U+0F84
+  4153: "Myanmar", // U+1039
+  4154: "Myanmar", // U+103A
+  5908: "Tagalog", // U+1714
+  5909: "Tagalog", // U+1715
+  5940: "Hanunoo", // U+1734
+  6098: "Khmer", // U+17D2
+  6752: "Tai_Tham", // U+1A60
+  6980: "Balinese", // U+1B44
+  7082: "Sundanese", // U+1BAA
+  7083: "Sundanese", // U+1BAB
+  7154: "Batak", // U+1BF2
+  7155: "Batak", // U+1BF3
+  11647: "Tifinagh", // U+2D7F
+  43014: "Syloti_Nagri", // U+A806
+  43052: "Syloti_Nagri", // U+A82C
+  43204: "Saurashtra", // U+A8C4
+  43347: "Rejang", // U+A953
+  43456: "Javanese", // U+A9C0
+  43766: "Meetei_Mayek", // U+AAF6
+  44013: "Meetei_Mayek", // U+ABED
+  68159: "Kharoshthi", // U+10A3F
+  69702: "Brahmi", // U+11046
+  69744: "Brahmi", // U+11070
+  69759: "Brahmi", // U+1107F
+  69817: "Kaithi", // U+110B9
+  69939: "Chakma", // U+11133
+  69940: "Chakma", // U+11134
+  70080: "Sharada", // U+111C0
+  70197: "Khojki", // U+11235
+  70378: "Khudawadi", // U+112EA
+  70477: "Grantha", // U+1134D
+  70722: "Newa", // U+11442
+  70850: "Tirhuta", // U+114C2
+  71103: "Siddham", // U+115BF
+  71231: "Modi", // U+1163F
+  71350: "Takri", // U+116B6
+  71467: "Ahom", // U+1172B
+  71737: "Dogra", // U+11839
+  71997: "Dives_Akuru", // U+1193D
+  71998: "Dives_Akuru", // U+1193E
+  72160: "Nandinagari", // U+119E0
+  72244: "Zanabazar_Square", // U+11A34
+  72263: "Zanabazar_Square", // U+11A47
+  72345: "Soyombo", // U+11A99
+  72767: "Bhaiksuki", // U+11C3F
+  73028: "Masaram_Gondi", // U+11D44
+  73029: "Masaram_Gondi", // U+11D45
+  73111: "Gunjala_Gondi", // U+11D97
+  73537: "Kawi", // U+11F41
+  73538: "Kawi", // U+11F42
+};
 /** Joining_Type Left_Joining or Dual_Joining: joins the letter after it. */
 export const JOINS_FORWARD =
   "[\\u{620}\\u{626}\\u{628}\\u{62A}-\\u{62E}\\u{633}-\\u{63F}\\u{641}-\\u{647}\\u{649}-\\u{64A}\\u{66E}-\\u{66F}\\u{678}-\\u{687}\\u{69A}-\\u{6BF}\\u{6C1}-\\u{6C2}\\u{6CC}\\u{6CE}\\u{6D0}-\\u{6D1}\\u{6FA}-\\u{6FC}\\u{6FF}\\u{712}-\\u{714}\\u{71A}-\\u{71D}\\u{71F}-\\u{727}\\u{729}\\u{72B}\\u{72D}-\\u{72E}\\u{74E}-\\u{758}\\u{75C}-\\u{76A}\\u{76D}-\\u{770}\\u{772}\\u{775}-\\u{777}\\u{77A}-\\u{77F}\\u{7CA}-\\u{7EA}\\u{841}-\\u{845}\\u{848}\\u{84A}-\\u{853}\\u{855}\\u{860}\\u{862}-\\u{865}\\u{868}\\u{886}\\u{889}-\\u{88D}\\u{8A0}-\\u{8A9}\\u{8AF}-\\u{8B0}\\u{8B3}-\\u{8B8}\\u{8BA}-\\u{8C8}\\u{1807}\\u{1820}-\\u{1878}\\u{1887}-\\u{18A8}\\u{18AA}\\u{A840}-\\u{A872}\\u{10AC0}-\\u{10AC4}\\u{10ACD}\\u{10AD3}-\\u{10ADC}\\u{10ADE}-\\u{10AE0}\\u{10AEB}-\\u{10AEE}\\u{10B80}\\u{10B82}\\u{10B86}-\\u{10B88}\\u{10B8A}-\\u{10B8B}\\u{10B8D}\\u{10B90}\\u{10BAD}-\\u{10BAE}\\u{10D00}-\\u{10D21}\\u{10D23}\\u{10F30}-\\u{10F32}\\u{10F34}-\\u{10F44}\\u{10F51}-\\u{10F53}\\u{10F70}-\\u{10F73}\\u{10F76}-\\u{10F81}\\u{10FB0}\\u{10FB2}-\\u{10FB3}\\u{10FB8}\\u{10FBB}-\\u{10FBC}\\u{10FBE}-\\u{10FBF}\\u{10FC1}\\u{10FC4}\\u{10FCA}-\\u{10FCB}\\u{1E900}-\\u{1E943}]";
 /** Joining_Type Right_Joining or Dual_Joining: joins the letter before it. */
 export const JOINS_BACKWARD =
   "[\\u{620}\\u{622}-\\u{63F}\\u{641}-\\u{64A}\\u{66E}-\\u{66F}\\u{671}-\\u{673}\\u{675}-\\u{6D3}\\u{6D5}\\u{6EE}-\\u{6EF}\\u{6FA}-\\u{6FC}\\u{6FF}\\u{710}\\u{712}-\\u{72F}\\u{74D}-\\u{77F}\\u{7CA}-\\u{7EA}\\u{840}-\\u{858}\\u{860}\\u{862}-\\u{865}\\u{867}-\\u{86A}\\u{870}-\\u{882}\\u{886}\\u{889}-\\u{88E}\\u{8A0}-\\u{8AC}\\u{8AE}-\\u{8C8}\\u{1807}\\u{1820}-\\u{1878}\\u{1887}-\\u{18A8}\\u{18AA}\\u{A840}-\\u{A871}\\u{10AC0}-\\u{10AC5}\\u{10AC7}\\u{10AC9}-\\u{10ACA}\\u{10ACE}-\\u{10AD6}\\u{10AD8}-\\u{10AE1}\\u{10AE4}\\u{10AEB}-\\u{10AEF}\\u{10B80}-\\u{10B91}\\u{10BA9}-\\u{10BAE}\\u{10D01}-\\u{10D23}\\u{10F30}-\\u{10F44}\\u{10F51}-\\u{10F54}\\u{10F70}-\\u{10F81}\\u{10FB0}\\u{10FB2}-\\u{10FB6}\\u{10FB8}-\\u{10FBF}\\u{10FC1}-\\u{10FC4}\\u{10FC9}-\\u{10FCA}\\u{1E900}-\\u{1E943}]";
+/** The characters with a text and an emoji presentation sequence (emoji-variation-sequences.txt). */
+export const EMOJI_VARIATION_BASES =
+  "[\\u{23}\\u{2A}\\u{30}-\\u{39}\\u{A9}\\u{AE}\\u{203C}\\u{2049}\\u{2122}\\u{2139}\\u{2194}-\\u{2199}\\u{21A9}-\\u{21AA}\\u{231A}-\\u{231B}\\u{2328}\\u{23CF}\\u{23E9}-\\u{23EA}\\u{23ED}-\\u{23EF}\\u{23F1}-\\u{23F3}\\u{23F8}-\\u{23FA}\\u{24C2}\\u{25AA}-\\u{25AB}\\u{25B6}\\u{25C0}\\u{25FB}-\\u{25FE}\\u{2600}-\\u{2604}\\u{260E}\\u{2611}\\u{2614}-\\u{2615}\\u{2618}\\u{261D}\\u{2620}\\u{2622}-\\u{2623}\\u{2626}\\u{262A}\\u{262E}-\\u{262F}\\u{2638}-\\u{263A}\\u{2640}\\u{2642}\\u{2648}-\\u{2653}\\u{265F}-\\u{2660}\\u{2663}\\u{2665}-\\u{2666}\\u{2668}\\u{267B}\\u{267E}-\\u{267F}\\u{2692}-\\u{2697}\\u{2699}\\u{269B}-\\u{269C}\\u{26A0}-\\u{26A1}\\u{26A7}\\u{26AA}-\\u{26AB}\\u{26B0}-\\u{26B1}\\u{26BD}-\\u{26BE}\\u{26C4}-\\u{26C5}\\u{26C8}\\u{26CF}\\u{26D1}\\u{26D3}-\\u{26D4}\\u{26E9}-\\u{26EA}\\u{26F0}-\\u{26F5}\\u{26F7}-\\u{26FA}\\u{26FD}\\u{2702}\\u{2708}-\\u{2709}\\u{270C}-\\u{270D}\\u{270F}\\u{2712}\\u{2714}\\u{2716}\\u{271D}\\u{2721}\\u{2733}-\\u{2734}\\u{2744}\\u{2747}\\u{2753}\\u{2757}\\u{2763}-\\u{2764}\\u{27A1}\\u{2934}-\\u{2935}\\u{2B05}-\\u{2B07}\\u{2B1B}-\\u{2B1C}\\u{2B50}\\u{2B55}\\u{3030}\\u{303D}\\u{3297}\\u{3299}\\u{1F004}\\u{1F170}-\\u{1F171}\\u{1F17E}-\\u{1F17F}\\u{1F202}\\u{1F21A}\\u{1F22F}\\u{1F237}\\u{1F30D}-\\u{1F30F}\\u{1F315}\\u{1F31C}\\u{1F321}\\u{1F324}-\\u{1F32C}\\u{1F336}\\u{1F378}\\u{1F37D}\\u{1F393}\\u{1F396}-\\u{1F397}\\u{1F399}-\\u{1F39B}\\u{1F39E}-\\u{1F39F}\\u{1F3A7}\\u{1F3AC}-\\u{1F3AE}\\u{1F3C2}\\u{1F3C4}\\u{1F3C6}\\u{1F3CA}-\\u{1F3CE}\\u{1F3D4}-\\u{1F3E0}\\u{1F3ED}\\u{1F3F3}\\u{1F3F5}\\u{1F3F7}\\u{1F408}\\u{1F415}\\u{1F41F}\\u{1F426}\\u{1F43F}\\u{1F441}-\\u{1F442}\\u{1F446}-\\u{1F449}\\u{1F44D}-\\u{1F44E}\\u{1F453}\\u{1F46A}\\u{1F47D}\\u{1F4A3}\\u{1F4B0}\\u{1F4B3}\\u{1F4BB}\\u{1F4BF}\\u{1F4CB}\\u{1F4DA}\\u{1F4DF}\\u{1F4E4}-\\u{1F4E6}\\u{1F4EA}-\\u{1F4ED}\\u{1F4F7}\\u{1F4F9}-\\u{1F4FB}\\u{1F4FD}\\u{1F508}\\u{1F50D}\\u{1F512}-\\u{1F513}\\u{1F549}-\\u{1F54A}\\u{1F550}-\\u{1F567}\\u{1F56F}-\\u{1F570}\\u{1F573}-\\u{1F579}\\u{1F587}\\u{1F58A}-\\u{1F58D}\\u{1F590}\\u{1F5A5}\\u{1F5A8}\\u{1F5B1}-\\u{1F5B2}\\u{1F5BC}\\u{1F5C2}-\\u{1F5C4}\\u{1F5D1}-\\u{1F5D3}\\u{1F5DC}-\\u{1F5DE}\\u{1F5E1}\\u{1F5E3}\\u{1F5E8}\\u{1F5EF}\\u{1F5F3}\\u{1F5FA}\\u{1F610}\\u{1F687}\\u{1F68D}\\u{1F691}\\u{1F694}\\u{1F698}\\u{1F6AD}\\u{1F6B2}\\u{1F6B9}-\\u{1F6BA}\\u{1F6BC}\\u{1F6CB}\\u{1F6CD}-\\u{1F6CF}\\u{1F6E0}-\\u{1F6E5}\\u{1F6E9}\\u{1F6F0}\\u{1F6F3}]";

@@ -190,9 +190,10 @@ describe("own profile", () => {
         "\u{e0100}", // an ideographic variation selector after a Latin letter
         "\u2800", // the blank Braille pattern: a printable character that draws nothing
       ];
-      // A selector where it selects nothing: after a plain digit (no keycap), and tags after a
+      // A selector where it selects nothing: after a plain digit (no keycap), after an emoji that
+      // has no text form (no variation sequence: 😀 is drawn alike with either), and tags after a
       // black flag that make no flag of the emoji set (it is drawn as the bare flag).
-      for (const name of ["Ada1\ufe0f", "Ada #\ufe0f", "🏴\u{e0078}\u{e0078}\u{e007f}"]) {
+      for (const name of ["Ada1\ufe0f", "Ada #\ufe0f", "Ada 😀\ufe0f", "Ada 😀\ufe0e", "🏴\u{e0078}\u{e0078}\u{e007f}"]) {
         expect((await h.call("PATCH", PROFILE, { name }, { token: u.access_token })).status, [...name].map(codePoint).join(" ")).toBe(400);
       }
       for (const ch of ignorable) {
@@ -206,6 +207,7 @@ describe("own profile", () => {
       // flag's tags, a Japanese family name's ideographic variant, a Mongolian letter's variant form.
       for (const name of [
         "Ada ❤️",
+        "Ada ⌚\ufe0e", // the text form of a character drawn as an emoji by default
         "1️⃣ Ada",
         "🏴\u{e0067}\u{e0062}\u{e0073}\u{e0063}\u{e0074}\u{e007f}",
         "🏴\u{e0067}\u{e0062}\u{e0077}\u{e006c}\u{e0073}\u{e007f}",
@@ -284,14 +286,15 @@ describe("own profile", () => {
       expect(prose.json.profile.about_me).toBe("One line.\nAnother.\nA paragraph.");
     });
 
-    it("keeps the joiner of an emoji sequence in a name, and refuses it anywhere else", async () => {
+    it("keeps the joiner of a recommended (RGI) emoji sequence in a name, and refuses it anywhere else", async () => {
       const u = await h.signedInUser();
       for (const name of ["Ada 👩\u200D💻", "🏳️\u200D🌈", "👩🏽\u200D🚀 Ada", "❤️\u200D🔥", "👨\u200D👩\u200D👧"]) {
         const res = await h.call("PATCH", PROFILE, { name }, { token: u.access_token });
         expect(res.status, name).toBe(200);
         expect(res.json.profile.name).toBe(name);
       }
-      for (const name of ["A\u200Dda", "👩\u200D", "\u200D👩", "👩\u200Da", "a\u200D👩"]) {
+      // Between pictographs that make no sequence of the emoji set, a joiner draws them side by side as without it.
+      for (const name of ["A\u200Dda", "👩\u200D", "\u200D👩", "👩\u200Da", "a\u200D👩", "Ada ©\u200D©", "Ada 😀\u200D😀"]) {
         expect((await h.call("PATCH", PROFILE, { name }, { token: u.access_token })).status, name).toBe(400);
       }
     });
@@ -303,6 +306,9 @@ describe("own profile", () => {
         "می\u200Cخواهم",
         "ශ්\u200Dරී", // Sinhala "Sri": a joiner after the al-lakuna (virama) makes the conjunct
         "क्\u200Cष", // Devanagari: a non-joiner after the virama keeps the halant visible
+        "क्\u200Dष", // Devanagari: a joiner after the virama asks for the half form of ka in the conjunct
+        "क्\u200D", // the half form on its own, at the end of a word
+        "ന്\u200D", // Malayalam: the chillu n as Unicode 5.0 spelt it, at the end of a word
         "ক্\u200Dয", // Bengali: a joiner after the hasanta
       ];
       for (const name of written) {
@@ -318,6 +324,10 @@ describe("own profile", () => {
         "می\u200Dخواهم", // a joiner between Arabic letters (joined already)
         "ශ\u200Dර", // Sinhala without the virama
         "Ad\u200Ca",
+        "Ada\u094D\u200D", // a Devanagari virama on a Latin letter: it makes no conjunct and no half form
+        "Ada\u094D\u200Cक",
+        "क्\u200Ca", // a non-joiner before a Latin letter: there is no conjunct to keep apart
+        "क्\u200C", // or at the end of a word, where the virama shows anyway
       ];
       for (const name of invisible) {
         const res = await h.call("PATCH", PROFILE, { name }, { token: u.access_token });
