@@ -144,12 +144,23 @@ export function hasInvisibleCharacters(text: string): boolean {
 const STACK_GAP = "[[\\p{Cf}\\p{Default_Ignorable_Code_Point}]--\\p{M}]";
 
 /**
- * Whether a character of the text carries more than `max` combining marks ("Zalgo" text, drawn over
- * the lines above and below), counting across the characters between them that draw nothing. The
- * work is bounded by the text's length times `max`: each mark starts one attempt of `max` + 1.
+ * The most combining marks one character may carry. A name: pointed Hebrew with cantillation,
+ * Vietnamese and Tibetan stacks carry a few, while dozens ("Zalgo" text) are drawn over the lines
+ * above and below, across other people's names in a list. Prose twice that: it may quote what a
+ * name never holds (Biblical Hebrew with its accents, Vedic Sanskrit, a phonetic transcription),
+ * and Zalgo text still needs many more to reach across the statuses or lines around it.
  */
-export function stacksMarks(text: string, max: number): boolean {
-  return new RegExp(`(?:\\p{M}${STACK_GAP}*){${max + 1}}`, "v").test(text);
+export const MAX_STACKED_MARKS = { identity: 8, prose: 16 } as const;
+
+/**
+ * Why text stacks too many marks on one character for its kind, or null. Marks are counted across
+ * the characters between them that draw nothing (STACK_GAP). The work is bounded by the text's
+ * length times the limit: each mark starts one attempt of one mark more than the limit.
+ */
+export function stackedMarksProblem(text: string, kind: keyof typeof MAX_STACKED_MARKS): string | null {
+  const max = MAX_STACKED_MARKS[kind];
+  const stacked = new RegExp(`(?:\\p{M}${STACK_GAP}*){${max + 1}}`, "v").test(text);
+  return stacked ? `must not stack more than ${max} marks on one character` : null;
 }
 
 /** Removes every C0 and C1 control character (tabs and line breaks included) and bidi control (marks too), for one-line values. */

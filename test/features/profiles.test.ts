@@ -343,6 +343,20 @@ describe("own profile", () => {
       expect(res.json.errors).toEqual([expect.objectContaining({ path: "name", message: "must be at most 50 characters" })]);
     });
 
+    it("refuses more than 16 marks stacked on one character in about_me, counted across the zero-width characters between them", async () => {
+      const u = await h.signedInUser();
+      for (const about_me of [`x${"\u0301\u0316".repeat(999)}`, `x${"\u0301".repeat(17)}`, `x${`${"\u0301".repeat(6)}\u200d`.repeat(3)}`]) {
+        const res = await h.call("PATCH", PROFILE, { about_me }, { token: u.access_token });
+        expect(res.status).toBe(400);
+        expect(res.json.errors).toEqual([
+          expect.objectContaining({ path: "about_me", message: "must not stack more than 16 marks on one character" }),
+        ]);
+      }
+      expect((await profileRow(u.id))?.about_me).toBeNull();
+      const ok = await h.call("PATCH", PROFILE, { about_me: `x${"\u0301\u0316".repeat(8)}` }, { token: u.access_token });
+      expect(ok.status).toBe(200);
+    });
+
     it("refuses bidi formatting characters in about_me but keeps the marks and zero-width characters prose needs", async () => {
       const u = await h.signedInUser();
       for (const ch of BIDI_FORMATTING) {

@@ -99,6 +99,22 @@ describe("POST /statuses", () => {
     expect(res.json.status.content).toBe(content);
   });
 
+  it("refuses more than 16 marks stacked on one character (Zalgo text, drawn over the statuses around it), counted across the zero-width characters between them", async () => {
+    const u = await h.signedInUser();
+    for (const content of [`x${"\u0301\u0316".repeat(240)}`, `x${"\u0301".repeat(17)}`, `Hi x${`${"\u0301".repeat(6)}\u200b`.repeat(3)}`]) {
+      const res = await post(u.access_token, content);
+      expect(res.status).toBe(400);
+      expect(res.json.errors).toEqual([
+        expect.objectContaining({ path: "content", message: "must not stack more than 16 marks on one character" }),
+      ]);
+    }
+    expect(await statusCount(u.id)).toBe(0);
+    // Prose may carry more than a name: sixteen marks on one character, and a mark or two on every letter.
+    for (const content of [`x${"\u0301\u0316".repeat(8)}`, "Nguyê\u0303n".normalize("NFD").repeat(20), "בְּרֵאשִׁ֖ית בָּרָ֣א"]) {
+      expect((await post(u.access_token, content)).status, content).toBe(201);
+    }
+  });
+
   it("stores a line or paragraph separator as a newline, the one line break statuses hold", async () => {
     const u = await h.signedInUser();
     const res = await post(u.access_token, "Shipping today.\u2028Really.\u2029New paragraph.");

@@ -1,12 +1,13 @@
 /**
  * Profile fields as the API takes and returns them. Input text is NFC-normalised and trimmed;
  * control characters are refused (a newline only in `about_me`), and so are characters that draw
- * nothing in the fields that present a person; an empty string clears a field.
+ * nothing in the fields that present a person, and more marks on one character than the field's
+ * kind allows (MAX_STACKED_MARKS); an empty string clears a field.
  * Lengths count characters (code points), not UTF-16 units, so an emoji is one character.
  */
 import { z } from "@hono/zod-openapi";
 import { pageQuery } from "../../lib/pagination";
-import { cleanText, hasInvisibleCharacters, stacksMarks } from "../../lib/text";
+import { cleanText, hasInvisibleCharacters, stackedMarksProblem } from "../../lib/text";
 
 export const PROFILE_LIMITS = { name: 50, surname: 50, profession: 100, about_me: 2000, age: 150 } as const;
 /** E.164: a plus sign, then 8–15 digits, the first not 0 (ITU-T E.164 §6). */
@@ -20,13 +21,6 @@ const E164 = /^\+[1-9][0-9]{7,14}$/;
  * line breaks, which cleanText makes "\n" and a name refuses.
  */
 const NAME_SPACES = /(?:(?!\u3000)\p{Zs})+/gu;
-
-/**
- * Marks on one character in a name: pointed Hebrew with cantillation, Vietnamese and Tibetan
- * stacks carry a few, while dozens ("Zalgo" text) are drawn over the lines above and below, across
- * other people's names in a list.
- */
-const MAX_STACKED_MARKS = 8;
 
 /**
  * `identity`: one line the directory and a profile show as who someone is (name, surname,
@@ -51,8 +45,9 @@ function textField(max: number, options: { kind: "identity" | "prose"; example: 
         return z.NEVER;
       }
       // The stack before the invisible characters: a joiner inside one is named as part of it.
-      if (identity && stacksMarks(text, MAX_STACKED_MARKS)) {
-        ctx.addIssue({ code: z.ZodIssueCode.custom, message: `must not stack more than ${MAX_STACKED_MARKS} marks on one character` });
+      const stacked = stackedMarksProblem(text, options.kind);
+      if (stacked !== null) {
+        ctx.addIssue({ code: z.ZodIssueCode.custom, message: stacked });
         return z.NEVER;
       }
       if (identity && hasInvisibleCharacters(text)) {

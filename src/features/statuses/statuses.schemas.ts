@@ -1,13 +1,16 @@
 /** Request and response shapes of the statuses API. */
 import { z } from "@hono/zod-openapi";
 import { pageQuery } from "../../lib/pagination";
-import { cleanText } from "../../lib/text";
+import { cleanText, stackedMarksProblem } from "../../lib/text";
 
 export const STATUS_MAX_LENGTH = 500;
 /** Bounds the work done on a raw value before it is normalised and trimmed. */
 const STATUS_RAW_MAX_LENGTH = 4 * STATUS_MAX_LENGTH;
 
-/** 1–500 characters (code points) after NFC and trimming; control characters other than \n and \t refused. */
+/**
+ * 1–500 characters (code points) after NFC and trimming; control characters other than \n and \t
+ * refused, and so is a character carrying more marks than prose may (MAX_STACKED_MARKS).
+ */
 const ContentSchema = z
   .string()
   .max(STATUS_RAW_MAX_LENGTH, { message: `must be at most ${STATUS_MAX_LENGTH} characters` })
@@ -18,6 +21,7 @@ const ContentSchema = z
     if (text === null) message = "must not contain control characters";
     else if (length === 0) message = "must not be empty";
     else if (length > STATUS_MAX_LENGTH) message = `must be at most ${STATUS_MAX_LENGTH} characters`;
+    else message = stackedMarksProblem(text, "prose");
     if (message !== null || text === null) {
       ctx.addIssue({ code: z.ZodIssueCode.custom, message: message ?? "is not valid" });
       return z.NEVER;
