@@ -117,6 +117,12 @@ interface FieldProps {
   autocomplete?: string;
   required?: boolean;
   multiline?: boolean;
+  /**
+   * For values whose limit counts UTF-16 units or ASCII, as a browser's maxlength does. None where
+   * the API counts characters (code points, after NFC and trimming): an emoji is two units, so any
+   * number would refuse a name the API accepted or promise a limit the API does not keep. The hint
+   * states the limit, and the API's message shows beside the field.
+   */
   maxlength?: number;
   min?: number;
   max?: number;

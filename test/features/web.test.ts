@@ -457,6 +457,35 @@ describe("forms", () => {
     expect(about?.about_me).toBe("one\ntwo");
   });
 
+  it("lets a form hold every value the API accepts: no field counting UTF-16 units caps what the API counts in characters", async () => {
+    const { user, b } = await signedInBrowser();
+    const api = await h.login(user.email, user.password);
+    // Each at its limit in emoji: one character to the API, two UTF-16 units to a browser's maxlength.
+    const profile = { name: "😀".repeat(50), surname: "😀".repeat(50), profession: "😀".repeat(100), about_me: "😀".repeat(2000) };
+    expect((await h.call("PATCH", "/api/v1/me/profile", profile, { token: api.access_token })).status).toBe(200);
+    const status = await h.call("POST", "/api/v1/statuses", { content: "😀".repeat(500) }, { token: api.access_token });
+    expect(status.status).toBe(201);
+    /** The field's tag, and whether a browser would let it hold `value` (maxlength counts UTF-16 units). */
+    const admits = (html: string, name: string, value: string) => {
+      const tag = new RegExp(`<(?:input|textarea)[^>]*name="${name}"[^>]*>`).exec(html)?.[0];
+      expect(tag, name).toBeDefined();
+      const maxlength = /maxlength="(\d+)"/.exec(tag ?? "")?.[1];
+      return maxlength === undefined || value.length <= Number(maxlength);
+    };
+    const settings = (await b.request("GET", "/settings")).text;
+    for (const [field, value] of Object.entries(profile)) {
+      expect(settings, field).toContain(value);
+      expect(admits(settings, field, value), field).toBe(true);
+    }
+    const statuses = (await b.request("GET", "/profilepage")).text;
+    expect(admits(statuses, "content", status.json.status.content)).toBe(true);
+    const edit = (await b.request("GET", `/profilepage/statuses/${status.json.status.id}/edit`)).text;
+    expect(edit).toContain(status.json.status.content);
+    expect(admits(edit, "content", status.json.status.content)).toBe(true);
+    // Saved back through the forms unchanged, as a browser would submit them.
+    expect((await b.submit("/settings", "/settings/profile", { ...profile, username: user.username })).location).toBe("/settings");
+  });
+
   it("shows why a name with an invisible character is refused, next to the field, and saves nothing", async () => {
     const { user, b } = await signedInBrowser();
     const res = await b.submit("/settings", "/settings/profile", { name: "Ad\u200Ba", username: user.username });

@@ -102,7 +102,6 @@ async function profilePage(c: WebContext, statusError?: Problem, draft = "") {
             multiline
             value={draft}
             errors={statusError?.fields}
-            maxlength={STATUS_MAX_LENGTH}
             hint={`Up to ${STATUS_MAX_LENGTH} characters; everyone can see it.`}
           />
           <button type="submit">Post</button>
@@ -133,7 +132,7 @@ function profileRoutes(web: Hono<WebEnv>) {
       c,
       "Edit status",
       <Form action={`/profilepage/statuses/${encodeURIComponent(id)}`} csrf={c.var.csrf} label="Edit status">
-        <Field name="content" label="Status" multiline value={content} errors={problem?.fields} maxlength={STATUS_MAX_LENGTH} required />
+        <Field name="content" label="Status" multiline value={content} errors={problem?.fields} required />
         <button type="submit">Save</button> <a href="/profilepage">Cancel</a>
       </Form>,
       { status: problem ? 400 : 200, error: problem?.sentence },
@@ -202,7 +201,6 @@ async function settingsPage(c: WebContext, state: SettingsState = {}) {
             value={v("name", p.name)}
             errors={err("profile")}
             autocomplete="given-name"
-            maxlength={PROFILE_LIMITS.name}
             hint={`Up to ${PROFILE_LIMITS.name} characters. Public.`}
           />
           <Field
@@ -211,7 +209,6 @@ async function settingsPage(c: WebContext, state: SettingsState = {}) {
             value={v("surname", p.surname)}
             errors={err("profile")}
             autocomplete="family-name"
-            maxlength={PROFILE_LIMITS.surname}
             hint={`Up to ${PROFILE_LIMITS.surname} characters. Public.`}
           />
           <Field
@@ -240,7 +237,6 @@ async function settingsPage(c: WebContext, state: SettingsState = {}) {
             value={v("profession", p.profession)}
             errors={err("profile")}
             autocomplete="organization-title"
-            maxlength={PROFILE_LIMITS.profession}
             hint={`Up to ${PROFILE_LIMITS.profession} characters. Public.`}
           />
           <Field
@@ -249,7 +245,6 @@ async function settingsPage(c: WebContext, state: SettingsState = {}) {
             multiline
             value={v("about_me", p.about_me)}
             errors={err("profile")}
-            maxlength={PROFILE_LIMITS.about_me}
             hint={`Up to ${PROFILE_LIMITS.about_me} characters. Public.`}
           />
           <button type="submit">Save profile</button>
