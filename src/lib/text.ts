@@ -151,6 +151,7 @@ const STACK_GAP = "[[\\p{Cf}\\p{Default_Ignorable_Code_Point}]--\\p{M}]";
  * and Zalgo text still needs many more to reach across the statuses or lines around it.
  */
 export const MAX_STACKED_MARKS = { identity: 8, prose: 16 } as const;
+const tooManyMarks: Partial<Record<keyof typeof MAX_STACKED_MARKS, RegExp>> = {};
 
 /**
  * Why text stacks too many marks on one character for its kind, or null. Marks are counted across
@@ -159,8 +160,9 @@ export const MAX_STACKED_MARKS = { identity: 8, prose: 16 } as const;
  */
 export function stackedMarksProblem(text: string, kind: keyof typeof MAX_STACKED_MARKS): string | null {
   const max = MAX_STACKED_MARKS[kind];
-  const stacked = new RegExp(`(?:\\p{M}${STACK_GAP}*){${max + 1}}`, "v").test(text);
-  return stacked ? `must not stack more than ${max} marks on one character` : null;
+  // Compiled once per kind, on first use: every name field and status is checked.
+  tooManyMarks[kind] ??= new RegExp(`(?:\\p{M}${STACK_GAP}*){${max + 1}}`, "v");
+  return tooManyMarks[kind].test(text) ? `must not stack more than ${max} marks on one character` : null;
 }
 
 /** Removes every C0 and C1 control character (tabs and line breaks included) and bidi control (marks too), for one-line values. */
