@@ -1,5 +1,5 @@
 // Shared plumbing for the operator scripts: flags, the wrangler calls they wrap, clean failures.
-import { spawn } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
@@ -360,11 +360,23 @@ export function sqlString(value) {
  * development (`[vars]`); undefined when unset.
  */
 export async function wranglerVar(configPath, name) {
-  const { experimental_readRawConfig } = await import("wrangler");
-  const { rawConfig } = experimental_readRawConfig({ config: configPath ?? "wrangler.toml" });
-  const env = process.env.CLOUDFLARE_ENV;
-  const vars = env ? rawConfig.env?.[env]?.vars : rawConfig.vars;
-  return vars?.[name];
+  // Read by wrangler's own parser, in a child process: importing wrangler installs its bundled
+  // undici as this process's global fetch dispatcher, under which Node 20's fetch to the dev
+  // server (see `d1`) then failed now and then ("fetch failed").
+  const read = `const { experimental_readRawConfig } = await import("wrangler");
+const { rawConfig } = experimental_readRawConfig({ config: process.argv[1] });
+const env = process.env.CLOUDFLARE_ENV;
+process.stdout.write(JSON.stringify((env ? rawConfig.env?.[env]?.vars : rawConfig.vars) ?? {}));`;
+  const vars = await new Promise((resolve, reject) => {
+    execFile(
+      process.execPath,
+      ["--input-type=module", "-e", read, configPath ?? "wrangler.toml"],
+      { cwd: process.cwd(), env: offlineEnv() },
+      (error, stdout, stderr) =>
+        error ? reject(new CliError(`could not read ${configPath ?? "wrangler.toml"}: ${stderr.trim()}`)) : resolve(JSON.parse(stdout)),
+    );
+  });
+  return vars[name];
 }
 
 /**
