@@ -191,6 +191,21 @@ export const pendingNotices = sqliteTable(
   (t) => [index("pending_notices_created_idx").on(t.createdAt), index("pending_notices_due_idx").on(t.nextAttemptAt)],
 );
 
+/**
+ * Usernames given up (a rename, a deleted account), held from others for a while: every link to
+ * /people/<name> would otherwise show whoever took the name next. `user_id` is the account that may
+ * take it back; null after a deletion (nothing of the deleted account is kept).
+ */
+export const releasedUsernames = sqliteTable(
+  "released_usernames",
+  {
+    username: text("username").primaryKey(),
+    userId: text("user_id"),
+    releasedAt: timestamp("released_at").notNull(),
+  },
+  (t) => [index("released_usernames_released_idx").on(t.releasedAt)],
+);
+
 export type User = typeof users.$inferSelect;
 export type RefreshToken = typeof refreshTokens.$inferSelect;
 export type Profile = typeof profiles.$inferSelect;

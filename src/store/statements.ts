@@ -4,12 +4,12 @@
  * one batch — an activity entry rides in the same transaction as the change it records, a
  * rate-limit reservation in the same round trip as the lookup it guards.
  */
-import { and, eq, getTableColumns, gt, isNull, lt, or, type Placeholder, type SQL, sql } from "drizzle-orm";
+import { and, eq, getTableColumns, gt, isNotNull, isNull, lt, or, type Placeholder, type SQL, sql } from "drizzle-orm";
 import type { SQLiteColumn } from "drizzle-orm/sqlite-core";
 import { randomId } from "../lib/crypto";
 import { mailSubjects, RATE_LIMITS, type RateLimitName, rateLimitKey } from "../lib/rate-limit";
 import { type Db, type Placeholders, prepared } from "./driver";
-import { activity, adminAudit, otpCodes, rateLimits, refreshTokens, statuses, users } from "./schema";
+import { activity, adminAudit, otpCodes, rateLimits, refreshTokens, releasedUsernames, statuses, users } from "./schema";
 import type { ActivityRecord, AuditRecord, LoginIdentifier, OtpPurpose, PasswordCheckRelease, User } from "./types";
 
 // ---- rate-limit counters ----
@@ -230,6 +230,25 @@ export function statusesFollowAuthor(db: Db, userId: string) {
     .update(statuses)
     .set({ authorPublic: isPublicNow(userId) })
     .where(and(eq(statuses.userId, userId), sql`${statuses.authorPublic} <> ${isPublicNow(userId)}`));
+}
+
+// ---- released usernames ----
+
+/**
+ * Holds the account's username (if it has one) as released at `nowMs`, for `holder` to take back
+ * (null: no one), while `when` holds. Put it in the batch before the write that gives the name up,
+ * so it reads the name being given up.
+ */
+export function releaseUsername(db: Db, userId: string, holder: string | null, nowMs: number, when?: SQL) {
+  return db
+    .insert(releasedUsernames)
+    .select(
+      sql`SELECT ${users.username}, ${holder}, ${nowMs} FROM ${users} WHERE ${and(eq(users.id, userId), isNotNull(users.username), when)}`,
+    )
+    .onConflictDoUpdate({
+      target: releasedUsernames.username,
+      set: { userId: sql`excluded.user_id`, releasedAt: sql`excluded.released_at` },
+    });
 }
 
 // ---- refresh tokens and access-token cut-off ----

@@ -3,11 +3,11 @@
  * profile, first code and history; password change; identifier change; deletion; staff flag
  * changes). Every multi-statement change is one batch, so it applies whole or not at all.
  */
-import { and, desc, eq, ne, or, type SQL, sql } from "drizzle-orm";
+import { and, desc, eq, gt, inArray, lte, ne, or, type SQL, sql } from "drizzle-orm";
 import { affectedRows, type Db, type Placeholders, prepared, runBatch, runGuarded, runGuardedBatch, runOne } from "./driver";
 import { type PendingNotice, pendingNoticeInsert, pendingNoticeInsertWhile } from "./notices";
 import { type ProfileUpdate, profileUpdate } from "./profiles";
-import { activity, adminAudit, otpCodes, profiles, refreshTokens, statuses, users } from "./schema";
+import { activity, adminAudit, otpCodes, profiles, refreshTokens, releasedUsernames, statuses, users } from "./schema";
 import {
   type AccountAsRead,
   activeStaff,
@@ -22,6 +22,7 @@ import {
   entryWhileAccountAsRead,
   olderThan,
   releasePasswordCheck,
+  releaseUsername,
   signInLive,
   startsWith,
   statusesFollowAuthor,
@@ -59,6 +60,13 @@ export interface UserStore {
   byId(id: string): Promise<User | null>;
   /** Accounts holding `email` or `username` (either may be null: not asked). */
   holdersOf(email: string | null, username: string | null): Promise<{ id: string; email: string; username: string | null }[]>;
+  /**
+   * Whether `username` was given up after `releasedAfter` (a rename, a deleted account), and by whom:
+   * `{ holder }` names the account that may take it back (null: none); null when it is not held.
+   */
+  releasedUsername(username: string, releasedAfter: number): Promise<{ holder: string | null } | null>;
+  /** Deletes up to `limit` holds of usernames released before `releasedBefore`; returns how many. */
+  purgeReleasedUsernames(releasedBefore: number, limit: number): Promise<number>;
   /**
    * The account, its empty profile, its `register` entry and (when given) its first code with the
    * address's mail counters, in one transaction. Throws `StoreError` email_taken / username_taken.
@@ -132,6 +140,7 @@ export interface UserStore {
     asRead: AccountAsRead,
     release: PasswordCheckRelease | null,
     notice: PendingNotice | null,
+    nowMs: number,
   ): Promise<"deleted" | "last_staff" | "changed">;
   /**
    * Staff change of account flags with its audit entry (whose actor is the staff member); disabling
@@ -223,6 +232,25 @@ export function DrizzleUserStore(db: Db): UserStore {
       );
     },
 
+    async releasedUsername(username, releasedAfter) {
+      const [held] = await runOne(
+        db
+          .select({ holder: releasedUsernames.userId })
+          .from(releasedUsernames)
+          .where(and(eq(releasedUsernames.username, username), gt(releasedUsernames.releasedAt, releasedAfter))),
+      );
+      return held ?? null;
+    },
+
+    async purgeReleasedUsernames(releasedBefore, limit) {
+      const due = db
+        .select({ username: releasedUsernames.username })
+        .from(releasedUsernames)
+        .where(lte(releasedUsernames.releasedAt, releasedBefore))
+        .limit(limit);
+      return affectedRows(await runOne(db.delete(releasedUsernames).where(inArray(releasedUsernames.username, due)).run()));
+    },
+
     async register({ user, activity, code }) {
       const now = user.createdAt;
       await runBatch(db, [
@@ -281,15 +309,18 @@ export function DrizzleUserStore(db: Db): UserStore {
               where: and(signedIn, sql`${currentName} IS NOT ${username}`),
             })
           : null;
-      const results = await runGuardedBatch(db, [
+      // Each column only when it changes: a rename that wrote back the pending address it had read
+      // would undo a cancellation (a reset, a password change) that committed in between.
+      const update = db
+        .update(users)
+        .set({ username, pendingEmail: input.pendingEmail, updatedAt: nowMs })
+        .where(and(eq(users.id, userId), signedIn))
+        .returning({ id: users.id });
+      const statements = [
         renamedEntry,
-        // Each column only when it changes: a rename that wrote back the pending address it had read
-        // would undo a cancellation (a reset, a password change) that committed in between.
-        db
-          .update(users)
-          .set({ username, pendingEmail: input.pendingEmail, updatedAt: nowMs })
-          .where(and(eq(users.id, userId), signedIn))
-          .returning({ id: users.id }),
+        // The name given up is held for its owner (before the update, which replaces it).
+        username !== undefined && releaseUsername(db, userId, userId, nowMs, and(signedIn, sql`${users.username} IS NOT ${username}`)),
+        update,
         emailChange && entryWhileAccountAsRead(db, emailChange.activity, emailChange.asRead),
         input.cancelPendingCodes && supersedeCodes(db, userId, "change_email", nowMs, signedIn),
         ...(input.code
@@ -301,8 +332,9 @@ export function DrizzleUserStore(db: Db): UserStore {
         emailChange && pendingNoticeInsert(db, emailChange.notice),
         ...releasePasswordCheck(db, input.release),
         ...(input.profile ? profileUpdate(db, userId, input.profile, signedIn) : []),
-      ]);
-      return results !== null && affectedRows(results[renamedEntry ? 1 : 0]) === 1;
+      ].filter((statement) => statement !== null && statement !== false);
+      const results = await runGuardedBatch(db, statements);
+      return results !== null && affectedRows(results[statements.indexOf(update)]) === 1;
     },
 
     async changePassword(input) {
@@ -317,7 +349,7 @@ export function DrizzleUserStore(db: Db): UserStore {
       ]);
     },
 
-    async delete(asRead, release, notice) {
+    async delete(asRead, release, notice, nowMs) {
       // D1 cascades the user row's deletion through the foreign keys; a libSQL server may not
       // enforce them (SQLite's default is off, per connection). So the batch removes what the
       // account owns itself, then the user row: the same end state on either driver. Each
@@ -341,13 +373,15 @@ export function DrizzleUserStore(db: Db): UserStore {
             actorEmail: sql`coalesce(${adminAudit.actorEmail}, (SELECT ${users.email} FROM ${users} WHERE ${users.id} = ${userId}))`,
           })
           .where(and(eq(adminAudit.actorId, userId), asReadNow)),
+        // Held for no one: nothing of the deleted account is kept.
+        releaseUsername(db, userId, null, nowMs, asReadNow),
         db
           .delete(users)
           .where(and(eq(users.id, userId), asReadNow))
           .returning({ id: users.id }),
         ...releasePasswordCheck(db, release),
       ]);
-      const deleted = results[notice ? 7 : 6];
+      const deleted = results[notice ? 8 : 7];
       if (affectedRows(deleted) === 1) return "deleted";
       // Which guard failed, for the answer (nothing was deleted): no row is an account already gone.
       const [staff] = await runOne(

@@ -448,6 +448,22 @@ describe("retention job", () => {
     expect(res.json.items.map((e: Entry) => e.type)).toEqual(["login", "login"]);
   });
 
+  it("deletes the holds of usernames given up more than 30 days ago, and keeps the newer", async () => {
+    h.clock.set(T0 + 400 * DAY);
+    const old = await h.signedInUser();
+    await h.call("PATCH", "/api/v1/me", { username: null }, { token: old.access_token });
+    h.clock.advance(25 * DAY);
+    const recent = await h.signedInUser();
+    await h.call("PATCH", "/api/v1/me", { username: null }, { token: recent.access_token });
+    h.clock.advance(6 * DAY);
+    const result = await runRetention(retentionDeps());
+    expect(result.releasedUsernames).toBeGreaterThanOrEqual(1);
+    const { results } = await env.DB.prepare("SELECT username FROM released_usernames WHERE username IN (?, ?)")
+      .bind(old.username, recent.username)
+      .all<{ username: string }>();
+    expect(results.map((row) => row.username)).toEqual([recent.username]);
+  });
+
   it("goes on to every other kind when one fails, then reports the run failed", async () => {
     await setConfig("activity_retention_days", "30");
     const probe = probeD1(env.DB);

@@ -386,3 +386,41 @@ describe("DELETE /me", () => {
     expect(again.status).toBe(201);
   });
 });
+
+describe("a released username", () => {
+  const h = harness();
+  const DAY = 86_400_000;
+  const register = (username: string) =>
+    h.call("POST", "/api/v1/auth/register", { email: `${unique("heir")}@example.com`, password: "analytical-engine-1843", username });
+
+  it("is held for 30 days after a rename: others get 409, the previous owner may take it back", async () => {
+    const owner = await h.signedInUser();
+    const name = owner.username as string;
+    expect((await h.call("PATCH", ME, { username: unique("moved") }, { token: owner.access_token })).status).toBe(200);
+    // Every link to /people/<name> would otherwise show whoever took it next.
+    const taken = await register(name);
+    expect(taken.status).toBe(409);
+    expect(taken.json.code).toBe("username_taken");
+    const other = await h.signedInUser();
+    expect((await h.call("PATCH", ME, { username: name }, { token: other.access_token })).json.code).toBe("username_taken");
+    expect((await h.call("PATCH", ME, { username: name }, { token: owner.access_token })).status).toBe(200);
+
+    // Released again; 30 days on, it is anyone's.
+    expect((await h.call("PATCH", ME, { username: null }, { token: owner.access_token })).status).toBe(200);
+    h.clock.advance(30 * DAY - 1000);
+    expect((await register(name)).status).toBe(409);
+    h.clock.advance(2000);
+    expect((await register(name)).status).toBe(201);
+  });
+
+  it("is held for 30 days after the account is deleted, for no one", async () => {
+    const owner = await h.signedInUser();
+    const name = owner.username as string;
+    expect((await h.call("DELETE", ME, { current_password: owner.password }, { token: owner.access_token })).status).toBe(204);
+    expect((await register(name)).status).toBe(409);
+    // The hold names no account: nothing of the deleted one is kept.
+    expect((await env.DB.prepare("SELECT user_id FROM released_usernames WHERE username = ?").bind(name).first())?.user_id).toBeNull();
+    h.clock.advance(30 * DAY + 1000);
+    expect((await register(name)).status).toBe(201);
+  });
+});

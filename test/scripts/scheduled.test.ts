@@ -35,7 +35,7 @@ describe("the scheduled job under wrangler dev", () => {
     const deadline = Date.now() + 30_000;
     // The job's structured log line (src/lib/log.ts).
     const line =
-      /\{"time":"[^"]+","level":"info","event":"retention","deleted_activity":\d+,"deleted_refresh_tokens":\d+,"deleted_rate_limits":\d+,"deleted_otp_codes":\d+,"deleted_avatars":\d+,"complete":true\}/;
+      /\{"time":"[^"]+","level":"info","event":"retention","deleted_activity":\d+,"deleted_refresh_tokens":\d+,"deleted_rate_limits":\d+,"deleted_otp_codes":\d+,"deleted_released_usernames":\d+,"deleted_avatars":\d+,"complete":true\}/;
     while (!line.test(dev.output()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
     expect(dev.output()).toMatch(line);
     // Without --test-scheduled wrangler suggests /cdn-cgi/handler/scheduled, which answers 500 here.

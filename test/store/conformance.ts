@@ -268,6 +268,34 @@ export function storeConformance(driver: string, open: () => Promise<Conformance
         expect(await countOf("SELECT COUNT(*) AS n FROM activity WHERE user_id = ? AND type = 'profile_updated'", user.id)).toBe(1);
       });
 
+      it("holds a username given up by a rename (for its owner) or a deletion (for no one), in the same batch", async () => {
+        const { user } = await registered();
+        const { stores } = await t();
+        const before = clock.now() - 1;
+        const renamed = await stores.users.updateIdentifiers({
+          userId: user.id,
+          signInsValidAfter: user.tokensValidAfter,
+          username: `${user.username}z`,
+          nowMs: clock.now(),
+          cancelPendingCodes: false,
+          code: null,
+          emailChange: null,
+          renamed: null,
+          release: null,
+        });
+        expect(renamed).toBe(true);
+        expect(await stores.users.releasedUsername(user.username as string, before)).toEqual({ holder: user.id });
+        expect(await stores.users.releasedUsername(user.username as string, clock.now())).toBeNull();
+        expect(await stores.users.releasedUsername(`${user.username}z`, before)).toBeNull();
+        const now = await stores.users.byId(user.id);
+        expect(await stores.users.delete(now as NonNullable<typeof now>, null, null, clock.now())).toBe("deleted");
+        expect(await stores.users.releasedUsername(`${user.username}z`, before)).toEqual({ holder: null });
+        // Past their hold, both go (at most `limit` a statement).
+        expect(await stores.users.purgeReleasedUsernames(clock.now() + 1, 1)).toBe(1);
+        expect(await stores.users.purgeReleasedUsernames(clock.now() + 1, 500)).toBeGreaterThanOrEqual(1);
+        expect(await stores.users.releasedUsername(`${user.username}z`, before)).toBeNull();
+      });
+
       it("changes identifiers with a pending email's code, the entry and the password check's release in one batch", async () => {
         const { user } = await registered();
         const { stores } = await t();
@@ -408,14 +436,14 @@ export function storeConformance(driver: string, open: () => Promise<Conformance
           }),
         ).toBe(false);
         const unsent = deletionNotice();
-        expect(await stores.users.delete(user, null, unsent)).toBe("changed");
+        expect(await stores.users.delete(user, null, unsent, clock.now())).toBe("changed");
         expect(await countOf("SELECT COUNT(*) AS n FROM pending_notices WHERE id = ?", unsent.id)).toBe(0);
         expect(await stores.users.byId(user.id)).toEqual(now);
         expect(await countOf("SELECT COUNT(*) AS n FROM otp_codes WHERE id = ?", code.id)).toBe(0);
         expect(await countOf("SELECT COUNT(*) AS n FROM refresh_tokens WHERE id = ? AND revoked_at IS NULL", other.id)).toBe(1);
         expect(await countOf("SELECT COUNT(*) AS n FROM activity WHERE user_id = ? AND type <> 'register'", user.id)).toBe(1); // signedIn's login
         // Read again, the same changes go through.
-        expect(await stores.users.delete(now as NonNullable<typeof now>, null, deletionNotice())).toBe("deleted");
+        expect(await stores.users.delete(now as NonNullable<typeof now>, null, deletionNotice(), clock.now())).toBe("deleted");
       });
 
       it("deletes an account with everything it owns, or nothing when the delete fails", async () => {
@@ -434,12 +462,12 @@ export function storeConformance(driver: string, open: () => Promise<Conformance
           { id: auditId, actorId: user.id, action: "config.set", target: "k", oldValue: null, newValue: "1", nowMs: clock.now() },
         ]);
         const failed = deletionNotice();
-        await withFault("users", "DELETE", () => stores.users.delete(user, null, failed));
+        await withFault("users", "DELETE", () => stores.users.delete(user, null, failed, clock.now()));
         expect(await stores.users.byId(user.id)).not.toBeNull();
         expect(await countOf("SELECT COUNT(*) AS n FROM statuses WHERE user_id = ?", user.id)).toBe(1);
         expect(await countOf("SELECT COUNT(*) AS n FROM pending_notices WHERE id = ?", failed.id)).toBe(0);
         const notice = deletionNotice();
-        expect(await stores.users.delete(user, { identifier: { email: user.email }, ip: META.ip }, notice)).toBe("deleted");
+        expect(await stores.users.delete(user, { identifier: { email: user.email }, ip: META.ip }, notice, clock.now())).toBe("deleted");
         expect(await stores.users.byId(user.id)).toBeNull();
         // The notice to its address outlives it.
         expect(await countOf("SELECT COUNT(*) AS n FROM pending_notices WHERE id = ?", notice.id)).toBe(1);
@@ -524,13 +552,13 @@ export function storeConformance(driver: string, open: () => Promise<Conformance
           const [last] = (await onlyStaff(1)) as [User];
           const { stores } = await t();
           const token = await signedIn(last);
-          expect(await stores.users.delete(last, null, deletionNotice())).toBe("last_staff");
+          expect(await stores.users.delete(last, null, deletionNotice(), clock.now())).toBe("last_staff");
           expect(await stores.users.byId(last.id)).toEqual(last);
           expect(await countOf("SELECT COUNT(*) AS n FROM refresh_tokens WHERE id = ? AND revoked_at IS NULL", token.id)).toBe(1);
           const { user: other } = await registered({ isStaff: true });
           // Without a notice (an address never proven) too.
-          expect(await stores.users.delete(last, null, null)).toBe("deleted");
-          expect(await stores.users.delete(other, null, deletionNotice())).toBe("last_staff");
+          expect(await stores.users.delete(last, null, null, clock.now())).toBe("deleted");
+          expect(await stores.users.delete(other, null, deletionNotice(), clock.now())).toBe("last_staff");
           expect(await activeStaff()).toBe(1);
         });
 
@@ -538,8 +566,8 @@ export function storeConformance(driver: string, open: () => Promise<Conformance
           const [a, b] = (await onlyStaff(2)) as [User, User];
           const { stores } = await t();
           const results = await Promise.all([
-            stores.users.delete(a, null, deletionNotice()),
-            stores.users.delete(b, null, deletionNotice()),
+            stores.users.delete(a, null, deletionNotice(), clock.now()),
+            stores.users.delete(b, null, deletionNotice(), clock.now()),
           ]);
           expect(results.sort()).toEqual(["deleted", "last_staff"]);
           expect(await activeStaff()).toBe(1);
@@ -639,7 +667,7 @@ export function storeConformance(driver: string, open: () => Promise<Conformance
         const { user } = await registered();
         const { stores } = await t();
         const session = { tokensValidAfter: 0, sessionId: (await signedIn(user)).familyId };
-        await stores.users.delete(user, null, deletionNotice());
+        await stores.users.delete(user, null, deletionNotice(), clock.now());
         const entry = { userId: user.id, type: "profile_updated" as const, nowMs: clock.now(), meta: META };
         expect(await stores.profiles.update(user.id, { changes: { name: "Ada" }, activity: entry }, 0)).toBe(false);
         const avatar = { userId: user.id, type: "avatar_updated" as const, nowMs: clock.now(), meta: META };
@@ -1091,7 +1119,7 @@ export function storeConformance(driver: string, open: () => Promise<Conformance
         expect(error).toBeInstanceOf(StoreError);
         expect(error.kind).toBe("email_taken");
         expect((await stores.codes.state(code.id))?.consumedAt).toBeNull();
-        await stores.users.delete(squatter, null, deletionNotice());
+        await stores.users.delete(squatter, null, deletionNotice(), clock.now());
         expect(
           await stores.codes.spendForEmailChange(code.id, entry, { address: target, keepSessionId: "none", notice: newNotice() }),
         ).toBe(true);
@@ -1309,7 +1337,7 @@ export function storeConformance(driver: string, open: () => Promise<Conformance
       it("records nothing, and does not fail, for an account that is gone", async () => {
         const { user } = await registered();
         const { stores } = await t();
-        await stores.users.delete(user, null, deletionNotice());
+        await stores.users.delete(user, null, deletionNotice(), clock.now());
         await stores.activity.record({ userId: user.id, type: "login_failed", nowMs: clock.now(), meta: META });
         expect(await countOf("SELECT COUNT(*) AS n FROM activity WHERE user_id = ?", user.id)).toBe(0);
       });

@@ -8,6 +8,7 @@
  *   those is how reuse is detected (RFC 9700 §4.14.2);
  * - rate-limit windows that have ended (a new hit starts a fresh window anyway);
  * - one-time codes past their expiry, used or not (a consumed code is gone within `otp_ttl`);
+ * - the holds of usernames given up longer ago than `USERNAME_HOLD_MS` (no longer consulted);
  * - avatar objects nothing points at (`sweepOrphanAvatars`): those of deleted accounts, and
  *   replaced or failed uploads left behind by an R2 or D1 failure. Each run goes on from where
  *   the previous one stopped listing, so the whole bucket is covered however large it grows.
@@ -22,6 +23,7 @@ import { readConfigEntries } from "../../config/config.service";
 import type { Deps } from "../../deps";
 import { loggableError } from "../../lib/errors";
 import { log } from "../../lib/log";
+import { USERNAME_HOLD_MS } from "../auth/username-policy";
 import { sweepOrphanAvatars } from "../profiles/avatar.service";
 
 export const RETENTION_BATCH_SIZE = 500;
@@ -33,6 +35,7 @@ export interface RetentionResult {
   refreshTokens: number;
   rateLimits: number;
   otpCodes: number;
+  releasedUsernames: number;
   avatars: number;
   /** False when some kind hit `maxRounds` with rows possibly left for the next run, was skipped, or failed. */
   complete: boolean;
@@ -81,7 +84,7 @@ async function retentionDays(kv: KVNamespace): Promise<number | null> {
  * tests run it at any instant; the retention period is read from KV itself (`retentionDays`).
  */
 export async function runRetention(
-  deps: Pick<Deps, "activity" | "tokens" | "counters" | "codes" | "clock" | "avatars" | "profiles" | "configKv">,
+  deps: Pick<Deps, "activity" | "tokens" | "counters" | "codes" | "users" | "clock" | "avatars" | "profiles" | "configKv">,
   options: { batchSize?: number; maxRounds?: number } = {},
 ): Promise<RetentionResult> {
   const batchSize = options.batchSize ?? RETENTION_BATCH_SIZE;
@@ -96,18 +99,25 @@ export async function runRetention(
   const deadTokens = await drain("refresh_tokens", () => deps.tokens.purgeDead(now, batchSize), batchSize, maxRounds);
   const endedWindows = await drain("rate_limits", () => deps.counters.purgeEnded(now, batchSize), batchSize, maxRounds);
   const deadCodes = await drain("otp_codes", () => deps.codes.purgeExpired(now, batchSize), batchSize, maxRounds);
+  const pastHolds = await drain(
+    "released_usernames",
+    () => deps.users.purgeReleasedUsernames(now - USERNAME_HOLD_MS, batchSize),
+    batchSize,
+    maxRounds,
+  );
   // R2 lists 1,000 objects a page: the same number of rounds covers 20,000 objects a run. It logs its own failures.
   const orphanAvatars = await sweepOrphanAvatars(deps, { maxPages: maxRounds });
 
-  const kinds = [oldActivity, deadTokens, endedWindows, deadCodes, orphanAvatars];
+  const kinds = [oldActivity, deadTokens, endedWindows, deadCodes, pastHolds, orphanAvatars];
   return {
     activity: oldActivity.deleted,
     refreshTokens: deadTokens.deleted,
     rateLimits: endedWindows.deleted,
     otpCodes: deadCodes.deleted,
+    releasedUsernames: pastHolds.deleted,
     avatars: orphanAvatars.deleted,
     complete: kinds.every((kind) => kind.complete),
-    failed: [oldActivity, deadTokens, endedWindows, deadCodes].flatMap((kind) => kind.failed ?? []),
+    failed: [oldActivity, deadTokens, endedWindows, deadCodes, pastHolds].flatMap((kind) => kind.failed ?? []),
   };
 }
 
@@ -119,6 +129,7 @@ export async function scheduledRetention(deps: Deps): Promise<RetentionResult> {
     deleted_refresh_tokens: result.refreshTokens,
     deleted_rate_limits: result.rateLimits,
     deleted_otp_codes: result.otpCodes,
+    deleted_released_usernames: result.releasedUsernames,
     deleted_avatars: result.avatars,
     complete: result.complete,
   });

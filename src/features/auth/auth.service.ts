@@ -15,7 +15,7 @@ import { assertReserved } from "./password-check";
 import { checkPassword, hashPassword, needsRehash } from "./password-hash";
 import { checkPasswordPolicy } from "./password-policy";
 import { prepareTokenPair, type TokenResponse } from "./tokens.service";
-import { usernameProblem } from "./username-policy";
+import { USERNAME_HOLD_MS, usernameProblem } from "./username-policy";
 
 /** The public view of an account. */
 export function userView(user: User): z.infer<typeof UserSchema> {
@@ -45,18 +45,27 @@ export function assertUsernameChoosable(username: string | null, options: { staf
   if (problem) throw new AppError("validation_failed", `username: ${problem}`, { errors: [{ path: "username", message: problem }] });
 }
 
-/** Throws 409 when the email or username already belongs to an account (other than `exceptUserId`). */
+/**
+ * Throws 409 when the email or username already belongs to an account (other than `exceptUserId`),
+ * or the username is held after its release (`USERNAME_HOLD_MS`) for someone else. A check before
+ * the write: a name released in the moment between them is taken, as it would be a moment later.
+ */
 export async function assertIdentifiersFree(
-  deps: Pick<Deps, "users">,
+  deps: Pick<Deps, "users" | "clock">,
   email: string | null,
   username: string | null,
   exceptUserId?: string,
 ) {
-  for (const row of await deps.users.holdersOf(email, username)) {
+  const [holders, released] = await Promise.all([
+    deps.users.holdersOf(email, username),
+    username ? deps.users.releasedUsername(username, deps.clock.now() - USERNAME_HOLD_MS) : null,
+  ]);
+  for (const row of holders) {
     if (row.id === exceptUserId) continue;
     if (email && row.email === email) throw new AppError("email_taken");
     if (username && row.username === username) throw new AppError("username_taken");
   }
+  if (released && released.holder !== exceptUserId) throw new AppError("username_taken");
 }
 
 /** Maps the store's unique violation (a lost race) to the same 409 the pre-check gives. */

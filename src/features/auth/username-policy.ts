@@ -5,6 +5,12 @@
  */
 
 /**
+ * How long a username given up (a rename, a deleted account) stays held from others: every link to
+ * /people/<name> would otherwise show whoever took it next. Its previous owner may take it back.
+ */
+export const USERNAME_HOLD_MS = 30 * 86_400_000;
+
+/**
  * Names that would pass for the service, its staff or its mailboxes on a public profile (`@admin`
  * on /people looks official). Compared with the separators taken out, so `ad-min` and `s.u.p.p.o.r.t`
  * count; anything starting with the service's own name too. Staff may take them (a support account).

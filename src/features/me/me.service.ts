@@ -271,7 +271,7 @@ export async function deleteMe(deps: Deps, user: User, currentPassword: string):
   // Only a proven address: an unverified one may belong to someone other than who registered it.
   const notice = user.emailVerified ? newNotice(deps, "account_deleted", user.email) : null;
   const outcome = await givingBackIfFailed(deps, release, [], () =>
-    deps.users.delete(user, release, notice?.row ?? null).catch(async (error: unknown) => {
+    deps.users.delete(user, release, notice?.row ?? null, deps.clock.now()).catch(async (error: unknown) => {
       // The deletion may have committed (its answer lost), and a retry could then do nothing
       // (401): the copy goes now. Had it not committed, the next view simply caches it again.
       if (current) await purgeAvatarCopy(deps, user.id, current).catch(() => undefined);
