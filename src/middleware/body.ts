@@ -65,6 +65,8 @@ export function jsonBody(options: { maxBytes?: number; rule?: (c: Context) => Js
   const maxBytes = options.maxBytes ?? JSON_BODY_MAX_BYTES;
   const limit = drainingBodyLimit(maxBytes, () => new AppError("payload_too_large", `The body must be at most ${maxBytes} bytes.`));
   return async function jsonBody(c, next) {
+    // Reads (most requests) carry no body: no route lookup for them.
+    if (c.req.method === "GET" || c.req.method === "HEAD") return next();
     const rule = options.rule?.(c) ?? "optional";
     if (rule === "none") return next();
     const { present, request } = await peekBody(c.req.raw);
