@@ -235,15 +235,28 @@ export function statusesFollowAuthor(db: Db, userId: string) {
 // ---- released usernames ----
 
 /**
- * Holds the account's username (if it has one) as released at `nowMs`, for `holder` to take back
- * (null: no one), while `when` holds. Put it in the batch before the write that gives the name up,
- * so it reads the name being given up.
+ * How long an account must have kept its name for giving it up to hold it: links to a name come
+ * with time, and without this an account could squat any number of names by renaming itself again
+ * and again, each name it passed through held for it. The name was set at registration or by the
+ * account's latest rename (its `username_changed` entry).
+ */
+export const USERNAME_TENURE_MS = 7 * 86_400_000;
+
+/**
+ * Holds the account's username (if it has one, kept for `USERNAME_TENURE_MS`) as released at
+ * `nowMs`, for `holder` to take back (null: no one), while `when` holds. Put it in the batch before
+ * the write that gives the name up, so it reads the name being given up.
  */
 export function releaseUsername(db: Db, userId: string, holder: string | null, nowMs: number, when?: SQL) {
+  const since = nowMs - USERNAME_TENURE_MS;
+  const keptLongEnough = and(
+    lt(users.createdAt, since),
+    sql`NOT EXISTS (SELECT 1 FROM ${activity} WHERE ${activity.userId} = ${userId} AND ${activity.type} = 'username_changed' AND ${activity.createdAt} >= ${since})`,
+  );
   return db
     .insert(releasedUsernames)
     .select(
-      sql`SELECT ${users.username}, ${holder}, ${nowMs} FROM ${users} WHERE ${and(eq(users.id, userId), isNotNull(users.username), when)}`,
+      sql`SELECT ${users.username}, ${holder}, ${nowMs} FROM ${users} WHERE ${and(eq(users.id, userId), isNotNull(users.username), keptLongEnough, when)}`,
     )
     .onConflictDoUpdate({
       target: releasedUsernames.username,

@@ -317,9 +317,10 @@ export function DrizzleUserStore(db: Db): UserStore {
         .where(and(eq(users.id, userId), signedIn))
         .returning({ id: users.id });
       const statements = [
-        renamedEntry,
-        // The name given up is held for its owner (before the update, which replaces it).
+        // The name given up is held for its owner: before the update, which replaces it, and before
+        // this rename's own entry, which would make the name look just taken.
         username !== undefined && releaseUsername(db, userId, userId, nowMs, and(signedIn, sql`${users.username} IS NOT ${username}`)),
+        renamedEntry,
         update,
         emailChange && entryWhileAccountAsRead(db, emailChange.activity, emailChange.asRead),
         input.cancelPendingCodes && supersedeCodes(db, userId, "change_email", nowMs, signedIn),

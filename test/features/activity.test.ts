@@ -450,11 +450,13 @@ describe("retention job", () => {
 
   it("deletes the holds of usernames given up more than 30 days ago, and keeps the newer", async () => {
     h.clock.set(T0 + 400 * DAY);
-    const old = await h.signedInUser();
-    await h.call("PATCH", "/api/v1/me", { username: null }, { token: old.access_token });
+    const old = await h.registerVerified();
+    const recent = await h.registerVerified();
+    // Kept a week (so their release holds them), then given up 25 days apart.
+    h.clock.advance(8 * DAY);
+    await h.call("PATCH", "/api/v1/me", { username: null }, { token: (await h.login(old.email, old.password)).access_token });
     h.clock.advance(25 * DAY);
-    const recent = await h.signedInUser();
-    await h.call("PATCH", "/api/v1/me", { username: null }, { token: recent.access_token });
+    await h.call("PATCH", "/api/v1/me", { username: null }, { token: (await h.login(recent.email, recent.password)).access_token });
     h.clock.advance(6 * DAY);
     const result = await runRetention(retentionDeps());
     expect(result.releasedUsernames).toBeGreaterThanOrEqual(1);

@@ -393,8 +393,15 @@ describe("a released username", () => {
   const register = (username: string) =>
     h.call("POST", "/api/v1/auth/register", { email: `${unique("heir")}@example.com`, password: "analytical-engine-1843", username });
 
+  /** Signed in again after `days`: the access tokens of the day before have long expired. */
+  const later = async <U extends { email: string; password: string }>(user: U, days: number) => {
+    h.clock.advance(days * DAY);
+    return { ...user, ...(await h.login(user.email, user.password)) };
+  };
+
   it("is held for 30 days after a rename: others get 409, the previous owner may take it back", async () => {
-    const owner = await h.signedInUser();
+    // Kept for a week (USERNAME_TENURE_MS): links to it may exist.
+    let owner = await later(await h.signedInUser(), 8);
     const name = owner.username as string;
     expect((await h.call("PATCH", ME, { username: unique("moved") }, { token: owner.access_token })).status).toBe(200);
     // Every link to /people/<name> would otherwise show whoever took it next.
@@ -405,7 +412,8 @@ describe("a released username", () => {
     expect((await h.call("PATCH", ME, { username: name }, { token: other.access_token })).json.code).toBe("username_taken");
     expect((await h.call("PATCH", ME, { username: name }, { token: owner.access_token })).status).toBe(200);
 
-    // Released again; 30 days on, it is anyone's.
+    // Kept another week and released again; 30 days on, it is anyone's.
+    owner = await later(owner, 8);
     expect((await h.call("PATCH", ME, { username: null }, { token: owner.access_token })).status).toBe(200);
     h.clock.advance(30 * DAY - 1000);
     expect((await register(name)).status).toBe(409);
@@ -413,8 +421,18 @@ describe("a released username", () => {
     expect((await register(name)).status).toBe(201);
   });
 
+  it("is not held when given up within a week of taking it: renaming again and again squats nothing", async () => {
+    const squatter = await h.signedInUser();
+    const names = [unique("sq"), unique("sq"), unique("sq")];
+    for (const username of names) {
+      expect((await h.call("PATCH", ME, { username }, { token: squatter.access_token })).status).toBe(200);
+    }
+    expect((await h.call("PATCH", ME, { username: null }, { token: squatter.access_token })).status).toBe(200);
+    for (const username of [squatter.username as string, ...names]) expect((await register(username)).status, username).toBe(201);
+  });
+
   it("is held for 30 days after the account is deleted, for no one", async () => {
-    const owner = await h.signedInUser();
+    const owner = await later(await h.signedInUser(), 8);
     const name = owner.username as string;
     expect((await h.call("DELETE", ME, { current_password: owner.password }, { token: owner.access_token })).status).toBe(204);
     expect((await register(name)).status).toBe(409);

@@ -271,6 +271,7 @@ export function storeConformance(driver: string, open: () => Promise<Conformance
       it("holds a username given up by a rename (for its owner) or a deletion (for no one), in the same batch", async () => {
         const { user } = await registered();
         const { stores } = await t();
+        clock.advance(8 * 86_400_000); // kept past the tenure (USERNAME_TENURE_MS)
         const before = clock.now() - 1;
         const renamed = await stores.users.updateIdentifiers({
           userId: user.id,
@@ -287,6 +288,7 @@ export function storeConformance(driver: string, open: () => Promise<Conformance
         expect(await stores.users.releasedUsername(user.username as string, before)).toEqual({ holder: user.id });
         expect(await stores.users.releasedUsername(user.username as string, clock.now())).toBeNull();
         expect(await stores.users.releasedUsername(`${user.username}z`, before)).toBeNull();
+        clock.advance(8 * 86_400_000);
         const now = await stores.users.byId(user.id);
         expect(await stores.users.delete(now as NonNullable<typeof now>, null, null, clock.now())).toBe("deleted");
         expect(await stores.users.releasedUsername(`${user.username}z`, before)).toEqual({ holder: null });
