@@ -82,6 +82,9 @@ const TRANSPARENT = "[\\p{Mn}\\p{Me}]{0,4}";
 const VIRAMA_JOINER = `(?<=(?<base>\\p{L})\\p{M}{0,2}(?<virama>${VIRAMA}))(?<joiner>[\\u200c\\u200d])(?=(?<next>[\\p{L}\\p{M}])?)`;
 type ViramaJoiner = { base: string; virama: string; joiner: string; next?: string };
 
+/** Each virama script's letter test, compiled once. */
+const ofScripts = new Map<string, RegExp>();
+
 /**
  * Whether a joiner after a virama draws something: only when the virama is on a letter of its own
  * script and a letter of that script follows the joiner. A joiner (not a non-joiner) may also end a
@@ -91,7 +94,13 @@ type ViramaJoiner = { base: string; virama: string; joiner: string; next?: strin
  * the pattern: fifty scripts' letter classes in one lookbehind cost V8 some 70 ms to compile.
  */
 function viramaJoinerDraws({ base, virama, joiner, next }: ViramaJoiner): boolean {
-  const ofScript = new RegExp(`^\\p{Script_Extensions=${VIRAMA_SCRIPT[virama.codePointAt(0) ?? 0]}}$`, "u");
+  const script = VIRAMA_SCRIPT[virama.codePointAt(0) ?? 0];
+  if (script === undefined) return false; // every VIRAMA has its script in the generated table
+  let ofScript = ofScripts.get(script);
+  if (!ofScript) {
+    ofScript = new RegExp(`^\\p{Script_Extensions=${script}}$`, "u");
+    ofScripts.set(script, ofScript);
+  }
   if (!ofScript.test(base)) return false;
   return next === undefined ? joiner === "\u200d" : /\p{L}/u.test(next) && ofScript.test(next);
 }
