@@ -254,6 +254,8 @@ export interface paths {
                 /** @description Rate limited; see Retry-After */
                 429: {
                     headers: {
+                        /** @description Seconds until the limit lets this request through. */
+                        "Retry-After"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -330,6 +332,8 @@ export interface paths {
                 /** @description Missing, invalid or expired credentials */
                 401: {
                     headers: {
+                        /** @description The challenge (RFC 6750): `Bearer realm="latchkey", error="invalid_token", …` when the access token sent was refused (refresh it, or sign in again); `Bearer realm="latchkey"` alone when none was sent, or the credentials at fault were in the body. */
+                        "WWW-Authenticate"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -366,6 +370,8 @@ export interface paths {
                 /** @description Rate limited; see Retry-After */
                 429: {
                     headers: {
+                        /** @description Seconds until the limit lets this request through. */
+                        "Retry-After"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -445,6 +451,8 @@ export interface paths {
                 /** @description Missing, invalid or expired credentials */
                 401: {
                     headers: {
+                        /** @description The challenge (RFC 6750): `Bearer realm="latchkey", error="invalid_token", …` when the access token sent was refused (refresh it, or sign in again); `Bearer realm="latchkey"` alone when none was sent, or the credentials at fault were in the body. */
+                        "WWW-Authenticate"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -472,6 +480,8 @@ export interface paths {
                 /** @description Rate limited; see Retry-After */
                 429: {
                     headers: {
+                        /** @description Seconds until the limit lets this request through. */
+                        "Retry-After"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -622,6 +632,8 @@ export interface paths {
                 /** @description Missing, invalid or expired credentials */
                 401: {
                     headers: {
+                        /** @description The challenge (RFC 6750): `Bearer realm="latchkey", error="invalid_token", …` when the access token sent was refused (refresh it, or sign in again); `Bearer realm="latchkey"` alone when none was sent, or the credentials at fault were in the body. */
+                        "WWW-Authenticate"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -719,6 +731,8 @@ export interface paths {
                 /** @description Rate limited; see Retry-After */
                 429: {
                     headers: {
+                        /** @description Seconds until the limit lets this request through. */
+                        "Retry-After"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -800,6 +814,8 @@ export interface paths {
                 /** @description Missing, invalid or expired credentials */
                 401: {
                     headers: {
+                        /** @description The challenge (RFC 6750): `Bearer realm="latchkey", error="invalid_token", …` when the access token sent was refused (refresh it, or sign in again); `Bearer realm="latchkey"` alone when none was sent, or the credentials at fault were in the body. */
+                        "WWW-Authenticate"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -827,6 +843,8 @@ export interface paths {
                 /** @description Rate limited; see Retry-After */
                 429: {
                     headers: {
+                        /** @description Seconds until the limit lets this request through. */
+                        "Retry-After"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -924,6 +942,8 @@ export interface paths {
                 /** @description Rate limited; see Retry-After */
                 429: {
                     headers: {
+                        /** @description Seconds until the limit lets this request through. */
+                        "Retry-After"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1019,6 +1039,8 @@ export interface paths {
                 /** @description Rate limited; see Retry-After */
                 429: {
                     headers: {
+                        /** @description Seconds until the limit lets this request through. */
+                        "Retry-After"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1080,6 +1102,8 @@ export interface paths {
                 /** @description Missing, invalid or expired credentials */
                 401: {
                     headers: {
+                        /** @description The challenge (RFC 6750): `Bearer realm="latchkey", error="invalid_token", …` when the access token sent was refused (refresh it, or sign in again); `Bearer realm="latchkey"` alone when none was sent, or the credentials at fault were in the body. */
+                        "WWW-Authenticate"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1144,6 +1168,8 @@ export interface paths {
                 /** @description Missing, invalid or expired credentials */
                 401: {
                     headers: {
+                        /** @description The challenge (RFC 6750): `Bearer realm="latchkey", error="invalid_token", …` when the access token sent was refused (refresh it, or sign in again); `Bearer realm="latchkey"` alone when none was sent, or the credentials at fault were in the body. */
+                        "WWW-Authenticate"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1180,6 +1206,8 @@ export interface paths {
                 /** @description Rate limited; see Retry-After */
                 429: {
                     headers: {
+                        /** @description Seconds until the limit lets this request through. */
+                        "Retry-After"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1243,6 +1271,8 @@ export interface paths {
                 /** @description Missing, invalid or expired credentials */
                 401: {
                     headers: {
+                        /** @description The challenge (RFC 6750): `Bearer realm="latchkey", error="invalid_token", …` when the access token sent was refused (refresh it, or sign in again); `Bearer realm="latchkey"` alone when none was sent, or the credentials at fault were in the body. */
+                        "WWW-Authenticate"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1279,6 +1309,8 @@ export interface paths {
                 /** @description Rate limited; see Retry-After */
                 429: {
                     headers: {
+                        /** @description Seconds until the limit lets this request through. */
+                        "Retry-After"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1345,6 +1377,8 @@ export interface paths {
                 /** @description Missing, invalid or expired credentials */
                 401: {
                     headers: {
+                        /** @description The challenge (RFC 6750): `Bearer realm="latchkey", error="invalid_token", …` when the access token sent was refused (refresh it, or sign in again); `Bearer realm="latchkey"` alone when none was sent, or the credentials at fault were in the body. */
+                        "WWW-Authenticate"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1381,6 +1415,8 @@ export interface paths {
                 /** @description Rate limited; see Retry-After */
                 429: {
                     headers: {
+                        /** @description Seconds until the limit lets this request through. */
+                        "Retry-After"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1456,6 +1492,8 @@ export interface paths {
                 /** @description Missing, invalid or expired credentials */
                 401: {
                     headers: {
+                        /** @description The challenge (RFC 6750): `Bearer realm="latchkey", error="invalid_token", …` when the access token sent was refused (refresh it, or sign in again); `Bearer realm="latchkey"` alone when none was sent, or the credentials at fault were in the body. */
+                        "WWW-Authenticate"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1492,6 +1530,8 @@ export interface paths {
                 /** @description Rate limited; see Retry-After */
                 429: {
                     headers: {
+                        /** @description Seconds until the limit lets this request through. */
+                        "Retry-After"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1569,6 +1609,8 @@ export interface paths {
                 /** @description Missing, invalid or expired credentials */
                 401: {
                     headers: {
+                        /** @description The challenge (RFC 6750): `Bearer realm="latchkey", error="invalid_token", …` when the access token sent was refused (refresh it, or sign in again); `Bearer realm="latchkey"` alone when none was sent, or the credentials at fault were in the body. */
+                        "WWW-Authenticate"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1605,6 +1647,8 @@ export interface paths {
                 /** @description Rate limited; see Retry-After */
                 429: {
                     headers: {
+                        /** @description Seconds until the limit lets this request through. */
+                        "Retry-After"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1668,6 +1712,8 @@ export interface paths {
                 /** @description Missing, invalid or expired credentials */
                 401: {
                     headers: {
+                        /** @description The challenge (RFC 6750): `Bearer realm="latchkey", error="invalid_token", …` when the access token sent was refused (refresh it, or sign in again); `Bearer realm="latchkey"` alone when none was sent, or the credentials at fault were in the body. */
+                        "WWW-Authenticate"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1734,6 +1780,8 @@ export interface paths {
                 /** @description Missing, invalid or expired credentials */
                 401: {
                     headers: {
+                        /** @description The challenge (RFC 6750): `Bearer realm="latchkey", error="invalid_token", …` when the access token sent was refused (refresh it, or sign in again); `Bearer realm="latchkey"` alone when none was sent, or the credentials at fault were in the body. */
+                        "WWW-Authenticate"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1761,6 +1809,8 @@ export interface paths {
                 /** @description Rate limited; see Retry-After */
                 429: {
                     headers: {
+                        /** @description Seconds until the limit lets this request through. */
+                        "Retry-After"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1828,6 +1878,8 @@ export interface paths {
                 /** @description Missing, invalid or expired credentials */
                 401: {
                     headers: {
+                        /** @description The challenge (RFC 6750): `Bearer realm="latchkey", error="invalid_token", …` when the access token sent was refused (refresh it, or sign in again); `Bearer realm="latchkey"` alone when none was sent, or the credentials at fault were in the body. */
+                        "WWW-Authenticate"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1855,6 +1907,8 @@ export interface paths {
                 /** @description Rate limited; see Retry-After */
                 429: {
                     headers: {
+                        /** @description Seconds until the limit lets this request through. */
+                        "Retry-After"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1939,6 +1993,8 @@ export interface paths {
                 /** @description Missing, invalid or expired credentials */
                 401: {
                     headers: {
+                        /** @description The challenge (RFC 6750): `Bearer realm="latchkey", error="invalid_token", …` when the access token sent was refused (refresh it, or sign in again); `Bearer realm="latchkey"` alone when none was sent, or the credentials at fault were in the body. */
+                        "WWW-Authenticate"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1975,6 +2031,8 @@ export interface paths {
                 /** @description Rate limited; see Retry-After */
                 429: {
                     headers: {
+                        /** @description Seconds until the limit lets this request through. */
+                        "Retry-After"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -2022,6 +2080,8 @@ export interface paths {
                 /** @description Missing, invalid or expired credentials */
                 401: {
                     headers: {
+                        /** @description The challenge (RFC 6750): `Bearer realm="latchkey", error="invalid_token", …` when the access token sent was refused (refresh it, or sign in again); `Bearer realm="latchkey"` alone when none was sent, or the credentials at fault were in the body. */
+                        "WWW-Authenticate"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -2031,6 +2091,8 @@ export interface paths {
                 /** @description Rate limited; see Retry-After */
                 429: {
                     headers: {
+                        /** @description Seconds until the limit lets this request through. */
+                        "Retry-After"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -2107,6 +2169,8 @@ export interface paths {
                 /** @description Rate limited; see Retry-After */
                 429: {
                     headers: {
+                        /** @description Seconds until the limit lets this request through. */
+                        "Retry-After"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -2335,6 +2399,8 @@ export interface paths {
                 /** @description Missing, invalid or expired credentials */
                 401: {
                     headers: {
+                        /** @description The challenge (RFC 6750): `Bearer realm="latchkey", error="invalid_token", …` when the access token sent was refused (refresh it, or sign in again); `Bearer realm="latchkey"` alone when none was sent, or the credentials at fault were in the body. */
+                        "WWW-Authenticate"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -2413,6 +2479,8 @@ export interface paths {
                 /** @description Missing, invalid or expired credentials */
                 401: {
                     headers: {
+                        /** @description The challenge (RFC 6750): `Bearer realm="latchkey", error="invalid_token", …` when the access token sent was refused (refresh it, or sign in again); `Bearer realm="latchkey"` alone when none was sent, or the credentials at fault were in the body. */
+                        "WWW-Authenticate"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -2511,6 +2579,8 @@ export interface paths {
                 /** @description Missing, invalid or expired credentials */
                 401: {
                     headers: {
+                        /** @description The challenge (RFC 6750): `Bearer realm="latchkey", error="invalid_token", …` when the access token sent was refused (refresh it, or sign in again); `Bearer realm="latchkey"` alone when none was sent, or the credentials at fault were in the body. */
+                        "WWW-Authenticate"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -2604,6 +2674,8 @@ export interface paths {
                 /** @description Missing, invalid or expired credentials */
                 401: {
                     headers: {
+                        /** @description The challenge (RFC 6750): `Bearer realm="latchkey", error="invalid_token", …` when the access token sent was refused (refresh it, or sign in again); `Bearer realm="latchkey"` alone when none was sent, or the credentials at fault were in the body. */
+                        "WWW-Authenticate"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -2692,6 +2764,8 @@ export interface paths {
                 /** @description Missing, invalid or expired credentials */
                 401: {
                     headers: {
+                        /** @description The challenge (RFC 6750): `Bearer realm="latchkey", error="invalid_token", …` when the access token sent was refused (refresh it, or sign in again); `Bearer realm="latchkey"` alone when none was sent, or the credentials at fault were in the body. */
+                        "WWW-Authenticate"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -2775,6 +2849,8 @@ export interface paths {
                 /** @description Missing, invalid or expired credentials */
                 401: {
                     headers: {
+                        /** @description The challenge (RFC 6750): `Bearer realm="latchkey", error="invalid_token", …` when the access token sent was refused (refresh it, or sign in again); `Bearer realm="latchkey"` alone when none was sent, or the credentials at fault were in the body. */
+                        "WWW-Authenticate"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -2864,6 +2940,8 @@ export interface paths {
                 /** @description Missing, invalid or expired credentials */
                 401: {
                     headers: {
+                        /** @description The challenge (RFC 6750): `Bearer realm="latchkey", error="invalid_token", …` when the access token sent was refused (refresh it, or sign in again); `Bearer realm="latchkey"` alone when none was sent, or the credentials at fault were in the body. */
+                        "WWW-Authenticate"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -2977,6 +3055,8 @@ export interface paths {
                 /** @description Missing, invalid or expired credentials */
                 401: {
                     headers: {
+                        /** @description The challenge (RFC 6750): `Bearer realm="latchkey", error="invalid_token", …` when the access token sent was refused (refresh it, or sign in again); `Bearer realm="latchkey"` alone when none was sent, or the credentials at fault were in the body. */
+                        "WWW-Authenticate"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -3130,6 +3210,8 @@ export interface paths {
                 /** @description Missing, invalid or expired credentials */
                 401: {
                     headers: {
+                        /** @description The challenge (RFC 6750): `Bearer realm="latchkey", error="invalid_token", …` when the access token sent was refused (refresh it, or sign in again); `Bearer realm="latchkey"` alone when none was sent, or the credentials at fault were in the body. */
+                        "WWW-Authenticate"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -3157,6 +3239,8 @@ export interface paths {
                 /** @description Rate limited; see Retry-After */
                 429: {
                     headers: {
+                        /** @description Seconds until the limit lets this request through. */
+                        "Retry-After"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -3299,6 +3383,8 @@ export interface paths {
                 /** @description Missing, invalid or expired credentials */
                 401: {
                     headers: {
+                        /** @description The challenge (RFC 6750): `Bearer realm="latchkey", error="invalid_token", …` when the access token sent was refused (refresh it, or sign in again); `Bearer realm="latchkey"` alone when none was sent, or the credentials at fault were in the body. */
+                        "WWW-Authenticate"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -3396,6 +3482,8 @@ export interface paths {
                 /** @description Missing, invalid or expired credentials */
                 401: {
                     headers: {
+                        /** @description The challenge (RFC 6750): `Bearer realm="latchkey", error="invalid_token", …` when the access token sent was refused (refresh it, or sign in again); `Bearer realm="latchkey"` alone when none was sent, or the credentials at fault were in the body. */
+                        "WWW-Authenticate"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -3484,6 +3572,8 @@ export interface paths {
                 /** @description Missing, invalid or expired credentials */
                 401: {
                     headers: {
+                        /** @description The challenge (RFC 6750): `Bearer realm="latchkey", error="invalid_token", …` when the access token sent was refused (refresh it, or sign in again); `Bearer realm="latchkey"` alone when none was sent, or the credentials at fault were in the body. */
+                        "WWW-Authenticate"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -3593,6 +3683,8 @@ export interface paths {
                 /** @description Missing, invalid or expired credentials */
                 401: {
                     headers: {
+                        /** @description The challenge (RFC 6750): `Bearer realm="latchkey", error="invalid_token", …` when the access token sent was refused (refresh it, or sign in again); `Bearer realm="latchkey"` alone when none was sent, or the credentials at fault were in the body. */
+                        "WWW-Authenticate"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -3661,6 +3753,8 @@ export interface paths {
                 /** @description Missing, invalid or expired credentials */
                 401: {
                     headers: {
+                        /** @description The challenge (RFC 6750): `Bearer realm="latchkey", error="invalid_token", …` when the access token sent was refused (refresh it, or sign in again); `Bearer realm="latchkey"` alone when none was sent, or the credentials at fault were in the body. */
+                        "WWW-Authenticate"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -3739,6 +3833,8 @@ export interface paths {
                 /** @description Missing, invalid or expired credentials */
                 401: {
                     headers: {
+                        /** @description The challenge (RFC 6750): `Bearer realm="latchkey", error="invalid_token", …` when the access token sent was refused (refresh it, or sign in again); `Bearer realm="latchkey"` alone when none was sent, or the credentials at fault were in the body. */
+                        "WWW-Authenticate"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -3811,6 +3907,8 @@ export interface paths {
                 /** @description Missing, invalid or expired credentials */
                 401: {
                     headers: {
+                        /** @description The challenge (RFC 6750): `Bearer realm="latchkey", error="invalid_token", …` when the access token sent was refused (refresh it, or sign in again); `Bearer realm="latchkey"` alone when none was sent, or the credentials at fault were in the body. */
+                        "WWW-Authenticate"?: string;
                         [name: string]: unknown;
                     };
                     content: {

@@ -44,7 +44,7 @@ export class AppError extends Error {
   constructor(
     readonly code: ErrorCode,
     readonly detail?: string,
-    readonly extra: { errors?: FieldError[]; retryAfterSeconds?: number } = {},
+    readonly extra: { errors?: FieldError[]; retryAfterSeconds?: number; tokenRefused?: boolean } = {},
   ) {
     super(detail ?? ERRORS[code].title);
     this.name = "AppError";
@@ -62,7 +62,12 @@ export function fieldError(path: string, message: string): AppError {
  * account gone (deleted while the request was under way).
  */
 export function signInEnded(): AppError {
-  return new AppError("unauthorized", "The access token is no longer valid.");
+  return tokenRefused("The access token is no longer valid.");
+}
+
+/** The 401 for a bearer token that was sent and refused: its challenge says `invalid_token`. */
+export function tokenRefused(detail: string): AppError {
+  return new AppError("unauthorized", detail, { tokenRefused: true });
 }
 
 /** The 409 for a change (staff flags, deleting an account) that would leave no active staff account. */
@@ -104,6 +109,22 @@ export function retryAfter(error: AppError): string | null {
   return seconds === undefined ? null : String(Math.max(1, Math.ceil(seconds)));
 }
 
+const CHALLENGE = 'Bearer realm="latchkey"';
+
+/**
+ * The `WWW-Authenticate` challenge every 401 must carry (RFC 9110 §15.5.2). Per RFC 6750 §3 it
+ * names `error="invalid_token"` only when a bearer token was sent and refused — the signal for a
+ * client to refresh, or sign in again; a 401 for a wrong password or refresh token in the body
+ * names no error, so such a client does not refresh and retry it. Null for any other status.
+ */
+export function challenge(error: AppError): string | null {
+  if (error.status !== 401) return null;
+  if (!error.extra.tokenRefused) return CHALLENGE;
+  // error_description allows printable ASCII but `"` and `\` (RFC 6750 §3).
+  const description = (error.detail ?? "").replace(/[^\x20\x21\x23-\x5b\x5d-\x7e]/g, "");
+  return `${CHALLENGE}, error="invalid_token", error_description="${description}"`;
+}
+
 /** What a problem response uses of the request's context (AppEnv's variables of these names). */
 type ProblemEnv = { Variables: { requestId: string; problemCode: string } };
 
@@ -122,6 +143,8 @@ export function problemResponse<E extends ProblemEnv>(c: Context<E>, error: AppE
   });
   const wait = retryAfter(error);
   if (wait !== null) response.headers.set("Retry-After", wait);
+  const authenticate = challenge(error);
+  if (authenticate !== null) response.headers.set("WWW-Authenticate", authenticate);
   return response;
 }
 

@@ -60,6 +60,18 @@ const STATUS_TEXT: Record<number, string> = {
   503: "A dependency is unavailable",
 };
 
+/** The headers a problem of that status always carries (lib/errors.ts, `problemResponse`). */
+const PROBLEM_HEADERS: Record<number, Record<string, { description: string; schema: { type: "string" } }>> = {
+  401: {
+    "WWW-Authenticate": {
+      description:
+        'The challenge (RFC 6750): `Bearer realm="latchkey", error="invalid_token", …` when the access token sent was refused (refresh it, or sign in again); `Bearer realm="latchkey"` alone when none was sent, or the credentials at fault were in the body.',
+      schema: { type: "string" },
+    },
+  },
+  429: { "Retry-After": { description: "Seconds until the limit lets this request through.", schema: { type: "string" } } },
+};
+
 /**
  * Problem responses for the given statuses, plus 500 and 503, which any route can answer (503:
  * a secret or the database migrations are missing; see middleware/readiness.ts).
@@ -69,7 +81,11 @@ export function problems<const S extends number>(...statuses: S[]) {
   return Object.fromEntries(
     all.map((status) => [
       status,
-      { description: STATUS_TEXT[status] ?? "Error", content: { "application/problem+json": { schema: ProblemSchema } } },
+      {
+        description: STATUS_TEXT[status] ?? "Error",
+        ...(PROBLEM_HEADERS[status] ? { headers: PROBLEM_HEADERS[status] } : {}),
+        content: { "application/problem+json": { schema: ProblemSchema } },
+      },
     ]),
   ) as { [K in S | 500 | 503]: { description: string; content: { "application/problem+json": { schema: typeof ProblemSchema } } } };
 }

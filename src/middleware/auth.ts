@@ -1,7 +1,7 @@
 import type { MiddlewareHandler } from "hono";
 import type { AppEnv } from "../env";
 import { verifyAccessToken } from "../features/auth/access-tokens";
-import { AppError, signInEnded, staffOnly } from "../lib/errors";
+import { AppError, signInEnded, staffOnly, tokenRefused } from "../lib/errors";
 
 /**
  * `Bearer <JWS compact serialization>`: the scheme name is case-insensitive (RFC 7235 §2.1), the
@@ -20,10 +20,15 @@ const BEARER = /^bearer +([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+)$/i;
 export function requireUser(options: { withProfile?: boolean } = {}): MiddlewareHandler<AppEnv> {
   return async function requireUser(c, next) {
     const { users, clock, keys } = c.var.deps;
-    const match = BEARER.exec(c.req.header("authorization") ?? "");
-    if (!match?.[1]) throw new AppError("unauthorized", "Send a valid access token as 'Authorization: Bearer <token>'.");
+    const authorization = c.req.header("authorization") ?? "";
+    const match = BEARER.exec(authorization);
+    if (!match?.[1]) {
+      // A bearer token that is not one of ours was still a token sent and refused (RFC 6750 §3.1).
+      if (/^bearer /i.test(authorization)) throw tokenRefused("The access token is invalid or has expired.");
+      throw new AppError("unauthorized", "Send a valid access token as 'Authorization: Bearer <token>'.");
+    }
     const claims = await verifyAccessToken(keys, match[1], clock.now());
-    if (!claims) throw new AppError("unauthorized", "The access token is invalid or has expired.");
+    if (!claims) throw tokenRefused("The access token is invalid or has expired.");
     // One statement: the user, whether the token's sign-in is still live (logging out, revoking
     // the session or reuse detection cut off its access tokens at once), and on request the profile.
     const found = await users.authenticate(claims.sub, claims.sid, { withProfile: options.withProfile === true });

@@ -183,8 +183,10 @@ describe.sequential("the API through the real dev server", () => {
     });
     expect(changed.status, changed.text).toBe(204);
     alice.password = newPassword;
-    // Every earlier access token is cut off.
-    expect((await call("GET", `${API}/me`, { token: s.access })).status).toBe(401);
+    // Every earlier access token is cut off, with the challenge that tells a client to sign in again.
+    const cutOff = await call("GET", `${API}/me`, { token: s.access });
+    expect(cutOff.status).toBe(401);
+    expect(cutOff.headers.get("www-authenticate")).toMatch(/^Bearer realm="latchkey", error="invalid_token"/);
     const tokens = await login(alice.email, alice.password);
     s.access = tokens.access_token;
     s.refresh = tokens.refresh_token;

@@ -215,3 +215,69 @@ describe("signing-key rotation", () => {
     expect(res.text).not.toContain(newKey.d as string);
   });
 });
+
+/**
+ * RFC 9110 §15.5.2: a 401 carries a `WWW-Authenticate` challenge; RFC 6750 §3: for a bearer-protected
+ * resource, `error="invalid_token"` when a token was sent and refused (a client then refreshes),
+ * and no error code when none was sent. A 401 for a wrong password in the body is not the token's
+ * fault, so it names no error: a client keyed on `invalid_token` must not refresh and retry it.
+ */
+describe("WWW-Authenticate on 401", () => {
+  const h = harness();
+  const BARE = 'Bearer realm="latchkey"';
+
+  it("names no error when no token was sent, and invalid_token for a malformed, forged or expired one", async () => {
+    const none = await h.call("GET", ME);
+    expect(none.status).toBe(401);
+    expect(none.headers.get("www-authenticate")).toBe(BARE);
+
+    const basic = await h.call("GET", ME, undefined, { headers: { authorization: "Basic YTpi" } });
+    expect(basic.headers.get("www-authenticate")).toBe(BARE);
+
+    const garbage = await h.call("GET", ME, undefined, { headers: { authorization: "Bearer not-a-jwt=" } });
+    expect(garbage.headers.get("www-authenticate")).toContain('error="invalid_token"');
+
+    const user = await h.signedInUser();
+    const [head, body] = user.access_token.split(".");
+    const forged = await h.call("GET", ME, undefined, { token: `${head}.${body}.${"A".repeat(86)}` });
+    expect(forged.status).toBe(401);
+    expect(forged.headers.get("www-authenticate")).toMatch(/^Bearer realm="latchkey", error="invalid_token", error_description="[^"\\]+"$/);
+
+    h.clock.advance(24 * 3600_000);
+    const expired = await h.call("GET", ME, undefined, { token: user.access_token });
+    expect(expired.status).toBe(401);
+    expect(expired.headers.get("www-authenticate")).toContain('error="invalid_token"');
+  });
+
+  it("says invalid_token for a token whose sign-in ended", async () => {
+    const user = await h.signedInUser();
+    expect((await h.call("POST", "/api/v1/auth/logout-all", undefined, { token: user.access_token })).status).toBe(204);
+    const read = await h.call("GET", ME, undefined, { token: user.access_token });
+    expect(read.status).toBe(401);
+    expect(read.headers.get("www-authenticate")).toContain('error="invalid_token"');
+  });
+
+  it("names no error for a wrong password, refresh token or current password (the token, if any, is fine)", async () => {
+    const user = await h.signedInUser();
+    const login = await h.call("POST", "/api/v1/auth/login", { email: user.email, password: "not the password at all" });
+    expect(login.status).toBe(401);
+    expect(login.headers.get("www-authenticate")).toBe(BARE);
+
+    const refresh = await h.call("POST", "/api/v1/auth/refresh", { refresh_token: "x".repeat(43) });
+    expect(refresh.status).toBe(401);
+    expect(refresh.headers.get("www-authenticate")).toBe(BARE);
+
+    const wrong = await h.call("DELETE", ME, { current_password: "not the password at all" }, { token: user.access_token });
+    expect(wrong.status).toBe(401);
+    expect(wrong.json.code).toBe("invalid_current_password");
+    expect(wrong.headers.get("www-authenticate")).toBe(BARE);
+  });
+
+  it("is absent from answers other than 401", async () => {
+    const user = await h.signedInUser();
+    expect((await h.call("GET", ME, undefined, { token: user.access_token })).headers.get("www-authenticate")).toBeNull();
+    expect(
+      (await h.call("GET", "/api/v1/admin/config", undefined, { token: user.access_token })).headers.get("www-authenticate"),
+    ).toBeNull();
+  });
+});

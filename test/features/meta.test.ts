@@ -112,6 +112,10 @@ describe("GET /openapi.json", () => {
         if ((op.parameters ?? []).length > 0) has("400");
         if (op.requestBody?.content?.["application/json"]) for (const status of ["400", "413", "415"]) has(status);
         if (op.security?.some((scheme) => "bearerAuth" in scheme)) has("401");
+        // The headers those answers always carry (RFC 9110 §15.5.2, RFC 6585 §4).
+        const headers = (status: string) => Object.keys((op.responses?.[status] as { headers?: object } | undefined)?.headers ?? {});
+        if ("401" in (op.responses ?? {}) && !headers("401").includes("WWW-Authenticate")) missing.push(`${method} ${path}: 401 header`);
+        if ("429" in (op.responses ?? {}) && !headers("429").includes("Retry-After")) missing.push(`${method} ${path}: 429 header`);
       }
     }
     // Operations that count a rate limit (README, Rate limits): each can answer 429.
