@@ -48,7 +48,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description A dependency is unavailable */
+                /** @description A dependency is unavailable (`database_unavailable`: the database did not answer; retry after `Retry-After` seconds) */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -102,7 +102,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description A dependency is unavailable */
+                /** @description A dependency is unavailable (`database_unavailable`: the database did not answer; retry after `Retry-After` seconds) */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -271,7 +271,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description A dependency is unavailable */
+                /** @description A dependency is unavailable (`database_unavailable`: the database did not answer; retry after `Retry-After` seconds) */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -387,7 +387,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description A dependency is unavailable */
+                /** @description A dependency is unavailable (`database_unavailable`: the database did not answer; retry after `Retry-After` seconds) */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -497,7 +497,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description A dependency is unavailable */
+                /** @description A dependency is unavailable (`database_unavailable`: the database did not answer; retry after `Retry-After` seconds) */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -583,7 +583,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description A dependency is unavailable */
+                /** @description A dependency is unavailable (`database_unavailable`: the database did not answer; retry after `Retry-After` seconds) */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -649,7 +649,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description A dependency is unavailable */
+                /** @description A dependency is unavailable (`database_unavailable`: the database did not answer; retry after `Retry-After` seconds) */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -748,7 +748,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description A dependency is unavailable */
+                /** @description A dependency is unavailable (`database_unavailable`: the database did not answer; retry after `Retry-After` seconds) */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -860,7 +860,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description A dependency is unavailable */
+                /** @description A dependency is unavailable (`database_unavailable`: the database did not answer; retry after `Retry-After` seconds) */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -959,7 +959,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description A dependency is unavailable */
+                /** @description A dependency is unavailable (`database_unavailable`: the database did not answer; retry after `Retry-After` seconds) */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -1056,7 +1056,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description A dependency is unavailable */
+                /** @description A dependency is unavailable (`database_unavailable`: the database did not answer; retry after `Retry-After` seconds) */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -1119,7 +1119,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description A dependency is unavailable */
+                /** @description A dependency is unavailable (`database_unavailable`: the database did not answer; retry after `Retry-After` seconds) */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -1223,7 +1223,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description A dependency is unavailable */
+                /** @description A dependency is unavailable (`database_unavailable`: the database did not answer; retry after `Retry-After` seconds) */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -1326,7 +1326,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description A dependency is unavailable */
+                /** @description A dependency is unavailable (`database_unavailable`: the database did not answer; retry after `Retry-After` seconds) */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -1432,7 +1432,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description A dependency is unavailable */
+                /** @description A dependency is unavailable (`database_unavailable`: the database did not answer; retry after `Retry-After` seconds) */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -1547,7 +1547,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description A dependency is unavailable */
+                /** @description A dependency is unavailable (`database_unavailable`: the database did not answer; retry after `Retry-After` seconds) */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -1664,7 +1664,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description A dependency is unavailable */
+                /** @description A dependency is unavailable (`database_unavailable`: the database did not answer; retry after `Retry-After` seconds) */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -1729,7 +1729,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description A dependency is unavailable */
+                /** @description A dependency is unavailable (`database_unavailable`: the database did not answer; retry after `Retry-After` seconds) */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -1826,7 +1826,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description A dependency is unavailable */
+                /** @description A dependency is unavailable (`database_unavailable`: the database did not answer; retry after `Retry-After` seconds) */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -1924,7 +1924,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description A dependency is unavailable */
+                /** @description A dependency is unavailable (`database_unavailable`: the database did not answer; retry after `Retry-After` seconds) */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -2048,7 +2048,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description A dependency is unavailable */
+                /** @description A dependency is unavailable (`database_unavailable`: the database did not answer; retry after `Retry-After` seconds) */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -2108,7 +2108,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description A dependency is unavailable */
+                /** @description A dependency is unavailable (`database_unavailable`: the database did not answer; retry after `Retry-After` seconds) */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -2186,7 +2186,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description A dependency is unavailable */
+                /** @description A dependency is unavailable (`database_unavailable`: the database did not answer; retry after `Retry-After` seconds) */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -2262,7 +2262,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description A dependency is unavailable */
+                /** @description A dependency is unavailable (`database_unavailable`: the database did not answer; retry after `Retry-After` seconds) */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -2351,7 +2351,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description A dependency is unavailable */
+                /** @description A dependency is unavailable (`database_unavailable`: the database did not answer; retry after `Retry-After` seconds) */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -2425,7 +2425,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description A dependency is unavailable */
+                /** @description A dependency is unavailable (`database_unavailable`: the database did not answer; retry after `Retry-After` seconds) */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -2523,7 +2523,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description A dependency is unavailable */
+                /** @description A dependency is unavailable (`database_unavailable`: the database did not answer; retry after `Retry-After` seconds) */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -2614,7 +2614,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description A dependency is unavailable */
+                /** @description A dependency is unavailable (`database_unavailable`: the database did not answer; retry after `Retry-After` seconds) */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -2700,7 +2700,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description A dependency is unavailable */
+                /** @description A dependency is unavailable (`database_unavailable`: the database did not answer; retry after `Retry-After` seconds) */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -2790,7 +2790,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description A dependency is unavailable */
+                /** @description A dependency is unavailable (`database_unavailable`: the database did not answer; retry after `Retry-After` seconds) */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -2884,7 +2884,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description A dependency is unavailable */
+                /** @description A dependency is unavailable (`database_unavailable`: the database did not answer; retry after `Retry-After` seconds) */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -3002,7 +3002,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description A dependency is unavailable */
+                /** @description A dependency is unavailable (`database_unavailable`: the database did not answer; retry after `Retry-After` seconds) */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -3090,7 +3090,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description A dependency is unavailable */
+                /** @description A dependency is unavailable (`database_unavailable`: the database did not answer; retry after `Retry-After` seconds) */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -3158,7 +3158,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description A dependency is unavailable */
+                /** @description A dependency is unavailable (`database_unavailable`: the database did not answer; retry after `Retry-After` seconds) */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -3256,7 +3256,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description A dependency is unavailable */
+                /** @description A dependency is unavailable (`database_unavailable`: the database did not answer; retry after `Retry-After` seconds) */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -3330,7 +3330,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description A dependency is unavailable */
+                /** @description A dependency is unavailable (`database_unavailable`: the database did not answer; retry after `Retry-After` seconds) */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -3436,7 +3436,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description A dependency is unavailable */
+                /** @description A dependency is unavailable (`database_unavailable`: the database did not answer; retry after `Retry-After` seconds) */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -3517,7 +3517,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description A dependency is unavailable */
+                /** @description A dependency is unavailable (`database_unavailable`: the database did not answer; retry after `Retry-After` seconds) */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -3625,7 +3625,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description A dependency is unavailable */
+                /** @description A dependency is unavailable (`database_unavailable`: the database did not answer; retry after `Retry-After` seconds) */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -3700,7 +3700,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description A dependency is unavailable */
+                /** @description A dependency is unavailable (`database_unavailable`: the database did not answer; retry after `Retry-After` seconds) */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -3770,7 +3770,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description A dependency is unavailable */
+                /** @description A dependency is unavailable (`database_unavailable`: the database did not answer; retry after `Retry-After` seconds) */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -3859,7 +3859,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description A dependency is unavailable */
+                /** @description A dependency is unavailable (`database_unavailable`: the database did not answer; retry after `Retry-After` seconds) */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -3924,7 +3924,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description A dependency is unavailable */
+                /** @description A dependency is unavailable (`database_unavailable`: the database did not answer; retry after `Retry-After` seconds) */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -3953,7 +3953,7 @@ export interface components {
             status: number;
             detail: string;
             /** @enum {string} */
-            code: "validation_failed" | "malformed_json" | "invalid_token" | "invalid_code" | "invalid_cursor" | "unauthorized" | "invalid_credentials" | "invalid_refresh_token" | "invalid_current_password" | "forbidden" | "email_not_verified" | "not_found" | "method_not_allowed" | "email_taken" | "username_taken" | "conflict" | "last_staff" | "payload_too_large" | "unsupported_media_type" | "unprocessable_image" | "rate_limited" | "internal_error" | "service_unavailable";
+            code: "validation_failed" | "malformed_json" | "invalid_token" | "invalid_code" | "invalid_cursor" | "unauthorized" | "invalid_credentials" | "invalid_refresh_token" | "invalid_current_password" | "forbidden" | "email_not_verified" | "not_found" | "method_not_allowed" | "email_taken" | "username_taken" | "conflict" | "last_staff" | "payload_too_large" | "unsupported_media_type" | "unprocessable_image" | "rate_limited" | "internal_error" | "service_unavailable" | "database_unavailable";
             errors?: {
                 path: string;
                 message: string;

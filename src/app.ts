@@ -2,7 +2,6 @@
  * Builds the Latchkey app: middleware, the error model, and every feature's routes. `createApp`
  * takes the clock (and config cache timing) so tests drive the same app with a movable clock.
  */
-import { HTTPException } from "hono/http-exception";
 import { ConfigCache } from "./config/config.service";
 import { activityRoutes } from "./features/activity/activity.routes";
 import { adminRoutes } from "./features/admin/admin.routes";
@@ -23,9 +22,10 @@ import { API_BASE } from "./lib/paths";
 import { jsonBody } from "./middleware/body";
 import { requestContext } from "./middleware/context";
 import { crossOrigin } from "./middleware/cors";
-import { requireSetup, setupError } from "./middleware/readiness";
+import { answerFor } from "./middleware/problems";
+import { requireSetup } from "./middleware/readiness";
 import { requestId } from "./middleware/request-id";
-import { logUnexpectedError, requestLog } from "./middleware/request-log";
+import { requestLog } from "./middleware/request-log";
 import { methodNotAllowed, RouteTable } from "./middleware/routes";
 import { securityHeaders } from "./middleware/security-headers";
 import { webRoutes } from "./web/web.routes";
@@ -34,17 +34,6 @@ export { API_BASE } from "./lib/paths";
 
 /** Routes whose request body is not JSON (they enforce their own type and size limits). */
 const NON_JSON_ROUTES = new Set<string>([`${API_BASE}/me/avatar`]);
-
-function toAppError(error: unknown): AppError {
-  if (error instanceof AppError) return error;
-  if (error instanceof HTTPException) {
-    // Raised by hono's validator when the JSON body cannot be parsed.
-    if (error.status === 400) return new AppError("malformed_json", "The body is not valid JSON.");
-    if (error.status === 413) return new AppError("payload_too_large");
-    if (error.status === 401) return new AppError("unauthorized");
-  }
-  return new AppError("internal_error");
-}
 
 export function createApp(options: { clock?: Clock; configCacheMs?: number } = {}) {
   const clock = options.clock ?? systemClock;
@@ -74,12 +63,7 @@ export function createApp(options: { clock?: Clock; configCacheMs?: number } = {
   app.use("/health/ready", requireSetup());
   app.use(`${API_BASE}/*`, (c, next) => (NON_JSON_ROUTES.has(c.req.path) ? next() : json(c, next)));
 
-  app.onError((error, c) => {
-    const notSetUp = setupError(error); // its cause is already logged, by name and once
-    const appError = notSetUp ?? toAppError(error);
-    if (appError.status >= 500 && !notSetUp) logUnexpectedError(c, error);
-    return problemResponse(c, appError);
-  });
+  app.onError((error, c) => problemResponse(c, answerFor(c, error)));
   app.notFound((c) => problemResponse(c, new AppError("not_found", "No such route.")));
 
   app.openAPIRegistry.registerComponent("securitySchemes", "bearerAuth", { type: "http", scheme: "bearer", bearerFormat: "JWT" });

@@ -12,8 +12,11 @@ export interface D1Probe {
   executed: { sql: string; values: unknown[] }[];
   /** Round trips to D1 (a batch is one). */
   roundTrips: number;
-  /** Makes statements whose SQL matches fail (until cleared with `null`). */
-  failWhen(pattern: RegExp | null): void;
+  /**
+   * Makes statements whose SQL matches fail (until cleared with `null`), with `message` (by default
+   * one no D1 outage has: a failure like a bug's).
+   */
+  failWhen(pattern: RegExp | null, message?: string): void;
   /** Makes a batch with a matching statement fail after it committed: the reply is lost, not the write. */
   loseReplyWhen(pattern: RegExp | null): void;
   /** Runs `hook` before each batch is sent (until cleared with `null`): what a concurrent request does meanwhile. */
@@ -35,6 +38,7 @@ type Wrapped = D1PreparedStatement & { [REAL]: D1PreparedStatement; [SQL]: strin
 
 export function probeD1(real: D1Database): D1Probe {
   let failPattern: RegExp | null = null;
+  let failMessage: string | undefined;
   let batchHook: ((statements: string[]) => Promise<void>) | null = null;
   let lostReplyPattern: RegExp | null = null;
   const probe: D1Probe = {
@@ -42,8 +46,9 @@ export function probeD1(real: D1Database): D1Probe {
     statements: [],
     executed: [],
     roundTrips: 0,
-    failWhen(pattern) {
+    failWhen(pattern, message) {
       failPattern = pattern;
+      failMessage = message;
     },
     beforeBatch(hook) {
       batchHook = hook;
@@ -66,7 +71,7 @@ export function probeD1(real: D1Database): D1Probe {
       probe.roundTrips = 0;
     },
   };
-  const injected = (sql: string) => new Error(`D1_ERROR: injected failure for test: ${sql.slice(0, 40)}`);
+  const injected = (sql: string) => new Error(failMessage ?? `D1_ERROR: injected failure for test: ${sql.slice(0, 40)}`);
 
   function wrap(statement: D1PreparedStatement, sql: string, values: unknown[] = []): Wrapped {
     const run =

@@ -30,6 +30,7 @@ export const ERRORS = {
   rate_limited: { status: 429, title: "Too many requests." },
   internal_error: { status: 500, title: "An unexpected error occurred." },
   service_unavailable: { status: 503, title: "A dependency is unavailable; nothing was changed." },
+  database_unavailable: { status: 503, title: "The database did not answer; try again in a moment." },
 } as const satisfies Record<string, { status: number; title: string }>;
 
 export type ErrorCode = keyof typeof ERRORS;

@@ -57,7 +57,7 @@ const STATUS_TEXT: Record<number, string> = {
   422: "Unprocessable content",
   429: "Rate limited; see Retry-After",
   500: "Unexpected error",
-  503: "A dependency is unavailable",
+  503: "A dependency is unavailable (`database_unavailable`: the database did not answer; retry after `Retry-After` seconds)",
 };
 
 /** The headers a problem of that status always carries (lib/errors.ts, `problemResponse`). */
@@ -74,7 +74,8 @@ const PROBLEM_HEADERS: Record<number, Record<string, { description: string; sche
 
 /**
  * Problem responses for the given statuses, plus 500 and 503, which any route can answer (503:
- * a secret or the database migrations are missing; see middleware/readiness.ts).
+ * a secret or the database migrations are missing, see middleware/readiness.ts; or the database
+ * did not answer, see middleware/problems.ts).
  */
 export function problems<const S extends number>(...statuses: S[]) {
   const all = [...new Set([...statuses, 500, 503])] as (S | 500 | 503)[];

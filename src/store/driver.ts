@@ -94,13 +94,11 @@ export class StoreError extends Error {
   }
 }
 
-/** The messages of an error and its causes (drizzle wraps the driver's error; D1 and libSQL word the same SQLite message). */
-function messages(error: unknown): string[] {
-  const out: string[] = [];
+/** An error and its causes, each with its message (drizzle wraps the driver's error; D1 and libSQL word the same SQLite message). */
+function* causes(error: unknown): Generator<{ error: unknown; message: string }> {
   for (let e: unknown = error, depth = 0; e && depth < 8; e = (e as { cause?: unknown }).cause, depth++) {
-    out.push(e instanceof Error ? e.message : String(e));
+    yield { error: e, message: e instanceof Error ? e.message : String(e) };
   }
-  return out;
 }
 
 /** The NOT NULL columns a guarded batch's first statement leaves NULL to abort the batch. */
@@ -113,7 +111,7 @@ const GUARD_COLUMNS = ["activity.user_id", "admin_audit.action"];
  */
 export function toStoreError(error: unknown): unknown {
   if (error instanceof StoreError) return error;
-  for (const message of messages(error)) {
+  for (const { message } of causes(error)) {
     if (message.includes("UNIQUE constraint failed")) {
       if (message.includes("users.email")) return new StoreError("email_taken", { cause: error });
       if (message.includes("users.username")) return new StoreError("username_taken", { cause: error });
@@ -123,6 +121,38 @@ export function toStoreError(error: unknown): unknown {
     }
   }
   return error;
+}
+
+/**
+ * What a database that did not answer says, as opposed to a query that is wrong. D1: the errors
+ * its own list says to retry (developers.cloudflare.com/d1/observability/debug-d1, "List of
+ * D1_ERRORs", and best-practices/retry-queries: a lost connection, the database object restarting
+ * or reset, a transient issue, overload). SQLite on either driver: busy or locked. A D1 error
+ * names no code of its own, so the wording is what there is to go by (as `setupError` reads
+ * "no such table"); an error not listed stays what it was, a 500.
+ */
+const OUTAGE_MESSAGES = [
+  "Network connection lost",
+  "object to be reset",
+  "reset because its code was updated",
+  "due to transient issue",
+  "D1 DB is overloaded",
+  "exceeded its memory limit and was reset",
+  "exceeded its CPU time limit and was reset",
+  "SQLITE_BUSY",
+  "database is locked",
+];
+/** libSQL's client codes (`LibsqlError.code`) for a server that failed or a connection that broke. */
+const OUTAGE_CODES = new Set(["SERVER_ERROR", "HRANA_WEBSOCKET_ERROR", "HRANA_CLOSED_ERROR", "SQLITE_BUSY"]);
+
+/** Whether `error` (or a cause of it) says the database did not answer, rather than that a query is wrong. */
+export function isDatabaseOutage(error: unknown): boolean {
+  for (const { error: e, message } of causes(error)) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === "string" && OUTAGE_CODES.has(code)) return true;
+    if (OUTAGE_MESSAGES.some((text) => message.includes(text))) return true;
+  }
+  return false;
 }
 
 /** Runs one statement, mapping its driver error like `runBatch` does. */

@@ -66,7 +66,7 @@ export type { ActivityStore } from "./activity";
 export type { AuditRow, AuditStore } from "./audit";
 export type { CodeOwner, CodeStore } from "./codes";
 export type { CounterStore } from "./counters";
-export { D1Db, type Db, StoreError, type StoreErrorKind } from "./driver";
+export { D1Db, type Db, isDatabaseOutage, StoreError, type StoreErrorKind } from "./driver";
 export { LibsqlDatabase, LibsqlDb, migrationStatements } from "./libsql";
 export type { NoticeStore, PendingNotice } from "./notices";
 export type { AvatarPointer, ProfileChanges, ProfileStore, ProfileUpdate, PublicProfileRow } from "./profiles";

@@ -29,6 +29,7 @@ export const ERROR_SENTENCES: Record<ErrorCode, string> = {
   rate_limited: "Too many attempts. Please wait a little and try again.",
   internal_error: "Something went wrong on our side. Please try again.",
   service_unavailable: "The service is temporarily unavailable; nothing was changed. Please try again soon.",
+  database_unavailable: "We could not reach our database just now. Please try again in a moment.",
 };
 
 export const FLASH = {

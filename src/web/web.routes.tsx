@@ -4,9 +4,8 @@
  * so nothing here runs for the API. Errors a page does not handle itself become an HTML page.
  */
 import { Hono } from "hono";
-import { AppError, type ErrorCode, retryAfter } from "../lib/errors";
-import { setupError } from "../middleware/readiness";
-import { logUnexpectedError } from "../middleware/request-log";
+import { type ErrorCode, retryAfter } from "../lib/errors";
+import { answerFor } from "../middleware/problems";
 import { accountPages } from "./pages/account";
 import { adminPages } from "./pages/admin";
 import { mePages } from "./pages/me";
@@ -21,6 +20,7 @@ const PAGE_TITLES: Partial<Record<ErrorCode, string>> = {
   not_found: "Not found",
   forbidden: "Not allowed",
   rate_limited: "Too many requests",
+  database_unavailable: "Temporarily unavailable",
 };
 
 export function webRoutes() {
@@ -39,16 +39,14 @@ export function webRoutes() {
   web.onError((error, c) => {
     c.header("Content-Security-Policy", PAGE_CSP);
     c.header("Cache-Control", "no-store");
-    // An incomplete setup is a 503 whose cause is already logged, by name and once.
-    const appError = setupError(error) ?? (error instanceof AppError ? error : null);
-    // The API's error line: the request id, the route's pattern (paths carry usernames and ids).
-    if (!appError) logUnexpectedError(c, error);
-    if (appError?.code === "unauthorized") return c.redirect("/login", 303);
-    const wait = appError ? retryAfter(appError) : null;
+    // The API's mapping and error line: the request id, the route's pattern (paths carry usernames and ids).
+    const appError = answerFor(c, error);
+    if (appError.code === "unauthorized") return c.redirect("/login", 303);
+    const wait = retryAfter(appError);
     if (wait !== null) c.header("Retry-After", wait);
-    const code = appError?.code ?? "internal_error";
+    const code = appError.code;
     const title = PAGE_TITLES[code] ?? "Something went wrong";
-    const status = (appError?.status ?? 500) as 400 | 403 | 404 | 409 | 413 | 415 | 422 | 429 | 500 | 503;
+    const status = appError.status as 400 | 403 | 404 | 409 | 413 | 415 | 422 | 429 | 500 | 503;
     return page(c, title, <p>{ERROR_SENTENCES[code]}</p>, { status });
   });
   return web;

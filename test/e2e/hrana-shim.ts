@@ -71,6 +71,11 @@ export interface HranaShim {
   db: Database.Database;
   /** Every SQL text executed, in order (for tests that look at what ran). */
   executed: string[];
+  /**
+   * An outage: `"failing"` answers every pipeline `503` (a server in trouble), `"refusing"` stops
+   * listening (nothing there); `"serving"` listens on the same port again.
+   */
+  setState(state: "serving" | "failing" | "refusing"): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -164,7 +169,12 @@ export async function startHranaShim(file: string): Promise<HranaShim> {
     }
   }
 
+  let failing = false;
   const server: Server = createServer((req, res) => {
+    if (failing) {
+      res.writeHead(503, { "content-type": "text/plain" }).end("Service Unavailable");
+      return;
+    }
     if (req.method !== "POST" || req.url !== "/v2/pipeline") {
       res.writeHead(404, { "content-type": "text/plain" }).end("Not Found");
       return;
@@ -197,6 +207,14 @@ export async function startHranaShim(file: string): Promise<HranaShim> {
     url: `http://127.0.0.1:${port}`,
     db,
     executed,
+    async setState(state) {
+      failing = state === "failing";
+      if (state === "refusing" && server.listening) {
+        server.closeAllConnections();
+        await new Promise<void>((resolve) => server.close(() => resolve()));
+      }
+      if (state !== "refusing" && !server.listening) await new Promise<void>((resolve) => server.listen(port, "127.0.0.1", resolve));
+    },
     close: async () => {
       await new Promise<void>((resolve) => server.close(() => resolve()));
       db.close();

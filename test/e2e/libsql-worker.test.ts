@@ -68,4 +68,22 @@ describe("the worker on libSQL", () => {
     );
     expect(results.filter((r) => r.status === 200)).toHaveLength(1);
   });
+
+  it("answers 503 with Retry-After while the libSQL server fails or is gone, and serves again once it is back", async () => {
+    const password = "Tr0ub4dor&3-horse";
+    const { accessToken } = await signedInUser(server, `libsql-${uniqueId(password)}@example.com`, password);
+    const me = () => fetch(`${server.url}/api/v1/me`, { headers: { authorization: `Bearer ${accessToken}` } });
+    try {
+      for (const state of ["failing", "refusing"] as const) {
+        await shim.setState(state);
+        const res = await me();
+        const body = (await res.json()) as { code: string };
+        expect({ state, status: res.status, code: body.code }).toEqual({ state, status: 503, code: "database_unavailable" });
+        expect(Number(res.headers.get("retry-after"))).toBeGreaterThan(0);
+      }
+    } finally {
+      await shim.setState("serving");
+    }
+    expect((await me()).status).toBe(200);
+  });
 });

@@ -27,10 +27,10 @@ async function count(sql: string, ...params: unknown[]) {
   return row?.n ?? 0;
 }
 
-/** Runs `fn` with statements matching `pattern` failing, against the same local D1. */
-function failing(pattern: RegExp): { probe: D1Probe; env: Env } {
+/** Runs `fn` with statements matching `pattern` failing (with `message`), against the same local D1. */
+function failing(pattern: RegExp, message?: string): { probe: D1Probe; env: Env } {
   const probe = probeD1(env.DB);
-  probe.failWhen(pattern);
+  probe.failWhen(pattern, message);
   return { probe, env: { ...env, DB: probe.db } };
 }
 
@@ -215,5 +215,82 @@ describe("races with account deletion", () => {
     expect(res.status).toBe(401);
     expect(res.json.code).toBe("invalid_current_password");
     expect(await count("SELECT COUNT(*) AS n FROM activity WHERE user_id = ?", u.id)).toBe(0);
+  });
+});
+
+/**
+ * An outage is not a bug: D1's errors that its documentation says to retry (a lost connection, a
+ * database restarting, overload; developers.cloudflare.com/d1/observability/debug-d1) answer 503
+ * with `Retry-After`, so a client or the website says "try again" rather than "something broke".
+ * Anything else stays a 500. Either way the error is logged and nothing is half-written.
+ */
+describe("a D1 outage", () => {
+  const h = harness();
+  const OUTAGES = [
+    "D1_ERROR: Network connection lost.",
+    "D1_ERROR: D1 DB reset because its code was updated.",
+    "D1_ERROR: Internal error while starting up D1 DB storage caused object to be reset.",
+    "D1 DB is overloaded. Requests queued for too long.",
+    "D1_ERROR: Cannot resolve D1 DB due to transient issue on remote node.",
+  ];
+
+  function expectOutage(res: Result) {
+    expectCleanServerError(res);
+    expect(res.status).toBe(503);
+    expect(res.json.code).toBe("database_unavailable");
+    expect(Number(res.headers.get("retry-after"))).toBeGreaterThan(0);
+    expect(res.text).not.toMatch(/network connection|overloaded|reset/i);
+  }
+
+  it.each(OUTAGES)("answers 503 with Retry-After to a sign-in when D1 says %j", async (message) => {
+    const u = await h.registerVerified();
+    const f = failing(/from "users"/i, message);
+    const logged = vi.spyOn(console, "error").mockImplementation(() => undefined);
+    try {
+      const res = await h.call("POST", "/api/v1/auth/login", { email: u.email, password: u.password }, { env: f.env });
+      expectOutage(res);
+      // Still logged: an outage is for the operator to see.
+      expect(logged.mock.calls.map((args) => args.map(String).join(" ")).join("\n")).toContain('"event":"error"');
+    } finally {
+      logged.mockRestore();
+    }
+    expect(await count("SELECT COUNT(*) AS n FROM refresh_tokens WHERE user_id = ?", u.id)).toBe(0);
+  });
+
+  it("answers 503 to a registration whose batch D1 could not run, and leaves no account", async () => {
+    const email = `${unique("outage")}@example.com`;
+    const f = failing(/insert into "users"/i, OUTAGES[2]);
+    expectOutage(await h.call("POST", "/api/v1/auth/register", { email, password: "Tr0ub4dor&3-horse" }, { env: f.env }));
+    expect(await count("SELECT COUNT(*) AS n FROM users WHERE email = ?", email)).toBe(0);
+  });
+
+  it("answers 503 to an authenticated read, and to a public one", async () => {
+    const u = await h.signedInUser();
+    expectOutage(await h.call("GET", "/api/v1/me", undefined, { token: u.access_token, env: failing(/from "users"/i, OUTAGES[0]).env }));
+    expectOutage(await h.call("GET", "/api/v1/profiles", undefined, { env: failing(/from "users"/i, OUTAGES[3]).env }));
+  });
+
+  it("keeps a 500 for a failure D1 does not call transient (a bug, a broken query)", async () => {
+    const u = await h.registerVerified();
+    for (const message of [undefined, 'D1_ERROR: near "SELEC": syntax error: SQLITE_ERROR']) {
+      const res = await h.call(
+        "POST",
+        "/api/v1/auth/login",
+        { email: u.email, password: u.password },
+        { env: failing(/from "users"/i, message).env },
+      );
+      expectCleanServerError(res);
+      expect(res.status).toBe(500);
+      expect(res.headers.get("retry-after")).toBeNull();
+    }
+  });
+
+  it("shows the website's visitor a 503 page that says to try again", async () => {
+    const res = await h.call("GET", "/people", undefined, { env: failing(/from "users"/i, OUTAGES[0]).env });
+    expect(res.status).toBe(503);
+    expect(res.headers.get("content-type")).toContain("text/html");
+    expect(Number(res.headers.get("retry-after"))).toBeGreaterThan(0);
+    expect(res.text).toMatch(/try again/i);
+    expect(res.text).not.toMatch(/network connection|D1_ERROR/i);
   });
 });
