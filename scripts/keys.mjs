@@ -4,8 +4,9 @@
 //
 // Manages the JWT_KEYS signing set (a JWK set of Ed25519 private keys) in a vars file, by
 // default .dev.vars. The LAST key signs and every key verifies (src/features/auth/access-tokens.ts),
-// so rotation is: append a key (it signs from the next deploy on; tokens signed by the old key
-// still verify), wait one access-token lifetime, then retire the old kid.
+// so rotation is: append a key, upload it (`print` stamps it to sign 10 minutes later, once every
+// cached copy of the JWKS holds it; tokens signed by the old key still verify), wait one
+// access-token lifetime after that, then retire the old kid.
 //
 // Cloudflare secrets cannot be read back, so for production keep the production set in its own
 // file readable only by you (chmod 600), rotate that file with --file, and pipe it to wrangler
@@ -14,7 +15,16 @@
 import { existsSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { CliError, DEPLOY_ENVS, runCli } from "./lib/cli.mjs";
-import { generateSigningJwk, isDevelopmentSet, keySetEnvironment, readKeySet, writeKeySet } from "./lib/keys.mjs";
+import {
+  generateSigningJwk,
+  isDevelopmentSet,
+  keySetEnvironment,
+  readKeySet,
+  SIGNING_DELAY_SECONDS,
+  signerAt,
+  stampSigningTimes,
+  writeKeySet,
+} from "./lib/keys.mjs";
 
 const DEV_VARS = ".dev.vars";
 
@@ -22,9 +32,12 @@ const USAGE = `usage: npm run keys:rotate [-- --file <vars file>] [--new --env s
        npm run keys:retire -- <kid> [--file <vars file>]
        node scripts/keys.mjs print --file <vars file> | npx wrangler secret put JWT_KEYS --env <name>`;
 
+const iso = (seconds) => new Date(seconds * 1000).toISOString();
+
 function printKeyList(keys) {
   keys.forEach((key, i) => {
-    console.log(`  ${key.kid}${i === keys.length - 1 ? "  (signs)" : "  (verifies only)"}`);
+    const from = key.signs_from !== undefined && key.signs_from * 1000 > Date.now() ? ` from ${iso(key.signs_from)}` : "";
+    console.log(`  ${key.kid}${i === keys.length - 1 ? `  (signs${from})` : "  (verifies only)"}`);
   });
 }
 
@@ -98,8 +111,15 @@ await runCli(async () => {
     writeKeySet(file, keys, values.new ? { LATCHKEY_ENV: values.env } : {});
     console.log(`Added key ${key.kid} to ${file}; it signs new access tokens, the others still verify:`);
     printKeyList(keys);
+    if (!isDevelopmentSet(file)) {
+      console.log(
+        `\nUploaded, it is published in the JWKS at once and signs ${SIGNING_DELAY_SECONDS / 60} minutes later (\`print\` fixes the time), when every cached copy of the JWKS holds it.`,
+      );
+    }
     if (keys.length > 1) {
-      console.log("\nRetire the previous key once every token it signed has expired (one access_token_ttl):");
+      console.log(
+        "\nRetire the previous key once every token it signed has expired (one access_token_ttl after the new key starts signing):",
+      );
       console.log(`  npm run keys:retire -- ${keys[keys.length - 2].kid}${file === DEV_VARS ? "" : ` --file ${file}`}`);
     }
     printNextStep(file, vars);
@@ -115,6 +135,14 @@ await runCli(async () => {
     if (keys.length === 1) throw new CliError(`${kid} is the only key in ${file}; rotate first so something can still sign`);
     if (index === keys.length - 1) {
       throw new CliError(`${kid} is the signing key; rotate first, then retire it once its tokens have expired`);
+    }
+    // Until the newest key's time comes an older one signs, and retiring that would cut off the
+    // tokens it signs meanwhile.
+    const newest = keys[keys.length - 1];
+    if (signerAt(keys, Date.now()) !== newest) {
+      throw new CliError(
+        `${newest.kid} signs only from ${iso(newest.signs_from)}; until then an older key signs. Retire ${kid} one access_token_ttl after that.`,
+      );
     }
     keys.splice(index, 1);
     writeKeySet(file, keys);
@@ -135,6 +163,12 @@ await runCli(async () => {
       );
     }
     const { keys } = readKeySet(file);
+    // The time is fixed here, at upload, and kept: printing again does not push it back.
+    if (stampSigningTimes(keys, Date.now()).length > 0) writeKeySet(file, keys);
+    const newest = keys[keys.length - 1];
+    if (newest.signs_from * 1000 > Date.now()) {
+      console.error(`${newest.kid} signs from ${iso(newest.signs_from)}; until then ${signerAt(keys, Date.now()).kid} does.`);
+    }
     process.stdout.write(JSON.stringify({ keys }));
     return;
   }

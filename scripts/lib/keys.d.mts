@@ -6,3 +6,4 @@ export function readKeySet(file: string): { vars: Record<string, string>; keys: 
 export function writeKeySet(file: string, keys: object[], set?: Record<string, string>): void;
 export function isDevelopmentSet(file: string): boolean;
 export function keySetEnvironment(file: string, vars: Record<string, string>): string | undefined;
+export const SIGNING_DELAY_SECONDS: number;

@@ -4,6 +4,31 @@ import { basename, dirname } from "node:path";
 import { CliError, DEPLOY_ENVS } from "./cli.mjs";
 import { writeFileAtomic } from "./files.mjs";
 
+/**
+ * How long after it is printed for upload a key starts signing (its `signs_from`, read by
+ * src/features/auth/access-tokens.ts): longer than the JWKS may be cached (`JWKS_MAX_AGE_SECONDS`
+ * there, 300; test/scripts/operator-scripts.test.ts holds the two apart), with room for the
+ * upload itself and for clocks that differ.
+ */
+export const SIGNING_DELAY_SECONDS = 600;
+
+/**
+ * Gives every key without a `signs_from` one, `SIGNING_DELAY_SECONDS` from `nowMs`; a key that has
+ * one keeps it. Returns the keys stamped. Keys uploaded before stamps existed (by `npm run setup`)
+ * are stamped too: until then the worker signs with the set's first key, the one that signed before.
+ */
+export function stampSigningTimes(keys, nowMs) {
+  const from = Math.ceil(nowMs / 1000) + SIGNING_DELAY_SECONDS;
+  const stamped = keys.filter((key) => key.signs_from === undefined);
+  for (const key of stamped) key.signs_from = from;
+  return stamped;
+}
+
+/** The key that signs at `nowMs`, as the worker chooses it (src/features/auth/access-tokens.ts, `signerAt`). */
+export function signerAt(keys, nowMs) {
+  return keys.findLast((key) => (key.signs_from ?? 0) * 1000 <= nowMs) ?? keys[0];
+}
+
 /** A fresh Ed25519 private JWK with a random kid, ready for the JWT_KEYS set. */
 export async function generateSigningJwk() {
   const pair = await crypto.subtle.generateKey({ name: "Ed25519" }, true, ["sign", "verify"]);

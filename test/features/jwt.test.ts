@@ -191,6 +191,52 @@ describe("signing-key rotation", () => {
     expect((await h.call("GET", ME, undefined, { token: tokens.access_token, env: rotatedEnv })).status).toBe(200);
   });
 
+  /**
+   * The JWKS may be cached for its max-age (RFC 9111 §4.2): a key that signed the moment it was
+   * uploaded would make tokens a verifier's still-fresh copy cannot check. A key uploaded by the
+   * rotation scripts carries `signs_from` (scripts/keys.mjs `print`); until then the key before it
+   * signs, and the JWKS publishes both.
+   */
+  it("signs with a new key only from its signs_from, later than a cached JWKS can be stale, and publishes it at once", async () => {
+    const from = Math.floor(h.clock.now() / 1000) + 600;
+    const staged = { ...env, JWT_KEYS: JSON.stringify({ keys: [oldKey, { ...newKey, signs_from: from }] }) };
+    const jwks = await h.call("GET", "/.well-known/jwks.json", undefined, { env: staged });
+    expect(jwks.json.keys.map((k: JWK) => k.kid)).toEqual(["rotation-old", "rotation-new"]);
+    // The published key is public only: no private member, and none of the set's own.
+    for (const key of jwks.json.keys) expect(Object.keys(key).sort()).toEqual(["alg", "crv", "kid", "kty", "use", "x"]);
+    const maxAge = Number(/max-age=(\d+)/.exec(jwks.headers.get("cache-control") ?? "")?.[1]);
+    expect(from * 1000 - h.clock.now()).toBeGreaterThan(maxAge * 1000);
+
+    const u = await h.registerVerified();
+    const before = await h.login(u.email, u.password, { env: staged });
+    expect(decodeJwt(before.access_token).header.kid).toBe("rotation-old");
+    h.clock.set(from * 1000);
+    const after = await h.login(u.email, u.password, { env: staged });
+    expect(decodeJwt(after.access_token).header.kid).toBe("rotation-new");
+    expect((await h.call("GET", ME, undefined, { token: after.access_token, env: staged })).status).toBe(200);
+  });
+
+  it("signs with the first key when no key's signs_from has come (a new set: no verifier holds any of it)", async () => {
+    const from = Math.floor(h.clock.now() / 1000) + 600;
+    const fresh = {
+      ...env,
+      JWT_KEYS: JSON.stringify({
+        keys: [
+          { ...oldKey, signs_from: from },
+          { ...newKey, signs_from: from },
+        ],
+      }),
+    };
+    const u = await h.registerVerified();
+    expect(decodeJwt((await h.login(u.email, u.password, { env: fresh })).access_token).header.kid).toBe("rotation-old");
+  });
+
+  it("refuses a set whose signs_from is not a whole number of seconds", async () => {
+    const broken = { ...env, JWT_KEYS: JSON.stringify({ keys: [{ ...oldKey, signs_from: "soon" }] }) };
+    const res = await h.call("GET", "/.well-known/jwks.json", undefined, { env: broken });
+    expect(res.status).toBe(503);
+  });
+
   it("still verifies a token signed by an older key in the set, until that key is removed", async () => {
     const onlyOld = { ...env, JWT_KEYS: JSON.stringify({ keys: [oldKey] }) };
     const u = await h.registerVerified();

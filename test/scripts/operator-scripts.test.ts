@@ -22,9 +22,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, describe, expect, it } from "vitest";
-import { generateSigningJwk, readDevVars, writeDevVars } from "../../scripts/lib/keys.mjs";
+import { generateSigningJwk, readDevVars, SIGNING_DELAY_SECONDS, writeDevVars } from "../../scripts/lib/keys.mjs";
 import { migrationBatches } from "../../scripts/lib/migrations.mjs";
 import { loadWorkerCode } from "../../scripts/lib/worker-code.mjs";
+import { JWKS_MAX_AGE_SECONDS } from "../../src/features/auth/access-tokens";
 
 const WRANGLER = createRequire(import.meta.url).resolve("wrangler/bin/wrangler.js");
 const exec = promisify(execFile);
@@ -414,6 +415,42 @@ describe("operator scripts", () => {
       const printed = await run("scripts/keys.mjs", ["print", "--file", file]);
       expect(printed.code, printed.stderr).toBe(0);
       expect(JSON.parse(printed.stdout).keys).toHaveLength(2);
+    });
+
+    it("stamps a key when it is printed for upload so it signs only once a cached JWKS must hold it, and retires nothing before", async () => {
+      const dir = tempDir("latchkey-keys-");
+      const file = join(dir, "production.vars");
+      // A deployed key as `npm run setup` uploads it: no signs_from, it signs already.
+      const deployed = await generateSigningJwk();
+      writeDevVars(file, { LATCHKEY_ENV: "production", JWT_KEYS: JSON.stringify({ keys: [deployed] }) });
+      expect((await run("scripts/keys.mjs", ["rotate", "--file", file])).code).toBe(0);
+      type Stamped = { kid: string; signs_from?: number };
+      const keysIn = () => JSON.parse(readDevVars(file).JWT_KEYS as string).keys as Stamped[];
+      const [, added] = keysIn() as [Stamped, Stamped];
+      expect(added.signs_from).toBeUndefined();
+
+      const before = Math.floor(Date.now() / 1000);
+      const printed = await run("scripts/keys.mjs", ["print", "--file", file]);
+      const after = Math.ceil(Date.now() / 1000);
+      expect(printed.code, printed.stderr).toBe(0);
+      const uploaded = JSON.parse(printed.stdout).keys as Stamped[];
+      // Longer than the JWKS may be cached, with a margin for the upload and clocks.
+      expect(SIGNING_DELAY_SECONDS).toBeGreaterThanOrEqual(JWKS_MAX_AGE_SECONDS + 120);
+      for (const key of uploaded) {
+        expect(key.signs_from).toBeGreaterThanOrEqual(before + 600);
+        expect(key.signs_from).toBeLessThanOrEqual(after + 600);
+      }
+      // Kept in the file, so printing again does not push the time back.
+      expect(keysIn()).toEqual(uploaded);
+      expect(JSON.parse((await run("scripts/keys.mjs", ["print", "--file", file])).stdout).keys).toEqual(uploaded);
+      const signsFrom = new Date((uploaded[1]?.signs_from ?? 0) * 1000).toISOString();
+      expect(printed.stderr).toContain(`${added.kid} signs from ${signsFrom}`);
+
+      // The old key still signs until then: retiring it now would cut off the tokens it signs meanwhile.
+      const early = await run("scripts/keys.mjs", ["retire", deployed.kid, "--file", file]);
+      expect(early.code).toBe(1);
+      expect(early.stderr).toMatch(new RegExp(`${added.kid} signs only from .*one access_token_ttl after that`));
+      expect(keysIn()).toHaveLength(2);
     });
 
     it("rewrites only the JWT_KEYS line of a vars file, keeping every other line as it was", async () => {

@@ -1,8 +1,14 @@
 /**
  * Access tokens: JWTs (RFC 9068 profile, `typ: at+jwt`) signed with Ed25519 from the JWT_KEYS
- * secret, a JWK set. The last key in the set signs; every key verifies, so rotation is "append a
- * key, deploy, wait one access-token lifetime, remove the old one". Keys are imported once per
- * isolate (keyed by the secret's text), never per request. Verification makes no database call.
+ * secret, a JWK set. The last key in the set signs — from its `signs_from` (Unix seconds) on, when
+ * it has one — and every key verifies, so rotation is "append a key, upload, wait one access-token
+ * lifetime after it starts signing, remove the old one". Keys are imported once per isolate (keyed
+ * by the secret's text), never per request. Verification makes no database call.
+ *
+ * Why `signs_from`: the JWKS may be cached for its max-age (`JWKS_MAX_AGE_SECONDS`), by a verifier or a
+ * proxy in front of it, so a key that signed the moment it was uploaded would make tokens that a
+ * still-fresh copy of the set cannot check. The rotation scripts stamp a new key when they print
+ * it for upload (scripts/keys.mjs); until then the key before it signs, and the JWKS publishes both.
  */
 import { type CryptoKey, importJWK, type JWK, jwtVerify, SignJWT } from "jose";
 import { randomId } from "../../lib/crypto";
@@ -11,10 +17,37 @@ import { randomId } from "../../lib/crypto";
 export const ACCESS_TOKEN_ALG = "EdDSA";
 export const ACCESS_TOKEN_TYP = "at+jwt";
 
+/**
+ * How long a verifier or a proxy may keep the JWKS (its `Cache-Control`). A new key signs only
+ * later than this after its upload (scripts/lib/keys.mjs, `SIGNING_DELAY_SECONDS`).
+ */
+export const JWKS_MAX_AGE_SECONDS = 300;
+
+interface Signer {
+  kid: string;
+  key: CryptoKey;
+  /** When it may start signing (ms since the epoch); 0 for a key without `signs_from`. */
+  signsFromMs: number;
+}
+
 interface SigningKeys {
-  signer: { kid: string; key: CryptoKey };
+  /** In the set's order: the last one whose time has come signs. */
+  signers: Signer[];
   verifiers: Map<string, CryptoKey>;
   publicJwks: { keys: JWK[] };
+}
+
+/**
+ * The key that signs at `nowMs`: the last one whose `signs_from` has come. When none has, every key
+ * is new to every verifier (a new set), and waiting buys nothing: the first signs.
+ */
+function signerAt(keys: SigningKeys, nowMs: number): Signer {
+  const { signers } = keys;
+  for (let i = signers.length - 1; i >= 0; i--) {
+    const signer = signers[i] as Signer;
+    if (signer.signsFromMs <= nowMs) return signer;
+  }
+  return signers[0] as Signer;
 }
 
 const keyCache = new Map<string, Promise<SigningKeys>>();
@@ -30,17 +63,24 @@ async function loadKeys(secret: string): Promise<SigningKeys> {
   if (keys.length === 0) throw new Error("JWT_KEYS holds no keys");
   const verifiers = new Map<string, CryptoKey>();
   const publicJwks: JWK[] = [];
-  let signer: SigningKeys["signer"] | undefined;
-  for (const jwk of keys) {
+  const signers: Signer[] = [];
+  for (const jwk of keys as (JWK & { signs_from?: unknown })[]) {
     if (!jwk.kid || jwk.kty !== "OKP" || jwk.crv !== "Ed25519" || !jwk.x || !jwk.d) {
       throw new Error("JWT_KEYS must hold Ed25519 private JWKs with a kid");
     }
+    const signsFrom = jwk.signs_from ?? 0;
+    if (!Number.isSafeInteger(signsFrom)) throw new Error("JWT_KEYS has a signs_from that is not a whole number of seconds");
     const publicJwk: JWK = { kty: jwk.kty, crv: jwk.crv, x: jwk.x, kid: jwk.kid, alg: ACCESS_TOKEN_ALG, use: "sig" };
     verifiers.set(jwk.kid, (await importJWK(publicJwk, ACCESS_TOKEN_ALG)) as CryptoKey);
     publicJwks.push(publicJwk);
-    signer = { kid: jwk.kid, key: (await importJWK({ ...jwk, alg: ACCESS_TOKEN_ALG }, ACCESS_TOKEN_ALG)) as CryptoKey };
+    const { signs_from: _, ...privateJwk } = jwk;
+    signers.push({
+      kid: jwk.kid,
+      key: (await importJWK({ ...privateJwk, alg: ACCESS_TOKEN_ALG }, ACCESS_TOKEN_ALG)) as CryptoKey,
+      signsFromMs: (signsFrom as number) * 1000,
+    });
   }
-  return { signer: signer as SigningKeys["signer"], verifiers, publicJwks: { keys: publicJwks } };
+  return { signers, verifiers, publicJwks: { keys: publicJwks } };
 }
 
 export function getSigningKeys(secret: string): Promise<SigningKeys> {
@@ -73,7 +113,7 @@ export async function signAccessToken(
   settings: AccessTokenSettings,
   input: { userId: string; nowMs: number; ttlSeconds: number; sessionId: string },
 ): Promise<{ token: string; claims: AccessClaims }> {
-  const { signer } = await getSigningKeys(settings.keys);
+  const signer = signerAt(await getSigningKeys(settings.keys), input.nowMs);
   const iat = Math.floor(input.nowMs / 1000);
   const claims: AccessClaims = { sub: input.userId, iat, exp: iat + input.ttlSeconds, jti: randomId(), sid: input.sessionId };
   const token = await new SignJWT({ jti: claims.jti, sid: claims.sid })

@@ -1,6 +1,6 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { createRouter, jsonContent, problems } from "../../lib/openapi";
-import { getSigningKeys } from "../auth/access-tokens";
+import { getSigningKeys, JWKS_MAX_AGE_SECONDS } from "../auth/access-tokens";
 
 /**
  * The docs page. Its scripts and styles are Swagger UI's, served as Workers static assets from
@@ -79,7 +79,7 @@ export const metaRoutes = createRouter()
     }),
     async (c) => {
       const { publicJwks } = await getSigningKeys(c.env.JWT_KEYS);
-      return c.json(publicJwks as z.infer<typeof JwksSchema>, 200, { "Cache-Control": "public, max-age=300" });
+      return c.json(publicJwks as z.infer<typeof JwksSchema>, 200, { "Cache-Control": `public, max-age=${JWKS_MAX_AGE_SECONDS}` });
     },
   )
   .get("/", (c) => c.html(INDEX_HTML, 200, { "Content-Security-Policy": INDEX_CSP }))
