@@ -5,10 +5,11 @@
  * lifetime after it starts signing, remove the old one". Keys are imported once per isolate (keyed
  * by the secret's text), never per request. Verification makes no database call.
  *
- * Why `signs_from`: the JWKS may be cached for its max-age (`JWKS_MAX_AGE_SECONDS`), by a verifier or a
- * proxy in front of it, so a key that signed the moment it was uploaded would make tokens that a
- * still-fresh copy of the set cannot check. The rotation scripts stamp a new key when they print
- * it for upload (scripts/keys.mjs); until then the key before it signs, and the JWKS publishes both.
+ * Why `signs_from`: the JWKS may be cached for its max-age (`JWKS_MAX_AGE_SECONDS`), by a
+ * verifier or a proxy in front of it, so a key that signed the moment it was uploaded would make
+ * tokens that a still-fresh copy of the set cannot check. The rotation scripts stamp a new key
+ * when they print it for upload (scripts/keys.mjs); until then the key before it signs, and the
+ * JWKS publishes both.
  */
 import { type CryptoKey, importJWK, type JWK, jwtVerify, SignJWT } from "jose";
 import { randomId } from "../../lib/crypto";
