@@ -207,6 +207,8 @@ export interface paths {
                 /** @description The new account */
                 201: {
                     headers: {
+                        /** @description `/api/v1/me`: where the account's owner reads it, once signed in (an unverified account after verifying its address) */
+                        Location?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -3190,6 +3192,8 @@ export interface paths {
                 /** @description The new status */
                 201: {
                     headers: {
+                        /** @description The new status's URL, `/api/v1/statuses/{id}` */
+                        Location?: string;
                         [name: string]: unknown;
                     };
                     content: {

@@ -95,6 +95,11 @@ export function jsonContent<T extends z.ZodType>(schema: T, description: string)
   return { description, content: { "application/json": { schema } } };
 }
 
+/** A `201 Created` answer: the JSON body, and `Location` naming the created resource (RFC 9110 §15.3.2). */
+export function createdContent<T extends z.ZodType>(schema: T, description: string, location: string) {
+  return { ...jsonContent(schema, description), headers: { Location: { description: location, schema: { type: "string" as const } } } };
+}
+
 export function jsonBody<T extends z.ZodType>(schema: T) {
   return { required: true, content: { "application/json": { schema } } };
 }

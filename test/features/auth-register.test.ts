@@ -43,6 +43,16 @@ describe("POST /auth/register", () => {
     expect(profile).not.toBeNull();
   });
 
+  it("names the account in Location: /api/v1/me, where its owner reads it once signed in", async () => {
+    const u = await h.registerVerified();
+    const res = await h.call("POST", REGISTER, { email: `${unique("loc")}@example.com`, password: PASSWORD });
+    expect(res.status).toBe(201);
+    expect(res.headers.get("location")).toBe("/api/v1/me");
+    const tokens = await h.login(u.email, u.password);
+    const me = await h.call("GET", "/api/v1/me", undefined, { token: tokens.access_token });
+    expect(Object.keys(me.json.user)).toEqual(expect.arrayContaining(Object.keys(res.json.user)));
+  });
+
   it("registers without a username", async () => {
     const res = await h.call("POST", REGISTER, { email: `${unique("nouser")}@example.com`, password: PASSWORD });
     expect(res.status).toBe(201);

@@ -124,11 +124,11 @@ describe("CORS", () => {
     expect(plain.headers.get("access-control-expose-headers")).toBeNull();
   });
 
-  it("lets a listed origin's script read Retry-After and WWW-Authenticate (neither is CORS-safelisted)", async () => {
+  it("lets a listed origin's script read Retry-After, WWW-Authenticate and Location (none is CORS-safelisted)", async () => {
     const res = await h.call("GET", "/api/v1/me", undefined, { env: corsEnv, headers: { origin: "https://app.example" } });
     expect(res.status).toBe(401);
     const exposed = (res.headers.get("access-control-expose-headers") ?? "").split(/, */).map((name) => name.toLowerCase());
-    expect(exposed).toEqual(expect.arrayContaining(["retry-after", "www-authenticate", "x-request-id"]));
+    expect(exposed).toEqual(expect.arrayContaining(["retry-after", "www-authenticate", "x-request-id", "location"]));
   });
 
   it("answers a preflight from a listed origin", async () => {

@@ -116,6 +116,8 @@ describe("GET /openapi.json", () => {
         const headers = (status: string) => Object.keys((op.responses?.[status] as { headers?: object } | undefined)?.headers ?? {});
         if ("401" in (op.responses ?? {}) && !headers("401").includes("WWW-Authenticate")) missing.push(`${method} ${path}: 401 header`);
         if ("429" in (op.responses ?? {}) && !headers("429").includes("Retry-After")) missing.push(`${method} ${path}: 429 header`);
+        // A 201 names what it created (RFC 9110 §15.3.2).
+        if ("201" in (op.responses ?? {}) && !headers("201").includes("Location")) missing.push(`${method} ${path}: 201 header`);
       }
     }
     // Operations that count a rate limit (README, Rate limits): each can answer 429.

@@ -55,6 +55,15 @@ describe("POST /statuses", () => {
     expect(entries[0]?.details).toEqual({ status_id: status.id });
   });
 
+  it("names the new status in Location (RFC 9110 §15.3.2), where GET reads it", async () => {
+    const u = await h.signedInUser();
+    const res = await post(u.access_token, "located");
+    expect(res.status).toBe(201);
+    expect(res.headers.get("location")).toBe(`/api/v1/statuses/${res.json.status.id}`);
+    const read = await h.call("GET", res.headers.get("location") as string);
+    expect(read.json.status).toEqual(res.json.status);
+  });
+
   it("accepts exactly 500 characters after trimming, counting code points, and keeps line breaks", async () => {
     const u = await h.signedInUser();
     const emoji = "😀".repeat(500);

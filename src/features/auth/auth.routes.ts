@@ -1,6 +1,7 @@
 import { createRoute, z } from "@hono/zod-openapi";
 
-import { bearerAuth, createRouter, jsonBody, jsonContent, problems } from "../../lib/openapi";
+import { bearerAuth, createdContent, createRouter, jsonBody, jsonContent, problems } from "../../lib/openapi";
+import { API_BASE } from "../../lib/paths";
 import { requireUser } from "../../middleware/auth";
 import { LoginSchema, RefreshSchema, RegisterSchema, TokenResponseSchema, UserSchema } from "./auth.schemas";
 import { login, register, userView } from "./auth.service";
@@ -9,6 +10,8 @@ import { logout, logoutAll, rotateRefreshToken } from "./tokens.service";
 const tags = ["auth"];
 /** Token responses must never be stored by a cache (RFC 6749 §5.1). */
 const NO_STORE = { "Cache-Control": "no-store", Pragma: "no-cache" };
+/** Where an account's owner reads it (me.routes.ts): a new account's `Location`. */
+const ME_PATH = `${API_BASE}/me`;
 
 export const authRoutes = createRouter()
   .openapi(
@@ -20,13 +23,21 @@ export const authRoutes = createRouter()
       description: "When KV `require_email_verification` is true the account starts unverified and an activation code is mailed.",
       request: { body: jsonBody(RegisterSchema) },
       responses: {
-        201: jsonContent(z.object({ user: UserSchema }), "The new account"),
+        201: createdContent(
+          z.object({ user: UserSchema }),
+          "The new account",
+          "`/api/v1/me`: where the account's owner reads it, once signed in (an unverified account after verifying its address)",
+        ),
         ...problems(400, 409, 413, 415, 429),
       },
     }),
     async (c) => {
       const user = await register(c.var.deps, c.req.valid("json"));
-      return c.json({ user: userView(user) }, 201);
+      // The account is readable only by its owner, and only at /me (GET /me answers this body's
+      // fields and more): no URL names it by id for anyone but staff, and the public profile is
+      // another resource, hidden until the address is verified. So /me is what Location can
+      // honestly name; without one a client would take /auth/register for the account's URL.
+      return c.json({ user: userView(user) }, 201, { Location: ME_PATH });
     },
   )
   .openapi(

@@ -1,5 +1,6 @@
 import { createRoute, z } from "@hono/zod-openapi";
-import { bearerAuth, createRouter, jsonBody, jsonContent, problems } from "../../lib/openapi";
+import { bearerAuth, createdContent, createRouter, jsonBody, jsonContent, problems } from "../../lib/openapi";
+import { API_BASE } from "../../lib/paths";
 import { requireUser } from "../../middleware/auth";
 import {
   CreateStatusSchema,
@@ -15,7 +16,10 @@ import { createStatus, deleteStatus, getStatus, listStatuses, updateStatus } fro
 const tags = ["statuses"];
 const auth = { security: bearerAuth, middleware: [requireUser()] };
 
-const single = (description: string) => jsonContent(z.object({ status: StatusSchema }), description);
+const StatusResponseSchema = z.object({ status: StatusSchema });
+const single = (description: string) => jsonContent(StatusResponseSchema, description);
+/** Where `GET /statuses/{id}` reads a status: the new status's `Location`. */
+const statusPath = (id: string) => `${API_BASE}/statuses/${id}`;
 
 export const statusesRoutes = createRouter()
   .openapi(
@@ -27,9 +31,15 @@ export const statusesRoutes = createRouter()
       description: "At most 30 a minute per user (429 with Retry-After beyond).",
       ...auth,
       request: { body: jsonBody(CreateStatusSchema) },
-      responses: { 201: single("The new status"), ...problems(400, 401, 413, 415, 429) },
+      responses: {
+        201: createdContent(StatusResponseSchema, "The new status", "The new status's URL, `/api/v1/statuses/{id}`"),
+        ...problems(400, 401, 413, 415, 429),
+      },
     }),
-    async (c) => c.json({ status: await createStatus(c.var.deps, c.var.user, c.req.valid("json").content) }, 201),
+    async (c) => {
+      const status = await createStatus(c.var.deps, c.var.user, c.req.valid("json").content);
+      return c.json({ status }, 201, { Location: statusPath(status.id) });
+    },
   )
   .openapi(
     createRoute({
