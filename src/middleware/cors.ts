@@ -33,10 +33,10 @@ export function crossOrigin(): MiddlewareHandler<AppEnv> {
   const corsHeaders = cors({
     origin: (origin, c) => (origin && origin !== "null" && allowedOrigins(c.env.CORS_ORIGINS).has(origin) ? origin : null),
     allowHeaders: ["Authorization", "Content-Type", "X-Request-Id", BOOKMARK_HEADER],
-    // Retry-After (429, 503), WWW-Authenticate (401: refresh, or sign in again) and Location (201:
-    // what was created) are not CORS-safelisted response headers: without these a browser client
-    // could not read them.
-    exposeHeaders: ["X-Request-Id", BOOKMARK_HEADER, "Retry-After", "WWW-Authenticate", "Location"],
+    // Retry-After (429, 503), WWW-Authenticate (401: refresh, or sign in again), Location (201:
+    // what was created) and Content-Disposition (the export's file name) are not CORS-safelisted
+    // response headers: without these a browser client could not read them.
+    exposeHeaders: ["X-Request-Id", BOOKMARK_HEADER, "Retry-After", "WWW-Authenticate", "Location", "Content-Disposition"],
     allowMethods: ["GET", "POST", "PUT", "PATCH", "DELETE"],
     maxAge: 600,
   });

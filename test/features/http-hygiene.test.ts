@@ -131,6 +131,19 @@ describe("CORS", () => {
     expect(exposed).toEqual(expect.arrayContaining(["retry-after", "www-authenticate", "x-request-id", "location"]));
   });
 
+  it("lets a listed origin's script read the export's Content-Disposition, its file name (not CORS-safelisted)", async () => {
+    const u = await h.signedInUser();
+    const res = await h.call("GET", "/api/v1/me/export", undefined, {
+      env: corsEnv,
+      token: u.access_token,
+      headers: { origin: "https://app.example" },
+    });
+    expect(res.status).toBe(200);
+    expect(res.headers.get("content-disposition")).toMatch(/^attachment; filename=/);
+    const exposed = (res.headers.get("access-control-expose-headers") ?? "").split(/, */).map((name) => name.toLowerCase());
+    expect(exposed).toContain("content-disposition");
+  });
+
   it("answers a preflight from a listed origin", async () => {
     const res = await h.call("OPTIONS", LOGIN, undefined, {
       env: corsEnv,
