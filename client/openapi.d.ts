@@ -244,9 +244,11 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Unsupported content type */
+                /** @description Unsupported content type or content coding */
                 415: {
                     headers: {
+                        /** @description `identity` when the body was refused for its Content-Encoding: send it without a content coding. */
+                        "Accept-Encoding"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -360,9 +362,11 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Unsupported content type */
+                /** @description Unsupported content type or content coding */
                 415: {
                     headers: {
+                        /** @description `identity` when the body was refused for its Content-Encoding: send it without a content coding. */
+                        "Accept-Encoding"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -470,9 +474,11 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Unsupported content type */
+                /** @description Unsupported content type or content coding */
                 415: {
                     headers: {
+                        /** @description `identity` when the body was refused for its Content-Encoding: send it without a content coding. */
+                        "Accept-Encoding"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -567,9 +573,11 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Unsupported content type */
+                /** @description Unsupported content type or content coding */
                 415: {
                     headers: {
+                        /** @description `identity` when the body was refused for its Content-Encoding: send it without a content coding. */
+                        "Accept-Encoding"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -721,9 +729,11 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Unsupported content type */
+                /** @description Unsupported content type or content coding */
                 415: {
                     headers: {
+                        /** @description `identity` when the body was refused for its Content-Encoding: send it without a content coding. */
+                        "Accept-Encoding"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -833,9 +843,11 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Unsupported content type */
+                /** @description Unsupported content type or content coding */
                 415: {
                     headers: {
+                        /** @description `identity` when the body was refused for its Content-Encoding: send it without a content coding. */
+                        "Accept-Encoding"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -932,9 +944,11 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Unsupported content type */
+                /** @description Unsupported content type or content coding */
                 415: {
                     headers: {
+                        /** @description `identity` when the body was refused for its Content-Encoding: send it without a content coding. */
+                        "Accept-Encoding"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1029,9 +1043,11 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Unsupported content type */
+                /** @description Unsupported content type or content coding */
                 415: {
                     headers: {
+                        /** @description `identity` when the body was refused for its Content-Encoding: send it without a content coding. */
+                        "Accept-Encoding"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1196,9 +1212,11 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Unsupported content type */
+                /** @description Unsupported content type or content coding */
                 415: {
                     headers: {
+                        /** @description `identity` when the body was refused for its Content-Encoding: send it without a content coding. */
+                        "Accept-Encoding"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1299,9 +1317,11 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Unsupported content type */
+                /** @description Unsupported content type or content coding */
                 415: {
                     headers: {
+                        /** @description `identity` when the body was refused for its Content-Encoding: send it without a content coding. */
+                        "Accept-Encoding"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1405,9 +1425,11 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Unsupported content type */
+                /** @description Unsupported content type or content coding */
                 415: {
                     headers: {
+                        /** @description `identity` when the body was refused for its Content-Encoding: send it without a content coding. */
+                        "Accept-Encoding"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1520,9 +1542,11 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Unsupported content type */
+                /** @description Unsupported content type or content coding */
                 415: {
                     headers: {
+                        /** @description `identity` when the body was refused for its Content-Encoding: send it without a content coding. */
+                        "Accept-Encoding"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1637,9 +1661,11 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Unsupported content type */
+                /** @description Unsupported content type or content coding */
                 415: {
                     headers: {
+                        /** @description `identity` when the body was refused for its Content-Encoding: send it without a content coding. */
+                        "Accept-Encoding"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1799,9 +1825,11 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Unsupported content type */
+                /** @description Unsupported content type or content coding */
                 415: {
                     headers: {
+                        /** @description `identity` when the body was refused for its Content-Encoding: send it without a content coding. */
+                        "Accept-Encoding"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1897,9 +1925,11 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Unsupported content type */
+                /** @description Unsupported content type or content coding */
                 415: {
                     headers: {
+                        /** @description `identity` when the body was refused for its Content-Encoding: send it without a content coding. */
+                        "Accept-Encoding"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -2012,9 +2042,11 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Unsupported content type */
+                /** @description Unsupported content type or content coding */
                 415: {
                     headers: {
+                        /** @description `identity` when the body was refused for its Content-Encoding: send it without a content coding. */
+                        "Accept-Encoding"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -2507,9 +2539,11 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Unsupported content type */
+                /** @description Unsupported content type or content coding */
                 415: {
                     headers: {
+                        /** @description `identity` when the body was refused for its Content-Encoding: send it without a content coding. */
+                        "Accept-Encoding"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -2986,9 +3020,11 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Unsupported content type */
+                /** @description Unsupported content type or content coding */
                 415: {
                     headers: {
+                        /** @description `identity` when the body was refused for its Content-Encoding: send it without a content coding. */
+                        "Accept-Encoding"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -3231,9 +3267,11 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Unsupported content type */
+                /** @description Unsupported content type or content coding */
                 415: {
                     headers: {
+                        /** @description `identity` when the body was refused for its Content-Encoding: send it without a content coding. */
+                        "Accept-Encoding"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -3422,9 +3460,11 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Unsupported content type */
+                /** @description Unsupported content type or content coding */
                 415: {
                     headers: {
+                        /** @description `identity` when the body was refused for its Content-Encoding: send it without a content coding. */
+                        "Accept-Encoding"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -3611,9 +3651,11 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Unsupported content type */
+                /** @description Unsupported content type or content coding */
                 415: {
                     headers: {
+                        /** @description `identity` when the body was refused for its Content-Encoding: send it without a content coding. */
+                        "Accept-Encoding"?: string;
                         [name: string]: unknown;
                     };
                     content: {

@@ -45,7 +45,13 @@ export class AppError extends Error {
   constructor(
     readonly code: ErrorCode,
     readonly detail?: string,
-    readonly extra: { errors?: FieldError[]; retryAfterSeconds?: number; tokenRefused?: boolean } = {},
+    readonly extra: {
+      errors?: FieldError[];
+      retryAfterSeconds?: number;
+      tokenRefused?: boolean;
+      /** Headers the answer carries besides its own (a 415's `Accept-Encoding`), telling the client what would work. */
+      headers?: Record<string, string>;
+    } = {},
   ) {
     super(detail ?? ERRORS[code].title);
     this.name = "AppError";
@@ -140,7 +146,7 @@ export function problemResponse<E extends ProblemEnv>(c: Context<E>, error: AppE
   const body: ProblemDocument = { ...problemBody(error), request_id: c.get("requestId") };
   const response = new Response(JSON.stringify(body), {
     status: error.status,
-    headers: { "Content-Type": "application/problem+json", ...headers },
+    headers: { "Content-Type": "application/problem+json", ...error.extra.headers, ...headers },
   });
   const wait = retryAfter(error);
   if (wait !== null) response.headers.set("Retry-After", wait);

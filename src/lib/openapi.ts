@@ -53,7 +53,7 @@ const STATUS_TEXT: Record<number, string> = {
   404: "Not found",
   409: "Conflict with existing data",
   413: "Body too large",
-  415: "Unsupported content type",
+  415: "Unsupported content type or content coding",
   422: "Unprocessable content",
   429: "Rate limited; see Retry-After",
   500: "Unexpected error",
@@ -66,6 +66,12 @@ const PROBLEM_HEADERS: Record<number, Record<string, { description: string; sche
     "WWW-Authenticate": {
       description:
         'The challenge (RFC 6750): `Bearer realm="latchkey", error="invalid_token", …` when the access token sent was refused (refresh it, or sign in again); `Bearer realm="latchkey"` alone when none was sent, or the credentials at fault were in the body.',
+      schema: { type: "string" },
+    },
+  },
+  415: {
+    "Accept-Encoding": {
+      description: "`identity` when the body was refused for its Content-Encoding: send it without a content coding.",
       schema: { type: "string" },
     },
   },

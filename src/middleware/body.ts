@@ -1,4 +1,5 @@
 import type { Context, MiddlewareHandler } from "hono";
+import { assertNoContentCoding } from "../lib/content-coding";
 import { discardRest } from "../lib/drain";
 import { AppError } from "../lib/errors";
 import type { JsonBodyRule } from "./routes";
@@ -57,7 +58,7 @@ function bodyRequired(): AppError {
  * never read (RFC 9110 gives a body of DELETE, or of a POST that takes none, no meaning), so it
  * costs nothing and earns no 413 or 415 the operation does not document; otherwise a request with
  * no body bytes needs no content type, unless the body is required, which answers 400 naming it.
- * A body must be `application/json` (415 otherwise) and at most 64 KiB. drainingBodyLimit counts
+ * A body must be `application/json` without a content coding (415 otherwise, lib/content-coding.ts) and at most 64 KiB. drainingBodyLimit counts
  * the bytes as they stream, so a chunked body without Content-Length is cut off too. A route that
  * takes another media type (avatar upload) is mounted without this.
  */
@@ -79,6 +80,7 @@ export function jsonBody(options: { maxBytes?: number; rule?: (c: Context) => Js
     if (type !== "application/json") {
       throw new AppError("unsupported_media_type", "Send the body as application/json.");
     }
+    assertNoContentCoding(c.req.raw.headers);
     return limit(c, next);
   };
 }

@@ -263,6 +263,28 @@ describe("avatar upload: refused input", () => {
     expect((await h.call("PUT", AVATAR, undefined, { token: u.access_token, raw: form })).status).toBe(415);
   });
 
+  it("refuses a body with a content coding (415, Accept-Encoding: identity), never storing the bytes as they came", async () => {
+    const image = await png(4, 4);
+    const gzipped = new Uint8Array(await new Response(new Blob([image]).stream().pipeThrough(new CompressionStream("gzip"))).arrayBuffer());
+    // A real gzip of the image, and a plain image falsely labelled br: neither is decoded, neither stored.
+    for (const [body, coding] of [
+      [gzipped, "gzip"],
+      [image, "br"],
+    ] as const) {
+      const u = await h.signedInUser();
+      const res = await h.call("PUT", AVATAR, undefined, {
+        token: u.access_token,
+        raw: body,
+        headers: { "content-type": "image/png", "content-encoding": coding },
+      });
+      expect(res.status, `${coding}: ${res.text}`).toBe(415);
+      expect(res.json.code).toBe("unsupported_media_type");
+      expect(res.headers.get("accept-encoding")).toBe("identity");
+      expect(await avatarRow(u.id)).toMatchObject({ avatar_key: null });
+      expect(await objectsOf(u.id)).toEqual([]);
+    }
+  });
+
   it("refuses HTML labelled image/png (415)", async () => {
     const res = await expectRefused(html, "image/png", 415);
     expect(res.json.code).toBe("unsupported_media_type");

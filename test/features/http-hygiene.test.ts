@@ -188,6 +188,35 @@ describe("request bodies", () => {
     expect(charset.status).toBe(401);
   });
 
+  it("refuses a body with a content coding (RFC 9110 §15.5.16): 415 with Accept-Encoding: identity, not parsed as plain, nothing changed", async () => {
+    const u = await h.signedInUser();
+    const text = '{"name":"Coded"}';
+    const gzipped = new Uint8Array(await new Response(new Blob([text]).stream().pipeThrough(new CompressionStream("gzip"))).arrayBuffer());
+    // A real gzip body; a plain one falsely labelled br or deflate, which a server reading it as plain would accept.
+    for (const [raw, coding] of [
+      [gzipped, "gzip"],
+      [text, "br"],
+      [text, "identity, deflate"],
+    ] as const) {
+      const res = await h.call("PATCH", "/api/v1/me/profile", undefined, {
+        token: u.access_token,
+        raw,
+        headers: { "content-type": "application/json", "content-encoding": coding },
+      });
+      expectProblem(res, 415, "unsupported_media_type");
+      expect(res.headers.get("accept-encoding"), coding).toBe("identity");
+    }
+    expect((await h.call("GET", "/api/v1/me/profile", undefined, { token: u.access_token })).json.profile.name).toBeNull();
+    // `identity` is no coding at all.
+    const plain = await h.call("PATCH", "/api/v1/me/profile", undefined, {
+      token: u.access_token,
+      raw: text,
+      headers: { "content-type": "application/json", "content-encoding": "Identity" },
+    });
+    expect(plain.status, plain.text).toBe(200);
+    expect(plain.json.profile.name).toBe("Coded");
+  });
+
   it("refuses a body over 64 KiB with 413", async () => {
     const res = await h.call("POST", REGISTER, { email: `${"a".repeat(70 * KIB)}@example.com`, password: "x" });
     expectProblem(res, 413, "payload_too_large");

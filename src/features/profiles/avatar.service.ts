@@ -10,6 +10,7 @@
  * disabled, unverified or deleted — purges the copy it can name.
  */
 import type { Deps } from "../../deps";
+import { assertNoContentCoding } from "../../lib/content-coding";
 import { randomId, toHex } from "../../lib/crypto";
 import { discardRest } from "../../lib/drain";
 import { AppError, fieldError, loggableError, signInEnded } from "../../lib/errors";
@@ -65,9 +66,11 @@ async function readBounded(body: ReadableStream<Uint8Array> | null, contentLengt
 
 /**
  * The uploaded file's bytes: the raw body, or the `avatar` field of a multipart/form-data body.
- * The declared type only tells the two apart; what the file is gets decided by its bytes.
+ * The declared type only tells the two apart; what the file is gets decided by its bytes. A body
+ * with a content coding is refused unread (415, lib/content-coding.ts).
  */
 export async function readAvatarUpload(request: Request): Promise<Uint8Array> {
+  assertNoContentCoding(request.headers);
   const contentType = request.headers.get("content-type") ?? "";
   const contentLength = request.headers.get("content-length");
   if (!/^multipart\/form-data\s*;/i.test(contentType)) {
