@@ -45,3 +45,31 @@ export async function discardRest(
     await reader.cancel().catch(() => {});
   }
 }
+
+/**
+ * Reads a body stream whole, refusing it (`tooLarge()`) as soon as it passes `maxBytes`: the bytes
+ * are counted as they stream, so a chunked or lying body never makes the worker buffer more than
+ * the limit, and the rest of a refused one is drained first (`discardRest`).
+ */
+export async function readAtMost(body: ReadableStream<Uint8Array>, maxBytes: number, tooLarge: () => Error): Promise<Uint8Array> {
+  const reader = body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > maxBytes) {
+      await discardRest(reader);
+      throw tooLarge();
+    }
+    chunks.push(value);
+  }
+  const bytes = new Uint8Array(size);
+  let offset = 0;
+  for (const chunk of chunks) {
+    bytes.set(chunk, offset);
+    offset += chunk.byteLength;
+  }
+  return bytes;
+}

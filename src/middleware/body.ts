@@ -1,6 +1,6 @@
 import type { Context, MiddlewareHandler } from "hono";
 import { assertNoContentCoding } from "../lib/content-coding";
-import { discardRest } from "../lib/drain";
+import { readAtMost } from "../lib/drain";
 import { AppError } from "../lib/errors";
 import type { JsonBodyRule } from "./routes";
 
@@ -54,17 +54,25 @@ function bodyRequired(): AppError {
 }
 
 /**
+ * JSON text is UTF-8 (RFC 8259 §8.1): `fatal`, so bytes that are not are refused rather than read
+ * as U+FFFD and stored in place of the client's characters. A leading byte order mark is dropped
+ * (`ignoreBOM: false`), as `Request.text()` does.
+ */
+const UTF8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false });
+
+/**
  * For JSON routes, by the body their operation declares (`rule`): none — whatever was sent is
  * never read (RFC 9110 gives a body of DELETE, or of a POST that takes none, no meaning), so it
  * costs nothing and earns no 413 or 415 the operation does not document; otherwise a request with
  * no body bytes needs no content type, unless the body is required, which answers 400 naming it.
- * A body must be `application/json` without a content coding (415 otherwise, lib/content-coding.ts) and at most 64 KiB. drainingBodyLimit counts
- * the bytes as they stream, so a chunked body without Content-Length is cut off too. A route that
- * takes another media type (avatar upload) is mounted without this.
+ * A body must be `application/json` without a content coding (415 otherwise, see
+ * lib/content-coding.ts), at most 64 KiB (413; `readWithin` counts the bytes as they stream, so a
+ * chunked body without Content-Length is cut off too) and UTF-8 (400 `malformed_json`). A route
+ * that takes another media type (avatar upload) is mounted without this.
  */
 export function jsonBody(options: { maxBytes?: number; rule?: (c: Context) => JsonBodyRule } = {}): MiddlewareHandler {
   const maxBytes = options.maxBytes ?? JSON_BODY_MAX_BYTES;
-  const limit = drainingBodyLimit(maxBytes, () => new AppError("payload_too_large", `The body must be at most ${maxBytes} bytes.`));
+  const tooLarge = () => new AppError("payload_too_large", `The body must be at most ${maxBytes} bytes.`);
   return async function jsonBody(c, next) {
     // Reads (most requests) carry no body: no route lookup for them.
     if (c.req.method === "GET" || c.req.method === "HEAD") return next();
@@ -81,52 +89,38 @@ export function jsonBody(options: { maxBytes?: number; rule?: (c: Context) => Js
       throw new AppError("unsupported_media_type", "Send the body as application/json.");
     }
     assertNoContentCoding(c.req.raw.headers);
-    return limit(c, next);
+    const bytes = await readWithin(c.req.raw, maxBytes, tooLarge);
+    let text: string;
+    try {
+      text = UTF8.decode(bytes);
+    } catch {
+      throw new AppError("malformed_json", "The body is not UTF-8, which JSON text must be (RFC 8259 §8.1).");
+    }
+    // hono's `c.req.json()`, which the route's validator calls, parses this cached text: the
+    // bytes are decoded once, by the strict decoder, and not copied into another Request.
+    (c.req.bodyCache as { text?: Promise<string> }).text = Promise.resolve(text);
+    return next();
   };
 }
 
 /**
- * hono's bodyLimit, except that a chunked body over the limit is drained (bounded, see
- * lib/drain.ts) before the error is thrown, so the 413 leaves the connection reusable and the
- * next request on it — under `wrangler dev`, another client's — is not failed. hono's version
- * stops reading mid-body. A body whose Content-Length is over the limit is refused by its header
- * and left unread, as hono does; an untouched body is drained by the runtime (wrangler dev) or the
- * edge.
+ * The body's bytes, like hono's bodyLimit, except that a chunked body over the limit is drained
+ * (bounded, see lib/drain.ts) before the error is thrown, so the 413 leaves the connection
+ * reusable and the next request on it — under `wrangler dev`, another client's — is not failed.
+ * hono's version stops reading mid-body. A body whose Content-Length is over the limit is refused
+ * by its header and left unread, as hono does; an untouched body is drained by the runtime
+ * (wrangler dev) or the edge.
  *
  * Every body within the limit is read whole here, before the route's middleware authenticates
  * the caller. Otherwise a client sending its body slowly could hold a request authorised by a
  * live sign-in until after that sign-in ended (disabled, reset, logged out) and have it land then.
  */
-export function drainingBodyLimit(maxBytes: number, tooLarge: () => Error): MiddlewareHandler {
-  return async function drainingBodyLimit(c, next) {
-    const { raw } = c.req;
-    if (!raw.body) return next();
-    const length = raw.headers.get("content-length");
-    if (length !== null && !raw.headers.has("transfer-encoding")) {
-      if (Number.parseInt(length, 10) > maxBytes) throw tooLarge();
-      c.req.raw = new Request(raw, { body: await raw.arrayBuffer() });
-      return next();
-    }
-    const reader = raw.body.getReader();
-    const chunks: Uint8Array[] = [];
-    let size = 0;
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      size += value.byteLength;
-      if (size > maxBytes) {
-        await discardRest(reader);
-        throw tooLarge();
-      }
-      chunks.push(value);
-    }
-    const body = new Uint8Array(size);
-    let offset = 0;
-    for (const chunk of chunks) {
-      body.set(chunk, offset);
-      offset += chunk.byteLength;
-    }
-    c.req.raw = new Request(raw, { body });
-    return next();
-  };
+async function readWithin(raw: Request, maxBytes: number, tooLarge: () => Error): Promise<ArrayBuffer | Uint8Array> {
+  if (!raw.body) return new Uint8Array(0);
+  const length = raw.headers.get("content-length");
+  if (length !== null && !raw.headers.has("transfer-encoding")) {
+    if (Number.parseInt(length, 10) > maxBytes) throw tooLarge();
+    return raw.arrayBuffer();
+  }
+  return readAtMost(raw.body, maxBytes, tooLarge);
 }

@@ -282,6 +282,29 @@ describe("request bodies", () => {
     expect(broken.json.code).toBe("malformed_json");
   });
 
+  it("refuses JSON that is not UTF-8 (RFC 8259 §8.1) with 400 malformed_json, rather than storing U+FFFD for the client's characters", async () => {
+    const u = await h.signedInUser();
+    const encode = (text: string) => new TextEncoder().encode(text);
+    // {"name":"é"} in ISO-8859-1 (0xE9 alone is not UTF-8), whatever charset the client names; and a lone surrogate, CESU-style.
+    for (const [raw, type] of [
+      [new Uint8Array([...encode('{"name":"'), 0xe9, ...encode('"}')]), "application/json; charset=iso-8859-1"],
+      [new Uint8Array([...encode('{"name":"'), 0xe9, ...encode('"}')]), "application/json"],
+      [new Uint8Array([...encode('{"name":"'), 0xed, 0xa0, 0x80, ...encode('"}')]), "application/json"],
+    ] as const) {
+      const res = await h.call("PATCH", "/api/v1/me/profile", undefined, { token: u.access_token, raw, headers: { "content-type": type } });
+      expectProblem(res, 400, "malformed_json");
+    }
+    expect((await h.call("GET", "/api/v1/me/profile", undefined, { token: u.access_token })).json.profile.name).toBeNull();
+    // UTF-8 with a byte order mark is read as before: the mark dropped.
+    const bom = await h.call("PATCH", "/api/v1/me/profile", undefined, {
+      token: u.access_token,
+      raw: new Uint8Array([0xef, 0xbb, 0xbf, ...encode('{"name":"Zoë"}')]),
+      headers: { "content-type": "application/json" },
+    });
+    expect(bom.status, bom.text).toBe(200);
+    expect(bom.json.profile.name).toBe("Zoë");
+  });
+
   it("answers JSON that is not an object with a 400 problem", async () => {
     for (const raw of ["[]", '"text"', "null", "42", "true"]) {
       const res = await h.call("POST", LOGIN, undefined, { raw, headers: { "content-type": "application/json" } });

@@ -12,7 +12,7 @@
 import type { Deps } from "../../deps";
 import { assertNoContentCoding } from "../../lib/content-coding";
 import { randomId, toHex } from "../../lib/crypto";
-import { discardRest } from "../../lib/drain";
+import { readAtMost } from "../../lib/drain";
 import { AppError, fieldError, loggableError, signInEnded } from "../../lib/errors";
 import { log } from "../../lib/log";
 import type { User } from "../../store";
@@ -36,32 +36,12 @@ const tooLarge = () => new AppError("payload_too_large", `The image must be at m
 
 /**
  * Reads a body into memory, refusing it (413) as soon as it passes `maxBytes`: the declared
- * Content-Length is checked first, then the bytes are counted as they stream, so a chunked or
- * lying upload never makes the worker buffer more than the limit.
+ * Content-Length is checked first, then the bytes are counted as they stream (lib/drain.ts).
  */
 async function readBounded(body: ReadableStream<Uint8Array> | null, contentLength: string | null, maxBytes: number): Promise<Uint8Array> {
   if (contentLength !== null && Number(contentLength) > maxBytes) throw tooLarge();
   if (!body) return new Uint8Array(0);
-  const reader = body.getReader();
-  const chunks: Uint8Array[] = [];
-  let total = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    total += value.byteLength;
-    if (total > maxBytes) {
-      await discardRest(reader); // not just cancel: see lib/drain.ts
-      throw tooLarge();
-    }
-    chunks.push(value);
-  }
-  const bytes = new Uint8Array(total);
-  let offset = 0;
-  for (const chunk of chunks) {
-    bytes.set(chunk, offset);
-    offset += chunk.byteLength;
-  }
-  return bytes;
+  return readAtMost(body, maxBytes, tooLarge);
 }
 
 /**
