@@ -249,6 +249,8 @@ export interface paths {
                     headers: {
                         /** @description `identity` when the body was refused for its Content-Encoding: send it without a content coding. */
                         "Accept-Encoding"?: string;
+                        /** @description `application/json` when a PATCH was refused for its media type (RFC 5789 §2.2): the patch format it takes. */
+                        "Accept-Patch"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -367,6 +369,8 @@ export interface paths {
                     headers: {
                         /** @description `identity` when the body was refused for its Content-Encoding: send it without a content coding. */
                         "Accept-Encoding"?: string;
+                        /** @description `application/json` when a PATCH was refused for its media type (RFC 5789 §2.2): the patch format it takes. */
+                        "Accept-Patch"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -479,6 +483,8 @@ export interface paths {
                     headers: {
                         /** @description `identity` when the body was refused for its Content-Encoding: send it without a content coding. */
                         "Accept-Encoding"?: string;
+                        /** @description `application/json` when a PATCH was refused for its media type (RFC 5789 §2.2): the patch format it takes. */
+                        "Accept-Patch"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -578,6 +584,8 @@ export interface paths {
                     headers: {
                         /** @description `identity` when the body was refused for its Content-Encoding: send it without a content coding. */
                         "Accept-Encoding"?: string;
+                        /** @description `application/json` when a PATCH was refused for its media type (RFC 5789 §2.2): the patch format it takes. */
+                        "Accept-Patch"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -734,6 +742,8 @@ export interface paths {
                     headers: {
                         /** @description `identity` when the body was refused for its Content-Encoding: send it without a content coding. */
                         "Accept-Encoding"?: string;
+                        /** @description `application/json` when a PATCH was refused for its media type (RFC 5789 §2.2): the patch format it takes. */
+                        "Accept-Patch"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -848,6 +858,8 @@ export interface paths {
                     headers: {
                         /** @description `identity` when the body was refused for its Content-Encoding: send it without a content coding. */
                         "Accept-Encoding"?: string;
+                        /** @description `application/json` when a PATCH was refused for its media type (RFC 5789 §2.2): the patch format it takes. */
+                        "Accept-Patch"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -949,6 +961,8 @@ export interface paths {
                     headers: {
                         /** @description `identity` when the body was refused for its Content-Encoding: send it without a content coding. */
                         "Accept-Encoding"?: string;
+                        /** @description `application/json` when a PATCH was refused for its media type (RFC 5789 §2.2): the patch format it takes. */
+                        "Accept-Patch"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1048,6 +1062,8 @@ export interface paths {
                     headers: {
                         /** @description `identity` when the body was refused for its Content-Encoding: send it without a content coding. */
                         "Accept-Encoding"?: string;
+                        /** @description `application/json` when a PATCH was refused for its media type (RFC 5789 §2.2): the patch format it takes. */
+                        "Accept-Patch"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1217,6 +1233,8 @@ export interface paths {
                     headers: {
                         /** @description `identity` when the body was refused for its Content-Encoding: send it without a content coding. */
                         "Accept-Encoding"?: string;
+                        /** @description `application/json` when a PATCH was refused for its media type (RFC 5789 §2.2): the patch format it takes. */
+                        "Accept-Patch"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1322,6 +1340,8 @@ export interface paths {
                     headers: {
                         /** @description `identity` when the body was refused for its Content-Encoding: send it without a content coding. */
                         "Accept-Encoding"?: string;
+                        /** @description `application/json` when a PATCH was refused for its media type (RFC 5789 §2.2): the patch format it takes. */
+                        "Accept-Patch"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1430,6 +1450,8 @@ export interface paths {
                     headers: {
                         /** @description `identity` when the body was refused for its Content-Encoding: send it without a content coding. */
                         "Accept-Encoding"?: string;
+                        /** @description `application/json` when a PATCH was refused for its media type (RFC 5789 §2.2): the patch format it takes. */
+                        "Accept-Patch"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1547,6 +1569,8 @@ export interface paths {
                     headers: {
                         /** @description `identity` when the body was refused for its Content-Encoding: send it without a content coding. */
                         "Accept-Encoding"?: string;
+                        /** @description `application/json` when a PATCH was refused for its media type (RFC 5789 §2.2): the patch format it takes. */
+                        "Accept-Patch"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1666,6 +1690,8 @@ export interface paths {
                     headers: {
                         /** @description `identity` when the body was refused for its Content-Encoding: send it without a content coding. */
                         "Accept-Encoding"?: string;
+                        /** @description `application/json` when a PATCH was refused for its media type (RFC 5789 §2.2): the patch format it takes. */
+                        "Accept-Patch"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1830,6 +1856,8 @@ export interface paths {
                     headers: {
                         /** @description `identity` when the body was refused for its Content-Encoding: send it without a content coding. */
                         "Accept-Encoding"?: string;
+                        /** @description `application/json` when a PATCH was refused for its media type (RFC 5789 §2.2): the patch format it takes. */
+                        "Accept-Patch"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1930,6 +1958,8 @@ export interface paths {
                     headers: {
                         /** @description `identity` when the body was refused for its Content-Encoding: send it without a content coding. */
                         "Accept-Encoding"?: string;
+                        /** @description `application/json` when a PATCH was refused for its media type (RFC 5789 §2.2): the patch format it takes. */
+                        "Accept-Patch"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -2047,6 +2077,8 @@ export interface paths {
                     headers: {
                         /** @description `identity` when the body was refused for its Content-Encoding: send it without a content coding. */
                         "Accept-Encoding"?: string;
+                        /** @description `application/json` when a PATCH was refused for its media type (RFC 5789 §2.2): the patch format it takes. */
+                        "Accept-Patch"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -2544,6 +2576,8 @@ export interface paths {
                     headers: {
                         /** @description `identity` when the body was refused for its Content-Encoding: send it without a content coding. */
                         "Accept-Encoding"?: string;
+                        /** @description `application/json` when a PATCH was refused for its media type (RFC 5789 §2.2): the patch format it takes. */
+                        "Accept-Patch"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -3025,6 +3059,8 @@ export interface paths {
                     headers: {
                         /** @description `identity` when the body was refused for its Content-Encoding: send it without a content coding. */
                         "Accept-Encoding"?: string;
+                        /** @description `application/json` when a PATCH was refused for its media type (RFC 5789 §2.2): the patch format it takes. */
+                        "Accept-Patch"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -3272,6 +3308,8 @@ export interface paths {
                     headers: {
                         /** @description `identity` when the body was refused for its Content-Encoding: send it without a content coding. */
                         "Accept-Encoding"?: string;
+                        /** @description `application/json` when a PATCH was refused for its media type (RFC 5789 §2.2): the patch format it takes. */
+                        "Accept-Patch"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -3465,6 +3503,8 @@ export interface paths {
                     headers: {
                         /** @description `identity` when the body was refused for its Content-Encoding: send it without a content coding. */
                         "Accept-Encoding"?: string;
+                        /** @description `application/json` when a PATCH was refused for its media type (RFC 5789 §2.2): the patch format it takes. */
+                        "Accept-Patch"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -3656,6 +3696,8 @@ export interface paths {
                     headers: {
                         /** @description `identity` when the body was refused for its Content-Encoding: send it without a content coding. */
                         "Accept-Encoding"?: string;
+                        /** @description `application/json` when a PATCH was refused for its media type (RFC 5789 §2.2): the patch format it takes. */
+                        "Accept-Patch"?: string;
                         [name: string]: unknown;
                     };
                     content: {

@@ -74,6 +74,10 @@ const PROBLEM_HEADERS: Record<number, Record<string, { description: string; sche
       description: "`identity` when the body was refused for its Content-Encoding: send it without a content coding.",
       schema: { type: "string" },
     },
+    "Accept-Patch": {
+      description: "`application/json` when a PATCH was refused for its media type (RFC 5789 §2.2): the patch format it takes.",
+      schema: { type: "string" },
+    },
   },
   429: { "Retry-After": { description: "Seconds until the limit lets this request through.", schema: { type: "string" } } },
 };

@@ -7,6 +7,9 @@ import type { JsonBodyRule } from "./routes";
 /** JSON bodies are small; this bounds parsing and hashing work before any handler runs. */
 export const JSON_BODY_MAX_BYTES = 64 * 1024;
 
+/** The patch document format every PATCH here takes (RFC 5789 §3.1): a JSON object of the fields to change. */
+export const ACCEPT_PATCH = "application/json";
+
 /**
  * Whether the request carries any body bytes, and the request to read them from afterwards.
  * Content-Length decides when it is there without Transfer-Encoding (RFC 9112 §6.3). Otherwise
@@ -86,7 +89,9 @@ export function jsonBody(options: { maxBytes?: number; rule?: (c: Context) => Js
     }
     const type = c.req.header("content-type")?.split(";")[0]?.trim().toLowerCase();
     if (type !== "application/json") {
-      throw new AppError("unsupported_media_type", "Send the body as application/json.");
+      // A PATCH refused for its patch format names the one it takes (RFC 5789 §2.2).
+      const headers = c.req.method === "PATCH" ? { "Accept-Patch": ACCEPT_PATCH } : undefined;
+      throw new AppError("unsupported_media_type", "Send the body as application/json.", { headers });
     }
     assertNoContentCoding(c.req.raw.headers);
     const bytes = await readWithin(c.req.raw, maxBytes, tooLarge);

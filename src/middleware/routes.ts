@@ -7,6 +7,7 @@
 import type { MiddlewareHandler } from "hono";
 import type { AppEnv } from "../env";
 import { AppError, problemResponse } from "../lib/errors";
+import { ACCEPT_PATCH } from "./body";
 
 /** A route as Hono lists it in `app.routes`; middleware appears there with method "ALL". */
 export interface RegisteredRoute {
@@ -100,7 +101,9 @@ export function methodNotAllowed(table: () => RouteTable): MiddlewareHandler<App
     if (method === "OPTIONS") {
       const allowed = c.req.header("origin") === undefined ? table().allowed(c.req.path) : [];
       if (allowed.length === 0) return next();
-      return c.body(null, 204, { Allow: [...allowed, "OPTIONS"].sort().join(", ") });
+      const allow = [...allowed, "OPTIONS"].sort().join(", ");
+      // A path that takes PATCH says in what format (RFC 5789 §3.1).
+      return c.body(null, 204, allowed.includes("PATCH") ? { Allow: allow, "Accept-Patch": ACCEPT_PATCH } : { Allow: allow });
     }
     if (table().answers(method, c.req.path)) return next();
     const allowed = table().allowed(c.req.path);

@@ -217,6 +217,25 @@ describe("request bodies", () => {
     expect(plain.json.profile.name).toBe("Coded");
   });
 
+  it("answers a PATCH in a media type it does not take with 415 and Accept-Patch (RFC 5789 §2.2), which OPTIONS lists too (§3.1)", async () => {
+    const u = await h.signedInUser();
+    for (const type of ["application/merge-patch+json", "application/json-patch+json", "text/plain"]) {
+      const res = await h.call("PATCH", "/api/v1/me/profile", undefined, {
+        token: u.access_token,
+        raw: '{"name":"Merge"}',
+        headers: { "content-type": type },
+      });
+      expectProblem(res, 415, "unsupported_media_type");
+      expect(res.headers.get("accept-patch"), type).toBe("application/json");
+    }
+    expect((await h.call("GET", "/api/v1/me/profile", undefined, { token: u.access_token })).json.profile.name).toBeNull();
+    expect((await h.call("OPTIONS", "/api/v1/me/profile")).headers.get("accept-patch")).toBe("application/json");
+    // Only PATCH has patch documents.
+    const post = await h.call("POST", LOGIN, undefined, { raw: "{}", headers: { "content-type": "text/plain" } });
+    expect(post.headers.get("accept-patch")).toBeNull();
+    expect((await h.call("OPTIONS", LOGIN)).headers.get("accept-patch")).toBeNull();
+  });
+
   it("refuses a body over 64 KiB with 413", async () => {
     const res = await h.call("POST", REGISTER, { email: `${"a".repeat(70 * KIB)}@example.com`, password: "x" });
     expectProblem(res, 413, "payload_too_large");
