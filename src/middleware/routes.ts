@@ -26,7 +26,7 @@ export type JsonBodyRule = "required" | "optional" | "none";
 export interface RouteTable {
   /** Whether `method` is one `path` answers: one test per request, where `allowed` tests every route. */
   answers(method: string, path: string): boolean;
-  /** The methods `path` answers (HEAD wherever GET is), sorted; empty for an unknown path. */
+  /** The methods `path` answers (HEAD wherever GET is, and OPTIONS), sorted; empty for an unknown path. */
   allowed(path: string): string[];
   /** The JSON body `method` on `path` declares: "required", "optional", or "none" (an operation without one). */
   jsonBody(method: string, path: string): JsonBodyRule;
@@ -80,6 +80,8 @@ export function RouteTable(routes: readonly RegisteredRoute[], definitions: read
     allowed(path) {
       const found = new Set<string>();
       for (const entry of methods.values()) if (entry.regex.test(path)) for (const m of entry.methods) found.add(m);
+      // Every known path answers OPTIONS (below), so a 405's Allow and OPTIONS list the same methods.
+      if (found.size > 0) found.add("OPTIONS");
       return [...found].sort();
     },
     jsonBody(method, path) {
@@ -101,7 +103,7 @@ export function methodNotAllowed(table: () => RouteTable): MiddlewareHandler<App
     if (method === "OPTIONS") {
       const allowed = c.req.header("origin") === undefined ? table().allowed(c.req.path) : [];
       if (allowed.length === 0) return next();
-      const allow = [...allowed, "OPTIONS"].sort().join(", ");
+      const allow = allowed.join(", ");
       // A path that takes PATCH says in what format (RFC 5789 §3.1).
       return c.body(null, 204, allowed.includes("PATCH") ? { Allow: allow, "Accept-Patch": ACCEPT_PATCH } : { Allow: allow });
     }

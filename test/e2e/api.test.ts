@@ -331,11 +331,11 @@ describe.sequential("the API through the real dev server", () => {
     expect(noBody.json.errors).toEqual([{ path: "body", message: expect.any(String) }]);
     const wrong = await curl("PUT", `${API}/auth/login`, [...JSON_TYPE, "-d", "{}"]);
     expect(wrong.status).toBe(405);
-    expect(wrong.headers.get("allow")).toBe("POST");
+    expect(wrong.headers.get("allow")).toBe("OPTIONS, POST");
     expect(wrong.json.code).toBe("method_not_allowed");
     const unknownMethod = await call("PROPFIND", `${API}/me`, { token: s.access });
     expect(unknownMethod.status).toBe(405);
-    expect(unknownMethod.headers.get("allow")).toBe("DELETE, GET, HEAD, PATCH, PUT");
+    expect(unknownMethod.headers.get("allow")).toBe("DELETE, GET, HEAD, OPTIONS, PATCH, PUT");
     const text = await curl("POST", `${API}/auth/login`, ["-H", "content-type: text/plain", "-d", "hello"]);
     expect(text.status).toBe(415);
     expect((await curl("DELETE", `${API}/nowhere`)).status).toBe(404);

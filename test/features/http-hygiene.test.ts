@@ -440,15 +440,15 @@ describe("unknown routes, methods and failures", () => {
     expectProblem(await h.call("POST", "/api/v2/auth/login", { email: "a@example.com", password: "x" }), 404, "not_found");
   });
 
-  it("answers a wrong method on a known path with 405 and an Allow header naming the path's methods", async () => {
+  it("answers a wrong method on a known path with 405 and an Allow header naming the path's methods, OPTIONS included", async () => {
     for (const [method, path, allow] of [
-      ["GET", LOGIN, "POST"],
-      ["DELETE", "/api/v1/auth/register", "POST"],
-      ["PUT", "/health", "GET, HEAD"],
-      ["POST", "/api/v1/me", "DELETE, GET, HEAD, PATCH, PUT"],
-      ["POST", "/api/v1/me/sessions/some-id", "DELETE"],
-      ["PROPFIND", "/api/v1/statuses/some-id", "DELETE, GET, HEAD, PATCH, PUT"],
-      ["DELETE", "/openapi.json", "GET, HEAD"],
+      ["GET", LOGIN, "OPTIONS, POST"],
+      ["DELETE", "/api/v1/auth/register", "OPTIONS, POST"],
+      ["PUT", "/health", "GET, HEAD, OPTIONS"],
+      ["POST", "/api/v1/me", "DELETE, GET, HEAD, OPTIONS, PATCH, PUT"],
+      ["POST", "/api/v1/me/sessions/some-id", "DELETE, OPTIONS"],
+      ["PROPFIND", "/api/v1/statuses/some-id", "DELETE, GET, HEAD, OPTIONS, PATCH, PUT"],
+      ["DELETE", "/openapi.json", "GET, HEAD, OPTIONS"],
     ] as const) {
       const res = await h.call(method, path);
       expectProblem(res, 405, "method_not_allowed");
@@ -470,19 +470,33 @@ describe("unknown routes, methods and failures", () => {
     expectProblem(await h.call("OPTIONS", "/api/v1/nowhere"), 404, "not_found");
   });
 
+  it("lists the same methods in a 405's Allow as OPTIONS does for the path (RFC 9110 §15.5.6, §9.3.7)", async () => {
+    for (const [path, wrong] of [
+      ["/api/v1/me", "POST"],
+      [LOGIN, "GET"],
+      ["/health", "DELETE"],
+      ["/.well-known/jwks.json", "PUT"],
+    ] as const) {
+      const options = await h.call("OPTIONS", path);
+      const refused = await h.call(wrong, path);
+      expect(refused.status, path).toBe(405);
+      expect(refused.headers.get("allow"), path).toBe(options.headers.get("allow"));
+    }
+  });
+
   it("answers HEAD wherever GET is answered", async () => {
     const res = await h.call("HEAD", "/health");
     expect(res.status).toBe(200);
     expect(res.text).toBe("");
     const post = await h.call("HEAD", LOGIN);
     expect(post.status).toBe(405);
-    expect(post.headers.get("allow")).toBe("POST");
+    expect(post.headers.get("allow")).toBe("OPTIONS, POST");
   });
 
   it("checks the method before the body: a wrong method with a text body is 405, not 415", async () => {
     const res = await h.call("PUT", LOGIN, undefined, { raw: "hello", headers: { "content-type": "text/plain" } });
     expectProblem(res, 405, "method_not_allowed");
-    expect(res.headers.get("allow")).toBe("POST");
+    expect(res.headers.get("allow")).toBe("OPTIONS, POST");
   });
 
   it("derives Allow from the registered routes: every documented path refuses every other method", async () => {
@@ -491,7 +505,7 @@ describe("unknown routes, methods and failures", () => {
       const path = template.replace(/\{[^}]+\}/g, "x");
       const methods = Object.keys(operations).map((m) => m.toUpperCase());
       if (methods.includes("GET")) methods.push("HEAD");
-      const expected = [...methods].sort().join(", ");
+      const expected = [...methods, "OPTIONS"].sort().join(", ");
       for (const method of ["GET", "POST", "PUT", "PATCH", "DELETE"].filter((m) => !methods.includes(m))) {
         const res = await h.call(method, path);
         expect(res.status, `${method} ${template}`).toBe(405);
