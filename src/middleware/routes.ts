@@ -8,6 +8,7 @@ import type { MiddlewareHandler } from "hono";
 import type { AppEnv } from "../env";
 import { AppError, problemResponse } from "../lib/errors";
 import { ACCEPT_PATCH } from "./body";
+import { isPreflight } from "./cors";
 
 /** A route as Hono lists it in `app.routes`; middleware appears there with method "ALL". */
 export interface RegisteredRoute {
@@ -94,14 +95,15 @@ export function RouteTable(routes: readonly RegisteredRoute[], definitions: read
 /**
  * Answers a wrong method on a known path with a 405 problem and `Allow`, before any body handling,
  * so the client learns what the path takes rather than a 404 or a complaint about its body.
- * OPTIONS with an `Origin` is a CORS preflight, left to the CORS middleware; without one it asks
- * what the path allows (RFC 9110 §9.3.7): `204` with `Allow`. Unknown paths fall through to the 404.
+ * A CORS preflight is left to the CORS middleware; any other OPTIONS, with an `Origin` or not,
+ * asks what the path allows (RFC 9110 §9.3.7): `204` with `Allow`. Unknown paths fall through to
+ * the 404.
  */
 export function methodNotAllowed(table: () => RouteTable): MiddlewareHandler<AppEnv> {
   return async function methodNotAllowed(c, next) {
     const method = c.req.method.toUpperCase();
     if (method === "OPTIONS") {
-      const allowed = c.req.header("origin") === undefined ? table().allowed(c.req.path) : [];
+      const allowed = isPreflight(c.req.raw.headers) ? [] : table().allowed(c.req.path);
       if (allowed.length === 0) return next();
       const allow = allowed.join(", ");
       // A path that takes PATCH says in what format (RFC 5789 §3.1).

@@ -154,6 +154,23 @@ describe("CORS", () => {
     expect(res.headers.get("access-control-allow-methods")).toContain("POST");
   });
 
+  it("answers OPTIONS with an Origin but no Access-Control-Request-Method as a plain OPTIONS: not a preflight (Fetch §3.2.2), so Allow", async () => {
+    const listed = await h.call("OPTIONS", "/api/v1/me", undefined, { env: corsEnv, headers: { origin: "https://app.example" } });
+    expect(listed.status).toBe(204);
+    expect(listed.headers.get("allow")).toBe("DELETE, GET, HEAD, OPTIONS, PATCH, PUT");
+    expect(listed.headers.get("access-control-allow-origin")).toBe("https://app.example");
+    expect(listed.headers.get("access-control-expose-headers")).toContain("X-Request-Id");
+    expect(listed.headers.get("access-control-allow-methods")).toBeNull();
+    expect(listed.headers.get("vary")).toContain("Origin");
+    const unlisted = await h.call("OPTIONS", LOGIN, undefined, { env: corsEnv, headers: { origin: "https://evil.example" } });
+    expect(unlisted.status).toBe(204);
+    expect(unlisted.headers.get("allow")).toBe("OPTIONS, POST");
+    expect(unlisted.headers.get("access-control-allow-origin")).toBeNull();
+    expect(unlisted.headers.get("vary")).toContain("Origin");
+    const unknown = await h.call("OPTIONS", "/api/v1/nowhere", undefined, { env: corsEnv, headers: { origin: "https://app.example" } });
+    expect(unknown.status).toBe(404);
+  });
+
   it("never reflects an unlisted origin, a look-alike or 'null'", async () => {
     for (const origin of ["https://evil.example", "null", "https://app.example.evil.example", "http://app.example", "*"]) {
       const res = await h.call("GET", "/health", undefined, { env: corsEnv, headers: { origin } });
