@@ -235,7 +235,7 @@ function envelope(request: Request, route: string, response: Response): Response
   const cf = request.cf as { colo?: unknown; country?: unknown } | undefined;
   const headers = response.headers;
   headers.set(REQUEST_ID_HEADER, id);
-  setSecurityHeaders(headers);
+  setSecurityHeaders(headers, request.url.startsWith("https:"));
   headers.append("Vary", "Origin");
   log("info", "request", {
     request_id: id,

@@ -6,12 +6,14 @@ const JSON_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; f
 
 /**
  * The hardening headers. Routes that serve HTML (the docs page) or images set their own
- * Content-Security-Policy before this runs, and it is kept. Also used by the benchmark's floor
- * of the work every response carries (bench/floor).
+ * Content-Security-Policy before this runs, and it is kept. HSTS only when the request came over
+ * https (`secure`): a host MUST NOT send it over plain http (RFC 6797 §7.2), where a man in the
+ * middle could forge or strip it, and a browser ignores it (§8.1). Also used by the benchmark's
+ * floor of the work every response carries (bench/floor).
  */
-export function setSecurityHeaders(headers: Headers): void {
+export function setSecurityHeaders(headers: Headers, secure: boolean): void {
   headers.set("X-Content-Type-Options", "nosniff");
-  headers.set("Strict-Transport-Security", "max-age=63072000; includeSubDomains");
+  if (secure) headers.set("Strict-Transport-Security", "max-age=63072000; includeSubDomains");
   headers.set("Referrer-Policy", "no-referrer");
   headers.set("X-Frame-Options", "DENY");
   if (!headers.has("Content-Security-Policy")) headers.set("Content-Security-Policy", JSON_CSP);
@@ -28,8 +30,9 @@ export function securityHeaders(): MiddlewareHandler {
   return async function securityHeaders(c, next) {
     await next();
     const personal = c.req.header("authorization") !== undefined;
+    const secure = c.req.url.startsWith("https:");
     editResponseHeaders(c, (headers) => {
-      setSecurityHeaders(headers);
+      setSecurityHeaders(headers, secure);
       if (personal && !headers.has("Cache-Control")) headers.set("Cache-Control", "no-store");
     });
   };

@@ -9,9 +9,10 @@ const KIB = 1024;
 
 type Result = Awaited<ReturnType<ReturnType<typeof harness>["call"]>>;
 
+/** For an answer over plain http, as the harness sends by default: so no HSTS (see "HSTS" below). */
 function expectSecurityHeaders(res: Result) {
   expect(res.headers.get("x-content-type-options")).toBe("nosniff");
-  expect(res.headers.get("strict-transport-security")).toMatch(/max-age=\d{7,}/);
+  expect(res.headers.get("strict-transport-security")).toBeNull();
   expect(res.headers.get("referrer-policy")).toBe("no-referrer");
   expect(res.headers.get("content-security-policy")).toMatch(/default-src 'none'/);
 }
@@ -68,6 +69,15 @@ describe("security headers", () => {
     expectProblem(await h.call("GET", "/api/v1/me"), 401, "unauthorized");
     expectProblem(await h.call("POST", LOGIN, { password: "x" }), 400, "validation_failed");
     expectProblem(await h.call("POST", LOGIN, undefined, { raw: "x", headers: { "content-type": "text/plain" } }), 415);
+  });
+
+  it("send HSTS over https only: never on a plain-http answer (RFC 6797 §7.2), an error's included", async () => {
+    for (const path of ["/health", "/api/v1/nowhere", "/"]) {
+      const secure = await h.call("GET", path, undefined, { origin: "https://latchkey.test" });
+      expect(secure.headers.get("strict-transport-security"), path).toBe("max-age=63072000; includeSubDomains");
+      const plain = await h.call("GET", path, undefined, { origin: "http://latchkey.test" });
+      expect(plain.headers.get("strict-transport-security"), path).toBeNull();
+    }
   });
 
   it("token responses are never cached", async () => {
