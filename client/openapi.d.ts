@@ -48,9 +48,11 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description A dependency is unavailable (`database_unavailable`: the database did not answer; retry after `Retry-After` seconds) */
+                /** @description A dependency is unavailable (`database_unavailable`: the database did not answer; `service_unavailable`: a dependency refused a write, or the service is not set up). Retry after `Retry-After` seconds when it is sent */
                 503: {
                     headers: {
+                        /** @description Seconds to wait before sending the request again, when the failure is transient; absent while the service is not set up (an operator must act). */
+                        "Retry-After"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -102,9 +104,11 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description A dependency is unavailable (`database_unavailable`: the database did not answer; retry after `Retry-After` seconds) */
+                /** @description A dependency is unavailable (`database_unavailable`: the database did not answer; `service_unavailable`: a dependency refused a write, or the service is not set up). Retry after `Retry-After` seconds when it is sent */
                 503: {
                     headers: {
+                        /** @description Seconds to wait before sending the request again, when the failure is transient; absent while the service is not set up (an operator must act). */
+                        "Retry-After"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -277,9 +281,11 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description A dependency is unavailable (`database_unavailable`: the database did not answer; retry after `Retry-After` seconds) */
+                /** @description A dependency is unavailable (`database_unavailable`: the database did not answer; `service_unavailable`: a dependency refused a write, or the service is not set up). Retry after `Retry-After` seconds when it is sent */
                 503: {
                     headers: {
+                        /** @description Seconds to wait before sending the request again, when the failure is transient; absent while the service is not set up (an operator must act). */
+                        "Retry-After"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -397,9 +403,11 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description A dependency is unavailable (`database_unavailable`: the database did not answer; retry after `Retry-After` seconds) */
+                /** @description A dependency is unavailable (`database_unavailable`: the database did not answer; `service_unavailable`: a dependency refused a write, or the service is not set up). Retry after `Retry-After` seconds when it is sent */
                 503: {
                     headers: {
+                        /** @description Seconds to wait before sending the request again, when the failure is transient; absent while the service is not set up (an operator must act). */
+                        "Retry-After"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -511,9 +519,11 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description A dependency is unavailable (`database_unavailable`: the database did not answer; retry after `Retry-After` seconds) */
+                /** @description A dependency is unavailable (`database_unavailable`: the database did not answer; `service_unavailable`: a dependency refused a write, or the service is not set up). Retry after `Retry-After` seconds when it is sent */
                 503: {
                     headers: {
+                        /** @description Seconds to wait before sending the request again, when the failure is transient; absent while the service is not set up (an operator must act). */
+                        "Retry-After"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -601,9 +611,11 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description A dependency is unavailable (`database_unavailable`: the database did not answer; retry after `Retry-After` seconds) */
+                /** @description A dependency is unavailable (`database_unavailable`: the database did not answer; `service_unavailable`: a dependency refused a write, or the service is not set up). Retry after `Retry-After` seconds when it is sent */
                 503: {
                     headers: {
+                        /** @description Seconds to wait before sending the request again, when the failure is transient; absent while the service is not set up (an operator must act). */
+                        "Retry-After"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -667,9 +679,11 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description A dependency is unavailable (`database_unavailable`: the database did not answer; retry after `Retry-After` seconds) */
+                /** @description A dependency is unavailable (`database_unavailable`: the database did not answer; `service_unavailable`: a dependency refused a write, or the service is not set up). Retry after `Retry-After` seconds when it is sent */
                 503: {
                     headers: {
+                        /** @description Seconds to wait before sending the request again, when the failure is transient; absent while the service is not set up (an operator must act). */
+                        "Retry-After"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -770,9 +784,11 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description A dependency is unavailable (`database_unavailable`: the database did not answer; retry after `Retry-After` seconds) */
+                /** @description A dependency is unavailable (`database_unavailable`: the database did not answer; `service_unavailable`: a dependency refused a write, or the service is not set up). Retry after `Retry-After` seconds when it is sent */
                 503: {
                     headers: {
+                        /** @description Seconds to wait before sending the request again, when the failure is transient; absent while the service is not set up (an operator must act). */
+                        "Retry-After"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -886,9 +902,11 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description A dependency is unavailable (`database_unavailable`: the database did not answer; retry after `Retry-After` seconds) */
+                /** @description A dependency is unavailable (`database_unavailable`: the database did not answer; `service_unavailable`: a dependency refused a write, or the service is not set up). Retry after `Retry-After` seconds when it is sent */
                 503: {
                     headers: {
+                        /** @description Seconds to wait before sending the request again, when the failure is transient; absent while the service is not set up (an operator must act). */
+                        "Retry-After"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -989,9 +1007,11 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description A dependency is unavailable (`database_unavailable`: the database did not answer; retry after `Retry-After` seconds) */
+                /** @description A dependency is unavailable (`database_unavailable`: the database did not answer; `service_unavailable`: a dependency refused a write, or the service is not set up). Retry after `Retry-After` seconds when it is sent */
                 503: {
                     headers: {
+                        /** @description Seconds to wait before sending the request again, when the failure is transient; absent while the service is not set up (an operator must act). */
+                        "Retry-After"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1090,9 +1110,11 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description A dependency is unavailable (`database_unavailable`: the database did not answer; retry after `Retry-After` seconds) */
+                /** @description A dependency is unavailable (`database_unavailable`: the database did not answer; `service_unavailable`: a dependency refused a write, or the service is not set up). Retry after `Retry-After` seconds when it is sent */
                 503: {
                     headers: {
+                        /** @description Seconds to wait before sending the request again, when the failure is transient; absent while the service is not set up (an operator must act). */
+                        "Retry-After"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1153,9 +1175,11 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description A dependency is unavailable (`database_unavailable`: the database did not answer; retry after `Retry-After` seconds) */
+                /** @description A dependency is unavailable (`database_unavailable`: the database did not answer; `service_unavailable`: a dependency refused a write, or the service is not set up). Retry after `Retry-After` seconds when it is sent */
                 503: {
                     headers: {
+                        /** @description Seconds to wait before sending the request again, when the failure is transient; absent while the service is not set up (an operator must act). */
+                        "Retry-After"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1261,9 +1285,11 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description A dependency is unavailable (`database_unavailable`: the database did not answer; retry after `Retry-After` seconds) */
+                /** @description A dependency is unavailable (`database_unavailable`: the database did not answer; `service_unavailable`: a dependency refused a write, or the service is not set up). Retry after `Retry-After` seconds when it is sent */
                 503: {
                     headers: {
+                        /** @description Seconds to wait before sending the request again, when the failure is transient; absent while the service is not set up (an operator must act). */
+                        "Retry-After"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1368,9 +1394,11 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description A dependency is unavailable (`database_unavailable`: the database did not answer; retry after `Retry-After` seconds) */
+                /** @description A dependency is unavailable (`database_unavailable`: the database did not answer; `service_unavailable`: a dependency refused a write, or the service is not set up). Retry after `Retry-After` seconds when it is sent */
                 503: {
                     headers: {
+                        /** @description Seconds to wait before sending the request again, when the failure is transient; absent while the service is not set up (an operator must act). */
+                        "Retry-After"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1478,9 +1506,11 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description A dependency is unavailable (`database_unavailable`: the database did not answer; retry after `Retry-After` seconds) */
+                /** @description A dependency is unavailable (`database_unavailable`: the database did not answer; `service_unavailable`: a dependency refused a write, or the service is not set up). Retry after `Retry-After` seconds when it is sent */
                 503: {
                     headers: {
+                        /** @description Seconds to wait before sending the request again, when the failure is transient; absent while the service is not set up (an operator must act). */
+                        "Retry-After"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1597,9 +1627,11 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description A dependency is unavailable (`database_unavailable`: the database did not answer; retry after `Retry-After` seconds) */
+                /** @description A dependency is unavailable (`database_unavailable`: the database did not answer; `service_unavailable`: a dependency refused a write, or the service is not set up). Retry after `Retry-After` seconds when it is sent */
                 503: {
                     headers: {
+                        /** @description Seconds to wait before sending the request again, when the failure is transient; absent while the service is not set up (an operator must act). */
+                        "Retry-After"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1718,9 +1750,11 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description A dependency is unavailable (`database_unavailable`: the database did not answer; retry after `Retry-After` seconds) */
+                /** @description A dependency is unavailable (`database_unavailable`: the database did not answer; `service_unavailable`: a dependency refused a write, or the service is not set up). Retry after `Retry-After` seconds when it is sent */
                 503: {
                     headers: {
+                        /** @description Seconds to wait before sending the request again, when the failure is transient; absent while the service is not set up (an operator must act). */
+                        "Retry-After"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1783,9 +1817,11 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description A dependency is unavailable (`database_unavailable`: the database did not answer; retry after `Retry-After` seconds) */
+                /** @description A dependency is unavailable (`database_unavailable`: the database did not answer; `service_unavailable`: a dependency refused a write, or the service is not set up). Retry after `Retry-After` seconds when it is sent */
                 503: {
                     headers: {
+                        /** @description Seconds to wait before sending the request again, when the failure is transient; absent while the service is not set up (an operator must act). */
+                        "Retry-After"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1884,9 +1920,11 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description A dependency is unavailable (`database_unavailable`: the database did not answer; retry after `Retry-After` seconds) */
+                /** @description A dependency is unavailable (`database_unavailable`: the database did not answer; `service_unavailable`: a dependency refused a write, or the service is not set up). Retry after `Retry-After` seconds when it is sent */
                 503: {
                     headers: {
+                        /** @description Seconds to wait before sending the request again, when the failure is transient; absent while the service is not set up (an operator must act). */
+                        "Retry-After"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1986,9 +2024,11 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description A dependency is unavailable (`database_unavailable`: the database did not answer; retry after `Retry-After` seconds) */
+                /** @description A dependency is unavailable (`database_unavailable`: the database did not answer; `service_unavailable`: a dependency refused a write, or the service is not set up). Retry after `Retry-After` seconds when it is sent */
                 503: {
                     headers: {
+                        /** @description Seconds to wait before sending the request again, when the failure is transient; absent while the service is not set up (an operator must act). */
+                        "Retry-After"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -2114,9 +2154,11 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description A dependency is unavailable (`database_unavailable`: the database did not answer; retry after `Retry-After` seconds) */
+                /** @description A dependency is unavailable (`database_unavailable`: the database did not answer; `service_unavailable`: a dependency refused a write, or the service is not set up). Retry after `Retry-After` seconds when it is sent */
                 503: {
                     headers: {
+                        /** @description Seconds to wait before sending the request again, when the failure is transient; absent while the service is not set up (an operator must act). */
+                        "Retry-After"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -2174,9 +2216,11 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description A dependency is unavailable (`database_unavailable`: the database did not answer; retry after `Retry-After` seconds) */
+                /** @description A dependency is unavailable (`database_unavailable`: the database did not answer; `service_unavailable`: a dependency refused a write, or the service is not set up). Retry after `Retry-After` seconds when it is sent */
                 503: {
                     headers: {
+                        /** @description Seconds to wait before sending the request again, when the failure is transient; absent while the service is not set up (an operator must act). */
+                        "Retry-After"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -2252,9 +2296,11 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description A dependency is unavailable (`database_unavailable`: the database did not answer; retry after `Retry-After` seconds) */
+                /** @description A dependency is unavailable (`database_unavailable`: the database did not answer; `service_unavailable`: a dependency refused a write, or the service is not set up). Retry after `Retry-After` seconds when it is sent */
                 503: {
                     headers: {
+                        /** @description Seconds to wait before sending the request again, when the failure is transient; absent while the service is not set up (an operator must act). */
+                        "Retry-After"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -2328,9 +2374,11 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description A dependency is unavailable (`database_unavailable`: the database did not answer; retry after `Retry-After` seconds) */
+                /** @description A dependency is unavailable (`database_unavailable`: the database did not answer; `service_unavailable`: a dependency refused a write, or the service is not set up). Retry after `Retry-After` seconds when it is sent */
                 503: {
                     headers: {
+                        /** @description Seconds to wait before sending the request again, when the failure is transient; absent while the service is not set up (an operator must act). */
+                        "Retry-After"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -2417,9 +2465,11 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description A dependency is unavailable (`database_unavailable`: the database did not answer; retry after `Retry-After` seconds) */
+                /** @description A dependency is unavailable (`database_unavailable`: the database did not answer; `service_unavailable`: a dependency refused a write, or the service is not set up). Retry after `Retry-After` seconds when it is sent */
                 503: {
                     headers: {
+                        /** @description Seconds to wait before sending the request again, when the failure is transient; absent while the service is not set up (an operator must act). */
+                        "Retry-After"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -2491,9 +2541,11 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description A dependency is unavailable (`database_unavailable`: the database did not answer; retry after `Retry-After` seconds) */
+                /** @description A dependency is unavailable (`database_unavailable`: the database did not answer; `service_unavailable`: a dependency refused a write, or the service is not set up). Retry after `Retry-After` seconds when it is sent */
                 503: {
                     headers: {
+                        /** @description Seconds to wait before sending the request again, when the failure is transient; absent while the service is not set up (an operator must act). */
+                        "Retry-After"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -2593,9 +2645,11 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description A dependency is unavailable (`database_unavailable`: the database did not answer; retry after `Retry-After` seconds) */
+                /** @description A dependency is unavailable (`database_unavailable`: the database did not answer; `service_unavailable`: a dependency refused a write, or the service is not set up). Retry after `Retry-After` seconds when it is sent */
                 503: {
                     headers: {
+                        /** @description Seconds to wait before sending the request again, when the failure is transient; absent while the service is not set up (an operator must act). */
+                        "Retry-After"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -2684,9 +2738,11 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description A dependency is unavailable (`database_unavailable`: the database did not answer; retry after `Retry-After` seconds) */
+                /** @description A dependency is unavailable (`database_unavailable`: the database did not answer; `service_unavailable`: a dependency refused a write, or the service is not set up). Retry after `Retry-After` seconds when it is sent */
                 503: {
                     headers: {
+                        /** @description Seconds to wait before sending the request again, when the failure is transient; absent while the service is not set up (an operator must act). */
+                        "Retry-After"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -2770,9 +2826,11 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description A dependency is unavailable (`database_unavailable`: the database did not answer; retry after `Retry-After` seconds) */
+                /** @description A dependency is unavailable (`database_unavailable`: the database did not answer; `service_unavailable`: a dependency refused a write, or the service is not set up). Retry after `Retry-After` seconds when it is sent */
                 503: {
                     headers: {
+                        /** @description Seconds to wait before sending the request again, when the failure is transient; absent while the service is not set up (an operator must act). */
+                        "Retry-After"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -2860,9 +2918,11 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description A dependency is unavailable (`database_unavailable`: the database did not answer; retry after `Retry-After` seconds) */
+                /** @description A dependency is unavailable (`database_unavailable`: the database did not answer; `service_unavailable`: a dependency refused a write, or the service is not set up). Retry after `Retry-After` seconds when it is sent */
                 503: {
                     headers: {
+                        /** @description Seconds to wait before sending the request again, when the failure is transient; absent while the service is not set up (an operator must act). */
+                        "Retry-After"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -2954,9 +3014,11 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description A dependency is unavailable (`database_unavailable`: the database did not answer; retry after `Retry-After` seconds) */
+                /** @description A dependency is unavailable (`database_unavailable`: the database did not answer; `service_unavailable`: a dependency refused a write, or the service is not set up). Retry after `Retry-After` seconds when it is sent */
                 503: {
                     headers: {
+                        /** @description Seconds to wait before sending the request again, when the failure is transient; absent while the service is not set up (an operator must act). */
+                        "Retry-After"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -3076,9 +3138,11 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description A dependency is unavailable (`database_unavailable`: the database did not answer; retry after `Retry-After` seconds) */
+                /** @description A dependency is unavailable (`database_unavailable`: the database did not answer; `service_unavailable`: a dependency refused a write, or the service is not set up). Retry after `Retry-After` seconds when it is sent */
                 503: {
                     headers: {
+                        /** @description Seconds to wait before sending the request again, when the failure is transient; absent while the service is not set up (an operator must act). */
+                        "Retry-After"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -3164,9 +3228,11 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description A dependency is unavailable (`database_unavailable`: the database did not answer; retry after `Retry-After` seconds) */
+                /** @description A dependency is unavailable (`database_unavailable`: the database did not answer; `service_unavailable`: a dependency refused a write, or the service is not set up). Retry after `Retry-After` seconds when it is sent */
                 503: {
                     headers: {
+                        /** @description Seconds to wait before sending the request again, when the failure is transient; absent while the service is not set up (an operator must act). */
+                        "Retry-After"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -3232,9 +3298,11 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description A dependency is unavailable (`database_unavailable`: the database did not answer; retry after `Retry-After` seconds) */
+                /** @description A dependency is unavailable (`database_unavailable`: the database did not answer; `service_unavailable`: a dependency refused a write, or the service is not set up). Retry after `Retry-After` seconds when it is sent */
                 503: {
                     headers: {
+                        /** @description Seconds to wait before sending the request again, when the failure is transient; absent while the service is not set up (an operator must act). */
+                        "Retry-After"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -3336,9 +3404,11 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description A dependency is unavailable (`database_unavailable`: the database did not answer; retry after `Retry-After` seconds) */
+                /** @description A dependency is unavailable (`database_unavailable`: the database did not answer; `service_unavailable`: a dependency refused a write, or the service is not set up). Retry after `Retry-After` seconds when it is sent */
                 503: {
                     headers: {
+                        /** @description Seconds to wait before sending the request again, when the failure is transient; absent while the service is not set up (an operator must act). */
+                        "Retry-After"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -3410,9 +3480,11 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description A dependency is unavailable (`database_unavailable`: the database did not answer; retry after `Retry-After` seconds) */
+                /** @description A dependency is unavailable (`database_unavailable`: the database did not answer; `service_unavailable`: a dependency refused a write, or the service is not set up). Retry after `Retry-After` seconds when it is sent */
                 503: {
                     headers: {
+                        /** @description Seconds to wait before sending the request again, when the failure is transient; absent while the service is not set up (an operator must act). */
+                        "Retry-After"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -3520,9 +3592,11 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description A dependency is unavailable (`database_unavailable`: the database did not answer; retry after `Retry-After` seconds) */
+                /** @description A dependency is unavailable (`database_unavailable`: the database did not answer; `service_unavailable`: a dependency refused a write, or the service is not set up). Retry after `Retry-After` seconds when it is sent */
                 503: {
                     headers: {
+                        /** @description Seconds to wait before sending the request again, when the failure is transient; absent while the service is not set up (an operator must act). */
+                        "Retry-After"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -3601,9 +3675,11 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description A dependency is unavailable (`database_unavailable`: the database did not answer; retry after `Retry-After` seconds) */
+                /** @description A dependency is unavailable (`database_unavailable`: the database did not answer; `service_unavailable`: a dependency refused a write, or the service is not set up). Retry after `Retry-After` seconds when it is sent */
                 503: {
                     headers: {
+                        /** @description Seconds to wait before sending the request again, when the failure is transient; absent while the service is not set up (an operator must act). */
+                        "Retry-After"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -3713,9 +3789,11 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description A dependency is unavailable (`database_unavailable`: the database did not answer; retry after `Retry-After` seconds) */
+                /** @description A dependency is unavailable (`database_unavailable`: the database did not answer; `service_unavailable`: a dependency refused a write, or the service is not set up). Retry after `Retry-After` seconds when it is sent */
                 503: {
                     headers: {
+                        /** @description Seconds to wait before sending the request again, when the failure is transient; absent while the service is not set up (an operator must act). */
+                        "Retry-After"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -3788,9 +3866,11 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description A dependency is unavailable (`database_unavailable`: the database did not answer; retry after `Retry-After` seconds) */
+                /** @description A dependency is unavailable (`database_unavailable`: the database did not answer; `service_unavailable`: a dependency refused a write, or the service is not set up). Retry after `Retry-After` seconds when it is sent */
                 503: {
                     headers: {
+                        /** @description Seconds to wait before sending the request again, when the failure is transient; absent while the service is not set up (an operator must act). */
+                        "Retry-After"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -3858,9 +3938,11 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description A dependency is unavailable (`database_unavailable`: the database did not answer; retry after `Retry-After` seconds) */
+                /** @description A dependency is unavailable (`database_unavailable`: the database did not answer; `service_unavailable`: a dependency refused a write, or the service is not set up). Retry after `Retry-After` seconds when it is sent */
                 503: {
                     headers: {
+                        /** @description Seconds to wait before sending the request again, when the failure is transient; absent while the service is not set up (an operator must act). */
+                        "Retry-After"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -3947,9 +4029,11 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description A dependency is unavailable (`database_unavailable`: the database did not answer; retry after `Retry-After` seconds) */
+                /** @description A dependency is unavailable (`database_unavailable`: the database did not answer; `service_unavailable`: a dependency refused a write, or the service is not set up). Retry after `Retry-After` seconds when it is sent */
                 503: {
                     headers: {
+                        /** @description Seconds to wait before sending the request again, when the failure is transient; absent while the service is not set up (an operator must act). */
+                        "Retry-After"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -4012,9 +4096,11 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description A dependency is unavailable (`database_unavailable`: the database did not answer; retry after `Retry-After` seconds) */
+                /** @description A dependency is unavailable (`database_unavailable`: the database did not answer; `service_unavailable`: a dependency refused a write, or the service is not set up). Retry after `Retry-After` seconds when it is sent */
                 503: {
                     headers: {
+                        /** @description Seconds to wait before sending the request again, when the failure is transient; absent while the service is not set up (an operator must act). */
+                        "Retry-After"?: string;
                         [name: string]: unknown;
                     };
                     content: {

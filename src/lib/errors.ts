@@ -110,7 +110,21 @@ export function problemBody(error: AppError): ProblemDocument {
   };
 }
 
-/** The `Retry-After` value (whole seconds, at least 1) of a rate-limit error; null for any other. */
+/**
+ * How long a client is told to wait (`Retry-After`) after a dependency refused a write — the mail
+ * queue, R2, KV, or the database midway through a change that spans it and one of those: such a
+ * refusal is transient (the service overloaded or restarting) and the request can be sent again
+ * as it was; a few seconds lets the blip pass without keeping someone who waits for a code or an
+ * upload long. (A database that did not answer at all has its own figure: middleware/problems.ts.)
+ */
+export const DEPENDENCY_RETRY_SECONDS = 5;
+
+/** The 503 for a write a dependency refused (see DEPENDENCY_RETRY_SECONDS): transient, so it says when to retry. */
+export function dependencyRefused(detail: string): AppError {
+  return new AppError("service_unavailable", detail, { retryAfterSeconds: DEPENDENCY_RETRY_SECONDS });
+}
+
+/** The `Retry-After` value (whole seconds, at least 1) of an error worth retrying later (429, a transient 503); null for any other. */
 export function retryAfter(error: AppError): string | null {
   const seconds = error.extra.retryAfterSeconds;
   return seconds === undefined ? null : String(Math.max(1, Math.ceil(seconds)));

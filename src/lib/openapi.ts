@@ -57,7 +57,7 @@ const STATUS_TEXT: Record<number, string> = {
   422: "Unprocessable content",
   429: "Rate limited; see Retry-After",
   500: "Unexpected error",
-  503: "A dependency is unavailable (`database_unavailable`: the database did not answer; retry after `Retry-After` seconds)",
+  503: "A dependency is unavailable (`database_unavailable`: the database did not answer; `service_unavailable`: a dependency refused a write, or the service is not set up). Retry after `Retry-After` seconds when it is sent",
 };
 
 /** The headers a problem of that status always carries (lib/errors.ts, `problemResponse`). */
@@ -80,6 +80,13 @@ const PROBLEM_HEADERS: Record<number, Record<string, { description: string; sche
     },
   },
   429: { "Retry-After": { description: "Seconds until the limit lets this request through.", schema: { type: "string" } } },
+  503: {
+    "Retry-After": {
+      description:
+        "Seconds to wait before sending the request again, when the failure is transient; absent while the service is not set up (an operator must act).",
+      schema: { type: "string" },
+    },
+  },
 };
 
 /**

@@ -27,7 +27,11 @@ function logOnce(line: string) {
   log("error", "setup", { problem: line });
 }
 
-/** A 503 whose cause is already in the log, named: the error handler adds no stack trace. */
+/**
+ * A 503 whose cause is already in the log, named: the error handler adds no stack trace. No
+ * Retry-After, unlike a transient 503: an operator must act (a secret, the migrations), which takes
+ * however long it takes, and a short value would only make clients hammer the service meanwhile.
+ */
 class NotSetUpError extends AppError {
   constructor() {
     super("service_unavailable", "The service is not fully set up; the server log says what is missing.");

@@ -226,6 +226,7 @@ describe("PATCH /admin/config", () => {
     );
     expect(res.status).toBe(503);
     expect(res.json.code).toBe("service_unavailable");
+    expect(res.headers.get("retry-after")).toMatch(/^[1-9]\d*$/);
     expect(await env.CONFIG.get("access_token_ttl")).toBeNull();
     expect(await auditFor("access_token_ttl", admin.id)).toEqual([]);
   });
@@ -279,6 +280,7 @@ describe("PATCH /admin/config", () => {
       env: { ...env, CONFIG: landingThenFailingKv("otp_max_attempts") },
     });
     expect(res.status).toBe(503);
+    expect(res.headers.get("retry-after")).toMatch(/^[1-9]\d*$/);
     expect(res.json.detail).toContain("may be reset to its default (audited)");
     expect(await auditFor("otp_max_attempts", admin.id)).toMatchObject([{ action: "config.delete", old_value: "3", new_value: null }]);
   });

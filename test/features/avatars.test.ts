@@ -516,6 +516,7 @@ describe("avatar lifecycle", () => {
     const res = await upload(u.access_token, await png(4, 4), "image/png", { env: { ...env, AVATARS: failingBucket } });
     expect(res.status).toBe(503);
     expect(res.json.code).toBe("service_unavailable");
+    expect(res.headers.get("retry-after")).toMatch(/^[1-9]\d*$/);
     expect(await avatarRow(u.id)).toEqual(before);
     expect(await objectsOf(u.id)).toEqual([before?.avatar_key]);
     expect(await activityTypes(u.id)).toEqual(["avatar_updated"]);
@@ -529,6 +530,7 @@ describe("avatar lifecycle", () => {
     probe.failWhen(/update .profiles/i);
     const res = await upload(u.access_token, await png(4, 4), "image/png", { env: { ...env, DB: probe.db } });
     expect(res.status).toBe(503);
+    expect(res.headers.get("retry-after")).toMatch(/^[1-9]\d*$/);
     expect(probe.statements.some((s) => /update .profiles/i.test(s))).toBe(true);
     expect(await avatarRow(u.id)).toEqual(before);
     expect(await objectsOf(u.id)).toEqual([before?.avatar_key]);

@@ -58,6 +58,9 @@ describe("mail queue and drivers", () => {
       );
       expect([refused.status, refused.json.code]).toEqual([503, "service_unavailable"]);
       expect([unknown.status, unknown.json.code]).toEqual([503, "service_unavailable"]);
+      // A refusal is transient: the answer says when to ask again (RFC 9110 §10.2.3), alike for both.
+      expect(refused.headers.get("retry-after")).toMatch(/^[1-9]\d*$/);
+      expect(unknown.headers.get("retry-after")).toBe(refused.headers.get("retry-after"));
       // Nothing of it is live or counted: a new code goes out at once, and the refused one never works.
       const again = await requestCode(u.email, "login");
       expect((await h.call("POST", "/api/v1/auth/login/otp", { email: u.email, code: again.code })).status).toBe(200);
@@ -84,6 +87,7 @@ describe("mail queue and drivers", () => {
           { token: u.access_token, env: refusingCodes() },
         );
         expect([i, refused.status]).toEqual([i, 503]);
+        expect(refused.headers.get("retry-after")).toMatch(/^[1-9]\d*$/);
       }
       const from = cap.sent.length;
       const again = await h.call("PATCH", "/api/v1/me", { email, current_password: u.password }, { token: u.access_token, env: cap.env });

@@ -35,6 +35,8 @@ describe("an incomplete setup", () => {
       expect(res.headers.get("content-type")).toBe("application/problem+json");
       expect(res.json).toMatchObject({ status: 503, code: "service_unavailable" });
       expect(res.json.detail).toMatch(/not fully set up/);
+      // Not a moment's wait: an operator has to act, so no Retry-After invites clients to hammer.
+      expect(res.headers.get("retry-after")).toBeNull();
     }
     // One line naming the problem, for four requests; no stack trace.
     expect(setupProblems().filter((problem) => named.test(problem))).toHaveLength(1);

@@ -4,7 +4,7 @@
  * same-site return paths, staff-only pages, escaping. The browser journey is test/e2e/web.test.ts.
  */
 import { env } from "cloudflare:test";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { REFRESH_RACE_GRACE_MS } from "../../src/features/auth/tokens.service";
 import { ERRORS } from "../../src/lib/errors";
 import { setLogSink } from "../../src/lib/log";
@@ -606,6 +606,31 @@ describe("forms", () => {
     for (const res of [wrong, unknown]) {
       expect(res.status).toBe(401);
       expect(res.text).toContain("The email or username and password do not match an account.");
+    }
+  });
+
+  it("says when to try again when the code mail could not be queued (503), as the API does (Retry-After)", async () => {
+    const user = await h.registerVerified();
+    const refusing = {
+      ...env,
+      MAIL_QUEUE: {
+        send: async () => {
+          throw new Error("Queue send failed: 503");
+        },
+      } as unknown as Queue,
+    } as Env;
+    const quiet = vi.spyOn(console, "error").mockImplementation(() => {});
+    try {
+      const b = browser("198.51.100.31", refusing);
+      expect((await b.submit("/login", "/login", { identifier: user.email, password: user.password })).status).toBe(303);
+      const page = await b.submit("/settings", "/settings/password/code", {});
+      expect(page.status).toBe(503);
+      const api = await h.call("POST", "/api/v1/auth/otp", { email: user.email, purpose: "reset_password" }, { env: refusing });
+      expect(api.status).toBe(503);
+      expect(page.headers.get("retry-after")).toMatch(/^[1-9]\d*$/);
+      expect(page.headers.get("retry-after")).toBe(api.headers.get("retry-after"));
+    } finally {
+      quiet.mockRestore();
     }
   });
 

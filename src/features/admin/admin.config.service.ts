@@ -15,7 +15,7 @@ import {
 import { type ConfigEntry, readConfigEntries } from "../../config/config.service";
 import type { Deps } from "../../deps";
 import { randomId } from "../../lib/crypto";
-import { AppError, type FieldError, loggableError, staffOnly } from "../../lib/errors";
+import { AppError, dependencyRefused, type FieldError, loggableError, staffOnly } from "../../lib/errors";
 import { log } from "../../lib/log";
 import type { User } from "../../store";
 import type { ConfigEntryView } from "./admin.schemas";
@@ -101,12 +101,11 @@ export async function patchConfig(deps: Deps, actor: User, input: Record<string,
       // A shorter session_max_age that may be in force ends the older sign-ins as if it were.
       const maxAge = stuckUpdates.find((u) => u.key === "session_max_age");
       if (maxAge) await endOlderSignIns(deps, maxAge.text).catch(() => undefined);
-      throw new AppError(
-        "service_unavailable",
+      throw dependencyRefused(
         `The configuration store did not accept the whole change and could not undo all of it: ${stuck.join(", ")} may now have the new value (audited); nothing else was changed.`,
       );
     }
-    throw new AppError("service_unavailable", "The configuration store did not accept the change; nothing was changed.");
+    throw dependencyRefused("The configuration store did not accept the change; nothing was changed.");
   }
   const inForce = await settleOnNewestAudited(deps, new Map(changed.map((u) => [u.key, u.text])));
   deps.invalidateConfig();
@@ -174,10 +173,7 @@ async function endOlderSignIns(deps: Deps, stored: string | null): Promise<void>
     await deps.tokens.endSignInsStartedBefore(signInsEndedBy(seconds, now).startedBefore, now);
   } catch (error) {
     log("error", "config.sign_ins_not_ended", { key: "session_max_age", error: loggableError(error) });
-    throw new AppError(
-      "service_unavailable",
-      "session_max_age is set, but ending the sign-ins older than it failed; set it again to finish.",
-    );
+    throw dependencyRefused("session_max_age is set, but ending the sign-ins older than it failed; set it again to finish.");
   }
 }
 
@@ -202,13 +198,10 @@ export async function resetConfigKey(deps: Deps, actor: User, key: string): Prom
       // The delete may have landed (its reply lost): the value is put back, or the entry stays.
       if (await restore(kv, key, previous)) {
         deps.invalidateConfig();
-        throw new AppError(
-          "service_unavailable",
-          `The configuration store's answer was lost: ${key} may be reset to its default (audited).`,
-        );
+        throw dependencyRefused(`The configuration store's answer was lost: ${key} may be reset to its default (audited).`);
       }
       await deps.audit.remove([auditId]).catch(() => undefined);
-      throw new AppError("service_unavailable", "The configuration store did not accept the change; nothing was changed.");
+      throw dependencyRefused("The configuration store did not accept the change; nothing was changed.");
     }
     inForce = (await settleOnNewestAudited(deps, new Map([[key, null]]))).get(key) ?? null;
     deps.invalidateConfig();

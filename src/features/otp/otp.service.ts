@@ -17,7 +17,7 @@
  */
 import type { Deps } from "../../deps";
 import { hmacSha256Hex, randomDigits, randomId, timingSafeEqual } from "../../lib/crypto";
-import { AppError, loggableError } from "../../lib/errors";
+import { AppError, dependencyRefused, loggableError } from "../../lib/errors";
 import { clientKey } from "../../lib/ip";
 import { log } from "../../lib/log";
 import { assertWithinLimit } from "../../lib/rate-limit";
@@ -71,7 +71,7 @@ export async function newCode(
     } catch (error) {
       log("error", "mail.enqueue_failed", { mail: purpose, error: loggableError(error) });
       await deps.codes.unissue(row).catch((undo: unknown) => log("error", "otp.unissue_failed", { error: loggableError(undo) }));
-      throw new AppError("service_unavailable", "The code could not be sent. Ask for a new one in a moment.");
+      throw dependencyRefused("The code could not be sent. Ask for a new one in a moment.");
     }
   };
   return { row, message, send };

@@ -13,7 +13,7 @@ import type { Deps } from "../../deps";
 import { assertNoContentCoding } from "../../lib/content-coding";
 import { randomId, toHex } from "../../lib/crypto";
 import { readAtMost } from "../../lib/drain";
-import { AppError, fieldError, loggableError, signInEnded } from "../../lib/errors";
+import { AppError, dependencyRefused, fieldError, loggableError, signInEnded } from "../../lib/errors";
 import { log } from "../../lib/log";
 import type { User } from "../../store";
 import type { CachedAvatar } from "./avatar.cache";
@@ -116,7 +116,7 @@ export async function uploadAvatar(deps: Deps, user: User, sessionId: string, by
     log("error", "avatar.store_failed", { key: loggableAvatarKey(key), error: loggableError(error) });
     stored = null;
   }
-  if (!stored) throw new AppError("service_unavailable", "The image could not be stored; your profile is unchanged.");
+  if (!stored) throw dependencyRefused("The image could not be stored; your profile is unchanged.");
 
   const now = clock.now();
   let set: { written: boolean; replacedKey: string | null };
@@ -151,7 +151,7 @@ export async function uploadAvatar(deps: Deps, user: User, sessionId: string, by
     log("error", "avatar.profile_update_failed", { key: loggableAvatarKey(key), outcome, error: loggableError(error) });
     if (pointsAtIt === true) return { avatar_url: avatarUrl(user.id, key) as string };
     if (pointsAtIt === false) await deleteObject(avatars, key, "orphaned");
-    throw new AppError("service_unavailable", "The avatar could not be saved; your profile is unchanged.");
+    throw dependencyRefused("The avatar could not be saved; your profile is unchanged.");
   }
   if (!set.written) {
     // The account was deleted, or this sign-in ended, meanwhile: nothing points at the new object.
