@@ -57,6 +57,15 @@ export interface Problem {
   code: string;
 }
 
+/**
+ * The status of a form page showing `problem`: the problem's own when it is one of `kept` (what
+ * that page tells apart), a 429 or a 503 — each sent with the API's Retry-After (`attempt`), which
+ * a 400 would contradict by blaming the form — and 400 for anything else wrong with the input.
+ */
+export function formStatus(problem: Problem, ...kept: Problem["status"][]): Problem["status"] {
+  return problem.status === 429 || problem.status === 503 || kept.includes(problem.status) ? problem.status : 400;
+}
+
 const FIELD_SENTENCE: Partial<Record<string, [string, string]>> = {
   email_taken: ["email", "An account with this email address already exists."],
   username_taken: ["username", "This username is taken; please choose another."],

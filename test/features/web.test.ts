@@ -623,12 +623,22 @@ describe("forms", () => {
     try {
       const b = browser("198.51.100.31", refusing);
       expect((await b.submit("/login", "/login", { identifier: user.email, password: user.password })).status).toBe(303);
-      const page = await b.submit("/settings", "/settings/password/code", {});
-      expect(page.status).toBe(503);
+      const settings = await b.submit("/settings", "/settings/password/code", {});
       const api = await h.call("POST", "/api/v1/auth/otp", { email: user.email, purpose: "reset_password" }, { env: refusing });
       expect(api.status).toBe(503);
-      expect(page.headers.get("retry-after")).toMatch(/^[1-9]\d*$/);
-      expect(page.headers.get("retry-after")).toBe(api.headers.get("retry-after"));
+      expect(api.headers.get("retry-after")).toMatch(/^[1-9]\d*$/);
+      // Every page that mails a code answers the 503 it met (a 400 would blame the form), and says when to try again.
+      const signedOut = browser("198.51.100.32", refusing);
+      for (const [name, page] of [
+        ["settings", settings],
+        ["code sign-in", await signedOut.submit("/login/code", "/login/code/send", { email: user.email })],
+        ["forgotten password", await signedOut.submit("/password/forgot", "/password/forgot", { email: user.email })],
+        ["activation code", await signedOut.submit("/verify", "/verify/resend", { email: user.email })],
+      ] as const) {
+        expect(page.status, name).toBe(503);
+        expect(page.text, name).toContain(ERROR_SENTENCES.service_unavailable);
+        expect(page.headers.get("retry-after"), name).toBe(api.headers.get("retry-after"));
+      }
     } finally {
       quiet.mockRestore();
     }

@@ -8,7 +8,7 @@ import { CodeSchema } from "../../features/otp/otp.schemas";
 import { loginWithCode, requestCode, resetPassword, verifyEmailAndSignIn } from "../../features/otp/otp-flows.service";
 import { AppError } from "../../lib/errors";
 import type { WebEnv } from "../web.env";
-import { attempt, page, parseWith, redirect, text, type WebContext } from "../web.kit";
+import { attempt, formStatus, type Problem, page, parseWith, redirect, text, type WebContext } from "../web.kit";
 import { Field, type FieldErrors, Form } from "../web.layout";
 import { webPage } from "../web.middleware";
 import { isRegistrant, rememberEmail, rememberedEmail, rememberRegistrant, safeNext, signInBrowser, signOutBrowser } from "../web.session";
@@ -32,7 +32,7 @@ function registrationPage(
   values: Record<string, string>,
   errors: FieldErrors = {},
   error?: string,
-  status?: 400 | 409 | 429,
+  status?: Problem["status"],
 ) {
   return page(
     c,
@@ -83,7 +83,7 @@ function registrationRoutes(web: Hono<WebEnv>) {
     });
     if (!result.ok) {
       const p = result.problem;
-      return registrationPage(c, values, p.fields, p.sentence, p.status === 409 ? 409 : p.status === 429 ? 429 : 400);
+      return registrationPage(c, values, p.fields, p.sentence, formStatus(p, 409));
     }
     if (result.value.emailVerified) return redirect(c, "/login", "registered");
     rememberEmail(c, result.value.email);
@@ -101,7 +101,7 @@ function registrationRoutes(web: Hono<WebEnv>) {
  * confirm that person's password (pre-registration hijacking). Such an owner is pointed to a
  * sign-in code, which ends it.
  */
-async function verifyPage(c: WebContext, email: string, errors: FieldErrors = {}, error?: string, status?: 400 | 401 | 429) {
+async function verifyPage(c: WebContext, email: string, errors: FieldErrors = {}, error?: string, status?: Problem["status"]) {
   const address = EmailSchema.safeParse(email);
   const needsPassword = !(address.success && (await isRegistrant(c, address.data)));
   return page(
@@ -164,13 +164,7 @@ function verifyRoutes(web: Hono<WebEnv>) {
     });
     if (!result.ok) {
       const { problem } = result;
-      return verifyPage(
-        c,
-        email,
-        problem.fields,
-        problem.sentence,
-        problem.status === 429 || problem.status === 401 ? problem.status : 400,
-      );
+      return verifyPage(c, email, problem.fields, problem.sentence, formStatus(problem, 401));
     }
     await signInBrowser(c, result.value);
     return redirect(c, "/settings", "verified");
@@ -178,7 +172,7 @@ function verifyRoutes(web: Hono<WebEnv>) {
   web.post("/verify/resend", anyone, async (c) => {
     const email = text(c, "email");
     const result = await attempt(c, async () => requestCode(c.var.deps, { ...parseWith(EmailOnly, { email }), purpose: "verify_email" }));
-    if (!result.ok) return verifyPage(c, email, result.problem.fields, result.problem.sentence, result.problem.status === 429 ? 429 : 400);
+    if (!result.ok) return verifyPage(c, email, result.problem.fields, result.problem.sentence, formStatus(result.problem));
     rememberEmail(c, email.trim());
     return redirect(c, "/verify", "code_sent");
   });
@@ -191,7 +185,7 @@ function loginPage(
   values: { identifier: string; next: string },
   errors: FieldErrors = {},
   error?: string,
-  status?: 400 | 401 | 429,
+  status?: Problem["status"],
 ) {
   return page(
     c,
@@ -219,7 +213,14 @@ function loginPage(
   );
 }
 
-function codeLoginPage(c: WebContext, email: string, step: "email" | "code", errors: FieldErrors = {}, error?: string, status?: 400 | 429) {
+function codeLoginPage(
+  c: WebContext,
+  email: string,
+  step: "email" | "code",
+  errors: FieldErrors = {},
+  error?: string,
+  status?: Problem["status"],
+) {
   return page(
     c,
     "Sign in with a code",
@@ -275,7 +276,7 @@ function loginRoutes(web: Hono<WebEnv>) {
         }
         return redirect(c, "/verify");
       }
-      return loginPage(c, { identifier, next }, p.fields, p.sentence, p.status === 401 ? 401 : p.status === 429 ? 429 : 400);
+      return loginPage(c, { identifier, next }, p.fields, p.sentence, formStatus(p, 401));
     }
     await signInBrowser(c, result.value);
     return redirect(c, next, "signed_in");
@@ -285,16 +286,14 @@ function loginRoutes(web: Hono<WebEnv>) {
   web.post("/login/code/send", anyone, async (c) => {
     const email = text(c, "email");
     const result = await attempt(c, async () => requestCode(c.var.deps, { ...parseWith(EmailOnly, { email }), purpose: "login" }));
-    if (!result.ok)
-      return codeLoginPage(c, email, "email", result.problem.fields, result.problem.sentence, result.problem.status === 429 ? 429 : 400);
+    if (!result.ok) return codeLoginPage(c, email, "email", result.problem.fields, result.problem.sentence, formStatus(result.problem));
     rememberEmail(c, email.trim());
     return redirect(c, "/login/code?step=code");
   });
   web.post("/login/code", anyone, async (c) => {
     const email = text(c, "email");
     const result = await attempt(c, async () => loginWithCode(c.var.deps, parseWith(VerifyForm, { email, code: text(c, "code") })));
-    if (!result.ok)
-      return codeLoginPage(c, email, "code", result.problem.fields, result.problem.sentence, result.problem.status === 429 ? 429 : 400);
+    if (!result.ok) return codeLoginPage(c, email, "code", result.problem.fields, result.problem.sentence, formStatus(result.problem));
     await signInBrowser(c, result.value);
     return redirect(c, "/profilepage", "signed_in");
   });
@@ -328,7 +327,7 @@ function logoutRoutes(web: Hono<WebEnv>) {
 
 // ---- forgotten password ------------------------------------------------------------------
 
-function forgotPage(c: WebContext, email: string, errors: FieldErrors = {}, error?: string, status?: 400 | 429) {
+function forgotPage(c: WebContext, email: string, errors: FieldErrors = {}, error?: string, status?: Problem["status"]) {
   return page(
     c,
     "Forgot your password?",
@@ -341,7 +340,7 @@ function forgotPage(c: WebContext, email: string, errors: FieldErrors = {}, erro
   );
 }
 
-function resetPage(c: WebContext, email: string, errors: FieldErrors = {}, error?: string, status?: 400 | 429) {
+function resetPage(c: WebContext, email: string, errors: FieldErrors = {}, error?: string, status?: Problem["status"]) {
   return page(
     c,
     "Choose a new password",
@@ -375,7 +374,7 @@ function passwordRoutes(web: Hono<WebEnv>) {
   web.post("/password/forgot", anyone, async (c) => {
     const email = text(c, "email");
     const result = await attempt(c, async () => requestCode(c.var.deps, { ...parseWith(EmailOnly, { email }), purpose: "reset_password" }));
-    if (!result.ok) return forgotPage(c, email, result.problem.fields, result.problem.sentence, result.problem.status === 429 ? 429 : 400);
+    if (!result.ok) return forgotPage(c, email, result.problem.fields, result.problem.sentence, formStatus(result.problem));
     rememberEmail(c, email.trim());
     return redirect(c, "/password/reset");
   });
@@ -392,7 +391,7 @@ function passwordRoutes(web: Hono<WebEnv>) {
       if (input.new_password !== input.new_password_again) throw mismatch("new_password_again");
       return resetPassword(c.var.deps, input);
     });
-    if (!result.ok) return resetPage(c, email, result.problem.fields, result.problem.sentence, result.problem.status === 429 ? 429 : 400);
+    if (!result.ok) return resetPage(c, email, result.problem.fields, result.problem.sentence, formStatus(result.problem));
     // The reset ended every sign-in of its account. This browser's may have been another account's:
     // ended too, rather than left live unseen once its cookies are gone.
     await signOutBrowser(c);

@@ -21,7 +21,7 @@ import { jsonStreamResponse } from "../../lib/json-stream";
 import { pageQuery } from "../../lib/pagination";
 import { logUnexpectedError } from "../../middleware/request-log";
 import type { WebEnv } from "../web.env";
-import { attempt, form, type Problem, page, parseWith, redirect, text, type WebContext } from "../web.kit";
+import { attempt, form, formStatus, type Problem, page, parseWith, redirect, text, type WebContext } from "../web.kit";
 import { ActivityTable, Field, type FieldErrors, Form, Pager, StatusList, Time } from "../web.layout";
 import { ACTIVITY_LABELS, deviceName } from "../web.messages";
 import { webPage } from "../web.middleware";
@@ -114,7 +114,7 @@ async function profilePage(c: WebContext, statusError?: Problem, draft = "") {
         {statuses.ok ? <Pager path="/profilepage" params={{}} next={statuses.value.next_cursor} first={!cursor} /> : null}
       </section>
     </>,
-    { status: statusError ? (statusError.status === 429 ? 429 : 400) : 200, error: statusError?.sentence },
+    { status: statusError ? formStatus(statusError) : 200, error: statusError?.sentence },
   );
 }
 
