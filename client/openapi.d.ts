@@ -163,13 +163,14 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description At least one dependency failed or timed out */
+                /** @description At least one dependency failed or timed out (the readiness document); or the service is not set up (a problem document) */
                 503: {
                     headers: {
                         [name: string]: unknown;
                     };
                     content: {
                         "application/json": components["schemas"]["Readiness"];
+                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
             };
@@ -2422,6 +2423,10 @@ export interface paths {
                 /** @description The image */
                 200: {
                     headers: {
+                        /** @description The image's entity tag: send it back as If-None-Match for a 304. */
+                        ETag?: string;
+                        /** @description `public, max-age=31536000, immutable` for the current avatar_url (its version in `v`), `public, no-cache` otherwise. */
+                        "Cache-Control"?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -2434,6 +2439,10 @@ export interface paths {
                 /** @description Not modified */
                 304: {
                     headers: {
+                        /** @description The image's entity tag: send it back as If-None-Match for a 304. */
+                        ETag?: string;
+                        /** @description `public, max-age=31536000, immutable` for the current avatar_url (its version in `v`), `public, no-cache` otherwise. */
+                        "Cache-Control"?: string;
                         [name: string]: unknown;
                     };
                     content?: never;

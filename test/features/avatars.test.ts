@@ -641,6 +641,22 @@ describe("serving avatars", () => {
     expect((await fetchRaw(json.avatar_url, { "if-none-match": '"something-else"' })).status).toBe(200);
   });
 
+  it("declares in the OpenAPI document the caching headers its 200 and 304 carry, for a generated client to read", async () => {
+    const u = await h.signedInUser();
+    const { json } = await upload(u.access_token, gif(3, 3), "image/gif");
+    const ok = await fetchRaw(json.avatar_url);
+    const notModified = await fetchRaw(json.avatar_url, { "if-none-match": ok.headers.get("etag") as string });
+    const doc = (await h.call("GET", "/openapi.json")).json;
+    const responses = doc.paths["/api/v1/profiles/{user_id}/avatar"].get.responses;
+    for (const res of [ok, notModified]) {
+      const declared = Object.keys(responses[String(res.status)].headers ?? {}).map((name) => name.toLowerCase());
+      for (const header of ["etag", "cache-control"]) {
+        expect(res.headers.get(header), `${res.status} ${header}`).not.toBeNull();
+        expect(declared, `${res.status}`).toContain(header);
+      }
+    }
+  });
+
   it("answers 404 without an avatar, for an unknown user, and for unverified or disabled accounts", async () => {
     const u = await h.signedInUser();
     expect((await fetchRaw(`/api/v1/profiles/${u.id}/avatar`)).status).toBe(404);

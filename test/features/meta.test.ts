@@ -1,5 +1,5 @@
 import { env } from "cloudflare:test";
-import { describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { API_BASE } from "../../src/app";
 import { harness } from "../helpers";
 
@@ -16,6 +16,8 @@ const FOUNDATION_ROUTES = [
   ["delete", "/api/v1/me"],
   ["post", "/api/v1/me/password"],
 ] as const;
+
+afterEach(() => vi.restoreAllMocks());
 
 type Operation = { responses: Record<string, { content?: Record<string, unknown> }>; security?: unknown[] };
 
@@ -99,6 +101,33 @@ describe("GET /openapi.json", () => {
     }
     const problem = doc.components.schemas.Problem;
     expect(problem.required).toEqual(expect.arrayContaining(["type", "title", "status", "detail", "code"]));
+  });
+
+  it("declares the status and content type of what every read answers, set up or not", async () => {
+    vi.spyOn(console, "error").mockImplementation(() => {});
+    const doc = (await h.call("GET", "/openapi.json")).json as { paths: Record<string, { get?: Operation }> };
+    const { OTP_SECRET: _, ...notSetUp } = env;
+    const undeclared: string[] = [];
+    for (const [template, item] of Object.entries(doc.paths)) {
+      if (!item.get) continue;
+      // Unauthenticated, with made-up ids: the answers a client meets first (2xx, 400, 401, 404, 503).
+      const path = template.replace(/\{[^}]+\}/g, "x");
+      for (const [setup, bindings] of [
+        ["set up", env],
+        ["not set up", notSetUp as Env],
+      ] as const) {
+        const res = await h.call("GET", path, undefined, { env: bindings });
+        const type = res.headers.get("content-type")?.split(";")[0] ?? null;
+        const declared = item.get.responses[String(res.status)];
+        const types = Object.keys(declared?.content ?? {});
+        if (!declared || (type === null ? types.length > 0 : !types.includes(type))) {
+          undeclared.push(
+            `GET ${template} (${setup}): ${res.status} ${type} (declared: ${declared ? types.join(", ") || "no body" : "not this status"})`,
+          );
+        }
+      }
+    }
+    expect(undeclared).toEqual([]);
   });
 
   it("documents on each operation the answers its declaration implies, and the rate limits it counts", async () => {

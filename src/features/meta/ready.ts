@@ -82,8 +82,10 @@ const ReadySchema = z
   })
   .openapi("Readiness");
 
-// The 503 here is the readiness document above, not a problem; a 500 stays a problem document.
-const { 503: _problem503, ...unexpected } = problems();
+// A 503 here is the readiness document above when a dependency failed, but a problem document when
+// the service is not set up (middleware/readiness.ts answers before this route runs); a 500 is a
+// problem document.
+const { 503: notSetUp, ...unexpected } = problems(503);
 
 export const readyRoutes = createRouter().openapi(
   createRoute({
@@ -94,7 +96,11 @@ export const readyRoutes = createRouter().openapi(
     description: `Each binding is checked once, in parallel, with a ${READY_CHECK_TIMEOUT_MS / 1000} s timeout. 503 names the failed ones. An answer is reused for ${READY_REUSE_MS / 1000} s.`,
     responses: {
       200: jsonContent(ReadySchema, "Every dependency answered"),
-      503: jsonContent(ReadySchema, "At least one dependency failed or timed out"),
+      503: {
+        description:
+          "At least one dependency failed or timed out (the readiness document); or the service is not set up (a problem document)",
+        content: { "application/json": { schema: ReadySchema }, ...notSetUp.content },
+      },
       ...unexpected,
     },
   }),

@@ -21,6 +21,14 @@ const profileResponse = jsonContent(z.object({ profile: ProfileSchema }), "The p
 const CACHE_CURRENT = "public, max-age=31536000, immutable";
 /** A URL without the current version may show another image tomorrow: revalidate (cheap 304). */
 const CACHE_UNVERSIONED = "public, no-cache";
+/** What the image's 200 and 304 carry, declared for clients (a generated one reads only declared headers). */
+const AVATAR_CACHING_HEADERS = {
+  ETag: { description: "The image's entity tag: send it back as If-None-Match for a 304.", schema: { type: "string" as const } },
+  "Cache-Control": {
+    description: `\`${CACHE_CURRENT}\` for the current avatar_url (its version in \`v\`), \`${CACHE_UNVERSIONED}\` otherwise.`,
+    schema: { type: "string" as const },
+  },
+};
 
 // A plain OpenAPI schema (not zod) documents the upload without zod-openapi adding a form
 // validator, which would buffer the whole body before the size limit applies.
@@ -154,8 +162,12 @@ export const profilesRoutes = createRouter()
         query: z.object({ v: z.string().max(64).optional().openapi({ description: "The avatar's version, from avatar_url" }) }),
       },
       responses: {
-        200: { description: "The image", content: Object.fromEntries(Object.values(AVATAR_FORMATS).map((f) => [f.contentType, binary])) },
-        304: { description: "Not modified" },
+        200: {
+          description: "The image",
+          headers: AVATAR_CACHING_HEADERS,
+          content: Object.fromEntries(Object.values(AVATAR_FORMATS).map((f) => [f.contentType, binary])),
+        },
+        304: { description: "Not modified", headers: AVATAR_CACHING_HEADERS },
         ...problems(400, 404),
       },
     }),
