@@ -4131,6 +4131,7 @@ export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
         Problem: {
+            /** @description `/problems/{code with dashes}`, e.g. `/problems/rate-limited`: a relative reference that, resolved against the request's URL (RFC 9457 §3.1.1), leads to this deployment's page on the code — what it means and what a client should do. */
             type: string;
             title: string;
             status: number;

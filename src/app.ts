@@ -10,6 +10,7 @@ import { exportRoutes } from "./features/export/export.routes";
 import { DEV_PATH_PREFIX, devInboxRoutes, devOnly } from "./features/mail/dev-inbox.routes";
 import { meRoutes } from "./features/me/me.routes";
 import { metaRoutes } from "./features/meta/meta.routes";
+import { problemRoutes } from "./features/meta/problems";
 import { readyRoutes } from "./features/meta/ready";
 import { otpRoutes } from "./features/otp/otp.routes";
 import { profilesRoutes } from "./features/profiles/profiles.routes";
@@ -78,6 +79,7 @@ export function createApp(options: { clock?: Clock; configCacheMs?: number } = {
 
   const routes = app
     .route("/", metaRoutes)
+    .route("/", problemRoutes)
     .route("/", readyRoutes)
     .route(API_BASE, authRoutes)
     .route(API_BASE, otpRoutes)

@@ -6,32 +6,141 @@
 
 import type { Context } from "hono";
 
+/**
+ * Every public error code: its status, its title, and `advice` — what a client should do about it,
+ * shown on the code's documentation page (`GET /problems/{code}`, features/meta/problems.tsx), which
+ * a problem document's `type` names.
+ */
 export const ERRORS = {
-  validation_failed: { status: 400, title: "The request is not valid." },
-  malformed_json: { status: 400, title: "The request body is not valid JSON." },
-  invalid_token: { status: 400, title: "The token is malformed." },
-  invalid_code: { status: 400, title: "The code is invalid or has expired." },
-  invalid_cursor: { status: 400, title: "The pagination cursor is not valid." },
-  unauthorized: { status: 401, title: "Authentication is required." },
-  invalid_credentials: { status: 401, title: "The credentials are not valid." },
-  invalid_refresh_token: { status: 401, title: "The refresh token is not valid." },
-  invalid_current_password: { status: 401, title: "The current password is not correct." },
-  forbidden: { status: 403, title: "You are not allowed to do this." },
-  email_not_verified: { status: 403, title: "The email address has not been verified." },
-  not_found: { status: 404, title: "Not found." },
-  method_not_allowed: { status: 405, title: "Method not allowed." },
-  email_taken: { status: 409, title: "An account with this email already exists." },
-  username_taken: { status: 409, title: "This username is taken." },
-  conflict: { status: 409, title: "The request conflicts with the current state." },
-  last_staff: { status: 409, title: "No active staff account would remain." },
-  payload_too_large: { status: 413, title: "The request body is too large." },
-  unsupported_media_type: { status: 415, title: "The content type is not supported." },
-  unprocessable_image: { status: 422, title: "The image cannot be accepted." },
-  rate_limited: { status: 429, title: "Too many requests." },
-  internal_error: { status: 500, title: "An unexpected error occurred." },
-  service_unavailable: { status: 503, title: "A dependency is unavailable; nothing was changed." },
-  database_unavailable: { status: 503, title: "The database did not answer; try again in a moment." },
-} as const satisfies Record<string, { status: number; title: string }>;
+  validation_failed: {
+    status: 400,
+    title: "The request is not valid.",
+    advice: "Correct the fields that `errors` names (each with its `path` and a message) and send the request again.",
+  },
+  malformed_json: {
+    status: 400,
+    title: "The request body is not valid JSON.",
+    advice: "Send the body as one JSON object, encoded as UTF-8; a body that does not parse, or is not UTF-8, is refused whole.",
+  },
+  invalid_token: {
+    status: 400,
+    title: "The token is malformed.",
+    advice: "Send the token exactly as this service issued it; if it was cut or changed, sign in again for a new one.",
+  },
+  invalid_code: {
+    status: 400,
+    title: "The code is invalid or has expired.",
+    advice:
+      "Check the emailed code and the address it was sent to; if it expired or was replaced, ask for a new one (POST /api/v1/auth/otp).",
+  },
+  invalid_cursor: {
+    status: 400,
+    title: "The pagination cursor is not valid.",
+    advice: "Pass back the `next_cursor` of a previous page of the same list unchanged, or start again from the first page.",
+  },
+  unauthorized: {
+    status: 401,
+    title: "Authentication is required.",
+    advice:
+      'Send a valid access token as `Authorization: Bearer …`. When `WWW-Authenticate` says `error="invalid_token"`, refresh it (POST /api/v1/auth/refresh) or sign in again.',
+  },
+  invalid_credentials: {
+    status: 401,
+    title: "The credentials are not valid.",
+    advice:
+      "Ask the person for their email or username and password again; do not retry the same ones, as failures count towards a lockout.",
+  },
+  invalid_refresh_token: {
+    status: 401,
+    title: "The refresh token is not valid.",
+    advice: "The sign-in has ended (signed out, expired, or the token was already used): sign in again.",
+  },
+  invalid_current_password: {
+    status: 401,
+    title: "The current password is not correct.",
+    advice: "Ask the person for their current password again and resend the change with it.",
+  },
+  forbidden: {
+    status: 403,
+    title: "You are not allowed to do this.",
+    advice: "This account may not do this (it needs staff, or to be the author): do not retry with the same token.",
+  },
+  email_not_verified: {
+    status: 403,
+    title: "The email address has not been verified.",
+    advice: "Confirm the address with the emailed code (POST /api/v1/auth/verify-email), or ask for a new code (POST /api/v1/auth/otp).",
+  },
+  not_found: {
+    status: 404,
+    title: "Not found.",
+    advice: "Check the path and the id in it; a thing that was deleted, or is out of public view, is not found either.",
+  },
+  method_not_allowed: {
+    status: 405,
+    title: "Method not allowed.",
+    advice: "Use one of the methods the `Allow` header lists for this path.",
+  },
+  email_taken: {
+    status: 409,
+    title: "An account with this email already exists.",
+    advice: "Sign in to that account instead, or reset its password if it is forgotten; or use another address.",
+  },
+  username_taken: {
+    status: 409,
+    title: "This username is taken.",
+    advice: "Choose another username.",
+  },
+  conflict: {
+    status: 409,
+    title: "The request conflicts with the current state.",
+    advice:
+      "Something changed meanwhile, or the change is not possible as asked (`detail` says which): read the current state and decide again.",
+  },
+  last_staff: {
+    status: 409,
+    title: "No active staff account would remain.",
+    advice: "Make another account active staff first, then repeat the change.",
+  },
+  payload_too_large: {
+    status: 413,
+    title: "The request body is too large.",
+    advice: "Send a smaller body: JSON bodies are at most 64 KiB, avatar images at most 2 MiB.",
+  },
+  unsupported_media_type: {
+    status: 415,
+    title: "The content type is not supported.",
+    advice:
+      "Send JSON as `Content-Type: application/json` (see `Accept-Patch` for a PATCH), an avatar as a PNG, JPEG, WebP or GIF image, and no body with a `Content-Encoding` (see `Accept-Encoding`).",
+  },
+  unprocessable_image: {
+    status: 422,
+    title: "The image cannot be accepted.",
+    advice:
+      "Send another image: 1 to 4096 pixels a side, readable, and not an animation or a progressive JPEG too heavy to show (`detail` says which limit it broke).",
+  },
+  rate_limited: {
+    status: 429,
+    title: "Too many requests.",
+    advice: "Wait the number of seconds `Retry-After` gives before sending this request again.",
+  },
+  internal_error: {
+    status: 500,
+    title: "An unexpected error occurred.",
+    advice: "Try again later; if it persists, report it with the `request_id` of the answer.",
+  },
+  service_unavailable: {
+    status: 503,
+    title: "A dependency is unavailable; nothing was changed.",
+    advice:
+      "Send the request again after the seconds `Retry-After` gives. Without `Retry-After` the service is not set up, and waiting will not help: tell its operator, with the `request_id`.",
+  },
+  database_unavailable: {
+    status: 503,
+    title: "The database did not answer; try again in a moment.",
+    advice:
+      "Send the request again after the seconds `Retry-After` gives; a write may have landed even so, so a retry can meet its result (a 409, a used code).",
+  },
+} as const satisfies Record<string, { status: number; title: string; advice: string }>;
 
 export type ErrorCode = keyof typeof ERRORS;
 
@@ -98,10 +207,23 @@ export interface ProblemDocument {
   request_id?: string;
 }
 
+/** The path under which problem types are documented (features/meta/problems.tsx). */
+export const PROBLEMS_PATH = "/problems";
+
+/**
+ * A problem document's `type`: where the documentation of `code` is served, as a relative
+ * reference with the full path, which a client resolves against the request's URL to this
+ * deployment's own page (RFC 9457 §3.1.1 recommends the full path for a relative `type`). An
+ * absolute URI would need a host that every deployment serves, and there is none.
+ */
+export function problemTypePath(code: ErrorCode): string {
+  return `${PROBLEMS_PATH}/${code.replace(/_/g, "-")}`;
+}
+
 export function problemBody(error: AppError): ProblemDocument {
   const spec = ERRORS[error.code];
   return {
-    type: `https://latchkey.dev/problems/${error.code.replace(/_/g, "-")}`,
+    type: problemTypePath(error.code),
     title: spec.title,
     status: spec.status,
     detail: error.detail ?? spec.title,

@@ -9,7 +9,10 @@ import { AppError, ERRORS, type FieldError } from "./errors";
 
 export const ProblemSchema = z
   .object({
-    type: z.string(),
+    type: z.string().openapi({
+      description:
+        "`/problems/{code with dashes}`, e.g. `/problems/rate-limited`: a relative reference that, resolved against the request's URL (RFC 9457 §3.1.1), leads to this deployment's page on the code — what it means and what a client should do.",
+    }),
     title: z.string(),
     status: z.number().int(),
     detail: z.string(),

@@ -1,6 +1,6 @@
 /** The page frame and the form pieces every page uses. hono/jsx escapes every string it renders. */
-import { raw } from "hono/html";
 import type { Child, FC, PropsWithChildren } from "hono/jsx";
+import { HtmlDocument } from "../lib/html-document";
 import { ACTIVITY_LABELS, deviceName, FLASH, type FlashKey } from "./web.messages";
 
 export interface PageUser {
@@ -29,80 +29,76 @@ const NAV_SIGNED_IN: [string, string][] = [
 ];
 
 export const Layout: FC<PropsWithChildren<LayoutProps>> = ({ title, user, csrf, flash, error, scripts, children }) => (
-  <>
-    {/* A constant, never user text: standards mode needs the doctype before <html>. */}
-    {raw("<!doctype html>")}
-    <html lang="en">
-      <head>
-        <meta charset="utf-8" />
-        <meta name="viewport" content="width=device-width, initial-scale=1" />
-        <title>{`${title} · Latchkey`}</title>
+  <HtmlDocument
+    title={title}
+    head={
+      <>
         <link rel="stylesheet" href="/web/site.css" />
-        <link rel="icon" href="/favicon.svg" type="image/svg+xml" />
         {(scripts ?? []).map((src) => (
           <script src={src} defer />
         ))}
-      </head>
-      <body>
-        <a class="skip" href="#main">
-          Skip to content
+      </>
+    }
+  >
+    <body>
+      <a class="skip" href="#main">
+        Skip to content
+      </a>
+      <header class="top">
+        <a class="brand" href={user ? "/profilepage" : "/login"}>
+          Latchkey
         </a>
-        <header class="top">
-          <a class="brand" href={user ? "/profilepage" : "/login"}>
-            Latchkey
-          </a>
-          <nav aria-label="Main">
-            <ul>
-              {user ? (
-                <>
-                  {NAV_SIGNED_IN.map(([href, label]) => (
-                    <li>
-                      <a href={href}>{label}</a>
-                    </li>
-                  ))}
-                  {user.isStaff ? (
-                    <li>
-                      <a href="/admin">Admin</a>
-                    </li>
-                  ) : null}
+        <nav aria-label="Main">
+          <ul>
+            {user ? (
+              <>
+                {NAV_SIGNED_IN.map(([href, label]) => (
                   <li>
-                    <form method="post" action="/logout" class="inline">
-                      <input type="hidden" name="_csrf" value={csrf} />
-                      <button type="submit" class="link">
-                        Sign out
-                      </button>
-                    </form>
+                    <a href={href}>{label}</a>
                   </li>
-                </>
-              ) : (
-                <>
+                ))}
+                {user.isStaff ? (
                   <li>
-                    <a href="/login">Sign in</a>
+                    <a href="/admin">Admin</a>
                   </li>
-                  <li>
-                    <a href="/registration">Create account</a>
-                  </li>
-                  <li>
-                    <a href="/people">People</a>
-                  </li>
-                </>
-              )}
-            </ul>
-          </nav>
-        </header>
-        <main id="main" tabindex={-1}>
-          <h1>{title}</h1>
-          {flash ? <output class="flash">{FLASH[flash]}</output> : null}
-          {error ? (
-            <p class="error-summary" role="alert" id="form-error">
-              {error}
-            </p>
-          ) : null}
-          {children}
-        </main>
-      </body>
-    </html>
-  </>
+                ) : null}
+                <li>
+                  <form method="post" action="/logout" class="inline">
+                    <input type="hidden" name="_csrf" value={csrf} />
+                    <button type="submit" class="link">
+                      Sign out
+                    </button>
+                  </form>
+                </li>
+              </>
+            ) : (
+              <>
+                <li>
+                  <a href="/login">Sign in</a>
+                </li>
+                <li>
+                  <a href="/registration">Create account</a>
+                </li>
+                <li>
+                  <a href="/people">People</a>
+                </li>
+              </>
+            )}
+          </ul>
+        </nav>
+      </header>
+      <main id="main" tabindex={-1}>
+        <h1>{title}</h1>
+        {flash ? <output class="flash">{FLASH[flash]}</output> : null}
+        {error ? (
+          <p class="error-summary" role="alert" id="form-error">
+            {error}
+          </p>
+        ) : null}
+        {children}
+      </main>
+    </body>
+  </HtmlDocument>
 );
 
 export type FieldErrors = Record<string, string | undefined>;

@@ -101,7 +101,7 @@ describe("the README's commands", () => {
     }));
     for (const r of results) {
       expect(r.exit, `${r.section}: ${r.command}\n${r.output}`).toBe(0);
-      expect(r.output, `${r.section}: ${r.command}`).not.toContain("latchkey.dev/problems");
+      expect(r.output, `${r.section}: ${r.command}`).not.toContain('"type":"/problems/');
     }
     const outputOf = (fragment: string) => results.find((r) => r.command.includes(fragment))?.output ?? "";
     expect(outputOf("auth/verify-email")).toContain('"email_verified":true');

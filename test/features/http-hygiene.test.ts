@@ -29,6 +29,8 @@ function expectProblem(res: Result, status: number, code?: string) {
     code: expect.any(String),
   });
   if (code) expect(res.json.code).toBe(code);
+  // A relative reference with the full path (RFC 9457 §3.1.1), resolved against the request's URL: this deployment's page on it.
+  expect(res.json.type).toBe(`/problems/${res.json.code.replace(/_/g, "-")}`);
   expect(res.text).not.toMatch(/\bat .*\.(ts|js):\d+|stack|Error:/);
   expectSecurityHeaders(res);
 }

@@ -1,6 +1,8 @@
 import { env } from "cloudflare:test";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { API_BASE } from "../../src/app";
+import { escapeHtml } from "../../src/features/mail/mail.templates";
+import { ERRORS } from "../../src/lib/errors";
 import { harness } from "../helpers";
 
 /** The foundation's own routes; features add more, and every one must be documented too. */
@@ -222,13 +224,70 @@ describe("GET /", () => {
     expect(res.text).not.toMatch(/https?:\/\//);
   });
 
-  it("has its own CSP that allows nothing external and no script or style", async () => {
-    const res = await h.call("GET", "/");
-    const csp = res.headers.get("content-security-policy") ?? "";
-    expect(csp).toMatch(/default-src 'none'/);
-    expect(csp).not.toMatch(/script-src|style-src|https?:|\*/);
-    expect(res.text).not.toMatch(/<script|<style|style=/);
-    expect(res.headers.get("x-content-type-options")).toBe("nosniff");
+  it("has its own CSP that allows nothing external and no script or style, as the problem type pages do", async () => {
+    for (const path of ["/", "/problems", "/problems/rate-limited"]) {
+      const res = await h.call("GET", path);
+      const csp = res.headers.get("content-security-policy") ?? "";
+      expect(csp, path).toMatch(/default-src 'none'/);
+      expect(csp, path).not.toMatch(/script-src|style-src|https?:|\*/);
+      expect(res.text, path).not.toMatch(/<script|<style|style=|https?:\/\//);
+      expect(res.headers.get("x-content-type-options"), path).toBe("nosniff");
+    }
+  });
+});
+
+describe("GET /problems/{code}", () => {
+  const h = harness();
+
+  it("documents every problem type a client can meet: the type URI of a problem leads to a page on this origin", async () => {
+    const problem = await h.call("GET", "/api/v1/nowhere");
+    expect(problem.json.type).toBe("/problems/not-found");
+    // Relative, so it resolves against the request's URL (RFC 9457 §3.1.1): this deployment, whatever its host.
+    const url = new URL(problem.json.type, "https://accounts.example/api/v1/nowhere");
+    expect(url.href).toBe("https://accounts.example/problems/not-found");
+    const page = await h.call("GET", url.pathname);
+    expect(page.status).toBe(200);
+    expect(page.headers.get("content-type")).toMatch(/^text\/html/);
+  });
+
+  it("gives each code's status, title and what a client should do, from the one error table", async () => {
+    const index = await h.call("GET", "/problems");
+    expect(index.status).toBe(200);
+    for (const [code, spec] of Object.entries(ERRORS)) {
+      const path = `/problems/${code.replace(/_/g, "-")}`;
+      expect(index.text, code).toContain(`href="${path}"`);
+      const res = await h.call("GET", path);
+      expect(res.status, code).toBe(200);
+      expect(res.text).toContain(`<code>${code}</code>`);
+      expect(res.text).toContain(String(spec.status));
+      expect(res.text).toContain(escapeHtml(spec.title));
+      // The advice, its `backticked` names set as code.
+      expect(spec.advice.length, code).toBeGreaterThan(20);
+      expect(res.text.replace(/<\/?code>/g, "`")).toContain(escapeHtml(spec.advice));
+    }
+  });
+
+  it("answers an unknown code, another spelling or an inherited name with a 404 problem", async () => {
+    for (const path of [
+      "/problems/no-such-problem",
+      "/problems/not_found",
+      "/problems/NOT-FOUND",
+      "/problems/constructor",
+      "/problems/to-string",
+    ]) {
+      const res = await h.call("GET", path);
+      expect(res.status, path).toBe(404);
+      expect(res.headers.get("content-type"), path).toBe("application/problem+json");
+      expect(res.json.code, path).toBe("not_found");
+    }
+  });
+
+  it("works before the service is set up: documentation needs no secret", async () => {
+    vi.spyOn(console, "error").mockImplementation(() => {});
+    const { JWT_KEYS: _, ...notSetUp } = env;
+    const problem = await h.call("GET", "/api/v1/statuses", undefined, { env: notSetUp as Env });
+    expect(problem.status).toBe(503);
+    expect((await h.call("GET", problem.json.type, undefined, { env: notSetUp as Env })).status).toBe(200);
   });
 });
 

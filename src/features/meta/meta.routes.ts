@@ -44,12 +44,14 @@ const INDEX_HTML = `<!doctype html>
 <ul>
 <li><a href="/docs">API reference</a> (interactive)</li>
 <li><a href="/openapi.json">OpenAPI document</a> (<code>/openapi.json</code>)</li>
+<li><a href="/problems">Problem types</a>: what each error's <code>type</code> means, and what to do about it</li>
 <li><a href="/.well-known/jwks.json">Public signing keys</a> (<code>/.well-known/jwks.json</code>)</li>
 <li><a href="/health">Health</a> (<code>/health</code>)</li>
 </ul>
 </body>
 </html>`;
-const INDEX_CSP = "default-src 'none'; img-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
+/** For pages without script or style (this one, the problem types): nothing loads but the own-origin favicon. */
+export const PLAIN_PAGE_CSP = "default-src 'none'; img-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
 
 const JwksSchema = z
   .object({
@@ -82,5 +84,5 @@ export const metaRoutes = createRouter()
       return c.json(publicJwks as z.infer<typeof JwksSchema>, 200, { "Cache-Control": `public, max-age=${JWKS_MAX_AGE_SECONDS}` });
     },
   )
-  .get("/", (c) => c.html(INDEX_HTML, 200, { "Content-Security-Policy": INDEX_CSP }))
+  .get("/", (c) => c.html(INDEX_HTML, 200, { "Content-Security-Policy": PLAIN_PAGE_CSP }))
   .get("/docs", (c) => c.html(DOCS_HTML, 200, { "Content-Security-Policy": DOCS_CSP }));
